@@ -1,0 +1,102 @@
+"""ENAS recurrent-cell search on Penn Treebank, with the paper's settings (Pham et al., 2018).
+
+Command:
+  python -m enas_jax.search --config=configs/ptb_rnn.py --workdir=workdirs/ptb_search \
+      --config.data.dir=/path/to/ptb          # holds ptb.train.txt (or train.txt), valid, test
+  CPU preset (hidden 200, 10 epochs of 100 shared steps):
+  python -m enas_jax.search --config=configs/ptb_rnn.py:cpu --workdir=workdirs/ptb_cpu \
+      --config.data.dir=/path/to/ptb
+
+Expected runtime: the full 150-epoch search is GPU work (the paper: about 10 GPU hours on a
+GTX 1080Ti). The `cpu` preset takes roughly 1-2 hours on 2 CPU cores.
+Expected result: the paper's searched cell, trained from scratch, reached 55.8 test perplexity
+(56.3 after the authors' correction). During search, validation perplexity of derived cells under
+the shared weights is far higher (ENAS-pytorch reports 80-100); the search's product is the cell,
+judged only after final training.
+"""
+import ml_collections
+
+
+def get_config(preset: str = "") -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # one base PRNG key per run; every stream is derived from it
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = "directory"  # "directory" (Mikolov layout) or "planted" (synthetic)
+  config.data.dir = "data/ptb"  # corpus directory with train.txt/valid.txt/test.txt
+  config.data.batch_size = 64  # paper: 64
+  config.data.eval_batch_size = 10  # batch size of full-validation evaluation
+  config.data.test_batch_size = 1  # standard test protocol: batch 1, state carried over the split
+  config.data.bptt = 35  # truncated-BPTT length; paper: 35
+  config.data.variable_bptt = False  # AWD-LSTM's variable window lengths
+  config.data.max_bptt = 55  # padded window width when variable_bptt (longer windows are cut)
+  config.data.planted = ml_collections.ConfigDict()  # only read when source == "planted"
+  config.data.planted.seed = 0  # the teacher's weights, architecture and text
+  config.data.planted.vocab_size = 100  # words, <eos> included
+  config.data.planted.num_nodes = 6  # nodes of the planted teacher cell
+  config.data.planted.hidden_dim = 32  # the teacher's hidden size
+  config.data.planted.arch = ""  # teacher cell as an authors' string; "" draws one from the seed
+  config.data.planted.train_tokens = 200_000  # about this many tokens per split, whole sentences
+  config.data.planted.valid_tokens = 20_000
+  config.data.planted.test_tokens = 20_000
+  config.data.planted.weight_scale = 1.5  # teacher cell weights ~ U(+-scale*sqrt(3/H))
+  config.data.planted.logit_scale = 8.0  # larger: peakier, more state-dependent next-word law
+  config.data.planted.mean_sentence_length = 25.0  # sets the <eos> bias
+  config.data.planted.num_streams = 200  # sentences generated in parallel
+
+  config.model = ml_collections.ConfigDict()
+  config.model.num_nodes = 12  # N, nodes per cell; paper: 12
+  config.model.embed_dim = 1000  # paper: 1000
+  config.model.hidden_dim = 1000  # paper: 1000
+  config.model.output = "loose_ends"  # cell output: mean of "loose_ends" (paper) or "all_nodes"
+  config.model.tie_weights = True  # softmax reuses the embedding; paper: tied
+  config.model.init_range = 0.1  # weights ~ U(-0.1, 0.1), as in ENAS-pytorch
+  config.model.embedding_dropout = 0.1  # word dropout on embedding rows; ENAS-pytorch: 0.1
+  config.model.input_dropout = 0.65  # locked dropout on the cell input; ENAS-pytorch: 0.65
+  config.model.output_dropout = 0.4  # locked dropout on the cell output; ENAS-pytorch: 0.4
+  config.model.dropconnect = 0.5  # DropConnect on recurrent weights; ENAS-pytorch: 0.5
+  config.model.hidden_norm_clip = 25.0  # clip each h_t to this L2 norm (0: off); ENAS-pytorch: 25
+  config.model.batch_norm = False  # batch norm on every node's output
+  config.model.scan_unroll = 1  # time steps unrolled per scan iteration (speed only)
+
+  config.shared = ml_collections.ConfigDict()
+  config.shared.lr = 20.0  # SGD learning rate of the shared weights; paper: 20
+  config.shared.grad_clip = 0.25  # global-norm gradient clip (0: off); paper: 0.25
+  config.shared.lr_decay = 0.96  # multiply the lr by this every epoch...; paper: 0.96
+  config.shared.lr_decay_start_epoch = 15  # ...from this epoch on; paper: 15
+  config.shared.l2 = 1e-7  # L2 weight penalty added to the loss; paper: 1e-7
+
+  config.controller = ml_collections.ConfigDict()
+  config.controller.kind = "enas"  # "enas" (trained LSTM policy) or "random" (uniform baseline)
+  config.controller.hidden_dim = 100  # LSTM units; paper: 100
+  config.controller.temperature = 5.0  # logits divided by this; ENAS: 5.0
+  config.controller.tanh_c = 2.5  # then squashed to tanh_c * tanh(logits); ENAS: 2.5
+  config.controller.attention = True  # prev-node choices attend over earlier controller states
+  config.controller.lr = 3.5e-4  # Adam learning rate; paper: 3.5e-4
+  config.controller.grad_clip = 0.0  # global-norm clip of controller gradients (0: off)
+  config.controller.entropy_weight = 1e-4  # entropy bonus in the reward; paper: 1e-4
+  config.controller.baseline_decay = 0.95  # moving-average reward baseline; paper: 0.95
+  config.controller.reward_c = 80.0  # reward = reward_c / valid_ppl; paper: 80
+  config.controller.reward = "inverse_ppl"  # "inverse_ppl" (c/ppl) or "inverse_ppl_squared"
+  config.controller.num_samples = 1  # architectures averaged per controller update
+
+  config.search = ml_collections.ConfigDict()
+  config.search.epochs = 150  # paper: 150
+  config.search.shared_steps = 0  # shared-weight steps per epoch; 0: one pass over train
+  config.search.controller_steps = 2000  # controller updates per epoch; ENAS-pytorch: 2000
+  config.search.derive_every = 1  # derive the best architecture every this many epochs
+  config.search.derive_samples = 100  # architectures sampled and scored when deriving
+  config.search.log_every = 50  # steps between metric records
+
+  if preset == "cpu":
+    config.model.embed_dim = 200
+    config.model.hidden_dim = 200
+    config.data.batch_size = 32
+    config.search.epochs = 10
+    config.search.shared_steps = 100
+    config.search.controller_steps = 100
+    config.search.derive_samples = 20
+    config.shared.lr_decay_start_epoch = 5
+  elif preset:
+    raise ValueError(f"unknown preset {preset!r} for configs/ptb_rnn.py; presets: cpu")
+  return config

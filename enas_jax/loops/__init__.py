@@ -1,0 +1,1 @@
+"""Training loops and the pure, jittable step functions they are made of."""

@@ -1,0 +1,161 @@
+"""Pure step functions for the recurrent language model: shared-weight training and evaluation.
+
+`make_lm_steps` closes over the model and optimizer and returns plain functions
+    train_step(state, batch, arch, key) -> (state, metrics)
+    eval_step(params, batch_stats, batch, hidden, arch) -> (nll_sum, count, hidden)
+for the caller to `jax.jit` (once). The architecture is a traced argument of both.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from enas_jax.data.lm_batches import Window, windows
+from enas_jax.errors import UserError
+from enas_jax.spaces.rnn.arch import RNNArch
+from enas_jax.spaces.rnn.model import RNNLanguageModel
+
+Batch = Mapping[str, jax.Array]  # inputs [B, W], targets [B, W], valid [W], lr_scale []
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedTrainConfig:
+  """The `shared` section: how the shared weights are trained (see configs/ptb_rnn.py)."""
+
+  lr: float = 20.0
+  grad_clip: float = 0.25
+  lr_decay: float = 0.96
+  lr_decay_start_epoch: int = 15
+  l2: float = 1e-7
+
+  def validate(self, section: str = "shared") -> None:
+    if self.lr <= 0:
+      raise UserError(f"Config field `{section}.lr` must be positive, got {self.lr}.")
+    if self.grad_clip < 0:
+      raise UserError(f"Config field `{section}.grad_clip` must be >= 0 (0 turns clipping off), "
+                      f"got {self.grad_clip}.")
+
+  def lr_at_epoch(self, epoch: int) -> float:
+    """The paper's schedule: constant, then multiplied by `lr_decay` every epoch."""
+    return self.lr * self.lr_decay ** max(0, epoch - self.lr_decay_start_epoch)
+
+
+class LMState(flax.struct.PyTreeNode):
+  """Shared-weight training state; `hidden` is carried from one BPTT window to the next."""
+
+  params: Any
+  batch_stats: Any
+  opt_state: optax.OptState
+  hidden: jax.Array
+  step: jax.Array
+
+
+def make_optimizer(cfg: SharedTrainConfig) -> optax.GradientTransformation:
+  """SGD with global-norm clipping; the learning rate is a state hyper-parameter."""
+  sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=cfg.lr)
+  if cfg.grad_clip > 0:
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), sgd)
+  return sgd
+
+
+def set_learning_rate(opt_state: optax.OptState, lr: float) -> optax.OptState:
+  """Returns `opt_state` with the injected learning rate replaced (no recompilation)."""
+  inner = opt_state[-1] if isinstance(opt_state, tuple) else opt_state
+  inner.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
+  return opt_state
+
+
+def init_state(model: RNNLanguageModel, optimizer: optax.GradientTransformation, key: jax.Array,
+               batch_size: int, arch: RNNArch | None) -> LMState:
+  hidden = jnp.zeros((batch_size, model.config.hidden_dim), jnp.float32)
+  tokens = jnp.zeros((batch_size, 2), jnp.int32)
+  variables = model.init({"params": key}, tokens, hidden, arch)
+  params = variables["params"]
+  return LMState(params=params, batch_stats=variables.get("batch_stats", {}),
+                 opt_state=optimizer.init(params), hidden=hidden,
+                 step=jnp.zeros((), jnp.int32))
+
+
+def masked_nll(logits_BxWxV: jax.Array, targets_BxW: jax.Array, valid_W: jax.Array
+               ) -> tuple[jax.Array, jax.Array]:
+  """(sum of token NLL over valid steps, number of valid tokens)."""
+  nll_BxW = optax.softmax_cross_entropy_with_integer_labels(logits_BxWxV, targets_BxW)
+  mask_BxW = jnp.broadcast_to(valid_W[None, :], nll_BxW.shape).astype(nll_BxW.dtype)
+  return jnp.sum(nll_BxW * mask_BxW), jnp.sum(mask_BxW)
+
+
+def l2_penalty(params: Any) -> jax.Array:
+  return sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(params))
+
+
+def make_lm_steps(model: RNNLanguageModel, optimizer: optax.GradientTransformation, l2: float
+                  ) -> tuple[Callable[..., Any], Callable[..., Any]]:
+  """Returns the pure (train_step, eval_step) for `model`."""
+  uses_bn = model.config.batch_norm
+
+  def loss_fn(params, batch_stats, batch, hidden, arch, key):
+    variables = {"params": params, **({"batch_stats": batch_stats} if uses_bn else {})}
+    (logits, new_hidden), updates = model.apply(
+        variables, batch["inputs"], hidden, arch, batch["valid"], train=True,
+        rngs={"dropout": key}, mutable=["batch_stats"] if uses_bn else [])
+    nll_sum, count = masked_nll(logits, batch["targets"], batch["valid"])
+    nll = nll_sum / jnp.maximum(count, 1.0)
+    loss = nll + (l2 * l2_penalty(params) if l2 > 0 else 0.0)
+    return loss, (nll, new_hidden, updates.get("batch_stats", batch_stats))
+
+  def train_step(state: LMState, batch: Batch, arch: RNNArch, key: jax.Array
+                 ) -> tuple[LMState, dict[str, jax.Array]]:
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (nll, hidden, batch_stats)), grads = grad_fn(
+        state.params, state.batch_stats, batch, state.hidden, arch, key)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    updates = jax.tree_util.tree_map(lambda u: u * batch["lr_scale"], updates)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
+                              hidden=jax.lax.stop_gradient(hidden), step=state.step + 1)
+    metrics = {"loss": loss, "nll": nll, "ppl": jnp.exp(nll), "grad_norm": jnp.sqrt(l2_penalty(grads))}
+    return new_state, metrics
+
+  def eval_step(params: Any, batch_stats: Any, batch: Batch, hidden: jax.Array, arch: RNNArch
+                ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    variables = {"params": params, **({"batch_stats": batch_stats} if uses_bn else {})}
+    logits, new_hidden = model.apply(variables, batch["inputs"], hidden, arch, batch["valid"],
+                                     train=False)
+    nll_sum, count = masked_nll(logits, batch["targets"], batch["valid"])
+    return nll_sum, count, new_hidden
+
+  return train_step, eval_step
+
+
+def window_batch(window: Window, bptt: int, variable: bool = False) -> dict[str, jax.Array]:
+  """A window as the step functions' batch dict; variable windows scale the update by
+  length / bptt, as AWD-LSTM scales its learning rate."""
+  scale = window.length / bptt if variable else 1.0
+  return {"inputs": jnp.asarray(window.inputs_BxW), "targets": jnp.asarray(window.targets_BxW),
+          "valid": jnp.asarray(window.valid_W), "lr_scale": jnp.asarray(scale, jnp.float32)}
+
+
+def evaluate_perplexity(eval_step: Callable[..., Any], params: Any, batch_stats: Any,
+                        data_BxN: np.ndarray, bptt: int, arch: RNNArch | None) -> float:
+  """Perplexity over a whole batched split, the state carried across windows.
+
+  `eval_step` is the jitted step from `make_lm_steps`; any batch size works, 1 included.
+  """
+  hidden_dim = _hidden_dim(params)
+  hidden = jnp.zeros((data_BxN.shape[0], hidden_dim), jnp.float32)
+  total, count = 0.0, 0.0
+  for window in windows(data_BxN, bptt):
+    nll_sum, n, hidden = eval_step(params, batch_stats, window_batch(window, bptt), hidden, arch)
+    total += float(nll_sum)
+    count += float(n)
+  return float(np.exp(total / max(count, 1.0)))
+
+
+def _hidden_dim(params: Any) -> int:
+  return int(params["cell"]["node0"]["w_h"].shape[0])

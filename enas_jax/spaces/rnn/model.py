@@ -1,0 +1,166 @@
+"""The language model around the ENAS cell: embedding, regularisation, cell, tied softmax.
+
+One Flax module serves both modes:
+- shared (search): `fixed_arch=None`; the weights hold a matrix for every (node, prev) edge and
+  the architecture is a traced argument of `__call__`.
+- fixed (final training): `fixed_arch=(prev, act)` as tuples; only the chosen edges exist.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from enas_jax.errors import UserError
+from enas_jax.spaces.rnn import cell as cell_lib
+from enas_jax.spaces.rnn.arch import RNNArch
+
+
+@dataclasses.dataclass(frozen=True)
+class RNNModelConfig:
+  """The `model` section of a recurrent-search config (see configs/ptb_rnn.py for comments)."""
+
+  num_nodes: int = 12
+  embed_dim: int = 1000
+  hidden_dim: int = 1000
+  output: Literal["loose_ends", "all_nodes"] = "loose_ends"
+  tie_weights: bool = True
+  init_range: float = 0.1
+  embedding_dropout: float = 0.1
+  input_dropout: float = 0.65
+  output_dropout: float = 0.4
+  dropconnect: float = 0.5
+  hidden_norm_clip: float = 25.0
+  batch_norm: bool = False
+  scan_unroll: int = 1
+
+  def validate(self, section: str = "model") -> None:
+    if self.num_nodes < 1:
+      raise UserError(f"Config field `{section}.num_nodes` must be at least 1, got "
+                      f"{self.num_nodes}.")
+    if self.tie_weights and self.embed_dim != self.hidden_dim:
+      raise UserError(
+          f"Config fields `{section}.embed_dim` ({self.embed_dim}) and `{section}.hidden_dim` "
+          f"({self.hidden_dim}) must be equal when `{section}.tie_weights` is True (the softmax "
+          f"reuses the embedding). Make them equal or set tie_weights=False.")
+    for name in ("embedding_dropout", "input_dropout", "output_dropout", "dropconnect"):
+      rate = getattr(self, name)
+      if not 0.0 <= rate < 1.0:
+        raise UserError(f"Config field `{section}.{name}` is a dropout rate and must be in "
+                        f"[0, 1), got {rate}.")
+
+  @property
+  def cell_options(self) -> cell_lib.CellOptions:
+    return cell_lib.CellOptions(output=self.output, hidden_norm_clip=self.hidden_norm_clip,
+                                batch_norm=self.batch_norm, scan_unroll=self.scan_unroll)
+
+
+def _dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Array:
+  keep = jax.random.bernoulli(key, 1.0 - rate, shape)
+  return keep.astype(jnp.float32) / (1.0 - rate)
+
+
+class RNNLanguageModel(nn.Module):
+  """ENAS recurrent-cell language model.
+
+  Attributes:
+    config: model hyper-parameters.
+    vocab_size: V.
+    fixed_arch: None for the shared model; (prev, act) tuples for a fixed cell.
+  """
+
+  config: RNNModelConfig
+  vocab_size: int
+  fixed_arch: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+
+  def _edges(self) -> tuple[tuple[int, int], ...] | None:
+    if self.fixed_arch is None:
+      return None
+    prev = self.fixed_arch[0]
+    return tuple((k, prev[k]) for k in range(1, len(prev)))
+
+  @nn.compact
+  def __call__(self, tokens_BxT: jax.Array, h_BxH: jax.Array, arch: RNNArch | None = None,
+               valid_T: jax.Array | None = None, *, train: bool = False
+               ) -> tuple[jax.Array, jax.Array]:
+    """Returns (logits [B, T, V], the recurrent state after the last valid step).
+
+    `arch` is required (and traced) for the shared model and ignored for a fixed one. Dropout
+    draws from the 'dropout' PRNG stream when `train`.
+    """
+    cfg = self.config
+    batch, steps = tokens_BxT.shape
+    if self.fixed_arch is not None:
+      arch = RNNArch(jnp.asarray(self.fixed_arch[0], jnp.int32),
+                     jnp.asarray(self.fixed_arch[1], jnp.int32))
+    elif arch is None:
+      raise ValueError("the shared model needs an architecture")
+    if valid_T is None:
+      valid_T = jnp.ones((steps,), bool)
+
+    init_u = lambda lo: (lambda k, s: jax.random.uniform(k, s, jnp.float32, -lo, lo))
+    embedding_VxE = self.param("embedding", init_u(cfg.init_range),
+                               (self.vocab_size, cfg.embed_dim))
+    cell = self.param("cell", lambda k: cell_lib.init_cell(
+        k, cfg.num_nodes, cfg.embed_dim, cfg.hidden_dim, cfg.init_range, self._edges()))
+    if cfg.tie_weights:
+      softmax_HxV = embedding_VxE.T
+    else:
+      softmax_HxV = self.param("softmax_kernel", init_u(cfg.init_range),
+                               (cfg.hidden_dim, self.vocab_size))
+    softmax_bias_V = self.param("softmax_bias", nn.initializers.zeros, (self.vocab_size,))
+
+    w_h0_Hx2H = cell["node0"]["w_h"]
+    if self.fixed_arch is None:
+      w_edges_MxHx2H = cell_lib.select_edge_weights(cell, arch.prev_N)
+    else:
+      w_edges_MxHx2H = cell_lib.fixed_edge_weights(cell, self.fixed_arch[0])
+
+    emb = embedding_VxE
+    if train and cfg.embedding_dropout > 0:  # word dropout: whole rows of the embedding
+      emb = emb * _dropout_mask(self.make_rng("dropout"), cfg.embedding_dropout,
+                                (self.vocab_size, 1))
+    x_TxBxE = jnp.take(emb, tokens_BxT.T, axis=0)
+    if train and cfg.input_dropout > 0:  # locked: one mask for all time steps
+      x_TxBxE = x_TxBxE * _dropout_mask(self.make_rng("dropout"), cfg.input_dropout,
+                                        (1, batch, cfg.embed_dim))
+    if train and cfg.dropconnect > 0:  # DropConnect on the recurrent weights, one mask per call
+      k0, k1 = jax.random.split(self.make_rng("dropout"))
+      w_h0_Hx2H = w_h0_Hx2H * _dropout_mask(k0, cfg.dropconnect, w_h0_Hx2H.shape)
+      w_edges_MxHx2H = w_edges_MxHx2H * _dropout_mask(k1, cfg.dropconnect, w_edges_MxHx2H.shape)
+
+    xw_TxBx2H = x_TxBxE @ cell["node0"]["w_x"]
+    bn, running = self._batch_norm() if cfg.batch_norm else (None, None)
+    h_last_BxH, out_TxBxH, stats = cell_lib.unroll(
+        xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, arch, h_BxH, valid_T, cfg.cell_options, bn, train)
+    if stats is not None and not self.is_initializing():
+      m = cfg.cell_options.batch_norm_momentum
+      for var, batch_value in zip(running, stats):
+        var.value = m * var.value + (1 - m) * batch_value
+
+    if train and cfg.output_dropout > 0:
+      out_TxBxH = out_TxBxH * _dropout_mask(self.make_rng("dropout"), cfg.output_dropout,
+                                            (1, batch, cfg.hidden_dim))
+    logits_BxTxV = jnp.einsum("tbh,hv->btv", out_TxBxH, softmax_HxV) + softmax_bias_V
+    return logits_BxTxV, h_last_BxH
+
+  def _batch_norm(self) -> tuple[cell_lib.BatchNormState, tuple[Any, Any]]:
+    """Per-node scale and bias, and the running (mean, var) variables."""
+    n, h = self.config.num_nodes, self.config.hidden_dim
+    scale = self.param("bn_scale", nn.initializers.ones, (n, h))
+    bias = self.param("bn_bias", nn.initializers.zeros, (n, h))
+    mean = self.variable("batch_stats", "mean", jnp.zeros, (n, h))
+    var = self.variable("batch_stats", "var", jnp.ones, (n, h))
+    return cell_lib.BatchNormState(scale, bias, mean.value, var.value), (mean, var)
+
+
+def init_hidden(batch: int, hidden_dim: int) -> jax.Array:
+  return jnp.zeros((batch, hidden_dim), jnp.float32)
+
+
+def count_params(params: Any) -> int:
+  """Number of scalars in a parameter pytree."""
+  return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,35 @@
+"""enas_jax: ENAS (Pham et al., ICML 2018) as a functional JAX/Flax reimplementation."""
+from setuptools import find_packages, setup
+
+CORE = [
+    "jax>=0.4.30",
+    "jaxlib>=0.4.30",
+    "flax>=0.8.5",
+    "optax>=0.2.2",
+    "chex>=0.1.86",
+    "orbax-checkpoint>=0.5.20",
+    "absl-py>=1.4",
+    "ml-collections>=0.1.1",
+    "numpy>=1.24",
+]
+
+EXTRAS = {
+    # What the test suite needs beyond the core install.
+    "test": ["pytest>=7.4"],
+    # Image datasets through tensorflow-datasets (CIFAR-10); heavy, so kept optional.
+    "images": ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.15", "pillow>=10"],
+    # The PyTorch reference benchmark: CPU build pinned, an unpinned torch pulls CUDA wheels.
+    "bench": ["torch==2.13.0"],
+}
+
+setup(
+    name="enas_jax",
+    version="0.1.0",
+    description="Efficient Neural Architecture Search (ENAS) in JAX/Flax, functional and reproducible",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["enas_jax", "enas_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=CORE,
+    extras_require=EXTRAS,
+)

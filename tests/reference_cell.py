@@ -1,0 +1,48 @@
+"""A plain NumPy ENAS cell, written separately from enas_jax.spaces.rnn.cell, for equivalence tests."""
+import numpy as np
+
+
+def _act(name_id, z):
+  if name_id == 0:
+    return np.tanh(z)
+  if name_id == 1:
+    return np.maximum(z, 0.0)
+  if name_id == 2:
+    return z
+  return 1.0 / (1.0 + np.exp(-z))
+
+
+def _sigmoid(z):
+  return 1.0 / (1.0 + np.exp(-z))
+
+
+def reference_lm(params, prev, act, tokens_BxT, h_BxH, output="loose_ends", max_norm=0.0):
+  """Logits [B, T, V] and final state of the ENAS LM, one node and one step at a time."""
+  emb = np.asarray(params["embedding"], np.float64)
+  cell = {k: (np.asarray(v, np.float64) if not isinstance(v, dict) else
+              {kk: np.asarray(vv, np.float64) for kk, vv in v.items()})
+          for k, v in params["cell"].items()}
+  bias = np.asarray(params["softmax_bias"], np.float64)
+  n = len(act)
+  hid = h_BxH.shape[1]
+  used = set(int(p) for p in prev[1:])
+  outs = [k for k in range(n) if k not in used] if output == "loose_ends" else list(range(n))
+  h = np.asarray(h_BxH, np.float64)
+  logits = []
+  for t in range(tokens_BxT.shape[1]):
+    x = emb[tokens_BxT[:, t]]
+    nodes = []
+    z = x @ cell["node0"]["w_x"] + h @ cell["node0"]["w_h"]
+    c = _sigmoid(z[:, :hid])
+    nodes.append(c * _act(act[0], z[:, hid:]) + (1 - c) * h)
+    for k in range(1, n):
+      inp = nodes[prev[k]]
+      z = inp @ cell[f"node{k}_prev{prev[k]}"]
+      c = _sigmoid(z[:, :hid])
+      nodes.append(c * _act(act[k], z[:, hid:]) + (1 - c) * inp)
+    h = sum(nodes[k] for k in outs) / len(outs)
+    if max_norm > 0:
+      norms = np.linalg.norm(h, axis=1, keepdims=True)
+      h = np.where(norms > max_norm, h * max_norm / norms, h)
+    logits.append(h @ emb.T + bias)
+  return np.stack(logits, axis=1), h
