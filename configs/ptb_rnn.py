@@ -35,13 +35,13 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data.planted.vocab_size = 100  # words, <eos> included
   config.data.planted.num_nodes = 6  # nodes of the planted teacher cell
   config.data.planted.hidden_dim = 32  # the teacher's hidden size
-  config.data.planted.arch = ""  # teacher cell as an authors' string; "" draws one from the seed
+  config.data.planted.arch = "0 0 0 0 2 1 1 0 3 3 1"  # teacher cell (authors' string); "": random
   config.data.planted.train_tokens = 200_000  # about this many tokens per split, whole sentences
-  config.data.planted.valid_tokens = 20_000
-  config.data.planted.test_tokens = 20_000
+  config.data.planted.valid_tokens = 20_000  # validation split size (rewards, derive)
+  config.data.planted.test_tokens = 20_000  # test split size
   config.data.planted.weight_scale = 1.5  # teacher cell weights ~ U(+-scale*sqrt(3/H))
-  config.data.planted.logit_scale = 8.0  # larger: peakier, more state-dependent next-word law
-  config.data.planted.mean_sentence_length = 25.0  # sets the <eos> bias
+  config.data.planted.logit_scale = 3.0  # logits = scale * standardized(h) @ W; larger: peakier
+  config.data.planted.mean_sentence_length = 25.0  # <eos> has probability 1/this at every step
   config.data.planted.num_streams = 200  # sentences generated in parallel
 
   config.model = ml_collections.ConfigDict()

@@ -16,9 +16,15 @@ def _sigmoid(z):
   return 1.0 / (1.0 + np.exp(-z))
 
 
-def reference_lm(params, prev, act, tokens_BxT, h_BxH, output="loose_ends", max_norm=0.0):
-  """Logits [B, T, V] and final state of the ENAS LM, one node and one step at a time."""
+def reference_lm(params, prev, act, tokens_BxT, h_BxH, output="loose_ends", max_norm=0.0,
+                 out_HxV=None, reset_token=None, standardize=False):
+  """Logits [B, T, V] and final state of the ENAS LM, one node and one step at a time.
+
+  `out_HxV` replaces the tied softmax (emb.T); `reset_token` zeroes h before reading that token;
+  `standardize` gives the softmax each row of h at zero mean and unit variance.
+  """
   emb = np.asarray(params["embedding"], np.float64)
+  out = emb.T if out_HxV is None else np.asarray(out_HxV, np.float64)
   cell = {k: (np.asarray(v, np.float64) if not isinstance(v, dict) else
               {kk: np.asarray(vv, np.float64) for kk, vv in v.items()})
           for k, v in params["cell"].items()}
@@ -30,6 +36,8 @@ def reference_lm(params, prev, act, tokens_BxT, h_BxH, output="loose_ends", max_
   h = np.asarray(h_BxH, np.float64)
   logits = []
   for t in range(tokens_BxT.shape[1]):
+    if reset_token is not None:
+      h = np.where((tokens_BxT[:, t] == reset_token)[:, None], 0.0, h)
     x = emb[tokens_BxT[:, t]]
     nodes = []
     z = x @ cell["node0"]["w_x"] + h @ cell["node0"]["w_h"]
@@ -44,5 +52,9 @@ def reference_lm(params, prev, act, tokens_BxT, h_BxH, output="loose_ends", max_
     if max_norm > 0:
       norms = np.linalg.norm(h, axis=1, keepdims=True)
       h = np.where(norms > max_norm, h * max_norm / norms, h)
-    logits.append(h @ emb.T + bias)
+    h_out = h
+    if standardize:
+      c = h - h.mean(axis=1, keepdims=True)
+      h_out = c / np.sqrt(np.mean(c * c, axis=1, keepdims=True) + 1e-6)
+    logits.append(h_out @ out + bias)
   return np.stack(logits, axis=1), h

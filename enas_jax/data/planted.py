@@ -30,12 +30,12 @@ class PlantedConfig:
   vocab_size: int = 100
   num_nodes: int = 6
   hidden_dim: int = 32
-  arch: str = ""
+  arch: str = "0 0 0 0 2 1 1 0 3 3 1"
   train_tokens: int = 200_000
   valid_tokens: int = 20_000
   test_tokens: int = 20_000
   weight_scale: float = 1.5
-  logit_scale: float = 8.0
+  logit_scale: float = 3.0
   mean_sentence_length: float = 25.0
   num_streams: int = 200
 
@@ -43,6 +43,9 @@ class PlantedConfig:
     if not 3 <= self.vocab_size <= 100_000:
       raise UserError(f"Config field `{section}.vocab_size` must be in [3, 100000], got "
                       f"{self.vocab_size}.")
+    if self.mean_sentence_length <= 1.0:
+      raise UserError(f"Config field `{section}.mean_sentence_length` must exceed 1, got "
+                      f"{self.mean_sentence_length}.")
     if min(self.train_tokens, self.valid_tokens, self.test_tokens) < 100:
       raise UserError(f"Config fields `{section}.*_tokens` must each be at least 100.")
 
@@ -74,13 +77,25 @@ def make_teacher(cfg: PlantedConfig) -> Teacher:
   cell = cell_lib.init_cell(k_cell, cfg.num_nodes, h, h, r * math.sqrt(3.0))
   embedding = jax.random.normal(k_emb, (v, h))
   out = jax.random.normal(k_out, (h, v)) * (cfg.logit_scale / math.sqrt(h))
-  # <eos> is id 0; its bias sets the mean sentence length.
-  bias = jnp.zeros((v,)).at[0].set(math.log(max(v - 1, 1) / max(cfg.mean_sentence_length - 1,
-                                                                   1e-3)))
+  bias = jnp.zeros((v,))
   return Teacher(arch, cell, embedding, out, bias)
 
 
-def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int
+def standardize(h_SxH: jax.Array) -> jax.Array:
+  """Zero mean, unit variance per row: the logit scale then does not depend on the state's size."""
+  centred = h_SxH - jnp.mean(h_SxH, axis=-1, keepdims=True)
+  return centred * jax.lax.rsqrt(jnp.mean(jnp.square(centred), axis=-1, keepdims=True) + 1e-6)
+
+
+def next_word_log_probs(logits_SxV: jax.Array, eos_prob: float) -> jax.Array:
+  """The teacher's next-token law: <eos> (id 0) with probability `eos_prob`, whatever the state,
+  else a word from the softmax over ids 1..V-1. Sentence lengths are thus geometric."""
+  words = jax.nn.log_softmax(logits_SxV[:, 1:]) + math.log1p(-eos_prob)
+  eos = jnp.full(logits_SxV.shape[:1] + (1,), math.log(eos_prob))
+  return jnp.concatenate([eos, words], axis=1)
+
+
+def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int, eos_prob: float
               ) -> tuple[jax.Array, jax.Array]:
   """Samples `steps` tokens in each of `num_streams` streams: (tokens [S, T], log-probs [S, T])."""
   hidden = teacher.embedding_VxH.shape[1]
@@ -94,9 +109,10 @@ def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int
     xw_1xSx2H = (teacher.embedding_VxH[tok_S] @ teacher.cell["node0"]["w_x"])[None]
     h_new_SxH, _, _ = cell_lib.unroll(xw_1xSx2H, teacher.cell["node0"]["w_h"], w_edges, arch,
                                       h_SxH, valid_1, opts)
-    logits_SxV = h_new_SxH @ teacher.out_HxV + teacher.bias_V
-    nxt_S = jax.random.categorical(jax.random.fold_in(key, t), logits_SxV).astype(jnp.int32)
-    logp_S = jnp.take_along_axis(jax.nn.log_softmax(logits_SxV), nxt_S[:, None], 1)[:, 0]
+    logp_SxV = next_word_log_probs(standardize(h_new_SxH) @ teacher.out_HxV + teacher.bias_V,
+                                   eos_prob)
+    nxt_S = jax.random.categorical(jax.random.fold_in(key, t), logp_SxV).astype(jnp.int32)
+    logp_S = jnp.take_along_axis(logp_SxV, nxt_S[:, None], 1)[:, 0]
     h_next_SxH = jnp.where((nxt_S == 0)[:, None], 0.0, h_new_SxH)
     return (h_next_SxH, nxt_S), (nxt_S, logp_S)
 
@@ -109,7 +125,8 @@ def _split(teacher: Teacher, key: jax.Array, cfg: PlantedConfig, num_tokens: int
            ) -> tuple[np.ndarray, float]:
   """A split of about `num_tokens` whole sentences and the teacher's mean NLL (nats/token)."""
   steps = int(math.ceil(1.2 * num_tokens / cfg.num_streams)) + 4 * int(cfg.mean_sentence_length)
-  tok_SxT, logp_SxT = jax.jit(lambda k: _generate(teacher, k, cfg.num_streams, steps))(key)
+  tok_SxT, logp_SxT = jax.jit(lambda k: _generate(teacher, k, cfg.num_streams, steps,
+                                          1.0 / cfg.mean_sentence_length))(key)
   tok_SxT, logp_SxT = np.asarray(tok_SxT), np.asarray(logp_SxT, np.float64)
   toks, logps = [], []
   for s in range(cfg.num_streams):  # keep whole sentences: cut each stream at its last <eos>

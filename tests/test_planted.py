@@ -1,0 +1,64 @@
+"""The planted-cell corpus: deterministic, state-dependent, and its optimum computed exactly."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from enas_jax.data import planted
+from enas_jax.errors import UserError
+from tests.reference_cell import reference_lm
+
+SMALL = planted.PlantedConfig(seed=3,  # default teacher sizes, fewer tokens
+                              train_tokens=20_000, valid_tokens=3_000, test_tokens=3_000)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+  return planted.make_planted_corpus(SMALL)
+
+
+def test_deterministic_from_seed(corpus):
+  again = planted.make_planted_corpus(SMALL)
+  np.testing.assert_array_equal(again.train, corpus.train)
+  other = planted.make_planted_corpus(dataclasses.replace(SMALL, seed=4))
+  assert not np.array_equal(other.train[:1000], corpus.train[:1000])
+
+
+def test_sizes_vocab_and_sentences(corpus):
+  assert 0.9 * 20_000 <= len(corpus.train) <= 20_000
+  assert corpus.vocab_size == SMALL.vocab_size and corpus.words[0] == "<eos>"
+  assert corpus.train.max() < SMALL.vocab_size and corpus.train[-1] == 0 and corpus.valid[-1] == 0
+  mean_sentence = len(corpus.train) / np.sum(corpus.train == 0)
+  assert 5 < mean_sentence < 100
+
+
+def test_teacher_is_far_better_than_unigram(corpus):
+  for split in ("valid", "test"):
+    assert corpus.info[f"teacher_ppl_{split}"] < 0.3 * corpus.info[f"unigram_ppl_{split}"]
+
+
+def test_reported_teacher_perplexity_is_exact(corpus):
+  teacher = planted.make_teacher(SMALL)
+  params = {"embedding": teacher.embedding_VxH, "cell": teacher.cell,
+            "softmax_bias": teacher.bias_V}
+  tokens = corpus.valid
+  # The first token was generated from (h = 0, x = <eos>), as after every sentence.
+  inputs = np.concatenate([[0], tokens[:-1]])[None, :]
+  logits, _ = reference_lm(params, list(teacher.arch.prev_N), list(teacher.arch.act_N), inputs,
+                           np.zeros((1, SMALL.hidden_dim)), out_HxV=teacher.out_HxV, reset_token=0,
+                           standardize=True)
+  # <eos> (id 0) has probability q = 1 / mean_sentence_length; words share 1 - q by softmax.
+  words = logits[0][:, 1:]
+  words = words - words.max(1, keepdims=True)
+  words = words - np.log(np.sum(np.exp(words), 1, keepdims=True))
+  q = 1.0 / SMALL.mean_sentence_length
+  logp = np.concatenate([np.full((len(words), 1), np.log(q)), words + np.log(1 - q)], axis=1)
+  nll = -np.mean(logp[np.arange(1, len(tokens)), tokens[1:]])
+  assert np.exp(nll) == pytest.approx(corpus.info["teacher_ppl_valid"], rel=1e-4)
+
+
+def test_bad_planted_config():
+  with pytest.raises(UserError, match="vocab_size"):
+    planted.PlantedConfig(vocab_size=2).validate()
+  with pytest.raises(UserError, match="has 3 nodes"):
+    planted.make_teacher(planted.PlantedConfig(num_nodes=5, arch="0 0 1 0 2"))
