@@ -1,0 +1,131 @@
+"""The ENAS controller: a Flax LSTM policy over any search space's decision list.
+
+At decision i the LSTM reads the embedding of the previous decision's value (a learned start
+vector first) and scores the choices:
+- "op" decisions: a dense head shared by all decisions of the same size;
+- "pointer" decisions (pick an earlier node): attention over the anchors of earlier nodes, as in
+  the paper, `v . tanh(W1 anchor_j + W2 h)`, or a masked dense head when attention is off.
+Scores are divided by `temperature` and squashed to `tanh_c * tanh(.)` before sampling with
+`jax.random.categorical` from explicit keys. `kind="random"` gives the uniform policy (the
+random-search-with-weight-sharing baseline): same interface, no parameters that matter.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from enas_jax.errors import UserError
+from enas_jax.spaces.decisions import Decision
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerConfig:
+  """The `controller` section (see configs/ptb_rnn.py for comments)."""
+
+  kind: Literal["enas", "random"] = "enas"
+  hidden_dim: int = 100
+  temperature: float = 5.0
+  tanh_c: float = 2.5
+  attention: bool = True
+  lr: float = 3.5e-4
+  grad_clip: float = 0.0
+  entropy_weight: float = 1e-4
+  baseline_decay: float = 0.95
+  reward_c: float = 80.0
+  reward: Literal["inverse_ppl", "inverse_ppl_squared"] = "inverse_ppl"
+  num_samples: int = 1
+
+  def validate(self, section: str = "controller") -> None:
+    if self.temperature <= 0:
+      raise UserError(f"Config field `{section}.temperature` must be positive, got "
+                      f"{self.temperature}.")
+    if self.num_samples < 1:
+      raise UserError(f"Config field `{section}.num_samples` must be at least 1.")
+
+
+class Controller(nn.Module):
+  """`__call__(key, forced=None) -> (values int32[D], log_prob, entropy)`.
+
+  With `forced` (int32[D]) the decisions are not sampled but scored: `log_prob` of a given
+  architecture. Sampling and scoring are one code path, so they always agree.
+  """
+
+  decisions: tuple[Decision, ...]
+  config: ControllerConfig
+
+  @nn.compact
+  def __call__(self, key: jax.Array, forced: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    cfg = self.config
+    hid = cfg.hidden_dim
+    num_nodes = max(d.node for d in self.decisions) + 1
+    max_choices = max(d.num_choices for d in self.decisions)
+    lstm = nn.OptimizedLSTMCell(hid, name="lstm")
+    start_1xH = self.param("start", nn.initializers.uniform(0.1), (1, hid))
+    embed = nn.Embed(max_choices + num_nodes, hid, name="embed")
+    op_heads = {n: nn.Dense(n, name=f"op_head_{n}")
+                for n in sorted({d.num_choices for d in self.decisions if d.kind == "op"})}
+    if cfg.attention:
+      w_anchor = nn.Dense(hid, use_bias=False, name="attn_anchor")
+      w_query = nn.Dense(hid, use_bias=False, name="attn_query")
+      v_attn = nn.Dense(1, use_bias=False, name="attn_v")
+    else:
+      pointer_head = nn.Dense(num_nodes, name="pointer_head")
+
+    carry = lstm.initialize_carry(jax.random.key(0), (1, hid))
+    x_1xH = start_1xH
+    anchors = jnp.zeros((num_nodes, hid))  # W1 h at each node's last decision
+    values, log_prob, entropy = [], jnp.zeros(()), jnp.zeros(())
+    for i, d in enumerate(self.decisions):
+      carry, h_1xH = lstm(carry, x_1xH)
+      if d.kind == "op":
+        logits = op_heads[d.num_choices](h_1xH)[0]
+      elif cfg.attention:
+        scores = v_attn(jnp.tanh(anchors[:d.num_choices] + w_query(h_1xH)))[:, 0]
+        logits = scores
+      else:
+        logits = pointer_head(h_1xH)[0, :d.num_choices]
+      if cfg.kind == "random":
+        logits = jnp.zeros((d.num_choices,))
+      else:
+        logits = cfg.tanh_c * jnp.tanh(logits / cfg.temperature)
+      logp = jax.nn.log_softmax(logits)
+      if forced is None:
+        value = jax.random.categorical(jax.random.fold_in(key, i), logits).astype(jnp.int32)
+      else:
+        value = forced[i].astype(jnp.int32)
+      values.append(value)
+      log_prob = log_prob + logp[value]
+      entropy = entropy - jnp.sum(jnp.exp(logp) * logp)
+      offset = 0 if d.kind == "op" else max_choices
+      x_1xH = embed(offset + value)[None, :]
+      if cfg.attention and (i + 1 == len(self.decisions) or
+                            self.decisions[i + 1].node != d.node):
+        anchors = anchors.at[d.node].set(w_anchor(h_1xH)[0])
+    return jnp.stack(values), log_prob, entropy
+
+
+def init_controller(controller: Controller, key: jax.Array):
+  """The controller's parameters."""
+  return controller.init(key, jax.random.key(0))["params"]
+
+
+def sample(controller: Controller, params, key: jax.Array):
+  """One architecture's decision values, with their summed log-probability and entropy."""
+  return controller.apply({"params": params}, key)
+
+
+def sample_many(controller: Controller, params, key: jax.Array, n: int):
+  """`n` samples in one call (vmap over keys): values [n, D], log_probs [n], entropies [n]."""
+  keys = jax.random.split(key, n)
+  return jax.vmap(lambda k: controller.apply({"params": params}, k))(keys)
+
+
+def log_prob(controller: Controller, params, values_D: jax.Array):
+  """(log-probability, entropy) of the given decision values."""
+  _, lp, ent = controller.apply({"params": params}, jax.random.key(0), values_D)
+  return lp, ent

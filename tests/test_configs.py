@@ -1,0 +1,65 @@
+"""Config files: they load, every field is commented, sections become checked dataclasses."""
+import ast
+import pathlib
+
+import pytest
+
+from configs import ptb_rnn, wikitext2_rnn
+from enas_jax.configuration import from_section
+from enas_jax.data import TextDataConfig
+from enas_jax.errors import UserError
+from enas_jax.loops.lm_steps import SharedTrainConfig
+from enas_jax.spaces.rnn.model import RNNModelConfig
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
+SECTIONS = {"data": TextDataConfig, "model": RNNModelConfig, "shared": SharedTrainConfig}
+
+
+@pytest.mark.parametrize("module,preset", [(ptb_rnn, ""), (ptb_rnn, "cpu"),
+                                           (wikitext2_rnn, ""), (wikitext2_rnn, "cpu")])
+def test_config_sections_convert(module, preset):
+  config = module.get_config(preset)
+  for name, cls in SECTIONS.items():
+    from_section(cls, name, config[name])
+  assert set(config.controller) >= {"hidden_dim", "temperature", "tanh_c", "lr", "entropy_weight",
+                                     "baseline_decay", "reward_c", "kind"}
+
+
+def test_paper_values():
+  c = ptb_rnn.get_config()
+  assert (c.model.num_nodes, c.model.embed_dim, c.model.hidden_dim) == (12, 1000, 1000)
+  assert (c.data.batch_size, c.data.bptt) == (64, 35)
+  assert (c.shared.lr, c.shared.grad_clip, c.shared.lr_decay) == (20.0, 0.25, 0.96)
+  assert (c.shared.lr_decay_start_epoch, c.shared.l2, c.search.epochs) == (15, 1e-7, 150)
+  assert (c.controller.lr, c.controller.entropy_weight) == (3.5e-4, 1e-4)
+  assert (c.controller.reward_c, c.controller.baseline_decay) == (80.0, 0.95)
+  assert SharedTrainConfig(**c.shared).lr_at_epoch(17) == pytest.approx(20.0 * 0.96 ** 2)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_every_field_has_a_comment_and_docstring_says_command_runtime_result(path):
+  source = path.read_text()
+  if path.name == "__init__.py":
+    return
+  doc = ast.get_docstring(ast.parse(source))
+  assert doc and "Command" in doc and "runtime" in doc and "result" in doc, path
+  for line in source.splitlines():
+    stripped = line.strip()
+    if stripped.startswith("config.") and "=" in stripped:
+      assert "#" in stripped, f"{path.name}: field without a comment: {stripped}"
+
+
+def test_unknown_and_mistyped_fields_are_clear_errors():
+  c = ptb_rnn.get_config()
+  model = dict(c.model.to_dict(), hiden_dim=3)
+  with pytest.raises(UserError, match=r"Unknown config field\(s\) `model.hiden_dim`"):
+    from_section(RNNModelConfig, "model", model)
+  data = dict(c.data.to_dict(), bptt="ten")
+  with pytest.raises(UserError, match="`data.bptt` has value 'ten' of type str, but it must be int"):
+    from_section(TextDataConfig, "data", data)
+  data = dict(c.data.to_dict(), source="web")
+  with pytest.raises(UserError, match="one of"):
+    from_section(TextDataConfig, "data", data)
+  planted = dict(c.data.planted.to_dict(), vocab=5)
+  with pytest.raises(UserError, match="data.planted.vocab"):
+    from_section(TextDataConfig, "data", dict(c.data.to_dict(), planted=planted))

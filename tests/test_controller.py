@@ -1,0 +1,91 @@
+"""Controller and REINFORCE: hand-computed numbers and a learning test."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from enas_jax import controller as ctl
+from enas_jax import reinforce
+from enas_jax.spaces.rnn import arch as arch_lib
+
+
+def test_reward_baseline_and_loss_by_hand():
+  assert float(reinforce.reward_from_ppl(jnp.array(40.0), 80.0)) == pytest.approx(2.0)
+  assert float(reinforce.reward_from_ppl(jnp.array(40.0), 80.0, "inverse_ppl_squared")) == (
+      pytest.approx(0.05))
+  adv, b = reinforce.advantage_and_baseline(jnp.array(2.0), jnp.array(0.0), jnp.array(False), 0.95)
+  assert (float(adv), float(b)) == (0.0, 2.0)
+  adv, b = reinforce.advantage_and_baseline(jnp.array(3.0), b, jnp.array(True), 0.95)
+  assert float(adv) == pytest.approx(1.0) and float(b) == pytest.approx(0.95 * 2 + 0.05 * 3)
+  logp = jnp.array([-1.0, -2.0])
+  adv = jnp.array([0.5, -1.0])
+  assert float(reinforce.policy_loss(logp, adv)) == pytest.approx(-0.75)
+  grad = jax.grad(reinforce.policy_loss)(logp, adv)
+  np.testing.assert_allclose(grad, [-0.25, 0.5])
+
+
+def test_random_controller_entropy_and_log_prob_by_hand():
+  decisions = arch_lib.decisions(4)
+  c = ctl.Controller(decisions, ctl.ControllerConfig(kind="random"))
+  params = ctl.init_controller(c, jax.random.key(0))
+  values, lp, ent = ctl.sample(c, params, jax.random.key(1))
+  expected = 4 * math.log(4) + math.log(1) + math.log(2) + math.log(3)
+  assert float(ent) == pytest.approx(expected, rel=1e-5)
+  assert float(lp) == pytest.approx(-expected, rel=1e-5)
+  arch_lib.validate(arch_lib.from_decisions(np.asarray(values)))
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_sample_and_log_prob_agree_and_vmap(attention):
+  decisions = arch_lib.decisions(6)
+  c = ctl.Controller(decisions, ctl.ControllerConfig(attention=attention))
+  params = ctl.init_controller(c, jax.random.key(0))
+  values, lp, ent = jax.jit(lambda k: ctl.sample(c, params, k))(jax.random.key(3))
+  lp2, ent2 = ctl.log_prob(c, params, values)
+  assert float(lp) == pytest.approx(float(lp2), rel=1e-6)
+  assert float(ent) == pytest.approx(float(ent2), rel=1e-6)
+  many_v, many_lp, _ = ctl.sample_many(c, params, jax.random.key(4), 50)
+  assert many_v.shape == (50, len(decisions))
+  for v in np.asarray(many_v):
+    arch_lib.validate(arch_lib.from_decisions(v))
+  assert len({tuple(v) for v in np.asarray(many_v)}) > 40
+  # The temperature and tanh squashing bound every logit to +-tanh_c.
+  assert float(jnp.min(many_lp)) >= -len(decisions) * math.log(1 + 3 * math.exp(5.0)) - 1e-4
+
+
+def test_controller_learns_a_favoured_architecture():
+  num_nodes = 4
+  decisions = arch_lib.decisions(num_nodes)
+  target = jnp.array([2, 0, 1, 1, 3, 2, 0], jnp.int32)
+  cfg = ctl.ControllerConfig(tanh_c=5.0)
+  c = ctl.Controller(decisions, cfg)
+  params = ctl.init_controller(c, jax.random.key(0))
+  opt = optax.adam(0.01)
+  opt_state = opt.init(params)
+
+  @jax.jit
+  def update(params, opt_state, baseline, initialized, key):
+    def loss_fn(p):
+      values, lp, ent = ctl.sample_many(c, p, key, 8)
+      reward = jnp.mean(values == target[None, :], axis=1).astype(jnp.float32)
+      reward = reward + cfg.entropy_weight * jax.lax.stop_gradient(ent)
+      adv, new_b = reinforce.advantage_and_baseline(jnp.mean(reward), baseline, initialized,
+                                                    cfg.baseline_decay)
+      adv_S = reward - (jnp.mean(reward) - adv)
+      return reinforce.policy_loss(lp, adv_S), new_b
+    (loss, new_b), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = opt.update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state, new_b
+
+  baseline, prob = jnp.zeros(()), 0.0
+  for step in range(400):
+    params, opt_state, baseline = update(params, opt_state, baseline, jnp.array(step > 0),
+                                         jax.random.key(step))
+    if step % 50 == 49:
+      prob = math.exp(float(ctl.log_prob(c, params, target)[0]))
+      if prob > 0.9:
+        break
+  assert prob > 0.9, prob
