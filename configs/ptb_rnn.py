@@ -21,7 +21,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0  # one base PRNG key per run; every stream is derived from it
 
-  config.data = ml_collections.ConfigDict()
+  config.data = ml_collections.ConfigDict()  # the corpus and how it is batched
   config.data.source = "directory"  # "directory" (Mikolov layout) or "planted" (synthetic)
   config.data.dir = "data/ptb"  # corpus directory with train.txt/valid.txt/test.txt
   config.data.batch_size = 64  # paper: 64
@@ -44,7 +44,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data.planted.mean_sentence_length = 25.0  # <eos> has probability 1/this at every step
   config.data.planted.num_streams = 200  # sentences generated in parallel
 
-  config.model = ml_collections.ConfigDict()
+  config.model = ml_collections.ConfigDict()  # the shared-weights language model and its regularisation
   config.model.num_nodes = 12  # N, nodes per cell; paper: 12
   config.model.embed_dim = 1000  # paper: 1000
   config.model.hidden_dim = 1000  # paper: 1000
@@ -59,14 +59,14 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.batch_norm = False  # batch norm on every node's output
   config.model.scan_unroll = 1  # time steps unrolled per scan iteration (speed only)
 
-  config.shared = ml_collections.ConfigDict()
+  config.shared = ml_collections.ConfigDict()  # training of the shared weights
   config.shared.lr = 20.0  # SGD learning rate of the shared weights; paper: 20
   config.shared.grad_clip = 0.25  # global-norm gradient clip (0: off); paper: 0.25
   config.shared.lr_decay = 0.96  # multiply the lr by this every epoch...; paper: 0.96
   config.shared.lr_decay_start_epoch = 15  # ...from this epoch on; paper: 15
   config.shared.l2 = 1e-7  # L2 weight penalty added to the loss; paper: 1e-7
 
-  config.controller = ml_collections.ConfigDict()
+  config.controller = ml_collections.ConfigDict()  # the policy that samples cells and how it learns
   config.controller.kind = "enas"  # "enas" (trained LSTM policy) or "random" (uniform baseline)
   config.controller.hidden_dim = 100  # LSTM units; paper: 100
   config.controller.temperature = 5.0  # logits divided by this; ENAS: 5.0
@@ -80,7 +80,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.controller.reward = "inverse_ppl"  # "inverse_ppl" (c/ppl) or "inverse_ppl_squared"
   config.controller.num_samples = 1  # architectures averaged per controller update
 
-  config.search = ml_collections.ConfigDict()
+  config.search = ml_collections.ConfigDict()  # the alternating search loop
   config.search.epochs = 150  # paper: 150
   config.search.shared_steps = 0  # shared-weight steps per epoch; 0: one pass over train
   config.search.controller_steps = 2000  # controller updates per epoch; ENAS-pytorch: 2000
