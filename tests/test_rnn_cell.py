@@ -7,7 +7,7 @@ import pytest
 
 from enas_jax.loops import lm_steps
 from enas_jax.spaces.rnn import arch as arch_lib
-from enas_jax.spaces.rnn.arch import RNNArch, make_arch
+from enas_jax.spaces.rnn.arch import make_arch
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, count_params
 from tests.reference_cell import reference_lm
 
