@@ -63,3 +63,17 @@ def test_unknown_and_mistyped_fields_are_clear_errors():
   planted = dict(c.data.planted.to_dict(), vocab=5)
   with pytest.raises(UserError, match="data.planted.vocab"):
     from_section(TextDataConfig, "data", dict(c.data.to_dict(), planted=planted))
+
+
+def test_set_learning_rate_returns_a_new_state():
+  import jax.numpy as jnp
+  from enas_jax.loops.lm_steps import make_optimizer, set_learning_rate
+  for clip in (0.25, 0.0):
+    opt = make_optimizer(SharedTrainConfig(lr=20.0, grad_clip=clip))
+    state = opt.init({"w": jnp.ones(3)})
+    new = set_learning_rate(state, 5.0)
+    inner = lambda s: s[-1] if clip else s
+    assert float(inner(new).hyperparams["learning_rate"]) == 5.0
+    assert float(inner(state).hyperparams["learning_rate"]) == 20.0
+    updates, _ = opt.update({"w": jnp.ones(3)}, new)
+    assert float(updates["w"][0]) == pytest.approx(-5.0 * 0.25 / 3 ** 0.5 if clip else -5.0)

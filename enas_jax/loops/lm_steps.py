@@ -65,10 +65,13 @@ def make_optimizer(cfg: SharedTrainConfig) -> optax.GradientTransformation:
 
 
 def set_learning_rate(opt_state: optax.OptState, lr: float) -> optax.OptState:
-  """Returns `opt_state` with the injected learning rate replaced (no recompilation)."""
-  inner = opt_state[-1] if isinstance(opt_state, tuple) else opt_state
-  inner.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
-  return opt_state
+  """A copy of `opt_state` with the injected learning rate replaced (no recompilation)."""
+  def replace(inner):
+    return inner._replace(hyperparams={**inner.hyperparams,
+                                       "learning_rate": jnp.asarray(lr, jnp.float32)})
+  if isinstance(opt_state, tuple) and not hasattr(opt_state, "hyperparams"):
+    return (*opt_state[:-1], replace(opt_state[-1]))
+  return replace(opt_state)
 
 
 def init_state(model: RNNLanguageModel, optimizer: optax.GradientTransformation, key: jax.Array,
