@@ -152,12 +152,11 @@ def evaluate_perplexity(eval_step: Callable[..., Any], params: Any, batch_stats:
   """
   hidden_dim = _hidden_dim(params)
   hidden = jnp.zeros((data_BxN.shape[0], hidden_dim), jnp.float32)
-  total, count = 0.0, 0.0
-  for window in windows(data_BxN, bptt):
+  total, count = jnp.zeros(()), jnp.zeros(())
+  for window in windows(data_BxN, bptt):  # sums stay on the device: one sync at the end
     nll_sum, n, hidden = eval_step(params, batch_stats, window_batch(window, bptt), hidden, arch)
-    total += float(nll_sum)
-    count += float(n)
-  return float(np.exp(total / max(count, 1.0)))
+    total, count = total + nll_sum, count + n
+  return float(np.exp(float(total) / max(float(count), 1.0)))
 
 
 def _hidden_dim(params: Any) -> int:

@@ -74,10 +74,9 @@ def make_search_steps(controller: ctl.Controller, cfg: ctl.ControllerConfig,
       reward_S = (reinforce.reward_from_ppl(ppl_S, cfg.reward_c, cfg.reward)
                   + cfg.entropy_weight * jax.lax.stop_gradient(ent_S))
       mean_reward = jnp.mean(reward_S)
-      _, new_baseline = reinforce.advantage_and_baseline(
+      adv_mean, new_baseline = reinforce.advantage_and_baseline(
           mean_reward, state.baseline, state.baseline_ready, cfg.baseline_decay)
-      old_baseline = jnp.where(state.baseline_ready, state.baseline, mean_reward)
-      adv_S = reward_S - old_baseline
+      adv_S = reward_S - (mean_reward - adv_mean)  # each sample against the same baseline
       loss = reinforce.policy_loss(logp_S, adv_S)
       return loss, (new_baseline, adv_S, reward_S, ppl_S, ent_S)
 
