@@ -1,6 +1,6 @@
 """ENAS recurrent-cell search on Penn Treebank, with the paper's settings (Pham et al., 2018).
 
-Command (the search CLI, `enas_jax/search.py`, is the next piece of work; see README "Status"):
+Command:
   python -m enas_jax.search --config=configs/ptb_rnn.py --workdir=workdirs/ptb_search \
       --config.data.dir=/path/to/ptb          # holds ptb.train.txt (or train.txt), valid, test
   CPU preset (hidden 200, 10 epochs of 100 shared steps):
@@ -9,7 +9,8 @@ Command (the search CLI, `enas_jax/search.py`, is the next piece of work; see RE
 
 Expected runtime: the full 150-epoch search is GPU work (the paper: about 10 GPU hours on a
 GTX 1080Ti). The `cpu` preset: estimated under an hour on 2 CPU cores, from the measured
-shared-step time (experiments/results/rnn_dynamic_overhead.md); not yet measured end to end.
+shared-step time (experiments/results/rnn_dynamic_overhead.md); not measured end to end (no PTB
+training split on the CI machine).
 Expected result: the paper's searched cell, trained from scratch, reached 55.8 test perplexity
 (56.3 after the authors' correction). During search, validation perplexity of derived cells under
 the shared weights is far higher (ENAS-pytorch reports 80-100); the search's product is the cell,

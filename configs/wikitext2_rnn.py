@@ -1,6 +1,6 @@
 """ENAS recurrent-cell search on WikiText-2: the PTB search settings on a larger vocabulary.
 
-Command (once the search CLI lands; see README "Status"):
+Command:
   python -m enas_jax.search --config=configs/wikitext2_rnn.py --workdir=workdirs/wt2_search \
       --config.data.dir=/path/to/wikitext-2   # wiki.train.tokens (or train.txt), valid, test
   CPU preset: --config=configs/wikitext2_rnn.py:cpu

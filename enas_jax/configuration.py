@@ -15,6 +15,11 @@ from enas_jax.errors import UserError
 T = TypeVar("T")
 
 
+def _dotted(section: str, name: str) -> str:
+  """`section.name`, or just `name` at the top level (section "")."""
+  return f"{section}.{name}" if section else name
+
+
 def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
   """Returns `value` coerced to the annotated type, or raises a UserError naming the field."""
   origin = typing.get_origin(annotation)
@@ -29,15 +34,15 @@ def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
       except UserError:
         continue
     raise UserError(
-        f"Config field `{section}.{name}` has value {value!r} of type {type(value).__name__}, "
-        f"expected {annotation}. Fix the value in the config file or the --config.{section}.{name} "
+        f"Config field `{_dotted(section, name)}` has value {value!r} of type {type(value).__name__}, "
+        f"expected {annotation}. Fix the value in the config file or the --config.{_dotted(section, name)} "
         f"override.")
   if origin is typing.Literal:
     if value in args:
       return value
     raise UserError(
-        f"Config field `{section}.{name}` is {value!r}; it must be one of {list(args)}. "
-        f"Fix the value in the config file or the --config.{section}.{name} override.")
+        f"Config field `{_dotted(section, name)}` is {value!r}; it must be one of {list(args)}. "
+        f"Fix the value in the config file or the --config.{_dotted(section, name)} override.")
   if origin in (tuple, list):
     if isinstance(value, (tuple, list)):
       return tuple(value)
@@ -55,11 +60,11 @@ def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
     if isinstance(value, annotation):
       return value
     if hasattr(value, "to_dict") or isinstance(value, Mapping):
-      return from_section(annotation, f"{section}.{name}", value)
+      return from_section(annotation, _dotted(section, name), value)
   raise UserError(
-      f"Config field `{section}.{name}` has value {value!r} of type {type(value).__name__}, but "
+      f"Config field `{_dotted(section, name)}` has value {value!r} of type {type(value).__name__}, but "
       f"it must be {getattr(annotation, '__name__', annotation)}. Fix the value in the config "
-      f"file or the --config.{section}.{name} override.")
+      f"file or the --config.{_dotted(section, name)} override.")
 
 
 def from_section(cls: Type[T], section: str, values: Mapping[str, Any]) -> T:
@@ -80,14 +85,14 @@ def from_section(cls: Type[T], section: str, values: Mapping[str, Any]) -> T:
   unknown = sorted(set(values) - set(fields))
   if unknown:
     raise UserError(
-        f"Unknown config field(s) {', '.join(f'`{section}.{u}`' for u in unknown)}. The section "
-        f"`{section}` accepts: {', '.join(sorted(fields))}. Check the spelling in the config file "
+        f"Unknown config field(s) {', '.join(f'`{_dotted(section, u)}`' for u in unknown)}. The section "
+        f"`{section or 'config'}` accepts: {', '.join(sorted(fields))}. Check the spelling in the config file "
         f"or the --config override.")
   kwargs = {}
   for name, field in fields.items():
     if name not in values:
       if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-        raise UserError(f"Config field `{section}.{name}` is missing; add it to the config file.")
+        raise UserError(f"Config field `{_dotted(section, name)}` is missing; add it to the config file.")
       continue
     kwargs[name] = _check_value(section, name, values[name], hints[name])
   instance = cls(**kwargs)

@@ -4,10 +4,11 @@ import pathlib
 
 import pytest
 
-from configs import ptb_rnn, wikitext2_rnn
+from configs import ptb_rnn, quickstart, wikitext2_rnn
 from enas_jax.configuration import from_section
 from enas_jax.data import TextDataConfig
 from enas_jax.errors import UserError
+from enas_jax.loops import rnn_search
 from enas_jax.loops.lm_steps import SharedTrainConfig
 from enas_jax.spaces.rnn.model import RNNModelConfig
 
@@ -16,11 +17,14 @@ SECTIONS = {"data": TextDataConfig, "model": RNNModelConfig, "shared": SharedTra
 
 
 @pytest.mark.parametrize("module,preset", [(ptb_rnn, ""), (ptb_rnn, "cpu"),
-                                           (wikitext2_rnn, ""), (wikitext2_rnn, "cpu")])
+                                           (wikitext2_rnn, ""), (wikitext2_rnn, "cpu"),
+                                           (quickstart, ""), (quickstart, "tiny")])
 def test_config_sections_convert(module, preset):
   config = module.get_config(preset)
   for name, cls in SECTIONS.items():
     from_section(cls, name, config[name])
+  whole = rnn_search.config_from_dict(config)  # every section, checked
+  assert whole.model.num_nodes == config.model.num_nodes
   assert set(config.controller) >= {"hidden_dim", "temperature", "tanh_c", "lr", "entropy_weight",
                                      "baseline_decay", "reward_c", "kind"}
 

@@ -6,6 +6,8 @@
   architectures, scores each on the validation batch under the shared weights (`lax.map`, so the
   cell's `lax.switch` branches stay real branches rather than a vmapped select of all of them),
   and takes one REINFORCE step.
+- `derive_step(ctrl_params, params, batch_stats, batch, key)`: samples many architectures and
+  scores each on one validation batch; the loop keeps the best.
 The architecture is sampled inside from the step's key (`fold_in` by the caller), so each phase
 compiles once for the whole search.
 """
@@ -47,6 +49,31 @@ def init_controller_state(controller: ctl.Controller, optimizer: optax.GradientT
                          step=jnp.zeros((), jnp.int32))
 
 
+def batch_perplexities(lm_eval_step: Callable[..., Any], params: Any, batch_stats: Any,
+                       batch: Batch, values_SxD: jax.Array, hidden_dim: int) -> jax.Array:
+  """Perplexity of each architecture on one batch (zero initial state), one at a time."""
+  hidden = jnp.zeros((batch["inputs"].shape[0], hidden_dim), jnp.float32)
+
+  def ppl_of(values_D):
+    nll_sum, count, _ = lm_eval_step(params, batch_stats, batch, hidden, from_decisions(values_D))
+    return jnp.exp(nll_sum / jnp.maximum(count, 1.0))
+
+  return jax.lax.map(ppl_of, values_SxD)
+
+
+def make_derive_step(controller: ctl.Controller, lm_eval_step: Callable[..., Any],
+                     hidden_dim: int, num_samples: int) -> Callable[..., Any]:
+  """Returns the pure `derive_step(ctrl_params, params, batch_stats, batch, key)
+  -> (values_SxD, ppl_S)`: sample `num_samples` architectures and score each on the batch."""
+
+  def derive_step(ctrl_params: Any, params: Any, batch_stats: Any, batch: Batch, key: jax.Array):
+    values_SxD, _, _ = ctl.sample_many(controller, ctrl_params, key, num_samples)
+    return values_SxD, batch_perplexities(lm_eval_step, params, batch_stats, batch, values_SxD,
+                                          hidden_dim)
+
+  return derive_step
+
+
 def make_search_steps(controller: ctl.Controller, cfg: ctl.ControllerConfig,
                       ctrl_optimizer: optax.GradientTransformation,
                       lm_train_step: Callable[..., Any], lm_eval_step: Callable[..., Any],
@@ -61,16 +88,10 @@ def make_search_steps(controller: ctl.Controller, cfg: ctl.ControllerConfig,
 
   def controller_step(state: ControllerState, params: Any, batch_stats: Any, batch: Batch,
                       key: jax.Array):
-    batch_size = batch["inputs"].shape[0]
-    hidden = jnp.zeros((batch_size, hidden_dim), jnp.float32)
-
-    def ppl_of(values_D):
-      nll_sum, count, _ = lm_eval_step(params, batch_stats, batch, hidden, from_decisions(values_D))
-      return jnp.exp(nll_sum / jnp.maximum(count, 1.0))
-
     def loss_fn(p):
       values_SxD, logp_S, ent_S = ctl.sample_many(controller, p, key, cfg.num_samples)
-      ppl_S = jax.lax.stop_gradient(jax.lax.map(ppl_of, values_SxD))
+      ppl_S = jax.lax.stop_gradient(
+          batch_perplexities(lm_eval_step, params, batch_stats, batch, values_SxD, hidden_dim))
       reward_S = (reinforce.reward_from_ppl(ppl_S, cfg.reward_c, cfg.reward)
                   + cfg.entropy_weight * jax.lax.stop_gradient(ent_S))
       mean_reward = jnp.mean(reward_S)

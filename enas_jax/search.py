@@ -1,0 +1,73 @@
+r"""`python -m enas_jax.search`: the ENAS recurrent-cell search from a config file.
+
+  python -m enas_jax.search --config=configs/quickstart.py
+  python -m enas_jax.search --config=configs/ptb_rnn.py --workdir=workdirs/ptb \
+      --config.data.dir=/data/ptb --config.shared.lr=10
+
+Flags only: the loop lives in `enas_jax.loops.rnn_search`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+from absl import flags
+from ml_collections import config_flags
+
+from enas_jax import cli
+from enas_jax.errors import UserError
+from enas_jax.loops import rnn_search
+from enas_jax.metrics import Progress
+
+_CONFIG = cli.define_config_file(
+    "config", "configs/quickstart.py",
+    "Search config file, optionally with a preset (configs/ptb_rnn.py:cpu); override any field "
+    "with --config.<section>.<field>=value.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for config.json, metrics, derived cells and the summary "
+    "(default: workdirs/<config name>).")
+_PROGRESS = flags.DEFINE_enum(
+    "progress", "auto", ["auto", "on", "off"],
+    "Progress bar: auto shows it only when stderr is a terminal.")
+
+
+def default_workdir(config_path: str) -> str:
+  name, _, preset = os.path.basename(config_path).partition(":")
+  name = os.path.splitext(name)[0]
+  return os.path.join("workdirs", f"{name}_{preset}" if preset else name)
+
+
+def print_result(summary: dict, workdir: str) -> None:
+  print(f"\nfound cell: {summary['authors']}   (authors' format; also "
+        f"{os.path.join(workdir, 'best_arch.json')})")
+  for node in summary["architecture"]["nodes"]:
+    source = "x_t, h_(t-1)" if node["prev"] is None else f"node {node['prev']}"
+    print(f"  node {node['node']:2d} <- {source:12s} {node['activation']}")
+  print(f"its validation perplexity under the shared weights: {summary['valid_ppl_shared']:.2f}")
+  corpus = summary["corpus"]
+  if "teacher_ppl_valid" in corpus:
+    print(f"planted teacher cell: {corpus['teacher_arch']}; the teacher's optimal validation "
+          f"perplexity: {corpus['teacher_ppl_valid']:.2f} (unigram: "
+          f"{corpus['unigram_ppl_valid']:.2f})")
+    if "planted_arch_valid_ppl_shared" in summary:
+      print(f"the planted cell under the same shared weights: "
+            f"{summary['planted_arch_valid_ppl_shared']:.2f}")
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise UserError(f"Unexpected arguments {' '.join(argv[1:])!r}: the search takes only flags "
+                    f"(--config=FILE, --workdir=DIR, --config.<section>.<field>=VALUE).")
+  cli.quiet_logging_unless_asked()
+  cfg = rnn_search.config_from_dict(cli.load_config(_CONFIG))
+  workdir = _WORKDIR.value or default_workdir(
+      config_flags.get_config_filename(flags.FLAGS["config"]))
+  enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
+  summary = rnn_search.run_search(cfg, workdir, sys.stdout, Progress(enabled=enabled))
+  print_result(summary, workdir)
+  print(f"\noutputs in {workdir}: summary.json, best_arch.json/.txt, archs/, metrics.jsonl, tb/")
+
+
+if __name__ == "__main__":
+  cli.run(main)

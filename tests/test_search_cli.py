@@ -1,0 +1,62 @@
+"""`python -m enas_jax.search` end to end in a subprocess, and its clear errors."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _search(*args, cwd=ROOT):
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, "-m", "enas_jax.search", *args], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
+  workdir = tmp_path / "run"
+  result = _search("--config=configs/quickstart.py:tiny", f"--workdir={workdir}",
+                   "--config.search.epochs=1", "--config.shared.lr=5")
+  assert result.returncode == 0, result.stderr
+  for name in ("config.json", "metrics.jsonl", "summary.json", "best_arch.json", "best_arch.txt",
+               "archs/epoch_0000.json", "archs/epoch_0000.txt"):
+    assert (workdir / name).is_file(), name
+  assert list((workdir / "tb").glob("events.out.tfevents.*"))
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["shared"]["lr"] == 5.0 and config["search"]["epochs"] == 1  # overrides applied
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert f"found cell: {summary['authors']}" in result.stdout
+  assert "teacher's optimal validation perplexity" in result.stdout
+  assert "\r" not in result.stderr  # no progress bar when not on a terminal
+
+
+def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
+  missing = tmp_path / "no_ptb"
+  result = _search("--config=configs/ptb_rnn.py", f"--workdir={tmp_path / 'w'}",
+                   f"--config.data.dir={missing}")
+  assert result.returncode == 2
+  message = " ".join(result.stderr.split())
+  assert str(missing) in message and "train.txt" in message and "`data.dir`" in message
+  assert "Traceback" not in result.stderr
+
+
+def test_default_data_dir_missing_is_explained(tmp_path):
+  result = _search(f"--config={ROOT / 'configs' / 'ptb_rnn.py'}", f"--workdir={tmp_path / 'w'}",
+                   cwd=tmp_path)
+  assert result.returncode == 2 and "'data/ptb'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
+  cases = {
+      "--config.model.hiden_dim=3": 'no field "hiden_dim" (did you mean "hidden_dim"?)',
+      "--config=configs/nope.py": "there is no file 'configs/nope.py'",
+      "--config=configs/quickstart.py:huge": "unknown preset 'huge'",
+      "--config.data.bptt=ten": "--config.data.bptt=ten",
+      "--config.data.source=web": "`data.source` is 'web'",
+  }
+  for flag, expected in cases.items():
+    result = _search(flag, f"--workdir={tmp_path / 'w'}")
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2, (flag, result.stderr)
+    assert expected in message and "Traceback" not in message, (flag, message)
