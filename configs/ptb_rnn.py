@@ -22,6 +22,7 @@ import ml_collections
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0  # one base PRNG key per run; every stream is derived from it
+  config.deterministic = False  # GPU: XLA's deterministic ops (bit-exact reruns, slower)
 
   config.data = ml_collections.ConfigDict()  # the corpus and how it is batched
   config.data.source = "directory"  # "directory" (Mikolov layout) or "planted" (synthetic)
@@ -89,6 +90,13 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.search.derive_every = 1  # derive the best architecture every this many epochs
   config.search.derive_samples = 100  # architectures sampled and scored when deriving
   config.search.log_every = 50  # steps between metric records
+  config.search.on_divergence = "skip"  # NaN/Inf loss: "skip" the step, "rollback", or "stop"
+  config.search.rollback_lr_factor = 0.5  # rollback: scale the shared lr by this each time
+  config.search.max_rollbacks = 3  # rollback: then stop
+
+  config.checkpoint = ml_collections.ConfigDict()  # orbax checkpoints in <workdir>/checkpoints
+  config.checkpoint.every_steps = 500  # save every this many steps (0: at epoch ends only)
+  config.checkpoint.keep = 3  # keep the newest this many
 
   if preset == "cpu":  # a small search that fits 2 CPU cores
     config.model.embed_dim = 200  # 1/5 of the paper's width

@@ -92,10 +92,12 @@ def image_value(tag: str, png: bytes, height: int, width: int) -> bytes:
 
 
 def event(wall_time: float, step: int, summary_values: list[bytes] | None = None,
-          file_version: str | None = None) -> bytes:
+          file_version: str | None = None, session_start: bool = False) -> bytes:
   out = _field_double(1, wall_time) + _field_varint(2, step)
   if file_version is not None:
     out += _field_bytes(3, file_version.encode())
+  if session_start:
+    out += _field_bytes(6, _field_varint(1, 1))  # SessionLog{status: START}
   if summary_values is not None:
     out += _field_bytes(5, b"".join(_field_bytes(1, v) for v in summary_values))
   return out
@@ -115,6 +117,11 @@ class EventFileWriter:
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
     summary = [scalar_value(tag, float(v)) for tag, v in values.items()]
     self._file.write(tfrecord(event(time.time(), step, summary)))
+
+  def session_start(self, step: int) -> None:
+    """A SessionLog START at `step`: TensorBoard drops this run's older events from `step` on
+    (the records a resumed run writes again)."""
+    self._file.write(tfrecord(event(time.time(), step, session_start=True)))
 
   def image(self, step: int, tag: str, png: bytes, height: int, width: int) -> None:
     self._file.write(tfrecord(event(time.time(), step, [image_value(tag, png, height, width)])))
@@ -179,6 +186,11 @@ class MetricsLog:
   def flush(self) -> None:
     self._jsonl.flush()
     self.events.flush()
+
+  def tell(self) -> int:
+    """Bytes of `metrics.jsonl` written so far (a checkpoint records it to truncate on resume)."""
+    self._jsonl.flush()
+    return self._jsonl.tell()
 
   def close(self) -> None:
     self._jsonl.close()

@@ -61,6 +61,9 @@ def main(argv: Sequence[str]) -> None:
                     f"(--config=FILE, --workdir=DIR, --config.<section>.<field>=VALUE).")
   cli.quiet_logging_unless_asked()
   cfg = rnn_search.config_from_dict(cli.load_config(_CONFIG))
+  if cfg.deterministic:  # before the backend starts; costs speed on GPU, no effect on CPU
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_gpu_deterministic_ops=true").strip()
   workdir = _WORKDIR.value or default_workdir(
       config_flags.get_config_filename(flags.FLAGS["config"]))
   enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]

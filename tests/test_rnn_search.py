@@ -101,4 +101,4 @@ def test_unwritable_workdir_is_a_user_error(tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("not a directory")
   with pytest.raises(UserError, match="cannot be written"):
-    rnn_search.prepare_workdir(str(blocker / "run"), _cfg())
+    rnn_search.prepare_workdir(str(blocker / "run"))

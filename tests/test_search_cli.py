@@ -60,3 +60,21 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
     message = " ".join(result.stderr.split())
     assert result.returncode == 2, (flag, result.stderr)
     assert expected in message and "Traceback" not in message, (flag, message)
+
+
+def test_unwritable_workdir_and_empty_split_are_clear(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a directory")
+  result = _search("--config=configs/quickstart.py:tiny", f"--workdir={blocker / 'run'}")
+  assert result.returncode == 2 and "cannot be written" in " ".join(result.stderr.split())
+  assert "Traceback" not in result.stderr
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  (corpus / "train.txt").write_text("a b c\n" * 50)
+  (corpus / "valid.txt").write_text("")
+  (corpus / "test.txt").write_text("a b\n")
+  result = _search("--config=configs/ptb_rnn.py:cpu", f"--workdir={tmp_path / 'w'}",
+                   f"--config.data.dir={corpus}")
+  message = " ".join(result.stderr.split())
+  assert result.returncode == 2 and "valid.txt" in message and "empty" in message, message
+  assert "Traceback" not in message

@@ -95,3 +95,40 @@ def num_windows(data_BxN: np.ndarray, bptt: int, seed: int = 0, epoch: int = 0,
                 variable: bool = False, width: int | None = None) -> int:
   width = width or (bptt + 20 if variable else bptt)
   return len(window_lengths(data_BxN.shape[1] - 1, bptt, seed, epoch, variable, width))
+
+
+@dataclasses.dataclass
+class Cursor:
+  """Where a phase is in its split: the pass over the split and the window within it."""
+
+  pass_index: int = 0
+  window: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowStream:
+  """Endless windows over a batched split, pass after pass; the state resets at each pass."""
+
+  data_BxN: np.ndarray
+  bptt: int
+  seed: int
+  variable: bool
+  width: int
+
+  def take(self, cursor: Cursor, n: int) -> Iterator[tuple[Window, bool]]:
+    """Yields `n` (window, starts_a_pass) pairs from `cursor`, advancing it in place."""
+    taken = 0
+    while taken < n:
+      for window in windows(self.data_BxN, self.bptt, self.seed, cursor.pass_index,
+                            self.variable, self.width, start_window=cursor.window):
+        starts = cursor.window == 0
+        cursor.window += 1
+        taken += 1
+        yield window, starts
+        if taken == n:
+          break
+      else:
+        cursor.pass_index, cursor.window = cursor.pass_index + 1, 0
+
+  def windows_per_pass(self, pass_index: int) -> int:
+    return num_windows(self.data_BxN, self.bptt, self.seed, pass_index, self.variable, self.width)

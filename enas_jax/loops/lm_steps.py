@@ -156,7 +156,8 @@ def evaluate_perplexity(eval_step: Callable[..., Any], params: Any, batch_stats:
   for window in windows(data_BxN, bptt):  # sums stay on the device: one sync at the end
     nll_sum, n, hidden = eval_step(params, batch_stats, window_batch(window, bptt), hidden, arch)
     total, count = total + nll_sum, count + n
-  return float(np.exp(float(total) / max(float(count), 1.0)))
+  with np.errstate(over="ignore"):  # a diverged model's perplexity is inf, not a warning
+    return float(np.exp(float(total) / max(float(count), 1.0)))
 
 
 def _hidden_dim(params: Any) -> int:

@@ -14,7 +14,9 @@ the best is the search's answer.
 
 Randomness: one base key per run (`seed`); separate streams for initialisation, shared steps,
 controller steps and deriving, each folded with its step counter. Data order is sequential, and
-AWD-style variable window lengths are a pure function of (seed, pass).
+AWD-style variable window lengths are a pure function of (seed, pass). So the position in the loop
+(epoch, phase, step, data cursors) plus the arrays is the whole state: a run resumed from a
+checkpoint continues bit for bit as if it had never stopped.
 """
 from __future__ import annotations
 
@@ -22,17 +24,18 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Iterator, TextIO
+from typing import Any, Literal, TextIO
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from enas_jax import checkpoints as ckpt_lib
 from enas_jax import controller as ctl
 from enas_jax import metrics as metrics_lib
 from enas_jax.configuration import from_section
 from enas_jax.data import TextDataConfig, load_corpus
-from enas_jax.data.lm_batches import Window, batchify, windows
+from enas_jax.data.lm_batches import Cursor, WindowStream, batchify, windows
 from enas_jax.data.text import Corpus
 from enas_jax.errors import UserError
 from enas_jax.loops import lm_steps
@@ -43,6 +46,13 @@ from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, count_pa
 
 # Streams folded into the run's base key.
 _INIT_LM, _INIT_CONTROLLER, _SHARED, _CONTROLLER, _DERIVE = range(5)
+SHARED, CONTROLLER, DERIVE = "shared", "controller", "derive"
+# Config fields that may change when a run is resumed (schedules and bookkeeping); any other
+# difference means the checkpoint belongs to another experiment.
+RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
+                     "search.rollback_lr_factor", "search.max_rollbacks", "shared.lr",
+                     "shared.lr_decay", "shared.lr_decay_start_epoch", "checkpoint.",
+                     "deterministic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,16 +65,22 @@ class SearchLoopConfig:
   derive_every: int = 1
   derive_samples: int = 100
   log_every: int = 50
+  on_divergence: Literal["skip", "rollback", "stop"] = "skip"
+  rollback_lr_factor: float = 0.5
+  max_rollbacks: int = 3
 
   def validate(self, section: str = "search") -> None:
     for name in ("epochs", "derive_every", "derive_samples", "log_every"):
       if getattr(self, name) < 1:
         raise UserError(f"Config field `{section}.{name}` must be at least 1, got "
                         f"{getattr(self, name)}.")
-    for name in ("shared_steps", "controller_steps"):
+    for name in ("shared_steps", "controller_steps", "max_rollbacks"):
       if getattr(self, name) < 0:
         raise UserError(f"Config field `{section}.{name}` must be >= 0, got "
                         f"{getattr(self, name)}.")
+    if not 0 < self.rollback_lr_factor < 1:
+      raise UserError(f"Config field `{section}.rollback_lr_factor` must be in (0, 1), got "
+                      f"{self.rollback_lr_factor}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,61 +88,20 @@ class RNNSearchConfig:
   """A whole recurrent search config (configs/ptb_rnn.py, configs/quickstart.py)."""
 
   seed: int = 0
+  deterministic: bool = False
   data: TextDataConfig = dataclasses.field(default_factory=TextDataConfig)
   model: RNNModelConfig = dataclasses.field(default_factory=RNNModelConfig)
   shared: lm_steps.SharedTrainConfig = dataclasses.field(
       default_factory=lm_steps.SharedTrainConfig)
   controller: ctl.ControllerConfig = dataclasses.field(default_factory=ctl.ControllerConfig)
   search: SearchLoopConfig = dataclasses.field(default_factory=SearchLoopConfig)
-
-  def validate(self, section: str = "") -> None:
-    if self.data.source == "planted" and self.model.num_nodes < 2:
-      raise UserError("Config field `model.num_nodes` must be at least 2.")
+  checkpoint: ckpt_lib.CheckpointConfig = dataclasses.field(
+      default_factory=ckpt_lib.CheckpointConfig)
 
 
 def config_from_dict(config: Any) -> RNNSearchConfig:
   """The ConfigDict of a config file -> the checked, frozen RNNSearchConfig."""
   return from_section(RNNSearchConfig, "", config)
-
-
-# --- data positions ---------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Cursor:
-  """Where a phase is in its split: the pass over the split and the window within it."""
-
-  pass_index: int = 0
-  window: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class WindowStream:
-  """Endless windows over a batched split, pass after pass; the state resets at each pass."""
-
-  data_BxN: np.ndarray
-  bptt: int
-  seed: int
-  variable: bool
-  width: int
-
-  def take(self, cursor: Cursor, n: int) -> Iterator[tuple[Window, bool]]:
-    """Yields `n` (window, starts_a_pass) pairs from `cursor`, advancing it in place."""
-    taken = 0
-    while taken < n:
-      for window in windows(self.data_BxN, self.bptt, self.seed, cursor.pass_index,
-                            self.variable, self.width, start_window=cursor.window):
-        starts = cursor.window == 0
-        cursor.window += 1
-        taken += 1
-        yield window, starts
-        if taken == n:
-          break
-      else:
-        cursor.pass_index, cursor.window = cursor.pass_index + 1, 0
-
-  def windows_per_pass(self, pass_index: int) -> int:
-    return sum(1 for _ in windows(self.data_BxN, self.bptt, self.seed, pass_index,
-                                  self.variable, self.width))
 
 
 # --- the compiled program ------------------------------------------------------------------------
@@ -143,8 +118,38 @@ class SearchProgram:
   controller_step: Any  # (cstate, params, batch_stats, batch, key, sums) -> (cstate, sums)
   derive_step: Any  # (ctrl_params, params, batch_stats, batch, key) -> (values_SxD, ppl_S)
   eval_step: Any  # (params, batch_stats, batch, hidden, arch) -> (nll_sum, count, hidden)
-  zero_shared_metrics: Any  # same arguments as shared_step, less sums -> zero metric sums
-  zero_controller_metrics: Any  # likewise for controller_step
+  shared_metric_shapes: Any  # function: same arguments as shared_step less sums -> shapes
+  controller_metric_shapes: Any  # likewise for controller_step
+
+
+def _finite(tree: Any) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+                            if jnp.issubdtype(x.dtype, jnp.inexact)]))
+
+
+def _guarded(step: Any, loss_name: str) -> Any:
+  """`step` that keeps the old state (counter advanced) when the loss or anything in the new
+  state (weights, optimizer state, carried hidden state, baseline) is not finite, and adds its metrics to running sums: `ok_steps` counts the finite ones."""
+
+  def guarded(state, *args):
+    *step_args, key, sums = args
+    new, m = step(state, *step_args, jax.random.fold_in(key, state.step))
+    ok = jnp.isfinite(m[loss_name]) & _finite(new)
+    kept = state.replace(step=state.step + 1)
+    new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, kept)
+    m = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in m.items()}
+    m.update(ok_steps=ok.astype(jnp.float32), steps=jnp.ones((), jnp.float32))
+    return new, jax.tree_util.tree_map(jnp.add, sums, m)
+
+  return guarded
+
+
+def _metric_shapes(step: Any) -> Any:
+  def shapes(*args):
+    metrics = jax.eval_shape(step, *args)[1]
+    f32 = jax.ShapeDtypeStruct((), jnp.float32)
+    return {**metrics, "ok_steps": f32, "steps": f32}
+  return shapes
 
 
 def build_program(cfg: RNNSearchConfig, vocab_size: int) -> SearchProgram:
@@ -157,45 +162,63 @@ def build_program(cfg: RNNSearchConfig, vocab_size: int) -> SearchProgram:
       controller, cfg.controller, ctrl_opt, train_step, eval_step, cfg.model.hidden_dim)
   derive_step = search_steps.make_derive_step(controller, eval_step, cfg.model.hidden_dim,
                                               cfg.search.derive_samples)
-
-  def shared_and_sum(state, ctrl_params, batch, key, sums):
-    state, m = shared_step(state, ctrl_params, batch, jax.random.fold_in(key, state.step))
-    return state, jax.tree_util.tree_map(jnp.add, sums, m)
-
-  def controller_and_sum(cstate, params, batch_stats, batch, key, sums):
-    cstate, m = controller_step(cstate, params, batch_stats, batch,
-                                jax.random.fold_in(key, cstate.step))
-    return cstate, jax.tree_util.tree_map(jnp.add, sums, m)
-
-  return SearchProgram(model=model, controller=controller, lm_optimizer=lm_opt,
-                       ctrl_optimizer=ctrl_opt,
-                       shared_step=jax.jit(shared_and_sum, donate_argnums=(0, 4)),
-                       controller_step=jax.jit(controller_and_sum, donate_argnums=(0, 5)),
-                       derive_step=jax.jit(derive_step), eval_step=jax.jit(eval_step),
-                       zero_shared_metrics=_zero_metrics(shared_step),
-                       zero_controller_metrics=_zero_metrics(controller_step))
+  return SearchProgram(
+      model=model, controller=controller, lm_optimizer=lm_opt, ctrl_optimizer=ctrl_opt,
+      shared_step=jax.jit(_guarded(shared_step, "loss"), donate_argnums=(0, 4)),
+      controller_step=jax.jit(_guarded(controller_step, "controller_loss"),
+                              donate_argnums=(0, 5)),
+      derive_step=jax.jit(derive_step), eval_step=jax.jit(eval_step),
+      shared_metric_shapes=_metric_shapes(shared_step),
+      controller_metric_shapes=_metric_shapes(controller_step))
 
 
-def _zero_metrics(step):
-  """A function giving zeros shaped like `step`'s metrics (traced abstractly, never run)."""
-  def zeros(*args):
-    shapes = jax.eval_shape(step, *args)[1]
-    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-  return zeros
-
-
-# --- the run -------------------------------------------------------------------------------------
+# --- the run's state -----------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class SearchState:
-  """Everything the loop carries from epoch to epoch."""
+  """Everything the loop carries; `arrays()` and `position()` are what a checkpoint saves."""
 
   lm: lm_steps.LMState
   ctrl: search_steps.ControllerState
+  sums: dict[str, dict[str, jax.Array]]  # per phase: metric sums since the last record
+  epoch_sums: dict[str, dict[str, jax.Array]]  # per phase: metric sums over the epoch
   epoch: int = 0  # epochs completed
+  phase: str = SHARED  # the phase in progress
+  phase_step: int = 0  # steps done in it
+  phase_total: int = 0  # steps it will take (fixed when it starts)
+  shared_steps: int = 0  # all shared steps so far
+  controller_steps: int = 0  # all controller steps so far
   train_cursor: Cursor = dataclasses.field(default_factory=Cursor)
   valid_cursor: Cursor = dataclasses.field(default_factory=Cursor)
   history: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # derived, per epoch
+  lr_factor: float = 1.0  # lowered by each divergence rollback
+  rollbacks: int = 0
+
+  def arrays(self) -> dict[str, Any]:
+    return {"lm": self.lm, "ctrl": self.ctrl, "sums": self.sums, "epoch_sums": self.epoch_sums}
+
+  def position(self) -> dict[str, Any]:
+    return {"epoch": self.epoch, "phase": self.phase, "phase_step": self.phase_step,
+            "phase_total": self.phase_total, "shared_steps": self.shared_steps,
+            "controller_steps": self.controller_steps,
+            "train_cursor": dataclasses.asdict(self.train_cursor),
+            "valid_cursor": dataclasses.asdict(self.valid_cursor), "history": self.history,
+            "lr_factor": self.lr_factor, "rollbacks": self.rollbacks}
+
+  @property
+  def save_index(self) -> int:
+    """Strictly increasing over the run: a mid-epoch save and the epoch-end save never clash."""
+    return self.shared_steps + self.controller_steps + self.epoch
+
+  @classmethod
+  def from_saved(cls, arrays: dict[str, Any], pos: dict[str, Any]) -> "SearchState":
+    return cls(lm=arrays["lm"], ctrl=arrays["ctrl"], sums=arrays["sums"],
+               epoch_sums=arrays["epoch_sums"], epoch=pos["epoch"], phase=pos["phase"],
+               phase_step=pos["phase_step"], phase_total=pos["phase_total"],
+               shared_steps=pos["shared_steps"], controller_steps=pos["controller_steps"],
+               train_cursor=Cursor(**pos["train_cursor"]),
+               valid_cursor=Cursor(**pos["valid_cursor"]), history=pos["history"],
+               lr_factor=pos["lr_factor"], rollbacks=pos["rollbacks"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,15 +241,19 @@ def prepare_data(cfg: RNNSearchConfig) -> SearchData:
                     batchify(corpus.valid, d.eval_batch_size, "valid", min_steps=1))
 
 
-def init_search_state(cfg: RNNSearchConfig, program: SearchProgram) -> SearchState:
-  base = jax.random.key(cfg.seed)
-  arch = arch_lib.random_arch(jax.random.key(0), cfg.model.num_nodes)  # shapes only
-  lm = lm_steps.init_state(program.model, program.lm_optimizer,
-                           jax.random.fold_in(base, _INIT_LM), cfg.data.batch_size, arch)
-  cstate = search_steps.init_controller_state(program.controller, program.ctrl_optimizer,
-                                              jax.random.fold_in(base, _INIT_CONTROLLER))
-  return SearchState(lm=lm, ctrl=cstate)
+def _zeros(shapes: Any) -> Any:
+  return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
+
+class Diverged(UserError):
+  """The shared or controller loss became NaN/Inf and the policy says stop."""
+
+
+class _Rollback(Exception):
+  pass
+
+
+# --- the run -------------------------------------------------------------------------------------
 
 class SearchRun:
   """One search: the config, the data, the compiled program, the workdir's outputs."""
@@ -237,91 +264,232 @@ class SearchRun:
     self.workdir = workdir
     self.out = out
     self.progress = progress
-    prepare_workdir(workdir, cfg)
+    prepare_workdir(workdir)
     self.data = prepare_data(cfg)
     self.program = build_program(cfg, len(self.data.corpus.words))
     self.base_key = jax.random.key(cfg.seed)
-    self.log = metrics_lib.MetricsLog(workdir)
+    self.checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                              cfg.checkpoint.keep, self.say)
+    self.log: metrics_lib.MetricsLog | None = None
+    self._shapes = self._metric_shapes()
 
+  def _metric_shapes(self) -> dict[str, Any]:
+    prog, cfg = self.program, self.cfg
+    lm = jax.eval_shape(self._init_lm)
+    cstate = jax.eval_shape(self._init_ctrl)
+    window = next(windows(self.data.train.data_BxN, cfg.data.bptt, width=self.data.train.width))
+    batch = lm_steps.window_batch(window, cfg.data.bptt)
+    key = jax.random.key(0)
+    return {SHARED: prog.shared_metric_shapes(lm, cstate.params, batch, key),
+            CONTROLLER: prog.controller_metric_shapes(cstate, lm.params, lm.batch_stats, batch,
+                                                      key)}
+
+  def _init_lm(self) -> lm_steps.LMState:
+    arch = arch_lib.random_arch(jax.random.key(0), self.cfg.model.num_nodes)  # shapes only
+    return lm_steps.init_state(self.program.model, self.program.lm_optimizer,
+                               jax.random.fold_in(self.base_key, _INIT_LM),
+                               self.cfg.data.batch_size, arch)
+
+  def _init_ctrl(self) -> search_steps.ControllerState:
+    return search_steps.init_controller_state(
+        self.program.controller, self.program.ctrl_optimizer,
+        jax.random.fold_in(self.base_key, _INIT_CONTROLLER))
+
+  def fresh_state(self) -> SearchState:
+    sums = {p: _zeros(s) for p, s in self._shapes.items()}
+    return SearchState(lm=jax.jit(self._init_lm)(), ctrl=jax.jit(self._init_ctrl)(), sums=sums,
+                       epoch_sums={p: _zeros(s) for p, s in self._shapes.items()})
+
+  # --- checkpoints
+  def save(self, state: SearchState) -> None:
+    self.log.flush()
+    meta = {"position": state.position(), "metrics_bytes": self.log.tell(),
+            "config": dataclasses.asdict(self.cfg)}
+    try:
+      self.checkpointer.save(state.save_index, state.arrays(), meta,
+                             must_be_finite={"lm": state.lm, "ctrl": state.ctrl})
+    except ValueError as err:  # NaN/Inf in the state: never saved
+      raise Diverged(f"Not saving a checkpoint: {err}. The run stops; it resumes from the last "
+                     f"good checkpoint in {self.checkpointer.directory}.") from None
+
+  def _check_saved_config(self, meta: dict[str, Any]) -> None:
+    diffs = ckpt_lib.config_differences(meta["config"], dataclasses.asdict(self.cfg))
+    blocking = [d for d in diffs if not d.startswith(RESUMABLE_CHANGES)]
+    if blocking:
+      raise UserError(
+          f"The workdir {self.workdir} holds checkpoints of a different search: config fields "
+          f"{'; '.join(blocking)} differ from the saved run. Resume with the original values, or "
+          f"pass a new --workdir to start another search.")
+    if diffs:
+      self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
+
+  def restore(self) -> tuple[SearchState, int] | None:
+    template = jax.eval_shape(lambda: self.fresh_state().arrays())  # shapes: nothing computed
+    found = self.checkpointer.restore_latest(template, self._check_saved_config)
+    if found is None:
+      return None
+    arrays, meta, step = found
+    self._resume_metrics_bytes = meta["metrics_bytes"]
+    return SearchState.from_saved(arrays, meta["position"]), step
+
+  def open_log(self, resume_bytes: int | None, resume_step: int) -> None:
+    path = os.path.join(self.workdir, "metrics.jsonl")
+    if os.path.exists(path):  # drop records written after the checkpoint (or all: fresh start)
+      with open(path, "r+b") as f:
+        f.truncate(resume_bytes or 0)
+    self.log = metrics_lib.MetricsLog(self.workdir)
+    if resume_bytes is not None:
+      self.log.events.session_start(resume_step)
+
+  # --- the loop
   def execute(self) -> dict[str, Any]:
     cfg = self.cfg
-    state = init_search_state(cfg, self.program)
-    corpus = self.data.corpus
-    self.say(f"search: corpus {corpus.name} ({len(corpus.words)} words, {len(corpus.train)} "
-             f"training tokens), {cfg.model.num_nodes}-node cells, "
-             f"{count_params(state.lm.params):,} shared parameters, controller "
-             f"{cfg.controller.kind}; workdir {self.workdir}")
-    if "teacher_ppl_valid" in corpus.info:
-      self.say(f"planted corpus: teacher cell [{corpus.info['teacher_arch']}], optimal valid ppl "
-               f"{corpus.info['teacher_ppl_valid']:.2f}, unigram valid ppl "
-               f"{corpus.info['unigram_ppl_valid']:.2f}")
+    state, resumed = self.start()
+    write_config(self.workdir, cfg)
+    if not resumed:
+      corpus = self.data.corpus
+      self.say(f"search: corpus {corpus.name} ({len(corpus.words)} words, {len(corpus.train)} "
+               f"training tokens), {cfg.model.num_nodes}-node cells, "
+               f"{count_params(state.lm.params):,} shared parameters, controller "
+               f"{cfg.controller.kind}; workdir {self.workdir}")
+      if "teacher_ppl_valid" in corpus.info:
+        self.say(f"planted corpus: teacher cell [{corpus.info['teacher_arch']}], optimal valid "
+                 f"ppl {corpus.info['teacher_ppl_valid']:.2f}, unigram valid ppl "
+                 f"{corpus.info['unigram_ppl_valid']:.2f}")
     while state.epoch < cfg.search.epochs:
-      self.run_epoch(state)
+      try:
+        self.run_epoch(state)
+      except _Rollback:
+        state = self.roll_back(state)
     return self.finish(state)
+
+  def start(self) -> tuple[SearchState, bool]:
+    found = self.restore()
+    if found is None:
+      self.open_log(None, 0)
+      return self.fresh_state(), False
+    state, step = found
+    self.open_log(self._resume_metrics_bytes, state.shared_steps)
+    if state.epoch >= self.cfg.search.epochs:
+      self.say(f"the search in {self.workdir} is complete ({state.epoch} epochs, checkpoint "
+               f"{step}); writing its summary again. Raise --config.search.epochs to go on.")
+    else:
+      self.say(f"resuming from checkpoint {step} in {self.checkpointer.directory}: epoch "
+               f"{state.epoch + 1}, {state.phase} phase, step {state.phase_step} of it")
+    return state, True
+
+  def roll_back(self, failed: SearchState) -> SearchState:
+    cfg = self.cfg.search
+    if failed.rollbacks >= cfg.max_rollbacks:
+      raise Diverged(
+          f"The shared-weight loss became NaN/Inf again after {failed.rollbacks} rollbacks "
+          f"(search.max_rollbacks). Lower --config.shared.lr (now {self.cfg.shared.lr}) and run "
+          f"the same command again: it resumes from the last good checkpoint.")
+    self.log.close()
+    found = self.restore()
+    if found is None:
+      self.open_log(None, 0)
+      state, step = self.fresh_state(), None
+    else:
+      state, step = found
+      self.open_log(self._resume_metrics_bytes, state.shared_steps)
+    state.rollbacks = failed.rollbacks + 1
+    state.lr_factor = failed.lr_factor * cfg.rollback_lr_factor
+    self.say(f"divergence: rolled back to checkpoint {step} with the learning rate scaled by "
+             f"{state.lr_factor:g} (rollback {state.rollbacks} of at most {cfg.max_rollbacks})")
+    return state
+
+  def after_step(self, state: SearchState) -> None:
+    """Saves every `checkpoint.every_steps` steps (shared and controller counted together)."""
+    every = self.cfg.checkpoint.every_steps
+    if every and (state.shared_steps + state.controller_steps) % every == 0:
+      self.save(state)
 
   def say(self, text: str) -> None:
     self.progress.clear()
     self.out.write(text + "\n")
     self.out.flush()
 
+  def record(self, state: SearchState, phase: str, step: int, extra: dict[str, float]
+             ) -> dict[str, float]:
+    """Logs the phase's sums since the last record and resets them; handles divergence."""
+    sums = state.sums[phase]
+    record = _record(sums)
+    record.update(extra)
+    self.log.write(phase, step, record)
+    state.epoch_sums[phase] = jax.tree_util.tree_map(jnp.add, state.epoch_sums[phase], sums)
+    state.sums[phase] = _zeros(self._shapes[phase])
+    if record["skipped_steps"]:
+      self.on_divergence(state, phase, step, int(record["skipped_steps"]))
+    return record
+
+  def on_divergence(self, state: SearchState, phase: str, step: int, skipped: int) -> None:
+    policy = self.cfg.search.on_divergence
+    message = (f"{skipped} {phase} step(s) up to step {step} had a NaN/Inf loss or weights and "
+               f"were skipped")
+    if policy == "stop":
+      self.log.flush()
+      raise Diverged(f"{message}; search.on_divergence=stop ends the run. Lower "
+                     f"--config.shared.lr (now {self.cfg.shared.lr}) and run the same command "
+                     f"again: it resumes from the last good checkpoint.")
+    if policy == "rollback":
+      raise _Rollback()
+    self.say(f"warning: {message} (search.on_divergence=skip).")
+
   # (a) shared weights
-  def shared_phase(self, state: SearchState) -> dict[str, float]:
+  def shared_phase(self, state: SearchState) -> None:
     cfg, prog = self.cfg, self.program
-    n = cfg.search.shared_steps or self.data.train.windows_per_pass(state.train_cursor.pass_index)
-    lr = cfg.shared.lr_at_epoch(state.epoch)
-    lm = state.lm.replace(opt_state=lm_steps.set_learning_rate(state.lm.opt_state, lr))
+    if state.phase_step == 0:
+      state.phase_total = (cfg.search.shared_steps
+                           or self.data.train.windows_per_pass(state.train_cursor.pass_index))
+    n = state.phase_total
+    lr = cfg.shared.lr_at_epoch(state.epoch) * state.lr_factor
+    state.lm = state.lm.replace(opt_state=lm_steps.set_learning_rate(state.lm.opt_state, lr))
     key = jax.random.fold_in(self.base_key, _SHARED)
-    sums = epoch_sums = None
-    done = 0
-    for window, starts_pass in self.data.train.take(state.train_cursor, n):
+    label = f"epoch {state.epoch + 1} shared"
+    for window, starts_pass in self.data.train.take(state.train_cursor, n - state.phase_step):
+      lm = state.lm
       if starts_pass:
         lm = lm.replace(hidden=jnp.zeros_like(lm.hidden))
       batch = lm_steps.window_batch(window, cfg.data.bptt, cfg.data.variable_bptt)
-      if sums is None:
-        sums = prog.zero_shared_metrics(lm, state.ctrl.params, batch, key)
-      lm, sums = prog.shared_step(lm, state.ctrl.params, batch, key, sums)
-      done += 1
+      state.lm, state.sums[SHARED] = prog.shared_step(lm, state.ctrl.params, batch, key,
+                                                      state.sums[SHARED])
+      state.phase_step += 1
+      state.shared_steps += 1
+      done = state.phase_step
       if done % cfg.search.log_every == 0 or done == n:
-        record = _shared_record(sums, (done - 1) % cfg.search.log_every + 1)
-        record["lr"] = lr
-        self.log.write("shared", int(lm.step), record)
-        epoch_sums = _add(epoch_sums, sums)
-        sums = jax.tree_util.tree_map(jnp.zeros_like, sums)
-        self.progress.show(f"epoch {state.epoch + 1} shared", done, n,
-                           {"loss": record["loss"], "ppl": record["ppl"]}, force=True)
+        rec = self.record(state, SHARED, state.shared_steps, {"lr": lr})
+        self.progress.show(label, done, n, {"loss": rec["loss"], "ppl": rec["ppl"]}, force=True)
       else:
-        self.progress.show(f"epoch {state.epoch + 1} shared", done, n)
-    state.lm = lm
-    return _shared_record(epoch_sums, n) if n else {}
+        self.progress.show(label, done, n)
+      if done == n:
+        state.phase, state.phase_step, state.phase_total = CONTROLLER, 0, 0
+      self.after_step(state)
 
   # (b) controller
-  def controller_phase(self, state: SearchState) -> dict[str, float]:
+  def controller_phase(self, state: SearchState) -> None:
     cfg, prog = self.cfg, self.program
-    n = cfg.search.controller_steps
+    n = state.phase_total = cfg.search.controller_steps
     key = jax.random.fold_in(self.base_key, _CONTROLLER)
-    cstate = state.ctrl
-    sums = epoch_sums = None
-    done = 0
-    for window, _ in self.data.valid.take(state.valid_cursor, n):
+    label = f"epoch {state.epoch + 1} controller"
+    for window, _ in self.data.valid.take(state.valid_cursor, n - state.phase_step):
       batch = lm_steps.window_batch(window, cfg.data.bptt)
-      if sums is None:
-        sums = prog.zero_controller_metrics(cstate, state.lm.params, state.lm.batch_stats,
-                                            batch, key)
-      cstate, sums = prog.controller_step(cstate, state.lm.params, state.lm.batch_stats, batch,
-                                          key, sums)
-      done += 1
+      state.ctrl, state.sums[CONTROLLER] = prog.controller_step(
+          state.ctrl, state.lm.params, state.lm.batch_stats, batch, key, state.sums[CONTROLLER])
+      state.phase_step += 1
+      state.controller_steps += 1
+      done = state.phase_step
       if done % cfg.search.log_every == 0 or done == n:
-        count = (done - 1) % cfg.search.log_every + 1
-        record = _means(sums, count)
-        self.log.write("controller", int(cstate.step), record)
-        epoch_sums = _add(epoch_sums, sums)
-        sums = jax.tree_util.tree_map(jnp.zeros_like, sums)
-        self.progress.show(f"epoch {state.epoch + 1} controller", done, n,
-                           {"reward": record["reward"], "ppl": record["valid_ppl"]}, force=True)
+        rec = self.record(state, CONTROLLER, state.controller_steps, {})
+        self.progress.show(label, done, n, {"reward": rec["reward"], "ppl": rec["valid_ppl"]},
+                           force=True)
       else:
-        self.progress.show(f"epoch {state.epoch + 1} controller", done, n)
-    state.ctrl = cstate
-    return _means(epoch_sums, n) if n else {}
+        self.progress.show(label, done, n)
+      if done == n:
+        state.phase, state.phase_step, state.phase_total = DERIVE, 0, 0
+      self.after_step(state)
+    if n == 0:
+      state.phase = DERIVE
 
   # (c) derive
   def derive(self, state: SearchState) -> dict[str, Any]:
@@ -355,21 +523,26 @@ class SearchRun:
 
   def run_epoch(self, state: SearchState) -> None:
     start = time.time()
-    shared = self.shared_phase(state)
-    control = self.controller_phase(state)
+    if state.phase == SHARED:
+      self.shared_phase(state)
+    if state.phase == CONTROLLER:
+      self.controller_phase(state)
     last = state.epoch + 1 == self.cfg.search.epochs
     derived = (self.derive(state)
                if (state.epoch + 1) % self.cfg.search.derive_every == 0 or last else None)
+    shared, control = (_record(state.epoch_sums[p]) for p in (SHARED, CONTROLLER))
+    state.epoch_sums = {p: _zeros(s) for p, s in self._shapes.items()}
     state.epoch += 1
+    state.phase = SHARED
     line = f"epoch {state.epoch}/{self.cfg.search.epochs}"
-    if shared:
+    if shared["steps"]:
       line += f"  shared ppl {shared['ppl']:.2f}"
-    if control:
+    if control["steps"]:
       line += f"  reward {control['reward']:.4f}  entropy {control['entropy']:.3f}"
     if derived:
       line += f"  derived [{derived['authors']}] valid ppl {derived['valid_ppl']:.2f}"
     self.log.write("epoch", state.epoch, {"seconds": time.time() - start})
-    self.log.flush()
+    self.save(state)
     self.say(line + f"  ({time.time() - start:.1f} s)")
 
   def finish(self, state: SearchState) -> dict[str, Any]:
@@ -387,7 +560,7 @@ class SearchRun:
         "valid_ppl_shared": rescored[best],
         "rescored": [{"authors": a, "valid_ppl_shared": p} for a, p in rescored.items()],
         "history": state.history, "epochs": state.epoch,
-        "shared_steps": int(state.lm.step), "controller_steps": int(state.ctrl.step),
+        "shared_steps": state.shared_steps, "controller_steps": state.controller_steps,
         "shared_params": count_params(state.lm.params),
         "corpus": {"name": self.data.corpus.name, **_json_info(self.data.corpus.info)},
     }
@@ -399,22 +572,20 @@ class SearchRun:
     with open(os.path.join(self.workdir, "summary.json"), "w") as f:
       json.dump(summary, f, indent=2)
     self.log.close()
+    self.checkpointer.close()
+    self.final_state = state
     return summary
 
 
-def _means(sums: dict[str, jax.Array], count: int) -> dict[str, float]:
-  return {k: float(v) / max(count, 1) for k, v in sums.items()}
-
-
-def _shared_record(sums: dict[str, jax.Array], count: int) -> dict[str, float]:
-  """Means over the steps; perplexity as exp(mean NLL), not a mean of per-step perplexities."""
-  record = _means({k: v for k, v in sums.items() if k != "ppl"}, count)
-  record["ppl"] = float(np.exp(record["nll"]))
+def _record(sums: dict[str, jax.Array]) -> dict[str, float]:
+  """Means over the finite steps; perplexity as exp(mean NLL) when there is an NLL."""
+  values = {k: float(v) for k, v in sums.items()}
+  ok, steps = values.pop("ok_steps"), values.pop("steps")
+  record = {k: v / max(ok, 1.0) for k, v in values.items() if k != "ppl"}
+  if "nll" in record:
+    record["ppl"] = float(np.exp(record["nll"]))
+  record.update(steps=steps, skipped_steps=steps - ok)
   return record
-
-
-def _add(a, b):
-  return b if a is None else jax.tree_util.tree_map(jnp.add, a, b)
 
 
 def _json_info(info: dict[str, Any]) -> dict[str, Any]:
@@ -430,7 +601,7 @@ def write_arch(stem: str, arch: arch_lib.RNNArch, extra: dict[str, Any]) -> None
     f.write(formats.to_authors_string(arch) + "\n")
 
 
-def prepare_workdir(workdir: str, cfg: RNNSearchConfig) -> None:
+def prepare_workdir(workdir: str) -> None:
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, ".write_test")
@@ -440,11 +611,15 @@ def prepare_workdir(workdir: str, cfg: RNNSearchConfig) -> None:
   except OSError as err:
     raise UserError(f"The workdir {workdir!r} cannot be written ({err.strerror}). Pass a "
                     f"writable directory with --workdir=DIR.") from None
+
+
+def write_config(workdir: str, cfg: RNNSearchConfig) -> None:
   with open(os.path.join(workdir, "config.json"), "w") as f:
     json.dump(dataclasses.asdict(cfg), f, indent=2)
 
 
 def run_search(cfg: RNNSearchConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress | None = None) -> dict[str, Any]:
-  """Runs the whole search; writes config.json, metrics, per-epoch cells and summary.json."""
+  """Runs (or resumes) the whole search; writes config.json, metrics, cells, checkpoints and
+  summary.json to `workdir`."""
   return SearchRun(cfg, workdir, out, progress or metrics_lib.Progress()).execute()

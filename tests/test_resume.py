@@ -1,0 +1,175 @@
+"""Checkpoint and resume: a SIGKILLed search resumed ends bit-identical to an uninterrupted one;
+unreadable checkpoints, leftovers of a killed save, changed configs and divergence."""
+import io
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import quickstart
+from enas_jax import metrics
+from enas_jax.errors import UserError
+from enas_jax.loops import rnn_search
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+# 3 epochs of 12 shared + 6 controller steps; saves every 4 steps, records every 3 (so a
+# checkpoint falls inside a record interval and its metric sums must be saved too).
+OVERRIDES = {"search.epochs": 3, "search.shared_steps": 12, "search.controller_steps": 6,
+             "search.log_every": 3, "checkpoint.every_steps": 4, "checkpoint.keep": 2}
+
+
+def _cli_args(workdir):
+  return ([sys.executable, "-m", "enas_jax.search", "--config=configs/quickstart.py:tiny",
+           f"--workdir={workdir}"] + [f"--config.{k}={v}" for k, v in OVERRIDES.items()])
+
+
+def _cfg(**changes):
+  config = quickstart.get_config("tiny")
+  for dotted, value in {**OVERRIDES, **changes}.items():
+    section, field = dotted.split(".")
+    config[section][field] = value
+  return rnn_search.config_from_dict(config)
+
+
+def _run(workdir, cfg=None):
+  out = io.StringIO()
+  run = rnn_search.SearchRun(cfg or _cfg(), str(workdir), out, metrics.Progress(enabled=False))
+  summary = run.execute()
+  return run, summary, out.getvalue()
+
+
+def _rows(workdir):
+  return [{k: v for k, v in r.items() if k != "seconds"}
+          for r in metrics.read_metrics(str(pathlib.Path(workdir) / "metrics.jsonl"))]
+
+
+def _latest_checkpoint(workdir):
+  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
+  step = manager.latest_step()
+  restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(),
+                                                           meta=ocp.args.JsonRestore()))
+  return step, {k: np.asarray(v) for k, v in restored["arrays"].items()}, restored["meta"]
+
+
+def _assert_same_run(a, b):
+  assert _rows(a) == _rows(b)  # every logged figure, bit for bit
+  step_a, arrays_a, meta_a = _latest_checkpoint(a)
+  step_b, arrays_b, meta_b = _latest_checkpoint(b)
+  assert step_a == step_b and meta_a["position"] == meta_b["position"]
+  assert arrays_a.keys() == arrays_b.keys()
+  for key in arrays_a:  # shared weights, optimizer states, controller, baseline: bit-identical
+    np.testing.assert_array_equal(arrays_a[key], arrays_b[key])
+  assert (pathlib.Path(a) / "summary.json").read_text() == (
+      pathlib.Path(b) / "summary.json").read_text()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """An uninterrupted run, in a subprocess like the killed one."""
+  workdir = tmp_path_factory.mktemp("resume") / "reference"
+  result = subprocess.run(_cli_args(workdir), cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=600)
+  assert result.returncode == 0, result.stderr
+  return workdir
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference, tmp_path):
+  workdir = tmp_path / "killed"
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  proc = subprocess.Popen(_cli_args(workdir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+  checkpoints = workdir / "checkpoints"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()):
+      break
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGKILL)  # no chance to clean up
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+  assert not (workdir / "summary.json").exists()  # really killed mid-run
+  resumed = subprocess.run(_cli_args(workdir), cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr
+  assert "resuming from checkpoint" in resumed.stdout
+  _assert_same_run(reference, workdir)
+
+
+def test_unreadable_latest_checkpoint_and_killed_save_leftovers(reference, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  checkpoints = workdir / "checkpoints"
+  steps = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
+  assert len(steps) == 2  # checkpoint.keep
+  for path in (checkpoints / str(steps[-1])).rglob("*"):
+    if path.is_file():
+      path.write_bytes(b"garbage")
+  (checkpoints / f"{steps[-1] + 5}.orbax-checkpoint-tmp-1234").mkdir()  # a save that was killed
+  # One more epoch: resumes from the previous checkpoint, redoes the lost steps, goes on.
+  _, _, out = _run(workdir, _cfg(**{"search.epochs": 4}))
+  assert f"checkpoint {steps[-1]} could not be read" in out
+  assert (checkpoints / f"{steps[-1]}.unreadable").is_dir()  # kept aside, not deleted
+  straight = tmp_path / "straight"
+  shutil.copytree(reference, straight)
+  _run(straight, _cfg(**{"search.epochs": 4}))
+  _assert_same_run(straight, workdir)
+
+
+def test_resume_with_another_model_names_the_fields(reference, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  config_before = (workdir / "config.json").read_text()
+  with pytest.raises(UserError, match=r"model.num_nodes \(4 -> 5\).*new --workdir"):
+    _run(workdir, _cfg(**{"model.num_nodes": 5}))
+  assert (workdir / "config.json").read_text() == config_before  # nothing overwritten
+
+
+def test_finished_run_rerun_only_rewrites_the_summary(reference, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  rows = _rows(workdir)
+  _, summary, out = _run(workdir)
+  assert "is complete" in out and _rows(workdir) == rows
+  assert summary["epochs"] == 3
+
+
+@pytest.mark.parametrize("policy", ["skip", "stop", "rollback"])
+def test_divergence_policies(tmp_path, policy):
+  cfg = _cfg(**{"shared.lr": 1e30, "search.on_divergence": policy, "search.epochs": 1,
+                "search.max_rollbacks": 2, "checkpoint.every_steps": 3})
+  if policy == "skip":
+    _, _, out = _run(tmp_path / policy, cfg)
+    assert "were skipped" in out
+    skipped = sum(r.get("skipped_steps", 0) for r in _rows(tmp_path / policy))
+    assert skipped > 0
+    _, arrays, _ = _latest_checkpoint(tmp_path / policy)
+    assert all(np.all(np.isfinite(a)) for a in arrays.values()
+               if np.issubdtype(a.dtype, np.inexact))  # a checkpoint never holds NaN
+  elif policy == "stop":
+    with pytest.raises(rnn_search.Diverged, match="on_divergence=stop"):
+      _run(tmp_path / policy, cfg)
+  else:
+    out = io.StringIO()
+    run = rnn_search.SearchRun(cfg, str(tmp_path / policy), out, metrics.Progress(enabled=False))
+    with pytest.raises(rnn_search.Diverged, match="after 2 rollbacks"):
+      run.execute()
+    assert out.getvalue().count("rolled back") == 2
+    assert "scaled by 0.25" in out.getvalue()
+
+
+def test_same_structure_restores_without_recompiling(reference, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  run, _, _ = _run(workdir, _cfg(**{"search.epochs": 4}))
+  for jitted in (run.program.shared_step, run.program.controller_step):
+    assert jitted._cache_size() == 1
+  jax.tree_util.tree_map(lambda x: np.testing.assert_(np.all(np.isfinite(x))),
+                         run.final_state.lm.params)
