@@ -67,6 +67,14 @@ def load_config(holder: flags.FlagHolder, flag: str = "config") -> Any:
         f"(--{flag}=configs/ptb_rnn.py:cpu), from the repository root.") from None
 
 
+def default_workdir(config_flag: Any, prefix: str = "") -> str:
+  """`workdirs/<prefix><config file stem>[_<preset>]`."""
+  path = config_flags.get_config_filename(config_flag)
+  name, _, preset = os.path.basename(path).partition(":")
+  name = os.path.splitext(name)[0]
+  return os.path.join("workdirs", prefix + (f"{name}_{preset}" if preset else name))
+
+
 def quiet_logging_unless_asked() -> None:
   """JAX and absl INFO chatter off by default; --verbosity=0 brings it back."""
   if not flags.FLAGS["verbosity"].present:

@@ -13,7 +13,6 @@ import sys
 from typing import Sequence
 
 from absl import flags
-from ml_collections import config_flags
 
 from enas_jax import cli
 from enas_jax.errors import UserError
@@ -30,12 +29,6 @@ _WORKDIR = flags.DEFINE_string(
 _PROGRESS = flags.DEFINE_enum(
     "progress", "auto", ["auto", "on", "off"],
     "Progress bar: auto shows it only when stderr is a terminal.")
-
-
-def default_workdir(config_path: str) -> str:
-  name, _, preset = os.path.basename(config_path).partition(":")
-  name = os.path.splitext(name)[0]
-  return os.path.join("workdirs", f"{name}_{preset}" if preset else name)
 
 
 def print_result(summary: dict, workdir: str) -> None:
@@ -64,8 +57,7 @@ def main(argv: Sequence[str]) -> None:
   if cfg.deterministic:  # before the backend starts; costs speed on GPU, no effect on CPU
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_gpu_deterministic_ops=true").strip()
-  workdir = _WORKDIR.value or default_workdir(
-      config_flags.get_config_filename(flags.FLAGS["config"]))
+  workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])
   enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
   summary = rnn_search.run_search(cfg, workdir, sys.stdout, Progress(enabled=enabled))
   print_result(summary, workdir)

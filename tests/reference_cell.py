@@ -17,11 +17,14 @@ def _sigmoid(z):
 
 
 def reference_lm(params, prev, act, tokens_BxT, h_BxH, output="loose_ends", max_norm=0.0,
-                 out_HxV=None, reset_token=None, standardize=False):
+                 out_HxV=None, reset_token=None, standardize=False, node_mask=None,
+                 return_states=False):
   """Logits [B, T, V] and final state of the ENAS LM, one node and one step at a time.
 
   `out_HxV` replaces the tied softmax (emb.T); `reset_token` zeroes h before reading that token;
-  `standardize` gives the softmax each row of h at zero mean and unit variance.
+  `standardize` gives the softmax each row of h at zero mean and unit variance; `node_mask`
+  [B, H] multiplies h_{t-1} and each node's input before its matrix (not the highway's carried
+  term); `return_states` adds the cell outputs [T, B, H].
   """
   emb = np.asarray(params["embedding"], np.float64)
   out = emb.T if out_HxV is None else np.asarray(out_HxV, np.float64)
@@ -32,7 +35,10 @@ def reference_lm(params, prev, act, tokens_BxT, h_BxH, output="loose_ends", max_
   n = len(act)
   hid = h_BxH.shape[1]
   used = set(int(p) for p in prev[1:])
-  outs = [k for k in range(n) if k not in used] if output == "loose_ends" else list(range(n))
+  outs = {"loose_ends": [k for k in range(n) if k not in used], "all_nodes": list(range(n)),
+          "nodes_after_first": list(range(1, n))}[output]
+  mask = np.ones_like(h_BxH) if node_mask is None else np.asarray(node_mask, np.float64)
+  states = []
   h = np.asarray(h_BxH, np.float64)
   logits = []
   for t in range(tokens_BxT.shape[1]):
@@ -40,12 +46,12 @@ def reference_lm(params, prev, act, tokens_BxT, h_BxH, output="loose_ends", max_
       h = np.where((tokens_BxT[:, t] == reset_token)[:, None], 0.0, h)
     x = emb[tokens_BxT[:, t]]
     nodes = []
-    z = x @ cell["node0"]["w_x"] + h @ cell["node0"]["w_h"]
+    z = x @ cell["node0"]["w_x"] + (h * mask) @ cell["node0"]["w_h"]
     c = _sigmoid(z[:, :hid])
     nodes.append(c * _act(act[0], z[:, hid:]) + (1 - c) * h)
     for k in range(1, n):
       inp = nodes[prev[k]]
-      z = inp @ cell[f"node{k}_prev{prev[k]}"]
+      z = (inp * mask) @ cell[f"node{k}_prev{prev[k]}"]
       c = _sigmoid(z[:, :hid])
       nodes.append(c * _act(act[k], z[:, hid:]) + (1 - c) * inp)
     h = sum(nodes[k] for k in outs) / len(outs)
@@ -53,8 +59,11 @@ def reference_lm(params, prev, act, tokens_BxT, h_BxH, output="loose_ends", max_
       norms = np.linalg.norm(h, axis=1, keepdims=True)
       h = np.where(norms > max_norm, h * max_norm / norms, h)
     h_out = h
+    states.append(h)
     if standardize:
       c = h - h.mean(axis=1, keepdims=True)
       h_out = c / np.sqrt(np.mean(c * c, axis=1, keepdims=True) + 1e-6)
     logits.append(h_out @ out + bias)
+  if return_states:
+    return np.stack(logits, axis=1), h, np.stack(states)
   return np.stack(logits, axis=1), h

@@ -81,3 +81,17 @@ def test_set_learning_rate_returns_a_new_state():
     assert float(inner(state).hyperparams["learning_rate"]) == 20.0
     updates, _ = opt.update({"w": jnp.ones(3)}, new)
     assert float(updates["w"][0]) == pytest.approx(-5.0 * 0.25 / 3 ** 0.5 if clip else -5.0)
+
+
+@pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
+def test_final_training_config_converts_with_the_published_recipe(preset):
+  from configs import ptb_final
+  from enas_jax.loops import lm_train
+  cfg = lm_train.config_from_dict(ptb_final.get_config(preset))
+  if not preset:
+    m, t = cfg.model, cfg.train
+    assert (m.hidden_dim, m.init_range, m.embedding_dropout, m.input_dropout) == (800, 0.05, 0.125,
+                                                                                 0.175)
+    assert (m.cell_input_dropout, m.between_node_dropout, m.output_dropout) == (0.725, 0.225, 0.75)
+    assert (t.lr, t.grad_clip, t.weight_decay, t.activation_l2, t.epochs) == (20.0, 0.25, 8e-7,
+                                                                             0.7, 3000)

@@ -9,6 +9,7 @@ from configs import quickstart
 from enas_jax import metrics
 from enas_jax.data.lm_batches import batchify
 from enas_jax.errors import UserError
+from enas_jax import workdir as workdir_lib
 from enas_jax.loops import rnn_search
 from enas_jax.spaces.rnn import formats
 
@@ -101,4 +102,4 @@ def test_unwritable_workdir_is_a_user_error(tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("not a directory")
   with pytest.raises(UserError, match="cannot be written"):
-    rnn_search.prepare_workdir(str(blocker / "run"))
+    workdir_lib.prepare(str(blocker / "run"))

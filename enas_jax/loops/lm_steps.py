@@ -76,7 +76,7 @@ def set_learning_rate(opt_state: optax.OptState, lr: float) -> optax.OptState:
 
 def init_state(model: RNNLanguageModel, optimizer: optax.GradientTransformation, key: jax.Array,
                batch_size: int, arch: RNNArch | None) -> LMState:
-  hidden = jnp.zeros((batch_size, model.config.hidden_dim), jnp.float32)
+  hidden = jnp.zeros((batch_size, model.state_size), jnp.float32)
   tokens = jnp.zeros((batch_size, 2), jnp.int32)
   variables = model.init({"params": key}, tokens, hidden, arch)
   params = variables["params"]
@@ -97,19 +97,26 @@ def l2_penalty(params: Any) -> jax.Array:
   return sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(params))
 
 
-def make_lm_steps(model: RNNLanguageModel, optimizer: optax.GradientTransformation, l2: float
-                  ) -> tuple[Callable[..., Any], Callable[..., Any]]:
-  """Returns the pure (train_step, eval_step) for `model`."""
-  uses_bn = model.config.batch_norm
+def make_lm_steps(model: Any, optimizer: optax.GradientTransformation, l2: float,
+                  activation_l2: float = 0.0) -> tuple[Callable[..., Any], Callable[..., Any]]:
+  """Returns the pure (train_step, eval_step) for `model` (the ENAS LM or the LSTM baseline).
+
+  The training loss is the mean NLL + `l2` * sum of squared weights + `activation_l2` * mean
+  square of the cell outputs (the ENAS LM code's `alpha`).
+  """
+  uses_bn = getattr(model.config, "batch_norm", False)
+  mutable = (["batch_stats"] if uses_bn else []) + (["intermediates"] if activation_l2 else [])
 
   def loss_fn(params, batch_stats, batch, hidden, arch, key):
     variables = {"params": params, **({"batch_stats": batch_stats} if uses_bn else {})}
     (logits, new_hidden), updates = model.apply(
         variables, batch["inputs"], hidden, arch, batch["valid"], train=True,
-        rngs={"dropout": key}, mutable=["batch_stats"] if uses_bn else [])
+        rngs={"dropout": key}, mutable=mutable)
     nll_sum, count = masked_nll(logits, batch["targets"], batch["valid"])
     nll = nll_sum / jnp.maximum(count, 1.0)
     loss = nll + (l2 * l2_penalty(params) if l2 > 0 else 0.0)
+    if activation_l2:
+      loss = loss + activation_l2 * updates["intermediates"]["activation_sq"][0]
     return loss, (nll, new_hidden, updates.get("batch_stats", batch_stats))
 
   def train_step(state: LMState, batch: Batch, arch: RNNArch, key: jax.Array
@@ -145,13 +152,15 @@ def window_batch(window: Window, bptt: int, variable: bool = False) -> dict[str,
 
 
 def evaluate_perplexity(eval_step: Callable[..., Any], params: Any, batch_stats: Any,
-                        data_BxN: np.ndarray, bptt: int, arch: RNNArch | None) -> float:
+                        data_BxN: np.ndarray, bptt: int, arch: RNNArch | None,
+                        state_size: int | None = None) -> float:
   """Perplexity over a whole batched split, the state carried across windows.
 
-  `eval_step` is the jitted step from `make_lm_steps`; any batch size works, 1 included.
+  `eval_step` is the jitted step from `make_lm_steps`; any batch size works, 1 included (the
+  standard test protocol). `state_size` defaults to the ENAS cell's hidden width.
   """
-  hidden_dim = _hidden_dim(params)
-  hidden = jnp.zeros((data_BxN.shape[0], hidden_dim), jnp.float32)
+  state_size = state_size or _hidden_dim(params)
+  hidden = jnp.zeros((data_BxN.shape[0], state_size), jnp.float32)
   total, count = jnp.zeros(()), jnp.zeros(())
   for window in windows(data_BxN, bptt):  # sums stay on the device: one sync at the end
     nll_sum, n, hidden = eval_step(params, batch_stats, window_batch(window, bptt), hidden, arch)

@@ -33,12 +33,13 @@ import numpy as np
 from enas_jax import checkpoints as ckpt_lib
 from enas_jax import controller as ctl
 from enas_jax import metrics as metrics_lib
+from enas_jax import workdir as workdir_lib
 from enas_jax.configuration import from_section
 from enas_jax.data import TextDataConfig, load_corpus
 from enas_jax.data.lm_batches import Cursor, WindowStream, batchify, windows
 from enas_jax.data.text import Corpus
 from enas_jax.errors import UserError
-from enas_jax.loops import lm_steps
+from enas_jax.loops import guards, lm_steps
 from enas_jax.loops import rnn_search_steps as search_steps
 from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn import formats
@@ -122,28 +123,6 @@ class SearchProgram:
   controller_metric_shapes: Any  # likewise for controller_step
 
 
-def _finite(tree: Any) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-                            if jnp.issubdtype(x.dtype, jnp.inexact)]))
-
-
-def _guarded(step: Any, loss_name: str) -> Any:
-  """`step` that keeps the old state (counter advanced) when the loss or anything in the new
-  state (weights, optimizer state, carried hidden state, baseline) is not finite, and adds its metrics to running sums: `ok_steps` counts the finite ones."""
-
-  def guarded(state, *args):
-    *step_args, key, sums = args
-    new, m = step(state, *step_args, jax.random.fold_in(key, state.step))
-    ok = jnp.isfinite(m[loss_name]) & _finite(new)
-    kept = state.replace(step=state.step + 1)
-    new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, kept)
-    m = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in m.items()}
-    m.update(ok_steps=ok.astype(jnp.float32), steps=jnp.ones((), jnp.float32))
-    return new, jax.tree_util.tree_map(jnp.add, sums, m)
-
-  return guarded
-
-
 def _metric_shapes(step: Any) -> Any:
   def shapes(*args):
     metrics = jax.eval_shape(step, *args)[1]
@@ -164,8 +143,8 @@ def build_program(cfg: RNNSearchConfig, vocab_size: int) -> SearchProgram:
                                               cfg.search.derive_samples)
   return SearchProgram(
       model=model, controller=controller, lm_optimizer=lm_opt, ctrl_optimizer=ctrl_opt,
-      shared_step=jax.jit(_guarded(shared_step, "loss"), donate_argnums=(0, 4)),
-      controller_step=jax.jit(_guarded(controller_step, "controller_loss"),
+      shared_step=jax.jit(guards.guarded(shared_step, "loss"), donate_argnums=(0, 4)),
+      controller_step=jax.jit(guards.guarded(controller_step, "controller_loss"),
                               donate_argnums=(0, 5)),
       derive_step=jax.jit(derive_step), eval_step=jax.jit(eval_step),
       shared_metric_shapes=_metric_shapes(shared_step),
@@ -264,7 +243,7 @@ class SearchRun:
     self.workdir = workdir
     self.out = out
     self.progress = progress
-    prepare_workdir(workdir)
+    workdir_lib.prepare(workdir)
     self.data = prepare_data(cfg)
     self.program = build_program(cfg, len(self.data.corpus.words))
     self.base_key = jax.random.key(cfg.seed)
@@ -333,10 +312,8 @@ class SearchRun:
     return SearchState.from_saved(arrays, meta["position"]), step
 
   def open_log(self, resume_bytes: int | None, resume_step: int) -> None:
-    path = os.path.join(self.workdir, "metrics.jsonl")
-    if os.path.exists(path):  # drop records written after the checkpoint (or all: fresh start)
-      with open(path, "r+b") as f:
-        f.truncate(resume_bytes or 0)
+    # drop records written after the checkpoint (or all of them: a fresh start)
+    workdir_lib.truncate(os.path.join(self.workdir, "metrics.jsonl"), resume_bytes or 0)
     self.log = metrics_lib.MetricsLog(self.workdir)
     if resume_bytes is not None:
       self.log.events.session_start(resume_step)
@@ -414,7 +391,7 @@ class SearchRun:
              ) -> dict[str, float]:
     """Logs the phase's sums since the last record and resets them; handles divergence."""
     sums = state.sums[phase]
-    record = _record(sums)
+    record = guards.sums_to_record(sums)
     record.update(extra)
     self.log.write(phase, step, record)
     state.epoch_sums[phase] = jax.tree_util.tree_map(jnp.add, state.epoch_sums[phase], sums)
@@ -530,7 +507,7 @@ class SearchRun:
     last = state.epoch + 1 == self.cfg.search.epochs
     derived = (self.derive(state)
                if (state.epoch + 1) % self.cfg.search.derive_every == 0 or last else None)
-    shared, control = (_record(state.epoch_sums[p]) for p in (SHARED, CONTROLLER))
+    shared, control = (guards.sums_to_record(state.epoch_sums[p]) for p in (SHARED, CONTROLLER))
     state.epoch_sums = {p: _zeros(s) for p, s in self._shapes.items()}
     state.epoch += 1
     state.phase = SHARED
@@ -577,17 +554,6 @@ class SearchRun:
     return summary
 
 
-def _record(sums: dict[str, jax.Array]) -> dict[str, float]:
-  """Means over the finite steps; perplexity as exp(mean NLL) when there is an NLL."""
-  values = {k: float(v) for k, v in sums.items()}
-  ok, steps = values.pop("ok_steps"), values.pop("steps")
-  record = {k: v / max(ok, 1.0) for k, v in values.items() if k != "ppl"}
-  if "nll" in record:
-    record["ppl"] = float(np.exp(record["nll"]))
-  record.update(steps=steps, skipped_steps=steps - ok)
-  return record
-
-
 def _json_info(info: dict[str, Any]) -> dict[str, Any]:
   return {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
 
@@ -601,21 +567,8 @@ def write_arch(stem: str, arch: arch_lib.RNNArch, extra: dict[str, Any]) -> None
     f.write(formats.to_authors_string(arch) + "\n")
 
 
-def prepare_workdir(workdir: str) -> None:
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
-    with open(probe, "w") as f:
-      f.write("ok")
-    os.remove(probe)
-  except OSError as err:
-    raise UserError(f"The workdir {workdir!r} cannot be written ({err.strerror}). Pass a "
-                    f"writable directory with --workdir=DIR.") from None
-
-
 def write_config(workdir: str, cfg: RNNSearchConfig) -> None:
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump(dataclasses.asdict(cfg), f, indent=2)
+  workdir_lib.write_json(os.path.join(workdir, "config.json"), dataclasses.asdict(cfg))
 
 
 def run_search(cfg: RNNSearchConfig, workdir: str, out: TextIO,

@@ -33,7 +33,7 @@ def edge_key(node: int, prev: int) -> str:
 class CellOptions:
   """How the cell is unrolled; all static under `jit`."""
 
-  output: str = "loose_ends"  # "loose_ends" or "all_nodes"
+  output: str = "loose_ends"  # "loose_ends", "all_nodes" or "nodes_after_first"
   hidden_norm_clip: float = 0.0  # clip each example's h_t to this L2 norm; 0 turns it off
   batch_norm: bool = False  # normalise every node's output over the batch
   batch_norm_momentum: float = 0.9  # running statistics: new = m * old + (1 - m) * batch
@@ -101,6 +101,8 @@ def output_weights(arch: RNNArch, output: str) -> jax.Array:
   """float32[N]: the weights of the nodes in the cell output (they sum to 1)."""
   if output == "all_nodes":
     mask_N = jnp.ones(arch.prev_N.shape, jnp.float32)
+  elif output == "nodes_after_first":  # the corrected ENAS LM code: mean of nodes 1..N-1
+    mask_N = jnp.ones(arch.prev_N.shape, jnp.float32).at[0].set(0.0)
   elif output == "loose_ends":
     mask_N = loose_ends_mask(jnp.asarray(arch.prev_N))
   else:
@@ -126,7 +128,8 @@ class BatchNormState:
 
 def unroll(xw_TxBx2H: jax.Array, w_h0_Hx2H: jax.Array, w_edges_MxHx2H: jax.Array,
            arch: RNNArch, h_BxH: jax.Array, valid_T: jax.Array, opts: CellOptions,
-           bn: BatchNormState | None = None, train: bool = False
+           bn: BatchNormState | None = None, train: bool = False,
+           node_mask_BxH: jax.Array | None = None
            ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array] | None]:
   """Runs the cell over T time steps.
 
@@ -140,6 +143,8 @@ def unroll(xw_TxBx2H: jax.Array, w_h0_Hx2H: jax.Array, w_edges_MxHx2H: jax.Array
     opts: static options.
     bn: batch-norm state when `opts.batch_norm`.
     train: batch norm uses batch statistics when training and running ones otherwise.
+    node_mask_BxH: between-node dropout: multiplies h_{t-1} and every node's input before its
+      matrix (not the highway's carried term), one mask for all steps, as the ENAS LM code does.
 
   Returns:
     (h at the last valid step, cell outputs [T, B, H], batch-norm statistics averaged over the
@@ -165,13 +170,15 @@ def unroll(xw_TxBx2H: jax.Array, w_h0_Hx2H: jax.Array, w_edges_MxHx2H: jax.Array
   def step(carry, inputs):
     h_prev_BxH, stats = carry
     xw_Bx2H, valid = inputs
-    z_Bx2H = xw_Bx2H + h_prev_BxH @ w_h0_Hx2H
+    drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
+    z_Bx2H = xw_Bx2H + drop(h_prev_BxH) @ w_h0_Hx2H
     node_BxH, st = normalise(0, _highway(z_Bx2H, h_prev_BxH, act_N[0]))
     step_stats = [st]
     buf_NxBxH = jnp.zeros((num_nodes, batch, hidden), h_BxH.dtype).at[0].set(node_BxH)
     for k in range(1, num_nodes):
       h_in_BxH = jax.lax.dynamic_index_in_dim(buf_NxBxH, prev_N[k], axis=0, keepdims=False)
-      node_BxH, st = normalise(k, _highway(h_in_BxH @ w_edges_MxHx2H[k - 1], h_in_BxH, act_N[k]))
+      z_Bx2H = drop(h_in_BxH) @ w_edges_MxHx2H[k - 1]
+      node_BxH, st = normalise(k, _highway(z_Bx2H, h_in_BxH, act_N[k]))
       step_stats.append(st)
       buf_NxBxH = buf_NxBxH.at[k].set(node_BxH)
     h_new_BxH = jnp.einsum("n,nbh->bh", out_w_N, buf_NxBxH)

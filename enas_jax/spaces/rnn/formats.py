@@ -8,9 +8,16 @@
 - ENAS-pytorch's dag.json (`from_dag_json`, and `to_dag_json` for round trips): a dict from a
   node id (-1 and -2 being x_t and h_{t-1}) to a list of [child id, child's activation name];
   loose ends point to an "avg" node N, which points to "h[t]" (N + 1).
+- The corrected ENAS language-model code (google-research `enas_lm`, `--fixed_arc`;
+  `from_enas_lm_string`/`to_enas_lm_string`): a (prev, activation) pair per node after node 0,
+  2(N - 1) tokens; node 0 is a fixed tanh highway over [x_t, h_{t-1}]; activation ids 0 tanh,
+  1 ReLU, 2 sigmoid, 3 identity (sigmoid and identity swapped against the authors' string); the
+  cell output is the mean of nodes 1..N-1 (`output="nodes_after_first"`, not the loose ends).
+  Because the output rule belongs to the format, loading gives an `ArchSpec` (cell + output).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any, Mapping
@@ -21,6 +28,11 @@ from enas_jax.errors import UserError
 from enas_jax.spaces.rnn.arch import ACTIVATIONS, RNNArch, loose_ends_mask, validate
 
 SPACE_NAME = "rnn"
+# enas_lm activation id -> ours, and back.
+_ENAS_LM_TO_OURS = {0: 0, 1: 1, 2: 3, 3: 2}
+_OURS_TO_ENAS_LM = {v: k for k, v in _ENAS_LM_TO_OURS.items()}
+ENAS_LM_OUTPUT = "nodes_after_first"
+ENAS_LM_PREFIX = "enas_lm:"
 # ENAS-pytorch's activation names.
 _DAG_NAMES = {"tanh": 0, "ReLU": 1, "identity": 2, "sigmoid": 3}
 _DAG_NAMES_INV = {v: k for k, v in _DAG_NAMES.items()}
@@ -180,6 +192,89 @@ def from_dag_json(dag: Mapping[str, Any], where: str = "dag.json") -> RNNArch:
         f"In the {where}, the nodes averaged into the output are {sorted(avg_inputs)}, but the "
         f"cell's loose ends are {sorted(loose)}; ENAS averages exactly the loose ends.")
   return arch
+
+
+def _int_tokens(text: str, where: str) -> list[int]:
+  tokens = text.replace(",", " ").replace("[", " ").replace("]", " ").split()
+  values = []
+  for i, tok in enumerate(tokens):
+    try:
+      values.append(int(tok))
+    except ValueError:
+      raise UserError(f"Token {i} of the {where} is {tok!r}, which is not an integer.") from None
+  return values
+
+
+def from_enas_lm_string(text: str, where: str = "enas_lm architecture string") -> RNNArch:
+  """Parses the corrected ENAS LM code's `fixed_arc` (see the module docstring)."""
+  values = _int_tokens(text, where)
+  if not values or len(values) % 2:
+    raise UserError(f"The {where} {text!r} has {len(values)} tokens; the enas_lm format needs a "
+                    f"(prev, activation) pair per node after node 0, an even number, e.g. 16 "
+                    f"for 9 nodes.")
+  prev, act = [-1], [0]  # node 0: tanh highway over [x_t, h_{t-1}]
+  for i in range(len(values) // 2):
+    node, p, a = i + 1, values[2 * i], values[2 * i + 1]
+    if not 0 <= p < node:
+      raise UserError(f"Token {2 * i} of the {where} (node {node}'s prev) is {p}; node {node} "
+                      f"may only read nodes 0..{node - 1}.")
+    if a not in _ENAS_LM_TO_OURS:
+      raise UserError(f"Token {2 * i + 1} of the {where} (node {node}'s activation) is {a}; "
+                      f"enas_lm activation ids are 0 tanh, 1 ReLU, 2 sigmoid, 3 identity.")
+    prev.append(p)
+    act.append(_ENAS_LM_TO_OURS[a])
+  return RNNArch(np.asarray(prev, np.int32), np.asarray(act, np.int32))
+
+
+def to_enas_lm_string(arch: RNNArch) -> str:
+  validate(arch)
+  prev, act = np.asarray(arch.prev_N), np.asarray(arch.act_N)
+  if int(act[0]) != 0:
+    raise UserError("The enas_lm format fixes node 0 to tanh; this cell's node 0 is "
+                    f"{ACTIVATIONS[int(act[0])]}.")
+  return " ".join(f"{int(prev[k])} {_OURS_TO_ENAS_LM[int(act[k])]}" for k in range(1, len(act)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchSpec:
+  """A loaded architecture and, when its format fixes it, the cell-output rule."""
+
+  arch: RNNArch
+  output: str | None = None  # None: the model config decides
+  source: str = ""  # what it was read from, for messages
+
+
+def load_arch_spec(spec: str, num_nodes: int | None = None) -> ArchSpec:
+  """Reads an architecture from any supported source.
+
+  `spec` is one of: a search workdir (its best_arch.json), a JSON file (ours or dag.json), a
+  file or string in the authors' format, or `enas_lm:<pairs>` (or a file holding that).
+  """
+  if os.path.isdir(spec):
+    best = os.path.join(spec, "best_arch.json")
+    if not os.path.isfile(best):
+      raise UserError(f"The directory {spec!r} is not a finished search workdir: it has no "
+                      f"best_arch.json. Point --config.arch at a search's --workdir after the "
+                      f"search ends, or at an architecture file or string.")
+    return ArchSpec(load_arch(best, num_nodes), None, best)
+  text = spec
+  if os.path.isfile(spec):
+    try:
+      with open(spec, encoding="utf-8") as f:
+        text = f.read().strip()
+    except OSError as err:
+      raise UserError(f"Cannot read the architecture file {spec}: {err.strerror}.") from None
+  if text.startswith(ENAS_LM_PREFIX):
+    arch = from_enas_lm_string(text[len(ENAS_LM_PREFIX):], where=f"enas_lm string {spec!r}")
+    validate(arch, num_nodes=num_nodes)
+    return ArchSpec(arch, ENAS_LM_OUTPUT, spec)
+  if not text.startswith("{") and len(_int_tokens(text, f"architecture {spec!r}")) % 2 == 0:
+    raise UserError(
+        f"The architecture {spec!r} has an even number of integers. The authors' format has "
+        f"2N - 1 (node 0's activation first); the corrected ENAS LM code's `fixed_arc` has "
+        f"2(N - 1) with another activation numbering, so it must be marked: write "
+        f"'{ENAS_LM_PREFIX}{text}'.")
+  return ArchSpec(load_arch(spec, num_nodes), None, spec)
 
 
 def load_arch(spec: str, num_nodes: int | None = None) -> RNNArch:

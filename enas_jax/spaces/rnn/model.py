@@ -26,13 +26,15 @@ class RNNModelConfig:
   num_nodes: int = 12
   embed_dim: int = 1000
   hidden_dim: int = 1000
-  output: Literal["loose_ends", "all_nodes"] = "loose_ends"
+  output: Literal["loose_ends", "all_nodes", "nodes_after_first"] = "loose_ends"
   tie_weights: bool = True
   init_range: float = 0.1
   embedding_dropout: float = 0.1
   input_dropout: float = 0.65
   output_dropout: float = 0.4
   dropconnect: float = 0.5
+  cell_input_dropout: float = 0.0
+  between_node_dropout: float = 0.0
   hidden_norm_clip: float = 25.0
   batch_norm: bool = False
   scan_unroll: int = 1
@@ -46,7 +48,8 @@ class RNNModelConfig:
           f"Config fields `{section}.embed_dim` ({self.embed_dim}) and `{section}.hidden_dim` "
           f"({self.hidden_dim}) must be equal when `{section}.tie_weights` is True (the softmax "
           f"reuses the embedding). Make them equal or set tie_weights=False.")
-    for name in ("embedding_dropout", "input_dropout", "output_dropout", "dropconnect"):
+    for name in ("embedding_dropout", "input_dropout", "output_dropout", "dropconnect",
+                 "cell_input_dropout", "between_node_dropout"):
       rate = getattr(self, name)
       if not 0.0 <= rate < 1.0:
         raise UserError(f"Config field `{section}.{name}` is a dropout rate and must be in "
@@ -127,6 +130,13 @@ class RNNLanguageModel(nn.Module):
     if train and cfg.input_dropout > 0:  # locked: one mask for all time steps
       x_TxBxE = x_TxBxE * _dropout_mask(self.make_rng("dropout"), cfg.input_dropout,
                                         (1, batch, cfg.embed_dim))
+    if train and cfg.cell_input_dropout > 0:  # a second locked mask (enas_lm's drop_x)
+      x_TxBxE = x_TxBxE * _dropout_mask(self.make_rng("dropout"), cfg.cell_input_dropout,
+                                        (1, batch, cfg.embed_dim))
+    node_mask_BxH = None
+    if train and cfg.between_node_dropout > 0:  # enas_lm's drop_l
+      node_mask_BxH = _dropout_mask(self.make_rng("dropout"), cfg.between_node_dropout,
+                                    (batch, cfg.hidden_dim))
     if train and cfg.dropconnect > 0:  # DropConnect on the recurrent weights, one mask per call
       k0, k1 = jax.random.split(self.make_rng("dropout"))
       w_h0_Hx2H = w_h0_Hx2H * _dropout_mask(k0, cfg.dropconnect, w_h0_Hx2H.shape)
@@ -135,7 +145,13 @@ class RNNLanguageModel(nn.Module):
     xw_TxBx2H = x_TxBxE @ cell["node0"]["w_x"]
     bn, running = self._batch_norm() if cfg.batch_norm else (None, None)
     h_last_BxH, out_TxBxH, stats = cell_lib.unroll(
-        xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, arch, h_BxH, valid_T, cfg.cell_options, bn, train)
+        xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, arch, h_BxH, valid_T, cfg.cell_options, bn, train,
+        node_mask_BxH)
+    if train:  # for the activation L2 penalty (mean square of the cell outputs, valid steps)
+      w_T = valid_T.astype(jnp.float32)
+      self.sow("intermediates", "activation_sq",
+               jnp.sum(jnp.mean(jnp.square(out_TxBxH), axis=(1, 2)) * w_T)
+               / jnp.maximum(jnp.sum(w_T), 1.0))
     if stats is not None and not self.is_initializing():
       m = cfg.cell_options.batch_norm_momentum
       for var, batch_value in zip(running, stats):
@@ -146,6 +162,11 @@ class RNNLanguageModel(nn.Module):
                                             (1, batch, cfg.hidden_dim))
     logits_BxTxV = jnp.einsum("tbh,hv->btv", out_TxBxH, softmax_HxV) + softmax_bias_V
     return logits_BxTxV, h_last_BxH
+
+  @property
+  def state_size(self) -> int:
+    """Width of the recurrent state the caller carries between windows."""
+    return self.config.hidden_dim
 
   def _batch_norm(self) -> tuple[cell_lib.BatchNormState, tuple[Any, Any]]:
     """Per-node scale and bias, and the running (mean, var) variables."""

@@ -1,0 +1,1 @@
+"""Baselines trained through the same commands as ENAS cells (`--config.arch=lstm`)."""

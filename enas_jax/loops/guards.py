@@ -1,0 +1,45 @@
+"""NaN/Inf never reaches the weights: steps that keep the old state when the new one is not
+finite, and count it, so the host can apply the divergence policy at its next record."""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def tree_finite(tree: Any) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+                            if jnp.issubdtype(x.dtype, jnp.inexact)]))
+
+
+def guarded(step: Any, loss_name: str) -> Any:
+  """`step(state, *args, key) -> (state, metrics)` made to keep the old state (its counter
+  advanced) when the loss or anything in the new state (weights, optimizer state, carried hidden
+  state, baseline) is not finite. The returned function takes `(state, *args, key, sums)`, folds
+  the step counter into `key`, and adds the metrics to `sums`; `ok_steps` counts finite steps."""
+
+  def guarded(state, *args):
+    *step_args, key, sums = args
+    new, m = step(state, *step_args, jax.random.fold_in(key, state.step))
+    ok = jnp.isfinite(m[loss_name]) & tree_finite(new)
+    kept = state.replace(step=state.step + 1)
+    new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, kept)
+    m = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in m.items()}
+    m.update(ok_steps=ok.astype(jnp.float32), steps=jnp.ones((), jnp.float32))
+    return new, jax.tree_util.tree_map(jnp.add, sums, m)
+
+  return guarded
+
+
+def sums_to_record(sums: dict[str, jax.Array]) -> dict[str, float]:
+  """Means over the finite steps of `guarded`'s sums; perplexity as exp(mean NLL) when there is
+  an NLL (not a mean of per-step perplexities); `steps` and `skipped_steps` counted."""
+  values = {k: float(v) for k, v in sums.items()}
+  ok, steps = values.pop("ok_steps"), values.pop("steps")
+  record = {k: v / max(ok, 1.0) for k, v in values.items() if k != "ppl"}
+  if "nll" in record:
+    record["ppl"] = float(np.exp(record["nll"])) if ok else float("nan")
+  record.update(steps=steps, skipped_steps=steps - ok)
+  return record

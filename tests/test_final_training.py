@@ -1,0 +1,248 @@
+"""Final training: the enas_lm format pinned, the recipe's pieces against hand computations and
+plain references, the LSTM baseline, the test protocol, and bit-exact resume."""
+import io
+import json
+import pathlib
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import ptb_final
+from enas_jax import metrics
+from enas_jax.baselines.lstm_lm import LSTMLanguageModel, hidden_for_budget, lstm_param_count
+from enas_jax.errors import UserError
+from enas_jax.loops import lm_steps, lm_train, rnn_search
+from enas_jax.spaces.rnn import cell as cell_lib
+from enas_jax.spaces.rnn import formats
+from enas_jax.spaces.rnn.arch import make_arch
+from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, count_params
+from tests.reference_cell import reference_lm
+
+ENAS_PTB = "0 2 1 0 2 1 2 2 4 0 5 0 3 2 6 2"  # the enas_lm README's cell
+NO_DROP = dict(embedding_dropout=0.0, input_dropout=0.0, output_dropout=0.0, dropconnect=0.0,
+               hidden_norm_clip=0.0, init_range=0.5)
+
+
+def test_enas_lm_format_meaning_is_pinned():
+  arch = formats.from_enas_lm_string(ENAS_PTB)
+  # node k >= 1: (prev, activation) with enas_lm ids 0 tanh, 1 ReLU, 2 sigmoid, 3 identity
+  assert list(arch.prev_N) == [-1, 0, 1, 2, 2, 4, 5, 3, 6]
+  names = ["tanh", "relu", "identity", "sigmoid"]  # our ids
+  assert [names[a] for a in arch.act_N] == ["tanh", "sigmoid", "tanh", "relu", "sigmoid", "tanh",
+                                            "tanh", "sigmoid", "sigmoid"]
+  assert formats.to_enas_lm_string(arch) == ENAS_PTB
+  assert formats.to_authors_string(arch) == "0 0 3 1 0 2 1 2 3 4 0 5 0 3 3 6 3"
+  identity = formats.from_enas_lm_string("0 3")  # enas_lm's 3 is identity, ours is 2
+  assert list(identity.act_N) == [0, 2]
+  spec = formats.load_arch_spec("enas_lm:" + ENAS_PTB)
+  assert spec.output == "nodes_after_first"
+
+
+@pytest.mark.parametrize("text,match", [
+    ("0 2 1", "even number"), ("0 4", "activation ids are 0 tanh, 1 ReLU, 2 sigmoid"),
+    ("1 0", "may only read nodes 0..0")])
+def test_enas_lm_format_errors(text, match):
+  with pytest.raises(UserError, match=match):
+    formats.from_enas_lm_string(text)
+
+
+def test_unmarked_even_string_and_workdir_sources(tmp_path):
+  with pytest.raises(UserError, match="write 'enas_lm:0 2 1 0'"):
+    formats.load_arch_spec("0 2 1 0")
+  with pytest.raises(UserError, match="no best_arch.json"):
+    formats.load_arch_spec(str(tmp_path))
+  rnn_search.write_arch(str(tmp_path / "best_arch"), formats.from_authors_string("1 0 2 1 3"), {})
+  spec = formats.load_arch_spec(str(tmp_path))
+  assert formats.to_authors_string(spec.arch) == "1 0 2 1 3" and spec.output is None
+  with pytest.raises(UserError, match="fixes node 0 to tanh"):
+    formats.to_enas_lm_string(spec.arch)
+
+
+def test_enas_lm_output_and_between_node_mask_match_the_reference():
+  n, h, v, b, t = 5, 6, 11, 3, 4
+  prev, act = [-1, 0, 1, 1, 3], [0, 3, 1, 2, 0]
+  cfg = RNNModelConfig(num_nodes=n, embed_dim=h, hidden_dim=h, output="nodes_after_first",
+                       **NO_DROP)
+  model = RNNLanguageModel(cfg, v)
+  tokens = jax.random.randint(jax.random.key(1), (b, t), 0, v)
+  h0 = jax.random.normal(jax.random.key(2), (b, h))
+  params = model.init(jax.random.key(0), tokens, h0, make_arch(prev, act))["params"]
+  mask = (jax.random.bernoulli(jax.random.key(3), 0.7, (b, h)) / 0.7).astype(jnp.float32)
+  cell = params["cell"]
+  xw = jnp.take(params["embedding"], tokens.T, axis=0) @ cell["node0"]["w_x"]
+  arch = make_arch(prev, act)
+  _, out, _ = cell_lib.unroll(xw, cell["node0"]["w_h"],
+                              cell_lib.select_edge_weights(cell, arch.prev_N), arch, h0,
+                              jnp.ones((t,), bool), cfg.cell_options, node_mask_BxH=mask)
+  _, _, ref_states = reference_lm(params, prev, act, np.asarray(tokens), np.asarray(h0),
+                                  "nodes_after_first", node_mask=np.asarray(mask),
+                                  return_states=True)
+  np.testing.assert_allclose(out, ref_states, rtol=2e-5, atol=2e-5)
+
+
+def test_activation_l2_and_weight_decay_enter_the_loss_as_written():
+  n, h, v, b, t = 3, 5, 7, 2, 4
+  prev, act = (-1, 0, 1), (0, 1, 3)
+  cfg = RNNModelConfig(num_nodes=n, embed_dim=h, hidden_dim=h, output="all_nodes", **NO_DROP)
+  model = RNNLanguageModel(cfg, v, fixed_arch=(prev, act))
+  opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig(lr=0.1, grad_clip=0.0))
+  state = lm_steps.init_state(model, opt, jax.random.key(0), b, None)
+  batch = {"inputs": jax.random.randint(jax.random.key(1), (b, t), 0, v),
+           "targets": jax.random.randint(jax.random.key(2), (b, t), 0, v),
+           "valid": jnp.ones((t,), bool), "lr_scale": jnp.ones(())}
+  alpha, wd = 0.7, 1e-3
+  train_step, _ = lm_steps.make_lm_steps(model, opt, wd, alpha)
+  _, m = train_step(state, batch, None, jax.random.key(3))
+  logits, _, states = reference_lm(state.params, list(prev), list(act),
+                                   np.asarray(batch["inputs"]), np.zeros((b, h)), "all_nodes",
+                                   return_states=True)
+  logp = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+  nll = -np.mean(np.take_along_axis(logp, np.asarray(batch["targets"])[..., None], -1))
+  squares = sum(np.sum(np.square(np.asarray(x, np.float64)))
+                for x in jax.tree_util.tree_leaves(state.params))
+  expected = nll + wd * squares + alpha * np.mean(np.square(states))
+  assert float(m["nll"]) == pytest.approx(nll, rel=1e-5)
+  assert float(m["loss"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_asgd_trigger_by_hand():
+  assert not lm_train.asgd_should_start([10.0, 9.0], 20.0, 2)  # not more than 2 epochs seen
+  assert not lm_train.asgd_should_start([10.0, 9.0, 8.0], 9.5, 2)  # best before last 2: 10
+  assert lm_train.asgd_should_start([10.0, 9.0, 8.0], 10.5, 2)
+  assert lm_train.asgd_should_start([10.0, 9.0, 8.0, 7.0], 9.5, 2)  # best before: 9
+
+
+def test_averaged_weights_are_the_mean_of_the_iterates():
+  cfg = RNNModelConfig(num_nodes=2, embed_dim=4, hidden_dim=4, **NO_DROP)
+  model = RNNLanguageModel(cfg, 7, fixed_arch=((-1, 0), (0, 1)))
+  opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig(lr=0.5, grad_clip=0.0))
+  lm = lm_steps.init_state(model, opt, jax.random.key(0), 2, None)
+  train_step, _ = lm_steps.make_lm_steps(model, opt, 0.0)
+  step = jax.jit(lm_train.make_train_step(train_step))
+  avg = lm_train.AverageState(params=jax.tree_util.tree_map(jnp.zeros_like, lm.params),
+                              count=jnp.zeros(()), active=jnp.ones((), bool))
+  f32 = jnp.zeros(())
+  sums = {"loss": f32, "nll": f32, "ppl": f32, "grad_norm": f32, "ok_steps": f32, "steps": f32}
+  iterates = []
+  for i in range(4):
+    batch = {"inputs": jax.random.randint(jax.random.key(10 + i), (2, 3), 0, 7),
+             "targets": jax.random.randint(jax.random.key(20 + i), (2, 3), 0, 7),
+             "valid": jnp.ones((3,), bool), "lr_scale": jnp.ones(())}
+    lm, avg, sums = step(lm, avg, batch, jax.random.key(i), sums)
+    iterates.append(lm.params)
+  assert float(avg.count) == 4.0
+  mean = jax.tree_util.tree_map(lambda *xs: sum(xs) / len(xs), *iterates)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                         avg.params, mean)
+
+
+def test_lstm_baseline_matches_a_plain_lstm_and_the_budget():
+  v, hid, b, t = 9, 5, 2, 3
+  cfg = RNNModelConfig(num_nodes=2, embed_dim=4, hidden_dim=4, **NO_DROP)
+  model = LSTMLanguageModel(cfg, v, hid)
+  tokens = jax.random.randint(jax.random.key(1), (b, t), 0, v)
+  state0 = jax.random.normal(jax.random.key(2), (b, 2 * hid))
+  params = model.init(jax.random.key(0), tokens, state0)["params"]
+  assert count_params(params) == lstm_param_count(v, hid)
+  logits, state = model.apply({"params": params}, tokens, state0)
+  p = {k: np.asarray(x, np.float64) for k, x in params.items()}
+  sig = lambda z: 1 / (1 + np.exp(-z))
+  h, c = np.asarray(state0[:, :hid], np.float64), np.asarray(state0[:, hid:], np.float64)
+  ref = []
+  for s in range(t):
+    z = p["embedding"][np.asarray(tokens[:, s])] @ p["w_x"] + h @ p["w_h"] + p["bias"]
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c = sig(f) * c + sig(i) * np.tanh(g)
+    h = sig(o) * np.tanh(c)
+    ref.append(h @ p["embedding"].T + p["softmax_bias"])
+  np.testing.assert_allclose(logits, np.stack(ref, 1), rtol=2e-5, atol=2e-5)
+  np.testing.assert_allclose(state, np.concatenate([h, c], -1), rtol=2e-5, atol=2e-5)
+  for budget in (10_000, 24_000_000):
+    width = hidden_for_budget(10_000, budget)
+    best = min(range(1, 3000), key=lambda w: abs(lstm_param_count(10_000, w) - budget))
+    assert width == best
+
+
+def test_batch_one_test_protocol_carries_the_state():
+  cfg = RNNModelConfig(num_nodes=3, embed_dim=6, hidden_dim=6, **NO_DROP)
+  model = RNNLanguageModel(cfg, 11, fixed_arch=((-1, 0, 0), (0, 1, 0)))
+  params = model.init(jax.random.key(0), jnp.zeros((1, 2), jnp.int32), jnp.zeros((1, 6)))
+  _, eval_step = lm_steps.make_lm_steps(model, lm_steps.make_optimizer(
+      lm_steps.SharedTrainConfig()), 0.0)
+  data = np.asarray(jax.random.randint(jax.random.key(1), (1, 41), 0, 11))
+  step = jax.jit(eval_step)
+  windowed = lm_steps.evaluate_perplexity(step, params["params"], {}, data, 7, None, 6)
+  whole = lm_steps.evaluate_perplexity(step, params["params"], {}, data, 40, None, 6)
+  assert windowed == pytest.approx(whole, rel=1e-5)  # windows of 7 = one window of 40
+
+
+def _cfg(**changes):
+  config = ptb_final.get_config("tiny")
+  for dotted, value in changes.items():
+    if "." in dotted:
+      section, field = dotted.split(".")
+      config[section][field] = value
+    else:
+      config[dotted] = value
+  return lm_train.config_from_dict(config)
+
+
+def _train(workdir, cfg):
+  out = io.StringIO()
+  run = lm_train.TrainRun(cfg, str(workdir), out, metrics.Progress(enabled=False))
+  return run, run.execute(), out.getvalue()
+
+
+def _rows(workdir):
+  return [{k: v for k, v in r.items() if k != "seconds"}
+          for r in metrics.read_metrics(str(pathlib.Path(workdir) / "metrics.jsonl"))]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("final") / "straight"
+  run, summary, out = _train(workdir, _cfg())
+  return workdir, run, summary, out
+
+
+def test_training_writes_its_outputs(straight):
+  workdir, run, summary, out = straight
+  assert run.step._cache_size() == 1  # one compilation for every window length and epoch
+  assert summary["params"] == count_params(run.final_state.lm.params)
+  assert np.isfinite(summary["test_ppl"]) and summary["epochs"] == 3
+  assert "batch 1" in summary["test_protocol"]
+  saved = json.loads((workdir / "summary.json").read_text())
+  assert saved["test_ppl"] == summary["test_ppl"]
+  phases = [r["phase"] for r in metrics.read_metrics(str(workdir / "metrics.jsonl"))]
+  assert phases.count("epoch") == 3 and phases[-1] == "final"
+  assert "parameters" in out
+
+
+def test_resume_from_a_mid_epoch_checkpoint_is_bit_identical(straight, tmp_path):
+  workdir, run, summary, _ = straight
+  copy = tmp_path / "resumed"
+  shutil.copytree(workdir, copy)
+  (copy / "summary.json").unlink()
+  steps = sorted(int(p.name) for p in (copy / "checkpoints").iterdir() if p.name.isdigit())
+  keep = steps[1]  # a save inside the first or second epoch (every 7 steps)
+  for step in steps:
+    if step > keep:
+      shutil.rmtree(copy / "checkpoints" / str(step))
+  resumed_run, resumed, out = _train(copy, _cfg())
+  assert "resuming from checkpoint" in out
+  assert _rows(copy) == _rows(workdir)
+  assert resumed == summary
+  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.lm.params,
+                         run.final_state.lm.params)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.avg.params,
+                         run.final_state.avg.params)
+
+
+def test_lstm_through_the_same_command_and_config_errors(tmp_path):
+  _, summary, _ = _train(tmp_path / "lstm", _cfg(arch="lstm", **{"train.epochs": 1}))
+  assert summary["model"].startswith("LSTM baseline") and np.isfinite(summary["test_ppl"])
+  with pytest.raises(UserError, match="Config field `arch` is empty"):
+    _cfg(arch="")
