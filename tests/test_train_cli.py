@@ -28,7 +28,10 @@ def test_cli_trains_a_cell_given_as_an_authors_string(tmp_path):
 
 
 def test_cli_errors_are_one_paragraph(tmp_path):
-  cases = {"--config.arch=0 2 1 0": "write 'enas_lm:0 2 1 0'",
+  wrong_space = tmp_path / "macro.json"
+  wrong_space.write_text('{"space": "macro", "num_layers": 12, "layers": []}')
+  cases = {f"--config.arch={wrong_space}": "'macro' search space",
+           "--config.arch=0 2 1 0": "write 'enas_lm:0 2 1 0'",
            "--config.arch=enas_lm:0 7": "enas_lm activation ids are 0 tanh",
            f"--config.arch={tmp_path}": "no best_arch.json",
            "--config.train.lr=-1": "`train.lr` must be positive"}

@@ -292,7 +292,7 @@ def load_arch(spec: str, num_nodes: int | None = None) -> RNNArch:
       except json.JSONDecodeError as err:
         raise UserError(f"The architecture file {spec} is not valid JSON (line {err.lineno}, "
                         f"column {err.colno}: {err.msg}).") from None
-      if isinstance(data, Mapping) and "nodes" in data:
+      if isinstance(data, Mapping) and ("nodes" in data or "space" in data):
         arch = from_json(data, where=f"architecture file {spec}")
       else:
         arch = from_dag_json(data, where=f"dag.json file {spec}")
