@@ -57,14 +57,21 @@ def all_finite(tree: Any) -> bool:
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
-                       prefix: str = "") -> list[str]:
-  """Dotted names of the fields whose values differ (nested dicts compared field by field)."""
+                       defaults: Mapping[str, Any] | None = None, prefix: str = "") -> list[str]:
+  """Dotted names of the fields whose values differ (nested dicts compared field by field).
+
+  A field the saved config lacks (saved by an older version) is no difference when the current
+  value is its default (`defaults`, same nesting): the old run behaved as that default.
+  """
   out = []
+  defaults = defaults or {}
   for key in sorted(set(saved) | set(current)):
     name = f"{prefix}{key}"
     a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
     if isinstance(a, Mapping) and isinstance(b, Mapping):
-      out += config_differences(a, b, name + ".")
+      out += config_differences(a, b, defaults.get(key) or {}, name + ".")
+    elif key not in saved and key in defaults and b == defaults[key]:
+      continue
     elif a != b:
       out.append(f"{name} ({a!r} -> {b!r})")
   return out

@@ -22,6 +22,7 @@ def _dotted(section: str, name: str) -> str:
 
 def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
   """Returns `value` coerced to the annotated type, or raises a UserError naming the field."""
+  field = _dotted(section, name)
   origin = typing.get_origin(annotation)
   args = typing.get_args(annotation)
   if origin is typing.Union:  # Optional[X] and friends.
@@ -34,8 +35,8 @@ def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
       except UserError:
         continue
     raise UserError(
-        f"Config field `{_dotted(section, name)}` has value {value!r} of type {type(value).__name__}, "
-        f"expected {annotation}. Fix the value in the config file or the --config.{_dotted(section, name)} "
+        f"Config field `{field}` has value {value!r} of type {type(value).__name__}, "
+        f"expected {annotation}. Fix the value in the config file or the --config.{field} "
         f"override.")
   if origin is typing.Literal:
     if value in args:
@@ -62,7 +63,7 @@ def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
     if hasattr(value, "to_dict") or isinstance(value, Mapping):
       return from_section(annotation, _dotted(section, name), value)
   raise UserError(
-      f"Config field `{_dotted(section, name)}` has value {value!r} of type {type(value).__name__}, but "
+      f"Config field `{field}` has value {value!r} of type {type(value).__name__}, but "
       f"it must be {getattr(annotation, '__name__', annotation)}. Fix the value in the config "
       f"file or the --config.{_dotted(section, name)} override.")
 
@@ -85,14 +86,16 @@ def from_section(cls: Type[T], section: str, values: Mapping[str, Any]) -> T:
   unknown = sorted(set(values) - set(fields))
   if unknown:
     raise UserError(
-        f"Unknown config field(s) {', '.join(f'`{_dotted(section, u)}`' for u in unknown)}. The section "
-        f"`{section or 'config'}` accepts: {', '.join(sorted(fields))}. Check the spelling in the config file "
+        f"Unknown config field(s) {', '.join(f'`{_dotted(section, u)}`' for u in unknown)}. The "
+        f"section `{section or 'config'}` accepts: {', '.join(sorted(fields))}. Check the spelling "
+        f"in the config file "
         f"or the --config override.")
   kwargs = {}
   for name, field in fields.items():
     if name not in values:
       if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-        raise UserError(f"Config field `{_dotted(section, name)}` is missing; add it to the config file.")
+        raise UserError(f"Config field `{_dotted(section, name)}` is missing; add it to the "
+                        f"config file.")
       continue
     kwargs[name] = _check_value(section, name, values[name], hints[name])
   instance = cls(**kwargs)

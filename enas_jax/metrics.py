@@ -154,7 +154,7 @@ def read_records(path: str) -> list[bytes]:
   return out
 
 
-# --- the run's metric log --------------------------------------------------------------------------
+# --- the run's metric log ------------------------------------------------------------------------
 
 def _jsonable(value: Any) -> Any:
   if isinstance(value, float) and not math.isfinite(value):
@@ -202,7 +202,7 @@ def read_metrics(path: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-# --- progress bar ----------------------------------------------------------------------------------
+# --- progress bar --------------------------------------------------------------------------------
 
 class Progress:
   """A one-line progress bar on a terminal; silent when the stream is not a terminal."""

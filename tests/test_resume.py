@@ -173,3 +173,15 @@ def test_same_structure_restores_without_recompiling(reference, tmp_path):
     assert jitted._cache_size() == 1
   jax.tree_util.tree_map(lambda x: np.testing.assert_(np.all(np.isfinite(x))),
                          run.final_state.lm.params)
+
+
+def test_config_differences_by_hand():
+  from enas_jax.checkpoints import config_differences
+  saved = {"model": {"hidden_dim": 8, "dropout": 0.1}, "seed": 0}
+  current = {"model": {"hidden_dim": 16, "dropout": 0.1, "new_field": 0.0}, "seed": 0}
+  defaults = {"model": {"hidden_dim": 1000, "dropout": 0.0, "new_field": 0.0}, "seed": 0}
+  # a field added after the checkpoint was saved, at its default, is no difference
+  assert config_differences(saved, current, defaults) == ["model.hidden_dim (8 -> 16)"]
+  current["model"]["new_field"] = 0.5
+  assert config_differences(saved, current, defaults) == [
+      "model.hidden_dim (8 -> 16)", "model.new_field ('<absent>' -> 0.5)"]

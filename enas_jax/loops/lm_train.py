@@ -108,7 +108,8 @@ def build_model(cfg: FinalConfig, vocab_size: int, say=print) -> Model:
     if not hidden:  # the ENAS cell's budget: the default cell of this config at this width
       budget = _enas_budget(cfg, vocab_size)
       hidden = hidden_for_budget(vocab_size, budget)
-      note = f", width {hidden} matched to {budget:,} parameters of a {model_cfg.num_nodes}-node cell"
+      note = (f", width {hidden} matched to {budget:,} parameters of a "
+              f"{model_cfg.num_nodes}-node cell")
     return Model(LSTMLanguageModel(model_cfg, vocab_size, hidden), f"LSTM baseline{note}", None)
   spec = formats.load_arch_spec(cfg.arch)
   arch = spec.arch
@@ -250,7 +251,8 @@ class TrainRun:
                            must_be_finite={"lm": state.lm, "avg": state.avg})
 
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
-    diffs = ckpt_lib.config_differences(meta["config"], dataclasses.asdict(self.cfg))
+    diffs = ckpt_lib.config_differences(meta["config"], dataclasses.asdict(self.cfg),
+                                        dataclasses.asdict(FinalConfig()))
     blocking = [d for d in diffs if not d.startswith(RESUMABLE_CHANGES)]
     if blocking:
       raise UserError(
@@ -332,8 +334,9 @@ class TrainRun:
                                           "averaging": float(bool(state.avg.active)),
                                           "seconds": time.time() - start})
     self.save(state)
+    averaged = state.asgd_epoch is not None and not started
     self.say(f"epoch {state.epoch}/{cfg.train.epochs}  train ppl {train['ppl']:.2f}  valid ppl "
-             f"{valid_ppl:.2f}{'  (averaged weights)' if state.asgd_epoch is not None and not started else ''}"
+             f"{valid_ppl:.2f}{'  (averaged weights)' if averaged else ''}"
              f"{'  -> averaged SGD from now on' if started else ''}  ({time.time() - start:.1f} s)")
 
   def eval_params(self, state: TrainState) -> Any:

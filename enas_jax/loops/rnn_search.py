@@ -292,7 +292,8 @@ class SearchRun:
                      f"good checkpoint in {self.checkpointer.directory}.") from None
 
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
-    diffs = ckpt_lib.config_differences(meta["config"], dataclasses.asdict(self.cfg))
+    diffs = ckpt_lib.config_differences(meta["config"], dataclasses.asdict(self.cfg),
+                                        dataclasses.asdict(RNNSearchConfig()))
     blocking = [d for d in diffs if not d.startswith(RESUMABLE_CHANGES)]
     if blocking:
       raise UserError(
@@ -302,14 +303,14 @@ class SearchRun:
     if diffs:
       self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
 
-  def restore(self) -> tuple[SearchState, int] | None:
+  def restore(self) -> tuple[SearchState, int, int] | None:
+    """(state, checkpoint step, bytes of metrics.jsonl it had seen), or None."""
     template = jax.eval_shape(lambda: self.fresh_state().arrays())  # shapes: nothing computed
     found = self.checkpointer.restore_latest(template, self._check_saved_config)
     if found is None:
       return None
     arrays, meta, step = found
-    self._resume_metrics_bytes = meta["metrics_bytes"]
-    return SearchState.from_saved(arrays, meta["position"]), step
+    return SearchState.from_saved(arrays, meta["position"]), step, meta["metrics_bytes"]
 
   def open_log(self, resume_bytes: int | None, resume_step: int) -> None:
     # drop records written after the checkpoint (or all of them: a fresh start)
@@ -345,8 +346,8 @@ class SearchRun:
     if found is None:
       self.open_log(None, 0)
       return self.fresh_state(), False
-    state, step = found
-    self.open_log(self._resume_metrics_bytes, state.shared_steps)
+    state, step, metrics_bytes = found
+    self.open_log(metrics_bytes, state.shared_steps)
     if state.epoch >= self.cfg.search.epochs:
       self.say(f"the search in {self.workdir} is complete ({state.epoch} epochs, checkpoint "
                f"{step}); writing its summary again. Raise --config.search.epochs to go on.")
@@ -368,8 +369,8 @@ class SearchRun:
       self.open_log(None, 0)
       state, step = self.fresh_state(), None
     else:
-      state, step = found
-      self.open_log(self._resume_metrics_bytes, state.shared_steps)
+      state, step, metrics_bytes = found
+      self.open_log(metrics_bytes, state.shared_steps)
     state.rollbacks = failed.rollbacks + 1
     state.lr_factor = failed.lr_factor * cfg.rollback_lr_factor
     self.say(f"divergence: rolled back to checkpoint {step} with the learning rate scaled by "
