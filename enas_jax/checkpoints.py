@@ -77,6 +77,24 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
   return out
 
 
+def check_resumable(saved: Mapping[str, Any], current: Any, allowed: tuple[str, ...],
+                    workdir: str, what: str) -> list[str]:
+  """Compares a checkpoint's config with the current one (a config dataclass instance).
+
+  Returns the differences in `allowed` field prefixes (schedules, bookkeeping) for the caller to
+  report; raises a UserError naming every other difference.
+  """
+  diffs = config_differences(saved, dataclasses.asdict(current),
+                             dataclasses.asdict(type(current)()))
+  blocking = [d for d in diffs if not d.startswith(allowed)]
+  if blocking:
+    raise UserError(
+        f"The workdir {workdir} holds checkpoints of a different {what}: config fields "
+        f"{'; '.join(blocking)} differ from the saved run. Resume with the original values, or "
+        f"pass a new --workdir to start another {what}.")
+  return diffs
+
+
 class Checkpointer:
   """Saves and restores the run state in `directory`, keeping the last `keep` checkpoints."""
 

@@ -75,6 +75,19 @@ def default_workdir(config_flag: Any, prefix: str = "") -> str:
   return os.path.join("workdirs", prefix + (f"{name}_{preset}" if preset else name))
 
 
+def use_deterministic_gpu_ops(enabled: bool) -> None:
+  """`--xla_gpu_deterministic_ops` for bit-exact GPU reruns; before the backend starts."""
+  if enabled:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_gpu_deterministic_ops=true").strip()
+
+
+def reject_positional(argv: Sequence[str], command: str) -> None:
+  if len(argv) > 1:
+    raise UserError(f"Unexpected arguments {' '.join(argv[1:])!r}: {command} takes only flags "
+                    f"(--config=FILE, --workdir=DIR, --config.<section>.<field>=VALUE).")
+
+
 def quiet_logging_unless_asked() -> None:
   """JAX and absl INFO chatter off by default; --verbosity=0 brings it back."""
   if not flags.FLAGS["verbosity"].present:

@@ -15,7 +15,6 @@ from typing import Sequence
 from absl import flags
 
 from enas_jax import cli
-from enas_jax.errors import UserError
 from enas_jax.loops import rnn_search
 from enas_jax.metrics import Progress
 
@@ -49,14 +48,10 @@ def print_result(summary: dict, workdir: str) -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise UserError(f"Unexpected arguments {' '.join(argv[1:])!r}: the search takes only flags "
-                    f"(--config=FILE, --workdir=DIR, --config.<section>.<field>=VALUE).")
+  cli.reject_positional(argv, "the search")
   cli.quiet_logging_unless_asked()
   cfg = rnn_search.config_from_dict(cli.load_config(_CONFIG))
-  if cfg.deterministic:  # before the backend starts; costs speed on GPU, no effect on CPU
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_gpu_deterministic_ops=true").strip()
+  cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])
   enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
   summary = rnn_search.run_search(cfg, workdir, sys.stdout, Progress(enabled=enabled))

@@ -9,14 +9,12 @@ Flags only: the loop lives in `enas_jax.loops.lm_train`. Running the same comman
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import Sequence
 
 from absl import flags
 
 from enas_jax import cli
-from enas_jax.errors import UserError
 from enas_jax.loops import lm_train
 from enas_jax.metrics import Progress
 
@@ -31,14 +29,10 @@ _PROGRESS = flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"],
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise UserError(f"Unexpected arguments {' '.join(argv[1:])!r}: training takes only flags "
-                    f"(--config=FILE, --workdir=DIR, --config.<section>.<field>=VALUE).")
+  cli.reject_positional(argv, "training")
   cli.quiet_logging_unless_asked()
   cfg = lm_train.config_from_dict(cli.load_config(_CONFIG))
-  if cfg.deterministic:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_gpu_deterministic_ops=true").strip()
+  cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"], prefix="train_")
   enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
   summary = lm_train.run_training(cfg, workdir, sys.stdout, Progress(enabled=enabled))

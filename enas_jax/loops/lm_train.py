@@ -251,14 +251,8 @@ class TrainRun:
                            must_be_finite={"lm": state.lm, "avg": state.avg})
 
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
-    diffs = ckpt_lib.config_differences(meta["config"], dataclasses.asdict(self.cfg),
-                                        dataclasses.asdict(FinalConfig()))
-    blocking = [d for d in diffs if not d.startswith(RESUMABLE_CHANGES)]
-    if blocking:
-      raise UserError(
-          f"The workdir {self.workdir} holds checkpoints of a different training: config fields "
-          f"{'; '.join(blocking)} differ. Resume with the original values, or pass a new "
-          f"--workdir.")
+    diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, RESUMABLE_CHANGES, self.workdir,
+                                     "training")
     if diffs:
       self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
 

@@ -292,14 +292,8 @@ class SearchRun:
                      f"good checkpoint in {self.checkpointer.directory}.") from None
 
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
-    diffs = ckpt_lib.config_differences(meta["config"], dataclasses.asdict(self.cfg),
-                                        dataclasses.asdict(RNNSearchConfig()))
-    blocking = [d for d in diffs if not d.startswith(RESUMABLE_CHANGES)]
-    if blocking:
-      raise UserError(
-          f"The workdir {self.workdir} holds checkpoints of a different search: config fields "
-          f"{'; '.join(blocking)} differ from the saved run. Resume with the original values, or "
-          f"pass a new --workdir to start another search.")
+    diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, RESUMABLE_CHANGES, self.workdir,
+                                     "search")
     if diffs:
       self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
 

@@ -96,17 +96,11 @@ def to_authors_string(arch: RNNArch) -> str:
 
 def from_authors_string(text: str, where: str = "architecture string") -> RNNArch:
   """Parses the authors' string (spaces or commas between integer tokens)."""
-  tokens = text.replace(",", " ").replace("[", " ").replace("]", " ").split()
-  if len(tokens) % 2 != 1:
+  values = _int_tokens(text, where)
+  if len(values) % 2 != 1:
     raise UserError(
-        f"The {where} {text!r} has {len(tokens)} tokens; a recurrent cell of N nodes needs "
+        f"The {where} {text!r} has {len(values)} tokens; a recurrent cell of N nodes needs "
         f"2N - 1 (node 0's activation, then a prev and an activation per node), e.g. 23 for 12.")
-  values = []
-  for i, tok in enumerate(tokens):
-    try:
-      values.append(int(tok))
-    except ValueError:
-      raise UserError(f"Token {i} of the {where} is {tok!r}, which is not an integer.") from None
   n = (len(values) + 1) // 2
   prev = [-1] + values[1::2]
   act = [values[0]] + values[2::2]
