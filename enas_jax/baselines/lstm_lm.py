@@ -15,12 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from enas_jax.spaces.rnn.model import RNNModelConfig
-
-
-def _dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Array:
-  keep = jax.random.bernoulli(key, 1.0 - rate, shape)
-  return keep.astype(jnp.float32) / (1.0 - rate)
+from enas_jax.spaces.rnn.model import RNNModelConfig, dropout_mask, sow_activation_sq
 
 
 def lstm_param_count(vocab_size: int, hidden_dim: int) -> int:
@@ -63,7 +58,7 @@ class LSTMLanguageModel(nn.Module):
     softmax_bias_V = self.param("softmax_bias", nn.initializers.zeros, (self.vocab_size,))
 
     emb = embedding_VxH
-    mask = lambda rate, shape: _dropout_mask(self.make_rng("dropout"), rate, shape)
+    mask = lambda rate, shape: dropout_mask(self.make_rng("dropout"), rate, shape)
     if train and cfg.embedding_dropout > 0:
       emb = emb * mask(cfg.embedding_dropout, (self.vocab_size, 1))
     x_TxBxH = jnp.take(emb, tokens_BxT.T, axis=0)
@@ -88,10 +83,7 @@ class LSTMLanguageModel(nn.Module):
     (h_last, c_last), out_TxBxH = jax.lax.scan(
         step, (state_Bx2H[:, :hid], state_Bx2H[:, hid:]), (xw_TxBx4H, valid_T))
     if train:
-      w_T = valid_T.astype(jnp.float32)
-      self.sow("intermediates", "activation_sq",
-               jnp.sum(jnp.mean(jnp.square(out_TxBxH), axis=(1, 2)) * w_T)
-               / jnp.maximum(jnp.sum(w_T), 1.0))
+      sow_activation_sq(self, out_TxBxH, valid_T)
       if cfg.output_dropout > 0:
         out_TxBxH = out_TxBxH * mask(cfg.output_dropout, (1, batch, hid))
     logits_BxTxV = jnp.einsum("tbh,vh->btv", out_TxBxH, embedding_VxH) + softmax_bias_V

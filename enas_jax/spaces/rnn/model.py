@@ -61,9 +61,19 @@ class RNNModelConfig:
                                 batch_norm=self.batch_norm, scan_unroll=self.scan_unroll)
 
 
-def _dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Array:
+def dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Array:
+  """Inverted-dropout mask: 0 with probability `rate`, else 1 / (1 - rate)."""
   keep = jax.random.bernoulli(key, 1.0 - rate, shape)
   return keep.astype(jnp.float32) / (1.0 - rate)
+
+
+def sow_activation_sq(module: nn.Module, out_TxBxH: jax.Array, valid_T: jax.Array) -> None:
+  """Sows the mean square of the cell outputs over the valid steps ('intermediates'), for the
+  activation L2 penalty (`lm_steps.make_lm_steps(activation_l2=...)`)."""
+  w_T = valid_T.astype(jnp.float32)
+  module.sow("intermediates", "activation_sq",
+             jnp.sum(jnp.mean(jnp.square(out_TxBxH), axis=(1, 2)) * w_T)
+             / jnp.maximum(jnp.sum(w_T), 1.0))
 
 
 class RNNLanguageModel(nn.Module):
@@ -124,41 +134,38 @@ class RNNLanguageModel(nn.Module):
 
     emb = embedding_VxE
     if train and cfg.embedding_dropout > 0:  # word dropout: whole rows of the embedding
-      emb = emb * _dropout_mask(self.make_rng("dropout"), cfg.embedding_dropout,
+      emb = emb * dropout_mask(self.make_rng("dropout"), cfg.embedding_dropout,
                                 (self.vocab_size, 1))
     x_TxBxE = jnp.take(emb, tokens_BxT.T, axis=0)
     if train and cfg.input_dropout > 0:  # locked: one mask for all time steps
-      x_TxBxE = x_TxBxE * _dropout_mask(self.make_rng("dropout"), cfg.input_dropout,
+      x_TxBxE = x_TxBxE * dropout_mask(self.make_rng("dropout"), cfg.input_dropout,
                                         (1, batch, cfg.embed_dim))
     if train and cfg.cell_input_dropout > 0:  # a second locked mask (enas_lm's drop_x)
-      x_TxBxE = x_TxBxE * _dropout_mask(self.make_rng("dropout"), cfg.cell_input_dropout,
+      x_TxBxE = x_TxBxE * dropout_mask(self.make_rng("dropout"), cfg.cell_input_dropout,
                                         (1, batch, cfg.embed_dim))
     node_mask_BxH = None
     if train and cfg.between_node_dropout > 0:  # enas_lm's drop_l
-      node_mask_BxH = _dropout_mask(self.make_rng("dropout"), cfg.between_node_dropout,
+      node_mask_BxH = dropout_mask(self.make_rng("dropout"), cfg.between_node_dropout,
                                     (batch, cfg.hidden_dim))
     if train and cfg.dropconnect > 0:  # DropConnect on the recurrent weights, one mask per call
       k0, k1 = jax.random.split(self.make_rng("dropout"))
-      w_h0_Hx2H = w_h0_Hx2H * _dropout_mask(k0, cfg.dropconnect, w_h0_Hx2H.shape)
-      w_edges_MxHx2H = w_edges_MxHx2H * _dropout_mask(k1, cfg.dropconnect, w_edges_MxHx2H.shape)
+      w_h0_Hx2H = w_h0_Hx2H * dropout_mask(k0, cfg.dropconnect, w_h0_Hx2H.shape)
+      w_edges_MxHx2H = w_edges_MxHx2H * dropout_mask(k1, cfg.dropconnect, w_edges_MxHx2H.shape)
 
     xw_TxBx2H = x_TxBxE @ cell["node0"]["w_x"]
     bn, running = self._batch_norm() if cfg.batch_norm else (None, None)
     h_last_BxH, out_TxBxH, stats = cell_lib.unroll(
         xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, arch, h_BxH, valid_T, cfg.cell_options, bn, train,
         node_mask_BxH)
-    if train:  # for the activation L2 penalty (mean square of the cell outputs, valid steps)
-      w_T = valid_T.astype(jnp.float32)
-      self.sow("intermediates", "activation_sq",
-               jnp.sum(jnp.mean(jnp.square(out_TxBxH), axis=(1, 2)) * w_T)
-               / jnp.maximum(jnp.sum(w_T), 1.0))
+    if train:
+      sow_activation_sq(self, out_TxBxH, valid_T)
     if stats is not None and not self.is_initializing():
       m = cfg.cell_options.batch_norm_momentum
       for var, batch_value in zip(running, stats):
         var.value = m * var.value + (1 - m) * batch_value
 
     if train and cfg.output_dropout > 0:
-      out_TxBxH = out_TxBxH * _dropout_mask(self.make_rng("dropout"), cfg.output_dropout,
+      out_TxBxH = out_TxBxH * dropout_mask(self.make_rng("dropout"), cfg.output_dropout,
                                             (1, batch, cfg.hidden_dim))
     logits_BxTxV = jnp.einsum("tbh,hv->btv", out_TxBxH, softmax_HxV) + softmax_bias_V
     return logits_BxTxV, h_last_BxH
