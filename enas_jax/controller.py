@@ -5,6 +5,11 @@ vector first) and scores the choices:
 - "op" decisions: a dense head shared by all decisions of the same size;
 - "pointer" decisions (pick an earlier node): attention over the anchors of earlier nodes, as in
   the paper, `v . tanh(W1 anchor_j + W2 h)`, or a masked dense head when attention is off.
+- "skip" bits (does layer k also read earlier layer j; the macro space): one LSTM step per layer
+  scores all its bits by the same attention, bit j with logits [-s_j, s_j]; the next step reads
+  the mean of the chosen layers' anchors, `sum_j b_j h_j / (1 + sum_j b_j)`, as in the authors'
+  code. `skip_kl` is the summed KL from each bit's Bernoulli to `skip_target`; the controller loss
+  adds `skip_weight * skip_kl` (the paper's penalty toward a target skip rate).
 Scores are divided by `temperature` and squashed to `tanh_c * tanh(.)` before sampling with
 `jax.random.categorical` from explicit keys. `kind="random"` gives the uniform policy (the
 random-search-with-weight-sharing baseline): same interface, no parameters that matter.
@@ -12,7 +17,7 @@ random-search-with-weight-sharing baseline): same interface, no parameters that 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -36,8 +41,10 @@ class ControllerConfig:
   entropy_weight: float = 1e-4
   baseline_decay: float = 0.95
   reward_c: float = 80.0
-  reward: Literal["inverse_ppl", "inverse_ppl_squared"] = "inverse_ppl"
+  reward: Literal["inverse_ppl", "inverse_ppl_squared", "accuracy"] = "inverse_ppl"
   num_samples: int = 1
+  skip_target: float = 0.4
+  skip_weight: float = 0.8
 
   def validate(self, section: str = "controller") -> None:
     if self.temperature <= 0:
@@ -45,10 +52,22 @@ class ControllerConfig:
                       f"{self.temperature}.")
     if self.num_samples < 1:
       raise UserError(f"Config field `{section}.num_samples` must be at least 1.")
+    if not 0 < self.skip_target < 1:
+      raise UserError(f"Config field `{section}.skip_target` must be in (0, 1), got "
+                      f"{self.skip_target}.")
+
+
+class Sample(NamedTuple):
+  """One architecture's decisions and what REINFORCE needs about them."""
+
+  values: jax.Array  # int32[D]
+  log_prob: jax.Array  # summed over decisions
+  entropy: jax.Array  # summed over decisions
+  skip_kl: jax.Array  # summed KL of the skip bits to the target rate (0 without skip bits)
 
 
 class Controller(nn.Module):
-  """`__call__(key, forced=None) -> (values int32[D], log_prob, entropy)`.
+  """`__call__(key, forced=None) -> Sample(values int32[D], log_prob, entropy, skip_kl)`.
 
   With `forced` (int32[D]) the decisions are not sampled but scored: `log_prob` of a given
   architecture. Sampling and scoring are one code path, so they always agree.
@@ -58,8 +77,7 @@ class Controller(nn.Module):
   config: ControllerConfig
 
   @nn.compact
-  def __call__(self, key: jax.Array, forced: jax.Array | None = None
-               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  def __call__(self, key: jax.Array, forced: jax.Array | None = None) -> Sample:
     cfg = self.config
     hid = cfg.hidden_dim
     num_nodes = max(d.node for d in self.decisions) + 1
@@ -69,7 +87,7 @@ class Controller(nn.Module):
     embed = nn.Embed(max_choices + num_nodes, hid, name="embed")
     op_heads = {n: nn.Dense(n, name=f"op_head_{n}")
                 for n in sorted({d.num_choices for d in self.decisions if d.kind == "op"})}
-    if cfg.attention:
+    if cfg.attention or self._has_skips:  # skip bits are always scored by attention
       w_anchor = nn.Dense(hid, use_bias=False, name="attn_anchor")
       w_query = nn.Dense(hid, use_bias=False, name="attn_query")
       v_attn = nn.Dense(1, use_bias=False, name="attn_v")
@@ -79,14 +97,23 @@ class Controller(nn.Module):
     carry = lstm.initialize_carry(jax.random.key(0), (1, hid))
     x_1xH = start_1xH
     anchors = jnp.zeros((num_nodes, hid))  # W1 h at each node's last decision
+    anchors_h = jnp.zeros((num_nodes, hid))  # h at each node's last decision (skip inputs)
     values, log_prob, entropy = [], jnp.zeros(()), jnp.zeros(())
-    for i, d in enumerate(self.decisions):
-      carry, h_1xH = lstm(carry, x_1xH)
+    skip_kl = jnp.zeros(())
+    skip_bits: list[jax.Array] = []
+    decisions = self.decisions
+    for i, d in enumerate(decisions):
+      continues_skips = (d.kind == "skip" and i > 0 and decisions[i - 1].kind == "skip"
+                         and decisions[i - 1].node == d.node)
+      if not continues_skips:  # a skip group shares one LSTM step
+        carry, h_1xH = lstm(carry, x_1xH)
       if d.kind == "op":
         logits = op_heads[d.num_choices](h_1xH)[0]
+      elif d.kind == "skip":
+        s_j = v_attn(jnp.tanh(anchors[d.target] + w_query(h_1xH)))[0, 0]
+        logits = jnp.stack([-s_j, s_j])
       elif cfg.attention:
-        scores = v_attn(jnp.tanh(anchors[:d.num_choices] + w_query(h_1xH)))[:, 0]
-        logits = scores
+        logits = v_attn(jnp.tanh(anchors[:d.num_choices] + w_query(h_1xH)))[:, 0]
       else:
         logits = pointer_head(h_1xH)[0, :d.num_choices]
       if cfg.kind == "random":
@@ -101,12 +128,27 @@ class Controller(nn.Module):
       values.append(value)
       log_prob = log_prob + logp[value]
       entropy = entropy - jnp.sum(jnp.exp(logp) * logp)
-      offset = 0 if d.kind == "op" else max_choices
-      x_1xH = embed(offset + value)[None, :]
-      if cfg.attention and (i + 1 == len(self.decisions) or
-                            self.decisions[i + 1].node != d.node):
+      ends_node = i + 1 == len(decisions) or decisions[i + 1].node != d.node
+      if d.kind == "skip":
+        p_on, t = jnp.exp(logp[1]), cfg.skip_target
+        skip_kl = skip_kl + p_on * (logp[1] - jnp.log(t)) + (1 - p_on) * (logp[0] - jnp.log(1 - t))
+        skip_bits.append((d.target, value))
+        if ends_node or decisions[i + 1].kind != "skip":  # the group's input to the next step
+          picked_H = sum(b.astype(jnp.float32) * anchors_h[j] for j, b in skip_bits)
+          count = sum(b.astype(jnp.float32) for _, b in skip_bits)
+          x_1xH = (picked_H / (1.0 + count))[None, :]
+          skip_bits = []
+      else:
+        offset = 0 if d.kind == "op" else max_choices
+        x_1xH = embed(offset + value)[None, :]
+      if (cfg.attention or self._has_skips) and ends_node:
         anchors = anchors.at[d.node].set(w_anchor(h_1xH)[0])
-    return jnp.stack(values), log_prob, entropy
+        anchors_h = anchors_h.at[d.node].set(h_1xH[0])
+    return Sample(jnp.stack(values), log_prob, entropy, skip_kl)
+
+  @property
+  def _has_skips(self) -> bool:
+    return any(d.kind == "skip" for d in self.decisions)
 
 
 def init_controller(controller: Controller, key: jax.Array):
@@ -114,18 +156,18 @@ def init_controller(controller: Controller, key: jax.Array):
   return controller.init(key, jax.random.key(0))["params"]
 
 
-def sample(controller: Controller, params, key: jax.Array):
+def sample(controller: Controller, params, key: jax.Array) -> Sample:
   """One architecture's decision values, with their summed log-probability and entropy."""
   return controller.apply({"params": params}, key)
 
 
-def sample_many(controller: Controller, params, key: jax.Array, n: int):
-  """`n` samples in one call (vmap over keys): values [n, D], log_probs [n], entropies [n]."""
+def sample_many(controller: Controller, params, key: jax.Array, n: int) -> Sample:
+  """`n` samples in one call (vmap over keys): every field gains a leading axis of size n."""
   keys = jax.random.split(key, n)
   return jax.vmap(lambda k: controller.apply({"params": params}, k))(keys)
 
 
 def log_prob(controller: Controller, params, values_D: jax.Array):
   """(log-probability, entropy) of the given decision values."""
-  _, lp, ent = controller.apply({"params": params}, jax.random.key(0), values_D)
-  return lp, ent
+  out = controller.apply({"params": params}, jax.random.key(0), values_D)
+  return out.log_prob, out.entropy

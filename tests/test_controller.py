@@ -31,7 +31,7 @@ def test_random_controller_entropy_and_log_prob_by_hand():
   decisions = arch_lib.decisions(4)
   c = ctl.Controller(decisions, ctl.ControllerConfig(kind="random"))
   params = ctl.init_controller(c, jax.random.key(0))
-  values, lp, ent = ctl.sample(c, params, jax.random.key(1))
+  values, lp, ent, _ = ctl.sample(c, params, jax.random.key(1))
   expected = 4 * math.log(4) + math.log(1) + math.log(2) + math.log(3)
   assert float(ent) == pytest.approx(expected, rel=1e-5)
   assert float(lp) == pytest.approx(-expected, rel=1e-5)
@@ -43,11 +43,11 @@ def test_sample_and_log_prob_agree_and_vmap(attention):
   decisions = arch_lib.decisions(6)
   c = ctl.Controller(decisions, ctl.ControllerConfig(attention=attention))
   params = ctl.init_controller(c, jax.random.key(0))
-  values, lp, ent = jax.jit(lambda k: ctl.sample(c, params, k))(jax.random.key(3))
+  values, lp, ent, _ = jax.jit(lambda k: ctl.sample(c, params, k))(jax.random.key(3))
   lp2, ent2 = ctl.log_prob(c, params, values)
   assert float(lp) == pytest.approx(float(lp2), rel=1e-6)
   assert float(ent) == pytest.approx(float(ent2), rel=1e-6)
-  many_v, many_lp, _ = ctl.sample_many(c, params, jax.random.key(4), 50)
+  many_v, many_lp, _, _ = ctl.sample_many(c, params, jax.random.key(4), 50)
   assert many_v.shape == (50, len(decisions))
   for v in np.asarray(many_v):
     arch_lib.validate(arch_lib.from_decisions(v))
@@ -69,7 +69,7 @@ def test_controller_learns_a_favoured_architecture():
   @jax.jit
   def update(params, opt_state, baseline, initialized, key):
     def loss_fn(p):
-      values, lp, ent = ctl.sample_many(c, p, key, 8)
+      values, lp, ent, _ = ctl.sample_many(c, p, key, 8)
       reward = jnp.mean(values == target[None, :], axis=1).astype(jnp.float32)
       reward = reward + cfg.entropy_weight * jax.lax.stop_gradient(ent)
       adv, new_b = reinforce.advantage_and_baseline(jnp.mean(reward), baseline, initialized,

@@ -17,7 +17,7 @@ import pytest
 from configs import quickstart
 from enas_jax import metrics
 from enas_jax.errors import UserError
-from enas_jax.loops import rnn_search
+from enas_jax.loops import rnn_search, search_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # 3 epochs of 12 shared + 6 controller steps; saves every 4 steps, records every 3 (so a
@@ -154,12 +154,12 @@ def test_divergence_policies(tmp_path, policy):
     assert all(np.all(np.isfinite(a)) for a in arrays.values()
                if np.issubdtype(a.dtype, np.inexact))  # a checkpoint never holds NaN
   elif policy == "stop":
-    with pytest.raises(rnn_search.Diverged, match="on_divergence=stop"):
+    with pytest.raises(search_run.Diverged, match="on_divergence=stop"):
       _run(tmp_path / policy, cfg)
   else:
     out = io.StringIO()
     run = rnn_search.SearchRun(cfg, str(tmp_path / policy), out, metrics.Progress(enabled=False))
-    with pytest.raises(rnn_search.Diverged, match="after 2 rollbacks"):
+    with pytest.raises(search_run.Diverged, match="after 2 rollbacks"):
       run.execute()
     assert out.getvalue().count("rolled back") == 2
     assert "scaled by 0.25" in out.getvalue()
@@ -172,7 +172,7 @@ def test_same_structure_restores_without_recompiling(reference, tmp_path):
   for jitted in (run.program.shared_step, run.program.controller_step):
     assert jitted._cache_size() == 1
   jax.tree_util.tree_map(lambda x: np.testing.assert_(np.all(np.isfinite(x))),
-                         run.final_state.lm.params)
+                         run.final_state.model.params)
 
 
 def test_config_differences_by_hand():

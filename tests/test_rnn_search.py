@@ -7,6 +7,7 @@ import pytest
 
 from configs import quickstart
 from enas_jax import metrics
+from enas_jax.data import lm_batches
 from enas_jax.data.lm_batches import batchify
 from enas_jax.errors import UserError
 from enas_jax import workdir as workdir_lib
@@ -31,8 +32,8 @@ def _run(tmp_path, name, cfg):
 
 def test_window_stream_continues_across_calls_and_wraps_passes():
   data = batchify(np.arange(2 * 11), 2)  # rows of 11 tokens: 10 predictions, windows 4, 4, 2
-  stream = rnn_search.WindowStream(data, 4, seed=0, variable=False, width=4)
-  cursor = rnn_search.Cursor()
+  stream = lm_batches.WindowStream(data, 4, seed=0, variable=False, width=4)
+  cursor = lm_batches.Cursor()
   first = list(stream.take(cursor, 2))
   rest = list(stream.take(cursor, 3))
   assert [w.start for w, _ in first + rest] == [0, 4, 8, 0, 4]

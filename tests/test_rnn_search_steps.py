@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from enas_jax import controller as ctl
-from enas_jax.loops import lm_steps, rnn_search_steps as steps
+from enas_jax.loops import controller_steps, lm_steps, rnn_search_steps as steps
 from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig
 
@@ -21,10 +21,10 @@ def _setup(kind="enas", num_samples=2):
   train_step, eval_step = lm_steps.make_lm_steps(model, opt, l2=0.0)
   cfg = ctl.ControllerConfig(kind=kind, hidden_dim=16, num_samples=num_samples, lr=0.01)
   controller = ctl.Controller(arch_lib.decisions(N), cfg)
-  copt = steps.make_controller_optimizer(cfg)
-  cstate = steps.init_controller_state(controller, copt, jax.random.key(2))
-  shared_step, controller_step = steps.make_search_steps(controller, cfg, copt, train_step,
-                                                         eval_step, H)
+  copt = controller_steps.make_controller_optimizer(cfg)
+  cstate = controller_steps.init_controller_state(controller, copt, jax.random.key(2))
+  shared_step, controller_step, _ = steps.make_search_steps(controller, cfg, copt, train_step,
+                                                            eval_step, H, 4)
   batch = {"inputs": jax.random.randint(jax.random.key(5), (B, T), 0, V),
            "targets": jax.random.randint(jax.random.key(6), (B, T), 0, V),
            "valid": jnp.ones((T,), bool), "lr_scale": jnp.ones(())}
