@@ -1,10 +1,12 @@
-r"""`python -m enas_jax.search`: the ENAS recurrent-cell search from a config file.
+r"""`python -m enas_jax.search`: an ENAS search from a config file.
 
   python -m enas_jax.search --config=configs/quickstart.py
   python -m enas_jax.search --config=configs/ptb_rnn.py --workdir=workdirs/ptb \
       --config.data.dir=/data/ptb --config.shared.lr=10
+  python -m enas_jax.search --config=configs/cifar10_macro.py:cpu
 
-Flags only: the loop lives in `enas_jax.loops.rnn_search`.
+The config's `space` field picks the loop: rnn (the default) `enas_jax.loops.rnn_search`, macro
+`enas_jax.loops.cnn_search`. Flags only here.
 """
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ from typing import Sequence
 from absl import flags
 
 from enas_jax import cli
-from enas_jax.loops import rnn_search
+from enas_jax.errors import UserError
+from enas_jax.loops import cnn_search, rnn_search
 from enas_jax.metrics import Progress
+
+LOOPS = {"rnn": rnn_search, "macro": cnn_search}
 
 _CONFIG = cli.define_config_file(
     "config", "configs/quickstart.py",
@@ -28,6 +33,15 @@ _WORKDIR = flags.DEFINE_string(
 _PROGRESS = flags.DEFINE_enum(
     "progress", "auto", ["auto", "on", "off"],
     "Progress bar: auto shows it only when stderr is a terminal.")
+
+
+def print_network(summary: dict, workdir: str) -> None:
+  print(f"\nfound network: {summary['authors']}\n  (authors' macro format; also "
+        f"{os.path.join(workdir, 'best_arch.json')})")
+  for layer in summary["architecture"]["layers"]:
+    skips = ", ".join(map(str, layer["skips"])) or "-"
+    print(f"  layer {layer['layer']:2d}: {layer['op']:11s} skips from: {skips}")
+  print(f"its validation accuracy under the shared weights: {summary['valid_acc_shared']:.4f}")
 
 
 def print_result(summary: dict, workdir: str) -> None:
@@ -50,12 +64,18 @@ def print_result(summary: dict, workdir: str) -> None:
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "the search")
   cli.quiet_logging_unless_asked()
-  cfg = rnn_search.config_from_dict(cli.load_config(_CONFIG))
+  config = cli.load_config(_CONFIG)
+  space = config.get("space", "rnn")
+  if space not in LOOPS:
+    raise UserError(f"Config field `space` is {space!r}; the search spaces are "
+                    f"{', '.join(LOOPS)}. Fix it in the config file or --config.space.")
+  loop = LOOPS[space]
+  cfg = loop.config_from_dict(config)
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])
   enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
-  summary = rnn_search.run_search(cfg, workdir, sys.stdout, Progress(enabled=enabled))
-  print_result(summary, workdir)
+  summary = loop.run_search(cfg, workdir, sys.stdout, Progress(enabled=enabled))
+  (print_network if space == "macro" else print_result)(summary, workdir)
   print(f"\noutputs in {workdir}: summary.json, best_arch.json/.txt, archs/, metrics.jsonl, tb/")
 
 

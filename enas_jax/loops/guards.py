@@ -25,7 +25,9 @@ def guarded(step: Any, loss_name: str) -> Any:
     new, m = step(state, *step_args, jax.random.fold_in(key, state.step))
     ok = jnp.isfinite(m[loss_name]) & tree_finite(new)
     kept = state.replace(step=state.step + 1)
-    new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, kept)
+    # One conditional on the whole state, not an elementwise select per leaf: with `lax.switch`
+    # inside the step (the CNN spaces), per-leaf selects made XLA's CPU compile 16x slower.
+    new = jax.lax.cond(ok, lambda: new, lambda: kept)
     m = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in m.items()}
     m.update(ok_steps=ok.astype(jnp.float32), steps=jnp.ones((), jnp.float32))
     return new, jax.tree_util.tree_map(jnp.add, sums, m)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator, Literal, TextIO
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +41,7 @@ RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence"
 class RNNSearchConfig:
   """A whole recurrent search config (configs/ptb_rnn.py, configs/quickstart.py)."""
 
+  space: Literal["rnn"] = "rnn"
   seed: int = 0
   deterministic: bool = False
   data: TextDataConfig = dataclasses.field(default_factory=TextDataConfig)

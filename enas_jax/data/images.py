@@ -1,0 +1,272 @@
+"""Image datasets: CIFAR-10 through tensorflow-datasets, an image-folder layout, synthetic images.
+
+Every source gives an `ImageSplits`: uint8 images [N, H, W, C] and int32 labels for train,
+validation and test, held in host memory (CIFAR-10 is 180 MB). The validation split that rewards
+the controller is carved from the end of the training split (`valid_size`, 5,000 images for
+CIFAR-10 by default) unless the source has its own.
+
+The image-folder layout (ENAS-pytorch's):
+  ROOT/train.txt, ROOT/valid.txt (optional), ROOT/test.txt: one image per line, `FILE LABEL`,
+      FILE relative to ROOT/<split>/ (no spaces in it), LABEL an integer class id or a class name;
+  ROOT/train/, ROOT/valid/, ROOT/test/: the images (PNG, JPEG, anything Pillow reads), all the
+      same size; colour or grey (converted to RGB);
+  ROOT/classes.txt (optional): the class names, one per line, in label order. Without it the
+      classes are the labels in train.txt (integers in numeric order, names sorted).
+A listed file that is missing, an unreadable image, an image of another size or a label that is
+not a class is an error naming the file and line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Literal
+
+import numpy as np
+
+from enas_jax.errors import UserError
+
+INSTALL_IMAGES = 'pip install -e ".[images]"'
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticImagesConfig:
+  """The `data.synthetic` section: images generated in memory (for the CPU quickstart, tests)."""
+
+  train_images: int = 2000
+  test_images: int = 500
+  size: int = 16
+  num_classes: int = 10
+  noise: float = 0.6
+  seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDataConfig:
+  """The `data` section of a CNN config (see configs/cifar10_macro.py for comments)."""
+
+  source: Literal["tfds", "folder", "synthetic"] = "tfds"
+  name: str = "cifar10"
+  data_dir: str = ""
+  valid_size: int = 5000
+  batch_size: int = 128
+  eval_batch_size: int = 500
+  flip: bool = True
+  pad_crop: int = 4
+  cutout: int = 0
+  synthetic: SyntheticImagesConfig = dataclasses.field(default_factory=SyntheticImagesConfig)
+
+  def validate(self, section: str = "data") -> None:
+    for name in ("batch_size", "eval_batch_size"):
+      if getattr(self, name) < 1:
+        raise UserError(f"Config field `{section}.{name}` must be at least 1, got "
+                        f"{getattr(self, name)}.")
+    for name in ("valid_size", "pad_crop", "cutout"):
+      if getattr(self, name) < 0:
+        raise UserError(f"Config field `{section}.{name}` must be >= 0, got "
+                        f"{getattr(self, name)}.")
+    if self.source == "folder" and not self.data_dir:
+      raise UserError(f"Config field `{section}.data_dir` is empty: set it to the image-folder "
+                      f"root (with train.txt, test.txt, train/, test/; see the README), or use "
+                      f"`{section}.source=synthetic`.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSplits:
+  """uint8 images [N, H, W, C] and int32 labels [N] per split, and what normalises them."""
+
+  name: str
+  train_x: np.ndarray
+  train_y: np.ndarray
+  valid_x: np.ndarray
+  valid_y: np.ndarray
+  test_x: np.ndarray
+  test_y: np.ndarray
+  num_classes: int
+  mean_C: np.ndarray  # per-channel mean of the training images, in [0, 1]
+  std_C: np.ndarray  # per-channel standard deviation, in [0, 1]
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+
+
+def _finish(name: str, train: tuple[np.ndarray, np.ndarray],
+            valid: tuple[np.ndarray, np.ndarray] | None, test: tuple[np.ndarray, np.ndarray],
+            num_classes: int, valid_size: int, field: str) -> ImageSplits:
+  train_x, train_y = train
+  if valid is None:
+    if valid_size >= len(train_x):
+      raise UserError(f"Config field `{field}.valid_size` ({valid_size}) must be smaller than the "
+                      f"training split ({len(train_x)} images of {name}).")
+    cut = len(train_x) - valid_size
+    valid = (train_x[cut:], train_y[cut:])
+    train_x, train_y = train_x[:cut], train_y[:cut]
+  if len(valid[0]) == 0 or len(test[0]) == 0:
+    raise UserError(f"The dataset {name} has an empty validation or test split; set "
+                    f"`{field}.valid_size` above 0 or add images to the split.")
+  pixels = train_x.reshape(-1, train_x.shape[-1]).astype(np.float64) / 255.0
+  return ImageSplits(name, train_x, train_y.astype(np.int32), valid[0],
+                     valid[1].astype(np.int32), test[0], test[1].astype(np.int32), num_classes,
+                     pixels.mean(0).astype(np.float32), pixels.std(0).astype(np.float32) + 1e-6)
+
+
+# --- synthetic ------------------------------------------------------------------------------------
+
+def synthetic_images(cfg: SyntheticImagesConfig, valid_size: int) -> ImageSplits:
+  """Class templates (smooth random colour patterns) shifted, flipped and noised per image.
+
+  Learnable but not trivially: the class is in the spatial pattern, not in a mean colour, so
+  convolutions, pooling and depth matter. A pure function of `cfg.seed`.
+  """
+  rng = np.random.default_rng(cfg.seed)
+  s, c = cfg.size, cfg.num_classes
+  coarse = rng.normal(size=(c, 4, 4, 3))
+  templates = np.kron(coarse, np.ones((1, s // 4 + 1, s // 4 + 1, 1)))[:, :s, :s, :]
+  for _ in range(2):  # smooth the blocks a little
+    templates = (templates + np.roll(templates, 1, 1) + np.roll(templates, 1, 2)) / 3
+  templates /= templates.std(axis=(1, 2, 3), keepdims=True)
+
+  def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+    y = rng.integers(0, c, size=n)
+    shift = rng.integers(-2, 3, size=(n, 2))
+    flip = rng.random(n) < 0.5
+    x = templates[y]
+    x = np.stack([np.roll(img, tuple(sh), axis=(0, 1)) for img, sh in zip(x, shift)])
+    x[flip] = x[flip, :, ::-1]
+    x = x + cfg.noise * rng.normal(size=x.shape)
+    return np.clip(128 + 50 * x, 0, 255).astype(np.uint8), y.astype(np.int32)
+
+  train = make(cfg.train_images + valid_size)
+  test = make(cfg.test_images)
+  return _finish("synthetic", train, None, test, c, valid_size, "data")
+
+
+# --- tensorflow-datasets --------------------------------------------------------------------------
+
+def _tfds_split(tfds, name: str, split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+  ds = tfds.load(name, split=split, data_dir=data_dir, download=False, shuffle_files=False)
+  xs, ys = [], []
+  for batch in tfds.as_numpy(ds.batch(4096)):
+    xs.append(batch["image"])
+    ys.append(batch["label"])
+  return np.concatenate(xs), np.concatenate(ys)
+
+
+def tfds_images(name: str, data_dir: str, valid_size: int, field: str = "data") -> ImageSplits:
+  """`name`'s train and test splits from a prepared tfds data directory (never downloads)."""
+  try:
+    import tensorflow_datasets as tfds  # heavy: imported only for this source
+  except ImportError:
+    raise UserError(f"Config field `{field}.source` is tfds, but tensorflow-datasets is not "
+                    f"installed. Run `{INSTALL_IMAGES}`, or use `{field}.source=synthetic`.") \
+        from None
+  try:
+    train = _tfds_split(tfds, name, "train", data_dir or None)
+    test = _tfds_split(tfds, name, "test", data_dir or None)
+    info = tfds.builder(name, data_dir=data_dir or None).info
+    num_classes = info.features["label"].num_classes
+  except Exception as err:  # tfds raises assorted types for a missing or partial directory
+    where = data_dir or "tfds's default directory (~/tensorflow_datasets)"
+    raise UserError(
+        f"Cannot load the tfds dataset {name!r} from {where} (field `{field}.data_dir`): "
+        f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. Prepare it once on "
+        f"a machine with internet (`python -c \"import tensorflow_datasets as tfds; "
+        f"tfds.builder('{name}', data_dir='DIR').download_and_prepare()\"`), copy DIR here and "
+        f"set --config.{field}.data_dir=DIR (see the README).") from None
+  return _finish(name, train, None, test, num_classes, valid_size, field)
+
+
+# --- image folder ---------------------------------------------------------------------------------
+
+def _read_listing(path: str) -> list[tuple[int, str, str]]:
+  """(line number, file name, label) per non-empty line of a split listing."""
+  rows = []
+  with open(path, encoding="utf-8") as f:
+    for number, line in enumerate(f, 1):
+      parts = line.split()
+      if not parts:
+        continue
+      if len(parts) != 2:
+        raise UserError(f"{path} line {number}: expected `FILE LABEL` (two fields separated by "
+                        f"a space), got {line.strip()!r}.")
+      rows.append((number, parts[0], parts[1]))
+  return rows
+
+
+def _class_names(root: str, train_rows: list[tuple[int, str, str]]) -> list[str]:
+  path = os.path.join(root, "classes.txt")
+  if os.path.isfile(path):
+    with open(path, encoding="utf-8") as f:
+      names = [line.strip() for line in f if line.strip()]
+    if not names:
+      raise UserError(f"{path} lists no classes; write one class name per line or delete it.")
+    return names
+  labels = sorted({label for _, _, label in train_rows})
+  if all(label.isdigit() for label in labels):
+    labels = [str(i) for i in range(max(int(label) for label in labels) + 1)]
+  return labels
+
+
+def _read_image(path: str, where: str) -> np.ndarray:
+  try:
+    from PIL import Image  # optional dependency (the `images` extra)
+  except ImportError:
+    raise UserError(f"Reading the image folder needs Pillow. Run `{INSTALL_IMAGES}`.") from None
+  if not os.path.isfile(path):
+    raise UserError(f"{where}: the listed image {path} does not exist. Fix the listing or add "
+                    f"the file.")
+  try:
+    with Image.open(path) as img:
+      return np.asarray(img.convert("RGB"), np.uint8)
+  except Exception as err:  # Pillow raises several types for a corrupt file
+    raise UserError(f"{where}: cannot read the image {path} ({type(err).__name__}: {err}). "
+                    f"Replace the file or remove its line.") from None
+
+
+def folder_images(root: str, valid_size: int, field: str = "data") -> ImageSplits:
+  """The image-folder layout described in the module docstring."""
+  if not os.path.isdir(root):
+    raise UserError(f"Config field `{field}.data_dir` is {root!r}, which is not a directory. Set "
+                    f"it to the image-folder root (train.txt, test.txt, train/, test/).")
+  listings = {}
+  for split in ("train", "valid", "test"):
+    path = os.path.join(root, f"{split}.txt")
+    if os.path.isfile(path):
+      listings[split] = (path, _read_listing(path))
+    elif split != "valid":
+      raise UserError(f"The image folder {root} (field `{field}.data_dir`) has no {split}.txt; "
+                      f"it needs train.txt and test.txt listing `FILE LABEL` per line (see the "
+                      f"README).")
+  classes = _class_names(root, listings["train"][1])
+  index = {name: i for i, name in enumerate(classes)}
+  shape = None
+  arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+  for split, (listing, rows) in listings.items():
+    if not rows:
+      raise UserError(f"{listing} lists no images.")
+    images, labels = [], []
+    for number, name, label in rows:
+      where = f"{listing} line {number}"
+      if label not in index:
+        raise UserError(f"{where}: unknown label {label!r}; the classes are {classes[:20]}"
+                        f"{' ...' if len(classes) > 20 else ''} (from classes.txt, or the labels "
+                        f"of train.txt). Fix the label or add the class to classes.txt.")
+      img = _read_image(os.path.join(root, split, name), where)
+      if shape is None:
+        shape = img.shape
+      elif img.shape != shape:
+        raise UserError(f"{where}: image {name} is {img.shape[1]}x{img.shape[0]} but the first "
+                        f"image is {shape[1]}x{shape[0]}; all images must have the same size.")
+      images.append(img)
+      labels.append(index[label])
+    arrays[split] = (np.stack(images), np.asarray(labels, np.int32))
+  return _finish(os.path.basename(os.path.normpath(root)), arrays["train"], arrays.get("valid"),
+                 arrays["test"], len(classes), valid_size, field)
+
+
+def load_images(cfg: ImageDataConfig, field: str = "data") -> ImageSplits:
+  if cfg.source == "synthetic":
+    return synthetic_images(cfg.synthetic, cfg.valid_size)
+  if cfg.source == "folder":
+    return folder_images(cfg.data_dir, cfg.valid_size, field)
+  return tfds_images(cfg.name, cfg.data_dir, cfg.valid_size, field)

@@ -1,0 +1,278 @@
+"""The macro-space CNN: the shared-weights network (any architecture, traced) and the fixed one.
+
+Layout (the paper's Figure 6, the authors' `general_child.py`): a 3 x 3 conv stem, then L layers;
+layer k reads layer k-1, applies its operation, adds the outputs of the layers its skip bits
+select and batch-normalises the sum (layers after the first); after layers L/3 - 1 and 2L/3 - 1
+every earlier output is halved in size by a factorized reduction (its own weights per (reduction,
+layer) pair); then global average pooling, dropout and the classifier.
+
+Each operation branch, as in the paper: a 1 x 1 conv with batch norm and ReLU, then
+- conv k x k, batch norm, ReLU (conv3x3, conv5x5);
+- depthwise-separable k x k, batch norm, ReLU (sep3x3, sep5x5);
+- 3 x 3 average or max pooling (avgpool3x3, maxpool3x3).
+
+`shared_apply` takes the architecture as traced int32 arrays and selects each layer's branch with
+`lax.switch`, so one compilation serves every architecture, and every branch's weights live in one
+pytree under `layers[k][op name]`. `FixedMacroNetwork` is the network of one architecture (only
+its branches, Flax BatchNorm with moving averages) for final training.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from enas_jax.errors import UserError
+from enas_jax.ops import conv as ops
+from enas_jax.spaces.macro.arch import NUM_OPS, OPS, MacroArch
+
+
+@dataclasses.dataclass(frozen=True)
+class MacroModelConfig:
+  """The `model` section of a macro config (see configs/cifar10_macro.py for comments)."""
+
+  num_layers: int = 12
+  filters: int = 36
+  keep_prob: float = 0.9
+  double_filters_at_reduction: bool = False
+  aux_head: bool = False
+  aux_weight: float = 0.4
+
+  def validate(self, section: str = "model") -> None:
+    if self.num_layers < 1 or self.filters < 2 or self.filters % 2:
+      raise UserError(f"Config fields `{section}.num_layers` (>= 1) and `{section}.filters` (even, "
+                      f">= 2) got {self.num_layers} and {self.filters}.")
+    if not 0 < self.keep_prob <= 1:
+      raise UserError(f"Config field `{section}.keep_prob` must be in (0, 1], got "
+                      f"{self.keep_prob}.")
+
+
+def reduction_layers(num_layers: int) -> tuple[int, ...]:
+  """The layers after which every output is halved: L/3 - 1 and 2L/3 - 1 (the authors')."""
+  d = num_layers // 3
+  return (d - 1, 2 * d - 1) if d >= 1 else ()
+
+
+def layer_channels(cfg: MacroModelConfig) -> list[int]:
+  """Output channels of each layer (doubling after each reduction when configured)."""
+  c, out = cfg.filters, []
+  for k in range(cfg.num_layers):
+    out.append(c)
+    if k in reduction_layers(cfg.num_layers) and cfg.double_filters_at_reduction:
+      c *= 2
+  return out
+
+
+# --- the shared-weights network ------------------------------------------------------------------
+
+def _branch_params(key: jax.Array, op: str, c: int) -> dict[str, Any]:
+  k_in, k_op = jax.random.split(key)
+  p = {"inp": ops.conv_bn_params(k_in, 1, c, c)}
+  if op.startswith("conv"):
+    p["conv"] = ops.conv_bn_params(k_op, int(op[4]), c, c)
+  elif op.startswith("sep"):
+    p["sep"] = ops.sep_conv_params(k_op, int(op[3]), c, c)
+  return p
+
+
+def _branch(op: str):
+  """The pure function (params, x) -> y of one operation branch."""
+  pool = {"avgpool3x3": ops.avg_pool3, "maxpool3x3": ops.max_pool3}.get(op)
+
+  def apply(p: dict[str, Any], x: jax.Array) -> jax.Array:
+    y = ops.conv_bn(p["inp"], x, relu_after=True)
+    if pool is not None:
+      return pool(y)
+    y = ops.conv_bn(p["conv"], y) if "conv" in p else ops.sep_conv_bn(p["sep"], y)
+    return jax.nn.relu(y)
+
+  return apply
+
+
+BRANCHES = tuple(_branch(op) for op in OPS)  # index = operation id
+
+
+def init_shared(key: jax.Array, cfg: MacroModelConfig, image_channels: int,
+                num_classes: int) -> dict[str, Any]:
+  """Every branch of every layer, every (reduction, layer) factorized reduction, stem, head."""
+  chans = layer_channels(cfg)
+  keys = iter(jax.random.split(key, 4 + cfg.num_layers * (NUM_OPS + 1) + cfg.num_layers * 2))
+  layers = []
+  for c in chans:
+    layer = {op: _branch_params(next(keys), op, c) for op in OPS}
+    layer["skip_bn"] = ops.bn_params(c)
+    layers.append(layer)
+  reduce = {}
+  for r in reduction_layers(cfg.num_layers):
+    c_out = chans[r] * (2 if cfg.double_filters_at_reduction else 1)
+    reduce[f"after{r:02d}"] = {f"from{j:02d}": ops.factorized_reduce_params(next(keys), chans[r],
+                                                                            c_out)
+                               for j in range(r + 1)}
+  return {"stem": ops.conv_bn_params(next(keys), 3, image_channels, cfg.filters),
+          "layers": layers, "reduce": reduce,
+          "head": {"w": ops.he_init(next(keys), (chans[-1], num_classes)) * 0.5,
+                   "b": jnp.zeros((num_classes,))}}
+
+
+def shared_apply(params: dict[str, Any], arch: MacroArch, x_BxHxWxC: jax.Array,
+                 cfg: MacroModelConfig, dropout_key: jax.Array | None = None) -> jax.Array:
+  """Logits [B, classes] of the network `arch` (traced int32 arrays) under the shared weights.
+
+  `dropout_key` None: no dropout (scoring); batch norm always uses the batch's statistics.
+  """
+  x = ops.conv_bn(params["stem"], x_BxHxWxC)
+  outputs: list[jax.Array] = []
+  for k in range(cfg.num_layers):
+    p = params["layers"][k]
+    branch_params = [p[op] for op in OPS]
+    out = jax.lax.switch(arch.op_L[k], [lambda x_, f=f, bp=bp: f(bp, x_)
+                                        for f, bp in zip(BRANCHES, branch_params)], x)
+    if k > 0:
+      for j in range(k):
+        out = out + arch.skip_LxL[k, j].astype(out.dtype) * outputs[j]
+      out = ops.batch_norm(p["skip_bn"], out)
+    outputs.append(out)
+    x = out
+    if k in reduction_layers(cfg.num_layers):
+      red = params["reduce"][f"after{k:02d}"]
+      outputs = [ops.factorized_reduce(red[f"from{j:02d}"], o) for j, o in enumerate(outputs)]
+      x = outputs[-1]
+  h_BxC = ops.global_avg_pool(x)
+  if dropout_key is not None and cfg.keep_prob < 1:
+    keep = jax.random.bernoulli(dropout_key, cfg.keep_prob, h_BxC.shape)
+    h_BxC = jnp.where(keep, h_BxC / cfg.keep_prob, 0.0)
+  return h_BxC @ params["head"]["w"] + params["head"]["b"]
+
+
+# --- the fixed network of one architecture -------------------------------------------------------
+
+_he = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+class ConvBN(nn.Module):
+  features: int
+  kernel: int
+  relu: bool = False
+  groups: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    y = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False,
+                feature_group_count=self.groups, kernel_init=_he)(x)
+    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(y)
+    return nn.relu(y) if self.relu else y
+
+
+class SepConvBN(nn.Module):
+  features: int
+  kernel: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    c = x.shape[-1]
+    y = nn.Conv(c, (self.kernel, self.kernel), padding="SAME", use_bias=False,
+                feature_group_count=c, kernel_init=_he)(x)
+    y = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=_he)(y)
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(y)
+
+
+class FactorizedReduce(nn.Module):
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    half = self.features // 2
+    p1 = nn.Conv(half, (1, 1), use_bias=False, kernel_init=_he)(x[:, ::2, ::2, :])
+    shifted = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1:, 1:, :]
+    p2 = nn.Conv(self.features - half, (1, 1), use_bias=False,
+                 kernel_init=_he)(shifted[:, ::2, ::2, :])
+    y = jnp.concatenate([p1, p2], axis=-1)
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(y)
+
+
+class Branch(nn.Module):
+  op: str
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    y = ConvBN(self.features, 1, relu=True, name="inp")(x, train)
+    if self.op == "avgpool3x3":
+      return ops.avg_pool3(y)
+    if self.op == "maxpool3x3":
+      return ops.max_pool3(y)
+    k = int(self.op[-1])
+    if self.op.startswith("conv"):
+      return nn.relu(ConvBN(self.features, k, name="conv")(y, train))
+    return nn.relu(SepConvBN(self.features, k, name="sep")(y, train))
+
+
+class AuxHead(nn.Module):
+  """The auxiliary classifier (Szegedy et al.), as in the authors' code."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    window = min(5, x.shape[1]), min(5, x.shape[2])  # 5 x 5 at CIFAR size, less on tiny images
+    y = nn.avg_pool(nn.relu(x), window, (3, 3), padding="VALID")
+    y = ConvBN(128, 1, relu=True)(y, train)
+    y = nn.Conv(768, y.shape[1:3], padding="VALID", use_bias=False, kernel_init=_he)(y)
+    y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(y))
+    return nn.Dense(self.num_classes)(y.reshape((y.shape[0], -1)))
+
+
+def needed_after(arch_ops: Sequence[int], skips: np.ndarray, r: int) -> list[int]:
+  """The outputs (layers <= r) that a layer after reduction point r still reads."""
+  n = len(arch_ops)
+  return [j for j in range(r + 1) if j == r or any(skips[k, j] for k in range(r + 1, n))]
+
+
+class FixedMacroNetwork(nn.Module):
+  """One architecture's network: `__call__(x, train) -> (logits, aux_logits or None)`."""
+
+  config: MacroModelConfig
+  ops_L: tuple[int, ...]
+  skips: tuple[tuple[int, ...], ...]  # skips[k]: the earlier layers layer k adds
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array | None]:
+    cfg = self.config
+    chans = layer_channels(cfg)
+    skip_mat = np.zeros((cfg.num_layers, cfg.num_layers), np.int32)
+    for k, js in enumerate(self.skips):
+      skip_mat[k, list(js)] = 1
+    reductions = reduction_layers(cfg.num_layers)
+    x = ConvBN(cfg.filters, 3, name="stem")(x, train)
+    outputs: dict[int, jax.Array] = {}
+    aux = None
+    for k in range(cfg.num_layers):
+      out = Branch(OPS[self.ops_L[k]], chans[k], name=f"layer{k:02d}")(x, train)
+      if k > 0:
+        for j in self.skips[k]:
+          out = out + outputs[j]
+        out = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                           name=f"layer{k:02d}_skip_bn")(out)
+      outputs[k] = x = out
+      if k in reductions:
+        c_out = chans[k] * (2 if cfg.double_filters_at_reduction else 1)
+        outputs = {j: FactorizedReduce(c_out, name=f"reduce_after{k:02d}_from{j:02d}")(
+            outputs[j], train) for j in needed_after(self.ops_L, skip_mat, k)}
+        x = outputs[k]
+        if cfg.aux_head and k == reductions[-1]:
+          aux = AuxHead(self.num_classes, name="aux_head")(x, train) if train else None
+    h_BxC = jnp.mean(x, axis=(1, 2))
+    h_BxC = nn.Dropout(1 - cfg.keep_prob, deterministic=not train)(h_BxC)
+    return nn.Dense(self.num_classes, name="head")(h_BxC), aux
+
+
+def fixed_network(arch: MacroArch, cfg: MacroModelConfig, num_classes: int) -> FixedMacroNetwork:
+  op = np.asarray(arch.op_L)
+  skip = np.asarray(arch.skip_LxL)
+  skips = tuple(tuple(int(j) for j in np.nonzero(skip[k, :k])[0]) for k in range(len(op)))
+  return FixedMacroNetwork(cfg, tuple(int(o) for o in op), skips, num_classes)
