@@ -13,11 +13,14 @@ CORE = [
     "numpy>=1.24",
 ]
 
+IMAGES = ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.15", "pillow>=10"]
+
 EXTRAS = {
-    # What the test suite needs beyond the core install.
-    "test": ["pytest>=7.4"],
-    # Image datasets through tensorflow-datasets (CIFAR-10); heavy, so kept optional.
-    "images": ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.15", "pillow>=10"],
+    # What the test suite needs beyond the core install (the image loaders are tested too:
+    # tfds through tfds.testing.mock_data, the image folder through Pillow).
+    "test": ["pytest>=7.4", *IMAGES],
+    # Image datasets through tensorflow-datasets (CIFAR-10) and image folders; heavy, so optional.
+    "images": IMAGES,
     # The PyTorch reference benchmark: CPU build pinned, an unpinned torch pulls CUDA wheels.
     "bench": ["torch==2.13.0"],
 }

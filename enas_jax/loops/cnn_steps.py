@@ -113,7 +113,7 @@ def make_shared_steps(apply: Callable[..., jax.Array], optimizer: optax.Gradient
     new = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
                         step=state.step + 1)
     return new, {"loss": ce, "total_loss": loss, "accuracy": acc,
-                 "grad_norm": optax.global_norm(grads)}
+                 "grad_norm": optax.tree.norm(grads)}
 
   def accuracy(params: Any, batch: Batch, arch: Any) -> jax.Array:
     logits = apply(params, arch, prepare_images(batch, data, mean_C, std_C, None), None)

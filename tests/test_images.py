@@ -1,0 +1,126 @@
+"""Image data: the three sources, clear errors, augmentation by hand, data order."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from enas_jax.data import image_batches, images
+from enas_jax.data.lm_batches import Cursor
+from enas_jax.errors import UserError
+
+
+def test_synthetic_images_are_deterministic_and_split():
+  cfg = images.SyntheticImagesConfig(train_images=100, test_images=30, size=8, num_classes=4)
+  a = images.synthetic_images(cfg, valid_size=20)
+  b = images.synthetic_images(cfg, valid_size=20)
+  np.testing.assert_array_equal(a.train_x, b.train_x)
+  assert a.train_x.shape == (100, 8, 8, 3) and a.train_x.dtype == np.uint8
+  assert a.valid_x.shape == (20, 8, 8, 3) and a.test_x.shape == (30, 8, 8, 3)
+  assert set(np.unique(a.train_y)) <= set(range(4)) and a.num_classes == 4
+  np.testing.assert_allclose(a.mean_C, a.train_x.reshape(-1, 3).mean(0) / 255, rtol=1e-5)
+
+
+def test_tfds_cifar10_through_mock_data():
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=40):
+    splits = images.tfds_images("cifar10", "", valid_size=10)
+  assert splits.train_x.shape == (30, 32, 32, 3) and splits.valid_x.shape == (10, 32, 32, 3)
+  assert splits.test_x.shape[1:] == (32, 32, 3) and splits.num_classes == 10
+  assert splits.train_y.dtype == np.int32
+
+
+def test_tfds_missing_directory_is_one_clear_error(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  with pytest.raises(UserError, match="data_dir.*download_and_prepare"):
+    images.tfds_images("cifar10", str(tmp_path / "none"), valid_size=10)
+
+
+def _write_folder(root, bad=None):
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 6), ("test", 3)):
+    os.makedirs(root / split)
+    lines = []
+    for i in range(n):
+      Image.fromarray(rng.integers(0, 255, (5, 4, 3), dtype=np.uint8)).save(
+          root / split / f"im{i}.png")
+      lines.append(f"im{i}.png {['cat', 'dog'][i % 2]}")
+    (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+  if bad == "missing":
+    with open(root / "test.txt", "a") as f:
+      f.write("gone.png cat\n")
+  elif bad == "unreadable":
+    (root / "test" / "im1.png").write_bytes(b"not a png")
+  elif bad == "label":
+    with open(root / "test.txt", "a") as f:
+      f.write("im0.png bird\n")
+
+
+def test_image_folder_layout(tmp_path):
+  pytest.importorskip("PIL")
+  _write_folder(tmp_path)
+  splits = images.folder_images(str(tmp_path), valid_size=2)
+  assert splits.num_classes == 2  # cat, dog (sorted names)
+  assert splits.train_x.shape == (4, 5, 4, 3) and splits.valid_x.shape == (2, 5, 4, 3)
+  assert splits.test_y.tolist() == [0, 1, 0]
+  from PIL import Image
+  np.testing.assert_array_equal(splits.test_x[1],
+                                np.asarray(Image.open(tmp_path / "test" / "im1.png")))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("missing", r"test.txt line 4: the listed image .*gone.png does not exist"),
+    ("unreadable", r"test.txt line 2: cannot read the image .*im1.png"),
+    ("label", r"test.txt line 4: unknown label 'bird'"),
+])
+def test_image_folder_errors_name_file_and_line(tmp_path, bad, message):
+  pytest.importorskip("PIL")
+  _write_folder(tmp_path, bad)
+  with pytest.raises(UserError, match=message):
+    images.folder_images(str(tmp_path), valid_size=2)
+
+
+def test_augmentation_by_hand():
+  x = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.float32).reshape(2, 6, 6, 1) + 1
+  key = jax.random.key(0)
+  same = image_batches.augment(key, x, pad_crop=0, flip=False, cutout=0)
+  np.testing.assert_array_equal(same, x)
+  flipped = image_batches.augment(key, x, pad_crop=0, flip=True, cutout=0)
+  for b in range(2):
+    assert (np.array_equal(flipped[b], x[b]) or np.array_equal(flipped[b], x[b, :, ::-1]))
+  crops = image_batches.augment(key, x, pad_crop=2, flip=False, cutout=0)
+  padded = np.pad(np.asarray(x), ((0, 0), (2, 2), (2, 2), (0, 0)))
+  for b in range(2):  # each crop is some 6x6 window of the zero-padded image
+    assert any(np.array_equal(crops[b], padded[b, i:i + 6, j:j + 6])
+               for i in range(5) for j in range(5))
+  holes = image_batches.augment(key, jnp.ones((50, 8, 8, 1)), pad_crop=0, flip=False, cutout=4)
+  zeros = np.asarray(holes == 0).sum(axis=(1, 2, 3))
+  assert zeros.max() == 16 and zeros.min() >= 4  # a 4x4 square, clipped at the border
+  np.testing.assert_array_equal(
+      image_batches.augment(key, x, 2, True, 2), image_batches.augment(key, x, 2, True, 2))
+
+
+def test_data_order_is_a_pure_function_of_seed_stream_and_pass():
+  x = np.arange(10)[:, None, None, None].astype(np.uint8)
+  y = np.arange(10, dtype=np.int32)
+  stream = image_batches.ImageStream(x, y, batch_size=3, seed=5, stream=0)
+  assert stream.batches_per_pass == 3
+  cursor = Cursor()
+  first = [b[1].tolist() for b in stream.take(cursor, 7)]
+  assert (cursor.pass_index, cursor.window) == (2, 1)
+  seen = sum(first[:3], [])
+  assert len(set(seen)) == 9  # one pass: no repeats, the partial batch dropped
+  resumed = Cursor(pass_index=1, window=0)  # where a checkpoint after 3 batches resumes
+  assert [b[1].tolist() for b in stream.take(resumed, 4)] == first[3:]
+  other = image_batches.ImageStream(x, y, batch_size=3, seed=5, stream=1)
+  assert [b[1].tolist() for b in other.take(Cursor(), 3)] != first[:3]
+
+
+def test_eval_batches_pad_and_mask():
+  x = np.zeros((5, 2, 2, 3), np.uint8)
+  y = np.arange(5, dtype=np.int32)
+  batches = list(image_batches.eval_batches(x, y, 2))
+  assert [b[2].tolist() for b in batches] == [[1, 1], [1, 1], [1, 0]]
+  assert batches[-1][1].tolist() == [4, 0]

@@ -1,0 +1,207 @@
+"""The macro search space: formats, decisions, one compilation, real operation selection."""
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from enas_jax import controller as ctl
+from enas_jax.errors import UserError
+from enas_jax.ops import conv as ops
+from enas_jax.spaces.macro import arch as arch_lib
+from enas_jax.spaces.macro import network
+
+CFG = network.MacroModelConfig(num_layers=6, filters=4)
+
+
+def test_authors_string_round_trip_and_layout():
+  # layer 0: sep3x3; layer 1: max-pool, skip from 0; layer 2: conv5x5, skips (0, 1) = (0, 1)
+  arch = arch_lib.from_authors_string("1  5 1  2 0 1")
+  assert arch.op_L.tolist() == [1, 5, 2]
+  assert arch.skip_LxL.tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 0]]
+  assert arch_lib.to_authors_string(arch) == "1 5 1 2 0 1"
+  assert [arch_lib.OPS[i] for i in arch.op_L] == ["sep3x3", "maxpool3x3", "conv5x5"]
+  assert arch_lib.from_json(arch_lib.to_json(arch)).skip_LxL.tolist() == arch.skip_LxL.tolist()
+  d = arch_lib.decisions(3)
+  assert [(x.kind, x.node, x.target) for x in d] == [
+      ("op", 0, -1), ("op", 1, -1), ("skip", 1, 0), ("op", 2, -1), ("skip", 2, 0),
+      ("skip", 2, 1)]
+  values = jnp.asarray(arch_lib.to_decisions(arch))
+  traced = jax.jit(arch_lib.from_decisions)(values)
+  np.testing.assert_array_equal(traced.skip_LxL, arch.skip_LxL)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1 5 1 2 0", "5 integers"),
+    ("1 6 1", "operation id 6"),
+    ("1 5 2", "not 0/1 bits"),
+    ("1 five 1", "integers"),
+])
+def test_bad_authors_strings_are_named(text, message):
+  with pytest.raises(UserError, match=message):
+    arch_lib.from_authors_string(text)
+
+
+def test_wrong_layer_count_names_the_field():
+  with pytest.raises(UserError, match="model.num_layers"):
+    arch_lib.from_authors_string("1 5 1", num_layers=12)
+
+
+def _images(b=4, size=8):
+  return jax.random.normal(jax.random.key(1), (b, size, size, 3))
+
+
+def test_each_operation_index_selects_its_own_computation():
+  """The authors' macro code returned max-pool from every branch; here index i must be op i."""
+  params = network.init_shared(jax.random.key(0), CFG, 3, 10)
+  x_BxHxWxC = jax.random.normal(jax.random.key(2), (4, 8, 8, CFG.filters))
+  layer = params["layers"][2]
+
+  @jax.jit
+  def selected(op):
+    return jax.lax.switch(op, [lambda x, f=f, p=layer[name]: f(p, x)
+                               for f, name in zip(network.BRANCHES, arch_lib.OPS)], x_BxHxWxC)
+
+  # plain references, one per operation
+  def inp(p):
+    return jax.nn.relu(ops.batch_norm(p["inp"]["bn"], ops.conv2d(x_BxHxWxC, p["inp"]["w"])))
+
+  def conv(p):
+    y = inp(p)
+    return jax.nn.relu(ops.batch_norm(p["conv"]["bn"], ops.conv2d(y, p["conv"]["w"])))
+
+  def sep(p):
+    y = inp(p)
+    y = ops.conv2d(y, p["sep"]["depth"], groups=y.shape[-1])
+    return jax.nn.relu(ops.batch_norm(p["sep"]["bn"], ops.conv2d(y, p["sep"]["point"])))
+
+  refs = [conv(layer["conv3x3"]), sep(layer["sep3x3"]), conv(layer["conv5x5"]),
+          sep(layer["sep5x5"]), ops.avg_pool3(inp(layer["avgpool3x3"])),
+          ops.max_pool3(inp(layer["maxpool3x3"]))]
+  outs = [np.asarray(selected(jnp.int32(i))) for i in range(arch_lib.NUM_OPS)]
+  for i, (out, ref) in enumerate(zip(outs, refs)):
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5, err_msg=arch_lib.OPS[i])
+  for i in range(len(outs)):
+    for j in range(i):
+      assert np.abs(outs[i] - outs[j]).max() > 1e-2, (arch_lib.OPS[i], arch_lib.OPS[j])
+
+
+def test_pools_by_hand():
+  x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+  avg = ops.avg_pool3(x)[0, :, :, 0]
+  assert float(avg[0, 0]) == pytest.approx((0 + 1 + 4 + 5) / 4)  # padding not counted
+  assert float(avg[1, 1]) == pytest.approx(sum([0, 1, 2, 4, 5, 6, 8, 9, 10]) / 9)
+  assert float(ops.max_pool3(x)[0, 0, 0, 0]) == 5.0
+  red = {"w1": jnp.ones((1, 1, 1, 1)), "w2": 2 * jnp.ones((1, 1, 1, 1)),
+         "bn": {"scale": jnp.ones((2,)), "bias": jnp.zeros((2,))}}
+  # before batch norm: path 1 reads pixels (0,0),(0,2),(2,0),(2,2); path 2 (1,1),(1,3),(3,1),(3,3)
+  y = ops.factorized_reduce(red, x)
+  p1 = np.array([[0, 2], [8, 10]], np.float32)
+  p2 = 2 * np.array([[5, 7], [13, 15]], np.float32)
+  np.testing.assert_allclose(y[0, :, :, 0], (p1 - p1.mean()) / np.sqrt(p1.var() + 1e-5),
+                             rtol=1e-4)
+  np.testing.assert_allclose(y[0, :, :, 1], (p2 - p2.mean()) / np.sqrt(p2.var() + 1e-5),
+                             rtol=1e-4)
+
+
+def _reference_forward(params, arch, x):
+  """The macro network written plainly for one concrete architecture (no lax.switch)."""
+  op = np.asarray(arch.op_L)
+  skip = np.asarray(arch.skip_LxL)
+  x = ops.conv_bn(params["stem"], x)
+  outs = []
+  for k in range(len(op)):
+    out = network.BRANCHES[int(op[k])](params["layers"][k][arch_lib.OPS[int(op[k])]], x)
+    if k:
+      out = out + sum((outs[j] for j in range(k) if skip[k, j]), jnp.zeros_like(out))
+      out = ops.batch_norm(params["layers"][k]["skip_bn"], out)
+    outs.append(out)
+    x = out
+    if k in network.reduction_layers(len(op)):
+      outs = [ops.factorized_reduce(params["reduce"][f"after{k:02d}"][f"from{j:02d}"], o)
+              for j, o in enumerate(outs)]
+      x = outs[-1]
+  return jnp.mean(x, axis=(1, 2)) @ params["head"]["w"] + params["head"]["b"]
+
+
+def test_shared_network_matches_a_plain_reference_for_fixed_architectures():
+  params = network.init_shared(jax.random.key(0), CFG, 3, 10)
+  apply = jax.jit(lambda p, a, x: network.shared_apply(p, a, x, CFG))
+  x = _images()
+  for seed in range(3):
+    arch = jax.tree_util.tree_map(np.asarray, arch_lib.random_arch(jax.random.key(seed), 6))
+    np.testing.assert_allclose(apply(params, arch, x), _reference_forward(params, arch, x),
+                               rtol=2e-4, atol=2e-4)
+
+
+def test_one_compilation_for_200_architectures():
+  params = network.init_shared(jax.random.key(0), CFG, 3, 10)
+  x = _images(b=2)
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def forward(p, a, x):
+    return network.shared_apply(p, a, x, CFG)
+
+  outputs = set()
+  for i in range(200):
+    logits = forward(params, arch_lib.random_arch(jax.random.key(i), 6), x)
+    outputs.add(round(float(logits[0, 0]), 5))
+  assert len(outputs) > 150  # different architectures really compute different things
+
+
+def test_controller_skip_bits_by_hand():
+  decisions = arch_lib.decisions(4)
+  cfg = ctl.ControllerConfig(kind="random", skip_target=0.4)
+  c = ctl.Controller(decisions, cfg)
+  params = ctl.init_controller(c, jax.random.key(0))
+  sample = ctl.sample(c, params, jax.random.key(1))
+  bits = 6  # 0 + 1 + 2 + 3
+  assert float(sample.entropy) == pytest.approx(4 * math.log(6) + bits * math.log(2), rel=1e-5)
+  kl_bit = 0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.6)
+  assert float(sample.skip_kl) == pytest.approx(bits * kl_bit, rel=1e-5)
+  arch_lib.validate(arch_lib.from_decisions(np.asarray(sample.values)))
+
+
+def test_controller_skip_sampling_agrees_with_scoring_and_learns_the_target_rate():
+  decisions = arch_lib.decisions(5)
+  c = ctl.Controller(decisions, ctl.ControllerConfig(hidden_dim=16, tanh_c=1.5))
+  params = ctl.init_controller(c, jax.random.key(0))
+  sample = jax.jit(lambda k: ctl.sample(c, params, k))(jax.random.key(3))
+  lp, ent = ctl.log_prob(c, params, sample.values)
+  assert float(lp) == pytest.approx(float(sample.log_prob), rel=1e-6)
+  assert float(ent) == pytest.approx(float(sample.entropy), rel=1e-6)
+
+  # The KL penalty alone pulls the skip rate toward the target (0.1 here).
+  import optax
+  cfg = ctl.ControllerConfig(hidden_dim=16, tanh_c=1.5, skip_target=0.1)
+  c = ctl.Controller(decisions, cfg)
+  opt = optax.adam(0.05)
+  state = opt.init(params)
+
+  @jax.jit
+  def update(params, state, key):
+    grads = jax.grad(lambda p: jnp.mean(ctl.sample_many(c, p, key, 4).skip_kl))(params)
+    updates, state = opt.update(grads, state)
+    return optax.apply_updates(params, updates), state
+
+  for i in range(100):
+    params, state = update(params, state, jax.random.key(i))
+  values = ctl.sample_many(c, params, jax.random.key(999), 200).values
+  rate = np.mean([arch_lib.from_decisions(np.asarray(v)).skip_LxL.sum() / 10 for v in values])
+  assert rate < 0.2, rate
+
+
+def test_fixed_network_parameter_count_by_hand():
+  # 2 layers of 4 filters, no reductions (L/3 = 0): stem 3x3x3x4 + BN; layer 0 conv3x3 branch:
+  # 1x1 4x4 + BN, 3x3 4x4 + BN; layer 1 max-pool branch: 1x1 4x4 + BN, skip BN; head 4x10 + 10.
+  cfg = network.MacroModelConfig(num_layers=2, filters=4)
+  arch = arch_lib.from_authors_string("0 5 1")
+  net = network.fixed_network(arch, cfg, 10)
+  variables = net.init({"params": jax.random.key(0)}, _images(), train=False)
+  count = sum(x.size for x in jax.tree_util.tree_leaves(variables["params"]))
+  bn = 8
+  expected = (27 * 4 + bn) + (16 + bn + 144 + bn) + (16 + bn + bn) + (40 + 10)
+  assert count == expected
