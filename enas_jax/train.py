@@ -1,11 +1,15 @@
-r"""`python -m enas_jax.train`: train one recurrent cell (or the LSTM baseline) from scratch.
+r"""`python -m enas_jax.train`: train one architecture from scratch.
 
   python -m enas_jax.train --config=configs/ptb_final.py --config.arch=workdirs/ptb \
       --config.data.dir=/data/ptb --workdir=workdirs/ptb_final
-  --config.arch accepts a search workdir, our JSON, ENAS-pytorch's dag.json, the authors'
-  string ('0 0 1 1 2 ...'), the corrected ENAS LM code's 'enas_lm:0 2 1 0 ...', or 'lstm'.
+  python -m enas_jax.train --config=configs/cifar10_macro_final.py \
+      --config.arch=workdirs/cifar10_macro --config.data.data_dir=/data/tfds
+For a recurrent cell --config.arch accepts a search workdir, our JSON, ENAS-pytorch's dag.json,
+the authors' string ('0 0 1 1 2 ...'), the corrected ENAS LM code's 'enas_lm:0 2 1 0 ...', or
+'lstm'; for a macro network a search workdir, our JSON or the authors' macro string.
 
-Flags only: the loop lives in `enas_jax.loops.lm_train`. Running the same command again resumes.
+The config's `space` field picks the loop: rnn (default) `enas_jax.loops.lm_train`, macro
+`enas_jax.loops.cnn_train`. Flags only here. Running the same command again resumes.
 """
 from __future__ import annotations
 
@@ -15,8 +19,11 @@ from typing import Sequence
 from absl import flags
 
 from enas_jax import cli
-from enas_jax.loops import lm_train
+from enas_jax.errors import UserError
+from enas_jax.loops import cnn_train, lm_train
 from enas_jax.metrics import Progress
+
+LOOPS = {"rnn": lm_train, "macro": cnn_train}
 
 _CONFIG = cli.define_config_file(
     "config", "configs/ptb_final.py",
@@ -31,13 +38,24 @@ _PROGRESS = flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"],
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "training")
   cli.quiet_logging_unless_asked()
-  cfg = lm_train.config_from_dict(cli.load_config(_CONFIG))
+  config = cli.load_config(_CONFIG)
+  space = config.get("space", "rnn")
+  if space not in LOOPS:
+    raise UserError(f"Config field `space` is {space!r}; the spaces are {', '.join(LOOPS)}. Fix "
+                    f"it in the config file or --config.space.")
+  loop = LOOPS[space]
+  cfg = loop.config_from_dict(config)
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"], prefix="train_")
   enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
-  summary = lm_train.run_training(cfg, workdir, sys.stdout, Progress(enabled=enabled))
-  print(f"\n{summary['model']}: test perplexity {summary['test_ppl']:.2f}, validation "
-        f"{summary['valid_ppl']:.2f}, {summary['params']:,} parameters; outputs in {workdir}")
+  summary = loop.run_training(cfg, workdir, sys.stdout, Progress(enabled=enabled))
+  if space == "rnn":
+    print(f"\n{summary['model']}: test perplexity {summary['test_ppl']:.2f}, validation "
+          f"{summary['valid_ppl']:.2f}, {summary['params']:,} parameters; outputs in {workdir}")
+  else:
+    print(f"\n{summary['model']}: test accuracy {summary['test_acc']:.4f} (error "
+          f"{100 * summary['test_error']:.2f}%), {summary['params']:,} parameters; outputs in "
+          f"{workdir}")
 
 
 if __name__ == "__main__":

@@ -94,16 +94,15 @@ def _finish(name: str, train: tuple[np.ndarray, np.ndarray],
             valid: tuple[np.ndarray, np.ndarray] | None, test: tuple[np.ndarray, np.ndarray],
             num_classes: int, valid_size: int, field: str) -> ImageSplits:
   train_x, train_y = train
-  if valid is None:
+  if valid is None:  # carved from the end of the training split (valid_size 0: none)
     if valid_size >= len(train_x):
       raise UserError(f"Config field `{field}.valid_size` ({valid_size}) must be smaller than the "
                       f"training split ({len(train_x)} images of {name}).")
     cut = len(train_x) - valid_size
     valid = (train_x[cut:], train_y[cut:])
     train_x, train_y = train_x[:cut], train_y[:cut]
-  if len(valid[0]) == 0 or len(test[0]) == 0:
-    raise UserError(f"The dataset {name} has an empty validation or test split; set "
-                    f"`{field}.valid_size` above 0 or add images to the split.")
+  if len(test[0]) == 0:
+    raise UserError(f"The dataset {name} has an empty test split; add images to it.")
   pixels = train_x.reshape(-1, train_x.shape[-1]).astype(np.float64) / 255.0
   return ImageSplits(name, train_x, train_y.astype(np.int32), valid[0],
                      valid[1].astype(np.int32), test[0], test[1].astype(np.int32), num_classes,

@@ -27,6 +27,7 @@ from enas_jax.configuration import from_section
 from enas_jax.data.image_batches import ImageStream
 from enas_jax.data.lm_batches import Cursor
 from enas_jax.data.images import ImageDataConfig, ImageSplits, load_images
+from enas_jax.errors import UserError
 from enas_jax.loops import cnn_steps, controller_steps, guards, search_run
 from enas_jax.loops.lm_steps import set_learning_rate
 from enas_jax.loops.search_run import SearchLoopConfig, SearchState
@@ -138,6 +139,10 @@ class SearchRun(search_run.SearchRun):
     super().__init__(cfg, workdir, out, progress)
     self.data = load_images(cfg.data)
     d = cfg.data
+    if len(self.data.valid_x) < d.batch_size:
+      raise UserError(f"The validation split of {self.data.name} has {len(self.data.valid_x)} "
+                      f"images, fewer than one batch (`data.batch_size` {d.batch_size}); the "
+                      f"controller's rewards need it. Raise `data.valid_size`.")
     self.train = ImageStream(self.data.train_x, self.data.train_y, d.batch_size, cfg.seed,
                              _TRAIN_STREAM)
     self.valid = ImageStream(self.data.valid_x, self.data.valid_y, d.batch_size, cfg.seed,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import flax.struct
 import jax
@@ -62,6 +62,7 @@ class FinalTrainConfig:
 class FinalConfig:
   """A whole final-training config (configs/ptb_final.py)."""
 
+  space: Literal["rnn"] = "rnn"
   seed: int = 0
   deterministic: bool = False
   arch: str = ""
