@@ -23,7 +23,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.seed = 0  # base PRNG seed: weights, sampled architectures, data order, augmentation
   config.deterministic = False  # True: deterministic GPU kernels (bit-identical reruns, slower)
 
-  config.data = ml_collections.ConfigDict()
+  config.data = ml_collections.ConfigDict()  # the images, their split and augmentation
   config.data.source = "tfds"  # tfds | folder (image-folder layout) | synthetic
   config.data.name = "cifar10"  # the tfds dataset name
   config.data.data_dir = ""  # tfds data directory ("" = tfds's default), or the folder root
@@ -41,7 +41,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data.synthetic.noise = 0.6  # pixel noise relative to the class pattern
   config.data.synthetic.seed = 0  # the synthetic dataset's own seed
 
-  config.model = ml_collections.ConfigDict()
+  config.model = ml_collections.ConfigDict()  # the macro network
   config.model.num_layers = 12  # layers in the searched network (L)
   config.model.filters = 36  # channels per layer
   config.model.keep_prob = 0.9  # dropout keep probability before the classifier
@@ -49,7 +49,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.aux_head = False  # auxiliary classifier (final training only)
   config.model.aux_weight = 0.4  # its loss weight
 
-  config.shared = ml_collections.ConfigDict()
+  config.shared = ml_collections.ConfigDict()  # how the shared weights are trained
   config.shared.lr = 0.05  # cosine learning rate: maximum
   config.shared.lr_min = 0.0005  # cosine learning rate: minimum
   config.shared.lr_t0 = 10  # first cosine cycle, epochs
@@ -59,7 +59,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.shared.l2 = 2.5e-4  # L2 weight on the sum of squared weights
   config.shared.grad_clip = 5.0  # global-norm gradient clipping (0: off)
 
-  config.controller = ml_collections.ConfigDict()
+  config.controller = ml_collections.ConfigDict()  # the policy and its REINFORCE training
   config.controller.kind = "enas"  # enas (REINFORCE-trained LSTM) | random (uniform baseline)
   config.controller.hidden_dim = 64  # LSTM width
   config.controller.temperature = 5.0  # logits divided by this before the tanh
@@ -75,7 +75,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.controller.skip_target = 0.4  # target fraction of skip connections
   config.controller.skip_weight = 0.8  # weight of the KL penalty toward skip_target
 
-  config.search = ml_collections.ConfigDict()
+  config.search = ml_collections.ConfigDict()  # the alternating loop
   config.search.epochs = 310  # alternations of shared and controller training
   config.search.shared_steps = 0  # shared steps per epoch (0: one pass over the training split)
   config.search.controller_steps = 50  # controller updates per epoch
@@ -86,7 +86,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.search.rollback_lr_factor = 0.5  # learning-rate factor after a rollback
   config.search.max_rollbacks = 3  # rollbacks before the run stops
 
-  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint = ml_collections.ConfigDict()  # saving and resuming
   config.checkpoint.every_steps = 500  # save every this many steps (and at each epoch's end)
   config.checkpoint.keep = 3  # checkpoints kept
 

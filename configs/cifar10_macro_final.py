@@ -41,7 +41,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.aux_head = False  # auxiliary classifier after the last reduction (off)
   config.model.aux_weight = 0.4  # its loss weight when on
 
-  config.train = ml_collections.ConfigDict()
+  config.train = ml_collections.ConfigDict()  # the optimiser and the length of the run
   config.train.epochs = 630  # 10 + 20 + 40 + 80 + 160 + 320: whole cosine cycles
   config.train.log_every = 100  # steps between metric records
   config.train.lr = 0.05  # cosine learning rate: maximum

@@ -95,3 +95,31 @@ def test_final_training_config_converts_with_the_published_recipe(preset):
     assert (m.cell_input_dropout, m.between_node_dropout, m.output_dropout) == (0.725, 0.225, 0.75)
     assert (t.lr, t.grad_clip, t.weight_decay, t.activation_l2, t.epochs) == (20.0, 0.25, 8e-7,
                                                                              0.7, 3000)
+
+
+@pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
+def test_macro_configs_convert_with_the_paper_values(preset):
+  from configs import cifar10_macro, cifar10_macro_final
+  from enas_jax.loops import cnn_search, cnn_train
+  search = cnn_search.config_from_dict(cifar10_macro.get_config(preset))
+  final_config = cifar10_macro_final.get_config(preset)
+  if not preset:
+    final_config.arch = "0"  # the paper-size config needs the user's architecture
+  final = cnn_train.config_from_dict(final_config)
+  if preset:
+    assert search.data.source == final.data.source == "synthetic"
+    return
+  assert (search.model.num_layers, search.model.filters, search.data.batch_size) == (12, 36, 128)
+  assert (search.search.epochs, search.shared.lr, search.shared.lr_min) == (310, 0.05, 0.0005)
+  assert (search.controller.skip_target, search.controller.skip_weight) == (0.4, 0.8)
+  assert search.data.valid_size == 5000 and search.data.name == "cifar10"
+  assert (final.model.num_layers, final.model.filters) == (24, 96)
+  assert final.model.double_filters_at_reduction and final.data.valid_size == 0
+
+
+def test_cosine_learning_rate_with_restarts_by_hand():
+  from enas_jax.loops.cnn_steps import ImageTrainConfig
+  cfg = ImageTrainConfig(lr=0.05, lr_min=0.0005, lr_t0=10, lr_t_mul=2)
+  mid = 0.0005 + 0.5 * 0.0495
+  assert [cfg.lr_at_epoch(e) for e in (0, 5, 10, 20, 30)] == pytest.approx(
+      [0.05, mid, 0.05, mid, 0.05])

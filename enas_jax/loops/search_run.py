@@ -159,9 +159,17 @@ class SearchRun:
     self.progress = progress
     workdir_lib.prepare(workdir)
     self.base_key = jax.random.key(cfg.seed)
-    self.checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                              cfg.checkpoint.keep, self.say)
+    self._checkpointer: ckpt_lib.Checkpointer | None = None
     self.log: metrics_lib.MetricsLog | None = None
+
+  @property
+  def checkpointer(self) -> ckpt_lib.Checkpointer:
+    """Opened on first use, after the subclass has loaded (and checked) its data: a user's
+    mistake found there must not leave orbax's background threads behind."""
+    if self._checkpointer is None:
+      self._checkpointer = ckpt_lib.Checkpointer(os.path.join(self.workdir, "checkpoints"),
+                                                 self.cfg.checkpoint.keep, self.say)
+    return self._checkpointer
 
   # --- hooks for the search space
   def init_model(self) -> Any:
