@@ -97,3 +97,12 @@ def quiet_logging_unless_asked() -> None:
 def run(main: Callable[[Sequence[str]], None]) -> None:
   """`app.run` with the clear-error wrapper and flag parser."""
   app.run(run_main(main), argv=sys.argv, flags_parser=parse_flags)
+
+
+def loop_for_space(config: Any, loops: dict[str, Any]) -> tuple[str, Any]:
+  """(space, loop module) for the config's `space` field (rnn when absent), or a UserError."""
+  space = config.get("space", "rnn")
+  if space not in loops:
+    raise UserError(f"Config field `space` is {space!r}; the spaces are {', '.join(loops)}. Fix "
+                    f"it in the config file or --config.space.")
+  return space, loops[space]

@@ -17,7 +17,6 @@ from typing import Sequence
 from absl import flags
 
 from enas_jax import cli
-from enas_jax.errors import UserError
 from enas_jax.loops import cnn_search, rnn_search
 from enas_jax.metrics import Progress
 
@@ -65,11 +64,7 @@ def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "the search")
   cli.quiet_logging_unless_asked()
   config = cli.load_config(_CONFIG)
-  space = config.get("space", "rnn")
-  if space not in LOOPS:
-    raise UserError(f"Config field `space` is {space!r}; the search spaces are "
-                    f"{', '.join(LOOPS)}. Fix it in the config file or --config.space.")
-  loop = LOOPS[space]
+  space, loop = cli.loop_for_space(config, LOOPS)
   cfg = loop.config_from_dict(config)
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])

@@ -19,7 +19,6 @@ from typing import Sequence
 from absl import flags
 
 from enas_jax import cli
-from enas_jax.errors import UserError
 from enas_jax.loops import cnn_train, lm_train
 from enas_jax.metrics import Progress
 
@@ -39,11 +38,7 @@ def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "training")
   cli.quiet_logging_unless_asked()
   config = cli.load_config(_CONFIG)
-  space = config.get("space", "rnn")
-  if space not in LOOPS:
-    raise UserError(f"Config field `space` is {space!r}; the spaces are {', '.join(LOOPS)}. Fix "
-                    f"it in the config file or --config.space.")
-  loop = LOOPS[space]
+  space, loop = cli.loop_for_space(config, LOOPS)
   cfg = loop.config_from_dict(config)
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"], prefix="train_")

@@ -27,7 +27,7 @@ from enas_jax.data.image_batches import ImageStream, eval_batches
 from enas_jax.data.images import ImageDataConfig, load_images
 from enas_jax.data.lm_batches import Cursor
 from enas_jax.errors import UserError
-from enas_jax.loops import cnn_steps, guards
+from enas_jax.loops import cnn_steps, guards, train_run
 from enas_jax.loops.lm_steps import set_learning_rate
 from enas_jax.spaces.macro import arch as arch_lib
 from enas_jax.spaces.macro import network
@@ -136,6 +136,10 @@ class TrainState:
     return {"epoch": self.epoch, "epoch_step": self.epoch_step, "steps": self.steps,
             "cursor": dataclasses.asdict(self.cursor), "history": self.history}
 
+  @property
+  def save_index(self) -> int:
+    return self.steps + self.epoch
+
   @classmethod
   def from_saved(cls, arrays: dict[str, Any], pos: dict[str, Any]) -> "TrainState":
     return cls(net=arrays["net"], sums=arrays["sums"], epoch=pos["epoch"],
@@ -143,12 +147,15 @@ class TrainState:
                history=pos["history"])
 
 
-class TrainRun:
+class TrainRun(train_run.TrainRun):
   """One final CNN training: data, network, compiled steps, workdir outputs."""
+
+  RESUMABLE_CHANGES = RESUMABLE_CHANGES
+  state_class = TrainState
 
   def __init__(self, cfg: CNNFinalConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress):
-    self.cfg, self.workdir, self.out, self.progress = cfg, workdir, out, progress
+    super().__init__(cfg, workdir, out, progress)
     self.arch = arch_lib.load_arch(cfg.arch, cfg.model.num_layers)
     workdir_lib.prepare(workdir)
     self.data = load_images(cfg.data)
@@ -161,9 +168,6 @@ class TrainRun:
     self.step = jax.jit(guards.guarded(train_step, "loss"), donate_argnums=(0, 3))
     self.eval_step = jax.jit(eval_step)
     self.key = jax.random.key(cfg.seed)
-    self.checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                              cfg.checkpoint.keep, self.say)
-    self.log: metrics_lib.MetricsLog | None = None
     images, labels = next(self.train.take(Cursor(), 1))
     net = jax.eval_shape(self._init_net)
     shapes = jax.eval_shape(train_step, net, {"images": images, "labels": labels}, self.key)[1]
@@ -186,50 +190,11 @@ class TrainRun:
   def fresh_state(self) -> TrainState:
     return TrainState(net=jax.jit(self._init_net)(), sums=self._zero_sums())
 
-  def say(self, text: str) -> None:
-    self.progress.clear()
-    self.out.write(text + "\n")
-    self.out.flush()
-
-  def save(self, state: TrainState) -> None:
-    meta = {"position": state.position(), "metrics_bytes": self.log.tell(),
-            "config": dataclasses.asdict(self.cfg)}
-    self.checkpointer.save(state.steps + state.epoch, state.arrays(), meta,
-                           must_be_finite={"net": state.net})
-
-  def _check_saved_config(self, meta: dict[str, Any]) -> None:
-    diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, RESUMABLE_CHANGES, self.workdir,
-                                     "training")
-    if diffs:
-      self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
-
-  def start(self) -> TrainState:
-    template = jax.eval_shape(lambda: self.fresh_state().arrays())
-    found = self.checkpointer.restore_latest(template, self._check_saved_config)
-    workdir_lib.truncate(os.path.join(self.workdir, "metrics.jsonl"),
-                         found[1]["metrics_bytes"] if found else 0)
-    self.log = metrics_lib.MetricsLog(self.workdir)
-    if found is None:
-      state = self.fresh_state()
-      params = count_params(state.net.params)
-      self.say(f"train: macro network of {self.cfg.model.num_layers} layers x "
-               f"{self.cfg.model.filters} filters [{arch_lib.to_authors_string(self.arch)}]; "
-               f"{params:,} parameters; {self.data.name} ({len(self.data.train_x)} training "
-               f"images); workdir {self.workdir}")
-      return state
-    arrays, meta, step = found
-    state = TrainState.from_saved(arrays, meta["position"])
-    self.log.events.session_start(state.steps)
-    self.say(f"resuming from checkpoint {step}: epoch {state.epoch + 1}, step "
-             f"{state.epoch_step} of it")
-    return state
-
-  def execute(self) -> dict[str, Any]:
-    state = self.start()
-    workdir_lib.write_json(os.path.join(self.workdir, "config.json"), dataclasses.asdict(self.cfg))
-    while state.epoch < self.cfg.train.epochs:
-      self.run_epoch(state)
-    return self.finish(state)
+  def describe(self, state: TrainState) -> None:
+    self.say(f"train: macro network of {self.cfg.model.num_layers} layers x "
+             f"{self.cfg.model.filters} filters [{arch_lib.to_authors_string(self.arch)}]; "
+             f"{count_params(state.net.params):,} parameters; {self.data.name} "
+             f"({len(self.data.train_x)} training images); workdir {self.workdir}")
 
   def run_epoch(self, state: TrainState) -> None:
     cfg, start = self.cfg, time.time()

@@ -28,7 +28,7 @@ from enas_jax.configuration import from_section
 from enas_jax.data import TextDataConfig, load_corpus
 from enas_jax.data.lm_batches import Cursor, WindowStream, batchify
 from enas_jax.errors import UserError
-from enas_jax.loops import guards, lm_steps
+from enas_jax.loops import guards, lm_steps, train_run
 from enas_jax.spaces.rnn import formats
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, count_params
 
@@ -192,12 +192,15 @@ def make_train_step(train_step: Any) -> Any:
   return train_and_average
 
 
-class TrainRun:
+class TrainRun(train_run.TrainRun):
   """One final training: data, model, compiled steps, workdir outputs."""
+
+  RESUMABLE_CHANGES = RESUMABLE_CHANGES
+  state_class = TrainState
 
   def __init__(self, cfg: FinalConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress):
-    self.cfg, self.workdir, self.out, self.progress = cfg, workdir, out, progress
+    super().__init__(cfg, workdir, out, progress)
     workdir_lib.prepare(workdir)
     corpus = load_corpus(cfg.data)
     d = cfg.data
@@ -216,9 +219,6 @@ class TrainRun:
     self.step = jax.jit(make_train_step(train_step), donate_argnums=(0, 1, 4))
     self.eval_step = jax.jit(eval_step)
     self.key = jax.random.key(cfg.seed)
-    self.checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                              cfg.checkpoint.keep, self.say)
-    self.log: metrics_lib.MetricsLog | None = None
     window = next(iter(self.train.take(Cursor(), 1)))[0]
     lm = jax.eval_shape(self._init_lm)
     shapes = jax.eval_shape(train_step, lm, lm_steps.window_batch(window, d.bptt), None,
@@ -239,50 +239,10 @@ class TrainRun:
                        count=jnp.zeros(()), active=jnp.zeros((), bool))
     return TrainState(lm=lm, avg=avg, sums=self._zero_sums(), epoch_sums=self._zero_sums())
 
-  def say(self, text: str) -> None:
-    self.progress.clear()
-    self.out.write(text + "\n")
-    self.out.flush()
-
-  # --- checkpoints (as in the search)
-  def save(self, state: TrainState) -> None:
-    meta = {"position": state.position(), "metrics_bytes": self.log.tell(),
-            "config": dataclasses.asdict(self.cfg)}
-    self.checkpointer.save(state.save_index, state.arrays(), meta,
-                           must_be_finite={"lm": state.lm, "avg": state.avg})
-
-  def _check_saved_config(self, meta: dict[str, Any]) -> None:
-    diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, RESUMABLE_CHANGES, self.workdir,
-                                     "training")
-    if diffs:
-      self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
-
-  def start(self) -> TrainState:
-    template = jax.eval_shape(lambda: self.fresh_state().arrays())
-    found = self.checkpointer.restore_latest(template, self._check_saved_config)
-    workdir_lib.truncate(os.path.join(self.workdir, "metrics.jsonl"),
-                         found[1]["metrics_bytes"] if found else 0)
-    self.log = metrics_lib.MetricsLog(self.workdir)
-    if found is None:
-      state = self.fresh_state()
-      self.say(f"train: {self.model.description}; {count_params(state.lm.params):,} parameters; "
-               f"corpus {self.corpus.name} ({len(self.corpus.words)} words); workdir "
-               f"{self.workdir}")
-      return state
-    arrays, meta, step = found
-    state = TrainState.from_saved(arrays, meta["position"])
-    self.log.events.session_start(state.steps)
-    self.say(f"resuming from checkpoint {step}: epoch {state.epoch + 1}, step "
-             f"{state.epoch_step} of it")
-    return state
-
-  # --- the loop
-  def execute(self) -> dict[str, Any]:
-    state = self.start()
-    workdir_lib.write_json(os.path.join(self.workdir, "config.json"), dataclasses.asdict(self.cfg))
-    while state.epoch < self.cfg.train.epochs:
-      self.run_epoch(state)
-    return self.finish(state)
+  def describe(self, state: TrainState) -> None:
+    self.say(f"train: {self.model.description}; {count_params(state.lm.params):,} parameters; "
+             f"corpus {self.corpus.name} ({len(self.corpus.words)} words); workdir "
+             f"{self.workdir}")
 
   def run_epoch(self, state: TrainState) -> None:
     cfg, start = self.cfg, time.time()
