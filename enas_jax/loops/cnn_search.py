@@ -12,7 +12,6 @@ so whole-split evaluations use full batches only (the last partial batch is left
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Iterator, Literal, TextIO
 
@@ -237,12 +236,9 @@ class SearchRun(search_run.SearchRun):
 
   def finish(self, state: SearchState) -> dict[str, Any]:
     """Re-scores every derived network under the final weights; writes the summary."""
-    rescored: dict[str, float] = {}
-    for entry in state.history:
-      if entry["authors"] not in rescored:
-        arch = arch_lib.from_authors_string(entry["authors"])
-        rescored[entry["authors"]] = self.valid_accuracy(state, arch)
-    best = max(rescored, key=rescored.get)
+    rescored, best = self.rescore(
+        state, lambda a: self.valid_accuracy(state, arch_lib.from_authors_string(a)),
+        lower_is_better=False)
     arch = arch_lib.from_authors_string(best)
     write_arch(os.path.join(self.workdir, "best_arch"), arch, {"valid_acc": rescored[best]})
     summary = {
@@ -253,19 +249,13 @@ class SearchRun(search_run.SearchRun):
         "controller_steps": state.controller_steps,
         "shared_params": count_params(state.model.params), "dataset": self.data.name,
     }
-    with open(os.path.join(self.workdir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
-    self.close(state)
-    return summary
+    return self.close(state, summary)
 
 
 def write_arch(stem: str, arch: arch_lib.MacroArch, extra: dict[str, Any]) -> None:
   """Writes `stem.json` (our JSON plus `extra`) and `stem.txt` (the authors' string)."""
-  os.makedirs(os.path.dirname(stem), exist_ok=True)
-  with open(stem + ".json", "w") as f:
-    json.dump({**arch_lib.to_json(arch), **extra}, f, indent=2)
-  with open(stem + ".txt", "w") as f:
-    f.write(arch_lib.to_authors_string(arch) + "\n")
+  search_run.write_arch_files(stem, arch_lib.to_json(arch), arch_lib.to_authors_string(arch),
+                              extra)
 
 
 def run_search(cfg: CNNSearchConfig, workdir: str, out: TextIO,

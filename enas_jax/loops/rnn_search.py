@@ -9,7 +9,6 @@ one validation window; it is written to archs/ with its whole-validation perplex
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Iterator, Literal, TextIO
 
@@ -221,12 +220,9 @@ class SearchRun(search_run.SearchRun):
 
   def finish(self, state: SearchState) -> dict[str, Any]:
     """Re-scores every derived cell under the final weights; writes and returns the summary."""
-    rescored: dict[str, float] = {}
-    for entry in state.history:
-      if entry["authors"] not in rescored:
-        arch = formats.from_authors_string(entry["authors"])
-        rescored[entry["authors"]] = self.valid_perplexity(state, arch)
-    best = min(rescored, key=rescored.get)
+    rescored, best = self.rescore(
+        state, lambda a: self.valid_perplexity(state, formats.from_authors_string(a)),
+        lower_is_better=True)
     arch = formats.from_authors_string(best)
     write_arch(os.path.join(self.workdir, "best_arch"), arch, {"valid_ppl": rescored[best]})
     summary = {
@@ -243,10 +239,7 @@ class SearchRun(search_run.SearchRun):
       t_arch = formats.from_authors_string(teacher)
       if len(t_arch.act_N) == self.cfg.model.num_nodes:
         summary["planted_arch_valid_ppl_shared"] = self.valid_perplexity(state, t_arch)
-    with open(os.path.join(self.workdir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
-    self.close(state)
-    return summary
+    return self.close(state, summary)
 
 
 def _json_info(info: dict[str, Any]) -> dict[str, Any]:
@@ -255,11 +248,7 @@ def _json_info(info: dict[str, Any]) -> dict[str, Any]:
 
 def write_arch(stem: str, arch: arch_lib.RNNArch, extra: dict[str, Any]) -> None:
   """Writes `stem.json` (our JSON plus `extra`) and `stem.txt` (the authors' string)."""
-  os.makedirs(os.path.dirname(stem), exist_ok=True)
-  with open(stem + ".json", "w") as f:
-    json.dump({**formats.to_json(arch), **extra}, f, indent=2)
-  with open(stem + ".txt", "w") as f:
-    f.write(formats.to_authors_string(arch) + "\n")
+  search_run.write_arch_files(stem, formats.to_json(arch), formats.to_authors_string(arch), extra)
 
 
 def run_search(cfg: RNNSearchConfig, workdir: str, out: TextIO,

@@ -23,9 +23,10 @@ whole state: a run resumed from a checkpoint continues bit for bit as if it had 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
-from typing import Any, Iterator, Literal, TextIO
+from typing import Any, Callable, Iterator, Literal, TextIO
 
 import jax
 import jax.numpy as jnp
@@ -427,7 +428,32 @@ class SearchRun:
     self.save(state)
     self.say(line + f"  ({time.time() - start:.1f} s)")
 
-  def close(self, state: SearchState) -> None:
+  def rescore(self, state: SearchState, score: Callable[[str], float], lower_is_better: bool
+              ) -> tuple[dict[str, float], str]:
+    """Each distinct derived architecture (authors' string) scored again under the final shared
+    weights (scores from different epochs are not comparable), and the best of them."""
+    rescored: dict[str, float] = {}
+    for entry in state.history:
+      if entry["authors"] not in rescored:
+        rescored[entry["authors"]] = score(entry["authors"])
+    pick = min if lower_is_better else max
+    return rescored, pick(rescored, key=rescored.get)
+
+  def close(self, state: SearchState, summary: dict[str, Any]) -> dict[str, Any]:
+    """Writes summary.json, closes the log and the checkpointer; returns the summary."""
+    with open(os.path.join(self.workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
     self.log.close()
     self.checkpointer.close()
     self.final_state = state
+    return summary
+
+
+def write_arch_files(stem: str, arch_json: dict[str, Any], authors: str,
+                     extra: dict[str, Any]) -> None:
+  """Writes `stem.json` (our JSON plus `extra`) and `stem.txt` (the authors' string)."""
+  os.makedirs(os.path.dirname(stem), exist_ok=True)
+  with open(stem + ".json", "w") as f:
+    json.dump({**arch_json, **extra}, f, indent=2)
+  with open(stem + ".txt", "w") as f:
+    f.write(authors + "\n")
