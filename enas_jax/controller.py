@@ -2,9 +2,16 @@
 
 At decision i the LSTM reads the embedding of the previous decision's value (a learned start
 vector first) and scores the choices:
-- "op" decisions: a dense head shared by all decisions of the same size;
+- "op" decisions: a dense head shared by all decisions of the same size (its bias starting at
+  the decisions' `bias_init`); their squashing constant is `tanh_c / op_tanh_reduce` and the
+  decision's fixed `prior` is added after it (the authors' micro controller);
 - "pointer" decisions (pick an earlier node): attention over the anchors of earlier nodes, as in
-  the paper, `v . tanh(W1 anchor_j + W2 h)`, or a masked dense head when attention is off.
+  the paper, `v . tanh(W1 anchor_j + W2 h)`, or a masked dense head when attention is off; the
+  next step reads an embedding of the choice, or the chosen node's state (`feed_anchor`);
+- "anchor" steps choose nothing: they read the start vector, give their node the state later
+  pointers attend to, and hand the start vector to the next step (the micro space's cell inputs
+  and the step after each node's operations, as in the authors' micro controller; the
+  reduction cell's decisions simply continue the normal cell's LSTM state).
 - "skip" bits (does layer k also read earlier layer j; the macro space): one LSTM step per layer
   scores all its bits by the same attention, bit j with logits [-s_j, s_j]; the next step reads
   the mean of the chosen layers' anchors, `sum_j b_j h_j / (1 + sum_j b_j)`, as in the authors'
@@ -45,6 +52,7 @@ class ControllerConfig:
   num_samples: int = 1
   skip_target: float = 0.4
   skip_weight: float = 0.8
+  op_tanh_reduce: float = 1.0
 
   def validate(self, section: str = "controller") -> None:
     if self.temperature <= 0:
@@ -52,6 +60,9 @@ class ControllerConfig:
                       f"{self.temperature}.")
     if self.num_samples < 1:
       raise UserError(f"Config field `{section}.num_samples` must be at least 1.")
+    if self.op_tanh_reduce <= 0:
+      raise UserError(f"Config field `{section}.op_tanh_reduce` must be positive, got "
+                      f"{self.op_tanh_reduce}.")
     if not 0 < self.skip_target < 1:
       raise UserError(f"Config field `{section}.skip_target` must be in (0, 1), got "
                       f"{self.skip_target}.")
@@ -85,8 +96,13 @@ class Controller(nn.Module):
     lstm = nn.OptimizedLSTMCell(hid, name="lstm")
     start_1xH = self.param("start", nn.initializers.uniform(0.1), (1, hid))
     embed = nn.Embed(max_choices + num_nodes, hid, name="embed")
-    op_heads = {n: nn.Dense(n, name=f"op_head_{n}")
-                for n in sorted({d.num_choices for d in self.decisions if d.kind == "op"})}
+    op_heads = {}
+    for d in self.decisions:
+      if d.kind == "op" and d.num_choices not in op_heads:
+        bias = (nn.initializers.constant(jnp.asarray(d.bias_init, jnp.float32)) if d.bias_init
+                else nn.initializers.zeros)
+        op_heads[d.num_choices] = nn.Dense(d.num_choices, bias_init=bias,
+                                           name=f"op_head_{d.num_choices}")
     if cfg.attention or self._has_skips:  # skip bits are always scored by attention
       w_anchor = nn.Dense(hid, use_bias=False, name="attn_anchor")
       w_query = nn.Dense(hid, use_bias=False, name="attn_query")
@@ -107,19 +123,26 @@ class Controller(nn.Module):
                          and decisions[i - 1].node == d.node)
       if not continues_skips:  # a skip group shares one LSTM step
         carry, h_1xH = lstm(carry, x_1xH)
+      tanh_c = cfg.tanh_c
       if d.kind == "op":
         logits = op_heads[d.num_choices](h_1xH)[0]
+        tanh_c = cfg.tanh_c / cfg.op_tanh_reduce
       elif d.kind == "skip":
         s_j = v_attn(jnp.tanh(anchors[d.target] + w_query(h_1xH)))[0, 0]
         logits = jnp.stack([-s_j, s_j])
+      elif d.kind == "anchor":
+        logits = jnp.zeros((1,))
       elif cfg.attention:
-        logits = v_attn(jnp.tanh(anchors[:d.num_choices] + w_query(h_1xH)))[:, 0]
+        chosen_from = anchors[d.first:d.first + d.num_choices]
+        logits = v_attn(jnp.tanh(chosen_from + w_query(h_1xH)))[:, 0]
       else:
-        logits = pointer_head(h_1xH)[0, :d.num_choices]
-      if cfg.kind == "random":
+        logits = pointer_head(h_1xH)[0, d.first:d.first + d.num_choices]
+      if cfg.kind == "random" or d.kind == "anchor":
         logits = jnp.zeros((d.num_choices,))
       else:
-        logits = cfg.tanh_c * jnp.tanh(logits / cfg.temperature)
+        logits = tanh_c * jnp.tanh(logits / cfg.temperature)
+        if d.prior:
+          logits = logits + jnp.asarray(d.prior, jnp.float32)
       logp = jax.nn.log_softmax(logits)
       if forced is None:
         value = jax.random.categorical(jax.random.fold_in(key, i), logits).astype(jnp.int32)
@@ -138,11 +161,16 @@ class Controller(nn.Module):
           count = sum(b.astype(jnp.float32) for _, b in skip_bits)
           x_1xH = (picked_H / (1.0 + count))[None, :]
           skip_bits = []
+      elif d.kind == "anchor":
+        x_1xH = start_1xH
+      elif d.kind == "pointer" and d.feed_anchor:
+        x_1xH = anchors_h[d.first + value][None, :]
       else:
         offset = 0 if d.kind == "op" else max_choices
         x_1xH = embed(offset + value)[None, :]
-      if (cfg.attention or self._has_skips) and ends_node:
-        anchors = anchors.at[d.node].set(w_anchor(h_1xH)[0])
+      if ends_node:
+        if cfg.attention or self._has_skips:
+          anchors = anchors.at[d.node].set(w_anchor(h_1xH)[0])
         anchors_h = anchors_h.at[d.node].set(h_1xH[0])
     return Sample(jnp.stack(values), log_prob, entropy, skip_kl)
 

@@ -4,9 +4,10 @@ r"""`python -m enas_jax.search`: an ENAS search from a config file.
   python -m enas_jax.search --config=configs/ptb_rnn.py --workdir=workdirs/ptb \
       --config.data.dir=/data/ptb --config.shared.lr=10
   python -m enas_jax.search --config=configs/cifar10_macro.py:cpu
+  python -m enas_jax.search --config=configs/cifar10_micro.py:cpu
 
 The config's `space` field picks the loop: rnn (the default) `enas_jax.loops.rnn_search`, macro
-`enas_jax.loops.cnn_search`. Flags only here.
+and micro `enas_jax.loops.cnn_search`. Flags only here.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from enas_jax import cli
 from enas_jax.loops import cnn_search, rnn_search
 from enas_jax.metrics import Progress
 
-LOOPS = {"rnn": rnn_search, "macro": cnn_search}
+LOOPS = {"rnn": rnn_search, "macro": cnn_search, "micro": cnn_search}
 
 _CONFIG = cli.define_config_file(
     "config", "configs/quickstart.py",
@@ -41,6 +42,19 @@ def print_network(summary: dict, workdir: str) -> None:
     skips = ", ".join(map(str, layer["skips"])) or "-"
     print(f"  layer {layer['layer']:2d}: {layer['op']:11s} skips from: {skips}")
   print(f"its validation accuracy under the shared weights: {summary['valid_acc_shared']:.4f}")
+
+
+def print_cells(summary: dict, workdir: str) -> None:
+  print(f"\nfound cells: {summary['authors']}\n  (authors' micro format: normal cell, then "
+        f"reduction cell; also {os.path.join(workdir, 'best_arch.json')})")
+  arch = summary["architecture"]
+  for cell in ("normal", "reduce"):
+    print(f"  {cell} cell (nodes 0, 1: the two previous cells):")
+    for node in arch[cell]:
+      (a, b), (op_a, op_b) = node["inputs"], node["ops"]
+      print(f"    node {node['node']}: {op_a}(node {a}) + {op_b}(node {b})")
+    print(f"    output (the loose ends): nodes {', '.join(map(str, arch['outputs'][cell]))}")
+  print(f"their validation accuracy under the shared weights: {summary['valid_acc_shared']:.4f}")
 
 
 def print_result(summary: dict, workdir: str) -> None:
@@ -70,7 +84,7 @@ def main(argv: Sequence[str]) -> None:
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])
   enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
   summary = loop.run_search(cfg, workdir, sys.stdout, Progress(enabled=enabled))
-  (print_network if space == "macro" else print_result)(summary, workdir)
+  {"macro": print_network, "micro": print_cells}.get(space, print_result)(summary, workdir)
   print(f"\noutputs in {workdir}: summary.json, best_arch.json/.txt, archs/, metrics.jsonl, tb/")
 
 

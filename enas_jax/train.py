@@ -6,10 +6,10 @@ r"""`python -m enas_jax.train`: train one architecture from scratch.
       --config.arch=workdirs/cifar10_macro --config.data.data_dir=/data/tfds
 For a recurrent cell --config.arch accepts a search workdir, our JSON, ENAS-pytorch's dag.json,
 the authors' string ('0 0 1 1 2 ...'), the corrected ENAS LM code's 'enas_lm:0 2 1 0 ...', or
-'lstm'; for a macro network a search workdir, our JSON or the authors' macro string.
+'lstm'; for a macro network or micro cells a search workdir, our JSON or the authors' string.
 
-The config's `space` field picks the loop: rnn (default) `enas_jax.loops.lm_train`, macro
-`enas_jax.loops.cnn_train`. Flags only here. Running the same command again resumes.
+The config's `space` field picks the loop: rnn (default) `enas_jax.loops.lm_train`, macro and
+micro `enas_jax.loops.cnn_train`. Flags only here. Running the same command again resumes.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from enas_jax import cli
 from enas_jax.loops import cnn_train, lm_train
 from enas_jax.metrics import Progress
 
-LOOPS = {"rnn": lm_train, "macro": cnn_train}
+LOOPS = {"rnn": lm_train, "macro": cnn_train, "micro": cnn_train}
 
 _CONFIG = cli.define_config_file(
     "config", "configs/ptb_final.py",

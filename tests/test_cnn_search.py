@@ -1,4 +1,4 @@
-"""The macro CNN search end to end on tiny synthetic images: outputs, compile-once, resume."""
+"""The CNN searches end to end on tiny synthetic images: outputs, compile-once, resume."""
 import io
 import json
 import os
@@ -70,3 +70,27 @@ def test_search_cli_dispatches_on_the_space_field(tmp_path):
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert bad.returncode == 2 and "`space` is 'mikro'" in bad.stderr.replace("\n", " ")
   assert "Traceback" not in bad.stderr
+
+
+def test_tiny_micro_search_end_to_end_compiles_each_phase_once(tmp_path):
+  """The micro space through the same loop: valid cells out, one compilation per phase."""
+  from configs import cifar10_micro
+  from enas_jax.spaces.micro import arch as micro_arch
+
+  cfg = cnn_search.config_from_dict(cifar10_micro.get_config("tiny"))
+  assert cfg.space == "micro" and cfg.model.drop_path_keep_prob < 1
+  run, summary = _run(cfg, tmp_path / "micro")
+  arch = micro_arch.from_json(summary["architecture"])
+  micro_arch.validate(arch, num_nodes=2)
+  assert summary["space"] == "micro" and [h["epoch"] for h in summary["history"]] == [0, 1]
+  assert (tmp_path / "micro" / "best_arch.txt").read_text().strip() == summary["authors"]
+  assert micro_arch.from_authors_string(summary["authors"]).normal_Bx4.shape == (2, 4)
+  assert run.program.shared_step._cache_size() == 1
+  assert run.program.controller_step._cache_size() == 1
+  assert run.program.derive_step._cache_size() == 1
+  records = [json.loads(line) for line in open(tmp_path / "micro" / "metrics.jsonl")]
+  shared = [r for r in records if r["phase"] == "shared"]
+  controller = [r for r in records if r["phase"] == "controller"]
+  assert shared and all(np.isfinite(r["loss"]) for r in shared)
+  assert controller and all("skip_rate" not in r and 0 <= r["valid_acc"] <= 1
+                            for r in controller)

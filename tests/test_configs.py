@@ -123,3 +123,35 @@ def test_cosine_learning_rate_with_restarts_by_hand():
   mid = 0.0005 + 0.5 * 0.0495
   assert [cfg.lr_at_epoch(e) for e in (0, 5, 10, 20, 30)] == pytest.approx(
       [0.05, mid, 0.05, mid, 0.05])
+
+
+@pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
+def test_micro_configs_convert_with_the_paper_values(preset):
+  from configs import cifar10_micro, cifar10_micro_final
+  from enas_jax.loops import cnn_search, cnn_train
+  search = cnn_search.config_from_dict(cifar10_micro.get_config(preset))
+  final = cnn_train.config_from_dict(cifar10_micro_final.get_config(preset))
+  assert search.space == final.space == "micro"
+  assert type(search.model).__name__ == type(final.model).__name__ == "MicroModelConfig"
+  if preset:
+    assert search.data.source == final.data.source == "synthetic"
+    return
+  m = search.model
+  assert (m.num_layers, m.num_nodes, m.filters, search.data.batch_size) == (6, 5, 20, 160)
+  assert (search.search.epochs, search.shared.l2, m.aux_head) == (150, 1e-4, True)
+  c = search.controller
+  assert (c.tanh_c, c.op_tanh_reduce, c.lr, c.num_samples) == (1.10, 2.5, 0.0035, 10)
+  assert search.search.controller_steps == 30
+  f = final.model
+  assert (f.num_layers, f.filters, f.drop_path_keep_prob, f.keep_prob) == (15, 36, 0.6, 0.8)
+  assert (final.data.cutout, final.data.batch_size, final.train.epochs) == (16, 144, 630)
+  assert (final.train.l2, final.train.lr_min, final.data.valid_size) == (2e-4, 0.0001, 0)
+
+
+def test_a_micro_field_in_a_macro_config_is_named():
+  from configs import cifar10_macro
+  from enas_jax.loops import cnn_search
+  config = cifar10_macro.get_config("tiny")
+  config.model.num_nodes = 5
+  with pytest.raises(UserError, match="model.num_nodes"):
+    cnn_search.config_from_dict(config)

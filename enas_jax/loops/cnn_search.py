@@ -1,10 +1,10 @@
-"""The ENAS convolutional search loop: the macro space on images (the epoch structure lives in
-`loops.search_run`).
+"""The ENAS convolutional search loop: the macro and micro spaces on images (the epoch structure
+lives in `loops.search_run`, the spaces behind `spaces.cnn.CNNSpace`).
 
 Shared phase: one training batch per step (augmented inside the jitted step), each with a fresh
 architecture sampled from the controller; one pass over the training split per epoch by default.
 Controller phase: `controller.num_samples` architectures per update, each rewarded with its
-accuracy on the next validation batch (the paper's reward), plus the skip-rate penalty.
+accuracy on the next validation batch (the paper's reward), plus the skip-rate penalty (macro).
 Derive: the sampled architecture with the best accuracy on one validation batch, evaluated on the
 whole validation split. Batch norm in the shared network normalises with each batch's statistics,
 so whole-split evaluations use full batches only (the last partial batch is left out).
@@ -30,8 +30,10 @@ from enas_jax.errors import UserError
 from enas_jax.loops import cnn_steps, controller_steps, guards, search_run
 from enas_jax.loops.lm_steps import set_learning_rate
 from enas_jax.loops.search_run import SearchLoopConfig, SearchState
-from enas_jax.spaces.macro import arch as arch_lib
-from enas_jax.spaces.macro import network
+from enas_jax.spaces import cnn as cnn_spaces
+from enas_jax.spaces.cnn import CNNSpace
+from enas_jax.spaces.macro import network as macro_network
+from enas_jax.spaces.micro import network as micro_network
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "shared.lr",
@@ -47,7 +49,8 @@ class CNNSearchConfig:
   seed: int = 0
   deterministic: bool = False
   data: ImageDataConfig = dataclasses.field(default_factory=ImageDataConfig)
-  model: network.MacroModelConfig = dataclasses.field(default_factory=network.MacroModelConfig)
+  model: macro_network.MacroModelConfig = dataclasses.field(
+      default_factory=macro_network.MacroModelConfig)
   shared: cnn_steps.ImageTrainConfig = dataclasses.field(
       default_factory=cnn_steps.ImageTrainConfig)
   controller: ctl.ControllerConfig = dataclasses.field(default_factory=ctl.ControllerConfig)
@@ -56,14 +59,22 @@ class CNNSearchConfig:
       default_factory=ckpt_lib.CheckpointConfig)
 
 
+@dataclasses.dataclass(frozen=True)
+class MicroSearchConfig(CNNSearchConfig):
+  """A whole micro search config (configs/cifar10_micro.py)."""
+
+  space: Literal["micro"] = "micro"
+  model: micro_network.MicroModelConfig = dataclasses.field(
+      default_factory=micro_network.MicroModelConfig)
+
+
 def config_from_dict(config: Any) -> CNNSearchConfig:
-  return from_section(CNNSearchConfig, "", config)
+  cls = MicroSearchConfig if config.get("space") == "micro" else CNNSearchConfig
+  return from_section(cls, "", config)
 
 
-def skip_rate(arch: arch_lib.MacroArch) -> jax.Array:
-  """The fraction of possible skip connections that are on."""
-  n = arch.op_L.shape[0]
-  return jnp.sum(arch.skip_LxL) / max(n * (n - 1) // 2, 1)
+def space_of(cfg: CNNSearchConfig) -> CNNSpace:
+  return cnn_spaces.CNN_SPACES[cfg.space]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,31 +92,34 @@ class SearchProgram:
   controller_metric_shapes: Any
 
 
-def build_program(cfg: CNNSearchConfig, data: ImageSplits) -> SearchProgram:
-  model_cfg = cfg.model
+def build_program(cfg: CNNSearchConfig, data: ImageSplits, total_steps: int = 1) -> SearchProgram:
+  """`total_steps`: the search's shared steps in all (the drop-path schedule's length)."""
+  model_cfg, space = cfg.model, space_of(cfg)
 
-  def apply(params, arch, x, dropout_key):
-    return network.shared_apply(params, arch, x, model_cfg, dropout_key)
+  def apply(params, arch, x, dropout_key, step_ratio):
+    return space.shared_apply(params, arch, x, model_cfg, dropout_key, step_ratio)
 
   optimizer = cnn_steps.make_optimizer(cfg.shared)
+  aux_weight = model_cfg.aux_weight if model_cfg.aux_head else 0.0
   train_step, accuracy = cnn_steps.make_shared_steps(apply, optimizer, cfg.shared, cfg.data,
-                                                     data.mean_C, data.std_C)
-  controller = ctl.Controller(arch_lib.decisions(model_cfg.num_layers), cfg.controller)
+                                                     data.mean_C, data.std_C, aux_weight,
+                                                     total_steps)
+  controller = ctl.Controller(space.decisions(model_cfg), cfg.controller)
   ctrl_opt = controller_steps.make_controller_optimizer(cfg.controller)
 
   def shared_step(state, ctrl_params, batch, key):
     values = ctl.sample(controller, ctrl_params, jax.random.fold_in(key, 0)).values
-    return train_step(state, batch, arch_lib.from_decisions(values), jax.random.fold_in(key, 1))
+    return train_step(state, batch, space.from_decisions(values), jax.random.fold_in(key, 1))
 
   def score_S(params, batch_stats, batch, values_SxD):
     del batch_stats  # batch statistics in the shared network
 
     def one(values_D):
-      arch = arch_lib.from_decisions(values_D)
-      return accuracy(params, batch, arch), skip_rate(arch)
+      arch = space.from_decisions(values_D)
+      return accuracy(params, batch, arch), space.arch_figures(arch)
 
-    acc_S, rate_S = jax.lax.map(one, values_SxD)
-    return acc_S, {"valid_acc": acc_S, "skip_rate": rate_S}
+    acc_S, figures_S = jax.lax.map(one, values_SxD)
+    return acc_S, {"valid_acc": acc_S, **figures_S}
 
   controller_step = controller_steps.make_controller_step(controller, cfg.controller, ctrl_opt,
                                                           score_S)
@@ -129,7 +143,7 @@ def _batch(images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
 
 
 class SearchRun(search_run.SearchRun):
-  """One macro search: the config, the images, the compiled program, the workdir's outputs."""
+  """One CNN search: the config, the images, the compiled program, the workdir's outputs."""
 
   RESUMABLE_CHANGES = RESUMABLE_CHANGES
 
@@ -148,12 +162,14 @@ class SearchRun(search_run.SearchRun):
                              _VALID_STREAM)
     self.derive_batches = ImageStream(self.data.valid_x, self.data.valid_y, d.batch_size,
                                       cfg.seed, _DERIVE_STREAM)
-    self.program = build_program(cfg, self.data)
+    self.space = space_of(cfg)
+    per_epoch = cfg.search.shared_steps or self.train.batches_per_pass
+    self.program = build_program(cfg, self.data, per_epoch * cfg.search.epochs)
 
   def init_model(self) -> cnn_steps.CNNState:
-    params = network.init_shared(jax.random.fold_in(self.base_key, search_run.INIT_MODEL),
-                                 self.cfg.model, self.data.image_shape[-1],
-                                 self.data.num_classes)
+    params = self.space.init_shared(jax.random.fold_in(self.base_key, search_run.INIT_MODEL),
+                                    self.cfg.model, self.data.image_shape,
+                                    self.data.num_classes)
     return cnn_steps.CNNState(params=params, batch_stats={},
                               opt_state=self.program.optimizer.init(params),
                               step=jnp.zeros((), jnp.int32))
@@ -189,9 +205,9 @@ class SearchRun(search_run.SearchRun):
   def describe(self, state: SearchState) -> None:
     cfg, d = self.cfg, self.data
     self.say(f"search: {d.name} ({len(d.train_x)} training, {len(d.valid_x)} validation images "
-             f"of {'x'.join(map(str, d.image_shape))}), macro space of {cfg.model.num_layers} "
-             f"layers x {cfg.model.filters} filters, {count_params(state.model.params):,} shared "
-             f"parameters, controller {cfg.controller.kind}; workdir {self.workdir}")
+             f"of {'x'.join(map(str, d.image_shape))}), {self.space.size(cfg.model)}, "
+             f"{count_params(state.model.params):,} shared parameters, controller "
+             f"{cfg.controller.kind}; workdir {self.workdir}")
 
   def epoch_figures(self, shared: dict[str, float], control: dict[str, float],
                     derived: dict[str, Any] | None) -> str:
@@ -199,13 +215,15 @@ class SearchRun(search_run.SearchRun):
     if shared["steps"]:
       line += f"  shared acc {shared['accuracy']:.3f}"
     if control["steps"]:
-      line += (f"  reward {control['reward']:.4f}  skip rate {control['skip_rate']:.2f}  "
-               f"entropy {control['entropy']:.2f}")
+      line += f"  reward {control['reward']:.4f}"
+      if "skip_rate" in control:
+        line += f"  skip rate {control['skip_rate']:.2f}"
+      line += f"  entropy {control['entropy']:.2f}"
     if derived:
       line += f"  derived valid acc {derived['valid_acc']:.4f}"
     return line
 
-  def valid_accuracy(self, state: SearchState, arch: arch_lib.MacroArch) -> float:
+  def valid_accuracy(self, state: SearchState, arch: Any) -> float:
     """Accuracy on the validation split's full batches under the shared weights."""
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
     size = min(self.cfg.data.eval_batch_size, len(self.data.valid_x))
@@ -223,26 +241,28 @@ class SearchRun(search_run.SearchRun):
         self.derive_key(state))
     acc_S = np.asarray(figures["valid_acc"])
     best = int(np.argmax(acc_S))
-    arch = arch_lib.from_decisions(np.asarray(values_SxD)[best])
+    arch = self.space.from_decisions(np.asarray(values_SxD)[best])
     valid_acc = self.valid_accuracy(state, arch)
-    entry = {"epoch": state.epoch, "authors": arch_lib.to_authors_string(arch),
+    entry = {"epoch": state.epoch, "authors": self.space.to_authors_string(arch),
              "batch_acc": float(acc_S[best]), "batch_acc_median": float(np.median(acc_S)),
              "valid_acc": valid_acc}
     state.history.append(entry)
-    write_arch(os.path.join(self.workdir, "archs", f"epoch_{state.epoch:04d}"), arch,
-               {"epoch": state.epoch, "valid_acc": valid_acc})
+    self.write_arch(os.path.join(self.workdir, "archs", f"epoch_{state.epoch:04d}"), arch,
+                    {"epoch": state.epoch, "valid_acc": valid_acc})
     self.log.write("derive", state.epoch, {k: v for k, v in entry.items() if k != "epoch"})
     return entry
 
   def finish(self, state: SearchState) -> dict[str, Any]:
     """Re-scores every derived network under the final weights; writes the summary."""
-    rescored, best = self.rescore(
-        state, lambda a: self.valid_accuracy(state, arch_lib.from_authors_string(a)),
-        lower_is_better=False)
-    arch = arch_lib.from_authors_string(best)
-    write_arch(os.path.join(self.workdir, "best_arch"), arch, {"valid_acc": rescored[best]})
+    def load(authors: str) -> Any:
+      return self.space.load_arch(authors, self.cfg.model)
+
+    rescored, best = self.rescore(state, lambda a: self.valid_accuracy(state, load(a)),
+                                  lower_is_better=False)
+    arch = load(best)
+    self.write_arch(os.path.join(self.workdir, "best_arch"), arch, {"valid_acc": rescored[best]})
     summary = {
-        "architecture": arch_lib.to_json(arch), "authors": best,
+        "space": self.cfg.space, "architecture": self.space.to_json(arch), "authors": best,
         "valid_acc_shared": rescored[best],
         "rescored": [{"authors": a, "valid_acc_shared": v} for a, v in rescored.items()],
         "history": state.history, "epochs": state.epoch, "shared_steps": state.shared_steps,
@@ -251,14 +271,13 @@ class SearchRun(search_run.SearchRun):
     }
     return self.close(state, summary)
 
-
-def write_arch(stem: str, arch: arch_lib.MacroArch, extra: dict[str, Any]) -> None:
-  """Writes `stem.json` (our JSON plus `extra`) and `stem.txt` (the authors' string)."""
-  search_run.write_arch_files(stem, arch_lib.to_json(arch), arch_lib.to_authors_string(arch),
-                              extra)
+  def write_arch(self, stem: str, arch: Any, extra: dict[str, Any]) -> None:
+    """Writes `stem.json` (our JSON plus `extra`) and `stem.txt` (the authors' string)."""
+    search_run.write_arch_files(stem, self.space.to_json(arch),
+                                self.space.to_authors_string(arch), extra)
 
 
 def run_search(cfg: CNNSearchConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress | None = None) -> dict[str, Any]:
-  """Runs (or resumes) the whole macro search; outputs as the recurrent search's."""
+  """Runs (or resumes) the whole macro or micro search; outputs as the recurrent search's."""
   return SearchRun(cfg, workdir, out, progress or metrics_lib.Progress()).execute()

@@ -3,7 +3,9 @@
 `make_shared_steps` returns, for the jitted search phases,
     train_step(state, batch, arch, key) -> (state, metrics)   (augmentation inside)
     accuracy(params, batch, arch) -> fraction correct          (no augmentation, no dropout)
-where `arch` is a traced architecture. The shared networks use batch statistics in batch norm, so
+where `arch` is a traced architecture. The training loss adds `aux_weight` times the auxiliary
+head's cross-entropy when the network returns auxiliary logits; schedules inside the network
+(drop-path) read `state.step / total_steps`. The shared networks use batch statistics in batch norm, so
 `batch_stats` stays empty for them.
 """
 from __future__ import annotations
@@ -92,20 +94,27 @@ def cross_entropy(logits_BxK: jax.Array, labels_B: jax.Array) -> jax.Array:
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits_BxK, labels_B))
 
 
-def make_shared_steps(apply: Callable[..., jax.Array], optimizer: optax.GradientTransformation,
-                      train: ImageTrainConfig, data: ImageDataConfig, mean_C: Any, std_C: Any
+def make_shared_steps(apply: Callable[..., Any], optimizer: optax.GradientTransformation,
+                      train: ImageTrainConfig, data: ImageDataConfig, mean_C: Any, std_C: Any,
+                      aux_weight: float = 0.0, total_steps: int = 1
                       ) -> tuple[Callable[..., Any], Callable[..., Any]]:
-  """`apply(params, arch, x, dropout_key or None) -> logits` of a shared network."""
+  """`apply(params, arch, x, dropout_key or None, step_ratio) -> (logits, aux or None)` of a
+  shared network."""
   mean_C, std_C = jnp.asarray(mean_C), jnp.asarray(std_C)
 
   def train_step(state: CNNState, batch: Batch, arch: Any, key: jax.Array):
     k_aug, k_drop = jax.random.split(key)
     x = prepare_images(batch, data, mean_C, std_C, k_aug)
 
+    step_ratio = (state.step + 1).astype(jnp.float32) / max(total_steps, 1)
+
     def loss_fn(params):
-      logits = apply(params, arch, x, k_drop)
+      logits, aux = apply(params, arch, x, k_drop, step_ratio)
       ce = cross_entropy(logits, batch["labels"])
-      return ce + train.l2 * l2_penalty(params), (ce, logits)
+      loss = ce + train.l2 * l2_penalty(params)
+      if aux is not None and aux_weight:
+        loss = loss + aux_weight * cross_entropy(aux, batch["labels"])
+      return loss, (ce, logits)
 
     (loss, (ce, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -116,7 +125,7 @@ def make_shared_steps(apply: Callable[..., jax.Array], optimizer: optax.Gradient
                  "grad_norm": optax.tree.norm(grads)}
 
   def accuracy(params: Any, batch: Batch, arch: Any) -> jax.Array:
-    logits = apply(params, arch, prepare_images(batch, data, mean_C, std_C, None), None)
+    logits, _ = apply(params, arch, prepare_images(batch, data, mean_C, std_C, None), None, 1.0)
     return jnp.mean(jnp.argmax(logits, -1) == batch["labels"])
 
   return train_step, accuracy

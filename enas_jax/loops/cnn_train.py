@@ -1,8 +1,9 @@
-"""Final training of one CNN architecture from scratch (the macro space).
+"""Final training of one CNN architecture from scratch (the macro or micro space).
 
 Nesterov SGD with the cosine learning rate (warm restarts as configured), L2 on every weight,
 gradient clipping, dropout before the classifier, optional auxiliary head (loss weight
-`model.aux_weight`) and cutout (`data.cutout`); batch norm with moving averages. Each epoch is one
+`model.aux_weight`), drop-path on its schedule (micro) and cutout (`data.cutout`); batch norm
+with moving averages. Each epoch is one
 pass over the training split in an order drawn from (seed, epoch); after it the validation (when
 `data.valid_size` > 0) and test accuracies are measured and recorded. Checkpoints at each epoch's
 end and every `checkpoint.every_steps` steps; running the same command again resumes bit for bit.
@@ -29,8 +30,9 @@ from enas_jax.data.lm_batches import Cursor
 from enas_jax.errors import UserError
 from enas_jax.loops import cnn_steps, guards, train_run
 from enas_jax.loops.lm_steps import set_learning_rate
-from enas_jax.spaces.macro import arch as arch_lib
-from enas_jax.spaces.macro import network
+from enas_jax.spaces import cnn as cnn_spaces
+from enas_jax.spaces.macro import network as macro_network
+from enas_jax.spaces.micro import network as micro_network
 
 RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "checkpoint.", "deterministic")
 
@@ -58,20 +60,31 @@ class CNNFinalConfig:
   deterministic: bool = False
   arch: str = ""
   data: ImageDataConfig = dataclasses.field(default_factory=ImageDataConfig)
-  model: network.MacroModelConfig = dataclasses.field(default_factory=network.MacroModelConfig)
+  model: macro_network.MacroModelConfig = dataclasses.field(
+      default_factory=macro_network.MacroModelConfig)
   train: CNNTrainConfig = dataclasses.field(default_factory=CNNTrainConfig)
   checkpoint: ckpt_lib.CheckpointConfig = dataclasses.field(
       default_factory=ckpt_lib.CheckpointConfig)
 
   def validate(self, section: str = "") -> None:
     if not self.arch:
-      raise UserError("Config field `arch` is empty: give a macro search's workdir, its "
-                      "best_arch.json, or the authors' macro string, e.g. --config.arch="
-                      "workdirs/cifar10_macro.")
+      raise UserError(f"Config field `arch` is empty: give a {self.space} search's workdir, its "
+                      f"best_arch.json, or the authors' {self.space} string, e.g. --config.arch="
+                      f"workdirs/cifar10_{self.space}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class MicroFinalConfig(CNNFinalConfig):
+  """A whole micro final-training config (configs/cifar10_micro_final.py)."""
+
+  space: Literal["micro"] = "micro"
+  model: micro_network.MicroModelConfig = dataclasses.field(
+      default_factory=micro_network.MicroModelConfig)
 
 
 def config_from_dict(config: Any) -> CNNFinalConfig:
-  return from_section(CNNFinalConfig, "", config)
+  cls = MicroFinalConfig if config.get("space") == "micro" else CNNFinalConfig
+  return from_section(cls, "", config)
 
 
 def count_params(params: Any) -> int:
@@ -81,8 +94,8 @@ def count_params(params: Any) -> int:
   return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(kept)))
 
 
-def make_steps(module: network.FixedMacroNetwork, optimizer: optax.GradientTransformation,
-               cfg: CNNFinalConfig, mean_C: Any, std_C: Any) -> tuple[Any, Any]:
+def make_steps(module: Any, optimizer: optax.GradientTransformation, cfg: CNNFinalConfig,
+               mean_C: Any, std_C: Any, total_steps: int = 1) -> tuple[Any, Any]:
   """(train_step(state, batch, key) -> (state, metrics), eval_step(params, batch_stats, images,
   labels, mask) -> (correct, count))."""
   mean_C, std_C = jnp.asarray(mean_C), jnp.asarray(std_C)
@@ -91,11 +104,12 @@ def make_steps(module: network.FixedMacroNetwork, optimizer: optax.GradientTrans
   def train_step(state: cnn_steps.CNNState, batch: Any, key: jax.Array):
     k_aug, k_drop = jax.random.split(key)
     x = cnn_steps.prepare_images(batch, cfg.data, mean_C, std_C, k_aug)
+    step_ratio = (state.step + 1).astype(jnp.float32) / max(total_steps, 1)
 
     def loss_fn(params):
       (logits, aux), updates = module.apply(
           {"params": params, "batch_stats": state.batch_stats}, x, train=True,
-          rngs={"dropout": k_drop}, mutable=["batch_stats"])
+          step_ratio=step_ratio, rngs={"dropout": k_drop}, mutable=["batch_stats"])
       ce = cnn_steps.cross_entropy(logits, batch["labels"])
       loss = ce + cfg.train.l2 * cnn_steps.l2_penalty(params)
       if aux is not None:
@@ -156,15 +170,17 @@ class TrainRun(train_run.TrainRun):
   def __init__(self, cfg: CNNFinalConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress):
     super().__init__(cfg, workdir, out, progress)
-    self.arch = arch_lib.load_arch(cfg.arch, cfg.model.num_layers)
+    self.space = cnn_spaces.CNN_SPACES[cfg.space]
+    self.arch = self.space.load_arch(cfg.arch, cfg.model)
     workdir_lib.prepare(workdir)
     self.data = load_images(cfg.data)
     self.train = ImageStream(self.data.train_x, self.data.train_y, cfg.data.batch_size,
                              cfg.seed, 0)
-    self.module = network.fixed_network(self.arch, cfg.model, self.data.num_classes)
+    self.module = self.space.fixed_network(self.arch, cfg.model, self.data.num_classes)
     self.optimizer = cnn_steps.make_optimizer(cfg.train)
     train_step, eval_step = make_steps(self.module, self.optimizer, cfg, self.data.mean_C,
-                                       self.data.std_C)
+                                       self.data.std_C,
+                                       self.train.batches_per_pass * cfg.train.epochs)
     self.step = jax.jit(guards.guarded(train_step, "loss"), donate_argnums=(0, 3))
     self.eval_step = jax.jit(eval_step)
     self.key = jax.random.key(cfg.seed)
@@ -191,8 +207,8 @@ class TrainRun(train_run.TrainRun):
     return TrainState(net=jax.jit(self._init_net)(), sums=self._zero_sums())
 
   def describe(self, state: TrainState) -> None:
-    self.say(f"train: macro network of {self.cfg.model.num_layers} layers x "
-             f"{self.cfg.model.filters} filters [{arch_lib.to_authors_string(self.arch)}]; "
+    self.say(f"train: {self.space.size(self.cfg.model)} "
+             f"[{self.space.to_authors_string(self.arch)}]; "
              f"{count_params(state.net.params):,} parameters; {self.data.name} "
              f"({len(self.data.train_x)} training images); workdir {self.workdir}")
 
@@ -245,9 +261,9 @@ class TrainRun(train_run.TrainRun):
 
   def finish(self, state: TrainState) -> dict[str, Any]:
     test_acc = self.accuracy(state, self.data.test_x, self.data.test_y)
-    summary = {"model": f"macro {self.cfg.model.num_layers} layers x {self.cfg.model.filters} "
-                        f"filters", "architecture": arch_lib.to_json(self.arch),
-               "authors": arch_lib.to_authors_string(self.arch),
+    summary = {"model": self.space.size(self.cfg.model), "space": self.cfg.space,
+               "architecture": self.space.to_json(self.arch),
+               "authors": self.space.to_authors_string(self.arch),
                "params": count_params(state.net.params), "epochs": state.epoch,
                "steps": state.steps, "test_acc": test_acc, "test_error": 1.0 - test_acc,
                "history": state.history, "dataset": self.data.name}

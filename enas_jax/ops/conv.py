@@ -65,14 +65,15 @@ def sep_conv_bn(p: Params, x: jax.Array) -> jax.Array:
   return batch_norm(p["bn"], conv2d(y, p["point"]))
 
 
-def max_pool3(x: jax.Array) -> jax.Array:
-  """3 x 3, stride 1, SAME."""
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 1, 1, 1), "SAME")
+def max_pool3(x: jax.Array, stride: int = 1) -> jax.Array:
+  """3 x 3, SAME."""
+  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, stride, stride, 1),
+                               "SAME")
 
 
-def avg_pool3(x: jax.Array) -> jax.Array:
-  """3 x 3, stride 1, SAME; the padding is not counted (TensorFlow's SAME average)."""
-  window, strides = (1, 3, 3, 1), (1, 1, 1, 1)
+def avg_pool3(x: jax.Array, stride: int = 1) -> jax.Array:
+  """3 x 3, SAME; the padding is not counted (TensorFlow's SAME average)."""
+  window, strides = (1, 3, 3, 1), (1, stride, stride, 1)
   total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, "SAME")
   count = jax.lax.reduce_window(jnp.ones(x.shape[1:3] + (1,), x.dtype)[None], 0.0, jax.lax.add,
                                 window, strides, "SAME")
@@ -99,3 +100,36 @@ def factorized_reduce(p: Params, x_BxHxWxC: jax.Array) -> jax.Array:
 
 def global_avg_pool(x_BxHxWxC: jax.Array) -> jax.Array:
   return jnp.mean(x_BxHxWxC, axis=(1, 2))
+
+
+def relu_conv_bn(p: Params, x: jax.Array) -> jax.Array:
+  """ReLU, then conv (1 x 1 to change channels in the micro cells), then batch norm."""
+  return batch_norm(p["bn"], conv2d(jax.nn.relu(x), p["w"]))
+
+
+def drop_path(key: jax.Array, x_BxHxWxC: jax.Array, keep_prob: jax.Array | float) -> jax.Array:
+  """Zeroes whole examples' paths with probability 1 - keep_prob, scaling the rest (the authors'
+  `drop_path`: `x / keep * floor(keep + U)`, one U per example)."""
+  u_Bx1x1x1 = jax.random.uniform(key, (x_BxHxWxC.shape[0], 1, 1, 1), x_BxHxWxC.dtype)
+  return x_BxHxWxC / keep_prob * jnp.floor(keep_prob + u_Bx1x1x1)
+
+
+def aux_head_params(key: jax.Array, c_in: int, hw: tuple[int, int], num_classes: int) -> Params:
+  """The auxiliary classifier for a feature map of spatial size `hw` (see `aux_head`)."""
+  k1, k2, k3 = jax.random.split(key, 3)
+  pooled = [(s - min(5, s)) // 3 + 1 for s in hw]
+  return {"proj": conv_bn_params(k1, 1, c_in, 128),
+          "conv": {"w": he_init(k2, (pooled[0], pooled[1], 128, 768)), "bn": bn_params(768)},
+          "dense": {"w": he_init(k3, (768, num_classes)), "b": jnp.zeros((num_classes,))}}
+
+
+def aux_head(p: Params, x_BxHxWxC: jax.Array) -> jax.Array:
+  """ReLU, 5 x 5 average pool with stride 3 (VALID), 1 x 1 conv to 128, conv over the rest to
+  768, classifier: the authors' auxiliary head, as pure functions."""
+  window = (1, min(5, x_BxHxWxC.shape[1]), min(5, x_BxHxWxC.shape[2]), 1)
+  y = jax.lax.reduce_window(jax.nn.relu(x_BxHxWxC), 0.0, jax.lax.add, window, (1, 3, 3, 1),
+                            "VALID") / (window[1] * window[2])
+  y = conv_bn(p["proj"], y, relu_after=True)
+  y = jax.lax.conv_general_dilated(y, p["conv"]["w"], (1, 1), "VALID", dimension_numbers=_DIMS)
+  y = jax.nn.relu(batch_norm(p["conv"]["bn"], y))
+  return y.reshape((y.shape[0], -1)) @ p["dense"]["w"] + p["dense"]["b"]

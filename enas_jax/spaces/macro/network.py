@@ -28,6 +28,7 @@ import numpy as np
 
 from enas_jax.errors import UserError
 from enas_jax.ops import conv as ops
+from enas_jax.ops.fixed_blocks import AuxHead, ConvBN, FactorizedReduce, SepConvBN
 from enas_jax.spaces.macro.arch import NUM_OPS, OPS, MacroArch
 
 
@@ -150,50 +151,6 @@ def shared_apply(params: dict[str, Any], arch: MacroArch, x_BxHxWxC: jax.Array,
 
 # --- the fixed network of one architecture -------------------------------------------------------
 
-_he = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
-
-
-class ConvBN(nn.Module):
-  features: int
-  kernel: int
-  relu: bool = False
-  groups: int = 1
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    y = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False,
-                feature_group_count=self.groups, kernel_init=_he)(x)
-    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(y)
-    return nn.relu(y) if self.relu else y
-
-
-class SepConvBN(nn.Module):
-  features: int
-  kernel: int
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    c = x.shape[-1]
-    y = nn.Conv(c, (self.kernel, self.kernel), padding="SAME", use_bias=False,
-                feature_group_count=c, kernel_init=_he)(x)
-    y = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=_he)(y)
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(y)
-
-
-class FactorizedReduce(nn.Module):
-  features: int
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    half = self.features // 2
-    p1 = nn.Conv(half, (1, 1), use_bias=False, kernel_init=_he)(x[:, ::2, ::2, :])
-    shifted = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1:, 1:, :]
-    p2 = nn.Conv(self.features - half, (1, 1), use_bias=False,
-                 kernel_init=_he)(shifted[:, ::2, ::2, :])
-    y = jnp.concatenate([p1, p2], axis=-1)
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(y)
-
-
 class Branch(nn.Module):
   op: str
   features: int
@@ -211,21 +168,6 @@ class Branch(nn.Module):
     return nn.relu(SepConvBN(self.features, k, name="sep")(y, train))
 
 
-class AuxHead(nn.Module):
-  """The auxiliary classifier (Szegedy et al.), as in the authors' code."""
-
-  num_classes: int
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    window = min(5, x.shape[1]), min(5, x.shape[2])  # 5 x 5 at CIFAR size, less on tiny images
-    y = nn.avg_pool(nn.relu(x), window, (3, 3), padding="VALID")
-    y = ConvBN(128, 1, relu=True)(y, train)
-    y = nn.Conv(768, y.shape[1:3], padding="VALID", use_bias=False, kernel_init=_he)(y)
-    y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(y))
-    return nn.Dense(self.num_classes)(y.reshape((y.shape[0], -1)))
-
-
 def needed_after(arch_ops: Sequence[int], skips: np.ndarray, r: int) -> list[int]:
   """The outputs (layers <= r) that a layer after reduction point r still reads."""
   n = len(arch_ops)
@@ -233,7 +175,7 @@ def needed_after(arch_ops: Sequence[int], skips: np.ndarray, r: int) -> list[int
 
 
 class FixedMacroNetwork(nn.Module):
-  """One architecture's network: `__call__(x, train) -> (logits, aux_logits or None)`."""
+  """One architecture's network: `__call__(x, train, step_ratio) -> (logits, aux or None)`."""
 
   config: MacroModelConfig
   ops_L: tuple[int, ...]
@@ -241,7 +183,9 @@ class FixedMacroNetwork(nn.Module):
   num_classes: int
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array | None]:
+  def __call__(self, x: jax.Array, train: bool, step_ratio: Any = 1.0
+               ) -> tuple[jax.Array, jax.Array | None]:
+    del step_ratio  # no schedule in the macro network
     cfg = self.config
     chans = layer_channels(cfg)
     skip_mat = np.zeros((cfg.num_layers, cfg.num_layers), np.int32)

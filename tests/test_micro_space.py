@@ -1,0 +1,287 @@
+"""The micro search space: formats, the controller's order and biases, cells against a plain
+reference, one compilation over 200 architectures, the fixed network's shapes and size."""
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from enas_jax import controller as ctl
+from enas_jax.errors import UserError
+from enas_jax.ops import conv as ops
+from enas_jax.spaces.micro import arch as arch_lib
+from enas_jax.spaces.micro import network
+
+# The authors' published cells (cifar10_micro_final.sh): normal cell, then reduction cell.
+AUTHORS = ("0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1 "
+           "1 0 1 0 0 3 0 2 1 1 3 1 1 0 0 4 0 3 1 1")
+
+
+def test_authors_string_layout_round_trips_and_loose_ends():
+  arch = arch_lib.from_authors_string(AUTHORS)
+  assert arch.normal_Bx4.shape == (5, 4)
+  # normal node 2 = avgpool3x3(node 0) + sep3x3(node 0); reduce node 6 = maxpool(0) + sep5x5(1)
+  assert arch.normal_Bx4[0].tolist() == [0, 2, 0, 0]
+  assert arch.reduce_Bx4[4].tolist() == [0, 3, 1, 1]
+  assert arch_lib.to_authors_string(arch) == " ".join(AUTHORS.split())
+  data = arch_lib.to_json(arch)
+  assert data["normal"][0] == {"node": 2, "inputs": [0, 0], "ops": ["avgpool3x3", "sep3x3"]}
+  # no normal node reads another node; in the reduction cell node 4 reads node 3
+  assert data["outputs"] == {"normal": [2, 3, 4, 5, 6], "reduce": [2, 4, 5, 6]}
+  back = arch_lib.from_json(data)
+  np.testing.assert_array_equal(back.reduce_Bx4, arch.reduce_Bx4)
+  values = jnp.asarray(arch_lib.to_decisions(arch))
+  traced = jax.jit(arch_lib.from_decisions)(values)
+  np.testing.assert_array_equal(traced.normal_Bx4, arch.normal_Bx4)
+  np.testing.assert_array_equal(traced.reduce_Bx4, arch.reduce_Bx4)
+
+
+def test_loose_ends_traced_matches_host():
+  for seed in range(20):
+    arch = jax.tree_util.tree_map(np.asarray, arch_lib.random_arch(jax.random.key(seed), 4))
+    arch_lib.validate(arch)
+    for cell in arch:
+      np.testing.assert_array_equal(np.asarray(arch_lib.loose_ends_traced(jnp.asarray(cell))),
+                                    arch_lib.loose_ends(cell).astype(np.float32))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0 2 0 0 0 4 0", "7 integers"),
+    ("0 2 2 0 0 0 0 0", "normal cell node 2 reads node 2"),
+    ("0 5 0 0 0 0 0 0", "operation id 5"),
+    ("0 0 0 0 0 0 0 x", "integers"),
+])
+def test_bad_authors_strings_are_named(text, message):
+  with pytest.raises(UserError, match=message):
+    arch_lib.from_authors_string(text)
+
+
+def test_wrong_node_count_and_other_space_are_clear():
+  with pytest.raises(UserError, match="model.num_nodes"):
+    arch_lib.from_authors_string(AUTHORS, num_nodes=4)
+  with pytest.raises(UserError, match="not a micro-space architecture"):
+    arch_lib.from_json({"space": "macro", "layers": []})
+
+
+def test_decision_order_follows_the_authors_controller():
+  d = arch_lib.decisions(2)
+  assert len(d) == arch_lib.num_decisions(2) == 24
+  assert [(x.kind, x.node, x.num_choices) for x in d[:7]] == [
+      ("anchor", 0, 1), ("anchor", 1, 1), ("pointer", 2, 2), ("pointer", 2, 2), ("op", 2, 5),
+      ("op", 2, 5), ("anchor", 2, 1)]
+  reduce_first_pointer = d[12 + 2]
+  assert reduce_first_pointer.first == 4 and reduce_first_pointer.node == 6
+  assert d[4].prior == arch_lib.OP_PRIOR and d[12 + 4].prior == ()  # normal cell only
+
+
+def _controller(decisions, cfg):
+  controller = ctl.Controller(decisions, cfg)
+  params = ctl.init_controller(controller, jax.random.key(0))
+  params = jax.tree_util.tree_map(lambda x: x, params)
+  params["op_head_5"]["kernel"] = jnp.zeros_like(params["op_head_5"]["kernel"])
+  return controller, params
+
+
+def test_op_logits_are_bias_then_reduced_tanh_then_prior():
+  """With the op head's weights zeroed, an op's logits are c/r * tanh(b/T) + prior (by hand)."""
+  cfg = ctl.ControllerConfig(hidden_dim=8, temperature=1.0, tanh_c=1.1, op_tanh_reduce=2.5)
+  c = 1.1 / 2.5
+  full = arch_lib.decisions(2)
+  values = jnp.asarray(arch_lib.to_decisions(arch_lib.random_arch(jax.random.key(3), 2)))
+  # the very last op of the reduction cell: no prior; only an anchor step follows it
+  controller, params = _controller(full, cfg)
+  last_op = len(full) - 2
+  lp = [ctl.log_prob(controller, params, values.at[last_op].set(op))[0] for op in (0, 2)]
+  assert float(lp[0] - lp[1]) == pytest.approx(c * math.tanh(10.0), abs=1e-5)
+  # the normal cell alone: its last op carries the prior +0.25 / -0.25
+  normal = full[:12]
+  controller, params = _controller(normal, cfg)
+  lp = [ctl.log_prob(controller, params, values[:12].at[10].set(op))[0] for op in (0, 2)]
+  assert float(lp[0] - lp[1]) == pytest.approx(c * math.tanh(10.0) + 0.5, abs=1e-5)
+
+
+def test_reduction_cell_continues_the_normal_cells_lstm_state():
+  cfg = ctl.ControllerConfig(hidden_dim=8, temperature=1.0, tanh_c=1.1, op_tanh_reduce=2.5)
+  controller = ctl.Controller(arch_lib.decisions(2), cfg)
+  params = ctl.init_controller(controller, jax.random.key(0))
+  a = jnp.asarray(arch_lib.to_decisions(arch_lib.from_authors_string(
+      "0 0 1 4 2 1 0 2 1 3 0 1 2 4 1 0")))
+  b = a.at[4].set(3)  # another op in the normal cell only
+  samples = ctl.sample_many(controller, params, jax.random.key(5), 64)
+  for v in np.asarray(samples.values):
+    arch_lib.validate(arch_lib.from_decisions(v), num_nodes=2)
+  # the reduction cell's log-probability depends on what the normal cell chose
+  normal = ctl.Controller(arch_lib.decisions(2)[:12], cfg)
+  normal_params = dict(params, embed={"embedding": params["embed"]["embedding"][:5 + 4]})
+
+  def reduce_logp(v):
+    full = ctl.log_prob(controller, params, v)[0]
+    return float(full - ctl.log_prob(normal, normal_params, v[:12])[0])
+  assert abs(reduce_logp(a) - reduce_logp(b)) > 1e-6
+
+
+# --- the shared cell against a plain reference ----------------------------------------------------
+
+def _plain_bn(x, scale, bias):
+  mean = x.mean(axis=(0, 1, 2))
+  var = x.var(axis=(0, 1, 2))
+  return (x - mean) / np.sqrt(var + 1e-5) * scale + bias
+
+
+def _plain_conv(x, w, groups=1):
+  return np.asarray(jax.lax.conv_general_dilated(
+      jnp.asarray(x), jnp.asarray(w), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=groups, precision="highest"))
+
+
+def _plain_pool(x, kind):
+  n, h, w, c = x.shape
+  out = np.zeros_like(x)
+  for i in range(h):
+    for j in range(w):
+      win = x[:, max(i - 1, 0):i + 2, max(j - 1, 0):j + 2, :]
+      out[:, i, j, :] = win.max(axis=(1, 2)) if kind == "max" else win.mean(axis=(1, 2))
+  return out
+
+
+def reference_cell(p, rows, x0, x1):
+  """A plain static implementation: the chosen ops only, the loose ends' rows of the combine."""
+  p = jax.tree_util.tree_map(np.asarray, p)
+  nodes = [np.asarray(x0), np.asarray(x1)]
+  offsets = network.pair_offsets(len(rows))
+  for b, row in enumerate(rows):
+    total = 0
+    for slot, name in enumerate("xy"):
+      inp, op = row[2 * slot], arch_lib.OPS[row[2 * slot + 1]]
+      h = nodes[inp]
+      if op.startswith("sep"):
+        pair = offsets[b] + inp  # the weights of the pair (node b + 2, input inp)
+        for s in p["slots"][name][op]:
+          h = _plain_conv(np.maximum(h, 0), s["depth"][pair], groups=h.shape[-1])
+          h = _plain_conv(h, s["point"][pair])
+          h = _plain_bn(h, s["bn"]["scale"][pair], s["bn"]["bias"][pair])
+      elif op == "avgpool3x3":
+        h = _plain_pool(h, "avg")
+      elif op == "maxpool3x3":
+        h = _plain_pool(h, "max")
+      total = total + h
+    nodes.append(total)
+  loose = [j for j in range(len(nodes)) if j not in {r[0] for r in rows} | {r[2] for r in rows}]
+  c = x0.shape[-1]
+  w = p["combine"]["w"].reshape(len(nodes), c, c)
+  out = sum(np.einsum("nhwc,cd->nhwd", np.maximum(nodes[j], 0), w[j]) for j in loose)
+  return _plain_bn(out, p["combine"]["bn"]["scale"], p["combine"]["bn"]["bias"])
+
+
+CELL_CFG = network.MicroModelConfig(num_layers=3, num_nodes=5, filters=4, stem_multiplier=1,
+                                    aux_head=False)
+
+
+@pytest.mark.parametrize("cell", [
+    AUTHORS.split()[:20], AUTHORS.split()[20:],
+    "1 4 0 3 2 1 2 2 3 0 1 4 0 1 4 2 3 3 5 0".split(),
+])
+def test_shared_cell_equals_a_plain_reference(cell):
+  rows = np.asarray([int(v) for v in cell], np.int32).reshape(5, 4)
+  params = network.init_shared(jax.random.key(0), CELL_CFG, (8, 8, 3), 10)
+  p = params["layers"][0]
+  k0, k1 = jax.random.split(jax.random.key(4))
+  x0 = jax.random.normal(k0, (3, 8, 8, 4))
+  x1 = jax.random.normal(k1, (3, 8, 8, 4))
+  with jax.default_matmul_precision("highest"):
+    got = jax.jit(network.shared_cell)(p, jnp.asarray(rows), x0, x1)
+  np.testing.assert_allclose(np.asarray(got), reference_cell(p, rows.tolist(), x0, x1),
+                             rtol=2e-4, atol=2e-4)
+
+
+def test_each_operation_index_selects_its_own_computation():
+  params = network.init_shared(jax.random.key(0), CELL_CFG, (8, 8, 3), 10)
+  slot = params["layers"][0]["slots"]["x"]
+  x = jax.random.normal(jax.random.key(2), (2, 8, 8, 4))
+  outs = [np.asarray(jax.jit(lambda op: jax.lax.switch(
+      op, network.slot_branches(slot, jnp.int32(4)), x))(jnp.int32(i)))
+          for i in range(arch_lib.NUM_OPS)]
+  np.testing.assert_allclose(outs[4], np.asarray(x))
+  np.testing.assert_allclose(outs[3], _plain_pool(np.asarray(x), "max"), rtol=1e-6)
+  for i in range(5):
+    for j in range(i):
+      assert np.abs(outs[i] - outs[j]).max() > 1e-2, (arch_lib.OPS[i], arch_lib.OPS[j])
+
+
+def test_weights_are_keyed_by_node_and_input():
+  """A slot's tables have one row per (node, prev) pair: 2 + 3 + 4 + 5 + 6 = 20 for B = 5, the
+  authors' count; each pair's weights are their own and only they get its gradient."""
+  params = network.init_shared(jax.random.key(0), CELL_CFG, (8, 8, 3), 10)
+  depth = np.asarray(params["layers"][0]["slots"]["y"]["sep5x5"][1]["depth"])
+  assert depth.shape == (20, 5, 5, 1, 4) and network.num_pairs(5) == 20
+  assert network.pair_offsets(5).tolist() == [0, 2, 5, 9, 14]
+  assert len({depth[i].tobytes() for i in range(20)}) == 20
+  rows = jnp.asarray([[0, 4, 1, 4], [0, 4, 2, 4], [3, 4, 1, 1], [0, 4, 0, 4], [1, 4, 5, 4]])
+  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 4))
+  grads = jax.grad(lambda p: network.shared_cell(p, rows, x, x).sum())(params["layers"][0])
+  g = np.abs(np.asarray(grads["slots"]["y"]["sep5x5"][1]["depth"])).sum(axis=(1, 2, 3, 4))
+  # only node 4's y slot runs sep5x5, reading node 1: pair row 5 + 1 = 6
+  assert g[6] > 0 and np.count_nonzero(g) == 1
+
+
+TINY = network.MicroModelConfig(num_layers=1, num_nodes=2, filters=4, stem_multiplier=1,
+                                drop_path_keep_prob=0.7)
+
+
+def test_compiles_once_over_200_random_architectures():
+  params = network.init_shared(jax.random.key(0), TINY, (8, 8, 3), 10)
+  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 3))
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def forward(p, a, x, key):
+    return network.shared_apply(p, a, x, TINY, key, 0.5)
+
+  seen = set()
+  for i in range(200):
+    arch = arch_lib.random_arch(jax.random.key(i), 2)
+    logits, aux = forward(params, arch, x, jax.random.key(i))
+    assert logits.shape == (2, 10) and aux.shape == (2, 10)
+    seen.add(arch_lib.to_authors_string(jax.tree_util.tree_map(np.asarray, arch)))
+  assert len(seen) > 150 and forward._cache_size() == 1
+
+
+def test_drop_path_and_its_schedule_by_hand():
+  x = jnp.ones((64, 2, 2, 3))
+  y = np.asarray(ops.drop_path(jax.random.key(0), x, 0.75))
+  per_example = y[:, 0, 0, 0]
+  kept = np.isclose(per_example, 1 / 0.75)
+  assert (kept | (per_example == 0)).all() and 0 < kept.sum() < 64
+  assert (y == y[:, :1, :1, :1]).all()  # whole examples
+  cfg = network.MicroModelConfig(num_layers=6, drop_path_keep_prob=0.6)
+  # cell 0 of 8: 1 - 1/8 * 0.4 = 0.95 at the end of training, halfway there at step ratio 0.5
+  assert float(network.drop_path_keep(cfg, 0, 1.0)) == pytest.approx(0.95)
+  assert float(network.drop_path_keep(cfg, 0, 0.5)) == pytest.approx(0.975)
+  assert float(network.drop_path_keep(cfg, 7, 1.0)) == pytest.approx(0.6)
+
+
+def test_fixed_cells_concatenate_loose_ends_and_reduce():
+  arch = arch_lib.from_authors_string(AUTHORS)
+  x = jnp.ones((2, 8, 8, 6))
+  for rows, reduction, width, side in ((arch.normal_Bx4, False, 5 * 4, 8),
+                                       (arch.reduce_Bx4, True, 4 * 4, 4)):
+    cell = network.FixedCell(tuple(map(tuple, rows.tolist())), 4, reduction, True)
+    out, _ = cell.init_with_output({"params": jax.random.key(0), "dropout": jax.random.key(1)},
+                                   x, x, True, 0.9)
+    assert out.shape == (2, side, side, width)
+
+
+def test_paper_size_network_from_the_authors_cells_has_the_papers_parameter_order():
+  cfg = network.MicroModelConfig(num_layers=15, filters=36, keep_prob=0.8,
+                                 drop_path_keep_prob=0.6)
+  net = network.fixed_network(arch_lib.from_authors_string(AUTHORS), cfg, 10)
+  shapes = jax.eval_shape(lambda: net.init(
+      {"params": jax.random.key(0), "dropout": jax.random.key(1)}, jnp.zeros((2, 32, 32, 3)),
+      train=True))["params"]
+  total = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes))
+  aux = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes["aux_head"]))
+  # the paper: 4.6M; ours 3.89M without the auxiliary head (4.39M with it)
+  assert total - aux == 3_894_382 and total == 4_389_240
+  assert len([k for k in shapes if k.startswith("cell")]) == 17
