@@ -60,31 +60,29 @@ def test_missing_or_wrong_architecture_is_a_clear_error(tmp_path):
   assert not os.listdir(tmp_path)  # nothing written for a bad architecture
 
 
-def test_train_cli_dispatches_on_the_space_field(tmp_path):
+def _train_cli(*args):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  result = subprocess.run(
-      [sys.executable, "-m", "enas_jax.train", "--config=configs/cifar10_macro_final.py:tiny",
-       f"--workdir={tmp_path / 'w'}", "--config.train.epochs=1"],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  return subprocess.run([sys.executable, "-m", "enas_jax.train", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_train_cli_dispatches_on_the_space_field(tmp_path):
+  result = _train_cli("--config=configs/cifar10_macro_final.py:tiny",
+                      f"--workdir={tmp_path / 'w'}", "--config.train.epochs=1")
   assert result.returncode == 0, result.stderr
   assert "test accuracy" in result.stdout and "parameters" in result.stdout
   assert (tmp_path / "w" / "summary.json").is_file()
 
 
 def test_micro_final_training_cli_and_wrong_space_architecture(tmp_path):
-  env = dict(os.environ, PYTHONPATH=str(ROOT))
-  result = subprocess.run(
-      [sys.executable, "-m", "enas_jax.train", "--config=configs/cifar10_micro_final.py:tiny",
-       f"--workdir={tmp_path / 'w'}", "--config.train.epochs=1"],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  result = _train_cli("--config=configs/cifar10_micro_final.py:tiny",
+                      f"--workdir={tmp_path / 'w'}", "--config.train.epochs=1")
   assert result.returncode == 0, result.stderr
   assert "micro network of 3 cells" in result.stdout and "test accuracy" in result.stdout
   summary = json.loads((tmp_path / "w" / "summary.json").read_text())
   assert summary["space"] == "micro" and summary["params"] > 0
   assert summary["architecture"]["outputs"] == {"normal": [3], "reduce": [3]}
-  bad = subprocess.run(
-      [sys.executable, "-m", "enas_jax.train", "--config=configs/cifar10_micro_final.py:tiny",
-       f"--workdir={tmp_path / 'w2'}", "--config.arch=1 5 1 2 0 1"],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  bad = _train_cli("--config=configs/cifar10_micro_final.py:tiny", f"--workdir={tmp_path / 'w2'}",
+                   "--config.arch=1 5 1 2 0 1")
   assert bad.returncode == 2 and "Traceback" not in bad.stderr
   assert "8B" in bad.stderr and not (tmp_path / "w2").exists()

@@ -11,7 +11,6 @@ from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
-import numpy as np
 
 from enas_jax.spaces.decisions import Decision
 from enas_jax.spaces.macro import arch as macro_arch
@@ -94,7 +93,3 @@ MICRO = CNNSpace(
 
 CNN_SPACES: dict[str, CNNSpace] = {"macro": MACRO, "micro": MICRO}
 
-
-def as_int_arrays(arch: Any) -> Any:
-  """An architecture with int32 leaves (host arrays from formats -> the jitted functions)."""
-  return jax.tree_util.tree_map(lambda x: np.asarray(x, np.int32), arch)

@@ -13,7 +13,6 @@ operation id followed by k skip bits (bit j: layer j), L + L(L-1)/2 tokens in al
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping, NamedTuple
 
 import jax
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.errors import UserError
+from enas_jax.spaces.arch_file import read_arch_json
 from enas_jax.spaces.decisions import Decision
 
 SPACE_NAME = "macro"
@@ -195,16 +195,10 @@ def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> Macr
 
 def load_arch(spec: str, num_layers: int | None = None) -> MacroArch:
   """A search workdir (its best_arch.json), a JSON file, or the authors' string."""
-  import json  # local: only this loader needs it
-  path = os.path.join(spec, "best_arch.json") if os.path.isdir(spec) else spec
-  if os.path.isfile(path):
-    try:
-      with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    except (OSError, ValueError) as err:
-      raise UserError(f"Cannot read the architecture file {path}: {err}. Give our JSON (written "
-                      f"by the search as best_arch.json) or the authors' string.") from None
-    arch = from_json(data, where=path)
-    validate(arch, num_layers, path)
-    return arch
-  return from_authors_string(spec, num_layers, where=f"architecture {spec!r}")
+  found = read_arch_json(spec, "macro")
+  if found is None:
+    return from_authors_string(spec, num_layers, where=f"architecture {spec!r}")
+  path, data = found
+  arch = from_json(data, where=path)
+  validate(arch, num_layers, path)
+  return arch

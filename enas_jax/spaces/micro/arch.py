@@ -17,8 +17,6 @@ the normal cell's LSTM state. `from_decisions` maps that order back to the rows.
 """
 from __future__ import annotations
 
-import json
-import os
 from typing import Any, Mapping, NamedTuple
 
 import jax
@@ -26,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.errors import UserError
+from enas_jax.spaces.arch_file import read_arch_json
 from enas_jax.spaces.decisions import Decision
 
 SPACE_NAME = "micro"
@@ -234,15 +233,10 @@ def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> Micr
 
 def load_arch(spec: str, num_nodes: int | None = None) -> MicroArch:
   """A search workdir (its best_arch.json), a JSON file, or the authors' string."""
-  path = os.path.join(spec, "best_arch.json") if os.path.isdir(spec) else spec
-  if os.path.isfile(path):
-    try:
-      with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    except (OSError, ValueError) as err:
-      raise UserError(f"Cannot read the architecture file {path}: {err}. Give our JSON (written "
-                      f"by the search as best_arch.json) or the authors' micro string.") from None
-    arch = from_json(data, where=path)
-    validate(arch, num_nodes, path)
-    return arch
-  return from_authors_string(spec, num_nodes, where=f"architecture {spec!r}")
+  found = read_arch_json(spec, "micro")
+  if found is None:
+    return from_authors_string(spec, num_nodes, where=f"architecture {spec!r}")
+  path, data = found
+  arch = from_json(data, where=path)
+  validate(arch, num_nodes, path)
+  return arch

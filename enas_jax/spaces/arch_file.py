@@ -1,0 +1,22 @@
+"""Reading an architecture given on the command line as a search workdir or a JSON file."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from enas_jax.errors import UserError
+
+
+def read_arch_json(spec: str, space: str) -> tuple[str, Any] | None:
+  """(path, parsed JSON) when `spec` is a search workdir (its best_arch.json) or a file; None
+  when it names neither (then it is an architecture string). Unreadable JSON is a UserError."""
+  path = os.path.join(spec, "best_arch.json") if os.path.isdir(spec) else spec
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      return path, json.load(f)
+  except (OSError, ValueError) as err:
+    raise UserError(f"Cannot read the architecture file {path}: {err}. Give our JSON (written "
+                    f"by the search as best_arch.json) or the authors' {space} string.") from None
