@@ -90,6 +90,13 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.checkpoint.every_steps = 500  # save every this many steps (and at each epoch's end)
   config.checkpoint.keep = 3  # checkpoints kept
 
+  config.parallel = ml_collections.ConfigDict()  # devices (see the README's multi-device section)
+  config.parallel.data_parallel = False  # split each batch over all devices (jax.devices())
+  config.parallel.distributed = False  # multi-host: jax.distributed.initialize() at start
+  config.parallel.coordinator_address = ""  # multi-host: host:port of process 0 ("": detect)
+  config.parallel.num_processes = 0  # multi-host: number of processes (0: detect)
+  config.parallel.process_id = -1  # multi-host: this process's id (-1: detect)
+
   if preset == "cpu":  # a pipeline check on synthetic images, about a minute on 2 CPU cores
     config.data.source = "synthetic"  # generated in memory, nothing downloaded
     config.data.valid_size = 256  # held-out images for rewards

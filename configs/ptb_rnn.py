@@ -100,6 +100,13 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.checkpoint.every_steps = 500  # save every this many steps (0: at epoch ends only)
   config.checkpoint.keep = 3  # keep the newest this many
 
+  config.parallel = ml_collections.ConfigDict()  # devices (see the README's multi-device section)
+  config.parallel.data_parallel = False  # split each batch over all devices (jax.devices())
+  config.parallel.distributed = False  # multi-host: jax.distributed.initialize() at start
+  config.parallel.coordinator_address = ""  # multi-host: host:port of process 0 ("": detect)
+  config.parallel.num_processes = 0  # multi-host: number of processes (0: detect)
+  config.parallel.process_id = -1  # multi-host: this process's id (-1: detect)
+
   if preset == "cpu":  # a small search that fits 2 CPU cores
     config.model.embed_dim = 200  # 1/5 of the paper's width
     config.model.hidden_dim = 200  # equal to embed_dim (tied softmax)

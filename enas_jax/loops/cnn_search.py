@@ -30,6 +30,7 @@ from enas_jax.errors import UserError
 from enas_jax.loops import cnn_steps, controller_steps, guards, search_run
 from enas_jax.loops.lm_steps import set_learning_rate
 from enas_jax.loops.search_run import SearchLoopConfig, SearchState
+from enas_jax.parallel import ParallelConfig
 from enas_jax.spaces import cnn as cnn_spaces
 from enas_jax.spaces.cnn import CNNSpace
 from enas_jax.spaces.macro import network as macro_network
@@ -37,7 +38,7 @@ from enas_jax.spaces.micro import network as micro_network
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "shared.lr",
-                     "shared.lr_min", "checkpoint.", "deterministic")
+                     "shared.lr_min", "checkpoint.", "deterministic", "parallel.")
 _TRAIN_STREAM, _VALID_STREAM, _DERIVE_STREAM = 0, 1, 2  # data-order streams
 
 
@@ -57,6 +58,7 @@ class CNNSearchConfig:
   search: SearchLoopConfig = dataclasses.field(default_factory=SearchLoopConfig)
   checkpoint: ckpt_lib.CheckpointConfig = dataclasses.field(
       default_factory=ckpt_lib.CheckpointConfig)
+  parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +148,7 @@ class SearchRun(search_run.SearchRun):
   """One CNN search: the config, the images, the compiled program, the workdir's outputs."""
 
   RESUMABLE_CHANGES = RESUMABLE_CHANGES
+  SPLIT_KEYS = ("images", "labels")
 
   def __init__(self, cfg: CNNSearchConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress):

@@ -28,12 +28,13 @@ from enas_jax.loops import rnn_search_steps as search_steps
 from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn import formats
 from enas_jax.loops.search_run import SearchLoopConfig, SearchState
+from enas_jax.parallel import ParallelConfig
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, count_params
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "shared.lr",
                      "shared.lr_decay", "shared.lr_decay_start_epoch", "checkpoint.",
-                     "deterministic")
+                     "deterministic", "parallel.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,7 @@ class RNNSearchConfig:
   search: SearchLoopConfig = dataclasses.field(default_factory=SearchLoopConfig)
   checkpoint: ckpt_lib.CheckpointConfig = dataclasses.field(
       default_factory=ckpt_lib.CheckpointConfig)
+  parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
 
 
 def config_from_dict(config: Any) -> RNNSearchConfig:
@@ -119,6 +121,7 @@ class SearchRun(search_run.SearchRun):
   """One recurrent-cell search: the config, the corpus, the compiled program, the outputs."""
 
   RESUMABLE_CHANGES = RESUMABLE_CHANGES
+  SPLIT_KEYS = ("inputs", "targets")  # [batch, window]
 
   def __init__(self, cfg: RNNSearchConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress):

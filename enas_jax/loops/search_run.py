@@ -33,6 +33,7 @@ import jax.numpy as jnp
 
 from enas_jax import checkpoints as ckpt_lib
 from enas_jax import metrics as metrics_lib
+from enas_jax import parallel as parallel_lib
 from enas_jax import workdir as workdir_lib
 from enas_jax.data.lm_batches import Cursor
 from enas_jax.errors import UserError
@@ -151,6 +152,8 @@ class SearchRun:
   # Config fields that may change when a run is resumed (schedules and bookkeeping); any other
   # difference means the checkpoint belongs to another experiment.
   RESUMABLE_CHANGES: tuple[str, ...] = ()
+  # Batch entries whose first axis is the batch axis (split over devices when data-parallel).
+  SPLIT_KEYS: tuple[str, ...] = ()
   program: Any
 
   def __init__(self, cfg: Any, workdir: str, out: TextIO, progress: metrics_lib.Progress):
@@ -162,6 +165,9 @@ class SearchRun:
     self.base_key = jax.random.key(cfg.seed)
     self._checkpointer: ckpt_lib.Checkpointer | None = None
     self.log: metrics_lib.MetricsLog | None = None
+    self.parallel = (parallel_lib.DataParallel(cfg.parallel, {"data.batch_size":
+                                                              cfg.data.batch_size})
+                     if cfg.parallel.data_parallel else None)
 
   @property
   def checkpointer(self) -> ckpt_lib.Checkpointer:
@@ -368,8 +374,9 @@ class SearchRun:
     key = jax.random.fold_in(self.base_key, SHARED_STREAM)
     label = f"epoch {state.epoch + 1} shared"
     for batch in self.shared_batches(state, n - state.phase_step):
-      state.model, state.sums[SHARED] = prog.shared_step(state.model, state.ctrl.params, batch,
-                                                         key, state.sums[SHARED])
+      model, ctrl_params, batch, key, sums = self.placed(
+          batch, state.model, state.ctrl.params, key, state.sums[SHARED])
+      state.model, state.sums[SHARED] = prog.shared_step(model, ctrl_params, batch, key, sums)
       state.phase_step += 1
       state.shared_steps += 1
       done = state.phase_step
@@ -389,9 +396,11 @@ class SearchRun:
     key = jax.random.fold_in(self.base_key, CONTROLLER_STREAM)
     label = f"epoch {state.epoch + 1} controller"
     for batch in self.reward_batches(state, n - state.phase_step):
-      state.ctrl, state.sums[CONTROLLER] = prog.controller_step(
-          state.ctrl, state.model.params, state.model.batch_stats, batch, key,
+      ctrl, params, batch_stats, batch, key, sums = self.placed(
+          batch, state.ctrl, state.model.params, state.model.batch_stats, key,
           state.sums[CONTROLLER])
+      state.ctrl, state.sums[CONTROLLER] = prog.controller_step(ctrl, params, batch_stats, batch,
+                                                                key, sums)
       state.phase_step += 1
       state.controller_steps += 1
       done = state.phase_step
@@ -405,6 +414,15 @@ class SearchRun:
       self.after_step(state)
     if n == 0:
       state.phase = DERIVE
+
+  def placed(self, batch: Any, *replicated: Any) -> tuple[Any, ...]:
+    """A phase function's arguments as it is called: on one device as they are; data-parallel,
+    the states, key and sums replicated and the batch split, the same way every call (so the
+    step compiles once). Returns (*replicated, batch, key, sums) in the call's order."""
+    if self.parallel is None:
+      return (*replicated[:-2], batch, *replicated[-2:])
+    placed = self.parallel.place_replicated(replicated)
+    return (*placed[:-2], self.parallel.place_batch(batch, self.SPLIT_KEYS), *placed[-2:])
 
   def derive_key(self, state: SearchState) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(self.base_key, DERIVE_STREAM), state.epoch)
