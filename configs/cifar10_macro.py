@@ -16,6 +16,8 @@ Presets:
 """
 import ml_collections
 
+from configs import parallel_section
+
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -90,12 +92,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.checkpoint.every_steps = 500  # save every this many steps (and at each epoch's end)
   config.checkpoint.keep = 3  # checkpoints kept
 
-  config.parallel = ml_collections.ConfigDict()  # devices (see the README's multi-device section)
-  config.parallel.data_parallel = False  # split each batch over all devices (jax.devices())
-  config.parallel.distributed = False  # multi-host: jax.distributed.initialize() at start
-  config.parallel.coordinator_address = ""  # multi-host: host:port of process 0 ("": detect)
-  config.parallel.num_processes = 0  # multi-host: number of processes (0: detect)
-  config.parallel.process_id = -1  # multi-host: this process's id (-1: detect)
+  config.parallel = parallel_section()  # devices: one, or data-parallel over all (configs/__init__)
 
   if preset == "cpu":  # a pipeline check on synthetic images, about a minute on 2 CPU cores
     config.data.source = "synthetic"  # generated in memory, nothing downloaded

@@ -18,6 +18,8 @@ judged only after final training.
 """
 import ml_collections
 
+from configs import parallel_section
+
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -100,12 +102,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.checkpoint.every_steps = 500  # save every this many steps (0: at epoch ends only)
   config.checkpoint.keep = 3  # keep the newest this many
 
-  config.parallel = ml_collections.ConfigDict()  # devices (see the README's multi-device section)
-  config.parallel.data_parallel = False  # split each batch over all devices (jax.devices())
-  config.parallel.distributed = False  # multi-host: jax.distributed.initialize() at start
-  config.parallel.coordinator_address = ""  # multi-host: host:port of process 0 ("": detect)
-  config.parallel.num_processes = 0  # multi-host: number of processes (0: detect)
-  config.parallel.process_id = -1  # multi-host: this process's id (-1: detect)
+  config.parallel = parallel_section()  # devices: one, or data-parallel over all (configs/__init__)
 
   if preset == "cpu":  # a small search that fits 2 CPU cores
     config.model.embed_dim = 200  # 1/5 of the paper's width
