@@ -16,8 +16,8 @@ def test_sharded_steps_match_one_device_and_compile_once(tmp_path):
                           timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   figures = json.loads(result.stdout.strip().splitlines()[-1])
-  for space in ("macro", "rnn"):
-    for phase in ("shared", "controller"):
+  for space, phases in (("macro", ("shared",)), ("rnn", ("shared", "controller"))):
+    for phase in phases:
       # the loss, accuracy/perplexity, gradient norm and the updated weights (which carry the
       # gradients) agree with the single-device step up to float rounding
       scale = max(figures[f"{space}_{phase}_scale"], 1.0)
