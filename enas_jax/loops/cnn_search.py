@@ -230,12 +230,12 @@ class SearchRun(search_run.SearchRun):
     """Accuracy on the validation split's full batches under the shared weights."""
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
     size = min(self.cfg.data.eval_batch_size, len(self.data.valid_x))
-    total, count = 0.0, 0
-    for start in range(0, len(self.data.valid_x) - size + 1, size):
+    starts = range(0, len(self.data.valid_x) - size + 1, size)
+    total = jnp.zeros(())  # summed on the device: one transfer at the end
+    for start in starts:
       batch = _batch(self.data.valid_x[start:start + size], self.data.valid_y[start:start + size])
-      total += float(self.program.accuracy(state.model.params, batch, arch)) * size
-      count += size
-    return total / count
+      total = total + self.program.accuracy(state.model.params, batch, arch)
+    return float(total) / len(starts)
 
   def derive(self, state: SearchState) -> dict[str, Any]:
     images, labels = next(self.derive_batches.take(Cursor(pass_index=state.epoch), 1))

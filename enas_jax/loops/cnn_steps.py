@@ -5,8 +5,8 @@
     accuracy(params, batch, arch) -> fraction correct          (no augmentation, no dropout)
 where `arch` is a traced architecture. The training loss adds `aux_weight` times the auxiliary
 head's cross-entropy when the network returns auxiliary logits; schedules inside the network
-(drop-path) read `state.step / total_steps`. The shared networks use batch statistics in batch norm, so
-`batch_stats` stays empty for them.
+(drop-path) read `state.step / total_steps`. The shared networks use batch statistics in batch
+norm, so `batch_stats` stays empty for them.
 """
 from __future__ import annotations
 

@@ -253,11 +253,11 @@ class TrainRun(train_run.TrainRun):
              f"{figures['test_acc']:.4f}  ({time.time() - start:.1f} s)")
 
   def accuracy(self, state: TrainState, x: np.ndarray, y: np.ndarray) -> float:
-    correct, count = 0.0, 0.0
+    correct, count = jnp.zeros(()), jnp.zeros(())  # summed on the device: one transfer
     for images, labels, mask in eval_batches(x, y, self.cfg.data.eval_batch_size):
       c, n = self.eval_step(state.net.params, state.net.batch_stats, images, labels, mask)
-      correct, count = correct + float(c), count + float(n)
-    return correct / max(count, 1.0)
+      correct, count = correct + c, count + n
+    return float(correct) / max(float(count), 1.0)
 
   def finish(self, state: TrainState) -> dict[str, Any]:
     test_acc = self.accuracy(state, self.data.test_x, self.data.test_y)

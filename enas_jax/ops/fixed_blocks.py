@@ -68,3 +68,31 @@ class AuxHead(nn.Module):
     return nn.Dense(self.num_classes)(y.reshape((y.shape[0], -1)))
 
 
+class ReluConvBN(nn.Module):
+  """ReLU, 1 x 1 conv, batch norm (the micro cells' calibration and layer base)."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    y = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=he_normal)(nn.relu(x))
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(y)
+
+
+class SepStack(nn.Module):
+  """(ReLU, depthwise k x k at `stride`, pointwise, batch norm), then the same at stride 1."""
+
+  features: int
+  kernel: int
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    for i in range(2):
+      c = x.shape[-1]
+      s = self.stride if i == 0 else 1
+      x = nn.Conv(c, (self.kernel, self.kernel), (s, s), padding="SAME", use_bias=False,
+                  feature_group_count=c, kernel_init=he_normal)(nn.relu(x))
+      x = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=he_normal)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x)
+    return x

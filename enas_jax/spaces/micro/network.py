@@ -42,7 +42,7 @@ import numpy as np
 
 from enas_jax.errors import UserError
 from enas_jax.ops import conv as ops
-from enas_jax.ops.fixed_blocks import AuxHead, ConvBN, FactorizedReduce, he_normal
+from enas_jax.ops.fixed_blocks import AuxHead, ConvBN, FactorizedReduce, ReluConvBN, SepStack
 from enas_jax.spaces.micro.arch import OPS, MicroArch, loose_ends, loose_ends_traced
 
 SEP_KERNELS = {"sep3x3": 3, "sep5x5": 5}
@@ -292,34 +292,6 @@ def shared_apply(params: dict[str, Any], arch: MicroArch, x_BxHxWxC: jax.Array,
 
 
 # --- the fixed network of one architecture -------------------------------------------------------
-
-class ReluConvBN(nn.Module):
-  features: int
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    y = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=he_normal)(nn.relu(x))
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(y)
-
-
-class SepStack(nn.Module):
-  """(ReLU, depthwise k x k at `stride`, pointwise, batch norm), then the same at stride 1."""
-
-  features: int
-  kernel: int
-  stride: int = 1
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    for i in range(2):
-      c = x.shape[-1]
-      s = self.stride if i == 0 else 1
-      x = nn.Conv(c, (self.kernel, self.kernel), (s, s), padding="SAME", use_bias=False,
-                  feature_group_count=c, kernel_init=he_normal)(nn.relu(x))
-      x = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=he_normal)(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x)
-    return x
-
 
 class FixedCell(nn.Module):
   """One cell of a fixed architecture (the authors' `_fixed_layer`)."""
