@@ -11,9 +11,11 @@ CORE = [
     "absl-py>=1.4",
     "ml-collections>=0.1.1",
     "numpy>=1.24",
+    "pillow>=10",  # the search GIF (python -m enas_jax.gif)
+    "matplotlib>=3.7",  # curves (python -m enas_jax.plot)
 ]
 
-IMAGES = ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.15", "pillow>=10"]
+IMAGES = ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.15"]
 
 EXTRAS = {
     # What the test suite needs beyond the core install (the image loaders are tested too:

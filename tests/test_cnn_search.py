@@ -85,6 +85,9 @@ def test_tiny_micro_search_end_to_end_compiles_each_phase_once(tmp_path):
   assert summary["space"] == "micro" and [h["epoch"] for h in summary["history"]] == [0, 1]
   assert (tmp_path / "micro" / "best_arch.txt").read_text().strip() == summary["authors"]
   assert micro_arch.from_authors_string(summary["authors"]).normal_Bx4.shape == (2, 4)
+  dot = (tmp_path / "micro" / "best_arch.dot").read_text()  # the answer's picture: both cells
+  assert "cluster_normal" in dot and "cluster_reduce" in dot
+  assert (tmp_path / "micro" / "archs" / "epoch_0001.dot").is_file()
   assert run.program.shared_step._cache_size() == 1
   assert run.program.controller_step._cache_size() == 1
   assert run.program.derive_step._cache_size() == 1

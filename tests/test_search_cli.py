@@ -2,8 +2,11 @@
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+
+from enas_jax import metrics
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -22,7 +25,17 @@ def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
   for name in ("config.json", "metrics.jsonl", "summary.json", "best_arch.json", "best_arch.txt",
                "archs/epoch_0000.json", "archs/epoch_0000.txt"):
     assert (workdir / name).is_file(), name
-  assert list((workdir / "tb").glob("events.out.tfevents.*"))
+  events = list((workdir / "tb").glob("events.out.tfevents.*"))
+  assert events
+  # pictures of every epoch's cell and of the answer; as TensorBoard images when Graphviz is here
+  drawn = shutil.which("dot") is not None
+  for stem in ("archs/epoch_0000", "best_arch"):
+    assert (workdir / f"{stem}.dot").is_file()
+    assert (workdir / f"{stem}.png").is_file() == drawn
+    assert (workdir / f"{stem}.svg").is_file() == drawn
+  payloads = b"".join(metrics.read_records(str(events[0])))
+  assert (b"arch/best" in payloads and b"arch/sampled" in payloads) == drawn
+  assert "reward" in json.loads((workdir / "archs/epoch_0000.json").read_text())
   config = json.loads((workdir / "config.json").read_text())
   assert config["shared"]["lr"] == 5.0 and config["search"]["epochs"] == 1  # overrides applied
   summary = json.loads((workdir / "summary.json").read_text())

@@ -237,7 +237,7 @@ class SearchRun(search_run.SearchRun):
       total = total + self.program.accuracy(state.model.params, batch, arch)
     return float(total) / len(starts)
 
-  def derive(self, state: SearchState) -> dict[str, Any]:
+  def derive(self, state: SearchState, reward: float | None) -> dict[str, Any]:
     images, labels = next(self.derive_batches.take(Cursor(pass_index=state.epoch), 1))
     values_SxD, reward_S, figures = self.program.derive_step(
         state.ctrl.params, state.model.params, state.model.batch_stats, _batch(images, labels),
@@ -248,10 +248,14 @@ class SearchRun(search_run.SearchRun):
     valid_acc = self.valid_accuracy(state, arch)
     entry = {"epoch": state.epoch, "authors": self.space.to_authors_string(arch),
              "batch_acc": float(acc_S[best]), "batch_acc_median": float(np.median(acc_S)),
-             "valid_acc": valid_acc}
+             "valid_acc": valid_acc, "reward": reward}
     state.history.append(entry)
+    title = search_run.picture_title(state.epoch, {"reward": reward, "valid acc": valid_acc})
     self.write_arch(os.path.join(self.workdir, "archs", f"epoch_{state.epoch:04d}"), arch,
-                    {"epoch": state.epoch, "valid_acc": valid_acc})
+                    {"epoch": state.epoch, "valid_acc": valid_acc, "reward": reward}, title)
+    sampled = self.space.from_decisions(np.asarray(values_SxD)[0])
+    self.log_pictures(state.epoch, {"arch/best": self.space.to_dot(arch, title),
+                                    "arch/sampled": self.space.to_dot(sampled, None)})
     self.log.write("derive", state.epoch, {k: v for k, v in entry.items() if k != "epoch"})
     return entry
 
@@ -263,7 +267,8 @@ class SearchRun(search_run.SearchRun):
     rescored, best = self.rescore(state, lambda a: self.valid_accuracy(state, load(a)),
                                   lower_is_better=False)
     arch = load(best)
-    self.write_arch(os.path.join(self.workdir, "best_arch"), arch, {"valid_acc": rescored[best]})
+    self.write_arch(os.path.join(self.workdir, "best_arch"), arch, {"valid_acc": rescored[best]},
+                    search_run.picture_title(None, {"best: valid acc": rescored[best]}))
     summary = {
         "space": self.cfg.space, "architecture": self.space.to_json(arch), "authors": best,
         "valid_acc_shared": rescored[best],
@@ -274,10 +279,12 @@ class SearchRun(search_run.SearchRun):
     }
     return self.close(state, summary)
 
-  def write_arch(self, stem: str, arch: Any, extra: dict[str, Any]) -> None:
-    """Writes `stem.json` (our JSON plus `extra`) and `stem.txt` (the authors' string)."""
+  def write_arch(self, stem: str, arch: Any, extra: dict[str, Any], title: str) -> None:
+    """Writes `stem.json` (our JSON plus `extra`), `stem.txt` (the authors' string) and the
+    architecture's picture captioned `title`."""
     search_run.write_arch_files(stem, self.space.to_json(arch),
-                                self.space.to_authors_string(arch), extra)
+                                self.space.to_authors_string(arch), extra,
+                                self.space.to_dot(arch, title), self.say)
 
 
 def run_search(cfg: CNNSearchConfig, workdir: str, out: TextIO,

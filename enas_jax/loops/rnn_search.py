@@ -23,6 +23,7 @@ from enas_jax.configuration import from_section
 from enas_jax.data import TextDataConfig, load_corpus
 from enas_jax.data.lm_batches import WindowStream, batchify, windows
 from enas_jax.data.text import Corpus
+from enas_jax.drawing import graphs
 from enas_jax.loops import controller_steps, guards, lm_steps, search_run
 from enas_jax.loops import rnn_search_steps as search_steps
 from enas_jax.spaces.rnn import arch as arch_lib
@@ -192,7 +193,7 @@ class SearchRun(search_run.SearchRun):
     return line
 
   # (c) derive
-  def derive(self, state: SearchState) -> dict[str, Any]:
+  def derive(self, state: SearchState, reward: float | None) -> dict[str, Any]:
     cfg, prog = self.cfg, self.program
     window = next(windows(self.data.valid.data_BxN, cfg.data.bptt, width=self.data.valid.width))
     values_SxD, _, figures = prog.derive_step(state.ctrl.params, state.model.params,
@@ -205,10 +206,15 @@ class SearchRun(search_run.SearchRun):
     valid_ppl = self.valid_perplexity(state, arch)
     entry = {"epoch": state.epoch, "authors": formats.to_authors_string(arch),
              "arch": formats.to_json(arch), "batch_ppl": float(ppl_S[best]),
-             "batch_ppl_median": float(np.median(ppl_S)), "valid_ppl": valid_ppl}
+             "batch_ppl_median": float(np.median(ppl_S)), "valid_ppl": valid_ppl,
+             "reward": reward}
     state.history.append(entry)
+    title = search_run.picture_title(state.epoch, {"reward": reward, "valid ppl": valid_ppl})
     write_arch(os.path.join(self.workdir, "archs", f"epoch_{state.epoch:04d}"), arch,
-               {"epoch": state.epoch, "valid_ppl": valid_ppl})
+               {"epoch": state.epoch, "valid_ppl": valid_ppl, "reward": reward}, title, self.say)
+    sampled = arch_lib.from_decisions(np.asarray(values_SxD)[0])
+    self.log_pictures(state.epoch, {"arch/best": graphs.rnn_dot(arch, title),
+                                    "arch/sampled": graphs.rnn_dot(sampled)})
     self.log.write("derive", state.epoch, {"valid_ppl": valid_ppl,
                                            "batch_ppl": entry["batch_ppl"],
                                            "batch_ppl_median": entry["batch_ppl_median"],
@@ -227,7 +233,8 @@ class SearchRun(search_run.SearchRun):
         state, lambda a: self.valid_perplexity(state, formats.from_authors_string(a)),
         lower_is_better=True)
     arch = formats.from_authors_string(best)
-    write_arch(os.path.join(self.workdir, "best_arch"), arch, {"valid_ppl": rescored[best]})
+    write_arch(os.path.join(self.workdir, "best_arch"), arch, {"valid_ppl": rescored[best]},
+               search_run.picture_title(None, {"best cell: valid ppl": rescored[best]}), self.say)
     summary = {
         "architecture": formats.to_json(arch), "authors": best,
         "valid_ppl_shared": rescored[best],
@@ -249,9 +256,12 @@ def _json_info(info: dict[str, Any]) -> dict[str, Any]:
   return {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
 
 
-def write_arch(stem: str, arch: arch_lib.RNNArch, extra: dict[str, Any]) -> None:
-  """Writes `stem.json` (our JSON plus `extra`) and `stem.txt` (the authors' string)."""
-  search_run.write_arch_files(stem, formats.to_json(arch), formats.to_authors_string(arch), extra)
+def write_arch(stem: str, arch: arch_lib.RNNArch, extra: dict[str, Any], title: str,
+               say: Any = None) -> None:
+  """Writes `stem.json` (our JSON plus `extra`), `stem.txt` (the authors' string) and the
+  cell's picture captioned `title`."""
+  search_run.write_arch_files(stem, formats.to_json(arch), formats.to_authors_string(arch), extra,
+                              graphs.rnn_dot(arch, title), say)
 
 
 def run_search(cfg: RNNSearchConfig, workdir: str, out: TextIO,

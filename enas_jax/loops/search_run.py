@@ -35,6 +35,7 @@ from enas_jax import checkpoints as ckpt_lib
 from enas_jax import metrics as metrics_lib
 from enas_jax import parallel as parallel_lib
 from enas_jax import workdir as workdir_lib
+from enas_jax.drawing import render
 from enas_jax.data.lm_batches import Cursor
 from enas_jax.errors import UserError
 from enas_jax.loops import guards
@@ -203,8 +204,9 @@ class SearchRun:
   def reward_batches(self, state: SearchState, n: int) -> Iterator[Any]:
     raise NotImplementedError
 
-  def derive(self, state: SearchState) -> dict[str, Any]:
-    """Derives, records and writes this epoch's architecture; returns its history entry."""
+  def derive(self, state: SearchState, reward: float | None) -> dict[str, Any]:
+    """Derives, records, writes and draws this epoch's architecture (`reward`: the epoch's mean
+    controller reward, None without controller steps); returns its history entry."""
     raise NotImplementedError
 
   def describe(self, state: SearchState) -> None:
@@ -332,6 +334,15 @@ class SearchRun:
     if every and (state.shared_steps + state.controller_steps) % every == 0:
       self.save(state)
 
+  def log_pictures(self, epoch: int, dot_sources: dict[str, str]) -> None:
+    """The pictures as TensorBoard images at step `epoch + 1` (tag -> DOT source); skipped
+    without Graphviz (the search has already said so once)."""
+    if render.dot_program() is None:
+      return
+    for tag, source in dot_sources.items():
+      png = render.render(source, "png")
+      self.log.events.image(epoch + 1, tag, png, *render.png_size(png))
+
   def say(self, text: str) -> None:
     self.progress.clear()
     self.out.write(text + "\n")
@@ -434,15 +445,17 @@ class SearchRun:
     if state.phase == CONTROLLER:
       self.controller_phase(state)
     last = state.epoch + 1 == self.cfg.search.epochs
-    derived = (self.derive(state)
-               if (state.epoch + 1) % self.cfg.search.derive_every == 0 or last else None)
     shared, control = (guards.sums_to_record(state.epoch_sums[p]) for p in (SHARED, CONTROLLER))
+    reward = control["reward"] if control["steps"] else None
+    derived = (self.derive(state, reward)
+               if (state.epoch + 1) % self.cfg.search.derive_every == 0 or last else None)
     state.epoch_sums = {p: zeros(s) for p, s in self.shapes.items()}
     state.epoch += 1
     state.phase = SHARED
     line = f"epoch {state.epoch}/{self.cfg.search.epochs}"
     line += self.epoch_figures(shared, control, derived)
-    self.log.write("epoch", state.epoch, {"seconds": time.time() - start})
+    self.log.write("epoch", state.epoch, {"seconds": time.time() - start,
+                                          **({"reward": reward} if reward is not None else {})})
     self.save(state)
     self.say(line + f"  ({time.time() - start:.1f} s)")
 
@@ -468,10 +481,21 @@ class SearchRun:
 
 
 def write_arch_files(stem: str, arch_json: dict[str, Any], authors: str,
-                     extra: dict[str, Any]) -> None:
-  """Writes `stem.json` (our JSON plus `extra`) and `stem.txt` (the authors' string)."""
+                     extra: dict[str, Any], dot_source: str,
+                     say: Callable[[str], None] | None = None) -> dict[str, str]:
+  """Writes `stem.json` (our JSON plus `extra`), `stem.txt` (the authors' string) and the
+  picture (`stem.dot`, and `stem.png`/`stem.svg` when Graphviz is installed); returns the
+  picture's {extension: path}."""
   os.makedirs(os.path.dirname(stem), exist_ok=True)
   with open(stem + ".json", "w") as f:
     json.dump({**arch_json, **extra}, f, indent=2)
   with open(stem + ".txt", "w") as f:
     f.write(authors + "\n")
+  return render.write_picture(dot_source, stem, say=say)
+
+
+def picture_title(epoch: int | None, figures: dict[str, float | None]) -> str:
+  """The caption of an architecture picture: "epoch 3  reward 0.412  valid ppl 123.4"."""
+  parts = [f"epoch {epoch + 1}"] if epoch is not None else []
+  parts += [f"{name} {value:.4g}" for name, value in figures.items() if value is not None]
+  return "  ".join(parts)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 
+from enas_jax.drawing import graphs
 from enas_jax.spaces.decisions import Decision
 from enas_jax.spaces.macro import arch as macro_arch
 from enas_jax.spaces.macro import network as macro_net
@@ -37,6 +38,7 @@ class CNNSpace:
     fixed_network: (arch, model config, classes) -> the Flax network for final training, called
       as `(x, train, step_ratio) -> (logits, aux or None)`.
     size: model config -> a short description ("12 layers x 36 filters").
+    to_dot: (architecture, caption or None) -> the Graphviz DOT source of its picture.
   """
 
   name: str
@@ -51,6 +53,7 @@ class CNNSpace:
   load_arch: Callable[[str, Any], Any]
   fixed_network: Callable[[Any, Any, int], nn.Module]
   size: Callable[[Any], str]
+  to_dot: Callable[[Any, str | None], str]
 
 
 def _macro_skip_rate(arch: macro_arch.MacroArch) -> dict[str, jax.Array]:
@@ -78,7 +81,8 @@ MACRO = CNNSpace(
     to_authors_string=macro_arch.to_authors_string, to_json=macro_arch.to_json,
     load_arch=lambda spec, cfg: macro_arch.load_arch(spec, cfg.num_layers),
     fixed_network=macro_net.fixed_network,
-    size=lambda cfg: f"macro network of {cfg.num_layers} layers x {cfg.filters} filters")
+    size=lambda cfg: f"macro network of {cfg.num_layers} layers x {cfg.filters} filters",
+    to_dot=lambda arch, title: graphs.macro_dot(arch, title=title))
 
 MICRO = CNNSpace(
     name="micro", model_config=micro_net.MicroModelConfig,
@@ -89,7 +93,8 @@ MICRO = CNNSpace(
     load_arch=lambda spec, cfg: micro_arch.load_arch(spec, cfg.num_nodes),
     fixed_network=micro_net.fixed_network,
     size=lambda cfg: (f"micro network of {cfg.num_layers + 2} cells ({cfg.num_nodes} nodes) x "
-                      f"{cfg.filters} filters"))
+                      f"{cfg.filters} filters"),
+    to_dot=graphs.micro_dot)
 
 CNN_SPACES: dict[str, CNNSpace] = {"macro": MACRO, "micro": MICRO}
 

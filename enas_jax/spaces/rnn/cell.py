@@ -9,7 +9,7 @@ The cell's output (and next recurrent state) is the mean of the loose ends, or o
 Speed (see DESIGN.md): the architecture is a traced input, so one compilation serves every cell.
 The per-edge matrices are picked once per call, before the scan over time (`lax.switch` over the
 (node, prev) keys); inside the scan, node outputs live in a fixed [N, batch, hidden] buffer read by
-dynamic index, and the activation is a cheap elementwise select.
+dynamic index, and the activation is picked by `lax.switch` (only the chosen one runs).
 """
 from __future__ import annotations
 
@@ -84,10 +84,10 @@ def fixed_edge_weights(cell: Params, prev: tuple[int, ...]) -> jax.Array:
 
 
 def activate(act: jax.Array, z: jax.Array) -> jax.Array:
-  """Applies activation `act` (tanh, relu, identity, sigmoid) elementwise; `act` may be traced."""
-  return jnp.where(act == 0, jnp.tanh(z),
-                   jnp.where(act == 1, jax.nn.relu(z),
-                             jnp.where(act == 2, z, jax.nn.sigmoid(z))))
+  """Applies activation `act` (tanh, relu, identity, sigmoid) elementwise; `act` may be traced
+  (then only the chosen function runs, through `lax.switch`)."""
+  return jax.lax.switch(jnp.clip(act, 0, 3), (jnp.tanh, jax.nn.relu, lambda v: v, jax.nn.sigmoid),
+                        z)
 
 
 def _highway(z_Bx2H: jax.Array, h_in_BxH: jax.Array, act: jax.Array) -> jax.Array:

@@ -1,0 +1,40 @@
+"""The search GIF: the best architecture of every epoch, drawn and captioned, one frame each."""
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any
+
+from enas_jax.drawing import frames, graphs, render
+from enas_jax.errors import UserError
+from enas_jax.spaces import any_space
+
+
+def caption(data: dict[str, Any]) -> str:
+  """"epoch 3  reward 0.4120  valid ppl 123.4" from an epoch's architecture JSON."""
+  parts = [f"epoch {int(data.get('epoch', 0)) + 1}"]
+  if data.get("reward") is not None:
+    parts.append(f"reward {float(data['reward']):.4f}")
+  if data.get("valid_ppl") is not None:
+    parts.append(f"valid ppl {float(data['valid_ppl']):.1f}")
+  if data.get("valid_acc") is not None:
+    parts.append(f"valid acc {float(data['valid_acc']):.3f}")
+  return "   ".join(parts)
+
+
+def build_gif(workdir: str, output: str, frame_ms: int = 800) -> int:
+  """Writes the GIF; returns its number of frames."""
+  paths = sorted(glob.glob(os.path.join(workdir, "archs", "epoch_*.json")))
+  if not paths:
+    raise UserError(f"{os.path.join(workdir, 'archs')} has no epoch_*.json: --workdir must be a "
+                    f"search workdir with at least one derived architecture (the search writes "
+                    f"one every `search.derive_every` epochs).")
+  pngs, captions = [], []
+  for path in paths:
+    data = any_space.read_json_file(path)
+    space, arch = any_space.from_json_any(data, where=f"architecture file {path}")
+    pngs.append(render.render(graphs.arch_dot(space, arch), "png"))
+    captions.append(caption(data))
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  frames.write_gif(frames.captioned_frames(pngs, captions), output, frame_ms)
+  return len(pngs)
