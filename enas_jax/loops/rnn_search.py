@@ -256,12 +256,12 @@ def _json_info(info: dict[str, Any]) -> dict[str, Any]:
   return {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
 
 
-def write_arch(stem: str, arch: arch_lib.RNNArch, extra: dict[str, Any], title: str,
+def write_arch(stem: str, arch: arch_lib.RNNArch, extra: dict[str, Any], title: str = "",
                say: Any = None) -> None:
   """Writes `stem.json` (our JSON plus `extra`), `stem.txt` (the authors' string) and the
   cell's picture captioned `title`."""
   search_run.write_arch_files(stem, formats.to_json(arch), formats.to_authors_string(arch), extra,
-                              graphs.rnn_dot(arch, title), say)
+                              graphs.rnn_dot(arch, title or None), say)
 
 
 def run_search(cfg: RNNSearchConfig, workdir: str, out: TextIO,

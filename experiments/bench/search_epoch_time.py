@@ -1,0 +1,132 @@
+"""Time per epoch of a search at the paper's sizes, and the projected time of the whole search.
+
+Meant for a GPU (the targets: the 150-epoch PTB search and the CIFAR-10 micro search each in at
+most one hour on one H100); runs anywhere. Data of the right shapes is generated in memory, so
+nothing needs downloading: the PTB search runs on a planted corpus with PTB's vocabulary size and
+split sizes (929k training, 73k validation tokens), the micro search on synthetic 32x32 images in
+CIFAR-10's numbers (45,000 training, 5,000 validation).
+
+It builds the real search (the `SearchRun` the CLI runs) and times, after one compiling call of
+each, `--steps` shared steps, `--steps` controller updates, one derive step and one whole
+validation evaluation; then
+    epoch = shared steps per epoch x t_shared + controller steps x t_controller + t_derive
+            + t_validation,   search = epochs x epoch.
+
+Usage:
+  python experiments/bench/search_epoch_time.py --space=rnn             # paper sizes
+  python experiments/bench/search_epoch_time.py --space=micro --steps=20
+  python experiments/bench/search_epoch_time.py --space=rnn --small     # a quick CPU check
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import platform
+import tempfile
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from configs import cifar10_micro, ptb_rnn
+from enas_jax import metrics
+from enas_jax.loops import cnn_search, rnn_search
+
+
+def rnn_config(small: bool) -> Any:
+  config = ptb_rnn.get_config()
+  config.data.source = "planted"
+  p = config.data.planted
+  p.vocab_size, p.train_tokens, p.valid_tokens, p.test_tokens = 10_000, 929_589, 73_760, 82_430
+  p.num_nodes, p.arch, p.num_streams = 12, "", 2000
+  if small:
+    p.vocab_size, p.train_tokens, p.valid_tokens, p.test_tokens = 1000, 50_000, 10_000, 5_000
+    config.model.embed_dim = config.model.hidden_dim = 128
+    config.search.controller_steps, config.search.derive_samples = 100, 20
+  return config
+
+
+def micro_config(small: bool) -> Any:
+  config = cifar10_micro.get_config()
+  config.data.source = "synthetic"
+  s = config.data.synthetic
+  s.train_images, s.test_images, s.size = 50_000, 10_000, 32
+  if small:
+    s.train_images, s.test_images, s.size = 2_000, 200, 16
+    config.data.valid_size = 400
+    config.model.num_layers, config.model.filters = 2, 8
+  return config
+
+
+def timed(fn, n: int) -> float:
+  """Median seconds of `fn()` over `n` calls after one untimed call."""
+  jax.block_until_ready(fn())
+  times = []
+  for _ in range(n):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t0)
+  return float(np.median(times))
+
+
+def measure(space: str, small: bool, steps: int) -> dict[str, float]:
+  loop, config = ((rnn_search, rnn_config(small)) if space == "rnn"
+                  else (cnn_search, micro_config(small)))
+  with tempfile.TemporaryDirectory() as workdir:
+    t0 = time.perf_counter()
+    run = loop.SearchRun(loop.config_from_dict(config), workdir, io.StringIO(),
+                         metrics.Progress(enabled=False))
+    state = run.fresh_state()
+    run.open_log(None, 0)  # derive writes its records and pictures
+    setup = time.perf_counter() - t0
+    prog, key = run.program, jax.random.key(0)
+    shared_batch = next(run.shared_batches(state, 1))
+    reward_batch = next(run.reward_batches(state, 1))
+
+    def shared():
+      args = run.placed(shared_batch, state.model, state.ctrl.params, key, state.sums["shared"])
+      state.model, state.sums["shared"] = prog.shared_step(*args)
+      return state.sums["shared"]
+
+    def controller():
+      args = run.placed(reward_batch, state.ctrl, state.model.params, state.model.batch_stats,
+                        key, state.sums["controller"])
+      state.ctrl, state.sums["controller"] = prog.controller_step(*args)
+      return state.sums["controller"]
+
+    t_shared = timed(shared, steps)
+    t_ctrl = timed(controller, steps)
+    t_derive = timed(lambda: prog.derive_step(state.ctrl.params, state.model.params,
+                                              state.model.batch_stats, reward_batch, key), 1)
+    t0 = time.perf_counter()  # the epoch's derive as the loop runs it (validation included)
+    derived = run.derive(state, None)
+    t_derive_all = time.perf_counter() - t0
+    shared_per_epoch = run.shared_phase_length(state)
+    cfg = run.cfg.search
+    epoch = shared_per_epoch * t_shared + cfg.controller_steps * t_ctrl + t_derive_all
+    return {"setup_s": setup, "shared_step_s": t_shared, "controller_step_s": t_ctrl,
+            "derive_step_s": t_derive, "derive_with_validation_s": t_derive_all,
+            "shared_steps_per_epoch": shared_per_epoch,
+            "controller_steps_per_epoch": cfg.controller_steps, "epoch_s": epoch,
+            "epochs": cfg.epochs, "search_h": cfg.epochs * epoch / 3600,
+            "derived": str(derived.get("authors", ""))[:40]}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--space", choices=["rnn", "micro"], default="rnn")
+  parser.add_argument("--steps", type=int, default=10, help="timed calls per phase")
+  parser.add_argument("--small", action="store_true", help="small sizes: a quick CPU check")
+  args = parser.parse_args()
+  device = jax.devices()[0]
+  print(f"# {platform.machine()}, jax {jax.__version__} on {device.platform} "
+        f"({getattr(device, 'device_kind', '')}); space {args.space}, "
+        f"{'small' if args.small else 'paper'} sizes")
+  r = measure(args.space, args.small, args.steps)
+  for k, v in r.items():
+    print(f"{k:>28}: {v:.4g}" if isinstance(v, float) else f"{k:>28}: {v}")
+
+
+if __name__ == "__main__":
+  main()

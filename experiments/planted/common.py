@@ -1,0 +1,179 @@
+"""What both studies share: the search config at a given scale, running a search in-process, and
+training a cell alone from scratch.
+
+"Trained alone" here means: fresh weights, only this cell, the same recipe as the shared weights
+(`shared` section: SGD, clipping, the same regularisation and learning-rate schedule) for
+`standalone_epochs` passes over the training split, then the perplexity on the whole validation
+split. The architecture is a traced argument of one jitted step, so every cell of a study trains
+with the same compiled code (the unchosen edges exist but never touch the output; they only decay
+under the L2 term).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from configs import quickstart
+from enas_jax import metrics
+from enas_jax.data.lm_batches import batchify, windows
+from enas_jax.data.text import Corpus
+from enas_jax.errors import UserError
+from enas_jax.loops import lm_steps, rnn_search
+from enas_jax.spaces.rnn import formats
+from enas_jax.spaces.rnn.arch import RNNArch
+from enas_jax.spaces.rnn.model import RNNLanguageModel
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+  """How big a study runs. `small` fits 2 CPU cores in minutes per search."""
+
+  search_epochs: int  # alternations of shared and controller training per search
+  controller_steps: int  # controller updates per epoch (each rewards one sampled cell)
+  derive_samples: int  # cells scored when deriving
+  standalone_epochs: int  # passes over the training split when a cell is trained alone
+  train_tokens: int  # planted corpus: training split size
+  width: int  # embedding = hidden size
+
+
+SCALES = {
+    "tiny": Scale(search_epochs=2, controller_steps=5, derive_samples=4, standalone_epochs=1,
+                  train_tokens=8_000, width=16),
+    "small": Scale(search_epochs=8, controller_steps=100, derive_samples=32, standalone_epochs=3,
+                   train_tokens=180_000, width=64),
+    "medium": Scale(search_epochs=20, controller_steps=300, derive_samples=64,
+                    standalone_epochs=8, train_tokens=500_000, width=128),
+}
+
+
+def scale_of(name: str) -> Scale:
+  if name not in SCALES:
+    raise UserError(f"--scale is {name!r}; the scales are {', '.join(SCALES)}.")
+  return SCALES[name]
+
+
+def search_config(scale: Scale, seed: int, kind: str) -> ml_collections.ConfigDict:
+  """The quickstart search on the planted corpus, resized; only `seed` and `kind` vary within a
+  study, so ENAS and random search get the same shared steps and the same number of evaluated
+  cells."""
+  config = quickstart.get_config()
+  config.seed = seed
+  config.controller.kind = kind
+  config.search.epochs = scale.search_epochs
+  config.search.controller_steps = scale.controller_steps
+  config.search.derive_samples = scale.derive_samples
+  config.search.log_every = max(1, min(20, scale.controller_steps))
+  config.shared.lr_decay_start_epoch = max(1, scale.search_epochs // 2)
+  config.data.planted.train_tokens = scale.train_tokens
+  config.model.embed_dim = config.model.hidden_dim = scale.width
+  config.checkpoint.every_steps = 0  # epoch ends only
+  if scale is SCALES["tiny"]:
+    config.data.batch_size = config.data.eval_batch_size = 4
+    config.data.bptt = 10
+    config.data.planted.valid_tokens = config.data.planted.test_tokens = 2_000
+    config.controller.hidden_dim = 16
+  return config
+
+
+def run_search(config: ml_collections.ConfigDict, workdir: str
+               ) -> tuple[dict[str, Any], rnn_search.SearchRun]:
+  """Runs (or, when the workdir holds a finished one, reloads) a search; its summary and run."""
+  cfg = rnn_search.config_from_dict(config)
+  with open(os.path.join(_mkdir(workdir), "stdout.txt"), "a") as out:
+    run = rnn_search.SearchRun(cfg, workdir, out, metrics.Progress(enabled=False))
+    summary = run.execute()
+  return summary, run
+
+
+def shared_perplexity(run: rnn_search.SearchRun, arch: RNNArch) -> float:
+  """The cell's perplexity on the whole validation split under the search's final weights."""
+  return run.valid_perplexity(run.final_state, arch)
+
+
+class StandaloneTrainer:
+  """Trains cells alone from scratch with the search's recipe (one compilation for all cells)."""
+
+  def __init__(self, config: ml_collections.ConfigDict, corpus: Corpus, epochs: int,
+               seed: int = 0):
+    self.cfg = rnn_search.config_from_dict(config)
+    self.corpus, self.epochs, self.seed = corpus, epochs, seed
+    d = self.cfg.data
+    self.model = RNNLanguageModel(self.cfg.model, corpus.vocab_size)
+    self.optimizer = lm_steps.make_optimizer(self.cfg.shared)
+    train_step, eval_step = lm_steps.make_lm_steps(self.model, self.optimizer,
+                                                   self.cfg.shared.l2)
+    self.train_step = jax.jit(train_step, donate_argnums=0)
+    self.eval_step = jax.jit(eval_step)
+    self.train_BxN = batchify(corpus.train, d.batch_size, "train", min_steps=1)
+    self.valid_BxN = batchify(corpus.valid, d.eval_batch_size, "valid", min_steps=1)
+
+  def valid_perplexity(self, arch: RNNArch) -> float:
+    d, shared = self.cfg.data, self.cfg.shared
+    arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
+    key = jax.random.key(self.seed)
+    state = lm_steps.init_state(self.model, self.optimizer, jax.random.fold_in(key, 0),
+                                d.batch_size, arch)
+    for epoch in range(self.epochs):
+      state = state.replace(hidden=jnp.zeros_like(state.hidden),
+                            opt_state=lm_steps.set_learning_rate(state.opt_state,
+                                                                 shared.lr_at_epoch(epoch)))
+      for window in windows(self.train_BxN, d.bptt, self.seed, epoch):
+        step_key = jax.random.fold_in(jax.random.fold_in(key, 1), int(state.step))
+        state, _ = self.train_step(state, lm_steps.window_batch(window, d.bptt), arch, step_key)
+    return lm_steps.evaluate_perplexity(self.eval_step, state.params, state.batch_stats,
+                                        self.valid_BxN, d.bptt, arch)
+
+
+def use_compilation_cache(out: str) -> None:
+  """A persistent XLA cache under `out`: every search of a study compiles the same programs, so
+  only the first pays for it (the compiled code is the same either way)."""
+  jax.config.update("jax_compilation_cache_dir", os.path.join(out, "xla_cache"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def arch_of(authors: str) -> RNNArch:
+  return formats.from_authors_string(authors)
+
+
+def write_json(path: str, data: Any) -> None:
+  with open(path, "w") as f:
+    json.dump(data, f, indent=2)
+
+
+def _mkdir(path: str) -> str:
+  os.makedirs(path, exist_ok=True)
+  return path
+
+
+def corpus_facts(corpus: Corpus) -> dict[str, Any]:
+  return {"name": corpus.name, "vocab": corpus.vocab_size, "train_tokens": int(corpus.train.size),
+          "valid_tokens": int(corpus.valid.size),
+          **{k: v for k, v in corpus.info.items() if isinstance(v, (int, float, str))}}
+
+
+def last_entropy(workdir: str) -> float:
+  """The controller's policy entropy at its last record (near 0: it always samples one cell)."""
+  records = metrics.read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  return [r["entropy"] for r in records if r["phase"] == "controller"][-1]
+
+
+def random_cells(num_nodes: int, count: int, seed: int, exclude: set[str]) -> list[str]:
+  """`count` distinct cells drawn uniformly (authors' strings), none of `exclude`."""
+  rng = np.random.default_rng(seed)
+  cells: list[str] = []
+  while len(cells) < count:
+    prev = [-1] + [int(rng.integers(0, k)) for k in range(1, num_nodes)]
+    act = [int(a) for a in rng.integers(0, 4, num_nodes)]
+    tokens = [act[0]] + [t for k in range(1, num_nodes) for t in (prev[k], act[k])]
+    text = " ".join(map(str, tokens))
+    if text not in exclude and text not in cells:
+      cells.append(text)
+  return cells

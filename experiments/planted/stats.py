@@ -1,0 +1,84 @@
+"""Small statistics for the studies, written out so that nothing beyond NumPy is needed: Kendall's
+tau-b, an exact (or sampled) two-sided permutation test, and the distance between two cells."""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Sequence
+
+import numpy as np
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+  """Kendall's tau-b: (concordant - discordant) / sqrt((n0 - ties_x) (n0 - ties_y))."""
+  x, y = np.asarray(x, float), np.asarray(y, float)
+  if x.shape != y.shape or x.size < 2:
+    raise ValueError("two sequences of the same length >= 2")
+  concordant = discordant = ties_x = ties_y = 0
+  for i, j in itertools.combinations(range(x.size), 2):
+    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    if dx == 0 and dy == 0:
+      continue
+    if dx == 0:
+      ties_x += 1
+    elif dy == 0:
+      ties_y += 1
+    elif dx == dy:
+      concordant += 1
+    else:
+      discordant += 1
+  n0 = concordant + discordant
+  denom = math.sqrt((n0 + ties_x) * (n0 + ties_y))
+  return (concordant - discordant) / denom if denom else float("nan")
+
+
+def tau_p_value(x: Sequence[float], y: Sequence[float], samples: int = 20_000,
+                seed: int = 0) -> float:
+  """Two-sided p-value of tau under independence: the share of random re-pairings of y whose
+  |tau| is at least the observed one (with the observed pairing counted)."""
+  observed = abs(kendall_tau(x, y))
+  rng = np.random.default_rng(seed)
+  y = np.asarray(y, float)
+  hits = sum(abs(kendall_tau(x, rng.permutation(y))) >= observed - 1e-12
+             for _ in range(samples))
+  return (hits + 1) / (samples + 1)
+
+
+def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 200_000,
+                     samples: int = 50_000, seed: int = 0) -> float:
+  """Two-sided p-value for a difference in means between groups `a` and `b`: every split of the
+  pooled values into groups of the same sizes (all of them when there are at most `max_exact`,
+  else `samples` random ones), the share with |mean difference| at least the observed one."""
+  a, b = np.asarray(a, float), np.asarray(b, float)
+  pooled = np.concatenate([a, b])
+  n, k = pooled.size, a.size
+  observed = abs(a.mean() - b.mean())
+  total = pooled.sum()
+
+  def diff(idx):
+    s = pooled[list(idx)].sum()
+    return abs(s / k - (total - s) / (n - k))
+
+  if math.comb(n, k) <= max_exact:
+    diffs = [diff(idx) for idx in itertools.combinations(range(n), k)]
+    return float(np.mean(np.asarray(diffs) >= observed - 1e-12))
+  rng = np.random.default_rng(seed)
+  hits = sum(diff(rng.permutation(n)[:k]) >= observed - 1e-12 for _ in range(samples))
+  return (hits + 1) / (samples + 1)
+
+
+def cell_distance(a_prev: Sequence[int], a_act: Sequence[int], b_prev: Sequence[int],
+                  b_act: Sequence[int]) -> int:
+  """How many of the controller's decisions differ (node 0's activation, then each later node's
+  input and activation): 0 means the same cell, 2N - 1 the most."""
+  if len(a_act) != len(b_act):
+    raise ValueError("cells of different sizes")
+  return (int(a_act[0] != b_act[0])
+          + sum(int(a_prev[k] != b_prev[k]) + int(a_act[k] != b_act[k])
+                for k in range(1, len(a_act))))
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+  """Mean and sample standard deviation (ddof 1; 0 for one value)."""
+  v = np.asarray(values, float)
+  return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
