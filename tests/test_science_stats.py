@@ -54,3 +54,49 @@ def test_random_cells_are_distinct_valid_and_seeded():
   for text in cells:
     arch = common.arch_of(text)
     assert len(arch.act_N) == 6
+
+
+def test_ranking_figures_by_hand():
+  from experiments.planted import ranking
+  rows = [{"cell": c, "shared_ppl": s, "standalone_ppl": a}
+          for c, s, a in [("a", 10.0, 9.0), ("b", 12.0, 9.5), ("c", 5e9, 9.2), ("d", 11.0, 10.0)]]
+  f = ranking.figures(rows, vocab_size=100)
+  # shared order a < d < b < c; alone order a < c < b < d: pairs (a,b) c, (a,c) c, (a,d) c,
+  # (b,c) d, (b,d) d, (c,d) d -> tau = 0
+  assert f["kendall_tau"] == 0.0
+  assert f["worse_than_uniform_under_shared"] == 1  # c: 5e9 > 100
+  assert f["kendall_tau_sane"] == pytest.approx(1 / 3)  # a, b, d: (a,b) c, (a,d) c, (b,d) d
+  assert f["best_alone_cell"] == "a" and f["best_alone_rank_under_shared"] == 1
+  assert f["shared_pick_regret_ppl"] == 0.0
+
+
+def test_ptb_corpus_for_the_ranking_study(tmp_path):
+  from enas_jax.errors import UserError
+  from experiments.planted import ranking
+  src = tmp_path / "ptb"
+  src.mkdir()
+  (src / "valid.txt").write_text("a b c\nd e\n")
+  (src / "test.txt").write_text("one\ntwo\nthree\nfour\n")
+  out = ranking.prepare_ptb(str(src), str(tmp_path / "out"))
+  read = lambda name: open(f"{out}/{name}.txt").read()
+  assert read("train") == "a b c\nd e\n"
+  assert read("valid") == "one\ntwo\n" and read("test") == "three\nfour\n"
+  with pytest.raises(UserError, match="valid.txt and test.txt"):
+    ranking.prepare_ptb(str(tmp_path / "missing"), str(tmp_path / "out2"))
+
+
+def test_compare_study_end_to_end_at_tiny_scale(tmp_path):
+  """Both methods at one seed through the real searches and stand-alone training."""
+  from experiments.planted import compare
+  result = compare.run(str(tmp_path), "tiny", seeds=1)
+  assert [(r["method"], r["seed"]) for r in result["runs"]] == [("enas", 0), ("random", 0)]
+  for r in result["runs"]:
+    assert np.isfinite(r["standalone_ppl"]) and r["standalone_ppl"] > 1
+    assert 0 <= r["distance_to_teacher"] <= 11
+    assert r["gap_to_optimal"] == pytest.approx(r["standalone_ppl"]
+                                                - result["teacher_optimal_ppl"])
+  assert len(result["teacher_standalone_ppl_seeds"]) == 3
+  assert 0 <= result["p_value_standalone_ppl"] <= 1
+  for name in ("results.json", "table.md", "compare.png"):
+    assert (tmp_path / name).is_file()
+  assert "Permutation test" in (tmp_path / "table.md").read_text()

@@ -11,6 +11,7 @@ import json
 from typing import Any, Callable, Mapping
 
 from enas_jax.errors import UserError
+from enas_jax.spaces.cnn import CNN_SPACES
 from enas_jax.spaces.macro import arch as macro_arch
 from enas_jax.spaces.micro import arch as micro_arch
 from enas_jax.spaces.rnn import formats as rnn_formats
@@ -24,10 +25,10 @@ _LOADERS: dict[str, Callable[[str], Any]] = {
 _FROM_JSON: dict[str, Callable[..., Any]] = {
     "rnn": rnn_formats.from_json, "macro": macro_arch.from_json, "micro": micro_arch.from_json}
 _TO_JSON: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "rnn": rnn_formats.to_json, "macro": macro_arch.to_json, "micro": micro_arch.to_json}
+    "rnn": rnn_formats.to_json, **{name: s.to_json for name, s in CNN_SPACES.items()}}
 _TO_AUTHORS: dict[str, Callable[[Any], str]] = {
-    "rnn": rnn_formats.to_authors_string, "macro": macro_arch.to_authors_string,
-    "micro": micro_arch.to_authors_string}
+    "rnn": rnn_formats.to_authors_string,
+    **{name: s.to_authors_string for name, s in CNN_SPACES.items()}}
 
 
 def check_space(space: str, where: str = "--space") -> None:

@@ -114,17 +114,20 @@ class StandaloneTrainer:
     self.train_BxN = batchify(corpus.train, d.batch_size, "train", min_steps=1)
     self.valid_BxN = batchify(corpus.valid, d.eval_batch_size, "valid", min_steps=1)
 
-  def valid_perplexity(self, arch: RNNArch) -> float:
+  def valid_perplexity(self, arch: RNNArch, seed: int | None = None) -> float:
+    """Trains `arch` alone from fresh weights; `seed` (default: the trainer's) sets the weights'
+    initialisation, the dropout masks and the data order."""
     d, shared = self.cfg.data, self.cfg.shared
+    seed = self.seed if seed is None else seed
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
-    key = jax.random.key(self.seed)
+    key = jax.random.key(seed)
     state = lm_steps.init_state(self.model, self.optimizer, jax.random.fold_in(key, 0),
                                 d.batch_size, arch)
     for epoch in range(self.epochs):
       state = state.replace(hidden=jnp.zeros_like(state.hidden),
                             opt_state=lm_steps.set_learning_rate(state.opt_state,
                                                                  shared.lr_at_epoch(epoch)))
-      for window in windows(self.train_BxN, d.bptt, self.seed, epoch):
+      for window in windows(self.train_BxN, d.bptt, seed, epoch):
         step_key = jax.random.fold_in(jax.random.fold_in(key, 1), int(state.step))
         state, _ = self.train_step(state, lm_steps.window_batch(window, d.bptt), arch, step_key)
     return lm_steps.evaluate_perplexity(self.eval_step, state.params, state.batch_stats,

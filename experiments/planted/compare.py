@@ -52,6 +52,8 @@ def run(out: str, scale_name: str, seeds: int) -> dict:
   t_arch = common.arch_of(teacher)
   optimal = float(corpus.info["teacher_ppl_valid"])
   teacher_alone = trainer.valid_perplexity(t_arch)
+  # the noise of "trained alone" itself: the teacher's cell from other initialisations
+  noise = [teacher_alone] + [trainer.valid_perplexity(t_arch, seed=s) for s in (1, 2)]
   for row in rows:
     a = common.arch_of(row["cell"])
     row["distance_to_teacher"] = stats.cell_distance(a.prev_N, a.act_N, t_arch.prev_N,
@@ -59,7 +61,8 @@ def run(out: str, scale_name: str, seeds: int) -> dict:
     row["gap_to_optimal"] = row["standalone_ppl"] - optimal
   result = {"scale": scale_name, "seeds": seeds, "corpus": common.corpus_facts(corpus),
             "teacher_cell": teacher, "teacher_optimal_ppl": optimal,
-            "teacher_standalone_ppl": teacher_alone, "runs": rows,
+            "teacher_standalone_ppl": teacher_alone,
+            "teacher_standalone_ppl_seeds": noise, "runs": rows,
             "methods": summarize(rows), "seconds": time.time() - started}
   by = {m: [r["standalone_ppl"] for r in rows if r["method"] == m] for m in METHODS}
   result["p_value_standalone_ppl"] = stats.permutation_test(by["enas"], by["random"])
@@ -87,7 +90,9 @@ def write_outputs(out: str, result: dict) -> None:
   common.write_json(os.path.join(out, "results.json"), result)
   lines = [f"Planted corpus: teacher cell `{result['teacher_cell']}`, optimal validation "
            f"perplexity {result['teacher_optimal_ppl']:.2f}, the teacher's cell trained alone "
-           f"{result['teacher_standalone_ppl']:.2f}.", "",
+           f"{result['teacher_standalone_ppl']:.2f} (with initialisation seeds 0, 1, 2: "
+           + ", ".join(f"{v:.2f}" for v in result["teacher_standalone_ppl_seeds"])
+           + ": the noise of training alone).", "",
            "| method | seed | found cell | shared ppl | trained alone ppl | gap to optimal | "
            "distance to teacher | final entropy |", "|---|---:|---|---:|---:|---:|---:|---:|"]
   for r in result["runs"]:

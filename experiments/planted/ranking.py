@@ -17,6 +17,7 @@ results.json, table.md and ranking.png to --out.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -73,20 +74,41 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
                  "standalone_ppl": trainer.valid_perplexity(arch)})
     print(f"{text}: shared {rows[-1]['shared_ppl']:.2f}  alone {rows[-1]['standalone_ppl']:.2f}",
           flush=True)
+  result = {"corpus": common.corpus_facts(corpus), "scale": scale_name,
+            "shared_from": shared_from, "rows": rows, **figures(rows, corpus.vocab_size),
+            "seconds": time.time() - started}
+  write_outputs(out, result)
+  return result
+
+
+def figures(rows: list[dict], vocab_size: int) -> dict:
+  """Kendall's tau (all cells, and without those broken under the shared weights), its p-value,
+  where the best cell trained alone ranks under the shared weights, the shared favourite's cost."""
   shared = [r["shared_ppl"] for r in rows]
   alone = [r["standalone_ppl"] for r in rows]
   best_alone = int(np.argmin(alone))
   shared_rank = sorted(range(len(rows)), key=lambda i: shared[i])
   pick = shared_rank[0]
-  result = {"corpus": common.corpus_facts(corpus), "scale": scale_name, "cells": len(rows),
-            "shared_from": shared_from, "rows": rows,
-            "kendall_tau": stats.kendall_tau(shared, alone),
-            "kendall_tau_p": stats.tau_p_value(shared, alone),
-            "best_alone_cell": rows[best_alone]["cell"],
-            "best_alone_rank_under_shared": shared_rank.index(best_alone) + 1,
-            "shared_pick_cell": rows[pick]["cell"],
-            "shared_pick_regret_ppl": alone[pick] - alone[best_alone],
-            "seconds": time.time() - started}
+  # cells worse under the shared weights than guessing uniformly: broken there, not bad
+  sane = [i for i in range(len(rows)) if shared[i] < vocab_size]
+  return {"cells": len(rows),
+          "kendall_tau": stats.kendall_tau(shared, alone),
+          "kendall_tau_p": stats.tau_p_value(shared, alone),
+          "worse_than_uniform_under_shared": len(rows) - len(sane),
+          "kendall_tau_sane": (stats.kendall_tau([shared[i] for i in sane],
+                                                 [alone[i] for i in sane])
+                               if len(sane) > 1 else float("nan")),
+          "best_alone_cell": rows[best_alone]["cell"],
+          "best_alone_rank_under_shared": shared_rank.index(best_alone) + 1,
+          "shared_pick_cell": rows[pick]["cell"],
+          "shared_pick_regret_ppl": alone[pick] - alone[best_alone]}
+
+
+def resummarize(out: str) -> dict:
+  """The figures and outputs again from `out`/results.json's rows (nothing retrained)."""
+  with open(os.path.join(out, "results.json")) as f:
+    result = json.load(f)
+  result.update(figures(result["rows"], result["corpus"]["vocab"]))
   write_outputs(out, result)
   return result
 
@@ -103,7 +125,11 @@ def write_outputs(out: str, result: dict) -> None:
             f"{result['kendall_tau_p']:.4f}); the best cell trained alone ranks "
             f"{result['best_alone_rank_under_shared']} of {result['cells']} under the shared "
             f"weights; taking the shared weights' favourite costs "
-            f"{result['shared_pick_regret_ppl']:.2f} perplexity trained alone."]
+            f"{result['shared_pick_regret_ppl']:.2f} perplexity trained alone. "
+            f"{result['worse_than_uniform_under_shared']} cells are worse under the shared "
+            f"weights than a uniform guess (perplexity above the vocabulary size, "
+            f"{result['corpus']['vocab']}); without them tau-b = "
+            f"{result['kendall_tau_sane']:.3f}."]
   with open(os.path.join(out, "table.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   import matplotlib
@@ -111,6 +137,7 @@ def write_outputs(out: str, result: dict) -> None:
   import matplotlib.pyplot as plt
 
   fig, ax = plt.subplots(figsize=(5, 4))
+  ax.set_xscale("log")
   ax.scatter([r["shared_ppl"] for r in result["rows"]],
              [r["standalone_ppl"] for r in result["rows"]],
              c=["red" if r["teacher"] else "tab:blue" for r in result["rows"]])
@@ -130,12 +157,15 @@ def main() -> None:
   parser.add_argument("--cells", type=int, default=20)
   parser.add_argument("--shared_from", default="random", choices=["random", "enas"])
   parser.add_argument("--ptb_dir", default="../shared/data/ptb")
+  parser.add_argument("--resummarize", action="store_true",
+                      help="recompute the figures and tables from --out's results.json")
   args = parser.parse_args()
   out = args.out or f"workdirs/science/ranking_{args.corpus}"
   os.makedirs(out, exist_ok=True)
   common.use_compilation_cache(out)
   try:
-    result = run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir)
+    result = (resummarize(out) if args.resummarize else
+              run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(out, "table.md")).read())
