@@ -34,7 +34,8 @@ PANELS = (
 )
 
 
-def series(records: list[dict[str, Any]], panel: Panel) -> dict[str, tuple[list[float], list[float]]]:
+def series(records: list[dict[str, Any]], panel: Panel
+           ) -> dict[str, tuple[list[float], list[float]]]:
   """{key: (steps, values)} of the panel's finite numbers."""
   out = {}
   for key in panel.keys:

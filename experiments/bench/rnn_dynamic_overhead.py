@@ -60,15 +60,20 @@ def bench(hidden: int, batch: int, bptt: int, vocab: int, nodes: int, steps: int
           "ratio": t_traced / t_const, "traced_s": t_traced, "const_s": t_const}
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_ptb_shape_args(parser: argparse.ArgumentParser, steps: int, steps_help: str) -> None:
+  """The shapes of the recurrent-step benchmarks (PTB's by default) and how many steps to time."""
   parser.add_argument("--hidden", type=int, nargs="*", default=[256, 1000])
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--bptt", type=int, default=35)
   parser.add_argument("--vocab", type=int, default=10_000)
   parser.add_argument("--nodes", type=int, default=12)
-  parser.add_argument("--steps", type=int, default=5, help="timed steps per variant")
-  parser.add_argument("--unroll", type=int, default=1, help="scan unroll")
+  parser.add_argument("--steps", type=int, default=steps, help=steps_help)
+  parser.add_argument("--unroll", type=int, default=1, help="our scan unroll")
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  add_ptb_shape_args(parser, 5, "timed steps per variant")
   args = parser.parse_args()
   print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
         f"{os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}")

@@ -33,6 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch_rnn_reference as ref  # noqa: E402
+from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
 
 from enas_jax.loops import lm_steps  # noqa: E402
 from enas_jax.spaces.rnn.arch import random_arch  # noqa: E402
@@ -174,13 +175,7 @@ def time_both(hidden, vocab, nodes, batch, steps, unroll, data, rounds: int = 2
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--hidden", type=int, nargs="*", default=[256, 1000])
-  parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--bptt", type=int, default=35)
-  parser.add_argument("--vocab", type=int, default=10_000)
-  parser.add_argument("--nodes", type=int, default=12)
-  parser.add_argument("--steps", type=int, default=4, help="timed steps per implementation and round (2 rounds)")
-  parser.add_argument("--unroll", type=int, default=1, help="our scan unroll")
+  add_ptb_shape_args(parser, 4, "timed steps per implementation and round (2 rounds)")
   parser.add_argument("--threads", type=int, default=os.cpu_count(),
                       help="torch intra-op threads (XLA's CPU client uses every core)")
   args = parser.parse_args()

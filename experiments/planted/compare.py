@@ -104,7 +104,8 @@ def write_outputs(out: str, result: dict) -> None:
   for m, s in result["methods"].items():
     f = lambda k: f"{s[k]['mean']:.2f} ± {s[k]['std']:.2f}"
     lines.append(f"| {m} | {f('standalone_ppl')} | {f('gap_to_optimal')} | "
-                 f"{f('distance_to_teacher')} | {s['recovered']}/{s['runs']} | {f('entropy_end')} |")
+                 f"{f('distance_to_teacher')} | {s['recovered']}/{s['runs']} | "
+                 f"{f('entropy_end')} |")
   lines += ["", f"Permutation test (two-sided, difference in means, ENAS vs random): trained-alone "
             f"perplexity p = {result['p_value_standalone_ppl']:.3f}; distance to the teacher "
             f"p = {result['p_value_distance']:.3f}."]
