@@ -51,10 +51,11 @@ def prepare_ptb(ptb_dir: str, out: str) -> str:
 
 
 def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: str,
-        ptb_dir: str) -> dict:
+        ptb_dir: str, batch_norm: bool = False) -> dict:
   scale = common.scale_of(scale_name)
   started = time.time()
   config = common.search_config(scale, 0, shared_from)
+  config.model.batch_norm = batch_norm  # per-node batch norm, in the search and trained alone
   if corpus_name == "ptb":
     config.data.source = "directory"
     config.data.dir = prepare_ptb(ptb_dir, out)
@@ -75,7 +76,7 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
     print(f"{text}: shared {rows[-1]['shared_ppl']:.2f}  alone {rows[-1]['standalone_ppl']:.2f}",
           flush=True)
   result = {"corpus": common.corpus_facts(corpus), "scale": scale_name,
-            "shared_from": shared_from, "rows": rows, **figures(rows, corpus.vocab_size),
+            "shared_from": shared_from, "batch_norm": batch_norm, "rows": rows, **figures(rows, corpus.vocab_size),
             "seconds": time.time() - started}
   write_outputs(out, result)
   return result
@@ -117,7 +118,8 @@ def write_outputs(out: str, result: dict) -> None:
   common.write_json(os.path.join(out, "results.json"), result)
   rows = sorted(result["rows"], key=lambda r: r["standalone_ppl"])
   lines = [f"Corpus {result['corpus']['name']}; shared weights from a `{result['shared_from']}` "
-           f"search; {result['cells']} cells.", "",
+           f"search; {result['cells']} cells"
+           f"{'; batch norm on every node' if result.get('batch_norm') else ''}.", "",
            "| cell | teacher | shared ppl | trained alone ppl |", "|---|---|---:|---:|"]
   lines += [f"| `{r['cell']}` | {'yes' if r['teacher'] else ''} | {r['shared_ppl']:.2f} | "
             f"{r['standalone_ppl']:.2f} |" for r in rows]
@@ -157,6 +159,8 @@ def main() -> None:
   parser.add_argument("--cells", type=int, default=20)
   parser.add_argument("--shared_from", default="random", choices=["random", "enas"])
   parser.add_argument("--ptb_dir", default="../shared/data/ptb")
+  parser.add_argument("--batch_norm", action="store_true",
+                      help="batch norm on every node's output (model.batch_norm), everywhere")
   parser.add_argument("--resummarize", action="store_true",
                       help="recompute the figures and tables from --out's results.json")
   args = parser.parse_args()
@@ -165,7 +169,8 @@ def main() -> None:
   common.use_compilation_cache(out)
   try:
     result = (resummarize(out) if args.resummarize else
-              run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir))
+              run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir,
+                  args.batch_norm))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(out, "table.md")).read())
