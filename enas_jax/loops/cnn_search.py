@@ -251,11 +251,11 @@ class SearchRun(search_run.SearchRun):
              "valid_acc": valid_acc, "reward": reward}
     state.history.append(entry)
     title = search_run.picture_title(state.epoch, {"reward": reward, "valid acc": valid_acc})
-    self.write_arch(os.path.join(self.workdir, "archs", f"epoch_{state.epoch:04d}"), arch,
-                    {"epoch": state.epoch, "valid_acc": valid_acc, "reward": reward}, title)
+    written = self.write_arch(os.path.join(self.workdir, "archs", f"epoch_{state.epoch:04d}"),
+                              arch, {"epoch": state.epoch, "valid_acc": valid_acc,
+                                     "reward": reward}, title)
     sampled = self.space.from_decisions(np.asarray(values_SxD)[0])
-    self.log_pictures(state.epoch, {"arch/best": self.space.to_dot(arch, title),
-                                    "arch/sampled": self.space.to_dot(sampled, None)})
+    self.log_pictures(state.epoch, written, self.space.to_dot(sampled, None))
     self.log.write("derive", state.epoch, {k: v for k, v in entry.items() if k != "epoch"})
     return entry
 
@@ -279,10 +279,11 @@ class SearchRun(search_run.SearchRun):
     }
     return self.close(state, summary)
 
-  def write_arch(self, stem: str, arch: Any, extra: dict[str, Any], title: str) -> None:
+  def write_arch(self, stem: str, arch: Any, extra: dict[str, Any], title: str
+                 ) -> dict[str, str]:
     """Writes `stem.json` (our JSON plus `extra`), `stem.txt` (the authors' string) and the
-    architecture's picture captioned `title`."""
-    search_run.write_arch_files(stem, self.space.to_json(arch),
+    architecture's picture captioned `title`; returns the picture's {extension: path}."""
+    return search_run.write_arch_files(stem, self.space.to_json(arch),
                                 self.space.to_authors_string(arch), extra,
                                 self.space.to_dot(arch, title), self.say)
 

@@ -210,11 +210,11 @@ class SearchRun(search_run.SearchRun):
              "reward": reward}
     state.history.append(entry)
     title = search_run.picture_title(state.epoch, {"reward": reward, "valid ppl": valid_ppl})
-    write_arch(os.path.join(self.workdir, "archs", f"epoch_{state.epoch:04d}"), arch,
-               {"epoch": state.epoch, "valid_ppl": valid_ppl, "reward": reward}, title, self.say)
+    written = write_arch(os.path.join(self.workdir, "archs", f"epoch_{state.epoch:04d}"), arch,
+                         {"epoch": state.epoch, "valid_ppl": valid_ppl, "reward": reward}, title,
+                         self.say)
     sampled = arch_lib.from_decisions(np.asarray(values_SxD)[0])
-    self.log_pictures(state.epoch, {"arch/best": graphs.rnn_dot(arch, title),
-                                    "arch/sampled": graphs.rnn_dot(sampled)})
+    self.log_pictures(state.epoch, written, graphs.rnn_dot(sampled))
     self.log.write("derive", state.epoch, {"valid_ppl": valid_ppl,
                                            "batch_ppl": entry["batch_ppl"],
                                            "batch_ppl_median": entry["batch_ppl_median"],
@@ -257,10 +257,10 @@ def _json_info(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_arch(stem: str, arch: arch_lib.RNNArch, extra: dict[str, Any], title: str = "",
-               say: Any = None) -> None:
+               say: Any = None) -> dict[str, str]:
   """Writes `stem.json` (our JSON plus `extra`), `stem.txt` (the authors' string) and the
-  cell's picture captioned `title`."""
-  search_run.write_arch_files(stem, formats.to_json(arch), formats.to_authors_string(arch), extra,
+  cell's picture captioned `title`; returns the picture's {extension: path}."""
+  return search_run.write_arch_files(stem, formats.to_json(arch), formats.to_authors_string(arch), extra,
                               graphs.rnn_dot(arch, title or None), say)
 
 

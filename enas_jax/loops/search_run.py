@@ -334,13 +334,15 @@ class SearchRun:
     if every and (state.shared_steps + state.controller_steps) % every == 0:
       self.save(state)
 
-  def log_pictures(self, epoch: int, dot_sources: dict[str, str]) -> None:
-    """The pictures as TensorBoard images at step `epoch + 1` (tag -> DOT source); skipped
-    without Graphviz (the search has already said so once)."""
-    if render.dot_program() is None:
+  def log_pictures(self, epoch: int, best: dict[str, str], sampled_dot: str) -> None:
+    """TensorBoard images at step `epoch + 1`: `arch/best` from the picture files just written
+    for the derived architecture (`best`: extension -> path, its PNG reused) and `arch/sampled`
+    rendered from `sampled_dot`. Skipped without Graphviz (the search has said so once)."""
+    if "png" not in best:
       return
-    for tag, source in dot_sources.items():
-      png = render.render(source, "png")
+    with open(best["png"], "rb") as f:
+      pngs = {"arch/best": f.read(), "arch/sampled": render.render(sampled_dot, "png")}
+    for tag, png in pngs.items():
       self.log.events.image(epoch + 1, tag, png, *render.png_size(png))
 
   def say(self, text: str) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 from enas_jax.errors import UserError
 
@@ -20,3 +20,17 @@ def read_arch_json(spec: str, space: str) -> tuple[str, Any] | None:
   except (OSError, ValueError) as err:
     raise UserError(f"Cannot read the architecture file {path}: {err}. Give our JSON (written "
                     f"by the search as best_arch.json) or the authors' {space} string.") from None
+
+
+def load_arch(spec: str, space: str, size: int | None,
+              from_authors_string: Callable[..., Any], from_json: Callable[..., Any],
+              validate: Callable[..., None]) -> Any:
+  """A search workdir (its best_arch.json), a JSON file, or the authors' string, read with the
+  space's own functions; `size` (layers or nodes, None: any) is checked either way."""
+  found = read_arch_json(spec, space)
+  if found is None:
+    return from_authors_string(spec, size, where=f"architecture {spec!r}")
+  path, data = found
+  arch = from_json(data, where=path)
+  validate(arch, size, path)
+  return arch

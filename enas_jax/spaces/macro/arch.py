@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.errors import UserError
-from enas_jax.spaces.arch_file import read_arch_json
+from enas_jax.spaces import arch_file
 from enas_jax.spaces.decisions import Decision
 
 SPACE_NAME = "macro"
@@ -195,10 +195,4 @@ def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> Macr
 
 def load_arch(spec: str, num_layers: int | None = None) -> MacroArch:
   """A search workdir (its best_arch.json), a JSON file, or the authors' string."""
-  found = read_arch_json(spec, "macro")
-  if found is None:
-    return from_authors_string(spec, num_layers, where=f"architecture {spec!r}")
-  path, data = found
-  arch = from_json(data, where=path)
-  validate(arch, num_layers, path)
-  return arch
+  return arch_file.load_arch(spec, "macro", num_layers, from_authors_string, from_json, validate)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.errors import UserError
-from enas_jax.spaces.arch_file import read_arch_json
+from enas_jax.spaces import arch_file
 from enas_jax.spaces.decisions import Decision
 
 SPACE_NAME = "micro"
@@ -233,10 +233,4 @@ def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> Micr
 
 def load_arch(spec: str, num_nodes: int | None = None) -> MicroArch:
   """A search workdir (its best_arch.json), a JSON file, or the authors' string."""
-  found = read_arch_json(spec, "micro")
-  if found is None:
-    return from_authors_string(spec, num_nodes, where=f"architecture {spec!r}")
-  path, data = found
-  arch = from_json(data, where=path)
-  validate(arch, num_nodes, path)
-  return arch
+  return arch_file.load_arch(spec, "micro", num_nodes, from_authors_string, from_json, validate)
