@@ -69,10 +69,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.controller.attention = True  # attention over earlier layers (always for skip bits)
   config.controller.lr = 0.001  # Adam learning rate
   config.controller.grad_clip = 0.0  # global-norm clipping (0: off)
-  config.controller.entropy_weight = 1e-4  # entropy bonus added to the reward
+  config.controller.entropy_weight = 1e-4  # entropy bonus added to the reward (the reward:
+  # accuracy on one validation batch)
   config.controller.baseline_decay = 0.99  # moving-average reward baseline
-  config.controller.reward_c = 1.0  # unused by the accuracy reward
-  config.controller.reward = "accuracy"  # reward: accuracy on one validation batch
   config.controller.num_samples = 20  # architectures per update (the authors' num_aggregate)
   config.controller.skip_target = 0.4  # target fraction of skip connections
   config.controller.skip_weight = 0.8  # weight of the KL penalty toward skip_target

@@ -1,36 +1,6 @@
-r"""`python -m enas_jax.gif`: an animated GIF of a search, the best architecture epoch by epoch.
-
-  python -m enas_jax.gif --workdir=workdirs/quickstart --output=search.gif
-
-Reads the architectures the search derived (`WORKDIR/archs/epoch_*.json`), draws each with
-Graphviz and captions its frame with the epoch, the epoch's mean controller reward and the
-architecture's validation figure under the shared weights. Needs Graphviz's `dot`.
-"""
-from __future__ import annotations
-
-import os
-from typing import Sequence
-
-from absl import flags
-
-from enas_jax import cli
-from enas_jax.drawing.search_gif import build_gif
-from enas_jax.errors import UserError
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "A search workdir.")
-_OUTPUT = flags.DEFINE_string("output", "", "The GIF to write (default: WORKDIR/search.gif).")
-_FRAME_MS = flags.DEFINE_integer("frame_ms", 800, "Milliseconds per frame (the last: 2.5 s).")
-
-
-def main(argv: Sequence[str]) -> None:
-  cli.reject_positional(argv, "python -m enas_jax.gif")
-  if not _WORKDIR.value:
-    raise UserError("Give the search's workdir: python -m enas_jax.gif --workdir=DIR "
-                    "[--output=search.gif].")
-  output = _OUTPUT.value or os.path.join(_WORKDIR.value, "search.gif")
-  n = build_gif(_WORKDIR.value, output, _FRAME_MS.value)
-  print(f"wrote {output} ({n} frames)")
-
+"""`python -m enas_jax.gif`: see `enas_jax.cli.gif`."""
+from enas_jax.cli import common
+from enas_jax.cli.gif import main
 
 if __name__ == "__main__":
-  cli.run(main)
+  common.run(main)

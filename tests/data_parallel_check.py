@@ -14,14 +14,15 @@ import numpy as np  # noqa: E402
 from jax.sharding import PartitionSpec  # noqa: E402
 
 from configs import cifar10_macro, quickstart  # noqa: E402
-from enas_jax import metrics  # noqa: E402
-from enas_jax.errors import UserError  # noqa: E402
-from enas_jax.loops import cnn_search, rnn_search  # noqa: E402
+from enas_jax.io import metrics  # noqa: E402
+from enas_jax.io.errors import UserError  # noqa: E402
+from enas_jax.run import config as run_config  # noqa: E402
+from enas_jax.run import search as search_run  # noqa: E402
 
 
-def _run(loop, config, workdir):
-  return loop.SearchRun(loop.config_from_dict(config), workdir, io.StringIO(),
-                        metrics.Progress(enabled=False))
+def _run(config, workdir):
+  return search_run.SearchRun(run_config.search_config(config), workdir, io.StringIO(),
+                              metrics.Progress(enabled=False))
 
 
 def _max_diff(a, b):
@@ -29,17 +30,17 @@ def _max_diff(a, b):
              for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
-def check(name, loop, config, workdir, phases=("shared", "controller")):
-  single = _run(loop, config, os.path.join(workdir, "single"))
+def check(name, config, workdir, phases=("shared", "controller")):
+  single = _run(config, os.path.join(workdir, "single"))
   config.parallel.data_parallel = True
-  sharded = _run(loop, config, os.path.join(workdir, "sharded"))
+  sharded = _run(config, os.path.join(workdir, "sharded"))
   key = jax.random.key(7)
   out = {}
   for phase in phases:
     results = []
     for run in (single, sharded):
       state = run.fresh_state()
-      batches = run.shared_batches if phase == "shared" else run.reward_batches
+      batches = run.task.shared_batches if phase == "shared" else run.task.reward_batches
       batch = next(batches(state, 1))
       if phase == "shared":
         args = run.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
@@ -51,7 +52,7 @@ def check(name, loop, config, workdir, phases=("shared", "controller")):
         new_state, sums = run.program.controller_step(*args)
         results.append((new_state.params, sums))
       if run is sharded:
-        split = args[-3][run.SPLIT_KEYS[0]]
+        split = args[-3][run.task.split_keys[0]]
         assert split.sharding.spec == PartitionSpec("data"), split.sharding
         assert len(split.addressable_shards) == 8
         assert split.addressable_shards[0].data.shape[0] == split.shape[0] // 8
@@ -61,10 +62,10 @@ def check(name, loop, config, workdir, phases=("shared", "controller")):
     out[f"{name}_{phase}_scale"] = max(float(np.max(np.abs(x))) for x in jax.tree_util.tree_leaves(s1))
   # more steps as the loop makes them (new batches, architectures, states): no recompilation
   state = sharded.fresh_state()
-  for batch in sharded.shared_batches(state, 3):
+  for batch in sharded.task.shared_batches(state, 3):
     args = sharded.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
     state.model, state.sums["shared"] = sharded.program.shared_step(*args)
-  for batch in sharded.reward_batches(state, 3):
+  for batch in sharded.task.reward_batches(state, 3):
     args = sharded.placed(batch, state.ctrl, state.model.params, state.model.batch_stats, key,
                           state.sums["controller"])
     state.ctrl, state.sums["controller"] = sharded.program.controller_step(*args)
@@ -79,16 +80,16 @@ def main(workdir):
   cnn = cifar10_macro.get_config("tiny")
   cnn.search.epochs = 1
   # the controller step is placed by the same code for every space: compared for the RNN only
-  figures.update(check("macro", cnn_search, cnn, os.path.join(workdir, "macro"), ("shared",)))
+  figures.update(check("macro", cnn, os.path.join(workdir, "macro"), ("shared",)))
   rnn = quickstart.get_config("tiny")
   rnn.data.batch_size = 8
   rnn.search.epochs = 1
-  figures.update(check("rnn", rnn_search, rnn, os.path.join(workdir, "rnn")))
+  figures.update(check("rnn", rnn, os.path.join(workdir, "rnn")))
   bad = cifar10_macro.get_config("tiny")
   bad.parallel.data_parallel = True
   bad.data.batch_size = 12
   try:
-    _run(cnn_search, bad, os.path.join(workdir, "bad"))
+    _run(bad, os.path.join(workdir, "bad"))
   except UserError as err:
     figures["bad_batch_error"] = str(err)
   print(json.dumps(figures))

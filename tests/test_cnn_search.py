@@ -10,8 +10,9 @@ import jax
 import numpy as np
 
 from configs import cifar10_macro
-from enas_jax import metrics
-from enas_jax.loops import cnn_search
+from enas_jax.io import metrics
+from enas_jax.run import config as run_config
+from enas_jax.run import search as search_run
 from enas_jax.spaces.macro import arch as arch_lib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -21,11 +22,11 @@ def _cfg(**search):
   config = cifar10_macro.get_config("tiny")
   for name, value in search.items():
     config.search[name] = value
-  return cnn_search.config_from_dict(config)
+  return run_config.search_config(config)
 
 
 def _run(cfg, workdir):
-  run = cnn_search.SearchRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
+  run = search_run.SearchRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
   return run, run.execute()
 
 
@@ -63,7 +64,7 @@ def test_search_cli_dispatches_on_the_space_field(tmp_path):
        f"--workdir={tmp_path / 'w'}", "--config.search.epochs=1"],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr
-  assert "found network:" in result.stdout and "layer  2:" in result.stdout
+  assert "found architecture (macro space):" in result.stdout and "  layer 2: " in result.stdout
   bad = subprocess.run(
       [sys.executable, "-m", "enas_jax.search", "--config=configs/cifar10_macro.py:tiny",
        f"--workdir={tmp_path / 'w2'}", "--config.space=mikro"],
@@ -77,7 +78,7 @@ def test_tiny_micro_search_end_to_end_compiles_each_phase_once(tmp_path):
   from configs import cifar10_micro
   from enas_jax.spaces.micro import arch as micro_arch
 
-  cfg = cnn_search.config_from_dict(cifar10_micro.get_config("tiny"))
+  cfg = run_config.search_config(cifar10_micro.get_config("tiny"))
   assert cfg.space == "micro" and cfg.model.drop_path_keep_prob < 1
   run, summary = _run(cfg, tmp_path / "micro")
   arch = micro_arch.from_json(summary["architecture"])

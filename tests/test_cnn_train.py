@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from configs import cifar10_macro_final
-from enas_jax import metrics
-from enas_jax.errors import UserError
-from enas_jax.loops import cnn_train
+from enas_jax.io import metrics
+from enas_jax.io.errors import UserError
+from enas_jax.run import config as run_config
+from enas_jax.run import final as final_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -22,11 +23,11 @@ def _cfg(**train):
   config = cifar10_macro_final.get_config("tiny")
   for name, value in train.items():
     config.train[name] = value
-  return cnn_train.config_from_dict(config)
+  return run_config.final_config(config)
 
 
 def _run(cfg, workdir):
-  run = cnn_train.TrainRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
+  run = final_run.FinalRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
   return run, run.execute()
 
 
@@ -34,7 +35,7 @@ def test_final_training_resumes_bit_for_bit_and_counts_parameters(tmp_path):
   run, summary = _run(_cfg(), tmp_path / "straight")
   assert summary["epochs"] == 2 and len(summary["history"]) == 2
   assert all(0 <= h["test_acc"] <= 1 for h in summary["history"])
-  params = run.final_state.net.params
+  params = run.final_state.model.params
   assert "aux_head" in params  # the tiny preset trains with the auxiliary head ...
   expected = sum(x.size for k, v in params.items() if k != "aux_head"
                  for x in jax.tree_util.tree_leaves(v))
@@ -44,18 +45,18 @@ def test_final_training_resumes_bit_for_bit_and_counts_parameters(tmp_path):
   _run(_cfg(epochs=1), tmp_path / "resumed")
   resumed_run, resumed = _run(_cfg(), tmp_path / "resumed")
   assert resumed["history"] == summary["history"]
-  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.net,
-                         run.final_state.net)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.model,
+                         run.final_state.model)
 
 
 def test_missing_or_wrong_architecture_is_a_clear_error(tmp_path):
   config = cifar10_macro_final.get_config("tiny")
   config.arch = ""
   with pytest.raises(UserError, match="`arch` is empty"):
-    cnn_train.config_from_dict(config)
+    run_config.final_config(config)
   config.arch = "1 5 1"  # two layers, the model has three
   with pytest.raises(UserError, match="model.num_layers"):
-    cnn_train.TrainRun(cnn_train.config_from_dict(config), str(tmp_path), io.StringIO(),
+    final_run.FinalRun(run_config.final_config(config), str(tmp_path), io.StringIO(),
                        metrics.Progress(enabled=False))
   assert not os.listdir(tmp_path)  # nothing written for a bad architecture
 

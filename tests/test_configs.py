@@ -5,11 +5,12 @@ import pathlib
 import pytest
 
 from configs import ptb_rnn, quickstart, wikitext2_rnn
-from enas_jax.configuration import from_section
-from enas_jax.data import TextDataConfig
-from enas_jax.errors import UserError
-from enas_jax.loops import rnn_search
-from enas_jax.loops.lm_steps import SharedTrainConfig
+from enas_jax.io.configuration import from_section
+from enas_jax.tasks.language.data import TextDataConfig
+from enas_jax.io.errors import UserError
+from enas_jax.run import config as run_config
+from enas_jax.run import search as search_run
+from enas_jax.tasks.language.steps import SharedTrainConfig
 from enas_jax.spaces.rnn.model import RNNModelConfig
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
@@ -23,7 +24,7 @@ def test_config_sections_convert(module, preset):
   config = module.get_config(preset)
   for name, cls in SECTIONS.items():
     from_section(cls, name, config[name])
-  whole = rnn_search.config_from_dict(config)  # every section, checked
+  whole = run_config.search_config(config)  # every section, checked
   assert whole.model.num_nodes == config.model.num_nodes
   assert set(config.controller) >= {"hidden_dim", "temperature", "tanh_c", "lr", "entropy_weight",
                                      "baseline_decay", "reward_c", "kind"}
@@ -71,7 +72,8 @@ def test_unknown_and_mistyped_fields_are_clear_errors():
 
 def test_set_learning_rate_returns_a_new_state():
   import jax.numpy as jnp
-  from enas_jax.loops.lm_steps import make_optimizer, set_learning_rate
+  from enas_jax.ops.params import set_learning_rate
+  from enas_jax.tasks.language.steps import make_optimizer
   for clip in (0.25, 0.0):
     opt = make_optimizer(SharedTrainConfig(lr=20.0, grad_clip=clip))
     state = opt.init({"w": jnp.ones(3)})
@@ -86,8 +88,8 @@ def test_set_learning_rate_returns_a_new_state():
 @pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
 def test_final_training_config_converts_with_the_published_recipe(preset):
   from configs import ptb_final
-  from enas_jax.loops import lm_train
-  cfg = lm_train.config_from_dict(ptb_final.get_config(preset))
+  from enas_jax.run import config as run_config
+  cfg = run_config.final_config(ptb_final.get_config(preset))
   if not preset:
     m, t = cfg.model, cfg.train
     assert (m.hidden_dim, m.init_range, m.embedding_dropout, m.input_dropout) == (800, 0.05, 0.125,
@@ -100,12 +102,12 @@ def test_final_training_config_converts_with_the_published_recipe(preset):
 @pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
 def test_macro_configs_convert_with_the_paper_values(preset):
   from configs import cifar10_macro, cifar10_macro_final
-  from enas_jax.loops import cnn_search, cnn_train
-  search = cnn_search.config_from_dict(cifar10_macro.get_config(preset))
+  from enas_jax.run import config as run_config
+  search = run_config.search_config(cifar10_macro.get_config(preset))
   final_config = cifar10_macro_final.get_config(preset)
   if not preset:
     final_config.arch = "0"  # the paper-size config needs the user's architecture
-  final = cnn_train.config_from_dict(final_config)
+  final = run_config.final_config(final_config)
   if preset:
     assert search.data.source == final.data.source == "synthetic"
     return
@@ -118,7 +120,7 @@ def test_macro_configs_convert_with_the_paper_values(preset):
 
 
 def test_cosine_learning_rate_with_restarts_by_hand():
-  from enas_jax.loops.cnn_steps import ImageTrainConfig
+  from enas_jax.tasks.images.steps import ImageTrainConfig
   cfg = ImageTrainConfig(lr=0.05, lr_min=0.0005, lr_t0=10, lr_t_mul=2)
   mid = 0.0005 + 0.5 * 0.0495
   assert [cfg.lr_at_epoch(e) for e in (0, 5, 10, 20, 30)] == pytest.approx(
@@ -128,9 +130,9 @@ def test_cosine_learning_rate_with_restarts_by_hand():
 @pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
 def test_micro_configs_convert_with_the_paper_values(preset):
   from configs import cifar10_micro, cifar10_micro_final
-  from enas_jax.loops import cnn_search, cnn_train
-  search = cnn_search.config_from_dict(cifar10_micro.get_config(preset))
-  final = cnn_train.config_from_dict(cifar10_micro_final.get_config(preset))
+  from enas_jax.run import config as run_config
+  search = run_config.search_config(cifar10_micro.get_config(preset))
+  final = run_config.final_config(cifar10_micro_final.get_config(preset))
   assert search.space == final.space == "micro"
   assert type(search.model).__name__ == type(final.model).__name__ == "MicroModelConfig"
   if preset:
@@ -150,8 +152,8 @@ def test_micro_configs_convert_with_the_paper_values(preset):
 
 def test_a_micro_field_in_a_macro_config_is_named():
   from configs import cifar10_macro
-  from enas_jax.loops import cnn_search
+  from enas_jax.run import config as run_config
   config = cifar10_macro.get_config("tiny")
   config.model.num_nodes = 5
   with pytest.raises(UserError, match="model.num_nodes"):
-    cnn_search.config_from_dict(config)
+    run_config.search_config(config)

@@ -7,8 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from enas_jax import controller as ctl
-from enas_jax import reinforce
+from enas_jax.controller import policy as ctl
+from enas_jax.controller import reinforce
 from enas_jax.spaces.rnn import arch as arch_lib
 
 

@@ -14,10 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from enas_jax import metrics
-from enas_jax.drawing import curves, frames, graphs, render, search_gif
-from enas_jax.errors import UserError
-from enas_jax.spaces import any_space
+from enas_jax.io import metrics
+from enas_jax.drawing import curves, frames, search_gif
+from enas_jax.io import render
+from enas_jax.io.errors import UserError
+from enas_jax.spaces import registry
+from enas_jax.spaces.macro import picture as macro_picture
+from enas_jax.spaces.micro import picture as micro_picture
+from enas_jax.spaces.rnn import picture as rnn_picture
 from enas_jax.spaces.macro.arch import make_arch as make_macro
 from enas_jax.spaces.micro.arch import MicroArch
 from enas_jax.spaces.micro import arch as micro_arch
@@ -40,7 +44,7 @@ def _labels(dot: str) -> dict[str, str]:
 
 def test_recurrent_cell_dot_has_the_cells_nodes_and_edges():
   arch = rnn_formats.from_authors_string("0 0 0 0 2 1 1 0 3 3 1")  # prev 0 0 1 0 3
-  dot = graphs.rnn_dot(arch, title="epoch 3  reward 0.41")
+  dot = rnn_picture.to_dot(arch, title="epoch 3  reward 0.41")
   labels = _labels(dot)
   assert [labels[f"n{k}"] for k in range(6)] == ["0: tanh", "1: tanh", "2: identity", "3: relu",
                                                   "4: sigmoid", "5: relu"]
@@ -48,14 +52,14 @@ def test_recurrent_cell_dot_has_the_cells_nodes_and_edges():
   assert sorted((a, b) for a, b, _ in _edges(dot)) == sorted([
       ("x", "n0"), ("h_prev", "n0"), ("n0", "n1"), ("n0", "n2"), ("n1", "n3"), ("n0", "n4"),
       ("n3", "n5"), ("n2", "avg"), ("n4", "avg"), ("n5", "avg"), ("avg", "h")])
-  assert graphs.ACTIVATION_COLOURS["sigmoid"] in re.search(r"n4 \[.*", dot)[0]
+  assert rnn_picture.ACTIVATION_COLOURS["sigmoid"] in re.search(r"n4 \[.*", dot)[0]
   assert 'label="epoch 3  reward 0.41"' in dot
   assert "peripheries=2" in re.search(r"^\s*h \[.*", dot, re.M)[0]  # output marked
 
 
 def test_macro_network_dot_has_layers_skips_and_reductions():
   arch = make_macro([0, 3, 5], [[], [1], [0, 1]])
-  dot = graphs.macro_dot(arch, reductions=(0,))
+  dot = macro_picture.to_dot(arch, reductions=(0,))
   labels = _labels(dot)
   assert labels["l0"] == "0: conv3x3" and labels["l1"] == "1: sep5x5"
   assert labels["l2"] == "2: maxpool3x3" and labels["r0"] == "reduce"
@@ -65,15 +69,15 @@ def test_macro_network_dot_has_layers_skips_and_reductions():
   assert solid == sorted([("stem", "l0"), ("l0", "r0"), ("r0", "l1"), ("l1", "l2"),
                           ("l2", "out")])
   assert dashed == [("l0", "l1"), ("l1", "l2")]  # layer 1 adds layer 0, layer 2 adds layer 1
-  assert graphs.MACRO_COLOURS["sep5x5"] in re.search(r"l1 \[.*", dot)[0]
+  assert macro_picture.MACRO_COLOURS["sep5x5"] in re.search(r"l1 \[.*", dot)[0]
   # default reductions: the authors' positions for 3 layers (after layers 0 and 1... L/3 - 1)
-  assert "r0 [" in graphs.macro_dot(arch)
+  assert "r0 [" in macro_picture.to_dot(arch)
 
 
 def test_micro_cells_dot_has_ops_adds_and_loose_ends():
   normal = np.array([[0, 0, 1, 4], [2, 1, 0, 2]])  # 2 = sep3x3(0) + id(1); 3 = sep5x5(2) + avg(0)
   reduce = np.array([[1, 3, 1, 3], [0, 4, 1, 2]])  # 2 = max(1) + max(1); 3 = id(0) + avg(1)
-  dot = graphs.micro_dot(MicroArch(normal, reduce))
+  dot = micro_picture.to_dot(MicroArch(normal, reduce))
   labels = _labels(dot)
   assert labels["n2_op0"] == "sep3x3" and labels["n2_op1"] == "identity"
   assert labels["n3_op0"] == "sep5x5" and labels["n3_op1"] == "avgpool3x3"
@@ -92,7 +96,7 @@ def test_without_graphviz_the_dot_is_written_and_one_line_warns_once(tmp_path, m
   monkeypatch.setenv("PATH", str(tmp_path / "empty"))
   monkeypatch.setattr(render, "_warned", [False])
   said = []
-  source = graphs.rnn_dot(rnn_formats.from_authors_string("0 0 1"))
+  source = rnn_picture.to_dot(rnn_formats.from_authors_string("0 0 1"))
   written = render.write_picture(source, str(tmp_path / "a" / "cell"), say=said.append)
   assert written == {"dot": str(tmp_path / "a" / "cell.dot")}
   assert (tmp_path / "a" / "cell.dot").read_text() == source
@@ -105,7 +109,7 @@ def test_without_graphviz_the_dot_is_written_and_one_line_warns_once(tmp_path, m
 @needs_dot
 def test_rendering_writes_png_and_svg(tmp_path):
   arch = micro_arch.random_arch(jax.random.key(0), 5)
-  written = render.write_picture(graphs.micro_dot(arch), str(tmp_path / "cells"))
+  written = render.write_picture(micro_picture.to_dot(arch), str(tmp_path / "cells"))
   assert set(written) == {"dot", "png", "svg"}
   png = pathlib.Path(written["png"]).read_bytes()
   height, width = render.png_size(png)
@@ -178,22 +182,22 @@ def test_plot_draws_the_panels_the_log_has(tmp_path):
 
 
 def test_any_space_reads_each_format_and_asks_when_ambiguous(tmp_path):
-  space, arch = any_space.load_any("0 0 0 0 2 1 1 0 3 3 1")
+  space, arch = registry.load_any("0 0 0 0 2 1 1 0 3 3 1")
   assert space == "rnn" and list(arch.prev_N)[1:] == [0, 0, 1, 0, 3]
-  space, _ = any_space.load_any("0 1 1 3 1 0 0 2")  # 8 integers: one micro node per cell
+  space, _ = registry.load_any("0 1 1 3 1 0 0 2")  # 8 integers: one micro node per cell
   assert space == "micro"
-  space, _ = any_space.load_any("0 3 1 5 0 1")  # 6 = 3 + 3: a 3-layer macro network
+  space, _ = registry.load_any("0 3 1 5 0 1")  # 6 = 3 + 3: a 3-layer macro network
   assert space == "macro"
   path = tmp_path / "a.json"
   path.write_text(json.dumps(micro_arch.to_json(micro_arch.from_authors_string("0 1 1 3 1 0 0 2"))))
-  assert any_space.load_any(str(path))[0] == "micro"
+  assert registry.load_any(str(path))[0] == "micro"
   with pytest.raises(UserError, match="any search space"):
-    any_space.load_any("nonsense")
+    registry.load_any("nonsense")
   # 45 integers: a 9-layer macro string and a 23-node recurrent string alike
   ambiguous = " ".join(["0"] * 45)
   with pytest.raises(UserError, match="--space"):
-    any_space.load_any(ambiguous)
-  assert any_space.load_any(ambiguous, "macro")[0] == "macro"
+    registry.load_any(ambiguous)
+  assert registry.load_any(ambiguous, "macro")[0] == "macro"
 
 
 def test_show_prints_and_draws(tmp_path):

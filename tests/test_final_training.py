@@ -11,14 +11,20 @@ import numpy as np
 import pytest
 
 from configs import ptb_final
-from enas_jax import metrics
-from enas_jax.baselines.lstm_lm import LSTMLanguageModel, hidden_for_budget, lstm_param_count
-from enas_jax.errors import UserError
-from enas_jax.loops import lm_steps, lm_train, rnn_search
+from enas_jax.io import metrics
+from enas_jax.spaces.rnn.lstm_baseline import LSTMLanguageModel, hidden_for_budget, lstm_param_count
+from enas_jax.io.errors import UserError
+from enas_jax.run import config as run_config
+from enas_jax.run import final as final_run
+from enas_jax.run import outputs
+from enas_jax.spaces.rnn.space import SPACE as RNN
+from enas_jax.tasks.language import final as lm_final
+from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.spaces.rnn import cell as cell_lib
 from enas_jax.spaces.rnn import formats
 from enas_jax.spaces.rnn.arch import make_arch
-from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, count_params
+from enas_jax.ops.params import count_params
+from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig
 from tests.reference_cell import reference_lm
 
 ENAS_PTB = "0 2 1 0 2 1 2 2 4 0 5 0 3 2 6 2"  # the enas_lm README's cell
@@ -54,7 +60,8 @@ def test_unmarked_even_string_and_workdir_sources(tmp_path):
     formats.load_arch_spec("0 2 1 0")
   with pytest.raises(UserError, match="no best_arch.json"):
     formats.load_arch_spec(str(tmp_path))
-  rnn_search.write_arch(str(tmp_path / "best_arch"), formats.from_authors_string("1 0 2 1 3"), {})
+  outputs.write_arch(RNN, str(tmp_path / "best_arch"), formats.from_authors_string("1 0 2 1 3"),
+                     {})
   spec = formats.load_arch_spec(str(tmp_path))
   assert formats.to_authors_string(spec.arch) == "1 0 2 1 3" and spec.output is None
   with pytest.raises(UserError, match="fixes node 0 to tanh"):
@@ -74,7 +81,7 @@ def test_enas_lm_output_and_between_node_mask_match_the_reference():
   cell = params["cell"]
   xw = jnp.take(params["embedding"], tokens.T, axis=0) @ cell["node0"]["w_x"]
   arch = make_arch(prev, act)
-  _, out, _ = cell_lib.unroll(xw, cell["node0"]["w_h"],
+  _, out = cell_lib.unroll(xw, cell["node0"]["w_h"],
                               cell_lib.select_edge_weights(cell, arch.prev_N), arch, h0,
                               jnp.ones((t,), bool), cfg.cell_options, node_mask_BxH=mask)
   _, _, ref_states = reference_lm(params, prev, act, np.asarray(tokens), np.asarray(h0),
@@ -109,10 +116,10 @@ def test_activation_l2_and_weight_decay_enter_the_loss_as_written():
 
 
 def test_asgd_trigger_by_hand():
-  assert not lm_train.asgd_should_start([10.0, 9.0], 20.0, 2)  # not more than 2 epochs seen
-  assert not lm_train.asgd_should_start([10.0, 9.0, 8.0], 9.5, 2)  # best before last 2: 10
-  assert lm_train.asgd_should_start([10.0, 9.0, 8.0], 10.5, 2)
-  assert lm_train.asgd_should_start([10.0, 9.0, 8.0, 7.0], 9.5, 2)  # best before: 9
+  assert not lm_final.asgd_should_start([10.0, 9.0], 20.0, 2)  # not more than 2 epochs seen
+  assert not lm_final.asgd_should_start([10.0, 9.0, 8.0], 9.5, 2)  # best before last 2: 10
+  assert lm_final.asgd_should_start([10.0, 9.0, 8.0], 10.5, 2)
+  assert lm_final.asgd_should_start([10.0, 9.0, 8.0, 7.0], 9.5, 2)  # best before: 9
 
 
 def test_averaged_weights_are_the_mean_of_the_iterates():
@@ -121,8 +128,8 @@ def test_averaged_weights_are_the_mean_of_the_iterates():
   opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig(lr=0.5, grad_clip=0.0))
   lm = lm_steps.init_state(model, opt, jax.random.key(0), 2, None)
   train_step, _ = lm_steps.make_lm_steps(model, opt, 0.0)
-  step = jax.jit(lm_train.make_train_step(train_step))
-  avg = lm_train.AverageState(params=jax.tree_util.tree_map(jnp.zeros_like, lm.params),
+  step = jax.jit(lm_final.make_train_step(train_step))
+  avg = lm_final.AverageState(params=jax.tree_util.tree_map(jnp.zeros_like, lm.params),
                               count=jnp.zeros(()), active=jnp.ones((), bool))
   f32 = jnp.zeros(())
   sums = {"loss": f32, "nll": f32, "ppl": f32, "grad_norm": f32, "ok_steps": f32, "steps": f32}
@@ -131,7 +138,8 @@ def test_averaged_weights_are_the_mean_of_the_iterates():
     batch = {"inputs": jax.random.randint(jax.random.key(10 + i), (2, 3), 0, 7),
              "targets": jax.random.randint(jax.random.key(20 + i), (2, 3), 0, 7),
              "valid": jnp.ones((3,), bool), "lr_scale": jnp.ones(())}
-    lm, avg, sums = step(lm, avg, batch, jax.random.key(i), sums)
+    model, sums = step(lm_final.AveragedLM(lm=lm, avg=avg), batch, jax.random.key(i), sums)
+    lm, avg = model.lm, model.avg
     iterates.append(lm.params)
   assert float(avg.count) == 4.0
   mean = jax.tree_util.tree_map(lambda *xs: sum(xs) / len(xs), *iterates)
@@ -187,12 +195,12 @@ def _cfg(**changes):
       config[section][field] = value
     else:
       config[dotted] = value
-  return lm_train.config_from_dict(config)
+  return run_config.final_config(config)
 
 
 def _train(workdir, cfg):
   out = io.StringIO()
-  run = lm_train.TrainRun(cfg, str(workdir), out, metrics.Progress(enabled=False))
+  run = final_run.FinalRun(cfg, str(workdir), out, metrics.Progress(enabled=False))
   return run, run.execute(), out.getvalue()
 
 
@@ -211,7 +219,7 @@ def straight(tmp_path_factory):
 def test_training_writes_its_outputs(straight):
   workdir, run, summary, out = straight
   assert run.step._cache_size() == 1  # one compilation for every window length and epoch
-  assert summary["params"] == count_params(run.final_state.lm.params)
+  assert summary["params"] == count_params(run.final_state.model.lm.params)
   assert np.isfinite(summary["test_ppl"]) and summary["epochs"] == 3
   assert "batch 1" in summary["test_protocol"]
   saved = json.loads((workdir / "summary.json").read_text())
@@ -235,10 +243,10 @@ def test_resume_from_a_mid_epoch_checkpoint_is_bit_identical(straight, tmp_path)
   assert "resuming from checkpoint" in out
   assert _rows(copy) == _rows(workdir)
   assert resumed == summary
-  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.lm.params,
-                         run.final_state.lm.params)
-  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.avg.params,
-                         run.final_state.avg.params)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.model.lm.params,
+                         run.final_state.model.lm.params)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.model.avg.params,
+                         run.final_state.model.avg.params)
 
 
 def test_lstm_through_the_same_command_and_config_errors(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from enas_jax.data import image_batches, images
 from enas_jax.data.lm_batches import Cursor
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 
 
 def test_synthetic_images_are_deterministic_and_split():

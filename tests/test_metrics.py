@@ -3,7 +3,7 @@ import io
 import json
 import struct
 
-from enas_jax import metrics
+from enas_jax.io import metrics
 
 
 def _varint(buf, pos):

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from enas_jax import controller as ctl
-from enas_jax.errors import UserError
+from enas_jax.controller import policy as ctl
+from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.spaces.micro import arch as arch_lib
 from enas_jax.spaces.micro import network

@@ -4,8 +4,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from enas_jax.data import planted
-from enas_jax.errors import UserError
+from enas_jax.tasks.language import planted
+from enas_jax.io.errors import UserError
 from tests.reference_cell import reference_lm
 
 SMALL = planted.PlantedConfig(seed=3,  # default teacher sizes, fewer tokens

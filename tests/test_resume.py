@@ -15,9 +15,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import quickstart
-from enas_jax import metrics
-from enas_jax.errors import UserError
-from enas_jax.loops import rnn_search, search_run
+from enas_jax.io import metrics
+from enas_jax.io.errors import UserError
+from enas_jax.run import config as run_config
+from enas_jax.run import search as search_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # 3 epochs of 12 shared + 6 controller steps; saves every 4 steps, records every 3 (so a
@@ -36,12 +37,12 @@ def _cfg(**changes):
   for dotted, value in {**OVERRIDES, **changes}.items():
     section, field = dotted.split(".")
     config[section][field] = value
-  return rnn_search.config_from_dict(config)
+  return run_config.search_config(config)
 
 
 def _run(workdir, cfg=None):
   out = io.StringIO()
-  run = rnn_search.SearchRun(cfg or _cfg(), str(workdir), out, metrics.Progress(enabled=False))
+  run = search_run.SearchRun(cfg or _cfg(), str(workdir), out, metrics.Progress(enabled=False))
   summary = run.execute()
   return run, summary, out.getvalue()
 
@@ -158,7 +159,7 @@ def test_divergence_policies(tmp_path, policy):
       _run(tmp_path / policy, cfg)
   else:
     out = io.StringIO()
-    run = rnn_search.SearchRun(cfg, str(tmp_path / policy), out, metrics.Progress(enabled=False))
+    run = search_run.SearchRun(cfg, str(tmp_path / policy), out, metrics.Progress(enabled=False))
     with pytest.raises(search_run.Diverged, match="after 2 rollbacks"):
       run.execute()
     assert out.getvalue().count("rolled back") == 2
@@ -176,7 +177,7 @@ def test_same_structure_restores_without_recompiling(reference, tmp_path):
 
 
 def test_config_differences_by_hand():
-  from enas_jax.checkpoints import config_differences
+  from enas_jax.io.checkpoints import config_differences
   saved = {"model": {"hidden_dim": 8, "dropout": 0.1}, "seed": 0}
   current = {"model": {"hidden_dim": 16, "dropout": 0.1, "new_field": 0.0}, "seed": 0}
   defaults = {"model": {"hidden_dim": 1000, "dropout": 0.0, "new_field": 0.0}, "seed": 0}

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn import formats
 from enas_jax.spaces.rnn.arch import make_arch

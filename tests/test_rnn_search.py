@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from configs import quickstart
-from enas_jax import metrics
+from enas_jax.io import metrics
 from enas_jax.data import lm_batches
 from enas_jax.data.lm_batches import batchify
-from enas_jax.errors import UserError
-from enas_jax import workdir as workdir_lib
-from enas_jax.loops import rnn_search
+from enas_jax.io.errors import UserError
+from enas_jax.io import workdir as workdir_lib
+from enas_jax.run import config as run_config
+from enas_jax.run import search as search_run
 from enas_jax.spaces.rnn import formats
 
 
@@ -21,11 +22,11 @@ def _cfg(seed=0, **overrides):
   for dotted, value in overrides.items():
     section, field = dotted.split("__")
     config[section][field] = value
-  return rnn_search.config_from_dict(config)
+  return run_config.search_config(config)
 
 
 def _run(tmp_path, name, cfg):
-  run = rnn_search.SearchRun(cfg, str(tmp_path / name), io.StringIO(),
+  run = search_run.SearchRun(cfg, str(tmp_path / name), io.StringIO(),
                              metrics.Progress(enabled=False))
   return run, run.execute()
 

@@ -5,8 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from enas_jax import controller as ctl
-from enas_jax.loops import controller_steps, lm_steps, rnn_search_steps as steps
+from enas_jax.controller import policy as ctl
+from enas_jax.controller import steps as controller_steps
+from enas_jax.run import program
+from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig
 
@@ -23,8 +25,9 @@ def _setup(kind="enas", num_samples=2):
   controller = ctl.Controller(arch_lib.decisions(N), cfg)
   copt = controller_steps.make_controller_optimizer(cfg)
   cstate = controller_steps.init_controller_state(controller, copt, jax.random.key(2))
-  shared_step, controller_step, _ = steps.make_search_steps(controller, cfg, copt, train_step,
-                                                            eval_step, H, 4)
+  shared_step = program.sampled_train_step(controller, arch_lib.from_decisions, train_step)
+  score_S = lm_steps.make_score(eval_step, arch_lib.from_decisions, cfg, H)
+  controller_step = controller_steps.make_controller_step(controller, cfg, copt, score_S)
   batch = {"inputs": jax.random.randint(jax.random.key(5), (B, T), 0, V),
            "targets": jax.random.randint(jax.random.key(6), (B, T), 0, V),
            "valid": jnp.ones((T,), bool), "lr_scale": jnp.ones(())}

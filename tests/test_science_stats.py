@@ -71,7 +71,7 @@ def test_ranking_figures_by_hand():
 
 
 def test_ptb_corpus_for_the_ranking_study(tmp_path):
-  from enas_jax.errors import UserError
+  from enas_jax.io.errors import UserError
   from experiments.planted import ranking
   src = tmp_path / "ptb"
   src.mkdir()

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from enas_jax import metrics
+from enas_jax.io import metrics
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
   config = json.loads((workdir / "config.json").read_text())
   assert config["shared"]["lr"] == 5.0 and config["search"]["epochs"] == 1  # overrides applied
   summary = json.loads((workdir / "summary.json").read_text())
-  assert f"found cell: {summary['authors']}" in result.stdout
+  assert f"found architecture (rnn space): {summary['authors']}" in result.stdout
   assert "teacher's optimal validation perplexity" in result.stdout
   assert "\r" not in result.stderr  # no progress bar when not on a terminal
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from enas_jax.data import lm_batches, text
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 
 
 def _corpus(tmp_path, train="a b c\nb <unk> a\n", valid="a z\n", test="c c\n", prefix=""):

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from enas_jax.data.lm_batches import Cursor
+from enas_jax.data.cursor import Cursor
 
 
 def pass_order(seed: int, stream: int, pass_index: int, n: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 
 INSTALL_IMAGES = 'pip install -e ".[images]"'
 

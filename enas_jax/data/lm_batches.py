@@ -11,7 +11,8 @@ from typing import Iterator
 
 import numpy as np
 
-from enas_jax.errors import UserError
+from enas_jax.data.cursor import Cursor
+from enas_jax.io.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,14 +96,6 @@ def num_windows(data_BxN: np.ndarray, bptt: int, seed: int = 0, epoch: int = 0,
                 variable: bool = False, width: int | None = None) -> int:
   width = width or (bptt + 20 if variable else bptt)
   return len(window_lengths(data_BxN.shape[1] - 1, bptt, seed, epoch, variable, width))
-
-
-@dataclasses.dataclass
-class Cursor:
-  """Where a phase is in its split: the pass over the split and the window within it."""
-
-  pass_index: int = 0
-  window: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

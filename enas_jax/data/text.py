@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 
 EOS = "<eos>"
 UNK = "<unk>"

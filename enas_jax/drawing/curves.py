@@ -5,8 +5,8 @@ import dataclasses
 import os
 from typing import Any
 
-from enas_jax.errors import UserError
-from enas_jax.metrics import read_metrics
+from enas_jax.io.errors import UserError
+from enas_jax.io.metrics import read_metrics
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,9 +5,10 @@ import glob
 import os
 from typing import Any
 
-from enas_jax.drawing import frames, graphs, render
-from enas_jax.errors import UserError
-from enas_jax.spaces import any_space
+from enas_jax.drawing import frames
+from enas_jax.io import render
+from enas_jax.io.errors import UserError
+from enas_jax.spaces.registry import SPACES, from_json_any, read_json_file
 
 
 def caption(data: dict[str, Any]) -> str:
@@ -31,9 +32,9 @@ def build_gif(workdir: str, output: str, frame_ms: int = 800) -> int:
                     f"one every `search.derive_every` epochs).")
   pngs, captions = [], []
   for path in paths:
-    data = any_space.read_json_file(path)
-    space, arch = any_space.from_json_any(data, where=f"architecture file {path}")
-    pngs.append(render.render(graphs.arch_dot(space, arch), "png"))
+    data = read_json_file(path)
+    space, arch = from_json_any(data, where=f"architecture file {path}")
+    pngs.append(render.render(SPACES[space].to_dot(arch), "png"))
     captions.append(caption(data))
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   frames.write_gif(frames.captioned_frames(pngs, captions), output, frame_ms)

@@ -1,1 +1,2 @@
-"""Convolution building blocks shared by the CNN search spaces (pure functions of arrays)."""
+"""Building blocks of the jitted steps: convolutions (`conv`, `fixed_blocks`), parameter
+arithmetic (`params`) and the NaN/Inf guard (`guards`). Pure functions of arrays."""

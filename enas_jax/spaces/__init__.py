@@ -1,4 +1,2 @@
-"""Search spaces. Each one describes its decisions, validates architectures and builds the model.
-
-- `spaces.rnn`: the ENAS recurrent cell (Penn Treebank, WikiText-2, planted-cell corpus).
-"""
+"""Search spaces: one package per space (`rnn`, `macro`, `micro`), each with a `SPACE` object
+implementing `base.SearchSpace`; `registry.SPACES` is the only table from a name to a space."""

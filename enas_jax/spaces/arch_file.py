@@ -5,7 +5,7 @@ import json
 import os
 from typing import Any, Callable
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 
 
 def read_arch_json(spec: str, space: str) -> tuple[str, Any] | None:

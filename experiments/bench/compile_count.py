@@ -34,9 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import cifar10_macro, cifar10_micro, quickstart
-from enas_jax import controller as ctl
-from enas_jax import metrics
-from enas_jax.loops import cnn_search, rnn_search
+from enas_jax.controller import policy as ctl
+from enas_jax.io import metrics
+from enas_jax.run import config as run_config
+from enas_jax.run import search as search_run
 from enas_jax.spaces.macro import arch as macro_arch
 from enas_jax.spaces.micro import arch as micro_arch
 from enas_jax.spaces.rnn import arch as rnn_arch
@@ -62,7 +63,7 @@ def _configs() -> dict[str, Any]:
   macro.controller.num_samples = 4
   micro = cifar10_micro.get_config("tiny")
   micro.controller.num_samples = 4
-  return {"rnn": (rnn_search, rnn), "macro": (cnn_search, macro), "micro": (cnn_search, micro)}
+  return {"rnn": (search_run, rnn), "macro": (search_run, macro), "micro": (search_run, micro)}
 
 
 def _key_of(values: np.ndarray) -> bytes:
@@ -105,7 +106,7 @@ class PhaseCounter:
 
 
 def bench_space(name: str, loop: Any, config: Any, n_archs: int, workdir: str) -> list[str]:
-  run = loop.SearchRun(loop.config_from_dict(config), workdir, io.StringIO(),
+  run = search_run.SearchRun(run_config.search_config(config), workdir, io.StringIO(),
                        metrics.Progress(enabled=False))
   prog, cfg = run.program, run.cfg
   state = run.fresh_state()
@@ -116,7 +117,7 @@ def bench_space(name: str, loop: Any, config: Any, n_archs: int, workdir: str) -
 
   shared = PhaseCounter("shared step", prog.shared_step)
   key = jax.random.fold_in(base, 1)
-  for batch in run.shared_batches(state, n_archs):
+  for batch in run.task.shared_batches(state, n_archs):
     # the architecture the step samples inside: its key folded with the step counter, then 0
     step_key = jax.random.fold_in(jax.random.fold_in(key, int(state.model.step)), 0)
     arch = np.asarray(sample_one(state.ctrl.params, step_key))
@@ -126,7 +127,7 @@ def bench_space(name: str, loop: Any, config: Any, n_archs: int, workdir: str) -
   control = PhaseCounter("controller step", prog.controller_step)
   key = jax.random.fold_in(base, 2)
   n_samples = cfg.controller.num_samples
-  for batch in run.reward_batches(state, math.ceil(n_archs / n_samples)):
+  for batch in run.task.reward_batches(state, math.ceil(n_archs / n_samples)):
     sample_key = jax.random.fold_in(key, int(state.ctrl.step))
     archs = list(np.asarray(sample_many(state.ctrl.params, sample_key, n_samples)))
     args = run.placed(batch, state.ctrl, state.model.params, state.model.batch_stats, key,
@@ -134,7 +135,7 @@ def bench_space(name: str, loop: Any, config: Any, n_archs: int, workdir: str) -
     state.ctrl, state.sums["controller"] = control.call(archs, *args)
 
   derive = PhaseCounter("derive step", prog.derive_step)
-  batch = next(run.reward_batches(state, 1))
+  batch = next(run.task.reward_batches(state, 1))
   for i in range(math.ceil(n_archs / cfg.search.derive_samples)):
     values, _, _ = derive.call([], state.ctrl.params, state.model.params,
                                state.model.batch_stats, batch, jax.random.key(i))
@@ -149,7 +150,7 @@ def _evaluation(name: str, run: Any, state: Any, batch: Any, n_archs: int) -> Ph
   """The evaluation function with an explicit (traced) architecture, a new one per call."""
   prog = run.program
   if name == "rnn":
-    counter = PhaseCounter("eval step", prog.eval_step)
+    counter = PhaseCounter("eval step", run.task.jit_eval_step)
     hidden = jnp.zeros((batch["inputs"].shape[0], run.cfg.model.hidden_dim), jnp.float32)
     for i in range(n_archs):
       arch = rnn_arch.random_arch(jax.random.key(i), run.cfg.model.num_nodes)
@@ -157,7 +158,7 @@ def _evaluation(name: str, run: Any, state: Any, batch: Any, n_archs: int) -> Ph
       counter.call([flat], state.model.params, state.model.batch_stats, batch, hidden, arch)
     return counter
   model = run.cfg.model
-  counter = PhaseCounter("accuracy", prog.accuracy)
+  counter = PhaseCounter("accuracy", run.task.jit_accuracy)
   for i in range(n_archs):
     arch = (macro_arch.random_arch(jax.random.key(i), model.num_layers) if name == "macro"
             else micro_arch.random_arch(jax.random.key(i), model.num_nodes))

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from enas_jax.loops import lm_steps
+from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.spaces.rnn.arch import random_arch
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig
 

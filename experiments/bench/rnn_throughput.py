@@ -35,7 +35,7 @@ import torch  # noqa: E402
 import torch_rnn_reference as ref  # noqa: E402
 from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
 
-from enas_jax.loops import lm_steps  # noqa: E402
+from enas_jax.tasks.language import steps as lm_steps  # noqa: E402
 from enas_jax.spaces.rnn.arch import random_arch  # noqa: E402
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig  # noqa: E402
 

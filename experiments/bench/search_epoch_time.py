@@ -30,8 +30,9 @@ import jax
 import numpy as np
 
 from configs import cifar10_micro, ptb_rnn
-from enas_jax import metrics
-from enas_jax.loops import cnn_search, rnn_search
+from enas_jax.io import metrics
+from enas_jax.run import config as run_config
+from enas_jax.run import search as search_run
 
 
 def rnn_config(small: bool) -> Any:
@@ -71,18 +72,17 @@ def timed(fn, n: int) -> float:
 
 
 def measure(space: str, small: bool, steps: int) -> dict[str, float]:
-  loop, config = ((rnn_search, rnn_config(small)) if space == "rnn"
-                  else (cnn_search, micro_config(small)))
+  config = rnn_config(small) if space == "rnn" else micro_config(small)
   with tempfile.TemporaryDirectory() as workdir:
     t0 = time.perf_counter()
-    run = loop.SearchRun(loop.config_from_dict(config), workdir, io.StringIO(),
+    run = search_run.SearchRun(run_config.search_config(config), workdir, io.StringIO(),
                          metrics.Progress(enabled=False))
     state = run.fresh_state()
     run.open_log(None, 0)  # derive writes its records and pictures
     setup = time.perf_counter() - t0
     prog, key = run.program, jax.random.key(0)
-    shared_batch = next(run.shared_batches(state, 1))
-    reward_batch = next(run.reward_batches(state, 1))
+    shared_batch = next(run.task.shared_batches(state, 1))
+    reward_batch = next(run.task.reward_batches(state, 1))
 
     def shared():
       args = run.placed(shared_batch, state.model, state.ctrl.params, key, state.sums["shared"])
@@ -102,7 +102,7 @@ def measure(space: str, small: bool, steps: int) -> dict[str, float]:
     t0 = time.perf_counter()  # the epoch's derive as the loop runs it (validation included)
     derived = run.derive(state, None)
     t_derive_all = time.perf_counter() - t0
-    shared_per_epoch = run.shared_phase_length(state)
+    shared_per_epoch = run.task.shared_phase_length(state)
     cfg = run.cfg.search
     epoch = shared_per_epoch * t_shared + cfg.controller_steps * t_ctrl + t_derive_all
     return {"setup_s": setup, "shared_step_s": t_shared, "controller_step_s": t_ctrl,

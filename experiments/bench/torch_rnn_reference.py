@@ -1,7 +1,7 @@
 """A plain PyTorch eager reference of the ENAS shared recurrent step, for the speed comparison in
 `rnn_throughput.py` (install with `pip install -e ".[bench]"`: the CPU build of torch 2.13.0).
 
-The same model and the same step as `enas_jax.spaces.rnn` + `enas_jax.loops.lm_steps` with the
+The same model and the same step as `enas_jax.spaces.rnn` + `enas_jax.tasks.language.steps` with the
 paper's regularisation (`configs/ptb_rnn.py`): embedding with word dropout (whole rows), locked
 input dropout, node 0 reading x_t W_x + h_{t-1} W_h, nodes k >= 1 reading their chosen node
 through their (node, prev) matrix, highway updates, DropConnect on the recurrent matrices (one mask

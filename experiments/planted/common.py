@@ -21,11 +21,14 @@ import ml_collections
 import numpy as np
 
 from configs import quickstart
-from enas_jax import metrics
+from enas_jax.io import metrics
 from enas_jax.data.lm_batches import batchify, windows
 from enas_jax.data.text import Corpus
-from enas_jax.errors import UserError
-from enas_jax.loops import lm_steps, rnn_search
+from enas_jax.io.errors import UserError
+from enas_jax.run import config as run_config
+from enas_jax.run import search as search_run
+from enas_jax.ops.params import set_learning_rate
+from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.spaces.rnn import formats
 from enas_jax.spaces.rnn.arch import RNNArch
 from enas_jax.spaces.rnn.model import RNNLanguageModel
@@ -83,18 +86,18 @@ def search_config(scale: Scale, seed: int, kind: str) -> ml_collections.ConfigDi
 
 
 def run_search(config: ml_collections.ConfigDict, workdir: str
-               ) -> tuple[dict[str, Any], rnn_search.SearchRun]:
+               ) -> tuple[dict[str, Any], search_run.SearchRun]:
   """Runs (or, when the workdir holds a finished one, reloads) a search; its summary and run."""
-  cfg = rnn_search.config_from_dict(config)
+  cfg = run_config.search_config(config)
   with open(os.path.join(_mkdir(workdir), "stdout.txt"), "a") as out:
-    run = rnn_search.SearchRun(cfg, workdir, out, metrics.Progress(enabled=False))
+    run = search_run.SearchRun(cfg, workdir, out, metrics.Progress(enabled=False))
     summary = run.execute()
   return summary, run
 
 
-def shared_perplexity(run: rnn_search.SearchRun, arch: RNNArch) -> float:
+def shared_perplexity(run: search_run.SearchRun, arch: RNNArch) -> float:
   """The cell's perplexity on the whole validation split under the search's final weights."""
-  return run.valid_perplexity(run.final_state, arch)
+  return run.evaluate(run.final_state, arch)
 
 
 class StandaloneTrainer:
@@ -102,7 +105,7 @@ class StandaloneTrainer:
 
   def __init__(self, config: ml_collections.ConfigDict, corpus: Corpus, epochs: int,
                seed: int = 0):
-    self.cfg = rnn_search.config_from_dict(config)
+    self.cfg = run_config.search_config(config)
     self.corpus, self.epochs, self.seed = corpus, epochs, seed
     d = self.cfg.data
     self.model = RNNLanguageModel(self.cfg.model, corpus.vocab_size)
@@ -125,7 +128,7 @@ class StandaloneTrainer:
                                 d.batch_size, arch)
     for epoch in range(self.epochs):
       state = state.replace(hidden=jnp.zeros_like(state.hidden),
-                            opt_state=lm_steps.set_learning_rate(state.opt_state,
+                            opt_state=set_learning_rate(state.opt_state,
                                                                  shared.lr_at_epoch(epoch)))
       for window in windows(self.train_BxN, d.bptt, seed, epoch):
         step_key = jax.random.fold_in(jax.random.fold_in(key, 1), int(state.step))

@@ -35,7 +35,7 @@ def run(out: str, scale_name: str, seeds: int) -> dict:
       workdir = os.path.join(out, "searches", f"{kind}_seed{seed}")
       summary, search = common.run_search(common.search_config(scale, seed, kind), workdir)
       if corpus is None:
-        corpus = search.data.corpus
+        corpus = search.task.corpus
         trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"), corpus,
                                            scale.standalone_epochs)
       found = summary["authors"]

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from experiments.planted import common, stats
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 
 
 def prepare_ptb(ptb_dir: str, out: str) -> str:
@@ -51,16 +51,15 @@ def prepare_ptb(ptb_dir: str, out: str) -> str:
 
 
 def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: str,
-        ptb_dir: str, batch_norm: bool = False) -> dict:
+        ptb_dir: str) -> dict:
   scale = common.scale_of(scale_name)
   started = time.time()
   config = common.search_config(scale, 0, shared_from)
-  config.model.batch_norm = batch_norm  # per-node batch norm, in the search and trained alone
   if corpus_name == "ptb":
     config.data.source = "directory"
     config.data.dir = prepare_ptb(ptb_dir, out)
   summary, search = common.run_search(config, os.path.join(out, "search"))
-  corpus = search.data.corpus
+  corpus = search.task.corpus
   teacher = corpus.info.get("teacher_arch")
   candidates = common.random_cells(config.model.num_nodes, cells, seed=1,
                                    exclude={teacher} if teacher else set())
@@ -76,7 +75,7 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
     print(f"{text}: shared {rows[-1]['shared_ppl']:.2f}  alone {rows[-1]['standalone_ppl']:.2f}",
           flush=True)
   result = {"corpus": common.corpus_facts(corpus), "scale": scale_name,
-            "shared_from": shared_from, "batch_norm": batch_norm, "rows": rows, **figures(rows, corpus.vocab_size),
+            "shared_from": shared_from, "rows": rows, **figures(rows, corpus.vocab_size),
             "seconds": time.time() - started}
   write_outputs(out, result)
   return result
@@ -159,8 +158,6 @@ def main() -> None:
   parser.add_argument("--cells", type=int, default=20)
   parser.add_argument("--shared_from", default="random", choices=["random", "enas"])
   parser.add_argument("--ptb_dir", default="../shared/data/ptb")
-  parser.add_argument("--batch_norm", action="store_true",
-                      help="batch norm on every node's output (model.batch_norm), everywhere")
   parser.add_argument("--resummarize", action="store_true",
                       help="recompute the figures and tables from --out's results.json")
   args = parser.parse_args()
@@ -169,8 +166,7 @@ def main() -> None:
   common.use_compilation_cache(out)
   try:
     result = (resummarize(out) if args.resummarize else
-              run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir,
-                  args.batch_norm))
+              run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(out, "table.md")).read())

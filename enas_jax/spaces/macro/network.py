@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.ops.fixed_blocks import AuxHead, ConvBN, FactorizedReduce, SepConvBN
 from enas_jax.spaces.macro.arch import NUM_OPS, OPS, MacroArch

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 from enas_jax.spaces import arch_file
 from enas_jax.spaces.decisions import Decision
 

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.ops.fixed_blocks import AuxHead, ConvBN, FactorizedReduce, ReluConvBN, SepStack
 from enas_jax.spaces.micro.arch import OPS, MicroArch, loose_ends, loose_ends_traced

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 from enas_jax.spaces.decisions import Decision
 
 # Activation ids, in the order of the authors' TensorFlow recurrent-cell strings.

@@ -35,9 +35,6 @@ class CellOptions:
 
   output: str = "loose_ends"  # "loose_ends", "all_nodes" or "nodes_after_first"
   hidden_norm_clip: float = 0.0  # clip each example's h_t to this L2 norm; 0 turns it off
-  batch_norm: bool = False  # normalise every node's output over the batch
-  batch_norm_momentum: float = 0.9  # running statistics: new = m * old + (1 - m) * batch
-  batch_norm_eps: float = 1e-5
   scan_unroll: int = 1  # time steps unrolled per scan iteration
 
 
@@ -116,21 +113,9 @@ def clip_norm(h_BxH: jax.Array, max_norm: float) -> jax.Array:
   return h_BxH * jnp.minimum(1.0, max_norm / jnp.maximum(norm_Bx1, 1e-12))
 
 
-@dataclasses.dataclass(frozen=True)
-class BatchNormState:
-  """Per-node batch-norm parameters and running statistics (all float32[N, H])."""
-
-  scale_NxH: jax.Array
-  bias_NxH: jax.Array
-  mean_NxH: jax.Array
-  var_NxH: jax.Array
-
-
 def unroll(xw_TxBx2H: jax.Array, w_h0_Hx2H: jax.Array, w_edges_MxHx2H: jax.Array,
            arch: RNNArch, h_BxH: jax.Array, valid_T: jax.Array, opts: CellOptions,
-           bn: BatchNormState | None = None, train: bool = False,
-           node_mask_BxH: jax.Array | None = None
-           ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array] | None]:
+           node_mask_BxH: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """Runs the cell over T time steps.
 
   Args:
@@ -141,14 +126,11 @@ def unroll(xw_TxBx2H: jax.Array, w_h0_Hx2H: jax.Array, w_edges_MxHx2H: jax.Array
     h_BxH: h_{t-1} at the first step.
     valid_T: bool[T]; steps past a variable-length window's end leave the state unchanged.
     opts: static options.
-    bn: batch-norm state when `opts.batch_norm`.
-    train: batch norm uses batch statistics when training and running ones otherwise.
     node_mask_BxH: between-node dropout: multiplies h_{t-1} and every node's input before its
       matrix (not the highway's carried term), one mask for all steps, as the ENAS LM code does.
 
   Returns:
-    (h at the last valid step, cell outputs [T, B, H], batch-norm statistics averaged over the
-    valid steps — (mean, var) float32[N, H] — when training with batch norm, else None).
+    (h at the last valid step, cell outputs [T, B, H]).
   """
   num_nodes = arch.act_N.shape[0]
   batch, hidden = h_BxH.shape
@@ -156,47 +138,21 @@ def unroll(xw_TxBx2H: jax.Array, w_h0_Hx2H: jax.Array, w_edges_MxHx2H: jax.Array
   prev_N = jnp.asarray(arch.prev_N)
   act_N = jnp.asarray(arch.act_N)
 
-  def normalise(k: int, h_kBxH: jax.Array):
-    if not opts.batch_norm:
-      return h_kBxH, None
-    if train:
-      mean_H = jnp.mean(h_kBxH, axis=0)
-      var_H = jnp.var(h_kBxH, axis=0)
-    else:
-      mean_H, var_H = bn.mean_NxH[k], bn.var_NxH[k]
-    y = (h_kBxH - mean_H) * jax.lax.rsqrt(var_H + opts.batch_norm_eps)
-    return y * bn.scale_NxH[k] + bn.bias_NxH[k], (mean_H, var_H)
-
-  def step(carry, inputs):
-    h_prev_BxH, stats = carry
+  def step(h_prev_BxH, inputs):
     xw_Bx2H, valid = inputs
     drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
     z_Bx2H = xw_Bx2H + drop(h_prev_BxH) @ w_h0_Hx2H
-    node_BxH, st = normalise(0, _highway(z_Bx2H, h_prev_BxH, act_N[0]))
-    step_stats = [st]
+    node_BxH = _highway(z_Bx2H, h_prev_BxH, act_N[0])
     buf_NxBxH = jnp.zeros((num_nodes, batch, hidden), h_BxH.dtype).at[0].set(node_BxH)
     for k in range(1, num_nodes):
       h_in_BxH = jax.lax.dynamic_index_in_dim(buf_NxBxH, prev_N[k], axis=0, keepdims=False)
       z_Bx2H = drop(h_in_BxH) @ w_edges_MxHx2H[k - 1]
-      node_BxH, st = normalise(k, _highway(z_Bx2H, h_in_BxH, act_N[k]))
-      step_stats.append(st)
-      buf_NxBxH = buf_NxBxH.at[k].set(node_BxH)
+      buf_NxBxH = buf_NxBxH.at[k].set(_highway(z_Bx2H, h_in_BxH, act_N[k]))
     h_new_BxH = jnp.einsum("n,nbh->bh", out_w_N, buf_NxBxH)
     if opts.hidden_norm_clip > 0:
       h_new_BxH = clip_norm(h_new_BxH, opts.hidden_norm_clip)
-    h_next_BxH = jnp.where(valid, h_new_BxH, h_prev_BxH)
-    if stats is not None:
-      w = valid.astype(jnp.float32)
-      stats = (stats[0] + w * jnp.stack([s[0] for s in step_stats]),
-               stats[1] + w * jnp.stack([s[1] for s in step_stats]))
-    return (h_next_BxH, stats), h_new_BxH
+    return jnp.where(valid, h_new_BxH, h_prev_BxH), h_new_BxH
 
-  collect = opts.batch_norm and train
-  zeros = jnp.zeros((num_nodes, hidden), jnp.float32)
-  init = (h_BxH, (zeros, zeros) if collect else None)
-  (h_last_BxH, stats), out_TxBxH = jax.lax.scan(
-      step, init, (xw_TxBx2H, valid_T), unroll=opts.scan_unroll)
-  if collect:
-    n_valid = jnp.maximum(jnp.sum(valid_T.astype(jnp.float32)), 1.0)
-    stats = (stats[0] / n_valid, stats[1] / n_valid)
-  return h_last_BxH, out_TxBxH, stats
+  h_last_BxH, out_TxBxH = jax.lax.scan(step, h_BxH, (xw_TxBx2H, valid_T),
+                                       unroll=opts.scan_unroll)
+  return h_last_BxH, out_TxBxH

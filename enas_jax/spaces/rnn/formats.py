@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 from enas_jax.spaces.rnn.arch import ACTIVATIONS, RNNArch, loose_ends_mask, validate
 
 SPACE_NAME = "rnn"

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from enas_jax.errors import UserError
+from enas_jax.io.errors import UserError
 from enas_jax.spaces.rnn import cell as cell_lib
 from enas_jax.spaces.rnn.arch import RNNArch
 
@@ -36,7 +36,6 @@ class RNNModelConfig:
   cell_input_dropout: float = 0.0
   between_node_dropout: float = 0.0
   hidden_norm_clip: float = 25.0
-  batch_norm: bool = False
   scan_unroll: int = 1
 
   def validate(self, section: str = "model") -> None:
@@ -58,7 +57,7 @@ class RNNModelConfig:
   @property
   def cell_options(self) -> cell_lib.CellOptions:
     return cell_lib.CellOptions(output=self.output, hidden_norm_clip=self.hidden_norm_clip,
-                                batch_norm=self.batch_norm, scan_unroll=self.scan_unroll)
+                                scan_unroll=self.scan_unroll)
 
 
 def dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Array:
@@ -132,6 +131,34 @@ class RNNLanguageModel(nn.Module):
     else:
       w_edges_MxHx2H = cell_lib.fixed_edge_weights(cell, self.fixed_arch[0])
 
+    x_TxBxE = self._embed(embedding_VxE, tokens_BxT, train)
+    node_mask_BxH = None
+    if train and cfg.between_node_dropout > 0:  # enas_lm's drop_l
+      node_mask_BxH = dropout_mask(self.make_rng("dropout"), cfg.between_node_dropout,
+                                    (batch, cfg.hidden_dim))
+    if train and cfg.dropconnect > 0:  # DropConnect on the recurrent weights, one mask per call
+      k0, k1 = jax.random.split(self.make_rng("dropout"))
+      w_h0_Hx2H = w_h0_Hx2H * dropout_mask(k0, cfg.dropconnect, w_h0_Hx2H.shape)
+      w_edges_MxHx2H = w_edges_MxHx2H * dropout_mask(k1, cfg.dropconnect, w_edges_MxHx2H.shape)
+
+    xw_TxBx2H = x_TxBxE @ cell["node0"]["w_x"]
+    h_last_BxH, out_TxBxH = cell_lib.unroll(
+        xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, arch, h_BxH, valid_T, cfg.cell_options,
+        node_mask_BxH)
+    if train:
+      sow_activation_sq(self, out_TxBxH, valid_T)
+    if train and cfg.output_dropout > 0:
+      out_TxBxH = out_TxBxH * dropout_mask(self.make_rng("dropout"), cfg.output_dropout,
+                                            (1, batch, cfg.hidden_dim))
+    # [B, T, H] first: a plain [B*T, H] x [H, V] product (einsum "tbh,hv->btv" made XLA's CPU
+    # backend write the large logits transposed, 1.7x slower for the whole softmax layer)
+    logits_BxTxV = jnp.transpose(out_TxBxH, (1, 0, 2)) @ softmax_HxV + softmax_bias_V
+    return logits_BxTxV, h_last_BxH
+
+  def _embed(self, embedding_VxE: jax.Array, tokens_BxT: jax.Array, train: bool) -> jax.Array:
+    """The embedded tokens [T, B, E], with word dropout and the locked input masks when
+    training (masks drawn in this order from the 'dropout' stream)."""
+    cfg, batch = self.config, tokens_BxT.shape[0]
     emb = embedding_VxE
     if train and cfg.embedding_dropout > 0:  # word dropout: whole rows of the embedding
       emb = emb * dropout_mask(self.make_rng("dropout"), cfg.embedding_dropout,
@@ -143,54 +170,9 @@ class RNNLanguageModel(nn.Module):
     if train and cfg.cell_input_dropout > 0:  # a second locked mask (enas_lm's drop_x)
       x_TxBxE = x_TxBxE * dropout_mask(self.make_rng("dropout"), cfg.cell_input_dropout,
                                         (1, batch, cfg.embed_dim))
-    node_mask_BxH = None
-    if train and cfg.between_node_dropout > 0:  # enas_lm's drop_l
-      node_mask_BxH = dropout_mask(self.make_rng("dropout"), cfg.between_node_dropout,
-                                    (batch, cfg.hidden_dim))
-    if train and cfg.dropconnect > 0:  # DropConnect on the recurrent weights, one mask per call
-      k0, k1 = jax.random.split(self.make_rng("dropout"))
-      w_h0_Hx2H = w_h0_Hx2H * dropout_mask(k0, cfg.dropconnect, w_h0_Hx2H.shape)
-      w_edges_MxHx2H = w_edges_MxHx2H * dropout_mask(k1, cfg.dropconnect, w_edges_MxHx2H.shape)
-
-    xw_TxBx2H = x_TxBxE @ cell["node0"]["w_x"]
-    bn, running = self._batch_norm() if cfg.batch_norm else (None, None)
-    h_last_BxH, out_TxBxH, stats = cell_lib.unroll(
-        xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, arch, h_BxH, valid_T, cfg.cell_options, bn, train,
-        node_mask_BxH)
-    if train:
-      sow_activation_sq(self, out_TxBxH, valid_T)
-    if stats is not None and not self.is_initializing():
-      m = cfg.cell_options.batch_norm_momentum
-      for var, batch_value in zip(running, stats):
-        var.value = m * var.value + (1 - m) * batch_value
-
-    if train and cfg.output_dropout > 0:
-      out_TxBxH = out_TxBxH * dropout_mask(self.make_rng("dropout"), cfg.output_dropout,
-                                            (1, batch, cfg.hidden_dim))
-    # [B, T, H] first: a plain [B*T, H] x [H, V] product (einsum "tbh,hv->btv" made XLA's CPU
-    # backend write the large logits transposed, 1.7x slower for the whole softmax layer)
-    logits_BxTxV = jnp.transpose(out_TxBxH, (1, 0, 2)) @ softmax_HxV + softmax_bias_V
-    return logits_BxTxV, h_last_BxH
+    return x_TxBxE
 
   @property
   def state_size(self) -> int:
     """Width of the recurrent state the caller carries between windows."""
     return self.config.hidden_dim
-
-  def _batch_norm(self) -> tuple[cell_lib.BatchNormState, tuple[Any, Any]]:
-    """Per-node scale and bias, and the running (mean, var) variables."""
-    n, h = self.config.num_nodes, self.config.hidden_dim
-    scale = self.param("bn_scale", nn.initializers.ones, (n, h))
-    bias = self.param("bn_bias", nn.initializers.zeros, (n, h))
-    mean = self.variable("batch_stats", "mean", jnp.zeros, (n, h))
-    var = self.variable("batch_stats", "var", jnp.ones, (n, h))
-    return cell_lib.BatchNormState(scale, bias, mean.value, var.value), (mean, var)
-
-
-def init_hidden(batch: int, hidden_dim: int) -> jax.Array:
-  return jnp.zeros((batch, hidden_dim), jnp.float32)
-
-
-def count_params(params: Any) -> int:
-  """Number of scalars in a parameter pytree."""
-  return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))

@@ -1,1 +1,0 @@
-"""Baselines trained through the same commands as ENAS cells (`--config.arch=lstm`)."""

@@ -1,0 +1,99 @@
+"""What every command-line entry point shares: flag parsing and config loading that turn a user's
+mistake into one clear paragraph and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any, Callable, Sequence
+
+from absl import app, flags
+from absl import logging as absl_logging
+from ml_collections import config_flags
+
+from enas_jax.io.errors import UserError, exit_with, run_main
+
+
+def _root_message(err: BaseException) -> str:
+  """The innermost cause's message on one line; for an embedded traceback, its last line."""
+  while err.__cause__ is not None:
+    err = err.__cause__
+  text = str(err.args[0]) if isinstance(err, (KeyError, AttributeError)) and err.args else str(err)
+  text = text.replace("\\n", "\n")
+  if "Traceback" in text:
+    text = [line for line in text.splitlines() if line.strip()][-1]
+  suggestion = re.search(r'Did you mean "(\w+)" instead of "(\w+)"', text)
+  if suggestion:
+    return f'no field "{suggestion.group(2)}" (did you mean "{suggestion.group(1)}"?)'
+  text = text.replace("\\'", "'").strip("'")
+  return " ".join(text.split()).rstrip(".")
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+  """absl flag parsing, with bad flags and bad `--config.*` overrides reported plainly."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as err:
+    exit_with(UserError(f"Bad command-line flag: {_root_message(err)}. Run with --helpshort to "
+                        f"list the flags."))
+
+
+def define_config_file(name: str, default: str, help_string: str) -> flags.FlagHolder:
+  """`config_flags.DEFINE_config_file`, which already applies `--{name}.*` overrides from
+  sys.argv: a bad override is reported here, at import, as a clear error."""
+  try:
+    return config_flags.DEFINE_config_file(name, default, help_string)
+  except (KeyError, AttributeError, TypeError, ValueError) as err:
+    override = next((a for a in sys.argv[1:] if a.startswith(f"--{name}.")), "")
+    exit_with(UserError(
+        f"A --{name} override could not be applied: {_root_message(err)}. Overrides name an "
+        f"existing field of the config file, e.g. --{name}.shared.lr=10"
+        + (f" (first override given: {override})." if override else ".")))
+
+
+def load_config(holder: flags.FlagHolder, flag: str = "config") -> Any:
+  """The config from a `define_config_file` flag; a file that failed to load is a UserError."""
+  try:
+    holder.value.to_dict()  # a failed load only raises on first use
+    return holder.value
+  except (OSError, ValueError, AttributeError, ImportError) as err:
+    given = flags.FLAGS[flag].serialize().partition("=")[2] if flag in flags.FLAGS else "?"
+    path = given.partition(":")[0]
+    reason = (f"there is no file {path!r} relative to {os.getcwd()}" if not os.path.exists(path)
+              else _root_message(err))
+    raise UserError(
+        f"The config file given by --{flag}={given} could not be loaded: {reason}. "
+        f"Pass an existing config file, with an optional preset after a colon "
+        f"(--{flag}=configs/ptb_rnn.py:cpu), from the repository root.") from None
+
+
+def default_workdir(config_flag: Any, prefix: str = "") -> str:
+  """`workdirs/<prefix><config file stem>[_<preset>]`."""
+  path = config_flags.get_config_filename(config_flag)
+  name, _, preset = os.path.basename(path).partition(":")
+  name = os.path.splitext(name)[0]
+  return os.path.join("workdirs", prefix + (f"{name}_{preset}" if preset else name))
+
+
+def use_deterministic_gpu_ops(enabled: bool) -> None:
+  """`--xla_gpu_deterministic_ops` for bit-exact GPU reruns; before the backend starts."""
+  if enabled:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_gpu_deterministic_ops=true").strip()
+
+
+def reject_positional(argv: Sequence[str], command: str) -> None:
+  if len(argv) > 1:
+    raise UserError(f"Unexpected arguments {' '.join(argv[1:])!r}: {command} takes only flags "
+                    f"(--config=FILE, --workdir=DIR, --config.<section>.<field>=VALUE).")
+
+
+def quiet_logging_unless_asked() -> None:
+  """JAX and absl INFO chatter off by default; --verbosity=0 brings it back."""
+  if not flags.FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+
+
+def run(main: Callable[[Sequence[str]], None]) -> None:
+  """`app.run` with the clear-error wrapper and flag parser."""
+  app.run(run_main(main), argv=sys.argv, flags_parser=parse_flags)

@@ -1,0 +1,74 @@
+r"""`python -m enas_jax.search`: an ENAS search from a config file.
+
+  python -m enas_jax.search --config=configs/quickstart.py
+  python -m enas_jax.search --config=configs/ptb_rnn.py --workdir=workdirs/ptb \
+      --config.data.dir=/data/ptb --config.shared.lr=10
+  python -m enas_jax.search --config=configs/cifar10_macro.py:cpu
+  python -m enas_jax.search --config=configs/cifar10_micro.py:cpu
+
+The config's `space` field picks the search space (spaces/registry.py); the loop is
+`enas_jax.run.search` for every space. Flags only here.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Sequence
+
+from absl import flags
+
+from enas_jax.cli import common as cli
+from enas_jax.io.metrics import Progress
+from enas_jax.run.config import search_config
+from enas_jax.run.search import run_search
+from enas_jax.spaces.registry import get_space
+
+_CONFIG = cli.define_config_file(
+    "config", "configs/quickstart.py",
+    "Search config file, optionally with a preset (configs/ptb_rnn.py:cpu); override any field "
+    "with --config.<section>.<field>=value.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for config.json, metrics, derived cells and the summary "
+    "(default: workdirs/<config name>).")
+_PROGRESS = flags.DEFINE_enum(
+    "progress", "auto", ["auto", "on", "off"],
+    "Progress bar: auto shows it only when stderr is a terminal.")
+
+
+def result_lines(summary: dict[str, Any], workdir: str) -> list[str]:
+  """The search's answer: the authors' string, one line per node or layer, its figure under
+  the shared weights, and on the planted corpus the teacher's figures."""
+  space = get_space(summary["space"])
+  arch = space.from_json(summary["architecture"])
+  lines = ["", f"found architecture ({space.name} space): {summary['authors']}",
+           f"  (the authors' format; also {os.path.join(workdir, 'best_arch.json')})"]
+  lines += [f"  {line}" for line in space.describe(arch)]
+  for key, name, digits in (("valid_ppl_shared", "perplexity", 2),
+                            ("valid_acc_shared", "accuracy", 4)):
+    if key in summary:
+      lines.append(f"its validation {name} under the shared weights: {summary[key]:.{digits}f}")
+  corpus = summary.get("corpus", {})
+  if "teacher_ppl_valid" in corpus:
+    lines.append(f"planted teacher cell: {corpus['teacher_arch']}; the teacher's optimal "
+                 f"validation perplexity: {corpus['teacher_ppl_valid']:.2f} (unigram: "
+                 f"{corpus['unigram_ppl_valid']:.2f})")
+    if "planted_arch_valid_ppl_shared" in summary:
+      lines.append(f"the planted cell under the same shared weights: "
+                   f"{summary['planted_arch_valid_ppl_shared']:.2f}")
+  return lines
+
+
+def main(argv: Sequence[str]) -> None:
+  cli.reject_positional(argv, "the search")
+  cli.quiet_logging_unless_asked()
+  cfg = search_config(cli.load_config(_CONFIG))
+  cli.use_deterministic_gpu_ops(cfg.deterministic)
+  workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])
+  enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
+  summary = run_search(cfg, workdir, sys.stdout, Progress(enabled=enabled))
+  print("\n".join(result_lines(summary, workdir)))
+  print(f"\noutputs in {workdir}: summary.json, best_arch.json/.txt, archs/, metrics.jsonl, tb/")
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,101 @@
+"""The controller's side of any search, as pure functions (one `jax.jit` each).
+
+A search space's loop supplies `score_S(params, batch_stats, batch, values_SxD) -> (reward_S,
+figures)`: the reward of each sampled architecture on one validation batch under the shared
+weights (computed with `lax.map`, one architecture at a time, so `lax.switch` branches stay real
+branches instead of a vmapped select of all of them) and named per-sample figures to log
+(perplexity, accuracy, skip rate).
+
+- `controller_step(ctrl_state, params, batch_stats, batch, key)`: samples `num_samples`
+  architectures, rewards them, takes one REINFORCE step (plus the skip-rate KL penalty of spaces
+  with skip bits).
+- `derive_step(ctrl_params, params, batch_stats, batch, key)`: samples many architectures and
+  scores each; the loop keeps the best.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from enas_jax.controller import policy as ctl
+from enas_jax.controller import reinforce
+
+from enas_jax.types import ScoreFn
+
+
+class ControllerState(flax.struct.PyTreeNode):
+  """Controller parameters, Adam state and the moving-average reward baseline."""
+
+  params: Any
+  opt_state: optax.OptState
+  baseline: jax.Array
+  baseline_ready: jax.Array  # False until the first update sets the baseline to its reward
+  step: jax.Array
+
+
+def make_controller_optimizer(cfg: ctl.ControllerConfig) -> optax.GradientTransformation:
+  adam = optax.adam(cfg.lr)
+  return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), adam) if cfg.grad_clip > 0 else adam
+
+
+def init_controller_state(controller: ctl.Controller, optimizer: optax.GradientTransformation,
+                          key: jax.Array) -> ControllerState:
+  params = ctl.init_controller(controller, key)
+  return ControllerState(params=params, opt_state=optimizer.init(params),
+                         baseline=jnp.zeros(()), baseline_ready=jnp.zeros((), bool),
+                         step=jnp.zeros((), jnp.int32))
+
+
+def make_controller_step(controller: ctl.Controller, cfg: ctl.ControllerConfig,
+                         ctrl_optimizer: optax.GradientTransformation,
+                         score_S: ScoreFn) -> Callable[..., Any]:
+  """The pure `controller_step(state, params, batch_stats, batch, key) -> (state, metrics)`."""
+
+  def controller_step(state: ControllerState, params: Any, batch_stats: Any, batch: Any,
+                      key: jax.Array):
+    def loss_fn(p):
+      sample = ctl.sample_many(controller, p, key, cfg.num_samples)
+      reward_S, figures = jax.lax.stop_gradient(
+          score_S(params, batch_stats, batch, sample.values))
+      reward_S = reward_S + cfg.entropy_weight * jax.lax.stop_gradient(sample.entropy)
+      mean_reward = jnp.mean(reward_S)
+      adv_mean, new_baseline = reinforce.advantage_and_baseline(
+          mean_reward, state.baseline, state.baseline_ready, cfg.baseline_decay)
+      adv_S = reward_S - (mean_reward - adv_mean)  # each sample against the same baseline
+      skip_kl = jnp.mean(sample.skip_kl)
+      loss = reinforce.policy_loss(sample.log_prob, adv_S) + cfg.skip_weight * skip_kl
+      return loss, (new_baseline, adv_S, reward_S, figures, sample.entropy, skip_kl)
+
+    (loss, (baseline, adv_S, reward_S, figures, ent_S, skip_kl)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    if cfg.kind == "random":  # the uniform baseline never learns
+      grads = jax.tree_util.tree_map(jnp.zeros_like, grads)
+    updates, opt_state = ctrl_optimizer.update(grads, state.opt_state, state.params)
+    params_new = optax.apply_updates(state.params, updates)
+    new_state = state.replace(params=params_new, opt_state=opt_state, baseline=baseline,
+                              baseline_ready=jnp.ones((), bool), step=state.step + 1)
+    metrics = {"controller_loss": loss, "reward": jnp.mean(reward_S), "baseline": baseline,
+               "advantage": jnp.mean(adv_S), "entropy": jnp.mean(ent_S),
+               **{name: jnp.mean(v) for name, v in figures.items()}}
+    if any(d.kind == "skip" for d in controller.decisions):
+      metrics["skip_kl"] = skip_kl
+    return new_state, metrics
+
+  return controller_step
+
+
+def make_derive_step(controller: ctl.Controller, score_S: ScoreFn,
+                     num_samples: int) -> Callable[..., Any]:
+  """The pure `derive_step(ctrl_params, params, batch_stats, batch, key) -> (values_SxD,
+  reward_S, figures)`: sample `num_samples` architectures and score each on the batch."""
+
+  def derive_step(ctrl_params: Any, params: Any, batch_stats: Any, batch: Any, key: jax.Array):
+    values_SxD = ctl.sample_many(controller, ctrl_params, key, num_samples).values
+    reward_S, figures = score_S(params, batch_stats, batch, values_SxD)
+    return values_SxD, reward_S, figures
+
+  return derive_step

@@ -1,0 +1,178 @@
+"""The run state <-> an orbax CheckpointManager in `<workdir>/checkpoints`.
+
+A checkpoint is two items:
+- `arrays`: the leaves of the run's state pytree (weights, optimizer states, baseline, metric
+  sums), saved as a flat dict {"0": leaf, "1": leaf, ...}, so that empty optimizer states and
+  custom pytree nodes need no special handling;
+- `meta`: JSON with the loop position, data cursors, history, the config, and the path, shape and
+  dtype of every leaf. On restore, the current run's state gives the tree structure; the leaf
+  table is checked against it first, so a changed model is a clear error, not an orbax traceback.
+
+Saves are synchronous (the caller's jitted steps donate their buffers) and atomic: orbax writes a
+temporary directory and renames it when complete, so a kill during a save leaves the previous
+checkpoints intact. A checkpoint that cannot be read is moved aside (`<step>.unreadable`) with a
+message, and the run goes on from the one before it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+from enas_jax.io.errors import UserError
+
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+  """The `checkpoint` section (see configs/ptb_rnn.py for comments)."""
+
+  every_steps: int = 500
+  keep: int = 3
+
+  def validate(self, section: str = "checkpoint") -> None:
+    if self.every_steps < 0:
+      raise UserError(f"Config field `{section}.every_steps` must be >= 0 (0: only at the end of "
+                      f"each epoch), got {self.every_steps}.")
+    if self.keep < 1:
+      raise UserError(f"Config field `{section}.keep` must be at least 1, got {self.keep}.")
+
+
+def leaf_table(tree: Any) -> list[list[Any]]:
+  """[path, shape, dtype] of every leaf, in flattening order."""
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return [[jax.tree_util.keystr(path), list(leaf.shape), str(leaf.dtype)] for path, leaf in leaves]
+
+
+def all_finite(tree: Any) -> bool:
+  leaves = [x for x in jax.tree_util.tree_leaves(tree)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+  return bool(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))) if leaves else True
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
+                       defaults: Mapping[str, Any] | None = None, prefix: str = "") -> list[str]:
+  """Dotted names of the fields whose values differ (nested dicts compared field by field).
+
+  A field the saved config lacks (saved by an older version) is no difference when the current
+  value is its default (`defaults`, same nesting): the old run behaved as that default.
+  """
+  out = []
+  defaults = defaults or {}
+  for key in sorted(set(saved) | set(current)):
+    name = f"{prefix}{key}"
+    a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+      out += config_differences(a, b, defaults.get(key) or {}, name + ".")
+    elif key not in saved and key in defaults and b == defaults[key]:
+      continue
+    elif a != b:
+      out.append(f"{name} ({a!r} -> {b!r})")
+  return out
+
+
+def check_resumable(saved: Mapping[str, Any], current: Any, allowed: tuple[str, ...],
+                    workdir: str, what: str) -> list[str]:
+  """Compares a checkpoint's config with the current one (a config dataclass instance).
+
+  Returns the differences in `allowed` field prefixes (schedules, bookkeeping) for the caller to
+  report; raises a UserError naming every other difference.
+  """
+  diffs = config_differences(saved, dataclasses.asdict(current),
+                             dataclasses.asdict(type(current)()))
+  blocking = [d for d in diffs if not d.startswith(allowed)]
+  if blocking:
+    raise UserError(
+        f"The workdir {workdir} holds checkpoints of a different {what}: config fields "
+        f"{'; '.join(blocking)} differ from the saved run. Resume with the original values, or "
+        f"pass a new --workdir to start another {what}.")
+  return diffs
+
+
+class Checkpointer:
+  """Saves and restores the run state in `directory`, keeping the last `keep` checkpoints."""
+
+  def __init__(self, directory: str, keep: int, say: Callable[[str], None] = print):
+    self.directory = os.path.abspath(directory)
+    self._say = say
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=False,
+                                           cleanup_tmp_directories=True)
+    try:
+      self._manager = ocp.CheckpointManager(self.directory, options=options)
+    except OSError as err:
+      raise UserError(f"Cannot create the checkpoint directory {self.directory!r} "
+                      f"({err.strerror}). Pass a writable --workdir.") from None
+
+  def steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def save(self, step: int, state: Any, meta: Mapping[str, Any],
+           must_be_finite: Any = None) -> None:
+    """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as checkpoint `step`.
+
+    Raises:
+      ValueError: if `must_be_finite` (default: all of `state`; metric sums may legitimately hold
+        an infinite perplexity) holds NaN or Inf: a checkpoint is never poisoned.
+    """
+    if not all_finite(state if must_be_finite is None else must_be_finite):
+      raise ValueError(f"refusing to save checkpoint {step}: the state holds NaN or Inf")
+    leaves = jax.tree_util.tree_leaves(state)
+    arrays = {str(i): leaf for i, leaf in enumerate(leaves)}
+    meta = dict(meta, format_version=FORMAT_VERSION, leaves=leaf_table(state))
+    self._manager.save(step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays),
+                                                     meta=ocp.args.JsonSave(meta)))
+    self._manager.wait_until_finished()
+
+  def _restore(self, step: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    return restored["arrays"], restored["meta"]
+
+  def restore_latest(self, template: Any, check_meta: Callable[[dict[str, Any]], None]
+                     ) -> tuple[Any, dict[str, Any], int] | None:
+    """The newest readable checkpoint as (state, meta, step), or None if there is none.
+
+    `template` is the current run's state or its `jax.eval_shape` (structure, shapes, dtypes);
+    `check_meta`
+    raises a UserError when the checkpoint belongs to a different configuration.
+    """
+    for step in reversed(self.steps()):
+      try:
+        arrays, meta = self._restore(step)
+      except Exception as err:  # any orbax/tensorstore failure: this checkpoint is unreadable
+        aside = os.path.join(self.directory, f"{step}.unreadable")
+        os.replace(os.path.join(self.directory, str(step)), aside)
+        self._manager.reload()
+        self._say(f"warning: checkpoint {step} could not be read ({type(err).__name__}: "
+                  f"{' '.join(str(err).split())[:200]}); moved it to {aside} and trying the "
+                  f"previous one.")
+        continue
+      check_meta(meta)
+      self._check_leaves(meta, template, step)
+      treedef = jax.tree_util.tree_structure(template)
+      # Through host memory: uncommitted arrays like a fresh run's, so no step recompiles.
+      leaves = [jnp.asarray(np.asarray(arrays[str(i)]), dtype=t.dtype)
+                for i, t in enumerate(jax.tree_util.tree_leaves(template))]
+      return jax.tree_util.tree_unflatten(treedef, leaves), meta, step
+    return None
+
+  def _check_leaves(self, meta: Mapping[str, Any], template: Any, step: int) -> None:
+    saved = [tuple(map(str, row)) for row in meta["leaves"]]
+    current = [tuple(map(str, row)) for row in leaf_table(template)]
+    if saved != current:
+      differ = [f"{s[0]} {s[1]}->{c[1]}" for s, c in zip(saved, current) if s != c][:5]
+      raise UserError(
+          f"Checkpoint {step} in {self.directory} holds a state of a different shape than this "
+          f"run builds ({len(saved)} against {len(current)} arrays; first differences: "
+          f"{'; '.join(differ) or 'array count'}). Resume with the config it was saved with, or "
+          f"use a new --workdir.")
+
+  def close(self) -> None:
+    self._manager.close()

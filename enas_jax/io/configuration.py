@@ -1,0 +1,105 @@
+"""ConfigDict sections -> frozen dataclasses, with clear errors for unknown or mistyped fields.
+
+Modules take frozen dataclasses, never a ConfigDict: the conversion at the boundary is where a user's
+typo (`--config.model.hiden_dim=...`) or a wrong type (`--config.data.bptt=ten`) is caught and
+explained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Mapping, Type, TypeVar
+
+from enas_jax.io.errors import UserError
+
+T = TypeVar("T")
+
+
+def _dotted(section: str, name: str) -> str:
+  """`section.name`, or just `name` at the top level (section "")."""
+  return f"{section}.{name}" if section else name
+
+
+def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
+  """Returns `value` coerced to the annotated type, or raises a UserError naming the field."""
+  field = _dotted(section, name)
+  origin = typing.get_origin(annotation)
+  args = typing.get_args(annotation)
+  if origin is typing.Union:  # Optional[X] and friends.
+    if value is None and type(None) in args:
+      return None
+    candidates = [a for a in args if a is not type(None)]
+    for candidate in candidates:
+      try:
+        return _check_value(section, name, value, candidate)
+      except UserError:
+        continue
+    raise UserError(
+        f"Config field `{field}` has value {value!r} of type {type(value).__name__}, "
+        f"expected {annotation}. Fix the value in the config file or the --config.{field} "
+        f"override.")
+  if origin is typing.Literal:
+    if value in args:
+      return value
+    raise UserError(
+        f"Config field `{_dotted(section, name)}` is {value!r}; it must be one of {list(args)}. "
+        f"Fix the value in the config file or the --config.{_dotted(section, name)} override.")
+  if origin in (tuple, list):
+    if isinstance(value, (tuple, list)):
+      return tuple(value)
+  elif annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    return float(value)
+  elif annotation is int and isinstance(value, int) and not isinstance(value, bool):
+    return value
+  elif annotation is bool and isinstance(value, bool):
+    return value
+  elif annotation is str and isinstance(value, str):
+    return value
+  elif annotation is Any:
+    return value
+  elif dataclasses.is_dataclass(annotation):
+    if isinstance(value, annotation):
+      return value
+    if hasattr(value, "to_dict") or isinstance(value, Mapping):
+      return from_section(annotation, _dotted(section, name), value)
+  raise UserError(
+      f"Config field `{field}` has value {value!r} of type {type(value).__name__}, but "
+      f"it must be {getattr(annotation, '__name__', annotation)}. Fix the value in the config "
+      f"file or the --config.{_dotted(section, name)} override.")
+
+
+def from_section(cls: Type[T], section: str, values: Mapping[str, Any]) -> T:
+  """Builds the frozen dataclass `cls` from a config section, checking names and types.
+
+  Args:
+    cls: a dataclass whose fields (with type hints) define the section's schema.
+    section: the section's dotted name in the config, used in error messages.
+    values: the section (a ConfigDict or a plain mapping).
+
+  Raises:
+    UserError: for a field the dataclass does not know, a missing required field or a wrong type.
+  """
+  if hasattr(values, "to_dict"):
+    values = values.to_dict()
+  hints = typing.get_type_hints(cls)
+  fields = {f.name: f for f in dataclasses.fields(cls)}
+  unknown = sorted(set(values) - set(fields))
+  if unknown:
+    raise UserError(
+        f"Unknown config field(s) {', '.join(f'`{_dotted(section, u)}`' for u in unknown)}. The "
+        f"section `{section or 'config'}` accepts: {', '.join(sorted(fields))}. Check the spelling "
+        f"in the config file "
+        f"or the --config override.")
+  kwargs = {}
+  for name, field in fields.items():
+    if name not in values:
+      if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+        raise UserError(f"Config field `{_dotted(section, name)}` is missing; add it to the "
+                        f"config file.")
+      continue
+    kwargs[name] = _check_value(section, name, values[name], hints[name])
+  instance = cls(**kwargs)
+  validate = getattr(instance, "validate", None)
+  if validate is not None:
+    validate(section)
+  return instance

@@ -1,0 +1,75 @@
+"""DOT text to PNG and SVG through the system Graphviz `dot` program.
+
+`write_picture(dot_source, stem)` always writes `stem.dot`; when `dot` is on the PATH it also
+writes `stem.png` and `stem.svg`. When it is missing, one line says so (once per process) and
+how to install it; nothing else fails, the DOT source is there to render later.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from typing import Callable, Sequence
+
+from enas_jax.io.errors import UserError
+
+FORMATS = ("png", "svg")
+INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install "
+                "graphviz; conda: conda install graphviz)")
+_warned = [False]
+
+
+def dot_program() -> str | None:
+  """The path of Graphviz's `dot`, or None."""
+  return shutil.which("dot")
+
+
+def warn_once(say: Callable[[str], None] | None = None) -> None:
+  if _warned[0]:
+    return
+  _warned[0] = True
+  text = (f"warning: Graphviz `dot` was not found, so architecture pictures are written as .dot "
+          f"files only; {INSTALL_HINT} and render them with `dot -Tpng FILE.dot -o FILE.png`.")
+  (say or (lambda t: print(t, file=sys.stderr)))(text)
+
+
+def render(dot_source: str, fmt: str) -> bytes:
+  """The picture as bytes (`fmt`: png or svg); a UserError when `dot` is missing or fails."""
+  program = dot_program()
+  if program is None:
+    raise UserError(f"Graphviz `dot` is needed to draw architectures and was not found on the "
+                    f"PATH; {INSTALL_HINT}.")
+  result = subprocess.run([program, f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
+                          check=False)
+  if result.returncode != 0:
+    raise UserError(f"Graphviz `dot -T{fmt}` failed: {result.stderr.decode().strip()}")
+  return result.stdout
+
+
+def write_picture(dot_source: str, stem: str, formats: Sequence[str] = FORMATS,
+                  say: Callable[[str], None] | None = None) -> dict[str, str]:
+  """Writes `stem.dot` and, with Graphviz, `stem.<fmt>` for each format. Returns {ext: path} of
+  the files written."""
+  os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+  written = {"dot": stem + ".dot"}
+  with open(written["dot"], "w", encoding="utf-8") as f:
+    f.write(dot_source)
+  if dot_program() is None:
+    warn_once(say)
+    return written
+  for fmt in formats:
+    path = f"{stem}.{fmt}"
+    with open(path, "wb") as f:
+      f.write(render(dot_source, fmt))
+    written[fmt] = path
+  return written
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+  """(height, width) from a PNG's IHDR chunk."""
+  if png[:8] != b"\x89PNG\r\n\x1a\n":
+    raise ValueError("not a PNG")
+  width, height = struct.unpack(">II", png[16:24])
+  return height, width

@@ -1,0 +1,34 @@
+"""The run directory: created and probed for writing up front, JSON files, and the metrics file
+cut back to what the checkpoint being resumed had seen."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from enas_jax.io.errors import UserError
+
+
+def prepare(workdir: str) -> None:
+  """Creates `workdir` and checks it can be written, or raises a UserError naming it."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as err:
+    raise UserError(f"The workdir {workdir!r} cannot be written ({err.strerror}). Pass a "
+                    f"writable directory with --workdir=DIR.") from None
+
+
+def write_json(path: str, data: Any) -> None:
+  with open(path, "w") as f:
+    json.dump(data, f, indent=2)
+
+
+def truncate(path: str, size: int) -> None:
+  """Cuts `path` (if it exists) to `size` bytes: records after a checkpoint are dropped."""
+  if os.path.exists(path):
+    with open(path, "r+b") as f:
+      f.truncate(size)

@@ -1,1 +1,0 @@
-"""Training loops and the pure, jittable step functions they are made of."""

@@ -1,0 +1,161 @@
+"""Whole-run configs: a config file's ConfigDict -> the checked, frozen dataclass of its space.
+
+One search config class and one final-training config class per space, made from the sections
+the space and its task declare (the space's `model` section, the task's `data`, `shared` and
+`train` sections), so a field a space does not have is an unknown-field error. Controller
+settings that only some spaces use (`SearchSpace.controller_fields`, and the task's) are
+rejected, with the space that uses them named, when set for another space.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Literal, Mapping
+
+from enas_jax.controller.policy import ControllerConfig
+from enas_jax.io.checkpoints import CheckpointConfig
+from enas_jax.io.configuration import from_section
+from enas_jax.io.errors import UserError
+from enas_jax.run.parallel import ParallelConfig
+from enas_jax.spaces.registry import DEFAULT_SPACE, SPACES, get_space
+from enas_jax.tasks import task_sections
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchLoopConfig:
+  """The `search` section (see configs/ptb_rnn.py for comments)."""
+
+  epochs: int = 150
+  shared_steps: int = 0
+  controller_steps: int = 2000
+  derive_every: int = 1
+  derive_samples: int = 100
+  log_every: int = 50
+  on_divergence: Literal["skip", "rollback", "stop"] = "skip"
+  rollback_lr_factor: float = 0.5
+  max_rollbacks: int = 3
+
+  def validate(self, section: str = "search") -> None:
+    for name in ("epochs", "derive_every", "derive_samples", "log_every"):
+      if getattr(self, name) < 1:
+        raise UserError(f"Config field `{section}.{name}` must be at least 1, got "
+                        f"{getattr(self, name)}.")
+    for name in ("shared_steps", "controller_steps", "max_rollbacks"):
+      if getattr(self, name) < 0:
+        raise UserError(f"Config field `{section}.{name}` must be >= 0, got "
+                        f"{getattr(self, name)}.")
+    if not 0 < self.rollback_lr_factor < 1:
+      raise UserError(f"Config field `{section}.rollback_lr_factor` must be in (0, 1), got "
+                      f"{self.rollback_lr_factor}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+  """A whole search config; each space's subclass types `data`, `model` and `shared`."""
+
+  space: str = DEFAULT_SPACE
+  seed: int = 0
+  deterministic: bool = False
+  data: Any = None
+  model: Any = None
+  shared: Any = None
+  controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
+  search: SearchLoopConfig = dataclasses.field(default_factory=SearchLoopConfig)
+  checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+  parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
+
+  def validate(self, section: str = "") -> None:
+    check_controller_fields(self.space, self.controller)
+    task_sections(get_space(self.space).task).check_search(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalConfig:
+  """A whole final-training config; each space's subclass types `data`, `model`, `train` and
+  adds its task's extra fields."""
+
+  space: str = DEFAULT_SPACE
+  seed: int = 0
+  deterministic: bool = False
+  arch: str = ""
+  data: Any = None
+  model: Any = None
+  train: Any = None
+  checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+
+  def validate(self, section: str = "") -> None:
+    if not self.arch:
+      raise UserError(f"Config field `arch` is empty: give the architecture to train, e.g. "
+                      f"--config.arch=workdirs/NAME (a {self.space} search's workdir), its "
+                      f"best_arch.json, or the authors' {self.space} string"
+                      f"{task_sections(get_space(self.space).task).arch_hint}.")
+
+
+def _section(cls: type) -> tuple[type, dataclasses.Field]:
+  return cls, dataclasses.field(default_factory=cls)
+
+
+@functools.cache
+def search_config_class(space_name: str) -> type[SearchConfig]:
+  """The search config class of a space: its model section, its task's data and shared ones."""
+  space = get_space(space_name)
+  sections = task_sections(space.task)
+  return dataclasses.make_dataclass(
+      f"{space_name.capitalize()}SearchConfig",
+      [("space", Literal[space_name], space_name),  # type: ignore[valid-type]
+       ("data", *_section(sections.data)), ("model", *_section(space.model_config)),
+       ("shared", *_section(sections.shared))],
+      bases=(SearchConfig,), frozen=True)
+
+
+@functools.cache
+def final_config_class(space_name: str) -> type[FinalConfig]:
+  """The final-training config class of a space (its task may add fields after `arch`)."""
+  space = get_space(space_name)
+  sections = task_sections(space.task)
+  extra = [(name, typ, dataclasses.field(default=default))
+           for name, typ, default in sections.final_fields]
+  base = dataclasses.make_dataclass(f"{space_name.capitalize()}FinalBase", extra,
+                                    bases=(FinalConfig,), frozen=True) if extra else FinalConfig
+  return dataclasses.make_dataclass(
+      f"{space_name.capitalize()}FinalConfig",
+      [("space", Literal[space_name], space_name),  # type: ignore[valid-type]
+       ("data", *_section(sections.data)), ("model", *_section(space.model_config)),
+       ("train", *_section(sections.train))],
+      bases=(base,), frozen=True)
+
+
+def space_name_of(config: Mapping[str, Any]) -> str:
+  """The config's `space` field (the recurrent space when absent), checked."""
+  name = config.get("space", DEFAULT_SPACE)
+  get_space(name)
+  return name
+
+
+def search_config(config: Mapping[str, Any]) -> SearchConfig:
+  """The ConfigDict of a search config file -> its space's checked, frozen config."""
+  return from_section(search_config_class(space_name_of(config)), "", config)
+
+
+def final_config(config: Mapping[str, Any]) -> FinalConfig:
+  """The ConfigDict of a final-training config file -> its space's checked, frozen config."""
+  return from_section(final_config_class(space_name_of(config)), "", config)
+
+
+def check_controller_fields(space_name: str, cfg: ControllerConfig) -> None:
+  """A controller setting used only by other spaces (or another task) must keep its default."""
+  space = get_space(space_name)
+  own = set(space.controller_fields) | set(task_sections(space.task).controller_fields)
+  defaults = ControllerConfig()
+  for other in SPACES.values():
+    fields = set(other.controller_fields) | set(task_sections(other.task).controller_fields)
+    for name in sorted(fields - own):
+      if getattr(cfg, name) != getattr(defaults, name):
+        users = [s.name for s in SPACES.values()
+                 if name in set(s.controller_fields)
+                 | set(task_sections(s.task).controller_fields)]
+        raise UserError(
+            f"Config field `controller.{name}` is set to {getattr(cfg, name)!r}, but only the "
+            f"{' and '.join(users)} space{'s' if len(users) > 1 else ''} use{'' if len(users) > 1 else 's'} it; the "
+            f"{space_name} space would ignore it. Remove it from the config file or the "
+            f"--config.controller.{name} override.")

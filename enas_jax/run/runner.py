@@ -1,0 +1,99 @@
+"""What every run (a search, a final training) does around its loop, written once: the workdir,
+the messages, the metrics log, checkpoints and resume.
+
+A run opens its checkpointer only when first needed, after its data and architecture have been
+checked: a user's mistake found there must not leave orbax's background threads behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, TextIO
+
+import jax
+
+from enas_jax.io import checkpoints as ckpt_lib
+from enas_jax.io import metrics as metrics_lib
+from enas_jax.io import workdir as workdir_lib
+from enas_jax.io.errors import UserError
+from enas_jax.run.state import RunState
+
+
+class Diverged(UserError):
+  """The loss became NaN/Inf and the policy says stop."""
+
+
+class Runner:
+  """The workdir, log, checkpointer and messages of one run of config `cfg`.
+
+  `resumable_changes`: dotted config-field prefixes that may differ when a run is resumed
+  (schedules, bookkeeping); any other difference means the checkpoint is another experiment's.
+  `what`: "search" or "training", for messages.
+  """
+
+  def __init__(self, cfg: Any, workdir: str, out: TextIO, progress: metrics_lib.Progress,
+               resumable_changes: tuple[str, ...], what: str):
+    self.cfg, self.workdir, self.out, self.progress = cfg, workdir, out, progress
+    self.resumable_changes, self.what = resumable_changes, what
+    workdir_lib.prepare(workdir)
+    self._checkpointer: ckpt_lib.Checkpointer | None = None
+    self.log: metrics_lib.MetricsLog | None = None
+
+  @property
+  def checkpointer(self) -> ckpt_lib.Checkpointer:
+    if self._checkpointer is None:
+      self._checkpointer = ckpt_lib.Checkpointer(os.path.join(self.workdir, "checkpoints"),
+                                                 self.cfg.checkpoint.keep, self.say)
+    return self._checkpointer
+
+  def say(self, text: str) -> None:
+    self.progress.clear()
+    self.out.write(text + "\n")
+    self.out.flush()
+
+  def save(self, state: RunState, must_be_finite: Any) -> None:
+    """Checkpoint `state.save_index`; NaN/Inf in `must_be_finite` stops the run unsaved."""
+    self.log.flush()
+    meta = {"position": state.position(), "metrics_bytes": self.log.tell(),
+            "config": dataclasses.asdict(self.cfg)}
+    try:
+      self.checkpointer.save(state.save_index, state.arrays(), meta,
+                             must_be_finite=must_be_finite)
+    except ValueError as err:  # NaN/Inf in the state: never saved
+      raise Diverged(f"Not saving a checkpoint: {err}. The run stops; it resumes from the last "
+                     f"good checkpoint in {self.checkpointer.directory}.") from None
+
+  def _check_saved_config(self, meta: dict[str, Any]) -> None:
+    diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, self.resumable_changes,
+                                     self.workdir, self.what)
+    if diffs:
+      self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
+
+  def restore(self, fresh: Callable[[], RunState], state_class: type[RunState]
+              ) -> tuple[RunState, int, int] | None:
+    """(state, checkpoint step, bytes of metrics.jsonl it had seen) of the newest readable
+    checkpoint, or None; `fresh` builds a new state (only its shapes are used here)."""
+    template = jax.eval_shape(lambda: fresh().arrays())  # shapes: nothing computed
+    found = self.checkpointer.restore_latest(template, self._check_saved_config)
+    if found is None:
+      return None
+    arrays, meta, step = found
+    return state_class.from_saved(arrays, meta["position"]), step, meta["metrics_bytes"]
+
+  def open_log(self, resume_bytes: int | None, resume_step: int) -> None:
+    """Opens metrics.jsonl and the events, dropping records written after the checkpoint being
+    resumed (or all of them: a fresh start, `resume_bytes` None)."""
+    workdir_lib.truncate(os.path.join(self.workdir, "metrics.jsonl"), resume_bytes or 0)
+    self.log = metrics_lib.MetricsLog(self.workdir)
+    if resume_bytes is not None:
+      self.log.events.session_start(resume_step)
+
+  def write_config(self) -> None:
+    workdir_lib.write_json(os.path.join(self.workdir, "config.json"),
+                           dataclasses.asdict(self.cfg))
+
+  def close(self, summary: dict[str, Any]) -> None:
+    """Writes summary.json, closes the log and the checkpointer."""
+    workdir_lib.write_json(os.path.join(self.workdir, "summary.json"), summary)
+    self.log.close()
+    self.checkpointer.close()

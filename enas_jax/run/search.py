@@ -1,0 +1,328 @@
+"""The ENAS search loop, written once for every (search space, task).
+
+Every epoch:
+  (a) shared phase: `search.shared_steps` steps (0: one pass over the training split), each on
+      the next training batch with a fresh architecture sampled inside the jitted step;
+  (b) controller phase: `search.controller_steps` REINFORCE updates, each rewarded on the next
+      validation batch;
+  (c) derive (every `search.derive_every` epochs and at the end): sample `search.derive_samples`
+      architectures, score each on one validation batch, evaluate the best on the whole
+      validation split, and write it to the workdir.
+At the end every derived architecture is re-scored on the whole validation split under the final
+shared weights (scores from different epochs are not comparable: the weights kept training), and
+the best is the search's answer.
+
+Randomness: one base key per run (`seed`); separate streams for initialisation, shared steps,
+controller steps and deriving, each folded with its step counter; data order a pure function of
+(seed, pass). So the position in the loop (epoch, phase, step, data cursors) plus the arrays is the
+whole state: a run resumed from a checkpoint continues bit for bit as if it had never stopped.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Iterator, TextIO
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from enas_jax.controller import steps as controller_steps
+from enas_jax.io import metrics as metrics_lib
+from enas_jax.ops.params import count_params, set_learning_rate
+from enas_jax.ops import guards
+from enas_jax.run import outputs
+from enas_jax.run import parallel as parallel_lib
+from enas_jax.run.config import SearchConfig
+from enas_jax.run.program import build_program
+from enas_jax.run.runner import Diverged, Runner
+from enas_jax.run.state import CONTROLLER, DERIVE, SHARED, SearchState
+from enas_jax.spaces.registry import get_space
+from enas_jax.tasks import search_task
+
+# Streams folded into the run's base key.
+INIT_MODEL, INIT_CONTROLLER, SHARED_STREAM, CONTROLLER_STREAM, DERIVE_STREAM = range(5)
+__all__ = ["Diverged", "SearchRun", "run_search"]
+
+
+class _Rollback(Exception):
+  pass
+
+
+def zeros(shapes: Any) -> Any:
+  return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+class SearchRun(Runner):
+  """One search: the space, the task (data, steps, score), the compiled program, the loop."""
+
+  def __init__(self, cfg: SearchConfig, workdir: str, out: TextIO,
+               progress: metrics_lib.Progress):
+    self.space = get_space(cfg.space)
+    self.task = search_task(self.space, cfg)  # loads and checks the data
+    super().__init__(cfg, workdir, out, progress, self.task.resumable_changes, "search")
+    self.base_key = jax.random.key(cfg.seed)
+    self.parallel = (parallel_lib.DataParallel(cfg.parallel, {"data.batch_size":
+                                                              cfg.data.batch_size})
+                     if cfg.parallel.data_parallel else None)
+    self.program = build_program(self.space, self.task, cfg.model, cfg.controller,
+                                 cfg.search.derive_samples)
+    self._shapes: dict[str, Any] | None = None
+
+  # --- state
+  def init_model(self) -> Any:
+    return self.task.init_model(jax.random.fold_in(self.base_key, INIT_MODEL))
+
+  def init_ctrl(self) -> controller_steps.ControllerState:
+    return controller_steps.init_controller_state(
+        self.program.controller, self.program.ctrl_optimizer,
+        jax.random.fold_in(self.base_key, INIT_CONTROLLER))
+
+  @property
+  def shapes(self) -> dict[str, Any]:
+    """Each phase's metric sums' shapes."""
+    if self._shapes is None:
+      prog = self.program
+      model, cstate = jax.eval_shape(self.init_model), jax.eval_shape(self.init_ctrl)
+      train_batch, reward_batch = self.task.example_batches()
+      key = jax.random.key(0)
+      self._shapes = {
+          SHARED: prog.shared_metric_shapes(model, cstate.params, train_batch, key),
+          CONTROLLER: prog.controller_metric_shapes(cstate, model.params, model.batch_stats,
+                                                    reward_batch, key)}
+    return self._shapes
+
+  def fresh_state(self) -> SearchState:
+    return SearchState(model=jax.jit(self.init_model)(), ctrl=jax.jit(self.init_ctrl)(),
+                       sums={p: zeros(s) for p, s in self.shapes.items()},
+                       epoch_sums={p: zeros(s) for p, s in self.shapes.items()})
+
+  def save(self, state: SearchState) -> None:
+    super().save(state, must_be_finite={"model": state.model, "ctrl": state.ctrl})
+
+  def restore_or_fresh(self) -> tuple[SearchState, int | None]:
+    """The newest checkpoint's state (the log cut back to it) or a fresh state."""
+    found = self.restore(self.fresh_state, SearchState)
+    if found is None:
+      self.open_log(None, 0)
+      return self.fresh_state(), None
+    state, step, metrics_bytes = found
+    self.open_log(metrics_bytes, state.shared_steps)
+    return state, step
+
+  # --- the loop
+  def execute(self) -> dict[str, Any]:
+    state, step = self.restore_or_fresh()
+    self.write_config()
+    if step is None:
+      self.say(self.task.describe(state.model, self.workdir))
+    elif state.epoch >= self.cfg.search.epochs:
+      self.say(f"the search in {self.workdir} is complete ({state.epoch} epochs, checkpoint "
+               f"{step}); writing its summary again. Raise --config.search.epochs to go on.")
+    else:
+      self.say(f"resuming from checkpoint {step} in {self.checkpointer.directory}: epoch "
+               f"{state.epoch + 1}, {state.phase} phase, step {state.phase_step} of it")
+    while state.epoch < self.cfg.search.epochs:
+      try:
+        self.run_epoch(state)
+      except _Rollback:
+        state = self.roll_back(state)
+    return self.finish(state)
+
+  def roll_back(self, failed: SearchState) -> SearchState:
+    cfg = self.cfg.search
+    if failed.rollbacks >= cfg.max_rollbacks:
+      raise Diverged(
+          f"The shared-weight loss became NaN/Inf again after {failed.rollbacks} rollbacks "
+          f"(search.max_rollbacks). Lower --config.shared.lr (now {self.cfg.shared.lr}) and run "
+          f"the same command again: it resumes from the last good checkpoint.")
+    self.log.close()
+    state, step = self.restore_or_fresh()
+    state.rollbacks = failed.rollbacks + 1
+    state.lr_factor = failed.lr_factor * cfg.rollback_lr_factor
+    self.say(f"divergence: rolled back to checkpoint {step} with the learning rate scaled by "
+             f"{state.lr_factor:g} (rollback {state.rollbacks} of at most {cfg.max_rollbacks})")
+    return state
+
+  def record(self, state: SearchState, phase: str, step: int, extra: dict[str, float]
+             ) -> dict[str, float]:
+    """Logs the phase's sums since the last record and resets them; handles divergence."""
+    sums = state.sums[phase]
+    record = guards.sums_to_record(sums)
+    record.update(extra)
+    self.log.write(phase, step, record)
+    state.epoch_sums[phase] = jax.tree_util.tree_map(jnp.add, state.epoch_sums[phase], sums)
+    state.sums[phase] = zeros(self.shapes[phase])
+    if record["skipped_steps"]:
+      self.on_divergence(phase, step, int(record["skipped_steps"]))
+    return record
+
+  def on_divergence(self, phase: str, step: int, skipped: int) -> None:
+    policy = self.cfg.search.on_divergence
+    message = (f"{skipped} {phase} step(s) up to step {step} had a NaN/Inf loss or weights and "
+               f"were skipped")
+    if policy == "stop":
+      self.log.flush()
+      raise Diverged(f"{message}; search.on_divergence=stop ends the run. Lower "
+                     f"--config.shared.lr (now {self.cfg.shared.lr}) and run the same command "
+                     f"again: it resumes from the last good checkpoint.")
+    if policy == "rollback":
+      raise _Rollback()
+    self.say(f"warning: {message} (search.on_divergence=skip).")
+
+  def phase_loop(self, state: SearchState, phase: str, batches: Iterator[Any],
+                 step: Callable[[Any], None], extra: dict[str, float], next_phase: str) -> None:
+    """Runs `step(batch)` on each batch of the phase in progress: counts, records every
+    `search.log_every` steps and at the phase's end, shows progress, saves on schedule."""
+    n = state.phase_total
+    label = f"epoch {state.epoch + 1} {phase}"
+    for batch in batches:
+      step(batch)
+      state.phase_step += 1
+      if phase == SHARED:
+        state.shared_steps += 1
+      else:
+        state.controller_steps += 1
+      done = state.phase_step
+      if done % self.cfg.search.log_every == 0 or done == n:
+        counter = state.shared_steps if phase == SHARED else state.controller_steps
+        rec = self.record(state, phase, counter, extra)
+        self.progress.show(label, done, n, self.task.progress_figures(phase, rec), force=True)
+      else:
+        self.progress.show(label, done, n)
+      if done == n:
+        state.phase, state.phase_step, state.phase_total = next_phase, 0, 0
+      every = self.cfg.checkpoint.every_steps
+      if every and state.steps % every == 0:
+        self.save(state)
+
+  def shared_phase(self, state: SearchState) -> None:
+    """(a) trains the shared weights on architectures sampled inside the step."""
+    if state.phase_step == 0:
+      state.phase_total = self.task.shared_phase_length(state)
+    lr = self.cfg.shared.lr_at_epoch(state.epoch) * state.lr_factor
+    state.model = state.model.replace(opt_state=set_learning_rate(state.model.opt_state, lr))
+    key = jax.random.fold_in(self.base_key, SHARED_STREAM)
+
+    def step(batch: Any) -> None:
+      model, ctrl_params, batch, k, sums = self.placed(batch, state.model, state.ctrl.params,
+                                                       key, state.sums[SHARED])
+      state.model, state.sums[SHARED] = self.program.shared_step(model, ctrl_params, batch, k,
+                                                                 sums)
+
+    batches = self.task.shared_batches(state, state.phase_total - state.phase_step)
+    self.phase_loop(state, SHARED, batches, step, {"lr": lr}, CONTROLLER)
+
+  def controller_phase(self, state: SearchState) -> None:
+    """(b) REINFORCE updates of the controller, rewarded on validation batches."""
+    n = state.phase_total = self.cfg.search.controller_steps
+    key = jax.random.fold_in(self.base_key, CONTROLLER_STREAM)
+
+    def step(batch: Any) -> None:
+      ctrl, params, stats, batch, k, sums = self.placed(
+          batch, state.ctrl, state.model.params, state.model.batch_stats, key,
+          state.sums[CONTROLLER])
+      state.ctrl, state.sums[CONTROLLER] = self.program.controller_step(ctrl, params, stats,
+                                                                        batch, k, sums)
+
+    self.phase_loop(state, CONTROLLER, self.task.reward_batches(state, n - state.phase_step),
+                    step, {}, DERIVE)
+    if n == 0:
+      state.phase = DERIVE
+
+  def placed(self, batch: Any, *replicated: Any) -> tuple[Any, ...]:
+    """A phase function's arguments as it is called: on one device as they are; data-parallel,
+    the states, key and sums replicated and the batch split, the same way every call (so the
+    step compiles once). Returns (*replicated, batch, key, sums) in the call's order."""
+    if self.parallel is None:
+      return (*replicated[:-2], batch, *replicated[-2:])
+    placed = self.parallel.place_replicated(replicated)
+    return (*placed[:-2], self.parallel.place_batch(batch, self.task.split_keys), *placed[-2:])
+
+  def run_epoch(self, state: SearchState) -> None:
+    start = time.time()
+    if state.phase == SHARED:
+      self.shared_phase(state)
+    if state.phase == CONTROLLER:
+      self.controller_phase(state)
+    last = state.epoch + 1 == self.cfg.search.epochs
+    shared, control = (guards.sums_to_record(state.epoch_sums[p]) for p in (SHARED, CONTROLLER))
+    reward = control["reward"] if control["steps"] else None
+    derived = (self.derive(state, reward)
+               if (state.epoch + 1) % self.cfg.search.derive_every == 0 or last else None)
+    state.epoch_sums = {p: zeros(s) for p, s in self.shapes.items()}
+    state.epoch += 1
+    state.phase = SHARED
+    line = f"epoch {state.epoch}/{self.cfg.search.epochs}"
+    line += self.task.epoch_figures(shared, control, derived)
+    self.log.write("epoch", state.epoch, {"seconds": time.time() - start,
+                                          **({"reward": reward} if reward is not None else {})})
+    self.save(state)
+    self.say(line + f"  ({time.time() - start:.1f} s)")
+
+  def derive(self, state: SearchState, reward: float | None) -> dict[str, Any]:
+    """(c) Derives, records, writes and draws this epoch's architecture (`reward`: the epoch's
+    mean controller reward, None without controller steps); returns its history entry."""
+    m, space = self.task.metric, self.space
+    values_SxD, _, figures = self.program.derive_step(
+        state.ctrl.params, state.model.params, state.model.batch_stats,
+        self.task.derive_batch(state.epoch),
+        jax.random.fold_in(jax.random.fold_in(self.base_key, DERIVE_STREAM), state.epoch))
+    values_SxD, score_S = np.asarray(values_SxD), np.asarray(figures[f"valid_{m}"])
+    best = int(np.argmin(score_S) if self.task.lower_is_better else np.argmax(score_S))
+    arch = space.from_decisions(values_SxD[best])
+    valid = self.task.evaluate(state.model, arch)
+    entry = {"epoch": state.epoch, "authors": space.to_authors_string(arch),
+             "arch": space.to_json(arch), f"batch_{m}": float(score_S[best]),
+             f"batch_{m}_median": float(np.median(score_S)), f"valid_{m}": valid,
+             "reward": reward}
+    state.history.append(entry)
+    title = outputs.picture_title(state.epoch, {"reward": reward, f"valid {m}": valid})
+    written = outputs.write_arch(space, self.arch_stem(f"archs/epoch_{state.epoch:04d}"), arch,
+                                 {"epoch": state.epoch, f"valid_{m}": valid, "reward": reward},
+                                 title, self.say)
+    sampled = space.from_decisions(values_SxD[0])
+    outputs.log_pictures(self.log, state.epoch, written, space.to_dot(sampled))
+    self.log.write("derive", state.epoch, {f"valid_{m}": valid, f"batch_{m}": entry[f"batch_{m}"],
+                                           f"batch_{m}_median": entry[f"batch_{m}_median"],
+                                           "arch": entry["authors"]})
+    return entry
+
+  def arch_stem(self, name: str) -> str:
+    return os.path.join(self.workdir, name)
+
+  def evaluate(self, state: SearchState, arch: Any) -> float:
+    return self.task.evaluate(state.model, arch)
+
+  def finish(self, state: SearchState) -> dict[str, Any]:
+    """Re-scores every distinct derived architecture under the final shared weights (scores
+    from different epochs are not comparable), writes the best and the summary."""
+    m, space = self.task.metric, self.space
+    rescored: dict[str, float] = {}
+    for entry in state.history:
+      if entry["authors"] not in rescored:
+        rescored[entry["authors"]] = self.evaluate(state, space.load(entry["authors"],
+                                                                     self.cfg.model))
+    best = (min if self.task.lower_is_better else max)(rescored, key=rescored.get)
+    arch = space.load(best, self.cfg.model)
+    title = outputs.picture_title(None, {f"best: valid {m}": rescored[best]})
+    outputs.write_arch(space, self.arch_stem("best_arch"), arch, {f"valid_{m}": rescored[best]},
+                       title, self.say)
+    summary = {
+        "space": self.cfg.space, "architecture": space.to_json(arch), "authors": best,
+        f"valid_{m}_shared": rescored[best],
+        "rescored": [{"authors": a, f"valid_{m}_shared": v} for a, v in rescored.items()],
+        "history": state.history, "epochs": state.epoch, "shared_steps": state.shared_steps,
+        "controller_steps": state.controller_steps,
+        "shared_params": count_params(state.model.params),
+        **self.task.summary_extras(lambda a: self.evaluate(state, a))}
+    self.close(summary)
+    self.final_state = state
+    return summary
+
+
+def run_search(cfg: SearchConfig, workdir: str, out: TextIO,
+               progress: metrics_lib.Progress | None = None) -> dict[str, Any]:
+  """Runs (or resumes) the whole search; writes config.json, metrics, architectures,
+  checkpoints and summary.json to `workdir`."""
+  return SearchRun(cfg, workdir, out, progress or metrics_lib.Progress()).execute()

@@ -1,0 +1,75 @@
+"""The search-space interface: what the loops, the commands, the pictures and the formats need
+from a space. One registry (`spaces/registry.py`) maps a space's name to its implementation.
+
+An architecture is a pytree of int32 arrays (a NamedTuple), concrete on the host or traced under
+`jit`: the same compiled step serves every architecture of the space.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol, Sequence
+
+import jax
+
+from enas_jax.spaces.decisions import Decision
+
+Arch = Any  # a space's architecture: a NamedTuple of int32 arrays (host or traced)
+
+
+class SearchSpace(Protocol):
+  """A search space.
+
+  Attributes:
+    name: the config's `space` value.
+    task: the task its networks solve: "language" (recurrent cells) or "images" (CNNs).
+    model_config: the frozen dataclass of the config's `model` section.
+    controller_fields: controller settings only this space uses (the others reject them).
+  """
+
+  name: str
+  task: str
+  model_config: type
+  controller_fields: tuple[str, ...]
+
+  def decisions(self, model_cfg: Any) -> tuple[Decision, ...]:
+    """The controller's decision list."""
+
+  def from_decisions(self, values_D: jax.Array) -> Arch:
+    """Decision values (traced or not, in `decisions` order) -> the architecture."""
+
+  def random_arch(self, key: jax.Array, model_cfg: Any) -> Arch:
+    """A uniformly sampled architecture (traceable)."""
+
+  def validate(self, arch: Arch, model_cfg: Any | None = None, where: str = "architecture"
+               ) -> None:
+    """Raises a UserError naming the node or layer and field at fault."""
+
+  def to_json(self, arch: Arch) -> dict[str, Any]:
+    """Our JSON form (with a `space` field naming this space)."""
+
+  def from_json(self, data: Mapping[str, Any], where: str = "architecture JSON") -> Arch:
+    """The inverse of `to_json`; `where` names the source in errors."""
+
+  def to_authors_string(self, arch: Arch) -> str:
+    """The authors' text format."""
+
+  def load(self, spec: str, model_cfg: Any | None = None) -> Arch:
+    """An architecture from a search workdir, a JSON file or any text format of the space,
+    checked against `model_cfg`'s size when given."""
+
+  def describe(self, arch: Arch) -> list[str]:
+    """One line per node or layer."""
+
+  def to_dot(self, arch: Arch, title: str | None = None) -> str:
+    """The Graphviz DOT source of its picture, captioned `title`."""
+
+  def arch_figures(self, arch: Arch) -> dict[str, jax.Array]:
+    """Scalars logged with each sampled architecture (traceable; macro: its skip rate)."""
+
+  def size(self, model_cfg: Any) -> str:
+    """A short description of the searched network ("macro network of 12 layers x 36 ...")."""
+
+  def shared_network(self, model_cfg: Any, data_shape: Sequence[int] | int) -> Any:
+    """The shared-weights network, in the form its task expects (see tasks/)."""
+
+  def fixed_network(self, arch: Arch, model_cfg: Any, data_shape: Sequence[int] | int) -> Any:
+    """The Flax network of one architecture for final training."""

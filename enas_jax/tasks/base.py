@@ -1,0 +1,106 @@
+"""The task seam: what differs between language modelling and image classification, behind one
+interface, so that the search loop (`run/search.py`) and the final-training loop
+(`run/final.py`) are each written once.
+
+A task owns the data streams, the shared-weights training step, the score that rewards a sampled
+architecture (and its direction), the whole-split evaluation, and the names of its figures. The
+search space gives it the networks (`SearchSpace.shared_network`, `fixed_network`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Protocol
+
+import jax
+
+from enas_jax.types import Batch, Metrics, ScoreFn
+
+
+class SearchTask(Protocol):
+  """A task as the search loop sees it.
+
+  Attributes:
+    metric: the short name of the figure a derived architecture is judged by ("ppl", "acc");
+      records use `valid_<metric>`, `batch_<metric>`.
+    lower_is_better: whether a lower figure is better (perplexity) or a higher one (accuracy).
+    split_keys: batch entries whose first axis is the batch axis (split over devices).
+    resumable_changes: config-field prefixes that may change on resume.
+  """
+
+  metric: str
+  lower_is_better: bool
+  split_keys: tuple[str, ...]
+  resumable_changes: tuple[str, ...]
+
+  def init_model(self, key: jax.Array) -> Any:
+    """The shared weights' fresh training state (traceable)."""
+
+  def train_step(self, state: Any, batch: Batch, arch: Any, key: jax.Array
+                 ) -> tuple[Any, Metrics]:
+    """One shared-weights step on `arch` (pure; jitted by the caller)."""
+
+  def score(self) -> ScoreFn:
+    """The pure reward of each sampled architecture on one validation batch."""
+
+  def example_batches(self) -> tuple[Batch, Batch]:
+    """One shared-phase batch and one reward batch (shapes only matter)."""
+
+  def shared_phase_length(self, state: Any) -> int:
+    """Shared steps in the epoch starting now."""
+
+  def shared_batches(self, state: Any, n: int) -> Iterator[Batch]:
+    """The next `n` training batches; may adjust `state.model` before each (reset a carry)."""
+
+  def reward_batches(self, state: Any, n: int) -> Iterator[Batch]:
+    """The next `n` validation batches for controller rewards."""
+
+  def derive_batch(self, epoch: int) -> Batch:
+    """The validation batch that scores the derive samples of `epoch`."""
+
+  def evaluate(self, model: Any, arch: Any) -> float:
+    """The figure of `arch` on the whole validation split under the shared weights."""
+
+  def describe(self, model: Any, workdir: str) -> str:
+    """What the fresh search is about (one line or two)."""
+
+  def progress_figures(self, phase: str, record: dict[str, float]) -> dict[str, float]:
+    """The few figures the progress bar shows."""
+
+  def epoch_figures(self, shared: dict[str, float], control: dict[str, float],
+                    derived: dict[str, Any] | None) -> str:
+    """The epoch line's figures."""
+
+  def summary_extras(self, evaluate: Callable[[Any], float]) -> dict[str, Any]:
+    """Task facts for summary.json (corpus, dataset, the planted cell's figure)."""
+
+
+class FinalTask(Protocol):
+  """A task as the final-training loop sees it: one architecture trained from scratch."""
+
+  resumable_changes: tuple[str, ...]
+
+  def init_model(self) -> Any:
+    """The fresh training state (traceable)."""
+
+  def metric_shapes(self) -> Metrics:
+    """Shapes of the guarded step's metric sums."""
+
+  def step(self, model: Any, batch: Batch, key: jax.Array, sums: Metrics) -> tuple[Any, Metrics]:
+    """The jitted, guarded training step."""
+
+  def steps_per_epoch(self, epoch: int) -> int: ...
+
+  def start_epoch(self, state: Any) -> float:
+    """Prepares `state` for its epoch (reset a carry, set the learning rate); returns the lr."""
+
+  def batches(self, state: Any, n: int) -> Iterator[Batch]:
+    """The next `n` training batches of the epoch."""
+
+  def progress_figures(self, record: dict[str, float]) -> dict[str, float]: ...
+
+  def end_epoch(self, state: Any, start: float) -> tuple[dict[str, Any], str]:
+    """(figures recorded for the epoch, the epoch line's figures); may update `state`."""
+
+  def describe(self, state: Any) -> str: ...
+
+  def finish(self, state: Any) -> tuple[dict[str, Any], dict[str, float], str]:
+    """(summary, final record, final line)."""

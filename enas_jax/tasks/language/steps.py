@@ -1,0 +1,181 @@
+"""Pure step functions for the recurrent language model: shared-weight training and evaluation.
+
+`make_lm_steps` closes over the model and optimizer and returns plain functions
+    train_step(state, batch, arch, key) -> (state, metrics)
+    eval_step(params, batch_stats, batch, hidden, arch) -> (nll_sum, count, hidden)
+for the caller to `jax.jit` (once). The architecture is a traced argument of both.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from enas_jax.controller import reinforce
+from enas_jax.data.lm_batches import Window, windows
+from enas_jax.io.errors import UserError
+from enas_jax.ops.params import l2_penalty
+from enas_jax.spaces.rnn.arch import RNNArch
+from enas_jax.spaces.rnn.model import RNNLanguageModel
+
+Batch = Mapping[str, jax.Array]  # inputs [B, W], targets [B, W], valid [W], lr_scale []
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedTrainConfig:
+  """The `shared` section: how the shared weights are trained (see configs/ptb_rnn.py)."""
+
+  lr: float = 20.0
+  grad_clip: float = 0.25
+  lr_decay: float = 0.96
+  lr_decay_start_epoch: int = 15
+  l2: float = 1e-7
+
+  def validate(self, section: str = "shared") -> None:
+    if self.lr <= 0:
+      raise UserError(f"Config field `{section}.lr` must be positive, got {self.lr}.")
+    if self.grad_clip < 0:
+      raise UserError(f"Config field `{section}.grad_clip` must be >= 0 (0 turns clipping off), "
+                      f"got {self.grad_clip}.")
+
+  def lr_at_epoch(self, epoch: int) -> float:
+    """The paper's schedule: constant, then multiplied by `lr_decay` every epoch."""
+    return self.lr * self.lr_decay ** max(0, epoch - self.lr_decay_start_epoch)
+
+
+class LMState(flax.struct.PyTreeNode):
+  """Shared-weight training state; `hidden` is carried from one BPTT window to the next."""
+
+  params: Any
+  batch_stats: Any
+  opt_state: optax.OptState
+  hidden: jax.Array
+  step: jax.Array
+
+
+def make_optimizer(cfg: SharedTrainConfig) -> optax.GradientTransformation:
+  """SGD with global-norm clipping; the learning rate is a state hyper-parameter."""
+  sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=cfg.lr)
+  if cfg.grad_clip > 0:
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), sgd)
+  return sgd
+
+
+def init_state(model: RNNLanguageModel, optimizer: optax.GradientTransformation, key: jax.Array,
+               batch_size: int, arch: RNNArch | None) -> LMState:
+  hidden = jnp.zeros((batch_size, model.state_size), jnp.float32)
+  tokens = jnp.zeros((batch_size, 2), jnp.int32)
+  variables = model.init({"params": key}, tokens, hidden, arch)
+  params = variables["params"]
+  return LMState(params=params, batch_stats=variables.get("batch_stats", {}),
+                 opt_state=optimizer.init(params), hidden=hidden,
+                 step=jnp.zeros((), jnp.int32))
+
+
+def masked_nll(logits_BxWxV: jax.Array, targets_BxW: jax.Array, valid_W: jax.Array
+               ) -> tuple[jax.Array, jax.Array]:
+  """(sum of token NLL over valid steps, number of valid tokens)."""
+  nll_BxW = optax.softmax_cross_entropy_with_integer_labels(logits_BxWxV, targets_BxW)
+  mask_BxW = jnp.broadcast_to(valid_W[None, :], nll_BxW.shape).astype(nll_BxW.dtype)
+  return jnp.sum(nll_BxW * mask_BxW), jnp.sum(mask_BxW)
+
+
+def make_lm_steps(model: Any, optimizer: optax.GradientTransformation, l2: float,
+                  activation_l2: float = 0.0) -> tuple[Callable[..., Any], Callable[..., Any]]:
+  """Returns the pure (train_step, eval_step) for `model` (the ENAS LM or the LSTM baseline).
+
+  The training loss is the mean NLL + `l2` * sum of squared weights + `activation_l2` * mean
+  square of the cell outputs (the ENAS LM code's `alpha`).
+  """
+  mutable = ["intermediates"] if activation_l2 else []
+
+  def loss_fn(params, batch_stats, batch, hidden, arch, key):
+    variables = {"params": params}
+    (logits, new_hidden), updates = model.apply(
+        variables, batch["inputs"], hidden, arch, batch["valid"], train=True,
+        rngs={"dropout": key}, mutable=mutable)
+    nll_sum, count = masked_nll(logits, batch["targets"], batch["valid"])
+    nll = nll_sum / jnp.maximum(count, 1.0)
+    loss = nll + (l2 * l2_penalty(params) if l2 > 0 else 0.0)
+    if activation_l2:
+      loss = loss + activation_l2 * updates["intermediates"]["activation_sq"][0]
+    return loss, (nll, new_hidden, batch_stats)
+
+  def train_step(state: LMState, batch: Batch, arch: RNNArch, key: jax.Array
+                 ) -> tuple[LMState, dict[str, jax.Array]]:
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (nll, hidden, batch_stats)), grads = grad_fn(
+        state.params, state.batch_stats, batch, state.hidden, arch, key)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    updates = jax.tree_util.tree_map(lambda u: u * batch["lr_scale"], updates)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
+                              hidden=jax.lax.stop_gradient(hidden), step=state.step + 1)
+    metrics = {"loss": loss, "nll": nll, "ppl": jnp.exp(nll), "grad_norm": jnp.sqrt(l2_penalty(grads))}
+    return new_state, metrics
+
+  def eval_step(params: Any, batch_stats: Any, batch: Batch, hidden: jax.Array, arch: RNNArch
+                ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    del batch_stats  # the language models keep none (the interface passes it for every task)
+    variables = {"params": params}
+    logits, new_hidden = model.apply(variables, batch["inputs"], hidden, arch, batch["valid"],
+                                     train=False)
+    nll_sum, count = masked_nll(logits, batch["targets"], batch["valid"])
+    return nll_sum, count, new_hidden
+
+  return train_step, eval_step
+
+
+def window_batch(window: Window, bptt: int, variable: bool = False) -> dict[str, jax.Array]:
+  """A window as the step functions' batch dict; variable windows scale the update by
+  length / bptt, as AWD-LSTM scales its learning rate."""
+  scale = window.length / bptt if variable else 1.0
+  return {"inputs": jnp.asarray(window.inputs_BxW), "targets": jnp.asarray(window.targets_BxW),
+          "valid": jnp.asarray(window.valid_W), "lr_scale": jnp.asarray(scale, jnp.float32)}
+
+
+def evaluate_perplexity(eval_step: Callable[..., Any], params: Any, batch_stats: Any,
+                        data_BxN: np.ndarray, bptt: int, arch: RNNArch | None,
+                        state_size: int | None = None) -> float:
+  """Perplexity over a whole batched split, the state carried across windows.
+
+  `eval_step` is the jitted step from `make_lm_steps`; any batch size works, 1 included (the
+  standard test protocol). `state_size` defaults to the ENAS cell's hidden width.
+  """
+  state_size = state_size or _hidden_dim(params)
+  hidden = jnp.zeros((data_BxN.shape[0], state_size), jnp.float32)
+  total, count = jnp.zeros(()), jnp.zeros(())
+  for window in windows(data_BxN, bptt):  # sums stay on the device: one sync at the end
+    nll_sum, n, hidden = eval_step(params, batch_stats, window_batch(window, bptt), hidden, arch)
+    total, count = total + nll_sum, count + n
+  with np.errstate(over="ignore"):  # a diverged model's perplexity is inf, not a warning
+    return float(np.exp(float(total) / max(float(count), 1.0)))
+
+
+def _hidden_dim(params: Any) -> int:
+  return int(params["cell"]["node0"]["w_h"].shape[0])
+
+
+def make_score(eval_step: Callable[..., Any], from_decisions: Callable[[jax.Array], Any],
+               ctrl: Any, hidden_dim: int) -> Callable[..., Any]:
+  """The pure reward `reward_c / ppl` (or its square) of each sampled cell on one window, zero
+  initial state, one cell at a time (`lax.map`, so `lax.switch` stays a branch); figure
+  `valid_ppl`. `eval_step` is `make_lm_steps`'s, `ctrl` the controller config."""
+
+  def score_S(params: Any, batch_stats: Any, batch: Batch, values_SxD: jax.Array
+              ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    hidden = jnp.zeros((batch["inputs"].shape[0], hidden_dim), jnp.float32)
+
+    def ppl_of(values_D):
+      nll_sum, count, _ = eval_step(params, batch_stats, batch, hidden, from_decisions(values_D))
+      return jnp.exp(nll_sum / jnp.maximum(count, 1.0))
+
+    ppl_S = jax.lax.map(ppl_of, values_SxD)
+    return reinforce.reward_from_ppl(ppl_S, ctrl.reward_c, ctrl.reward), {"valid_ppl": ppl_S}
+
+  return score_S
