@@ -45,7 +45,6 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.output_dropout = 0.75  # locked dropout on the cell output; enas_lm drop_o 0.75
   config.model.dropconnect = 0.0  # DropConnect on recurrent weights; enas_lm drop_w 0.0
   config.model.hidden_norm_clip = 0.0  # no state norm clipping in enas_lm
-  config.model.batch_norm = False  # none in enas_lm
   config.model.scan_unroll = 1  # time steps per scan iteration (speed only)
 
   config.train = ml_collections.ConfigDict()  # SGD, then averaged SGD

@@ -63,7 +63,6 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.cell_input_dropout = 0.0  # a second locked mask on the cell input (enas_lm drop_x)
   config.model.between_node_dropout = 0.0  # mask on every node's input (enas_lm drop_l)
   config.model.hidden_norm_clip = 25.0  # clip each h_t to this L2 norm (0: off); ENAS-pytorch: 25
-  config.model.batch_norm = False  # batch norm on every node's output
   config.model.scan_unroll = 1  # time steps unrolled per scan iteration (speed only)
 
   config.shared = ml_collections.ConfigDict()  # training of the shared weights
