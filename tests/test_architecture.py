@@ -2,9 +2,6 @@
 modules and functions (docs/architecture.md)."""
 import ast
 import pathlib
-import re
-
-import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "enas_jax"
 # Lowest first: a module may import from its own layer or any layer below, never above.

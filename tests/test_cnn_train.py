@@ -40,7 +40,7 @@ def test_final_training_resumes_bit_for_bit_and_counts_parameters(tmp_path):
   expected = sum(x.size for k, v in params.items() if k != "aux_head"
                  for x in jax.tree_util.tree_leaves(v))
   assert summary["params"] == expected  # ... which the reported count leaves out
-  assert run.step._cache_size() == 1
+  assert run.task.step._cache_size() == 1
 
   _run(_cfg(epochs=1), tmp_path / "resumed")
   resumed_run, resumed = _run(_cfg(), tmp_path / "resumed")

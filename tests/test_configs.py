@@ -9,7 +9,6 @@ from enas_jax.io.configuration import from_section
 from enas_jax.tasks.language.data import TextDataConfig
 from enas_jax.io.errors import UserError
 from enas_jax.run import config as run_config
-from enas_jax.run import search as search_run
 from enas_jax.tasks.language.steps import SharedTrainConfig
 from enas_jax.spaces.rnn.model import RNNModelConfig
 

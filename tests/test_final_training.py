@@ -218,7 +218,7 @@ def straight(tmp_path_factory):
 
 def test_training_writes_its_outputs(straight):
   workdir, run, summary, out = straight
-  assert run.step._cache_size() == 1  # one compilation for every window length and epoch
+  assert run.task.step._cache_size() == 1  # one compilation for every window length and epoch
   assert summary["params"] == count_params(run.final_state.model.lm.params)
   assert np.isfinite(summary["test_ppl"]) and summary["epochs"] == 3
   assert "batch 1" in summary["test_protocol"]

@@ -58,7 +58,7 @@ def _rows(workdir):
 def test_search_writes_its_outputs_and_compiles_each_phase_once(seed0_run):
   run, summary, workdir = seed0_run
   for jitted in (run.program.shared_step, run.program.controller_step, run.program.derive_step,
-                 run.program.eval_step):
+                 run.task.jit_eval_step):
     assert jitted._cache_size() == 1  # one compilation for the whole search
   config = json.loads((workdir / "config.json").read_text())
   assert config["search"]["epochs"] == 2 and config["model"]["num_nodes"] == 4

@@ -67,12 +67,20 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
       "--config=configs/quickstart.py:huge": "unknown preset 'huge'",
       "--config.data.bptt=ten": "--config.data.bptt=ten",
       "--config.data.source=web": "`data.source` is 'web'",
+      "--config.typo=1": 'no field "typo"',  # a top-level field the config does not have
+      "--config.controller.reward=accuracy": "a language model's reward",
   }
   for flag, expected in cases.items():
     result = _search(flag, f"--workdir={tmp_path / 'w'}")
     message = " ".join(result.stderr.split())
     assert result.returncode == 2, (flag, result.stderr)
     assert expected in message and "Traceback" not in message, (flag, message)
+  # the micro config has the macro space's skip-rate fields (at their defaults): set, they stop
+  result = _search("--config=configs/cifar10_micro.py:tiny", "--config.controller.skip_weight=0.5",
+                   f"--workdir={tmp_path / 'w'}")
+  message = " ".join(result.stderr.split())
+  assert result.returncode == 2 and "Traceback" not in message, message
+  assert "`controller.skip_weight` is set to 0.5, but only the macro space(s) use it" in message
 
 
 def test_unwritable_workdir_and_empty_split_are_clear(tmp_path):

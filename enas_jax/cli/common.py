@@ -26,6 +26,9 @@ def _root_message(err: BaseException) -> str:
   if suggestion:
     return f'no field "{suggestion.group(2)}" (did you mean "{suggestion.group(1)}"?)'
   text = text.replace("\\'", "'").strip("'")
+  bare = re.fullmatch(r"""["']*(\w+)["']*""", text)
+  if bare:  # a KeyError/AttributeError carrying only the missing field's name
+    return f'no field "{bare.group(1)}"'
   return " ".join(text.split()).rstrip(".")
 
 
@@ -36,6 +39,17 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   except flags.Error as err:
     exit_with(UserError(f"Bad command-line flag: {_root_message(err)}. Run with --helpshort to "
                         f"list the flags."))
+  except (KeyError, AttributeError, TypeError, ValueError) as err:  # an override's field
+    exit_with(_override_error("config", err))
+
+
+def _override_error(name: str, err: BaseException) -> UserError:
+  """The one paragraph for a `--{name}.*` override that names no field of the config file."""
+  override = next((a for a in sys.argv[1:] if a.startswith(f"--{name}.")), "")
+  return UserError(
+      f"A --{name} override could not be applied: {_root_message(err)}. Overrides name an "
+      f"existing field of the config file, e.g. --{name}.shared.lr=10"
+      + (f" (first override given: {override})." if override else "."))
 
 
 def define_config_file(name: str, default: str, help_string: str) -> flags.FlagHolder:
@@ -44,11 +58,7 @@ def define_config_file(name: str, default: str, help_string: str) -> flags.FlagH
   try:
     return config_flags.DEFINE_config_file(name, default, help_string)
   except (KeyError, AttributeError, TypeError, ValueError) as err:
-    override = next((a for a in sys.argv[1:] if a.startswith(f"--{name}.")), "")
-    exit_with(UserError(
-        f"A --{name} override could not be applied: {_root_message(err)}. Overrides name an "
-        f"existing field of the config file, e.g. --{name}.shared.lr=10"
-        + (f" (first override given: {override})." if override else ".")))
+    exit_with(_override_error(name, err))
 
 
 def load_config(holder: flags.FlagHolder, flag: str = "config") -> Any:

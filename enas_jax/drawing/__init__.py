@@ -1,1 +1,2 @@
-"""Pictures of architectures and runs: Graphviz DOT sources, rendering, the search GIF, curves."""
+"""Pictures of runs: the search GIF (any space, through the registry) and the curves of
+metrics.jsonl. Each space draws its own architectures (`spaces/<name>/picture.py`)."""

@@ -142,20 +142,20 @@ def final_config(config: Mapping[str, Any]) -> FinalConfig:
   return from_section(final_config_class(space_name_of(config)), "", config)
 
 
+def _controller_fields(space_name: str) -> set[str]:
+  """The controller settings a space uses beyond the common ones (its own and its task's)."""
+  space = get_space(space_name)
+  return set(space.controller_fields) | set(task_sections(space.task).controller_fields)
+
+
 def check_controller_fields(space_name: str, cfg: ControllerConfig) -> None:
   """A controller setting used only by other spaces (or another task) must keep its default."""
-  space = get_space(space_name)
-  own = set(space.controller_fields) | set(task_sections(space.task).controller_fields)
+  users = {name: [s for s in SPACES if name in _controller_fields(s)]
+           for s in SPACES for name in _controller_fields(s)}
   defaults = ControllerConfig()
-  for other in SPACES.values():
-    fields = set(other.controller_fields) | set(task_sections(other.task).controller_fields)
-    for name in sorted(fields - own):
-      if getattr(cfg, name) != getattr(defaults, name):
-        users = [s.name for s in SPACES.values()
-                 if name in set(s.controller_fields)
-                 | set(task_sections(s.task).controller_fields)]
-        raise UserError(
-            f"Config field `controller.{name}` is set to {getattr(cfg, name)!r}, but only the "
-            f"{' and '.join(users)} space{'s' if len(users) > 1 else ''} use{'' if len(users) > 1 else 's'} it; the "
-            f"{space_name} space would ignore it. Remove it from the config file or the "
-            f"--config.controller.{name} override.")
+  for name, spaces in sorted(users.items()):
+    if space_name not in spaces and getattr(cfg, name) != getattr(defaults, name):
+      raise UserError(
+          f"Config field `controller.{name}` is set to {getattr(cfg, name)!r}, but only the "
+          f"{' and '.join(spaces)} space(s) use it; the {space_name} space would ignore it. "
+          f"Remove it from the config file or the --config.controller.{name} override.")

@@ -172,21 +172,18 @@ class SearchRun(Runner):
 
   def phase_loop(self, state: SearchState, phase: str, batches: Iterator[Any],
                  step: Callable[[Any], None], extra: dict[str, float], next_phase: str) -> None:
-    """Runs `step(batch)` on each batch of the phase in progress: counts, records every
-    `search.log_every` steps and at the phase's end, shows progress, saves on schedule."""
-    n = state.phase_total
+    """Runs `step(batch)` on each batch of the phase in progress: counts (in the state's
+    `<phase>_steps`), records every `search.log_every` steps and at the phase's end, shows
+    progress, saves on schedule."""
+    n, counter = state.phase_total, f"{phase}_steps"
     label = f"epoch {state.epoch + 1} {phase}"
     for batch in batches:
       step(batch)
       state.phase_step += 1
-      if phase == SHARED:
-        state.shared_steps += 1
-      else:
-        state.controller_steps += 1
+      setattr(state, counter, getattr(state, counter) + 1)
       done = state.phase_step
       if done % self.cfg.search.log_every == 0 or done == n:
-        counter = state.shared_steps if phase == SHARED else state.controller_steps
-        rec = self.record(state, phase, counter, extra)
+        rec = self.record(state, phase, getattr(state, counter), extra)
         self.progress.show(label, done, n, self.task.progress_figures(phase, rec), force=True)
       else:
         self.progress.show(label, done, n)
@@ -298,13 +295,10 @@ class SearchRun(Runner):
     """Re-scores every distinct derived architecture under the final shared weights (scores
     from different epochs are not comparable), writes the best and the summary."""
     m, space = self.task.metric, self.space
-    rescored: dict[str, float] = {}
-    for entry in state.history:
-      if entry["authors"] not in rescored:
-        rescored[entry["authors"]] = self.evaluate(state, space.load(entry["authors"],
-                                                                     self.cfg.model))
+    archs = {entry["authors"]: space.from_json(entry["arch"]) for entry in state.history}
+    rescored = {authors: self.evaluate(state, arch) for authors, arch in archs.items()}
     best = (min if self.task.lower_is_better else max)(rescored, key=rescored.get)
-    arch = space.load(best, self.cfg.model)
+    arch = archs[best]
     title = outputs.picture_title(None, {f"best: valid {m}": rescored[best]})
     outputs.write_arch(space, self.arch_stem("best_arch"), arch, {f"valid_{m}": rescored[best]},
                        title, self.say)

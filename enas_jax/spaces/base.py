@@ -6,6 +6,7 @@ An architecture is a pytree of int32 arrays (a NamedTuple), concrete on the host
 """
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, Mapping, Protocol, Sequence
 
 import jax
@@ -73,3 +74,54 @@ class SearchSpace(Protocol):
 
   def fixed_network(self, arch: Arch, model_cfg: Any, data_shape: Sequence[int] | int) -> Any:
     """The Flax network of one architecture for final training."""
+
+
+class ModuleSpace:
+  """A `SearchSpace` whose architecture functions live in modules, as every space here has them:
+  `arch_lib` (decisions(size), from_decisions, random_arch(key, size), validate(arch, size,
+  where)), `formats` (to_json, from_json, to_authors_string, load_arch(spec, size)) and
+  `picture` (describe, to_dot). `size_field` names the model-config field that sizes an
+  architecture (nodes or layers). Subclasses add the networks and what differs."""
+
+  arch_lib: ModuleType
+  formats: ModuleType
+  picture: ModuleType
+  size_field: str
+  controller_fields: tuple[str, ...] = ()
+
+  def _size(self, model_cfg: Any | None) -> int | None:
+    return getattr(model_cfg, self.size_field) if model_cfg is not None else None
+
+  def decisions(self, model_cfg: Any) -> tuple[Decision, ...]:
+    return self.arch_lib.decisions(self._size(model_cfg))
+
+  def from_decisions(self, values_D: jax.Array) -> Arch:
+    return self.arch_lib.from_decisions(values_D)
+
+  def random_arch(self, key: jax.Array, model_cfg: Any) -> Arch:
+    return self.arch_lib.random_arch(key, self._size(model_cfg))
+
+  def validate(self, arch: Arch, model_cfg: Any | None = None, where: str = "architecture"
+               ) -> None:
+    self.arch_lib.validate(arch, self._size(model_cfg), where)
+
+  def to_json(self, arch: Arch) -> dict[str, Any]:
+    return self.formats.to_json(arch)
+
+  def from_json(self, data: Mapping[str, Any], where: str = "architecture JSON") -> Arch:
+    return self.formats.from_json(data, where=where)
+
+  def to_authors_string(self, arch: Arch) -> str:
+    return self.formats.to_authors_string(arch)
+
+  def load(self, spec: str, model_cfg: Any | None = None) -> Arch:
+    return self.formats.load_arch(spec, self._size(model_cfg))
+
+  def describe(self, arch: Arch) -> list[str]:
+    return self.picture.describe(arch)
+
+  def to_dot(self, arch: Arch, title: str | None = None) -> str:
+    return self.picture.to_dot(arch, title)
+
+  def arch_figures(self, arch: Arch) -> dict[str, jax.Array]:
+    return {}

@@ -97,10 +97,10 @@ class FinalTask(Protocol):
 
   def progress_figures(self, record: dict[str, float]) -> dict[str, float]: ...
 
-  def end_epoch(self, state: Any, start: float) -> tuple[dict[str, Any], str]:
+  def end_epoch(self, state: Any) -> tuple[dict[str, Any], str]:
     """(figures recorded for the epoch, the epoch line's figures); may update `state`."""
 
-  def describe(self, state: Any) -> str: ...
+  def describe(self, state: Any, workdir: str) -> str: ...
 
   def finish(self, state: Any) -> tuple[dict[str, Any], dict[str, float], str]:
     """(summary, final record, final line)."""

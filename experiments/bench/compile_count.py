@@ -63,7 +63,7 @@ def _configs() -> dict[str, Any]:
   macro.controller.num_samples = 4
   micro = cifar10_micro.get_config("tiny")
   micro.controller.num_samples = 4
-  return {"rnn": (search_run, rnn), "macro": (search_run, macro), "micro": (search_run, micro)}
+  return {"rnn": rnn, "macro": macro, "micro": micro}
 
 
 def _key_of(values: np.ndarray) -> bytes:
@@ -105,7 +105,7 @@ class PhaseCounter:
             f"{self.first_seconds:>8.1f} {1e3 * self.seconds / max(self.calls - 1, 1):>9.1f}")
 
 
-def bench_space(name: str, loop: Any, config: Any, n_archs: int, workdir: str) -> list[str]:
+def bench_space(name: str, config: Any, n_archs: int, workdir: str) -> list[str]:
   run = search_run.SearchRun(run_config.search_config(config), workdir, io.StringIO(),
                        metrics.Progress(enabled=False))
   prog, cfg = run.program, run.cfg
@@ -148,7 +148,6 @@ def bench_space(name: str, loop: Any, config: Any, n_archs: int, workdir: str) -
 
 def _evaluation(name: str, run: Any, state: Any, batch: Any, n_archs: int) -> PhaseCounter:
   """The evaluation function with an explicit (traced) architecture, a new one per call."""
-  prog = run.program
   if name == "rnn":
     counter = PhaseCounter("eval step", run.task.jit_eval_step)
     hidden = jnp.zeros((batch["inputs"].shape[0], run.cfg.model.hidden_dim), jnp.float32)
@@ -178,12 +177,12 @@ def main() -> None:
   failed = False
   with tempfile.TemporaryDirectory() as tmp:
     for name in args.spaces:
-      loop, config = configs[name]
+      config = configs[name]
       t0 = time.perf_counter()
       print(f"\n## {name}")
       print(f"{'phase':<16} {'calls':>6} {'archs':>7} {'distinct':>8} {'cache':>6} "
             f"{'compiles':>9} {'later':>9} {'1st s':>8} {'later ms':>9}")
-      for row in bench_space(name, loop, config, args.archs, os.path.join(tmp, name)):
+      for row in bench_space(name, config, args.archs, os.path.join(tmp, name)):
         print(row, flush=True)
         cache, after = int(row.split()[-5]), int(row.split()[-3])
         failed |= cache != 1 or after != 0

@@ -1,12 +1,12 @@
 """The macro space behind the `SearchSpace` interface (`spaces/base.py`)."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 
-from enas_jax.spaces.decisions import Decision
+from enas_jax.spaces.base import ModuleSpace
 from enas_jax.spaces.macro import arch as arch_lib
 from enas_jax.spaces.macro import network, picture
 from enas_jax.spaces.macro.network import MacroModelConfig
@@ -28,45 +28,15 @@ class SharedMacroNetwork:
     return network.shared_apply(params, arch, x, self.cfg, dropout_key), None
 
 
-class MacroSpace:
+class MacroSpace(ModuleSpace):
   """The authors' macro space: one operation and a set of skip connections per layer."""
 
   name = "macro"
   task = "images"
   model_config = MacroModelConfig
+  arch_lib = formats = arch_lib
+  picture, size_field = picture, "num_layers"
   controller_fields = ("skip_target", "skip_weight")
-
-  def decisions(self, model_cfg: MacroModelConfig) -> tuple[Decision, ...]:
-    return arch_lib.decisions(model_cfg.num_layers)
-
-  def from_decisions(self, values_D: jax.Array) -> arch_lib.MacroArch:
-    return arch_lib.from_decisions(values_D)
-
-  def random_arch(self, key: jax.Array, model_cfg: MacroModelConfig) -> arch_lib.MacroArch:
-    return arch_lib.random_arch(key, model_cfg.num_layers)
-
-  def validate(self, arch: arch_lib.MacroArch, model_cfg: MacroModelConfig | None = None,
-               where: str = "architecture") -> None:
-    arch_lib.validate(arch, model_cfg.num_layers if model_cfg else None, where)
-
-  def to_json(self, arch: arch_lib.MacroArch) -> dict[str, Any]:
-    return arch_lib.to_json(arch)
-
-  def from_json(self, data: Mapping[str, Any], where: str = "architecture JSON"
-                ) -> arch_lib.MacroArch:
-    return arch_lib.from_json(data, where=where)
-
-  def to_authors_string(self, arch: arch_lib.MacroArch) -> str:
-    return arch_lib.to_authors_string(arch)
-
-  def load(self, spec: str, model_cfg: MacroModelConfig | None = None) -> arch_lib.MacroArch:
-    return arch_lib.load_arch(spec, model_cfg.num_layers if model_cfg else None)
-
-  def describe(self, arch: arch_lib.MacroArch) -> list[str]:
-    return picture.describe(arch)
-
-  def to_dot(self, arch: arch_lib.MacroArch, title: str | None = None) -> str:
-    return picture.to_dot(arch, title)
 
   def arch_figures(self, arch: arch_lib.MacroArch) -> dict[str, jax.Array]:
     n = arch.op_L.shape[0]

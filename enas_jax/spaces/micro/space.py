@@ -1,12 +1,12 @@
 """The micro (cell) space behind the `SearchSpace` interface (`spaces/base.py`)."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 
-from enas_jax.spaces.decisions import Decision
+from enas_jax.spaces.base import ModuleSpace
 from enas_jax.spaces.micro import arch as arch_lib
 from enas_jax.spaces.micro import network, picture
 from enas_jax.spaces.micro.network import MicroModelConfig
@@ -28,48 +28,15 @@ class SharedMicroNetwork:
     return network.shared_apply(params, arch, x, self.cfg, dropout_key, step_ratio)
 
 
-class MicroSpace:
+class MicroSpace(ModuleSpace):
   """The authors' micro space: a normal and a reduction cell of B nodes, stacked."""
 
   name = "micro"
   task = "images"
   model_config = MicroModelConfig
+  arch_lib = formats = arch_lib
+  picture, size_field = picture, "num_nodes"
   controller_fields = ("op_tanh_reduce",)
-
-  def decisions(self, model_cfg: MicroModelConfig) -> tuple[Decision, ...]:
-    return arch_lib.decisions(model_cfg.num_nodes)
-
-  def from_decisions(self, values_D: jax.Array) -> arch_lib.MicroArch:
-    return arch_lib.from_decisions(values_D)
-
-  def random_arch(self, key: jax.Array, model_cfg: MicroModelConfig) -> arch_lib.MicroArch:
-    return arch_lib.random_arch(key, model_cfg.num_nodes)
-
-  def validate(self, arch: arch_lib.MicroArch, model_cfg: MicroModelConfig | None = None,
-               where: str = "architecture") -> None:
-    arch_lib.validate(arch, model_cfg.num_nodes if model_cfg else None, where)
-
-  def to_json(self, arch: arch_lib.MicroArch) -> dict[str, Any]:
-    return arch_lib.to_json(arch)
-
-  def from_json(self, data: Mapping[str, Any], where: str = "architecture JSON"
-                ) -> arch_lib.MicroArch:
-    return arch_lib.from_json(data, where=where)
-
-  def to_authors_string(self, arch: arch_lib.MicroArch) -> str:
-    return arch_lib.to_authors_string(arch)
-
-  def load(self, spec: str, model_cfg: MicroModelConfig | None = None) -> arch_lib.MicroArch:
-    return arch_lib.load_arch(spec, model_cfg.num_nodes if model_cfg else None)
-
-  def describe(self, arch: arch_lib.MicroArch) -> list[str]:
-    return picture.describe(arch)
-
-  def to_dot(self, arch: arch_lib.MicroArch, title: str | None = None) -> str:
-    return picture.to_dot(arch, title)
-
-  def arch_figures(self, arch: arch_lib.MicroArch) -> dict[str, jax.Array]:
-    return {}
 
   def size(self, model_cfg: MicroModelConfig) -> str:
     return (f"micro network of {model_cfg.num_layers + 2} cells ({model_cfg.num_nodes} nodes) "

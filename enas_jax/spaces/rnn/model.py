@@ -8,7 +8,7 @@ One Flax module serves both modes:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Literal
 
 import flax.linen as nn
 import jax

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enas_jax.data.images import ImageDataConfig
-from enas_jax.tasks.images import final, search
+from enas_jax.tasks.images import final, search  # noqa: F401 (tasks/__init__ reads them)
 from enas_jax.tasks.images.final import CNNTrainConfig
 from enas_jax.tasks.images.steps import ImageTrainConfig
 from enas_jax.tasks.sections import TaskSections

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from enas_jax.io.errors import UserError
-from enas_jax.tasks.language import final, search
+from enas_jax.tasks.language import final, search  # noqa: F401 (tasks/__init__ reads them)
 from enas_jax.tasks.language.data import TextDataConfig
 from enas_jax.tasks.language.final import FinalTrainConfig
 from enas_jax.tasks.language.steps import SharedTrainConfig

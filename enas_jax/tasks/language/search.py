@@ -12,7 +12,6 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from enas_jax.data.lm_batches import WindowStream, batchify, windows
 from enas_jax.ops.params import count_params
@@ -20,7 +19,7 @@ from enas_jax.spaces.base import SearchSpace
 from enas_jax.spaces.rnn import formats
 from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.tasks.language.data import load_corpus
-from enas_jax.types import Batch, Metrics, ScoreFn
+from enas_jax.types import Batch, ScoreFn
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "shared.lr",
