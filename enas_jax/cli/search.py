@@ -47,6 +47,15 @@ def result_lines(summary: dict[str, Any], workdir: str) -> list[str]:
                             ("valid_acc_shared", "accuracy", 4)):
     if key in summary:
       lines.append(f"its validation {name} under the shared weights: {summary[key]:.{digits}f}")
+  if "valid_acc_table" in summary:
+    lines.append(f"its validation accuracy in the {summary['dataset']} table (mean over its "
+                 f"seeds): {100 * summary['valid_acc_table']:.2f}%, rank "
+                 f"{summary['table_rank']:,} of {summary['table_cells']:,}; the best cell scores "
+                 f"{100 * summary['best_possible_valid_acc']:.2f}% "
+                 f"({summary['best_possible']})")
+    cost = summary["simulated_cost"]
+    lines.append(f"queries: {cost['queries']}, standing for {cost['simulated_seconds'] / 3600:.1f} "
+                 f"simulated GPU hours of training")
   corpus = summary.get("corpus", {})
   if "teacher_ppl_valid" in corpus:
     lines.append(f"planted teacher cell: {corpus['teacher_arch']}; the teacher's optimal "

@@ -139,7 +139,11 @@ def search_config(config: Mapping[str, Any]) -> SearchConfig:
 
 def final_config(config: Mapping[str, Any]) -> FinalConfig:
   """The ConfigDict of a final-training config file -> its space's checked, frozen config."""
-  return from_section(final_config_class(space_name_of(config)), "", config)
+  name = space_name_of(config)
+  refusal = task_sections(get_space(name).task).no_final_training
+  if refusal:
+    raise UserError(f"The {name} space has no final training: {refusal}")
+  return from_section(final_config_class(name), "", config)
 
 
 def _controller_fields(space_name: str) -> set[str]:

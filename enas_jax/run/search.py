@@ -197,6 +197,9 @@ class SearchRun(Runner):
     """(a) trains the shared weights on architectures sampled inside the step."""
     if state.phase_step == 0:
       state.phase_total = self.task.shared_phase_length(state)
+    if state.phase_total == 0:  # a task without shared weights
+      state.phase = CONTROLLER
+      return
     lr = self.cfg.shared.lr_at_epoch(state.epoch) * state.lr_factor
     state.model = state.model.replace(opt_state=set_learning_rate(state.model.opt_state, lr))
     key = jax.random.fold_in(self.base_key, SHARED_STREAM)
@@ -245,6 +248,9 @@ class SearchRun(Runner):
     last = state.epoch + 1 == self.cfg.search.epochs
     shared, control = (guards.sums_to_record(state.epoch_sums[p]) for p in (SHARED, CONTROLLER))
     reward = control["reward"] if control["steps"] else None
+    if control["steps"]:
+      self.add_cost(state, control["steps"] * self.cfg.controller.num_samples,
+                    control.get(self.task.cost_figure, 0.0))
     derived = (self.derive(state, reward)
                if (state.epoch + 1) % self.cfg.search.derive_every == 0 or last else None)
     state.epoch_sums = {p: zeros(s) for p, s in self.shapes.items()}
@@ -266,6 +272,8 @@ class SearchRun(Runner):
         self.task.derive_batch(state.epoch),
         jax.random.fold_in(jax.random.fold_in(self.base_key, DERIVE_STREAM), state.epoch))
     values_SxD, score_S = np.asarray(values_SxD), np.asarray(figures[f"valid_{m}"])
+    self.add_cost(state, len(score_S),
+                  float(np.mean(figures[self.task.cost_figure])) if self.task.cost_figure else 0)
     best = int(np.argmin(score_S) if self.task.lower_is_better else np.argmax(score_S))
     arch = space.from_decisions(values_SxD[best])
     valid = self.task.evaluate(state.model, arch)
@@ -285,6 +293,14 @@ class SearchRun(Runner):
                                            "arch": entry["authors"]})
     return entry
 
+  def add_cost(self, state: SearchState, queries: float, mean_cost: float) -> None:
+    """Counts `queries` scored architectures costing `mean_cost` simulated seconds each (tasks
+    with a `cost_figure` only)."""
+    if self.task.cost_figure:
+      totals = state.totals
+      totals["queries"] = totals.get("queries", 0) + int(queries)
+      totals["simulated_seconds"] = totals.get("simulated_seconds", 0.0) + queries * mean_cost
+
   def arch_stem(self, name: str) -> str:
     return os.path.join(self.workdir, name)
 
@@ -294,7 +310,7 @@ class SearchRun(Runner):
   def finish(self, state: SearchState) -> dict[str, Any]:
     """Re-scores every distinct derived architecture under the final shared weights (scores
     from different epochs are not comparable), writes the best and the summary."""
-    m, space = self.task.metric, self.space
+    m, space, src = self.task.metric, self.space, self.task.figure_source
     archs = {entry["authors"]: space.from_json(entry["arch"]) for entry in state.history}
     rescored = {authors: self.evaluate(state, arch) for authors, arch in archs.items()}
     best = (min if self.task.lower_is_better else max)(rescored, key=rescored.get)
@@ -304,12 +320,13 @@ class SearchRun(Runner):
                        title, self.say)
     summary = {
         "space": self.cfg.space, "architecture": space.to_json(arch), "authors": best,
-        f"valid_{m}_shared": rescored[best],
-        "rescored": [{"authors": a, f"valid_{m}_shared": v} for a, v in rescored.items()],
+        f"valid_{m}_{src}": rescored[best],
+        "rescored": [{"authors": a, f"valid_{m}_{src}": v} for a, v in rescored.items()],
         "history": state.history, "epochs": state.epoch, "shared_steps": state.shared_steps,
         "controller_steps": state.controller_steps,
         "shared_params": count_params(state.model.params),
-        **self.task.summary_extras(lambda a: self.evaluate(state, a))}
+        **({"simulated_cost": dict(state.totals)} if state.totals else {}),
+        **self.task.summary_extras(lambda a: self.evaluate(state, a), arch)}
     self.close(summary)
     self.final_state = state
     return summary

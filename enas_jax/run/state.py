@@ -42,6 +42,8 @@ class RunState:
     values = dict(arrays)
     for f in dataclasses.fields(cls):
       if f.name not in cls.ARRAYS:
+        if f.name not in position and f.default_factory is not dataclasses.MISSING:
+          continue  # a field newer than the checkpoint: its default
         value = position[f.name]
         values[f.name] = Cursor(**value) if f.type in ("Cursor", Cursor) else value
     return cls(**values)
@@ -79,6 +81,9 @@ class SearchState(RunState):
   history: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # derived, per epoch
   lr_factor: float = 1.0  # lowered by each divergence rollback
   rollbacks: int = 0
+  # Architectures scored (`queries`) and their simulated cost (`simulated_seconds`), for tasks
+  # whose scoring stands for training (a table: `SearchTask.cost_figure`); empty otherwise.
+  totals: dict[str, float] = dataclasses.field(default_factory=dict)
 
   @property
   def steps(self) -> int:

@@ -16,9 +16,11 @@ from enas_jax.io.errors import UserError
 from enas_jax.spaces.base import Arch, SearchSpace
 from enas_jax.spaces.macro.space import SPACE as MACRO
 from enas_jax.spaces.micro.space import SPACE as MICRO
+from enas_jax.spaces.nasbench201.space import SPACE as NASBENCH201
 from enas_jax.spaces.rnn.space import SPACE as RNN
 
-SPACES: dict[str, SearchSpace] = {"rnn": RNN, "macro": MACRO, "micro": MICRO}
+SPACES: dict[str, SearchSpace] = {"rnn": RNN, "macro": MACRO, "micro": MICRO,
+                                  "nasbench201": NASBENCH201}
 DEFAULT_SPACE = "rnn"  # a config without a `space` field
 
 

@@ -1,5 +1,6 @@
 """Tasks: what a search space's networks are trained and scored on (`base.SearchTask`,
-`base.FinalTask`): language modelling (`language`) and image classification (`images`).
+`base.FinalTask`): language modelling (`language`), image classification (`images`) and table lookup
+(`table`: NAS-Bench-201).
 
 `task_sections` gives the config sections a task brings; `search_task` and `final_task` build
 the task a run of a space needs. The table below maps a task's name (a space's `task`
@@ -10,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from enas_jax.spaces.base import SearchSpace
-from enas_jax.tasks import images, language
+from enas_jax.tasks import images, language, table
 from enas_jax.tasks.sections import TaskSections
 
-_TASKS = {"language": language, "images": images}
+_TASKS = {"language": language, "images": images, "table": table}
 
 
 def task_sections(name: str) -> TaskSections:

@@ -24,12 +24,19 @@ class SearchTask(Protocol):
     lower_is_better: whether a lower figure is better (perplexity) or a higher one (accuracy).
     split_keys: batch entries whose first axis is the batch axis (split over devices).
     resumable_changes: config-field prefixes that may change on resume.
+    figure_source: where an architecture's whole-split figure comes from: "shared" (the shared
+      weights) or "table" (a benchmark's table); the summary names it `valid_<metric>_<source>`.
+    cost_figure: the per-architecture figure of `score` that is the simulated cost (seconds) of
+      scoring one architecture ("" when scoring costs what the run itself takes). The search
+      totals it with the number of scored architectures (`SearchState.totals`).
   """
 
   metric: str
   lower_is_better: bool
   split_keys: tuple[str, ...]
   resumable_changes: tuple[str, ...]
+  figure_source: str
+  cost_figure: str
 
   def init_model(self, key: jax.Array) -> Any:
     """The shared weights' fresh training state (traceable)."""
@@ -45,7 +52,7 @@ class SearchTask(Protocol):
     """One shared-phase batch and one reward batch (shapes only matter)."""
 
   def shared_phase_length(self, state: Any) -> int:
-    """Shared steps in the epoch starting now."""
+    """Shared steps in the epoch starting now (0: the task has no shared weights)."""
 
   def shared_batches(self, state: Any, n: int) -> Iterator[Batch]:
     """The next `n` training batches; may adjust `state.model` before each (reset a carry)."""
@@ -69,8 +76,9 @@ class SearchTask(Protocol):
                     derived: dict[str, Any] | None) -> str:
     """The epoch line's figures."""
 
-  def summary_extras(self, evaluate: Callable[[Any], float]) -> dict[str, Any]:
-    """Task facts for summary.json (corpus, dataset, the planted cell's figure)."""
+  def summary_extras(self, evaluate: Callable[[Any], float], answer: Any) -> dict[str, Any]:
+    """Task facts for summary.json (corpus, dataset, the planted cell's figure; a table's rank
+    of the search's `answer`)."""
 
 
 class FinalTask(Protocol):

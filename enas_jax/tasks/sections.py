@@ -15,6 +15,8 @@ class TaskSections:
     controller_fields: controller settings only this task uses (its reward).
     arch_hint: appended to the empty-`arch` error of final training.
     check_search: further checks of a whole search config (raises UserError).
+    no_final_training: when set, the task has no final training and this is why (the train
+      command's error).
   """
 
   data: type
@@ -24,3 +26,4 @@ class TaskSections:
   controller_fields: tuple[str, ...] = ()
   arch_hint: str = ""
   check_search: Callable[[Any], None] = lambda cfg: None
+  no_final_training: str = ""

@@ -41,6 +41,8 @@ class SearchTaskImpl:
   lower_is_better = False
   split_keys = ("images", "labels")
   resumable_changes = RESUMABLE_CHANGES
+  figure_source = "shared"  # figures under the shared weights
+  cost_figure = ""  # scoring costs what the run takes
 
   def __init__(self, space: SearchSpace, cfg: Any):
     self.space, self.cfg = space, cfg
@@ -143,5 +145,5 @@ class SearchTaskImpl:
       line += f"  derived valid acc {derived['valid_acc']:.4f}"
     return line
 
-  def summary_extras(self, evaluate: Callable[[Any], float]) -> dict[str, Any]:
+  def summary_extras(self, evaluate: Callable[[Any], float], answer: Any) -> dict[str, Any]:
     return {"dataset": self.data.name}

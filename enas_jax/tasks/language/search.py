@@ -34,6 +34,8 @@ class SearchTaskImpl:
   lower_is_better = True
   split_keys = ("inputs", "targets")  # [batch, window]
   resumable_changes = RESUMABLE_CHANGES
+  figure_source = "shared"  # figures under the shared weights
+  cost_figure = ""  # scoring costs what the run takes
 
   def __init__(self, space: SearchSpace, cfg: Any):
     self.space, self.cfg = space, cfg
@@ -120,7 +122,7 @@ class SearchTaskImpl:
       line += f"  derived [{derived['authors']}] valid ppl {derived['valid_ppl']:.2f}"
     return line
 
-  def summary_extras(self, evaluate: Callable[[Any], float]) -> dict[str, Any]:
+  def summary_extras(self, evaluate: Callable[[Any], float], answer: Any) -> dict[str, Any]:
     """The corpus facts; on the planted corpus, the teacher's cell under the shared weights."""
     info = self.corpus.info
     extras: dict[str, Any] = {"corpus": {"name": self.corpus.name, **{
