@@ -1,5 +1,4 @@
 """The CNN searches end to end on tiny synthetic images: outputs, compile-once, resume."""
-import io
 import json
 import os
 import pathlib
@@ -10,24 +9,18 @@ import jax
 import numpy as np
 
 from configs import cifar10_macro
-from enas_jax.io import metrics
 from enas_jax.run import config as run_config
-from enas_jax.run import search as search_run
 from enas_jax.spaces.macro import arch as arch_lib
+from tests import runs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _cfg(**search):
-  config = cifar10_macro.get_config("tiny")
-  for name, value in search.items():
-    config.search[name] = value
-  return run_config.search_config(config)
+  return runs.search_config(cifar10_macro, **search)
 
 
-def _run(cfg, workdir):
-  run = search_run.SearchRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
-  return run, run.execute()
+_run = runs.search
 
 
 def test_tiny_macro_search_compiles_each_phase_once_and_resumes_bit_for_bit(tmp_path):

@@ -15,20 +15,16 @@ from enas_jax.io import metrics
 from enas_jax.io.errors import UserError
 from enas_jax.run import config as run_config
 from enas_jax.run import final as final_run
+from tests import runs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _cfg(**train):
-  config = cifar10_macro_final.get_config("tiny")
-  for name, value in train.items():
-    config.train[name] = value
-  return run_config.final_config(config)
+  return runs.final_config(cifar10_macro_final, **train)
 
 
-def _run(cfg, workdir):
-  run = final_run.FinalRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
-  return run, run.execute()
+_run = runs.final
 
 
 def test_final_training_resumes_bit_for_bit_and_counts_parameters(tmp_path):

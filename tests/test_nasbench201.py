@@ -1,7 +1,6 @@
 """NAS-Bench-201 as a table-lookup search space: formats, the table's edge order and figures, the
 lookup, the strategies, and the search loop on it (outputs, compile-once, resume)."""
 import importlib.util
-import io
 import itertools
 import json
 import os
@@ -18,13 +17,12 @@ import pytest
 from configs import nasbench201 as nb201_config
 from enas_jax.controller.policy import ControllerConfig
 from enas_jax.data import nasbench201 as table_lib
-from enas_jax.io import metrics
 from enas_jax.io.errors import UserError
 from enas_jax.run import config as run_config
-from enas_jax.run import search as search_run
 from enas_jax.spaces.nasbench201 import arch as arch_lib
 from enas_jax.spaces.registry import get_space, load_any
 from enas_jax.tasks.table import lookup, strategies as st
+from tests import runs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESNET = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
@@ -199,15 +197,10 @@ def test_recall_by_hand():
 
 
 def _cfg(**search):
-  config = nb201_config.get_config("tiny")
-  for name, value in search.items():
-    config.search[name] = value
-  return run_config.search_config(config)
+  return runs.search_config(nb201_config, **search)
 
 
-def _run(cfg, workdir):
-  run = search_run.SearchRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
-  return run, run.execute()
+_run = runs.search
 
 
 def test_search_on_the_table_compiles_once_reports_its_rank_and_resumes(tmp_path, cifar10):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from enas_jax.io.errors import UserError
 
@@ -34,3 +34,12 @@ def load_arch(spec: str, space: str, size: int | None,
   arch = from_json(data, where=path)
   validate(arch, size, path)
   return arch
+
+
+def check_space_field(data: Any, space: str, what: str, where: str) -> None:
+  """A UserError unless `data` is a JSON object whose `space` is `space` (`what`: the space's
+  architectures in words, e.g. "a macro-space architecture")."""
+  if not isinstance(data, Mapping) or data.get("space") != space:
+    found = data.get("space") if isinstance(data, Mapping) else None
+    raise UserError(f"The {where} is not {what} (its `space` is {found!r}, expected {space!r}). "
+                    f"Give one found by a {space} search.")

@@ -170,10 +170,7 @@ def to_json(arch: MacroArch) -> dict[str, Any]:
 
 
 def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> MacroArch:
-  if not isinstance(data, Mapping) or data.get("space") != SPACE_NAME:
-    space = data.get("space") if isinstance(data, Mapping) else None
-    raise UserError(f"The {where} is not a macro-space architecture (its `space` is {space!r}, "
-                    f"expected {SPACE_NAME!r}). Give an architecture found by a macro search.")
+  arch_file.check_space_field(data, SPACE_NAME, "a macro-space architecture", where)
   layers = data.get("layers")
   if not isinstance(layers, list) or not layers:
     raise UserError(f"The {where} needs a non-empty `layers` list of {{layer, op, skips}}.")

@@ -221,10 +221,7 @@ def _cell_from_json(nodes: Any, name: str, where: str) -> np.ndarray:
 
 
 def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> MicroArch:
-  if not isinstance(data, Mapping) or data.get("space") != SPACE_NAME:
-    space = data.get("space") if isinstance(data, Mapping) else None
-    raise UserError(f"The {where} is not a micro-space architecture (its `space` is {space!r}, "
-                    f"expected {SPACE_NAME!r}). Give an architecture found by a micro search.")
+  arch_file.check_space_field(data, SPACE_NAME, "a micro-space architecture", where)
   arch = MicroArch(_cell_from_json(data.get("normal"), "normal", where),
                    _cell_from_json(data.get("reduce"), "reduce", where))
   validate(arch, where=where)

@@ -112,10 +112,7 @@ def to_json(arch: Cell201) -> dict[str, Any]:
 
 
 def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> Cell201:
-  if not isinstance(data, Mapping) or data.get("space") != SPACE_NAME:
-    space = data.get("space") if isinstance(data, Mapping) else None
-    raise UserError(f"The {where} is not a NAS-Bench-201 cell (its `space` is {space!r}, "
-                    f"expected {SPACE_NAME!r}). Give a cell found by a nasbench201 search.")
+  arch_file.check_space_field(data, SPACE_NAME, "a NAS-Bench-201 cell", where)
   edges = data.get("edges")
   if not isinstance(edges, list) or len(edges) != NUM_EDGES:
     raise UserError(f"The {where} needs an `edges` list of {NUM_EDGES} {{to, from, op}} objects "

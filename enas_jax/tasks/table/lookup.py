@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.data.nasbench201 import PLACE_VALUES_E, Table
-from enas_jax.io.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
