@@ -156,3 +156,27 @@ def test_a_micro_field_in_a_macro_config_is_named():
   config.model.num_nodes = 5
   with pytest.raises(UserError, match="model.num_nodes"):
     run_config.search_config(config)
+
+
+@pytest.mark.parametrize("config_name, dotted, value", [
+    ("quickstart", "model.hidden_dim", 0), ("quickstart", "model.embed_dim", 0),
+    ("quickstart", "model.init_range", 0.0), ("quickstart", "controller.hidden_dim", 0),
+    ("quickstart", "controller.lr", -1e-3), ("quickstart", "controller.baseline_decay", 1.0),
+    ("quickstart", "controller.tanh_c", 0.0), ("quickstart", "shared.lr_decay", 0.0),
+    ("quickstart", "data.planted.hidden_dim", 0), ("quickstart", "search.derive_samples", 0),
+    ("cifar10_macro", "shared.momentum", 1.0), ("cifar10_macro", "data.synthetic.size", 0),
+    ("cifar10_micro", "model.aux_weight", -0.4), ("cifar10_micro", "model.num_nodes", 0),
+    ("ptb_final", "train.weight_decay", -1e-6), ("nasbench201", "controller.num_samples", 0),
+])
+def test_impossible_values_are_rejected_before_any_work(config_name, dotted, value):
+  """Every one of these used to reach the data, the compiler or the checkpointer first."""
+  module = __import__(f"configs.{config_name}", fromlist=["get_config"])
+  config = module.get_config("tiny")
+  *sections, field = dotted.split(".")
+  target = config
+  for section in sections:
+    target = target[section]
+  target[field] = value
+  convert = run_config.final_config if "final" in config_name else run_config.search_config
+  with pytest.raises(UserError, match=rf"`{dotted}`"):
+    convert(config).validate()

@@ -2,8 +2,10 @@
 plain references, the LSTM baseline, the test protocol, and bit-exact resume."""
 import io
 import json
+import os
 import pathlib
 import shutil
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +15,7 @@ import pytest
 from configs import ptb_final
 from enas_jax.io import metrics
 from enas_jax.spaces.rnn.lstm_baseline import LSTMLanguageModel, hidden_for_budget, lstm_param_count
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import Stopped, UserError
 from enas_jax.run import config as run_config
 from enas_jax.run import final as final_run
 from enas_jax.run import outputs
@@ -247,6 +249,31 @@ def test_resume_from_a_mid_epoch_checkpoint_is_bit_identical(straight, tmp_path)
                          run.final_state.model.lm.params)
   jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.model.avg.params,
                          run.final_state.model.avg.params)
+
+
+def test_sigterm_mid_epoch_saves_there_and_resume_is_bit_identical(straight, tmp_path):
+  workdir, run, summary, _ = straight
+  stopped = final_run.FinalRun(_cfg(), str(tmp_path / "stopped"), io.StringIO(),
+                               metrics.Progress(enabled=False))
+  step, calls = stopped.task.step, []
+
+  def step_then_sigterm(*args):
+    calls.append(1)
+    if len(calls) == 10:  # mid-epoch, between scheduled saves (every 7 steps)
+      os.kill(os.getpid(), signal.SIGTERM)
+    return step(*args)
+
+  stopped.task.step = step_then_sigterm
+  with pytest.raises(Stopped, match=r"stopped by SIGTERM at epoch 1, step 10; checkpoint 10 "
+                                    r"saved") as stop:
+    stopped.execute()
+  assert stop.value.exit_code == 143
+  assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
+  resumed_run, resumed, out = _train(tmp_path / "stopped", _cfg())
+  assert "resuming from checkpoint 10" in out
+  assert _rows(tmp_path / "stopped") == _rows(workdir) and resumed == summary
+  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.model.lm.params,
+                         run.final_state.model.lm.params)
 
 
 def test_lstm_through_the_same_command_and_config_errors(tmp_path):

@@ -1,8 +1,10 @@
 """Checkpoint and resume: a SIGKILLed search resumed ends bit-identical to an uninterrupted one;
 unreadable checkpoints, leftovers of a killed save, changed configs and divergence."""
+import errno
 import io
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -16,7 +18,9 @@ import pytest
 
 from configs import quickstart
 from enas_jax.io import metrics
+from enas_jax.io import errors
 from enas_jax.io.errors import UserError
+from enas_jax.io.signals import StopSignals
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
 
@@ -102,6 +106,104 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference, tmp_path):
   assert resumed.returncode == 0, resumed.stderr
   assert "resuming from checkpoint" in resumed.stdout
   _assert_same_run(reference, workdir)
+
+
+def _start_and_wait_for_a_checkpoint(workdir, env):
+  proc = subprocess.Popen(_cli_args(workdir), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  checkpoints = workdir / "checkpoints"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()):
+      return proc
+    time.sleep(0.005)
+  raise AssertionError(f"no checkpoint appeared: {proc.communicate()}")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_saves_where_it_stopped_and_resume_is_bit_identical(reference, tmp_path, sig,
+                                                                   code):
+  workdir = tmp_path / "stopped"
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  proc = _start_and_wait_for_a_checkpoint(workdir, env)
+  first = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  proc.send_signal(sig)
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == code, err
+  assert "Traceback" not in err and not (workdir / "summary.json").exists()
+  stop = re.search(r"stopped by (\w+) at epoch (\d+), step (\d+); checkpoint (\d+) saved", err)
+  assert stop and stop.group(1) == sig.name, err
+  assert "run the same command to resume" in err
+  saved = int(stop.group(4))
+  assert saved >= first and (workdir / "checkpoints" / str(saved)).is_dir()
+  _, _, meta = _latest_checkpoint(workdir)
+  assert meta["position"]["shared_steps"] + meta["position"]["controller_steps"] == int(
+      stop.group(3))  # the checkpoint is where it says it stopped
+  resumed = subprocess.run(_cli_args(workdir), cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr
+  assert f"resuming from checkpoint {saved}" in resumed.stdout
+  _assert_same_run(reference, workdir)
+
+
+def test_a_second_signal_exits_at_once(monkeypatch):
+  exits = []
+  monkeypatch.setattr(os, "_exit", exits.append)
+  with StopSignals() as stop:
+    assert signal.getsignal(signal.SIGTERM) == stop._handle  # installed while entered
+    stop._handle(signal.SIGINT, None)
+    assert stop.received == signal.SIGINT and not exits  # the loop stops at its next step
+    stop._handle(signal.SIGTERM, None)
+    assert exits == [143]  # the second: at once
+  assert signal.getsignal(signal.SIGTERM) != stop._handle  # restored
+
+
+def test_disk_full_during_a_save_is_one_paragraph_and_the_rerun_resumes(reference, tmp_path,
+                                                                        monkeypatch):
+  """orbax reports a full disk from tensorstore's writer as a ValueError carrying the OS text;
+  the patched save fails the third checkpoint that way after leaving a partial directory."""
+  workdir = tmp_path / "full"
+  real_save, calls = ocp.CheckpointManager.save, []
+
+  def save_until_the_disk_fills(manager, step, *args, **kwargs):
+    calls.append(step)
+    if len(calls) == 3:
+      (pathlib.Path(manager.directory) / f"{step}.orbax-checkpoint-tmp").mkdir()
+      raise ValueError(f"RESOURCE_EXHAUSTED: Failed writing: \"{manager.directory}/{step}.orbax-"
+                       f"checkpoint-tmp/d/1\": No space left on device [os_error_code='28']")
+    return real_save(manager, step, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "save", save_until_the_disk_fills)
+  with pytest.raises(UserError) as err:
+    _run(workdir)
+  message = str(err.value)
+  assert f"Cannot write checkpoint {calls[2]} in" in message
+  assert "No space left on device" in message and "run the same command" in message
+  assert f"checkpoints ({calls[0]}, {calls[1]}) are untouched" in message
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == sorted(
+      str(c) for c in calls[:2])  # the partial write is gone, the earlier ones are there
+  monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)  # space freed
+  _, _, out = _run(workdir)
+  assert f"resuming from checkpoint {calls[1]}" in out
+  _assert_same_run(reference, workdir)
+
+
+def test_any_write_error_at_the_command_is_one_paragraph(capsys):
+  def main(argv):
+    raise OSError(errno.ENOSPC, "No space left on device", "/w/metrics.jsonl")
+
+  with pytest.raises(SystemExit) as exit_info:
+    errors.run_main(main)([])
+  assert exit_info.value.code == errors.USER_ERROR_EXIT
+  err = capsys.readouterr().err
+  assert err.startswith("error: Cannot write /w/metrics.jsonl: No space left on device.")
+  assert "run the same command" in err and "\n\n" not in err and "Traceback" not in err
+
+  def bug(argv):
+    raise OSError(errno.ENOENT, "No such file", "/x")  # not a write failure: not hidden
+
+  with pytest.raises(OSError):
+    errors.run_main(bug)([])
 
 
 def test_unreadable_latest_checkpoint_and_killed_save_leftovers(reference, tmp_path):

@@ -30,6 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.decisions import Decision
 
@@ -55,6 +56,10 @@ class ControllerConfig:
   op_tanh_reduce: float = 1.0
 
   def validate(self, section: str = "controller") -> None:
+    require(self, section, ">= 1", "hidden_dim")
+    require(self, section, "> 0", "lr", "tanh_c", "reward_c")
+    require(self, section, ">= 0", "grad_clip", "entropy_weight", "skip_weight")
+    require(self, section, "[0, 1)", "baseline_decay")
     if self.temperature <= 0:
       raise UserError(f"Config field `{section}.temperature` must be positive, got "
                       f"{self.temperature}.")

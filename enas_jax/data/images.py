@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 
 INSTALL_IMAGES = 'pip install -e ".[images]"'
@@ -38,6 +39,13 @@ class SyntheticImagesConfig:
   num_classes: int = 10
   noise: float = 0.6
   seed: int = 0
+
+  def validate(self, section: str = "data.synthetic") -> None:
+    require(self, section, ">= 1", "train_images", "test_images", "size")
+    require(self, section, ">= 0", "noise")
+    if self.num_classes < 2:
+      raise UserError(f"Config field `{section}.num_classes` must be at least 2, got "
+                      f"{self.num_classes}.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,16 +15,23 @@ message, and the run goes on from the one before it.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
-from typing import Any, Callable, Mapping
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import WRITE_ERRNOS, UserError
 
 FORMAT_VERSION = 1
 
@@ -95,6 +102,76 @@ def check_resumable(saved: Mapping[str, Any], current: Any, allowed: tuple[str, 
   return diffs
 
 
+class NonFiniteState(ValueError):
+  """A state with NaN or Inf is never saved."""
+
+
+_WRITE_FAILURE_TEXT = ("No space left on device", "Disk quota exceeded", "Read-only file system",
+                       "Permission denied", "Input/output error")
+
+
+@contextlib.contextmanager
+def _orbax_errors_unlogged() -> Iterator[None]:
+  """Orbax's writer threads log each failed write with a traceback through absl's logger before
+  the save raises; the caller reports the failure itself."""
+  logger = absl_logging.get_absl_logger()
+  level = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _stderr_kept_unless_write_fails() -> Iterator[None]:
+  """Holds what the process writes to stderr (file descriptor 2, every thread) during a save:
+  passed on after a successful save or any other failure; dropped after a failed write, whose
+  stragglers (tensorstore callbacks reaching orbax's closed event loop print "RuntimeError: Event
+  loop is closed" tracebacks) are given 0.5 s to finish first. The failure is reported once."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as held:
+    os.dup2(held.fileno(), 2)
+    failed = False
+    try:
+      yield
+    except Exception as err:
+      failed = is_write_failure(err)
+      if failed:
+        time.sleep(0.5)
+      raise
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      if not failed:
+        held.seek(0)
+        text = held.read()
+        if text:
+          os.write(2, text)
+
+
+def is_write_failure(err: BaseException) -> bool:
+  """Whether `err` (or an exception it wraps) is a failed write a user fixes outside the
+  program: an OSError with a write errno, or orbax/tensorstore's text of one."""
+  while err is not None:
+    if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
+      return True
+    if any(text in str(err) for text in _WRITE_FAILURE_TEXT):
+      return True
+    err = err.__cause__ or err.__context__
+  return False
+
+
+def write_failure_reason(err: BaseException) -> str:
+  """The operating system's words for `err` ("No space left on device")."""
+  for text in _WRITE_FAILURE_TEXT:
+    if text in str(err):
+      return text
+  return getattr(err, "strerror", None) or type(err).__name__
+
+
 class Checkpointer:
   """Saves and restores the run state in `directory`, keeping the last `keep` checkpoints."""
 
@@ -118,17 +195,40 @@ class Checkpointer:
     """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as checkpoint `step`.
 
     Raises:
-      ValueError: if `must_be_finite` (default: all of `state`; metric sums may legitimately hold
+      NonFiniteState: if `must_be_finite` (default: all of `state`; metric sums may legitimately hold
         an infinite perplexity) holds NaN or Inf: a checkpoint is never poisoned.
     """
     if not all_finite(state if must_be_finite is None else must_be_finite):
-      raise ValueError(f"refusing to save checkpoint {step}: the state holds NaN or Inf")
+      raise NonFiniteState(f"refusing to save checkpoint {step}: the state holds NaN or Inf")
     leaves = jax.tree_util.tree_leaves(state)
     arrays = {str(i): leaf for i, leaf in enumerate(leaves)}
     meta = dict(meta, format_version=FORMAT_VERSION, leaves=leaf_table(state))
-    self._manager.save(step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays),
-                                                     meta=ocp.args.JsonSave(meta)))
-    self._manager.wait_until_finished()
+    try:
+      with _orbax_errors_unlogged(), _stderr_kept_unless_write_fails():
+        self._manager.save(step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays),
+                                                         meta=ocp.args.JsonSave(meta)))
+        self._manager.wait_until_finished()
+    except Exception as err:  # orbax and tensorstore wrap OS errors in their own types
+      if not is_write_failure(err):
+        raise
+      raise self._write_failed(step, err) from None
+
+  def _write_failed(self, step: int, err: BaseException) -> UserError:
+    """Removes what the failed save of `step` left, and says what happened and what to do (the
+    run ends here: the writes orbax abandoned are not logged again when the process exits)."""
+    for name in ("asyncio", absl_logging.get_absl_logger().name):
+      logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in os.listdir(self.directory):
+      if name.startswith(f"{step}.orbax-checkpoint-tmp"):
+        shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+    kept = sorted(int(name) for name in os.listdir(self.directory) if name.isdigit())
+    earlier = (f"the earlier checkpoints ({', '.join(map(str, kept))}) are untouched"
+               if kept else "there is no earlier checkpoint")
+    return UserError(
+        f"Cannot write checkpoint {step} in {self.directory}: {write_failure_reason(err)}. "
+        f"The partial write was removed and {earlier}. Free space on that disk (or pass another "
+        f"--workdir) and run the same command: it resumes from "
+        f"{'checkpoint ' + str(kept[-1]) if kept else 'the start'}.")
 
   def _restore(self, step: int) -> tuple[dict[str, Any], dict[str, Any]]:
     restored = self._manager.restore(step, args=ocp.args.Composite(

@@ -103,3 +103,17 @@ def from_section(cls: Type[T], section: str, values: Mapping[str, Any]) -> T:
   if validate is not None:
     validate(section)
   return instance
+
+
+def require(cfg: Any, section: str, rule: str, *names: str) -> None:
+  """Raises a UserError naming the first field of `names` in `cfg` that breaks `rule`:
+  ">= 1" (a count or size), ">= 0", "> 0" (a rate or scale), "[0, 1)" (a fraction)."""
+  checks = {">= 1": lambda v: v >= 1, ">= 0": lambda v: v >= 0, "> 0": lambda v: v > 0,
+            "[0, 1)": lambda v: 0 <= v < 1}
+  for name in names:
+    value = getattr(cfg, name)
+    if not checks[rule](value):
+      field = _dotted(section, name)
+      raise UserError(f"Config field `{field}` is {value!r}; it must be {rule} (a run cannot "
+                      f"work otherwise). Fix it in the config file or the --config.{field} "
+                      f"override.")

@@ -1,6 +1,7 @@
 """User-facing errors: one clear paragraph and a non-zero exit instead of a traceback."""
 from __future__ import annotations
 
+import errno
 import sys
 import textwrap
 from typing import Callable, NoReturn, Sequence, TextIO
@@ -14,6 +15,28 @@ class UserError(Exception):
 
   def __init__(self, message: str):
     super().__init__(" ".join(message.split()))
+
+
+class Stopped(Exception):
+  """The run stopped on a signal (SIGTERM, SIGINT) after saving a checkpoint; the process exits
+  with `exit_code` (128 + the signal's number, as a shell reports a process the signal killed)."""
+
+  def __init__(self, message: str, exit_code: int):
+    super().__init__(" ".join(message.split()))
+    self.exit_code = exit_code
+
+
+# Write failures a user fixes outside the program (disk full, quota, read-only or lost disk,
+# permissions): one paragraph naming the file, not a traceback.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+
+
+def write_failure(err: OSError) -> UserError:
+  """The paragraph for an OSError from writing an output (`err.errno` in `WRITE_ERRNOS`)."""
+  where = f" {err.filename}" if err.filename else ""
+  return UserError(f"Cannot write{where}: {err.strerror or err}. Nothing saved before it is "
+                   f"lost: free space on that disk (or fix its permissions, or pass another "
+                   f"--workdir) and run the same command; it resumes from the newest checkpoint.")
 
 
 def exit_with(err: UserError, stream: TextIO | None = None) -> NoReturn:
@@ -32,5 +55,17 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       main(argv)
     except UserError as err:
       exit_with(err)
+    except Stopped as stop:
+      sys.stdout.flush()
+      sys.stderr.write(textwrap.fill(str(stop), width=100) + "\n")
+      sys.stderr.flush()
+      raise SystemExit(stop.exit_code) from None
+    except KeyboardInterrupt:  # Ctrl-C before the run could save anything
+      sys.stderr.write("interrupted before the run started; nothing was saved.\n")
+      raise SystemExit(130) from None
+    except OSError as err:
+      if err.errno not in WRITE_ERRNOS:
+        raise
+      exit_with(write_failure(err))
 
   return wrapped

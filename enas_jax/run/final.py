@@ -61,6 +61,10 @@ class FinalRun(Runner):
     return state
 
   def execute(self) -> dict[str, Any]:
+    with self.stop_signals:  # SIGTERM/SIGINT: save at the next step boundary, then stop
+      return self._execute()
+
+  def _execute(self) -> dict[str, Any]:
     state = self.start()
     self.write_config()
     while state.epoch < self.cfg.train.epochs:
@@ -81,6 +85,8 @@ class FinalRun(Runner):
       every = cfg.checkpoint.every_steps
       if every and state.steps % every == 0 and state.epoch_step < n:
         self.save(state)
+      if state.epoch_step < n:  # the epoch's last step is followed by its evaluation and save
+        self.check_stop(state)
     figures, text = self.task.end_epoch(state)
     state.epoch_sums = self.zero_sums()
     state.epoch += 1
@@ -88,6 +94,7 @@ class FinalRun(Runner):
     self.log.write("epoch", state.epoch, {**figures, "seconds": time.time() - start})
     self.save(state)
     self.say(f"epoch {state.epoch}/{cfg.train.epochs}  {text}  ({time.time() - start:.1f} s)")
+    self.check_stop(state)
 
   def record(self, state: TrainState, lr: float, n: int) -> None:
     """Logs the sums since the last record, adds them to the epoch's, warns of skipped steps."""

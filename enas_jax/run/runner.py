@@ -15,7 +15,8 @@ import jax
 from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.io import workdir as workdir_lib
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import Stopped, UserError
+from enas_jax.io.signals import StopSignals
 from enas_jax.run.state import RunState
 
 
@@ -38,6 +39,7 @@ class Runner:
     workdir_lib.prepare(workdir)
     self._checkpointer: ckpt_lib.Checkpointer | None = None
     self.log: metrics_lib.MetricsLog | None = None
+    self.stop_signals = StopSignals()  # entered by the subclass's `execute`
 
   @property
   def checkpointer(self) -> ckpt_lib.Checkpointer:
@@ -59,9 +61,23 @@ class Runner:
     try:
       self.checkpointer.save(state.save_index, state.arrays(), meta,
                              must_be_finite=must_be_finite)
-    except ValueError as err:  # NaN/Inf in the state: never saved
+    except ckpt_lib.NonFiniteState as err:  # NaN/Inf in the state: never saved
       raise Diverged(f"Not saving a checkpoint: {err}. The run stops; it resumes from the last "
                      f"good checkpoint in {self.checkpointer.directory}.") from None
+
+  def check_stop(self, state: RunState) -> None:
+    """After a SIGTERM or SIGINT: saves `state` (a step boundary) unless just saved, closes the
+    log and raises `Stopped` (exit 143 or 130)."""
+    signum = self.stop_signals.received
+    if signum is None:
+      return
+    if state.save_index not in self.checkpointer.steps():
+      self.save(state)  # the subclass's save: what must be finite
+    self.log.close()
+    self.checkpointer.close()
+    raise Stopped(f"stopped by {self.stop_signals.name} at epoch {state.epoch + 1}, step "
+                  f"{state.steps}; checkpoint {state.save_index} saved in "
+                  f"{self.checkpointer.directory}; run the same command to resume.", 128 + signum)
 
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
     diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, self.resumable_changes,

@@ -112,6 +112,10 @@ class SearchRun(Runner):
 
   # --- the loop
   def execute(self) -> dict[str, Any]:
+    with self.stop_signals:  # SIGTERM/SIGINT: save at the next step boundary, then stop
+      return self._execute()
+
+  def _execute(self) -> dict[str, Any]:
     state, step = self.restore_or_fresh()
     self.write_config()
     if step is None:
@@ -192,6 +196,7 @@ class SearchRun(Runner):
       every = self.cfg.checkpoint.every_steps
       if every and state.steps % every == 0:
         self.save(state)
+      self.check_stop(state)
 
   def shared_phase(self, state: SearchState) -> None:
     """(a) trains the shared weights on architectures sampled inside the step."""
@@ -262,6 +267,7 @@ class SearchRun(Runner):
                                           **({"reward": reward} if reward is not None else {})})
     self.save(state)
     self.say(line + f"  ({time.time() - start:.1f} s)")
+    self.check_stop(state)
 
   def derive(self, state: SearchState, reward: float | None) -> dict[str, Any]:
     """(c) Derives, records, writes and draws this epoch's architecture (`reward`: the epoch's

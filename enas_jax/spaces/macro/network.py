@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.ops.fixed_blocks import AuxHead, ConvBN, FactorizedReduce, SepConvBN
@@ -44,6 +45,7 @@ class MacroModelConfig:
   aux_weight: float = 0.4
 
   def validate(self, section: str = "model") -> None:
+    require(self, section, ">= 0", "aux_weight")
     if self.num_layers < 1 or self.filters < 2 or self.filters % 2:
       raise UserError(f"Config fields `{section}.num_layers` (>= 1) and `{section}.filters` (even, "
                       f">= 2) got {self.num_layers} and {self.filters}.")

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.ops.fixed_blocks import AuxHead, ConvBN, FactorizedReduce, ReluConvBN, SepStack
@@ -62,6 +63,7 @@ class MicroModelConfig:
   aux_weight: float = 0.4
 
   def validate(self, section: str = "model") -> None:
+    require(self, section, ">= 0", "aux_weight")
     if self.num_layers < 0 or self.num_nodes < 1 or self.filters < 2 or self.filters % 2:
       raise UserError(f"Config fields `{section}.num_layers` (>= 0), `{section}.num_nodes` (>= 1) "
                       f"and `{section}.filters` (even, >= 2) got {self.num_layers}, "

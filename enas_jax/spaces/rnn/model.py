@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.rnn import cell as cell_lib
 from enas_jax.spaces.rnn.arch import RNNArch
@@ -39,6 +40,9 @@ class RNNModelConfig:
   scan_unroll: int = 1
 
   def validate(self, section: str = "model") -> None:
+    require(self, section, ">= 1", "embed_dim", "hidden_dim", "scan_unroll")
+    require(self, section, "> 0", "init_range")
+    require(self, section, ">= 0", "hidden_norm_clip")
     if self.num_nodes < 1:
       raise UserError(f"Config field `{section}.num_nodes` must be at least 1, got "
                       f"{self.num_nodes}.")

@@ -21,6 +21,7 @@ import optax
 
 from enas_jax.data.image_batches import augment, normalize
 from enas_jax.data.images import ImageDataConfig
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.ops.params import l2_penalty
 
@@ -46,6 +47,8 @@ class ImageTrainConfig:
   grad_clip: float = 5.0
 
   def validate(self, section: str = "shared") -> None:
+    require(self, section, "[0, 1)", "momentum")
+    require(self, section, ">= 0", "l2", "grad_clip")
     if not 0 <= self.lr_min <= self.lr or self.lr <= 0:
       raise UserError(f"Config fields `{section}.lr` ({self.lr}) and `{section}.lr_min` "
                       f"({self.lr_min}) must satisfy 0 <= lr_min <= lr, lr > 0.")

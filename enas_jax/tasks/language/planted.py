@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.data.text import EOS, Corpus
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.rnn import cell as cell_lib
 from enas_jax.spaces.rnn.arch import RNNArch, random_arch, validate
@@ -40,6 +41,8 @@ class PlantedConfig:
   num_streams: int = 200
 
   def validate(self, section: str = "data.planted") -> None:
+    require(self, section, ">= 1", "num_nodes", "hidden_dim", "num_streams")
+    require(self, section, "> 0", "weight_scale", "logit_scale")
     if not 3 <= self.vocab_size <= 100_000:
       raise UserError(f"Config field `{section}.vocab_size` must be in [3, 100000], got "
                       f"{self.vocab_size}.")

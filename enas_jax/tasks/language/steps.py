@@ -18,6 +18,7 @@ import optax
 
 from enas_jax.controller import reinforce
 from enas_jax.data.lm_batches import Window, windows
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.ops.params import l2_penalty
 from enas_jax.spaces.rnn.arch import RNNArch
@@ -37,6 +38,8 @@ class SharedTrainConfig:
   l2: float = 1e-7
 
   def validate(self, section: str = "shared") -> None:
+    require(self, section, "> 0", "lr_decay")
+    require(self, section, ">= 0", "lr_decay_start_epoch", "l2")
     if self.lr <= 0:
       raise UserError(f"Config field `{section}.lr` must be positive, got {self.lr}.")
     if self.grad_clip < 0:
