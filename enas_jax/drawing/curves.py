@@ -26,7 +26,7 @@ PANELS = (
     Panel("shared weights: training accuracy", "shared", ("accuracy",), "shared step"),
     Panel("derived architecture: validation perplexity (shared weights)", "derive",
           ("valid_ppl",), "epoch", log_y=True, epoch_axis=True),
-    Panel("derived architecture: validation accuracy (shared weights)", "derive",
+    Panel("derived architecture: validation accuracy (shared weights, or the table)", "derive",
           ("valid_acc",), "epoch", epoch_axis=True),
     Panel("training loss", "train", ("loss",), "step"),
     Panel("validation perplexity", "epoch", ("valid_ppl", "train_ppl"), "epoch", log_y=True),
