@@ -195,8 +195,9 @@ class Checkpointer:
     """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as checkpoint `step`.
 
     Raises:
-      NonFiniteState: if `must_be_finite` (default: all of `state`; metric sums may legitimately hold
-        an infinite perplexity) holds NaN or Inf: a checkpoint is never poisoned.
+      NonFiniteState: if `must_be_finite` (default: all of `state`; metric sums may
+        legitimately hold an infinite perplexity) holds NaN or Inf: a checkpoint is never
+        poisoned.
     """
     if not all_finite(state if must_be_finite is None else must_be_finite):
       raise NonFiniteState(f"refusing to save checkpoint {step}: the state holds NaN or Inf")

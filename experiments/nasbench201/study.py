@@ -163,9 +163,10 @@ def diagnose(out: str, seeds: int) -> dict:
     entry["free_repeats_at_100"] = _summary(curves(table, free, 100)[:, -1],
                                             float(table.mean_acc_K.max()))
     result["strategies"][strategy] = entry
+  space = get_space("nasbench201")
   result["reward_scale"] = {
-      scale: float(curves(table, st.enas_traces(table, get_space("nasbench201"), ctrl,
-                                                st.Budget(100), seed_ids, scale), 100)[:, -1].mean())
+      scale: float(curves(table, st.enas_traces(table, space, ctrl, st.Budget(100), seed_ids,
+                                                scale), 100)[:, -1].mean())
       for scale in (0.1, 1.0, 10.0, 100.0)}
   lines = [f"# Why: ENAS's controller on NAS-Bench-201 CIFAR-100 (tuning seeds "
            f"{seed_ids[0]}-{seed_ids[-1]})", "", "| strategy | " + " | ".join(
