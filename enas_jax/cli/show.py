@@ -37,7 +37,7 @@ def main(argv: Sequence[str]) -> None:
   space = SPACES[name]
   print(f"space: {name}")
   print(f"authors' string: {space.to_authors_string(arch)}")
-  print("\n".join(space.describe(arch)))
+  print("\n".join(space.describe(arch) + space.known_figures(arch)))
   stem = _OUTPUT.value or f"{name}_arch"
   written = render.write_picture(space.to_dot(arch, _TITLE.value or None), stem)
   print("pictures: " + ", ".join(written.values()))

@@ -66,6 +66,10 @@ class SearchSpace(Protocol):
   def arch_figures(self, arch: Arch) -> dict[str, jax.Array]:
     """Scalars logged with each sampled architecture (traceable; macro: its skip rate)."""
 
+  def known_figures(self, arch: Arch) -> list[str]:
+    """What is known of the architecture's quality without running it (a benchmark table's
+    figures), one line each; none for most spaces."""
+
   def size(self, model_cfg: Any) -> str:
     """A short description of the searched network ("macro network of 12 layers x 36 ...")."""
 
@@ -125,3 +129,6 @@ class ModuleSpace:
 
   def arch_figures(self, arch: Arch) -> dict[str, jax.Array]:
     return {}
+
+  def known_figures(self, arch: Arch) -> list[str]:
+    return []

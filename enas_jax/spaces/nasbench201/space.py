@@ -8,6 +8,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
+from enas_jax.data import nasbench201 as table_lib
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.base import ModuleSpace
 from enas_jax.spaces.nasbench201 import arch as arch_lib
@@ -38,6 +41,21 @@ class NasBench201Space(ModuleSpace):
 
   def size(self, model_cfg: Any) -> str:
     return "NAS-Bench-201 cell (4 nodes, 6 edges, 5 operations: 15,625 cells)"
+
+  def known_figures(self, arch: arch_lib.Cell201) -> list[str]:
+    """The cell's validation accuracy in each of NAS-Bench-201's tables, when installed."""
+    lines = []
+    for dataset in table_lib.DATASETS:
+      try:
+        table = table_lib.load_table(dataset)
+      except UserError:  # the package is not installed: nothing is known
+        return []
+      k = table_lib.cell_index(np.asarray(arch.ops_E))
+      runs = ", ".join(f"{a:.2f}" for a in table.acc_KxS[k, :table.seeds_K[k]])
+      lines.append(f"NAS-Bench-201 {dataset}: validation accuracy {table.mean_acc_K[k]:.2f}% "
+                   f"(seeds: {runs}), rank {table.rank(k):,} of {len(table.seeds_K):,}; the "
+                   f"best cell {table.mean_acc_K[table.best_index]:.2f}%")
+    return lines
 
   def shared_network(self, model_cfg: Any, data_shape: Any) -> Any:
     raise UserError("The nasbench201 space has no shared weights: its cells are looked up in "
