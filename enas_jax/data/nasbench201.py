@@ -14,10 +14,11 @@ A cell's index in the arrays is its key read as a base-5 number (`cell_index`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import os
 import pickle
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -51,14 +52,18 @@ class Table:
   model_size_K: np.ndarray
   latency_K: np.ndarray
 
-  @property
+  @functools.cached_property
   def mean_acc_K(self) -> np.ndarray:
     """Each cell's validation accuracy averaged over its seeds (the benchmark's figure)."""
     return np.nanmean(self.acc_KxS, axis=1)
 
-  @property
+  @functools.cached_property
   def best_index(self) -> int:
     return int(np.argmax(self.mean_acc_K))
+
+  def observe(self, index_Q: np.ndarray, u_Q: np.ndarray) -> np.ndarray:
+    """The accuracy (%) of one seed of each cell, the seed picked by `u` in [0, 1)."""
+    return self.acc_KxS[index_Q, seed_index(u_Q, self.seeds_K[index_Q])]
 
   def rank(self, index: int) -> int:
     """1 for the best cell by mean validation accuracy, 15,625 for the worst."""
@@ -68,6 +73,16 @@ class Table:
 def cell_index(ops_E: Sequence[int] | np.ndarray) -> int:
   """The row of the cell whose edges (in string order) have operations `ops_E`."""
   return int(np.dot(np.asarray(ops_E, np.int64), PLACE_VALUES_E))
+
+
+def cell_ops(index: int) -> np.ndarray:
+  """The six operation ids of row `index` (the inverse of `cell_index`)."""
+  return np.asarray([(index // int(p)) % NUM_OPS for p in PLACE_VALUES_E], np.int32)
+
+
+def seed_index(u: Any, n: Any, xp: Any = np) -> Any:
+  """Which of `n` seeds a uniform `u` in [0, 1) picks (NumPy, or `xp=jax.numpy` when traced)."""
+  return xp.minimum(xp.floor(u * n).astype(xp.int32), n - 1)
 
 
 def cell_key(ops_E: Sequence[int] | np.ndarray) -> str:

@@ -39,14 +39,6 @@ STRATEGIES = ("enas", "evolution", "random")
 CHECKPOINTS = (10, 25, 50, 100, 200, 300)  # queries at which the table reports
 TUNE_GRID = {"lr": (0.003, 0.01, 0.03, 0.1), "entropy_weight": (0.0, 0.001, 0.01),
              "temperature": (1.0, 5.0), "baseline_decay": (0.9, 0.99), "num_samples": (1, 5)}
-# NAS-Bench-201 (Dong & Yang 2020, Table 5): validation accuracy (%), mean +- std over 500 runs,
-# searched with 12-epoch accuracies under a 12,000 s budget (CIFAR-10), reported at 200 epochs.
-PUBLISHED = {"cifar10": {"evolution": (91.19, 0.31), "random": (90.93, 0.36),
-                         "reinforce": (91.09, 0.37)},
-             "cifar100": {"evolution": (71.81, 1.12), "random": (70.93, 1.09),
-                          "reinforce": (71.61, 1.12)},
-             "imagenet16-120": {"evolution": (45.15, 0.89), "random": (44.45, 1.10),
-                                "reinforce": (45.24, 1.18)}}
 
 
 def controller_config(**changes: Any) -> ControllerConfig:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from enas_jax.data.nasbench201 import PLACE_VALUES_E, Table
+from enas_jax.data.nasbench201 import PLACE_VALUES_E, Table, seed_index
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +70,11 @@ def query(table: DeviceTable, ops_SxE: jax.Array, u_S: jax.Array
           ) -> tuple[jax.Array, jax.Array]:
   """(accuracy of one drawn seed, training seconds) of each cell (traceable)."""
   k_S = index_of(ops_SxE)
-  n_S = table.seeds_K[k_S]
-  seed_S = jnp.minimum(jnp.floor(u_S * n_S).astype(jnp.int32), n_S - 1)
+  seed_S = seed_index(u_S, table.seeds_K[k_S], jnp)
   return table.acc_KxS[k_S, seed_S], table.time_K[k_S]
 
 
 def seed_draws(seed: int, stream: int, index: int, n: int) -> np.ndarray:
   """`n` uniform numbers in [0, 1) for query batch `index` of `stream`: a pure function of the
-  run's seed, so a resumed run draws the same seeds."""
-  key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), stream), index)
-  return np.asarray(jax.random.uniform(key, (n,)))
+  run's seed, so a resumed run draws the same seeds (on the host: no device round trip)."""
+  return np.random.default_rng([seed, stream, index]).random(n).astype(np.float32)

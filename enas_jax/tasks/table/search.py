@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from enas_jax.data.nasbench201 import Table, cell_index, load_table
+from enas_jax.data.nasbench201 import Table, cell_index, cell_ops, load_table
 from enas_jax.spaces.base import SearchSpace
 from enas_jax.tasks.table.lookup import DeviceTable, query, seed_draws
 from enas_jax.types import Batch, Metrics, ScoreFn
@@ -122,9 +122,4 @@ class SearchTaskImpl:
             "table_cells": int(len(mean)), "regret_acc": float((mean[best] - mean[k]) / 100),
             "best_possible_valid_acc": float(mean[best] / 100),
             "best_possible": self.space.to_authors_string(
-                self.space.from_decisions(_digits(best)))}
-
-
-def _digits(index: int) -> np.ndarray:
-  """The six operation ids of row `index` (the inverse of `cell_index`)."""
-  return np.asarray([(index // 5 ** p) % 5 for p in range(5, -1, -1)], np.int32)
+                self.space.from_decisions(cell_ops(best)))}

@@ -31,10 +31,10 @@ import numpy as np
 
 from enas_jax.controller import policy as ctl
 from enas_jax.controller import steps as controller_steps
-from enas_jax.data.nasbench201 import NUM_EDGES, NUM_OPS, PLACE_VALUES_E, Table
+from enas_jax.data.nasbench201 import NUM_EDGES, NUM_OPS, Table, cell_index
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.base import SearchSpace
-from enas_jax.tasks.table.lookup import DeviceTable, query
+from enas_jax.tasks.table.lookup import DeviceTable, index_of, query
 
 RANDOM_STREAM, EVOLUTION_STREAM = 1, 2  # numpy streams of a seed (ENAS uses jax keys)
 # With free repeats, samples a run may draw per query of its budget before it stops short (a
@@ -74,12 +74,6 @@ class Trace(NamedTuple):
   entropy_Q: np.ndarray | None = None
 
 
-def _observe(table: Table, index_Q: np.ndarray, u_Q: np.ndarray) -> np.ndarray:
-  n_Q = table.seeds_K[index_Q]
-  seed_Q = np.minimum((u_Q * n_Q).astype(np.int64), n_Q - 1)
-  return table.acc_KxS[index_Q, seed_Q]
-
-
 def random_trace(table: Table, budget: Budget, seed: int) -> Trace:
   """Uniform cells (with free repeats: uniform among the cells not yet queried)."""
   rng = np.random.default_rng([seed, RANDOM_STREAM])
@@ -87,7 +81,7 @@ def random_trace(table: Table, budget: Budget, seed: int) -> Trace:
     index_Q = rng.permutation(len(table.seeds_K))[:budget.queries]
   else:
     index_Q = rng.integers(0, len(table.seeds_K), budget.queries)
-  return Trace(index_Q, _observe(table, index_Q, rng.random(len(index_Q))))
+  return Trace(index_Q, table.observe(index_Q, rng.random(len(index_Q))))
 
 
 def _mutate(ops_E: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -104,19 +98,19 @@ def evolution_trace(table: Table, budget: Budget, seed: int,
   population: list[tuple[np.ndarray, float]] = []  # oldest first
   index_Q, observed_Q, memory = [], [], {}
   for _ in range(budget.queries * (MAX_SAMPLES_PER_QUERY if budget.free_repeats else 1)):
-    if len(population) < cfg.population and len(memory) < cfg.population:
+    if len(population) < cfg.population:
       ops_E = rng.integers(0, NUM_OPS, NUM_EDGES)
     else:
       picks = rng.choice(len(population), size=min(cfg.sample_size, len(population)),
                          replace=False)
       parent = max((population[i] for i in picks), key=lambda member: member[1])
       ops_E = _mutate(parent[0], rng)
-    k = int(np.dot(ops_E, PLACE_VALUES_E))
+    k = cell_index(ops_E)
     u = rng.random()
     if budget.free_repeats and k in memory:
       observed = memory[k]
     else:
-      observed = memory[k] = float(_observe(table, np.asarray([k]), np.asarray([u]))[0])
+      observed = memory[k] = float(table.observe(np.asarray([k]), np.asarray([u]))[0])
       index_Q.append(k)
       observed_Q.append(observed)
     population.append((ops_E, observed))
@@ -139,7 +133,7 @@ def enas_traces(table: Table, space: SearchSpace, ctrl_cfg: ctl.ControllerConfig
   def score_S(memory_K, batch_stats, batch, values_SxD):
     """Drawn accuracies, or the remembered ones (the step's "weights" are the run's memory)."""
     acc_S, time_S = query(device_table, values_SxD, batch["u"])
-    acc_S, _ = _recall(memory_K, _rows(values_SxD), acc_S, budget.free_repeats)
+    acc_S, _ = _recall(memory_K, index_of(values_SxD), acc_S, budget.free_repeats)
     return acc_S * reward_scale, {"valid_acc": acc_S, "train_time": time_S}
 
   step = controller_steps.make_controller_step(controller, ctrl_cfg, optimizer, score_S)
@@ -157,7 +151,7 @@ def enas_traces(table: Table, space: SearchSpace, ctrl_cfg: ctl.ControllerConfig
       k = jax.random.fold_in(jax.random.fold_in(key, 1), i)
       u_S = jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, 2), i), (n,))
       sample = ctl.sample_many(controller, state.params, k, n)  # as the step samples
-      index_S = _rows(sample.values)
+      index_S = index_of(sample.values)
       acc_S, new_S = _recall(memory_K, index_S, query(device_table, sample.values, u_S)[0],
                              budget.free_repeats)
       state, _ = step(state, memory_K, {}, {"u": u_S}, k)
@@ -175,10 +169,6 @@ def enas_traces(table: Table, space: SearchSpace, ctrl_cfg: ctl.ControllerConfig
     keep = np.nonzero(new_Q)[0][:budget.queries]  # every sample, or the first of each cell
     traces.append(Trace(index_Q[keep], acc_Q[keep] * 100.0, entropy_Q[keep]))
   return traces
-
-
-def _rows(values_SxE: jax.Array) -> jax.Array:
-  return jnp.sum(values_SxE.astype(jnp.int32) * jnp.asarray(PLACE_VALUES_E, jnp.int32), axis=-1)
 
 
 def _recall(memory_K: jax.Array, index_S: jax.Array, drawn_S: jax.Array, free_repeats: bool
