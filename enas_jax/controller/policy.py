@@ -60,14 +60,8 @@ class ControllerConfig:
     require(self, section, "> 0", "lr", "tanh_c", "reward_c")
     require(self, section, ">= 0", "grad_clip", "entropy_weight", "skip_weight")
     require(self, section, "[0, 1)", "baseline_decay")
-    if self.temperature <= 0:
-      raise UserError(f"Config field `{section}.temperature` must be positive, got "
-                      f"{self.temperature}.")
-    if self.num_samples < 1:
-      raise UserError(f"Config field `{section}.num_samples` must be at least 1.")
-    if self.op_tanh_reduce <= 0:
-      raise UserError(f"Config field `{section}.op_tanh_reduce` must be positive, got "
-                      f"{self.op_tanh_reduce}.")
+    require(self, section, "> 0", "temperature", "op_tanh_reduce")
+    require(self, section, ">= 1", "num_samples")
     if not 0 < self.skip_target < 1:
       raise UserError(f"Config field `{section}.skip_target` must be in (0, 1), got "
                       f"{self.skip_target}.")

@@ -64,14 +64,8 @@ class ImageDataConfig:
   synthetic: SyntheticImagesConfig = dataclasses.field(default_factory=SyntheticImagesConfig)
 
   def validate(self, section: str = "data") -> None:
-    for name in ("batch_size", "eval_batch_size"):
-      if getattr(self, name) < 1:
-        raise UserError(f"Config field `{section}.{name}` must be at least 1, got "
-                        f"{getattr(self, name)}.")
-    for name in ("valid_size", "pad_crop", "cutout"):
-      if getattr(self, name) < 0:
-        raise UserError(f"Config field `{section}.{name}` must be >= 0, got "
-                        f"{getattr(self, name)}.")
+    require(self, section, ">= 1", "batch_size", "eval_batch_size")
+    require(self, section, ">= 0", "valid_size", "pad_crop", "cutout")
     if self.source == "folder" and not self.data_dir:
       raise UserError(f"Config field `{section}.data_dir` is empty: set it to the image-folder "
                       f"root (with train.txt, test.txt, train/, test/; see the README), or use "

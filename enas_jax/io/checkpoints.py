@@ -31,6 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import WRITE_ERRNOS, UserError
 
 FORMAT_VERSION = 1
@@ -44,11 +45,8 @@ class CheckpointConfig:
   keep: int = 3
 
   def validate(self, section: str = "checkpoint") -> None:
-    if self.every_steps < 0:
-      raise UserError(f"Config field `{section}.every_steps` must be >= 0 (0: only at the end of "
-                      f"each epoch), got {self.every_steps}.")
-    if self.keep < 1:
-      raise UserError(f"Config field `{section}.keep` must be at least 1, got {self.keep}.")
+    require(self, section, ">= 0", "every_steps")  # 0: only at the end of each epoch
+    require(self, section, ">= 1", "keep")
 
 
 def leaf_table(tree: Any) -> list[list[Any]]:

@@ -105,15 +105,19 @@ def from_section(cls: Type[T], section: str, values: Mapping[str, Any]) -> T:
   return instance
 
 
+# The ranges `require` checks: rule -> (test, the words of the error).
+_RULES = {">= 1": (lambda v: v >= 1, "at least 1"), ">= 0": (lambda v: v >= 0, ">= 0"),
+          "> 0": (lambda v: v > 0, "positive"), "[0, 1)": (lambda v: 0 <= v < 1, "in [0, 1)")}
+
+
 def require(cfg: Any, section: str, rule: str, *names: str) -> None:
-  """Raises a UserError naming the first field of `names` in `cfg` that breaks `rule`:
-  ">= 1" (a count or size), ">= 0", "> 0" (a rate or scale), "[0, 1)" (a fraction)."""
-  checks = {">= 1": lambda v: v >= 1, ">= 0": lambda v: v >= 0, "> 0": lambda v: v > 0,
-            "[0, 1)": lambda v: 0 <= v < 1}
+  """The one range check of config fields: raises a UserError naming the first field of `names`
+  in `cfg` that breaks `rule`: ">= 1" (a count or size), ">= 0", "> 0" (a rate or scale),
+  "[0, 1)" (a fraction or decay)."""
+  test, words = _RULES[rule]
   for name in names:
     value = getattr(cfg, name)
-    if not checks[rule](value):
+    if not test(value):
       field = _dotted(section, name)
-      raise UserError(f"Config field `{field}` is {value!r}; it must be {rule} (a run cannot "
-                      f"work otherwise). Fix it in the config file or the --config.{field} "
-                      f"override.")
+      raise UserError(f"Config field `{field}` must be {words}, got {value!r}. Fix it in the "
+                      f"config file or the --config.{field} override.")

@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping
 
 from enas_jax.controller.policy import ControllerConfig
 from enas_jax.io.checkpoints import CheckpointConfig
-from enas_jax.io.configuration import from_section
+from enas_jax.io.configuration import from_section, require
 from enas_jax.io.errors import UserError
 from enas_jax.run.parallel import ParallelConfig
 from enas_jax.spaces.registry import DEFAULT_SPACE, SPACES, get_space
@@ -36,14 +36,8 @@ class SearchLoopConfig:
   max_rollbacks: int = 3
 
   def validate(self, section: str = "search") -> None:
-    for name in ("epochs", "derive_every", "derive_samples", "log_every"):
-      if getattr(self, name) < 1:
-        raise UserError(f"Config field `{section}.{name}` must be at least 1, got "
-                        f"{getattr(self, name)}.")
-    for name in ("shared_steps", "controller_steps", "max_rollbacks"):
-      if getattr(self, name) < 0:
-        raise UserError(f"Config field `{section}.{name}` must be >= 0, got "
-                        f"{getattr(self, name)}.")
+    require(self, section, ">= 1", "epochs", "derive_every", "derive_samples", "log_every")
+    require(self, section, ">= 0", "shared_steps", "controller_steps", "max_rollbacks")
     if not 0 < self.rollback_lr_factor < 1:
       raise UserError(f"Config field `{section}.rollback_lr_factor` must be in (0, 1), got "
                       f"{self.rollback_lr_factor}.")

@@ -68,8 +68,7 @@ class MicroModelConfig:
       raise UserError(f"Config fields `{section}.num_layers` (>= 0), `{section}.num_nodes` (>= 1) "
                       f"and `{section}.filters` (even, >= 2) got {self.num_layers}, "
                       f"{self.num_nodes} and {self.filters}.")
-    if self.stem_multiplier < 1:
-      raise UserError(f"Config field `{section}.stem_multiplier` must be at least 1.")
+    require(self, section, ">= 1", "stem_multiplier")
     for name in ("keep_prob", "drop_path_keep_prob"):
       if not 0 < getattr(self, name) <= 1:
         raise UserError(f"Config field `{section}.{name}` must be in (0, 1], got "

@@ -40,12 +40,9 @@ class RNNModelConfig:
   scan_unroll: int = 1
 
   def validate(self, section: str = "model") -> None:
-    require(self, section, ">= 1", "embed_dim", "hidden_dim", "scan_unroll")
+    require(self, section, ">= 1", "num_nodes", "embed_dim", "hidden_dim", "scan_unroll")
     require(self, section, "> 0", "init_range")
     require(self, section, ">= 0", "hidden_norm_clip")
-    if self.num_nodes < 1:
-      raise UserError(f"Config field `{section}.num_nodes` must be at least 1, got "
-                      f"{self.num_nodes}.")
     if self.tie_weights and self.embed_dim != self.hidden_dim:
       raise UserError(
           f"Config fields `{section}.embed_dim` ({self.embed_dim}) and `{section}.hidden_dim` "

@@ -7,6 +7,7 @@ from typing import Literal
 
 from enas_jax.tasks.language.planted import PlantedConfig, make_planted_corpus
 from enas_jax.data.text import Corpus, read_corpus
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 
 
@@ -25,10 +26,7 @@ class TextDataConfig:
   planted: PlantedConfig = dataclasses.field(default_factory=PlantedConfig)
 
   def validate(self, section: str = "data") -> None:
-    for name in ("batch_size", "eval_batch_size", "test_batch_size", "bptt"):
-      if getattr(self, name) < 1:
-        raise UserError(f"Config field `{section}.{name}` must be at least 1, got "
-                        f"{getattr(self, name)}.")
+    require(self, section, ">= 1", "batch_size", "eval_batch_size", "test_batch_size", "bptt")
     if self.variable_bptt and self.max_bptt < self.bptt:
       raise UserError(f"Config field `{section}.max_bptt` ({self.max_bptt}) must be at least "
                       f"`{section}.bptt` ({self.bptt}).")

@@ -21,7 +21,6 @@ import numpy as np
 from enas_jax.data.cursor import Cursor
 from enas_jax.data.lm_batches import WindowStream, batchify
 from enas_jax.io.configuration import require
-from enas_jax.io.errors import UserError
 from enas_jax.ops.params import count_params
 from enas_jax.ops import guards
 from enas_jax.spaces.base import SearchSpace
@@ -51,12 +50,8 @@ class FinalTrainConfig:
 
   def validate(self, section: str = "train") -> None:
     require(self, section, ">= 0", "grad_clip", "weight_decay", "activation_l2")
-    for name in ("epochs", "log_every", "asgd_nonmono"):
-      if getattr(self, name) < 1:
-        raise UserError(f"Config field `{section}.{name}` must be at least 1, got "
-                        f"{getattr(self, name)}.")
-    if self.lr <= 0:
-      raise UserError(f"Config field `{section}.lr` must be positive, got {self.lr}.")
+    require(self, section, ">= 1", "epochs", "log_every", "asgd_nonmono")
+    require(self, section, "> 0", "lr")
 
 
 class AverageState(flax.struct.PyTreeNode):

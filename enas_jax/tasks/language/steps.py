@@ -19,7 +19,6 @@ import optax
 from enas_jax.controller import reinforce
 from enas_jax.data.lm_batches import Window, windows
 from enas_jax.io.configuration import require
-from enas_jax.io.errors import UserError
 from enas_jax.ops.params import l2_penalty
 from enas_jax.spaces.rnn.arch import RNNArch
 from enas_jax.spaces.rnn.model import RNNLanguageModel
@@ -40,11 +39,8 @@ class SharedTrainConfig:
   def validate(self, section: str = "shared") -> None:
     require(self, section, "> 0", "lr_decay")
     require(self, section, ">= 0", "lr_decay_start_epoch", "l2")
-    if self.lr <= 0:
-      raise UserError(f"Config field `{section}.lr` must be positive, got {self.lr}.")
-    if self.grad_clip < 0:
-      raise UserError(f"Config field `{section}.grad_clip` must be >= 0 (0 turns clipping off), "
-                      f"got {self.grad_clip}.")
+    require(self, section, "> 0", "lr")
+    require(self, section, ">= 0", "grad_clip")  # 0 turns clipping off
 
   def lr_at_epoch(self, epoch: int) -> float:
     """The paper's schedule: constant, then multiplied by `lr_decay` every epoch."""
