@@ -85,6 +85,16 @@ def default_workdir(config_flag: Any, prefix: str = "") -> str:
   return os.path.join("workdirs", prefix + (f"{name}_{preset}" if preset else name))
 
 
+def workdir_and_output(workdir: str | None, output: str, command: str, default_name: str
+                       ) -> tuple[str, str]:
+  """(--workdir, --output or WORKDIR/`default_name`) of a command that reads a run's workdir;
+  a missing --workdir is a UserError showing `command`'s use."""
+  if not workdir:
+    raise UserError(f"Give the run's workdir: python -m enas_jax.{command} --workdir=DIR "
+                    f"[--output={default_name}].")
+  return workdir, output or os.path.join(workdir, default_name)
+
+
 def use_deterministic_gpu_ops(enabled: bool) -> None:
   """`--xla_gpu_deterministic_ops` for bit-exact GPU reruns; before the backend starts."""
   if enabled:

@@ -8,14 +8,12 @@ architecture's validation figure under the shared weights. Needs Graphviz's `dot
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 from absl import flags
 
 from enas_jax.cli import common as cli
 from enas_jax.drawing.search_gif import build_gif
-from enas_jax.io.errors import UserError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A search workdir.")
 _OUTPUT = flags.DEFINE_string("output", "", "The GIF to write (default: WORKDIR/search.gif).")
@@ -24,11 +22,8 @@ _FRAME_MS = flags.DEFINE_integer("frame_ms", 800, "Milliseconds per frame (the l
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "python -m enas_jax.gif")
-  if not _WORKDIR.value:
-    raise UserError("Give the search's workdir: python -m enas_jax.gif --workdir=DIR "
-                    "[--output=search.gif].")
-  output = _OUTPUT.value or os.path.join(_WORKDIR.value, "search.gif")
-  n = build_gif(_WORKDIR.value, output, _FRAME_MS.value)
+  workdir, output = cli.workdir_and_output(_WORKDIR.value, _OUTPUT.value, "gif", "search.gif")
+  n = build_gif(workdir, output, _FRAME_MS.value)
   print(f"wrote {output} ({n} frames)")
 
 

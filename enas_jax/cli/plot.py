@@ -10,14 +10,12 @@ validation figure per epoch. Panels whose figures the log lacks are left out.
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 from absl import flags
 
 from enas_jax.cli import common as cli
 from enas_jax.drawing.curves import plot_workdir
-from enas_jax.io.errors import UserError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A search or training workdir.")
 _OUTPUT = flags.DEFINE_string("output", "", "The PNG to write (default: WORKDIR/curves.png).")
@@ -25,11 +23,8 @@ _OUTPUT = flags.DEFINE_string("output", "", "The PNG to write (default: WORKDIR/
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "python -m enas_jax.plot")
-  if not _WORKDIR.value:
-    raise UserError("Give the run's workdir: python -m enas_jax.plot --workdir=DIR "
-                    "[--output=curves.png].")
-  output = _OUTPUT.value or os.path.join(_WORKDIR.value, "curves.png")
-  titles = plot_workdir(_WORKDIR.value, output)
+  workdir, output = cli.workdir_and_output(_WORKDIR.value, _OUTPUT.value, "plot", "curves.png")
+  titles = plot_workdir(workdir, output)
   print(f"wrote {output}: " + "; ".join(titles))
 
 
