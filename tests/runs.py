@@ -1,8 +1,13 @@
-"""Running a config's preset in-process, quietly, for the tests of the search and training loops."""
+"""Running a config's preset in-process, quietly, for the tests of the search and training loops;
+comparing two runs' outputs bit for bit."""
 import io
+import os
+import pathlib
 from typing import Any
 
 import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
 
 from enas_jax.io import metrics
 from enas_jax.run import config as run_config
@@ -39,3 +44,32 @@ def final(cfg: Any, workdir: Any) -> tuple[final_run.FinalRun, dict]:
   """(the run, its summary) of a whole final training, its output swallowed."""
   run = final_run.FinalRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
   return run, run.execute()
+
+
+def metric_rows(workdir: Any) -> list[dict]:
+  """metrics.jsonl's records without their wall-clock times."""
+  return [{k: v for k, v in r.items() if k != "seconds"}
+          for r in metrics.read_metrics(str(pathlib.Path(workdir) / "metrics.jsonl"))]
+
+
+def latest_checkpoint(workdir: Any) -> tuple[int, dict[str, np.ndarray], dict]:
+  """(step, arrays, meta) of the newest checkpoint, read with orbax directly."""
+  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
+  step = manager.latest_step()
+  restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(),
+                                                           meta=ocp.args.JsonRestore()))
+  return step, {k: np.asarray(v) for k, v in restored["arrays"].items()}, restored["meta"]
+
+
+def assert_same_run(a: Any, b: Any) -> None:
+  """Every logged figure, the newest checkpoint's position and arrays, and summary.json of the
+  runs in workdirs `a` and `b` are identical, bit for bit."""
+  assert metric_rows(a) == metric_rows(b)
+  step_a, arrays_a, meta_a = latest_checkpoint(a)
+  step_b, arrays_b, meta_b = latest_checkpoint(b)
+  assert step_a == step_b and meta_a["position"] == meta_b["position"]
+  assert arrays_a.keys() == arrays_b.keys()
+  for key in arrays_a:  # shared weights, optimizer states, controller, baseline: bit-identical
+    np.testing.assert_array_equal(arrays_a[key], arrays_b[key])
+  assert (pathlib.Path(a) / "summary.json").read_text() == (
+      pathlib.Path(b) / "summary.json").read_text()

@@ -23,6 +23,7 @@ from enas_jax.io.errors import UserError
 from enas_jax.io.signals import StopSignals
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
+from tests import runs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # 3 epochs of 12 shared + 6 controller steps; saves every 4 steps, records every 3 (so a
@@ -49,31 +50,6 @@ def _run(workdir, cfg=None):
   run = search_run.SearchRun(cfg or _cfg(), str(workdir), out, metrics.Progress(enabled=False))
   summary = run.execute()
   return run, summary, out.getvalue()
-
-
-def _rows(workdir):
-  return [{k: v for k, v in r.items() if k != "seconds"}
-          for r in metrics.read_metrics(str(pathlib.Path(workdir) / "metrics.jsonl"))]
-
-
-def _latest_checkpoint(workdir):
-  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
-  step = manager.latest_step()
-  restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(),
-                                                           meta=ocp.args.JsonRestore()))
-  return step, {k: np.asarray(v) for k, v in restored["arrays"].items()}, restored["meta"]
-
-
-def _assert_same_run(a, b):
-  assert _rows(a) == _rows(b)  # every logged figure, bit for bit
-  step_a, arrays_a, meta_a = _latest_checkpoint(a)
-  step_b, arrays_b, meta_b = _latest_checkpoint(b)
-  assert step_a == step_b and meta_a["position"] == meta_b["position"]
-  assert arrays_a.keys() == arrays_b.keys()
-  for key in arrays_a:  # shared weights, optimizer states, controller, baseline: bit-identical
-    np.testing.assert_array_equal(arrays_a[key], arrays_b[key])
-  assert (pathlib.Path(a) / "summary.json").read_text() == (
-      pathlib.Path(b) / "summary.json").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +81,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference, tmp_path):
                            text=True, timeout=600)
   assert resumed.returncode == 0, resumed.stderr
   assert "resuming from checkpoint" in resumed.stdout
-  _assert_same_run(reference, workdir)
+  runs.assert_same_run(reference, workdir)
 
 
 def _start_and_wait_for_a_checkpoint(workdir, env):
@@ -136,14 +112,14 @@ def test_signal_saves_where_it_stopped_and_resume_is_bit_identical(reference, tm
   assert "run the same command to resume" in err
   saved = int(stop.group(4))
   assert saved >= first and (workdir / "checkpoints" / str(saved)).is_dir()
-  _, _, meta = _latest_checkpoint(workdir)
+  _, _, meta = runs.latest_checkpoint(workdir)
   assert meta["position"]["shared_steps"] + meta["position"]["controller_steps"] == int(
       stop.group(3))  # the checkpoint is where it says it stopped
   resumed = subprocess.run(_cli_args(workdir), cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=600)
   assert resumed.returncode == 0, resumed.stderr
   assert f"resuming from checkpoint {saved}" in resumed.stdout
-  _assert_same_run(reference, workdir)
+  runs.assert_same_run(reference, workdir)
 
 
 def test_a_second_signal_exits_at_once(monkeypatch):
@@ -185,7 +161,7 @@ def test_disk_full_during_a_save_is_one_paragraph_and_the_rerun_resumes(referenc
   monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)  # space freed
   _, _, out = _run(workdir)
   assert f"resuming from checkpoint {calls[1]}" in out
-  _assert_same_run(reference, workdir)
+  runs.assert_same_run(reference, workdir)
 
 
 def test_any_write_error_at_the_command_is_one_paragraph(capsys):
@@ -223,7 +199,7 @@ def test_unreadable_latest_checkpoint_and_killed_save_leftovers(reference, tmp_p
   straight = tmp_path / "straight"
   shutil.copytree(reference, straight)
   _run(straight, _cfg(**{"search.epochs": 4}))
-  _assert_same_run(straight, workdir)
+  runs.assert_same_run(straight, workdir)
 
 
 def test_resume_with_another_model_names_the_fields(reference, tmp_path):
@@ -238,9 +214,9 @@ def test_resume_with_another_model_names_the_fields(reference, tmp_path):
 def test_finished_run_rerun_only_rewrites_the_summary(reference, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
-  rows = _rows(workdir)
+  rows = runs.metric_rows(workdir)
   _, summary, out = _run(workdir)
-  assert "is complete" in out and _rows(workdir) == rows
+  assert "is complete" in out and runs.metric_rows(workdir) == rows
   assert summary["epochs"] == 3
 
 
@@ -251,9 +227,9 @@ def test_divergence_policies(tmp_path, policy):
   if policy == "skip":
     _, _, out = _run(tmp_path / policy, cfg)
     assert "were skipped" in out
-    skipped = sum(r.get("skipped_steps", 0) for r in _rows(tmp_path / policy))
+    skipped = sum(r.get("skipped_steps", 0) for r in runs.metric_rows(tmp_path / policy))
     assert skipped > 0
-    _, arrays, _ = _latest_checkpoint(tmp_path / policy)
+    _, arrays, _ = runs.latest_checkpoint(tmp_path / policy)
     assert all(np.all(np.isfinite(a)) for a in arrays.values()
                if np.issubdtype(a.dtype, np.inexact))  # a checkpoint never holds NaN
   elif policy == "stop":

@@ -10,7 +10,10 @@ A checkpoint is two items:
 
 Saves are synchronous (the caller's jitted steps donate their buffers) and atomic: orbax writes a
 temporary directory and renames it when complete, so a kill during a save leaves the previous
-checkpoints intact. A checkpoint that cannot be read is moved aside (`<step>.unreadable`) with a
+checkpoints intact. In a multi-host run every process calls `save` and `restore_latest`
+together; orbax writes the arrays (host copies of replicated values) and the JSON from process 0
+and waits for every process before committing. A checkpoint that
+cannot be read is moved aside (`<step>.unreadable`) with a
 message, and the run goes on from the one before it.
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
+from enas_jax.io import processes
 from enas_jax.io.configuration import require
 from enas_jax.io.errors import WRITE_ERRNOS, UserError
 
@@ -199,8 +203,10 @@ class Checkpointer:
     """
     if not all_finite(state if must_be_finite is None else must_be_finite):
       raise NonFiniteState(f"refusing to save checkpoint {step}: the state holds NaN or Inf")
+    # Host copies: every process of a multi-host run holds the same replicated values, and
+    # orbax writes NumPy arrays once, from process 0.
     leaves = jax.tree_util.tree_leaves(state)
-    arrays = {str(i): leaf for i, leaf in enumerate(leaves)}
+    arrays = {str(i): processes.host_copy(leaf) for i, leaf in enumerate(leaves)}
     meta = dict(meta, format_version=FORMAT_VERSION, leaves=leaf_table(state))
     try:
       with _orbax_errors_unlogged(), _stderr_kept_unless_write_fails():
@@ -247,7 +253,9 @@ class Checkpointer:
         arrays, meta = self._restore(step)
       except Exception as err:  # any orbax/tensorstore failure: this checkpoint is unreadable
         aside = os.path.join(self.directory, f"{step}.unreadable")
-        os.replace(os.path.join(self.directory, str(step)), aside)
+        if processes.is_primary():
+          os.replace(os.path.join(self.directory, str(step)), aside)
+        processes.sync(f"checkpoint {step} moved aside")
         self._manager.reload()
         self._say(f"warning: checkpoint {step} could not be read ({type(err).__name__}: "
                   f"{' '.join(str(err).split())[:200]}); moved it to {aside} and trying the "

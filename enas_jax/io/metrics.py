@@ -197,6 +197,45 @@ class MetricsLog:
     self.events.close()
 
 
+class _NoEvents:
+  """`EventFileWriter`'s calls, writing nothing."""
+
+  def scalars(self, step: int, values: Mapping[str, float]) -> None:
+    del step, values
+
+  def session_start(self, step: int) -> None:
+    del step
+
+  def image(self, step: int, tag: str, png: bytes, height: int, width: int) -> None:
+    del step, tag, png, height, width
+
+  def flush(self) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+
+class SilentLog:
+  """`MetricsLog`'s calls, writing nothing: the log of a process that writes no files (every
+  process but process 0 of a multi-host run; process 0 logs the same figures)."""
+
+  def __init__(self) -> None:
+    self.events = _NoEvents()
+
+  def write(self, phase: str, step: int, values: Mapping[str, Any]) -> None:
+    del phase, step, values
+
+  def flush(self) -> None:
+    pass
+
+  def tell(self) -> int:
+    return 0
+
+  def close(self) -> None:
+    pass
+
+
 def read_metrics(path: str) -> list[dict[str, Any]]:
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]

@@ -10,22 +10,36 @@ drawn inside the step from the replicated controller and key, is the same on eve
 
 Several hosts: set `parallel.distributed=True` and start the same command on every host with the
 coordinator's address, the process count and each host's id (see the README; detected on TPU
-pods, Slurm and Open MPI); `jax.distributed.initialize` then makes `jax.devices()` span all
-hosts. Every host reads the same data in the same order (data order is a pure function
-of the seed), and `place_batch` hands each device its slice of the global batch.
+pods, Slurm and Open MPI). `start_processes`, the first thing a run does, calls
+`jax.distributed.initialize`, which makes `jax.devices()` span all hosts. Every host reads the
+same data in the same order (data order is a pure function of the seed) and feeds only its own
+devices' slice of each global batch (`place_batch`: `jax.make_array_from_callback` asks each
+process for its addressable shards only). Every process runs the same loop and takes part in
+every collective (steps, checkpoint saves); only process 0 writes the workdir's files
+(`io.processes.is_primary`), and checkpoints go through orbax's multi-process saving into the one shared
+workdir. Host-side decisions that could differ between processes (a stop signal reaching one of
+them) are agreed on (`io.processes.agree_max`) before acting on them.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+import socket
+import time
+import zlib
 from typing import Any, Iterable, Mapping
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from enas_jax.io import processes
+from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 
 AXIS = "data"
+# Fields that differ between the processes of one run and between a run and its resumption.
+PER_PROCESS_FIELDS = ("parallel.coordinator_address", "parallel.process_id")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,15 +51,109 @@ class ParallelConfig:
   coordinator_address: str = ""
   num_processes: int = 0
   process_id: int = -1
+  timeout_s: int = 300
+
+  def validate(self, section: str = "parallel") -> None:
+    require(self, section, ">= 0", "num_processes")
+    require(self, section, ">= 1", "timeout_s")
+    if self.process_id < -1:
+      raise UserError(f"Config field `{section}.process_id` is {self.process_id}; give this "
+                      f"process's id, 0 to num_processes - 1, or -1 to detect it.")
+    if self.num_processes and self.process_id >= self.num_processes:
+      raise UserError(f"Config field `{section}.process_id` is {self.process_id}, but "
+                      f"`{section}.num_processes` is {self.num_processes}: ids run from 0 to "
+                      f"{self.num_processes - 1}.")
+    if self.distributed and not self.data_parallel:
+      raise UserError(f"Config field `{section}.distributed` is True but "
+                      f"`{section}.data_parallel` is False: several processes share a run only "
+                      f"by splitting its batches. Add --config.{section}.data_parallel=True.")
+
+
+def start_processes(cfg: ParallelConfig) -> None:
+  """Joins the run's processes (`parallel.distributed`; a no-op otherwise or when already
+  joined). Must come before anything else touches JAX: the backend then spans every host.
+
+  A coordinator address that cannot work (its port taken on process 0, nothing listening there
+  for the others within `parallel.timeout_s`) is a UserError before JAX is asked: JAX ends the
+  process with a C++ abort when its own connection times out. A process that never joins still
+  ends that way, after `parallel.timeout_s`."""
+  if not cfg.distributed or jax.distributed.is_initialized():
+    return
+  if cfg.coordinator_address:
+    _probe_coordinator(cfg)
+  try:  # empty fields: detected (TPU pods, Slurm, Open MPI)
+    jax.distributed.initialize(cfg.coordinator_address or None, cfg.num_processes or None,
+                               cfg.process_id if cfg.process_id >= 0 else None,
+                               initialization_timeout=cfg.timeout_s)
+  except (RuntimeError, ValueError) as err:
+    raise UserError(
+        f"Could not join the multi-host run (parallel.distributed=True, coordinator "
+        f"{cfg.coordinator_address or '(detect)'}, {cfg.num_processes or '(detect)'} processes, "
+        f"process id {cfg.process_id if cfg.process_id >= 0 else '(detect)'}): "
+        f"{' '.join(str(err).split())[:300]}. {_HOW_TO_START}") from None
+
+
+_HOW_TO_START = ("Start the same command on every host with "
+                 "--config.parallel.coordinator_address=HOST:PORT of process 0 (reachable from all "
+                 "hosts), --config.parallel.num_processes and each host's own "
+                 "--config.parallel.process_id, or leave them empty where the cluster sets them "
+                 "(TPU pods, Slurm, Open MPI).")
+
+
+def _probe_coordinator(cfg: ParallelConfig) -> None:
+  """Process 0: the coordinator's port is free here; the others: something listens there."""
+  host, _, port = cfg.coordinator_address.rpartition(":")
+  if not host or not port.isdigit():
+    raise UserError(f"Config field `parallel.coordinator_address` is "
+                    f"{cfg.coordinator_address!r}; give HOST:PORT of process 0, e.g. "
+                    f"10.0.0.1:12345.")
+  if cfg.process_id == 0:
+    with socket.socket() as s:
+      try:
+        s.bind(("", int(port)))
+      except OSError as err:
+        raise UserError(f"Process 0 coordinates the run on port {port} "
+                        f"(parallel.coordinator_address={cfg.coordinator_address}), but that "
+                        f"port cannot be opened here ({err.strerror}). Pick a free port and give "
+                        f"the same address to every process.") from None
+    return
+  deadline = time.monotonic() + cfg.timeout_s
+  while True:
+    try:
+      socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+      return
+    except OSError as err:
+      if time.monotonic() >= deadline:
+        raise UserError(
+            f"No coordinator answered at {cfg.coordinator_address} "
+            f"(parallel.coordinator_address) within {cfg.timeout_s} s ({err.strerror or err}). "
+            f"Start process 0 with the same address, check the host name and port and that "
+            f"this host can reach it, or raise --config.parallel.timeout_s.") from None
+      time.sleep(0.5)
+
+
+def check_same_config(config: Mapping[str, Any]) -> None:
+  """Raises a UserError on every process unless all processes run the same config (`config`:
+  the run's config as a dict; the per-process fields aside)."""
+  shared = {section: ({k: v for k, v in fields.items()
+                       if f"{section}.{k}" not in PER_PROCESS_FIELDS}
+                      if isinstance(fields, Mapping) else fields)
+            for section, fields in config.items()}
+  digests = processes.gather(zlib.crc32(json.dumps(shared, sort_keys=True).encode()))
+  differ = [i for i, digest in enumerate(digests) if digest != digests[0]]
+  if differ:
+    raise UserError(
+        f"The processes of this multi-host run were started with different configs: process(es) "
+        f"{', '.join(map(str, differ))} differ from process 0. Start the same command, with the "
+        f"same config file and overrides, on every host; only "
+        f"--config.parallel.process_id (and the coordinator's address as each host reaches it) "
+        f"may differ.")
 
 
 class DataParallel:
   """The mesh and the placement of a run's arrays on it."""
 
   def __init__(self, cfg: ParallelConfig, batch_sizes: Mapping[str, int]):
-    if cfg.distributed:  # empty fields: detected (TPU pods, Slurm, Open MPI)
-      jax.distributed.initialize(cfg.coordinator_address or None, cfg.num_processes or None,
-                                 cfg.process_id if cfg.process_id >= 0 else None)
     devices = jax.devices()
     for field, size in batch_sizes.items():
       if size % len(devices):

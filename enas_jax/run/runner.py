@@ -3,21 +3,30 @@ the messages, the metrics log, checkpoints and resume.
 
 A run opens its checkpointer only when first needed, after its data and architecture have been
 checked: a user's mistake found there must not leave orbax's background threads behind.
+
+In a multi-host run every process runs the same loop and saves checkpoints together (orbax writes
+each array once into the shared workdir); only process 0 (`primary`) writes the other files:
+config.json, metrics.jsonl, TensorBoard events, architecture files, pictures and summary.json.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 from typing import Any, Callable, TextIO
 
 import jax
 
 from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io import metrics as metrics_lib
+from enas_jax.io import processes
 from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import Stopped, UserError
 from enas_jax.io.signals import StopSignals
+from enas_jax.run import outputs
+from enas_jax.run.parallel import PER_PROCESS_FIELDS
 from enas_jax.run.state import RunState
+from enas_jax.spaces.base import Arch, SearchSpace
 
 
 class Diverged(UserError):
@@ -36,9 +45,10 @@ class Runner:
                resumable_changes: tuple[str, ...], what: str):
     self.cfg, self.workdir, self.out, self.progress = cfg, workdir, out, progress
     self.resumable_changes, self.what = resumable_changes, what
+    self.primary = processes.is_primary()  # the process that writes files
     workdir_lib.prepare(workdir)
     self._checkpointer: ckpt_lib.Checkpointer | None = None
-    self.log: metrics_lib.MetricsLog | None = None
+    self.log: metrics_lib.MetricsLog | metrics_lib.SilentLog | None = None
     self.stop_signals = StopSignals()  # entered by the subclass's `execute`
 
   @property
@@ -68,20 +78,21 @@ class Runner:
   def check_stop(self, state: RunState) -> None:
     """After a SIGTERM or SIGINT: saves `state` (a step boundary) unless just saved, closes the
     log and raises `Stopped` (exit 143 or 130)."""
-    signum = self.stop_signals.received
-    if signum is None:
+    signum = processes.agree_max(self.stop_signals.received or 0)  # every process stops together
+    if not signum:
       return
     if state.save_index not in self.checkpointer.steps():
       self.save(state)  # the subclass's save: what must be finite
     self.log.close()
     self.checkpointer.close()
-    raise Stopped(f"stopped by {self.stop_signals.name} at epoch {state.epoch + 1}, step "
+    raise Stopped(f"stopped by {signal.Signals(signum).name} at epoch {state.epoch + 1}, step "
                   f"{state.steps}; checkpoint {state.save_index} saved in "
                   f"{self.checkpointer.directory}; run the same command to resume.", 128 + signum)
 
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
     diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, self.resumable_changes,
                                      self.workdir, self.what)
+    diffs = [d for d in diffs if not d.startswith(PER_PROCESS_FIELDS)]
     if diffs:
       self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
 
@@ -99,17 +110,30 @@ class Runner:
   def open_log(self, resume_bytes: int | None, resume_step: int) -> None:
     """Opens metrics.jsonl and the events, dropping records written after the checkpoint being
     resumed (or all of them: a fresh start, `resume_bytes` None)."""
+    if not self.primary:
+      self.log = metrics_lib.SilentLog()
+      return
     workdir_lib.truncate(os.path.join(self.workdir, "metrics.jsonl"), resume_bytes or 0)
     self.log = metrics_lib.MetricsLog(self.workdir)
     if resume_bytes is not None:
       self.log.events.session_start(resume_step)
 
   def write_config(self) -> None:
-    workdir_lib.write_json(os.path.join(self.workdir, "config.json"),
-                           dataclasses.asdict(self.cfg))
+    if self.primary:
+      workdir_lib.write_json(os.path.join(self.workdir, "config.json"),
+                             dataclasses.asdict(self.cfg))
+
+  def write_arch(self, space: SearchSpace, name: str, arch: Arch, extra: dict[str, Any],
+                 title: str) -> dict[str, str]:
+    """`outputs.write_arch` at `<workdir>/<name>` on process 0; {} (no picture) elsewhere."""
+    if not self.primary:
+      return {}
+    return outputs.write_arch(space, os.path.join(self.workdir, name), arch, extra, title,
+                              self.say)
 
   def close(self, summary: dict[str, Any]) -> None:
     """Writes summary.json, closes the log and the checkpointer."""
-    workdir_lib.write_json(os.path.join(self.workdir, "summary.json"), summary)
+    if self.primary:
+      workdir_lib.write_json(os.path.join(self.workdir, "summary.json"), summary)
     self.log.close()
     self.checkpointer.close()

@@ -19,7 +19,7 @@ whole state: a run resumed from a checkpoint continues bit for bit as if it had 
 """
 from __future__ import annotations
 
-import os
+import dataclasses
 import time
 from typing import Any, Callable, Iterator, TextIO
 
@@ -58,6 +58,8 @@ class SearchRun(Runner):
 
   def __init__(self, cfg: SearchConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress):
+    parallel_lib.start_processes(cfg.parallel)  # before anything touches JAX
+    parallel_lib.check_same_config(dataclasses.asdict(cfg))
     self.space = get_space(cfg.space)
     self.task = search_task(self.space, cfg)  # loads and checks the data
     super().__init__(cfg, workdir, out, progress, self.task.resumable_changes, "search")
@@ -289,9 +291,8 @@ class SearchRun(Runner):
              "reward": reward}
     state.history.append(entry)
     title = outputs.picture_title(state.epoch, {"reward": reward, f"valid {m}": valid})
-    written = outputs.write_arch(space, self.arch_stem(f"archs/epoch_{state.epoch:04d}"), arch,
-                                 {"epoch": state.epoch, f"valid_{m}": valid, "reward": reward},
-                                 title, self.say)
+    written = self.write_arch(space, f"archs/epoch_{state.epoch:04d}", arch,
+                              {"epoch": state.epoch, f"valid_{m}": valid, "reward": reward}, title)
     sampled = space.from_decisions(values_SxD[0])
     outputs.log_pictures(self.log, state.epoch, written, space.to_dot(sampled))
     self.log.write("derive", state.epoch, {f"valid_{m}": valid, f"batch_{m}": entry[f"batch_{m}"],
@@ -307,9 +308,6 @@ class SearchRun(Runner):
       totals["queries"] = totals.get("queries", 0) + int(queries)
       totals["simulated_seconds"] = totals.get("simulated_seconds", 0.0) + queries * mean_cost
 
-  def arch_stem(self, name: str) -> str:
-    return os.path.join(self.workdir, name)
-
   def evaluate(self, state: SearchState, arch: Any) -> float:
     return self.task.evaluate(state.model, arch)
 
@@ -322,8 +320,7 @@ class SearchRun(Runner):
     best = (min if self.task.lower_is_better else max)(rescored, key=rescored.get)
     arch = archs[best]
     title = outputs.picture_title(None, {f"best: valid {m}": rescored[best]})
-    outputs.write_arch(space, self.arch_stem("best_arch"), arch, {f"valid_{m}": rescored[best]},
-                       title, self.say)
+    self.write_arch(space, "best_arch", arch, {f"valid_{m}": rescored[best]}, title)
     summary = {
         "space": self.cfg.space, "architecture": space.to_json(arch), "authors": best,
         f"valid_{m}_{src}": rescored[best],

@@ -1,0 +1,148 @@
+"""Multi-host: a search run as 2 processes on this machine (`jax.distributed` on a localhost
+coordinator, CPU collectives through Gloo, one CPU device per process) sharing one workdir: a
+SIGTERM that reaches one process stops both at the same step, after both are killed the same
+commands resume, and the finished run has one set of outputs, bit-identical to one process driving
+2 devices. (One test: each pair of processes costs about 20 s here.)"""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests import runs
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+# 3 epochs of 12 shared + 6 controller steps, saving every 4 steps (as tests/test_resume.py).
+ARGS = ["--config=configs/quickstart.py:tiny", "--config.search.epochs=3",
+        "--config.search.shared_steps=12", "--config.search.controller_steps=6",
+        "--config.search.log_every=3", "--config.checkpoint.every_steps=4",
+        "--config.checkpoint.keep=2", "--config.parallel.data_parallel=True"]
+TIMEOUT = 300
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+  return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **extra)
+
+
+def _command(workdir: pathlib.Path, address: str, pid: int, *extra: str) -> list[str]:
+  return [sys.executable, "-m", "enas_jax.search", f"--workdir={workdir}", *ARGS,
+          "--config.parallel.distributed=True", f"--config.parallel.coordinator_address={address}",
+          "--config.parallel.num_processes=2", f"--config.parallel.process_id={pid}", *extra]
+
+
+def _start_both(workdir: pathlib.Path, extra_1: tuple[str, ...] = ()) -> list[subprocess.Popen]:
+  """The same command on "both hosts" (process 1 with `extra_1` too): process 0 coordinates on
+  a fresh localhost port."""
+  address = f"localhost:{_free_port()}"
+  return [subprocess.Popen(_command(workdir, address, pid, *(extra_1 if pid else ())), cwd=ROOT,
+                           env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+          for pid in range(2)]
+
+
+def _finish(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
+  """(exit status, stdout, stderr) of each process; kills both if either hangs."""
+  try:
+    outs = [p.communicate(timeout=TIMEOUT) for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
+
+
+def _wait_for_checkpoint(workdir: pathlib.Path, procs: list[subprocess.Popen],
+                         newer_than: int = -1) -> int:
+  checkpoints = workdir / "checkpoints"
+  deadline = time.time() + TIMEOUT
+  while time.time() < deadline and all(p.poll() is None for p in procs):
+    steps = [int(p.name) for p in checkpoints.glob("*") if p.name.isdigit()]
+    if steps and max(steps) > newer_than:
+      return max(steps)
+    time.sleep(0.005)
+  for p in procs:
+    p.kill()
+  raise AssertionError(f"no checkpoint after {newer_than} appeared: {_finish(procs)}")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """One process driving 2 CPU devices: the same mesh size, so the same arithmetic."""
+  workdir = tmp_path_factory.mktemp("multihost") / "one_process"
+  result = subprocess.run([sys.executable, "-m", "enas_jax.search", f"--workdir={workdir}",
+                           *ARGS], cwd=ROOT, env=_env(JAX_NUM_CPU_DEVICES="2"),
+                          capture_output=True, text=True, timeout=TIMEOUT)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir
+
+
+def _assert_one_set_of_outputs(workdir, reference, launches):
+  """Process 0 alone wrote the files: the same files as one process, and one TensorBoard file
+  per launch (each launch of a run, resumed or not, starts its own)."""
+  assert len(list((workdir / "tb").iterdir())) == launches
+  names = [sorted(p.relative_to(d).as_posix() for p in d.rglob("*")
+                  if "checkpoints" not in p.parts and "tb" not in p.parts)
+           for d in (workdir, reference)]
+  assert names[0] == names[1]
+
+
+def test_two_processes_one_workdir_stop_kill_resume_equal_one_process(reference, tmp_path):
+  """Both processes start; a SIGTERM to one stops both at the same step; both restart and are
+  killed without warning; both restart and finish: the result is the one-process run's."""
+  workdir = tmp_path / "two_processes"
+  procs = _start_both(workdir)
+  first = _wait_for_checkpoint(workdir, procs)
+  procs[1].send_signal(signal.SIGTERM)  # only process 1 gets it; process 0 writes the files
+  results = _finish(procs)
+  stops = set()
+  for code, _, err in results:
+    assert code == 143, err[-3000:]
+    err = " ".join(err.split())  # the message is wrapped at 100 columns
+    assert "Traceback" not in err and "run the same command to resume" in err
+    stops.add(err[err.index("stopped by SIGTERM"):].split(";")[0])
+  assert len(stops) == 1, stops  # both stopped at the same step
+  saved = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  assert saved >= first and not (workdir / "summary.json").exists()
+
+  procs = _start_both(workdir)  # resume, then kill both without warning after a new save
+  _wait_for_checkpoint(workdir, procs, newer_than=saved)
+  for p in procs:
+    p.send_signal(signal.SIGKILL)
+  for p in procs:
+    p.wait(timeout=TIMEOUT)
+  assert not (workdir / "summary.json").exists()  # really killed mid-run
+
+  results = _finish(_start_both(workdir))
+  for code, out, err in results:
+    assert code == 0, err[-3000:]
+    assert "resuming from checkpoint" in out
+    assert "changed fields" not in out  # the coordinator's port and the process id may differ
+    assert "found architecture" in out and "Traceback" not in err
+  runs.assert_same_run(reference, workdir)  # every figure, checkpoint array and the summary
+  _assert_one_set_of_outputs(workdir, reference, launches=3)
+
+
+def test_processes_started_with_different_configs_stop_with_one_paragraph(tmp_path):
+  results = _finish(_start_both(tmp_path / "w", extra_1=("--config.seed=1",)))
+  for code, _, err in results:
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    assert "different configs: process(es) 1 differ from process 0" in " ".join(err.split())
+  assert not (tmp_path / "w").exists()  # stopped before anything was written
+
+
+def test_no_coordinator_is_one_paragraph(tmp_path):
+  result = subprocess.run(_command(tmp_path / "w", f"localhost:{_free_port()}", 1,
+                                   "--config.parallel.timeout_s=1"),
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+  assert "No coordinator answered at localhost:" in result.stderr
+  assert "parallel.timeout_s" in result.stderr
