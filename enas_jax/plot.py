@@ -1,6 +1,12 @@
-"""`python -m enas_jax.plot`: see `enas_jax.cli.plot`."""
+"""`python -m enas_jax.plot` and the `enas-plot` command: see `enas_jax.cli.plot`."""
 from enas_jax.cli import common
 from enas_jax.cli.plot import main
 
-if __name__ == "__main__":
+
+def entry() -> None:
+  """The `enas-plot` console command."""
   common.run(main)
+
+
+if __name__ == "__main__":
+  entry()

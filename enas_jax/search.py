@@ -1,6 +1,12 @@
-"""`python -m enas_jax.search`: see `enas_jax.cli.search`."""
+"""`python -m enas_jax.search` and the `enas-search` command: see `enas_jax.cli.search`."""
 from enas_jax.cli import common
 from enas_jax.cli.search import main
 
-if __name__ == "__main__":
+
+def entry() -> None:
+  """The `enas-search` console command."""
   common.run(main)
+
+
+if __name__ == "__main__":
+  entry()

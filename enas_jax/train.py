@@ -1,6 +1,12 @@
-"""`python -m enas_jax.train`: see `enas_jax.cli.train`."""
+"""`python -m enas_jax.train` and the `enas-train` command: see `enas_jax.cli.train`."""
 from enas_jax.cli import common
 from enas_jax.cli.train import main
 
-if __name__ == "__main__":
+
+def entry() -> None:
+  """The `enas-train` console command."""
   common.run(main)
+
+
+if __name__ == "__main__":
+  entry()

@@ -13,7 +13,7 @@ import jax  # noqa: E402  (after the flag)
 import numpy as np  # noqa: E402
 from jax.sharding import PartitionSpec  # noqa: E402
 
-from configs import cifar10_macro, quickstart  # noqa: E402
+from enas_jax.configs import cifar10_macro, quickstart  # noqa: E402
 from enas_jax.io import metrics  # noqa: E402
 from enas_jax.io.errors import UserError  # noqa: E402
 from enas_jax.run import config as run_config  # noqa: E402

@@ -13,6 +13,7 @@ from enas_jax.io import metrics
 from enas_jax.run import config as run_config
 from enas_jax.run import final as final_run
 from enas_jax.run import search as search_run
+from tests import tensorboard_view
 
 
 def preset(config_module: Any, name: str, section: str, **fields: Any
@@ -73,3 +74,12 @@ def assert_same_run(a: Any, b: Any) -> None:
     np.testing.assert_array_equal(arrays_a[key], arrays_b[key])
   assert (pathlib.Path(a) / "summary.json").read_text() == (
       pathlib.Path(b) / "summary.json").read_text()
+  # TensorBoard shows each curve once, as the uninterrupted run's: no stale points from before a
+  # resume (its loader's own purging off), the same images at the same steps.
+  curves_a, curves_b = (
+      {tag: points for tag, points in tensorboard_view.curves(pathlib.Path(d) / "tb").items()
+       if not tag.endswith("/seconds")} for d in (a, b))  # wall-clock times differ
+  assert curves_a == curves_b
+  assert {tag: [i[0] for i in v] for tag, v in tensorboard_view.images(
+      pathlib.Path(a) / "tb").items()} == {tag: [i[0] for i in v] for tag, v in
+                                           tensorboard_view.images(pathlib.Path(b) / "tb").items()}

@@ -8,7 +8,7 @@ import sys
 import jax
 import numpy as np
 
-from configs import cifar10_macro
+from enas_jax.configs import cifar10_macro
 from enas_jax.run import config as run_config
 from enas_jax.spaces.macro import arch as arch_lib
 from tests import runs
@@ -68,7 +68,7 @@ def test_search_cli_dispatches_on_the_space_field(tmp_path):
 
 def test_tiny_micro_search_end_to_end_compiles_each_phase_once(tmp_path):
   """The micro space through the same loop: valid cells out, one compilation per phase."""
-  from configs import cifar10_micro
+  from enas_jax.configs import cifar10_micro
   from enas_jax.spaces.micro import arch as micro_arch
 
   cfg = run_config.search_config(cifar10_micro.get_config("tiny"))

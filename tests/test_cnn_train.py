@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import cifar10_macro_final
+from enas_jax.configs import cifar10_macro_final
 from enas_jax.io import metrics
 from enas_jax.io.errors import UserError
 from enas_jax.run import config as run_config

@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from configs import ptb_rnn, quickstart, wikitext2_rnn
+from enas_jax.configs import ptb_rnn, quickstart, wikitext2_rnn
 from enas_jax.io.configuration import from_section
 from enas_jax.tasks.language.data import TextDataConfig
 from enas_jax.io.errors import UserError
@@ -12,7 +12,7 @@ from enas_jax.run import config as run_config
 from enas_jax.tasks.language.steps import SharedTrainConfig
 from enas_jax.spaces.rnn.model import RNNModelConfig
 
-CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "enas_jax" / "configs"
 SECTIONS = {"data": TextDataConfig, "model": RNNModelConfig, "shared": SharedTrainConfig}
 
 
@@ -86,7 +86,7 @@ def test_set_learning_rate_returns_a_new_state():
 
 @pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
 def test_final_training_config_converts_with_the_published_recipe(preset):
-  from configs import ptb_final
+  from enas_jax.configs import ptb_final
   from enas_jax.run import config as run_config
   cfg = run_config.final_config(ptb_final.get_config(preset))
   if not preset:
@@ -100,7 +100,7 @@ def test_final_training_config_converts_with_the_published_recipe(preset):
 
 @pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
 def test_macro_configs_convert_with_the_paper_values(preset):
-  from configs import cifar10_macro, cifar10_macro_final
+  from enas_jax.configs import cifar10_macro, cifar10_macro_final
   from enas_jax.run import config as run_config
   search = run_config.search_config(cifar10_macro.get_config(preset))
   final_config = cifar10_macro_final.get_config(preset)
@@ -128,7 +128,7 @@ def test_cosine_learning_rate_with_restarts_by_hand():
 
 @pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
 def test_micro_configs_convert_with_the_paper_values(preset):
-  from configs import cifar10_micro, cifar10_micro_final
+  from enas_jax.configs import cifar10_micro, cifar10_micro_final
   from enas_jax.run import config as run_config
   search = run_config.search_config(cifar10_micro.get_config(preset))
   final = run_config.final_config(cifar10_micro_final.get_config(preset))
@@ -150,7 +150,7 @@ def test_micro_configs_convert_with_the_paper_values(preset):
 
 
 def test_a_micro_field_in_a_macro_config_is_named():
-  from configs import cifar10_macro
+  from enas_jax.configs import cifar10_macro
   from enas_jax.run import config as run_config
   config = cifar10_macro.get_config("tiny")
   config.model.num_nodes = 5
@@ -172,7 +172,7 @@ def test_a_micro_field_in_a_macro_config_is_named():
 ])
 def test_impossible_values_are_rejected_before_any_work(config_name, dotted, value):
   """Every one of these used to reach the data, the compiler or the checkpointer first."""
-  module = __import__(f"configs.{config_name}", fromlist=["get_config"])
+  module = __import__(f"enas_jax.configs.{config_name}", fromlist=["get_config"])
   config = module.get_config("tiny")
   *sections, field = dotted.split(".")
   target = config

@@ -26,6 +26,11 @@ from enas_jax.spaces.macro.arch import make_arch as make_macro
 from enas_jax.spaces.micro.arch import MicroArch
 from enas_jax.spaces.micro import arch as micro_arch
 from enas_jax.spaces.rnn import formats as rnn_formats
+from enas_jax.spaces.rnn.cell import output_weights
+from enas_jax.spaces.rnn.model import RNNModelConfig
+from enas_jax.spaces.registry import SPACES
+
+RNN = SPACES["rnn"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
@@ -210,6 +215,29 @@ def test_show_prints_and_draws(tmp_path):
   assert "h[t] = mean of nodes 2, 4, 5" in result.stdout
   assert (tmp_path / "cell.dot").is_file()
   assert (tmp_path / "cell.png").is_file() == (shutil.which("dot") is not None)
+  # An enas_lm string: final training averages nodes 1..8 (not the loose ends 7, 8); so do the
+  # text and the picture.
+  lm = subprocess.run([sys.executable, "-m", "enas_jax.show",
+                       "enas_lm:0 2 1 0 2 1 2 2 4 0 5 0 3 2 6 2", f"--output={tmp_path / 'lm'}"],
+                      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+  assert lm.returncode == 0, lm.stderr
+  assert "h[t] = mean of nodes 1, 2, 3, 4, 5, 6, 7, 8  (every node after node 0" in lm.stdout
+  averaged = re.findall(r"n(\d+) -> avg;", (tmp_path / "lm.dot").read_text())
+  assert averaged == [str(k) for k in range(1, 9)]
   bad = subprocess.run([sys.executable, "-m", "enas_jax.show", "0 0"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2 and "Traceback" not in bad.stderr and "error:" in bad.stderr
+
+
+def test_the_described_and_drawn_output_follows_model_output():
+  """Every `model.output` rule: the text line and the picture's edges into the average name the
+  nodes `cell.output_weights` gives weight (the cell's real output)."""
+  arch = rnn_formats.from_authors_string("0 0 0 0 2 1 1 0 3 3 1")  # loose ends 2, 4, 5
+  for output, nodes in (("loose_ends", [2, 4, 5]), ("all_nodes", [0, 1, 2, 3, 4, 5]),
+                        ("nodes_after_first", [1, 2, 3, 4, 5])):
+    cfg = RNNModelConfig(output=output)
+    weights = np.asarray(output_weights(arch, output))
+    assert list(np.nonzero(weights)[0]) == nodes
+    assert RNN.describe(arch, cfg)[-1].startswith(
+        f"h[t] = mean of nodes {', '.join(map(str, nodes))}  (")
+    assert re.findall(r"n(\d+) -> avg;", RNN.to_dot(arch, None, cfg)) == [str(k) for k in nodes]

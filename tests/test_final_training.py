@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import ptb_final
+from enas_jax.configs import ptb_final
 from enas_jax.io import metrics
 from enas_jax.spaces.rnn.lstm_baseline import LSTMLanguageModel, hidden_for_budget, lstm_param_count
 from enas_jax.io.errors import Stopped, UserError

@@ -1,80 +1,55 @@
-"""Metric outputs: the TensorBoard event file decodes to what was written; JSON lines; the bar."""
+"""Metric outputs: TensorBoard's own reader gets back what was written, and a checkpoint's cut
+leaves each curve once; JSON lines; the progress lines and bar."""
 import io
 import json
-import struct
+import os
 
+from enas_jax.io import events as events_lib
 from enas_jax.io import metrics
+from tests import tensorboard_view
 
 
-def _varint(buf, pos):
-  value = shift = 0
-  while True:
-    byte = buf[pos]
-    value |= (byte & 0x7F) << shift
-    pos += 1
-    shift += 7
-    if not byte & 0x80:
-      return value, pos
-
-
-def _decode(buf):
-  """A plain protobuf wire decoder: {field: [values]} (bytes for length-delimited fields)."""
-  out, pos = {}, 0
-  while pos < len(buf):
-    key, pos = _varint(buf, pos)
-    number, wire = key >> 3, key & 7
-    if wire == 0:
-      value, pos = _varint(buf, pos)
-    elif wire == 1:
-      value, pos = struct.unpack("<d", buf[pos:pos + 8])[0], pos + 8
-    elif wire == 5:
-      value, pos = struct.unpack("<f", buf[pos:pos + 4])[0], pos + 4
-    else:
-      length, pos = _varint(buf, pos)
-      value, pos = buf[pos:pos + length], pos + length
-    out.setdefault(number, []).append(value)
-  return out
-
-
-def test_crc32c_standard_check_value():
-  assert metrics.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
-  assert metrics.crc32c(b"") == 0
-
-
-def test_event_file_round_trip(tmp_path):
-  writer = metrics.EventFileWriter(str(tmp_path))
+def test_events_read_back_by_tensorboard(tmp_path):
+  writer = events_lib.EventWriter(str(tmp_path))
   writer.scalars(7, {"shared/loss": 2.5, "controller/reward": -1.25})
-  writer.image(9, "cell", b"\x89PNGdata", height=3, width=4)
+  png = b"\x89PNG\r\n\x1a\nnot really an image"
+  writer.image(9, "arch/best", png, height=3, width=4)
   writer.close()
-  records = metrics.read_records(writer.path)  # checks both CRCs of every record
-  assert len(records) == 3
-  first = _decode(records[0])
-  assert first[3] == [b"brain.Event:2"]
-  scalars = _decode(records[1])
-  assert scalars[2] == [7]
-  values = [_decode(v) for v in _decode(scalars[5][0])[1]]
-  assert [(v[1][0], v[2][0]) for v in values] == [(b"shared/loss", 2.5),
-                                                   (b"controller/reward", -1.25)]
-  image_event = _decode(records[2])
-  value = _decode(_decode(image_event[5][0])[1][0])
-  image = _decode(value[4][0])
-  assert value[1] == [b"cell"] and image[1] == [3] and image[2] == [4] and image[4] == [
-      b"\x89PNGdata"]
+  assert tensorboard_view.curves(tmp_path) == {"shared/loss": [(7, 2.5)],
+                                               "controller/reward": [(7, -1.25)]}
+  assert tensorboard_view.images(tmp_path) == {"arch/best": [(9, 4, 3, png)]}
+  first = tensorboard_view.events(tmp_path)[0]
+  assert first.file_version == "brain.Event:2"
 
 
-def test_corrupt_record_is_detected(tmp_path):
-  writer = metrics.EventFileWriter(str(tmp_path))
-  writer.scalars(1, {"a": 1.0})
-  writer.close()
-  data = bytearray(open(writer.path, "rb").read())
-  data[-6] ^= 0xFF
-  open(writer.path, "wb").write(bytes(data))
-  try:
-    metrics.read_records(writer.path)
-  except ValueError as err:
-    assert "CRC" in str(err)
-  else:
-    raise AssertionError("corruption not detected")
+def test_a_checkpoints_cut_leaves_each_curve_once(tmp_path):
+  """Launch 1 logs steps 1-6 and is checkpointed after step 4; launch 2 (resuming from step 4
+  after the kill) logs 5-8 again in its own file, checkpointed after 6; launch 3 resumes from
+  that checkpoint: cut back, TensorBoard sees 1..6 once, with launch 2's values for 5 and 6."""
+  log = metrics.MetricsLog(str(tmp_path))
+  for step in range(1, 7):
+    log.write("shared", step, {"loss": float(step)})
+    if step == 4:
+      at_4 = log.position()
+  log.close()
+  assert at_4["metrics_bytes"] == len("".join(
+      json.dumps({"phase": "shared", "step": s, "loss": float(s)}) + "\n" for s in range(1, 5)))
+  events_lib.cut_back(str(tmp_path / "tb"), at_4["event_bytes"])
+  os.truncate(tmp_path / "metrics.jsonl", at_4["metrics_bytes"])
+  log = metrics.MetricsLog(str(tmp_path))  # launch 2: its own file, even within one second
+  for step in range(5, 9):
+    log.write("shared", step, {"loss": 10.0 * step})
+    if step == 6:
+      at_6 = log.position()
+  log.close()
+  assert len(at_6["event_bytes"]) == 2
+  events_lib.cut_back(str(tmp_path / "tb"), at_6["event_bytes"])
+  assert tensorboard_view.curves(tmp_path / "tb") == {
+      "shared/loss": [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 50.0), (6, 60.0)]}
+  events_lib.cut_back(str(tmp_path / "tb"), at_4["event_bytes"])  # back to the older one
+  assert tensorboard_view.curves(tmp_path / "tb") == {
+      "shared/loss": [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]}
+  assert len(list((tmp_path / "tb").iterdir())) == 1
 
 
 def test_metrics_log_writes_json_lines_and_events(tmp_path):
@@ -86,17 +61,47 @@ def test_metrics_log_writes_json_lines_and_events(tmp_path):
   assert rows == [{"phase": "shared", "step": 3, "loss": 1.5, "arch": "0 1 2"},
                   {"phase": "shared", "step": 4, "loss": "nan"}]
   json.dumps(rows)
-  event_files = list((tmp_path / "tb").iterdir())
-  assert len(event_files) == 1
-  assert len(metrics.read_records(str(event_files[0]))) == 3
+  assert len(list((tmp_path / "tb").iterdir())) == 1
+  curves = tensorboard_view.curves(tmp_path / "tb")
+  assert curves["shared/loss"][0] == (3, 1.5) and curves["shared/loss"][1][0] == 4
 
 
-def test_progress_is_silent_off_a_terminal():
-  stream = io.StringIO()  # not a TTY
-  bar = metrics.Progress(stream)
-  bar.show("epoch 1", 3, 10, {"loss": 2.0}, force=True)
-  bar.clear()
-  assert stream.getvalue() == ""
-  forced = metrics.Progress(stream, enabled=True)
-  forced.show("epoch 1", 5, 10, {"loss": 2.0}, force=True)
-  assert "epoch 1" in stream.getvalue() and "5/10" in stream.getvalue()
+class _Clock:
+  def __init__(self):
+    self.now = 100.0
+
+  def __call__(self):
+    return self.now
+
+
+def test_progress_off_a_terminal_is_a_line_every_interval_with_rate_and_time_left():
+  stream, clock = io.StringIO(), _Clock()  # a StringIO is not a terminal: lines
+  lines = metrics.Progress(stream, every_s=30.0, clock=clock)
+  lines.show("epoch 1 shared", 0, 100, force=True)  # starts the phase's clock: a line, no rate
+  for done in range(1, 101):  # 2 steps per second
+    clock.now += 0.5
+    lines.show("epoch 1 shared", done, 100, {"ppl": 50.0}, force=done % 10 == 0)
+  lines.clear()  # nothing to clear in line mode
+  out = stream.getvalue().splitlines()
+  # at t = 0, 30, 60 s (steps 0, 60, 120 would be; the phase ends at step 100 at t = 50 s)
+  assert out == ["epoch 1 shared 0/100",
+                 "epoch 1 shared 60/100  (2 steps/s, 0:00:20 left)  ppl=50"]
+  # a new phase restarts the rate
+  clock.now += 30
+  lines.show("epoch 1 controller", 5, 50)
+  assert stream.getvalue().splitlines()[-1] == "epoch 1 controller 5/50"
+
+
+def test_progress_bar_on_a_terminal_and_off():
+  stream, clock = io.StringIO(), _Clock()
+  bar = metrics.Progress(stream, enabled=True, clock=clock)  # forced bar (a terminal's)
+  bar.show("epoch 1", 0, 10)
+  clock.now += 4.0
+  bar.show("epoch 1", 5, 10, {"loss": 2.0}, force=True)
+  assert stream.getvalue().endswith(
+      "\repoch 1 [##########----------] 5/10  (1.25 steps/s, 0:00:04 left)  loss=2")
+  silent, off = io.StringIO(), None
+  off = metrics.Progress(silent, enabled=False)
+  off.show("epoch 1", 3, 10, {"loss": 2.0}, force=True)
+  off.clear()
+  assert silent.getvalue() == ""

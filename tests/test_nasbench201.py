@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import nasbench201 as nb201_config
+from enas_jax.configs import nasbench201 as nb201_config
 from enas_jax.controller.policy import ControllerConfig
 from enas_jax.data import nasbench201 as table_lib
 from enas_jax.io.errors import UserError

@@ -16,7 +16,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import quickstart
+from enas_jax.configs import quickstart
 from enas_jax.io import metrics
 from enas_jax.io import errors
 from enas_jax.io.errors import UserError

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from configs import quickstart
+from enas_jax.configs import quickstart
 from enas_jax.io import metrics
 from enas_jax.data import lm_batches
 from enas_jax.data.lm_batches import batchify

@@ -11,7 +11,9 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from enas_jax import configs
 from enas_jax.io.errors import UserError, exit_with, run_main
+from enas_jax.io.metrics import Progress
 
 
 def _root_message(err: BaseException) -> str:
@@ -52,11 +54,34 @@ def _override_error(name: str, err: BaseException) -> UserError:
       + (f" (first override given: {override})." if override else "."))
 
 
+CONFIG_DIR = os.path.dirname(os.path.abspath(configs.__file__))
+
+
+def shipped_configs() -> list[str]:
+  """The names of the config files that come with the package (enas_jax/configs)."""
+  return sorted(f[:-3] for f in os.listdir(CONFIG_DIR) if f.endswith(".py") and f[0] != "_")
+
+
+def config_path(value: str) -> str:
+  """`NAME[:preset]` of a config shipped with the package -> its file's path (with the preset);
+  a path (anything with a slash or ending in .py) is returned unchanged."""
+  name, sep, preset = value.partition(":")
+  if "/" in name or os.sep in name or name.endswith(".py"):
+    return value
+  return os.path.join(CONFIG_DIR, name + ".py") + sep + preset
+
+
 def define_config_file(name: str, default: str, help_string: str) -> flags.FlagHolder:
-  """`config_flags.DEFINE_config_file`, which already applies `--{name}.*` overrides from
-  sys.argv: a bad override is reported here, at import, as a clear error."""
+  """`config_flags.DEFINE_config_file` taking a shipped config's name (`--{name}=quickstart`) or
+  a file's path; it already applies `--{name}.*` overrides from sys.argv: a bad override is
+  reported here, at import, as a clear error."""
+  for i, arg in enumerate(sys.argv):  # names -> paths, before absl reads them
+    if arg.startswith(f"--{name}="):
+      sys.argv[i] = f"--{name}=" + config_path(arg.partition("=")[2])
+    elif arg == f"--{name}" and i + 1 < len(sys.argv):
+      sys.argv[i + 1] = config_path(sys.argv[i + 1])
   try:
-    return config_flags.DEFINE_config_file(name, default, help_string)
+    return config_flags.DEFINE_config_file(name, config_path(default), help_string)
   except (KeyError, AttributeError, TypeError, ValueError) as err:
     exit_with(_override_error(name, err))
 
@@ -73,8 +98,9 @@ def load_config(holder: flags.FlagHolder, flag: str = "config") -> Any:
               else _root_message(err))
     raise UserError(
         f"The config file given by --{flag}={given} could not be loaded: {reason}. "
-        f"Pass an existing config file, with an optional preset after a colon "
-        f"(--{flag}=configs/ptb_rnn.py:cpu), from the repository root.") from None
+        f"Pass the name of a config that comes with enas_jax ({', '.join(shipped_configs())}) "
+        f"or a config file's path, with an optional preset after a colon "
+        f"(--{flag}=ptb_rnn:cpu, --{flag}=my_configs/ptb.py).") from None
 
 
 def default_workdir(config_flag: Any, prefix: str = "") -> str:
@@ -93,6 +119,24 @@ def workdir_and_output(workdir: str | None, output: str, command: str, default_n
     raise UserError(f"Give the run's workdir: python -m enas_jax.{command} --workdir=DIR "
                     f"[--output={default_name}].")
   return workdir, output or os.path.join(workdir, default_name)
+
+
+def define_progress_flags() -> Callable[[], Progress]:
+  """--progress and --progress_every_s (for the commands that run a loop); returns the function
+  that builds the `Progress` they ask for."""
+  mode = flags.DEFINE_enum(
+      "progress", "auto", ["auto", "bar", "on", "lines", "off"],
+      "Progress of each phase with its rate and time left: a bar redrawn in place (bar; `on` is "
+      "the same), a plain line every --progress_every_s seconds (lines, for logs), none (off); "
+      "auto: the bar when stderr is a terminal, lines otherwise.")
+  every_s = flags.DEFINE_float("progress_every_s", 30.0,
+                               "Seconds between progress lines when they are lines.")
+
+  def make() -> Progress:
+    enabled = {"auto": None, "bar": True, "on": True, "lines": True, "off": False}[mode.value]
+    return Progress(enabled=enabled, lines=mode.value == "lines", every_s=every_s.value)
+
+  return make
 
 
 def use_deterministic_gpu_ops(enabled: bool) -> None:
@@ -115,5 +159,11 @@ def quiet_logging_unless_asked() -> None:
 
 
 def run(main: Callable[[Sequence[str]], None]) -> None:
-  """`app.run` with the clear-error wrapper and flag parser."""
-  app.run(run_main(main), argv=sys.argv, flags_parser=parse_flags)
+  """`app.run` with the clear-error wrapper, the flag parser and JAX's start-up chatter (the
+  backend probe's "Unable to initialize backend 'tpu'" line) off unless --verbosity is given."""
+
+  def quiet_main(argv: Sequence[str]) -> None:
+    quiet_logging_unless_asked()
+    main(argv)
+
+  app.run(run_main(quiet_main), argv=sys.argv, flags_parser=parse_flags)

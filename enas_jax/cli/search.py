@@ -18,7 +18,6 @@ from typing import Any, Sequence
 from absl import flags
 
 from enas_jax.cli import common as cli
-from enas_jax.io.metrics import Progress
 from enas_jax.run.config import search_config
 from enas_jax.run.search import run_search
 from enas_jax.spaces.registry import get_space
@@ -30,19 +29,17 @@ _CONFIG = cli.define_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for config.json, metrics, derived cells and the summary "
     "(default: workdirs/<config name>).")
-_PROGRESS = flags.DEFINE_enum(
-    "progress", "auto", ["auto", "on", "off"],
-    "Progress bar: auto shows it only when stderr is a terminal.")
+_PROGRESS = cli.define_progress_flags()
 
 
-def result_lines(summary: dict[str, Any], workdir: str) -> list[str]:
+def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -> list[str]:
   """The search's answer: the authors' string, one line per node or layer, its figure under
   the shared weights, and on the planted corpus the teacher's figures."""
   space = get_space(summary["space"])
   arch = space.from_json(summary["architecture"])
   lines = ["", f"found architecture ({space.name} space): {summary['authors']}",
            f"  (the authors' format; also {os.path.join(workdir, 'best_arch.json')})"]
-  lines += [f"  {line}" for line in space.describe(arch)]
+  lines += [f"  {line}" for line in space.describe(arch, model_cfg)]
   for key, name, digits in (("valid_ppl_shared", "perplexity", 2),
                             ("valid_acc_shared", "accuracy", 4)):
     if key in summary:
@@ -69,13 +66,11 @@ def result_lines(summary: dict[str, Any], workdir: str) -> list[str]:
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "the search")
-  cli.quiet_logging_unless_asked()
   cfg = search_config(cli.load_config(_CONFIG))
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])
-  enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
-  summary = run_search(cfg, workdir, sys.stdout, Progress(enabled=enabled))
-  print("\n".join(result_lines(summary, workdir)))
+  summary = run_search(cfg, workdir, sys.stdout, _PROGRESS())
+  print("\n".join(result_lines(summary, workdir, cfg.model)))
   print(f"\noutputs in {workdir}: summary.json, best_arch.json/.txt, archs/, metrics.jsonl, tb/")
 
 

@@ -35,11 +35,12 @@ def main(argv: Sequence[str]) -> None:
                     "a search workdir, a JSON file or a quoted authors' string.")
   name, arch = load_any(argv[1], _SPACE.value or None)
   space = SPACES[name]
+  model_cfg = space.spec_model_config(argv[1])  # what its format implies training will use
   print(f"space: {name}")
   print(f"authors' string: {space.to_authors_string(arch)}")
-  print("\n".join(space.describe(arch) + space.known_figures(arch)))
+  print("\n".join(space.describe(arch, model_cfg) + space.known_figures(arch)))
   stem = _OUTPUT.value or f"{name}_arch"
-  written = render.write_picture(space.to_dot(arch, _TITLE.value or None), stem)
+  written = render.write_picture(space.to_dot(arch, _TITLE.value or None, model_cfg), stem)
   print("pictures: " + ", ".join(written.values()))
 
 

@@ -19,7 +19,6 @@ from typing import Sequence
 from absl import flags
 
 from enas_jax.cli import common as cli
-from enas_jax.io.metrics import Progress
 from enas_jax.run.config import final_config
 from enas_jax.run.final import run_training
 
@@ -29,18 +28,15 @@ _CONFIG = cli.define_config_file(
     "any field with --config.<section>.<field>=value.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the "
                                "summary (default: workdirs/train_<config name>).")
-_PROGRESS = flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"],
-                              "Progress bar: auto shows it only when stderr is a terminal.")
+_PROGRESS = cli.define_progress_flags()
 
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "training")
-  cli.quiet_logging_unless_asked()
   cfg = final_config(cli.load_config(_CONFIG))
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"], prefix="train_")
-  enabled = {"auto": None, "on": True, "off": False}[_PROGRESS.value]
-  summary = run_training(cfg, workdir, sys.stdout, Progress(enabled=enabled))
+  summary = run_training(cfg, workdir, sys.stdout, _PROGRESS())
   if "test_ppl" in summary:
     print(f"\n{summary['model']}: test perplexity {summary['test_ppl']:.2f}, validation "
           f"{summary['valid_ppl']:.2f}, {summary['params']:,} parameters; outputs in {workdir}")

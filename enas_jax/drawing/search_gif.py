@@ -1,6 +1,7 @@
 """The search GIF: the best architecture of every epoch, drawn and captioned, one frame each."""
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from typing import Any
@@ -23,6 +24,18 @@ def caption(data: dict[str, Any]) -> str:
   return "   ".join(parts)
 
 
+def search_model_config(workdir: str, space: str) -> Any | None:
+  """The model section of the search's config.json as `space`'s config (the fields the
+  pictures depend on), or None without one."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    return None
+  model = read_json_file(path).get("model") or {}
+  cls = SPACES[space].model_config
+  known = {field.name for field in dataclasses.fields(cls)}
+  return cls(**{k: v for k, v in model.items() if k in known})
+
+
 def build_gif(workdir: str, output: str, frame_ms: int = 800) -> int:
   """Writes the GIF; returns its number of frames."""
   paths = sorted(glob.glob(os.path.join(workdir, "archs", "epoch_*.json")))
@@ -30,11 +43,14 @@ def build_gif(workdir: str, output: str, frame_ms: int = 800) -> int:
     raise UserError(f"{os.path.join(workdir, 'archs')} has no epoch_*.json: --workdir must be a "
                     f"search workdir with at least one derived architecture (the search writes "
                     f"one every `search.derive_every` epochs).")
-  pngs, captions = [], []
+  pngs, captions, model_cfgs = [], [], {}
   for path in paths:
     data = read_json_file(path)
     space, arch = from_json_any(data, where=f"architecture file {path}")
-    pngs.append(render.render(SPACES[space].to_dot(arch), "png"))
+    if space not in model_cfgs:
+      model_cfgs[space] = search_model_config(workdir, space)
+    model_cfg = model_cfgs[space]
+    pngs.append(render.render(SPACES[space].to_dot(arch, model_cfg=model_cfg), "png"))
     captions.append(caption(data))
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   frames.write_gif(frames.captioned_frames(pngs, captions), output, frame_ms)

@@ -50,12 +50,12 @@ class FinalRun(Runner):
     """The newest checkpoint's state (saying so), or a fresh one (described)."""
     found = self.restore(self.fresh_state, TrainState)
     if found is None:
-      self.open_log(None, 0)
+      self.open_log(None)
       state = self.fresh_state()
       self.say(self.task.describe(state, self.workdir))
       return state
-    state, step, metrics_bytes = found
-    self.open_log(metrics_bytes, state.steps)
+    state, step, log_position = found
+    self.open_log(log_position)
     self.say(f"resuming from checkpoint {step}: epoch {state.epoch + 1}, step "
              f"{state.epoch_step} of it")
     return state

@@ -12,16 +12,17 @@ from enas_jax.spaces.base import Arch, SearchSpace
 
 
 def write_arch(space: SearchSpace, stem: str, arch: Arch, extra: dict[str, Any],
-               title: str = "", say: Callable[[str], None] | None = None) -> dict[str, str]:
+               title: str = "", say: Callable[[str], None] | None = None,
+               model_cfg: Any | None = None) -> dict[str, str]:
   """Writes `stem.json` (our JSON plus `extra`), `stem.txt` (the authors' string) and the
-  picture captioned `title` (`stem.dot`, and `stem.png`/`stem.svg` when Graphviz is
-  installed); returns the picture's {extension: path}."""
+  picture under `model_cfg` captioned `title` (`stem.dot`, and `stem.png`/`stem.svg` when
+  Graphviz is installed); returns the picture's {extension: path}."""
   os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
   with open(stem + ".json", "w") as f:
     json.dump({**space.to_json(arch), **extra}, f, indent=2)
   with open(stem + ".txt", "w") as f:
     f.write(space.to_authors_string(arch) + "\n")
-  return render.write_picture(space.to_dot(arch, title or None), stem, say=say)
+  return render.write_picture(space.to_dot(arch, title or None, model_cfg), stem, say=say)
 
 
 def picture_title(epoch: int | None, figures: dict[str, float | None]) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Callable, TextIO
 import jax
 
 from enas_jax.io import checkpoints as ckpt_lib
+from enas_jax.io import events as events_lib
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.io import processes
 from enas_jax.io import workdir as workdir_lib
@@ -65,8 +66,7 @@ class Runner:
 
   def save(self, state: RunState, must_be_finite: Any) -> None:
     """Checkpoint `state.save_index`; NaN/Inf in `must_be_finite` stops the run unsaved."""
-    self.log.flush()
-    meta = {"position": state.position(), "metrics_bytes": self.log.tell(),
+    meta = {"position": state.position(), "log": self.log.position(),
             "config": dataclasses.asdict(self.cfg)}
     try:
       self.checkpointer.save(state.save_index, state.arrays(), meta,
@@ -97,26 +97,29 @@ class Runner:
       self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
 
   def restore(self, fresh: Callable[[], RunState], state_class: type[RunState]
-              ) -> tuple[RunState, int, int] | None:
-    """(state, checkpoint step, bytes of metrics.jsonl it had seen) of the newest readable
-    checkpoint, or None; `fresh` builds a new state (only its shapes are used here)."""
+              ) -> tuple[RunState, int, dict[str, Any]] | None:
+    """(state, checkpoint step, the log's position then) of the newest readable checkpoint, or
+    None; `fresh` builds a new state (only its shapes are used here)."""
     template = jax.eval_shape(lambda: fresh().arrays())  # shapes: nothing computed
     found = self.checkpointer.restore_latest(template, self._check_saved_config)
     if found is None:
       return None
     arrays, meta, step = found
-    return state_class.from_saved(arrays, meta["position"]), step, meta["metrics_bytes"]
+    log = meta.get("log") or {"metrics_bytes": meta.get("metrics_bytes", 0)}  # older checkpoints
+    return state_class.from_saved(arrays, meta["position"]), step, log
 
-  def open_log(self, resume_bytes: int | None, resume_step: int) -> None:
-    """Opens metrics.jsonl and the events, dropping records written after the checkpoint being
-    resumed (or all of them: a fresh start, `resume_bytes` None)."""
+  def open_log(self, resumed: dict[str, Any] | None) -> None:
+    """Opens metrics.jsonl and a new events file, after cutting the log back to where the
+    checkpoint being resumed had seen it (`resumed`: its `log.position()`), or emptying it (a
+    fresh start, None)."""
     if not self.primary:
       self.log = metrics_lib.SilentLog()
       return
-    workdir_lib.truncate(os.path.join(self.workdir, "metrics.jsonl"), resume_bytes or 0)
+    resumed = resumed or {"metrics_bytes": 0, "event_bytes": {}}
+    workdir_lib.truncate(os.path.join(self.workdir, "metrics.jsonl"), resumed["metrics_bytes"])
+    if "event_bytes" in resumed:  # checkpoints before this record: the events are kept
+      events_lib.cut_back(os.path.join(self.workdir, "tb"), resumed["event_bytes"])
     self.log = metrics_lib.MetricsLog(self.workdir)
-    if resume_bytes is not None:
-      self.log.events.session_start(resume_step)
 
   def write_config(self) -> None:
     if self.primary:
@@ -129,7 +132,7 @@ class Runner:
     if not self.primary:
       return {}
     return outputs.write_arch(space, os.path.join(self.workdir, name), arch, extra, title,
-                              self.say)
+                              self.say, self.cfg.model)
 
   def close(self, summary: dict[str, Any]) -> None:
     """Writes summary.json, closes the log and the checkpointer."""

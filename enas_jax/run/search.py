@@ -106,10 +106,10 @@ class SearchRun(Runner):
     """The newest checkpoint's state (the log cut back to it) or a fresh state."""
     found = self.restore(self.fresh_state, SearchState)
     if found is None:
-      self.open_log(None, 0)
+      self.open_log(None)
       return self.fresh_state(), None
-    state, step, metrics_bytes = found
-    self.open_log(metrics_bytes, state.shared_steps)
+    state, step, log_position = found
+    self.open_log(log_position)
     return state, step
 
   # --- the loop
@@ -294,7 +294,8 @@ class SearchRun(Runner):
     written = self.write_arch(space, f"archs/epoch_{state.epoch:04d}", arch,
                               {"epoch": state.epoch, f"valid_{m}": valid, "reward": reward}, title)
     sampled = space.from_decisions(values_SxD[0])
-    outputs.log_pictures(self.log, state.epoch, written, space.to_dot(sampled))
+    outputs.log_pictures(self.log, state.epoch, written,
+                         space.to_dot(sampled, model_cfg=self.cfg.model))
     self.log.write("derive", state.epoch, {f"valid_{m}": valid, f"batch_{m}": entry[f"batch_{m}"],
                                            f"batch_{m}_median": entry[f"batch_{m}_median"],
                                            "arch": entry["authors"]})

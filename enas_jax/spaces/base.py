@@ -57,11 +57,16 @@ class SearchSpace(Protocol):
     """An architecture from a search workdir, a JSON file or any text format of the space,
     checked against `model_cfg`'s size when given."""
 
-  def describe(self, arch: Arch) -> list[str]:
-    """One line per node or layer."""
+  def spec_model_config(self, spec: str) -> Any | None:
+    """The model config an architecture's own format implies, where it implies one (an
+    `enas_lm:` recurrent string: the mean of nodes 1..N-1 as the cell output), else None."""
 
-  def to_dot(self, arch: Arch, title: str | None = None) -> str:
-    """The Graphviz DOT source of its picture, captioned `title`."""
+  def describe(self, arch: Arch, model_cfg: Any | None = None) -> list[str]:
+    """One line per node or layer, then what the network outputs under `model_cfg` (the
+    space's default config when None)."""
+
+  def to_dot(self, arch: Arch, title: str | None = None, model_cfg: Any | None = None) -> str:
+    """The Graphviz DOT source of its picture under `model_cfg`, captioned `title`."""
 
   def arch_figures(self, arch: Arch) -> dict[str, jax.Array]:
     """Scalars logged with each sampled architecture (traceable; macro: its skip rate)."""
@@ -121,11 +126,18 @@ class ModuleSpace:
   def load(self, spec: str, model_cfg: Any | None = None) -> Arch:
     return self.formats.load_arch(spec, self._size(model_cfg))
 
-  def describe(self, arch: Arch) -> list[str]:
-    return self.picture.describe(arch)
+  def spec_model_config(self, spec: str) -> Any | None:
+    return None
 
-  def to_dot(self, arch: Arch, title: str | None = None) -> str:
-    return self.picture.to_dot(arch, title)
+  def picture_options(self, model_cfg: Any | None) -> dict[str, Any]:
+    """The model-config fields the picture depends on, as `picture` keyword arguments."""
+    return {}
+
+  def describe(self, arch: Arch, model_cfg: Any | None = None) -> list[str]:
+    return self.picture.describe(arch, **self.picture_options(model_cfg))
+
+  def to_dot(self, arch: Arch, title: str | None = None, model_cfg: Any | None = None) -> str:
+    return self.picture.to_dot(arch, title, **self.picture_options(model_cfg))
 
   def arch_figures(self, arch: Arch) -> dict[str, jax.Array]:
     return {}

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import cifar10_macro, cifar10_micro, quickstart
+from enas_jax.configs import cifar10_macro, cifar10_micro, quickstart
 from enas_jax.controller import policy as ctl
 from enas_jax.io import metrics
 from enas_jax.run import config as run_config

@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from configs import cifar10_micro, ptb_rnn
+from enas_jax.configs import cifar10_micro, ptb_rnn
 from enas_jax.io import metrics
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
@@ -78,7 +78,7 @@ def measure(space: str, small: bool, steps: int) -> dict[str, float]:
     run = search_run.SearchRun(run_config.search_config(config), workdir, io.StringIO(),
                          metrics.Progress(enabled=False))
     state = run.fresh_state()
-    run.open_log(None, 0)  # derive writes its records and pictures
+    run.open_log(None)  # derive writes its records and pictures
     setup = time.perf_counter() - t0
     prog, key = run.program, jax.random.key(0)
     shared_batch = next(run.task.shared_batches(state, 1))

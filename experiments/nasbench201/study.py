@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from configs import nasbench201 as nb201_config
+from enas_jax.configs import nasbench201 as nb201_config
 from enas_jax.controller.policy import ControllerConfig
 from enas_jax.data.nasbench201 import DATASETS, Table, load_table
 from enas_jax.spaces.registry import get_space

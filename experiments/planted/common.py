@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from configs import quickstart
+from enas_jax.configs import quickstart
 from enas_jax.io import metrics
 from enas_jax.data.lm_batches import batchify, windows
 from enas_jax.data.text import Corpus

@@ -1,6 +1,8 @@
 """The recurrent-cell space behind the `SearchSpace` interface (`spaces/base.py`)."""
 from __future__ import annotations
 
+from typing import Any
+
 from enas_jax.spaces.base import ModuleSpace
 from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn import formats, picture
@@ -19,6 +21,13 @@ class RNNSpace(ModuleSpace):
     """Any recurrent format (workdir, JSON, dag.json, authors' or `enas_lm:` string); the
     output rule an `enas_lm:` string carries is final training's business (`load_arch_spec`)."""
     return formats.load_arch_spec(spec, self._size(model_cfg)).arch
+
+  def spec_model_config(self, spec: str) -> RNNModelConfig | None:
+    output = formats.load_arch_spec(spec).output
+    return RNNModelConfig(output=output) if output else None
+
+  def picture_options(self, model_cfg: RNNModelConfig | None) -> dict[str, Any]:
+    return {"output": (model_cfg or RNNModelConfig()).output}
 
   def size(self, model_cfg: RNNModelConfig) -> str:
     return f"{model_cfg.num_nodes}-node cells"

@@ -19,7 +19,7 @@ Presets:
 """
 import ml_collections
 
-from configs import cifar10_macro_final, cifar10_micro
+from enas_jax.configs import cifar10_macro_final, cifar10_micro
 
 # The cells of the authors' cifar10_micro_final.sh (the paper's Figure 7): normal, then reduction.
 AUTHORS_CELLS = ("0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1 "

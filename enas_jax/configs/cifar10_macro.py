@@ -16,7 +16,7 @@ Presets:
 """
 import ml_collections
 
-from configs import parallel_section
+from enas_jax.configs import parallel_section
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:

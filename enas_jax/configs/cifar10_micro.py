@@ -19,7 +19,7 @@ Presets:
 """
 import ml_collections
 
-from configs import cifar10_macro
+from enas_jax.configs import cifar10_macro
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:

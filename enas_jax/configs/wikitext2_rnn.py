@@ -12,7 +12,7 @@ perplexity after final training next to an LSTM of equal size.
 """
 import ml_collections
 
-from configs import ptb_rnn
+from enas_jax.configs import ptb_rnn
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:

@@ -13,7 +13,7 @@ perplexity (the floor no model can beat). Measured figures: experiments/results/
 """
 import ml_collections
 
-from configs import ptb_rnn
+from enas_jax.configs import ptb_rnn
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:

@@ -13,7 +13,7 @@ the default `arch` below. Our own figures are in experiments/ptb/README.md.
 """
 import ml_collections
 
-from configs import ptb_rnn
+from enas_jax.configs import ptb_rnn
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
