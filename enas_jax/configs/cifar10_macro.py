@@ -26,9 +26,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.deterministic = False  # True: deterministic GPU kernels (bit-identical reruns, slower)
 
   config.data = ml_collections.ConfigDict()  # the images, their split and augmentation
-  config.data.source = "tfds"  # tfds | folder (image-folder layout) | synthetic
-  config.data.name = "cifar10"  # the tfds dataset name
-  config.data.data_dir = ""  # tfds data directory ("" = tfds's default), or the folder root
+  config.data.source = "cifar10_batches"  # CIFAR-10's python files | tfds | folder | synthetic
+  config.data.name = "cifar10"  # the tfds dataset name (source=tfds)
+  config.data.data_dir = ""  # cifar-10-batches-py, the tfds data directory, or the folder root
   config.data.valid_size = 5000  # last training images held out for rewards and deriving
   config.data.batch_size = 128  # training and reward batch size
   config.data.eval_batch_size = 500  # batch size of whole-split evaluations

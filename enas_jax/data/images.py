@@ -1,4 +1,5 @@
-"""Image datasets: CIFAR-10 through tensorflow-datasets, an image-folder layout, synthetic images.
+"""Image datasets: CIFAR-10 from its python-pickle files (`cifar-10-batches-py`, no TensorFlow)
+or through tensorflow-datasets, an image-folder layout, synthetic images.
 
 Every source gives an `ImageSplits`: uint8 images [N, H, W, C] and int32 labels for train,
 validation and test, held in host memory (CIFAR-10 is 180 MB). The validation split that rewards
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Literal
+import pickle
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,7 +54,7 @@ class SyntheticImagesConfig:
 class ImageDataConfig:
   """The `data` section of a CNN config (see configs/cifar10_macro.py for comments)."""
 
-  source: Literal["tfds", "folder", "synthetic"] = "tfds"
+  source: Literal["cifar10_batches", "tfds", "folder", "synthetic"] = "cifar10_batches"
   name: str = "cifar10"
   data_dir: str = ""
   valid_size: int = 5000
@@ -70,6 +72,7 @@ class ImageDataConfig:
       raise UserError(f"Config field `{section}.data_dir` is empty: set it to the image-folder "
                       f"root (with train.txt, test.txt, train/, test/; see the README), or use "
                       f"`{section}.source=synthetic`.")
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +143,61 @@ def synthetic_images(cfg: SyntheticImagesConfig, valid_size: int) -> ImageSplits
   train = make(cfg.train_images + valid_size)
   test = make(cfg.test_images)
   return _finish("synthetic", train, None, test, c, valid_size, "data")
+
+
+# --- CIFAR-10's python-pickle files -------------------------------------------------------------
+
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch"
+# What a CIFAR-10 batch file may build when unpickled: NumPy arrays and byte strings (protocol
+# 2 from Python 3 spells bytes through _codecs.encode), nothing else: a pickle can otherwise run
+# any code.
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"),
+                  ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+                  ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _ArraysOnly(pickle.Unpickler):
+  def find_class(self, module: str, name: str) -> Any:
+    if (module, name) not in _CIFAR_GLOBALS:
+      raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+    return super().find_class(module, name)
+
+
+def _cifar_batch(path: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+  """One batch file: uint8 images [N, 32, 32, 3] (the file's rows are channel-major, as the
+  authors reshape them) and int labels [N]."""
+  try:
+    with open(path, "rb") as f:
+      data = _ArraysOnly(f, encoding="bytes").load()
+    rows = np.asarray(data[b"data"], np.uint8)
+    labels = np.asarray(data[b"labels"], np.int32)
+    images = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    if len(images) != len(labels):
+      raise ValueError(f"{len(images)} images but {len(labels)} labels")
+  except FileNotFoundError:
+    raise UserError(f"{path} does not exist: `{field}.data_dir` must be the directory "
+                    f"cifar-10-batches-py, holding data_batch_1..5 and test_batch (see the "
+                    f"README).") from None
+  except Exception as err:  # a truncated, foreign or hostile file
+    raise UserError(f"{path} is not a CIFAR-10 python batch file ({type(err).__name__}: "
+                    f"{' '.join(str(err).split())[:200]}). Unpack cifar-10-python.tar.gz again "
+                    f"into `{field}.data_dir`.") from None
+  return np.ascontiguousarray(images), labels
+
+
+def cifar10_batches(data_dir: str, valid_size: int, field: str = "data") -> ImageSplits:
+  """CIFAR-10 from `cifar-10-batches-py`, as the authors' `data_utils.read_data` reads it: the
+  five training batches in order, the last `valid_size` images of them (of data_batch_5 for
+  5,000) the validation split, test_batch the test split."""
+  if not data_dir:
+    raise UserError(f"Config field `{field}.data_dir` is empty: set it to the directory "
+                    f"cifar-10-batches-py (unpacked from cifar-10-python.tar.gz; see the README), "
+                    f"or use `{field}.source=synthetic`.")
+  parts = [_cifar_batch(os.path.join(data_dir, name), field) for name in CIFAR10_TRAIN_FILES]
+  train = (np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]))
+  test = _cifar_batch(os.path.join(data_dir, CIFAR10_TEST_FILE), field)
+  return _finish("cifar10", train, None, test, 10, valid_size, field)
 
 
 # --- tensorflow-datasets --------------------------------------------------------------------------
@@ -270,4 +328,6 @@ def load_images(cfg: ImageDataConfig, field: str = "data") -> ImageSplits:
     return synthetic_images(cfg.synthetic, cfg.valid_size)
   if cfg.source == "folder":
     return folder_images(cfg.data_dir, cfg.valid_size, field)
+  if cfg.source == "cifar10_batches":
+    return cifar10_batches(cfg.data_dir, cfg.valid_size, field)
   return tfds_images(cfg.name, cfg.data_dir, cfg.valid_size, field)

@@ -65,7 +65,7 @@ class AuxHead(nn.Module):
     y = ConvBN(128, 1, relu=True)(y, train)
     y = nn.Conv(768, y.shape[1:3], padding="VALID", use_bias=False, kernel_init=he_normal)(y)
     y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(y))
-    return nn.Dense(self.num_classes)(y.reshape((y.shape[0], -1)))
+    return nn.Dense(self.num_classes, use_bias=False)(y.reshape((y.shape[0], -1)))
 
 
 class ReluConvBN(nn.Module):

@@ -214,7 +214,7 @@ class FixedMacroNetwork(nn.Module):
           aux = AuxHead(self.num_classes, name="aux_head")(x, train) if train else None
     h_BxC = jnp.mean(x, axis=(1, 2))
     h_BxC = nn.Dropout(1 - cfg.keep_prob, deterministic=not train)(h_BxC)
-    return nn.Dense(self.num_classes, name="head")(h_BxC), aux
+    return nn.Dense(self.num_classes, use_bias=False, name="head")(h_BxC), aux
 
 
 def fixed_network(arch: MacroArch, cfg: MacroModelConfig, num_classes: int) -> FixedMacroNetwork:

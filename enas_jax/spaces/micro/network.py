@@ -370,7 +370,7 @@ class FixedMicroNetwork(nn.Module):
         aux = AuxHead(self.num_classes, name="aux_head")(out, train)
     h_BxC = jnp.mean(nn.relu(prev), axis=(1, 2))
     h_BxC = nn.Dropout(1 - cfg.keep_prob, deterministic=not train)(h_BxC)
-    return nn.Dense(self.num_classes, name="head")(h_BxC), aux
+    return nn.Dense(self.num_classes, use_bias=False, name="head")(h_BxC), aux
 
 
 def fixed_network(arch: MicroArch, cfg: MicroModelConfig, num_classes: int) -> FixedMicroNetwork:
