@@ -73,7 +73,8 @@ def test_macro_network_dot_has_layers_skips_and_reductions():
   dashed = sorted((a, b) for a, b, attrs in edges if "dashed" in attrs)
   assert solid == sorted([("stem", "l0"), ("l0", "r0"), ("r0", "l1"), ("l1", "l2"),
                           ("l2", "out")])
-  assert dashed == [("l0", "l1"), ("l1", "l2")]  # layer 1 adds layer 0, layer 2 adds layer 1
+  # the authors' skip bits: layer 1's bit 0 is the stem, layer 2's bit 1 is layer 0
+  assert dashed == [("l0", "l2"), ("stem", "l1")]
   assert macro_picture.MACRO_COLOURS["sep5x5"] in re.search(r"l1 \[.*", dot)[0]
   # default reductions: the authors' positions for 3 layers (after layers 0 and 1... L/3 - 1)
   assert "r0 [" in macro_picture.to_dot(arch)

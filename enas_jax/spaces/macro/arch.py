@@ -3,13 +3,16 @@
 A network of L layers is two int32 arrays:
 - `op_L[k]`: layer k's operation, an index into `OPS` (the authors' ids, so their strings map
   directly);
-- `skip_LxL[k, j]`: 1 if layer k also adds the output of earlier layer j (j < k), else 0; the
-  upper triangle and the diagonal are always 0.
+- `skip_LxL[k, j]` (j < k): 1 if layer k also adds source j, else 0; the upper triangle and the
+  diagonal are always 0. The sources are the authors' code's `prev_layers`: source 0 is the
+  stem's output, source j >= 1 layer j-1's; so layer k can add the stem and layers 0..k-2 (its
+  input, layer k-1, is never added twice).
 Layer k reads layer k-1 (the image stem for k = 0). As traced arrays, the pair drives the
 shared-weights forward pass (`lax.switch` over the operation) without recompiling.
 
 The authors' string (`to_authors_string`/`from_authors_string`): for layer k (0-based), the
-operation id followed by k skip bits (bit j: layer j), L + L(L-1)/2 tokens in all.
+operation id followed by its k skip bits (bit j: source j), L + L(L-1)/2 tokens in all.
+Our JSON names the sources: per layer `"adds": ["stem", 0, 3]` (layer numbers, or "stem").
 """
 from __future__ import annotations
 
@@ -160,12 +163,18 @@ def from_authors_string(text: str, num_layers: int | None = None,
   return arch
 
 
+def source_name(j: int) -> str | int:
+  """Source j as our JSON and the pictures name it: "stem" (j = 0) or layer j - 1."""
+  return "stem" if j == 0 else j - 1
+
+
 def to_json(arch: MacroArch) -> dict[str, Any]:
   validate(arch)
   op = np.asarray(arch.op_L)
   skip = np.asarray(arch.skip_LxL)
   layers = [{"layer": k, "op": OPS[int(op[k])],
-             "skips": [j for j in range(k) if skip[k, j]]} for k in range(op.shape[0])]
+             "adds": [source_name(j) for j in range(k) if skip[k, j]]}
+            for k in range(op.shape[0])]
   return {"space": SPACE_NAME, "num_layers": int(op.shape[0]), "layers": layers}
 
 
@@ -173,17 +182,24 @@ def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> Macr
   arch_file.check_space_field(data, SPACE_NAME, "a macro-space architecture", where)
   layers = data.get("layers")
   if not isinstance(layers, list) or not layers:
-    raise UserError(f"The {where} needs a non-empty `layers` list of {{layer, op, skips}}.")
+    raise UserError(f"The {where} needs a non-empty `layers` list of {{layer, op, adds}}.")
+  if any(isinstance(layer, Mapping) and "skips" in layer for layer in layers):
+    raise UserError(f"The {where} lists `skips` by layer number, the format written before the "
+                    f"macro space followed the authors' skip connections (a layer adds the stem "
+                    f"or layers up to two before it, named in `adds`): its network is not one of "
+                    f"this space. Use its authors' string (the .txt file beside it) or search "
+                    f"again.")
   ops, skips = [], []
   for k, layer in enumerate(layers):
     if not isinstance(layer, Mapping) or layer.get("op") not in OPS:
       raise UserError(f"In the {where}, layer {k} must be an object whose `op` is one of "
                       f"{', '.join(OPS)}; got {layer!r}.")
     bits = [0] * k
-    for j in layer.get("skips", []):
-      if not isinstance(j, int) or not 0 <= j < k:
-        raise UserError(f"In the {where}, layer {k} skips to {j!r}; skips must be earlier layer "
-                        f"numbers 0..{k - 1}.")
+    for name in layer.get("adds", []):
+      j = 0 if name == "stem" else (name + 1 if isinstance(name, int) else -1)
+      if not 0 <= j < k:
+        raise UserError(f"In the {where}, layer {k} adds {name!r}; it can add \"stem\" or "
+                        f"the layers 0..{k - 2} (its input, layer {k - 1}, is added already).")
       bits[j] = 1
     ops.append(OPS.index(layer["op"]))
     skips.append(bits)

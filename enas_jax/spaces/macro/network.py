@@ -1,10 +1,13 @@
 """The macro-space CNN: the shared-weights network (any architecture, traced) and the fixed one.
 
 Layout (the paper's Figure 6, the authors' `general_child.py`): a 3 x 3 conv stem, then L layers;
-layer k reads layer k-1, applies its operation, adds the outputs of the layers its skip bits
-select and batch-normalises the sum (layers after the first); after layers L/3 - 1 and 2L/3 - 1
-every earlier output is halved in size by a factorized reduction (its own weights per (reduction,
-layer) pair); then global average pooling, dropout and the classifier.
+layer k reads layer k-1, applies its operation, adds the outputs its skip bits select and
+batch-normalises the sum (layers after the first). The outputs a layer can add are the
+"sources" of the authors' code (`prev_layers`): source 0 is the stem's output, source j >= 1
+layer j-1's; layer k's k skip bits select among sources 0..k-1, that is the stem and layers
+0..k-2 (its input, layer k-1, is never added twice). After layers L/3 - 1 and 2L/3 - 1 every
+source is halved in size by a factorized reduction (its own weights per (reduction, source)
+pair); then global average pooling, dropout and the classifier.
 
 Each operation branch, as in the paper: a 1 x 1 conv with batch norm and ReLU, then
 - conv k x k, batch norm, ReLU (conv3x3, conv5x5);
@@ -114,7 +117,7 @@ def init_shared(key: jax.Array, cfg: MacroModelConfig, image_channels: int,
     c_out = chans[r] * (2 if cfg.double_filters_at_reduction else 1)
     reduce[f"after{r:02d}"] = {f"from{j:02d}": ops.factorized_reduce_params(next(keys), chans[r],
                                                                             c_out)
-                               for j in range(r + 1)}
+                               for j in range(r + 2)}  # sources: the stem, layers 0..r
   return {"stem": ops.conv_bn_params(next(keys), 3, image_channels, cfg.filters),
           "layers": layers, "reduce": reduce,
           "head": {"w": ops.he_init(next(keys), (chans[-1], num_classes)) * 0.5,
@@ -128,22 +131,22 @@ def shared_apply(params: dict[str, Any], arch: MacroArch, x_BxHxWxC: jax.Array,
   `dropout_key` None: no dropout (scoring); batch norm always uses the batch's statistics.
   """
   x = ops.conv_bn(params["stem"], x_BxHxWxC)
-  outputs: list[jax.Array] = []
+  sources: list[jax.Array] = [x]  # the stem's output, then each layer's
   for k in range(cfg.num_layers):
     p = params["layers"][k]
     branch_params = [p[op] for op in OPS]
     out = jax.lax.switch(arch.op_L[k], [lambda x_, f=f, bp=bp: f(bp, x_)
                                         for f, bp in zip(BRANCHES, branch_params)], x)
     if k > 0:
-      for j in range(k):
-        out = out + arch.skip_LxL[k, j].astype(out.dtype) * outputs[j]
+      for j in range(k):  # sources 0..k-1: the stem and layers 0..k-2
+        out = out + arch.skip_LxL[k, j].astype(out.dtype) * sources[j]
       out = ops.batch_norm(p["skip_bn"], out)
-    outputs.append(out)
+    sources.append(out)
     x = out
     if k in reduction_layers(cfg.num_layers):
       red = params["reduce"][f"after{k:02d}"]
-      outputs = [ops.factorized_reduce(red[f"from{j:02d}"], o) for j, o in enumerate(outputs)]
-      x = outputs[-1]
+      sources = [ops.factorized_reduce(red[f"from{j:02d}"], o) for j, o in enumerate(sources)]
+      x = sources[-1]
   h_BxC = ops.global_avg_pool(x)
   if dropout_key is not None and cfg.keep_prob < 1:
     keep = jax.random.bernoulli(dropout_key, cfg.keep_prob, h_BxC.shape)
@@ -171,9 +174,10 @@ class Branch(nn.Module):
 
 
 def needed_after(arch_ops: Sequence[int], skips: np.ndarray, r: int) -> list[int]:
-  """The outputs (layers <= r) that a layer after reduction point r still reads."""
+  """The sources (0: the stem, j: layer j-1; those up to layer r) that a layer after reduction
+  point r still reads: layer r itself (the next layer's input) and what later skips add."""
   n = len(arch_ops)
-  return [j for j in range(r + 1) if j == r or any(skips[k, j] for k in range(r + 1, n))]
+  return [j for j in range(r + 2) if j == r + 1 or any(skips[k, j] for k in range(r + 1, n))]
 
 
 class FixedMacroNetwork(nn.Module):
@@ -181,7 +185,7 @@ class FixedMacroNetwork(nn.Module):
 
   config: MacroModelConfig
   ops_L: tuple[int, ...]
-  skips: tuple[tuple[int, ...], ...]  # skips[k]: the earlier layers layer k adds
+  skips: tuple[tuple[int, ...], ...]  # skips[k]: the sources layer k adds (0: stem, j: layer j-1)
   num_classes: int
 
   @nn.compact
@@ -195,21 +199,21 @@ class FixedMacroNetwork(nn.Module):
       skip_mat[k, list(js)] = 1
     reductions = reduction_layers(cfg.num_layers)
     x = ConvBN(cfg.filters, 3, name="stem")(x, train)
-    outputs: dict[int, jax.Array] = {}
+    sources: dict[int, jax.Array] = {0: x}  # 0: the stem's output, k + 1: layer k's
     aux = None
     for k in range(cfg.num_layers):
       out = Branch(OPS[self.ops_L[k]], chans[k], name=f"layer{k:02d}")(x, train)
       if k > 0:
         for j in self.skips[k]:
-          out = out + outputs[j]
+          out = out + sources[j]
         out = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                            name=f"layer{k:02d}_skip_bn")(out)
-      outputs[k] = x = out
+      sources[k + 1] = x = out
       if k in reductions:
         c_out = chans[k] * (2 if cfg.double_filters_at_reduction else 1)
-        outputs = {j: FactorizedReduce(c_out, name=f"reduce_after{k:02d}_from{j:02d}")(
-            outputs[j], train) for j in needed_after(self.ops_L, skip_mat, k)}
-        x = outputs[k]
+        sources = {j: FactorizedReduce(c_out, name=f"reduce_after{k:02d}_from{j:02d}")(
+            sources[j], train) for j in needed_after(self.ops_L, skip_mat, k)}
+        x = sources[k + 1]
         if cfg.aux_head and k == reductions[-1]:
           aux = AuxHead(self.num_classes, name="aux_head")(x, train) if train else None
     h_BxC = jnp.mean(x, axis=(1, 2))

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 
 from enas_jax.io import dot
-from enas_jax.spaces.macro.arch import OPS, MacroArch
+from enas_jax.spaces.macro.arch import OPS, MacroArch, source_name
 from enas_jax.spaces.macro.network import reduction_layers
 
 MACRO_COLOURS = {"conv3x3": "#fb8072", "sep3x3": "#fdb462", "conv5x5": "#bc80bd",
@@ -14,12 +14,13 @@ MACRO_COLOURS = {"conv3x3": "#fb8072", "sep3x3": "#fdb462", "conv5x5": "#bc80bd"
 
 
 def describe(arch: MacroArch) -> list[str]:
-  """One line per layer: its operation and the earlier layers it also reads."""
+  """One line per layer: its operation and what it also adds (the stem, earlier layers)."""
   ops, skip = np.asarray(arch.op_L), np.asarray(arch.skip_LxL)
   lines = []
   for k, op in enumerate(ops):
-    adds = np.nonzero(skip[k, :k])[0]
-    extra = f" + layers {', '.join(map(str, adds))}" if len(adds) else ""
+    adds = [source_name(int(j)) for j in np.nonzero(skip[k, :k])[0]]
+    names = [f"layer {a}" if isinstance(a, int) else a for a in adds]
+    extra = f" + {', '.join(names)}" if names else ""
     lines.append(f"layer {k}: {OPS[int(op)]}{extra}")
   return lines
 
@@ -39,8 +40,9 @@ def to_dot(arch: MacroArch, title: str | None = None,
     body.append(f'l{k} [label="{k}: {op}", shape=box, fillcolor="{MACRO_COLOURS[op]}"];')
     body.append(f"{prev} -> l{k};")
     prev = f"l{k}"
-    for j in np.nonzero(skip[k, :k])[0]:
-      body.append(f'l{int(j)} -> l{k} [style=dashed, color="#555555"];')
+    for j in np.nonzero(skip[k, :k])[0]:  # source 0: the stem; j: layer j - 1
+      source = "stem" if j == 0 else f"l{int(j) - 1}"
+      body.append(f'{source} -> l{k} [style=dashed, color="#555555"];')
     if k in set(reductions):
       body.append(f'r{k} [label="reduce", shape=invtrapezium, fillcolor="#ffffff"];')
       body.append(f"{prev} -> r{k};")
