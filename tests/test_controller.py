@@ -52,8 +52,34 @@ def test_sample_and_log_prob_agree_and_vmap(attention):
   for v in np.asarray(many_v):
     arch_lib.validate(arch_lib.from_decisions(v))
   assert len({tuple(v) for v in np.asarray(many_v)}) > 40
-  # The temperature and tanh squashing bound every logit to +-tanh_c.
-  assert float(jnp.min(many_lp)) >= -len(decisions) * math.log(1 + 3 * math.exp(5.0)) - 1e-4
+
+
+def test_squashing_bounds_every_logit_even_for_saturated_weights():
+  """Logits are `c * tanh(score / temperature)`, so a choice among n has probability at least
+  1 / (1 + (n - 1) e^(2c)) however large the scores (c = tanh_c, tanh_c / op_tanh_reduce for
+  operations): with the controller's weights scaled by 1e4 the least likely architectures sit
+  at that bound, and without the squashing (tanh_c huge) they fall far below it."""
+  decisions = arch_lib.decisions(6)
+  cfg = ctl.ControllerConfig(attention=False)
+
+  def bound(c_cfg):
+    return -sum(math.log(1 + (d.num_choices - 1) * math.exp(
+        2 * (c_cfg.tanh_c / c_cfg.op_tanh_reduce if d.kind == "op" else c_cfg.tanh_c)))
+        for d in decisions if d.num_choices > 1)
+
+  archs = [arch_lib.to_decisions(jax.tree_util.tree_map(
+      np.asarray, arch_lib.random_arch(jax.random.key(i), 6))) for i in range(200)]
+
+  def lowest(c_cfg):
+    c = ctl.Controller(decisions, c_cfg)
+    params = jax.tree_util.tree_map(lambda w: 1e4 * w, ctl.init_controller(c, jax.random.key(0)))
+    lp = jax.jit(jax.vmap(lambda v: ctl.log_prob(c, params, v)[0]))(jnp.asarray(np.stack(archs)))
+    return float(jnp.min(lp))
+
+  squashed = lowest(cfg)
+  assert bound(cfg) - 1e-3 <= squashed < 0.5 * bound(cfg)  # bounded, and near the bound
+  unsquashed = ctl.ControllerConfig(attention=False, tanh_c=1e6)
+  assert lowest(unsquashed) < 100 * bound(cfg)
 
 
 def test_controller_learns_a_favoured_architecture():

@@ -80,9 +80,19 @@ def test_tfds_cifar10_through_mock_data():
   tfds = pytest.importorskip("tensorflow_datasets")
   with tfds.testing.mock_data(num_examples=40):
     splits = images.tfds_images("cifar10", "", valid_size=10)
+    # the same mock records, read with tfds itself in file order
+    train = list(tfds.as_numpy(tfds.load("cifar10", split="train", shuffle_files=False)))
+    test = list(tfds.as_numpy(tfds.load("cifar10", split="test", shuffle_files=False)))
   assert splits.train_x.shape == (30, 32, 32, 3) and splits.valid_x.shape == (10, 32, 32, 3)
   assert splits.test_x.shape[1:] == (32, 32, 3) and splits.num_classes == 10
   assert splits.train_y.dtype == np.int32
+  # pixels and labels as tfds gives them; the validation split is the last 10 training records
+  np.testing.assert_array_equal(np.concatenate([splits.train_x, splits.valid_x]),
+                                np.stack([r["image"] for r in train]))
+  np.testing.assert_array_equal(np.concatenate([splits.train_y, splits.valid_y]),
+                                [r["label"] for r in train])
+  np.testing.assert_array_equal(splits.test_x, np.stack([r["image"] for r in test]))
+  np.testing.assert_array_equal(splits.test_y, [r["label"] for r in test])
 
 
 def test_tfds_missing_directory_is_one_clear_error(tmp_path):

@@ -80,7 +80,10 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference, tmp_path):
   resumed = subprocess.run(_cli_args(workdir), cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=600)
   assert resumed.returncode == 0, resumed.stderr
-  assert "resuming from checkpoint" in resumed.stdout
+  where = re.search(r"resuming from checkpoint (\d+) .*: epoch (\d+), (\w+) phase, step (\d+) of "
+                    r"it", resumed.stdout)
+  # it resumed inside an epoch (a mid-phase step), from a checkpoint before the run's end
+  assert where and int(where.group(4)) > 0 and int(where.group(1)) < 3 * 18, resumed.stdout
   runs.assert_same_run(reference, workdir)
 
 

@@ -1,7 +1,9 @@
 """The search loop on a tiny planted corpus: files, compile-once, same seed same run."""
 import io
 import json
+import math
 
+import jax
 import numpy as np
 import pytest
 
@@ -89,8 +91,18 @@ def test_same_seed_same_search_other_seed_differs(seed0_run, tmp_path):
 
 
 def test_random_controller_runs_the_same_loop(tmp_path):
-  _, summary = _run(tmp_path, "r", _cfg(controller__kind="random"))
+  """The uniform baseline runs the whole loop, learns nothing (its weights stay the initial
+  ones) and samples with the uniform distribution's entropy, sum of log(choices)."""
+  run, summary = _run(tmp_path, "r", _cfg(controller__kind="random"))
   assert len(summary["history"]) == 2
+  initial = jax.jit(run.init_ctrl)()
+  for a, b in zip(jax.tree_util.tree_leaves(initial.params),
+                  jax.tree_util.tree_leaves(run.final_state.ctrl.params)):
+    np.testing.assert_array_equal(a, b)
+  uniform = sum(math.log(d.num_choices) for d in run.program.controller.decisions)
+  rows = [r for r in metrics.read_metrics(str(tmp_path / "r" / "metrics.jsonl"))
+          if r["phase"] == "controller"]
+  assert rows and all(r["entropy"] == pytest.approx(uniform, rel=1e-5) for r in rows)
 
 
 def test_bad_search_values_are_user_errors():

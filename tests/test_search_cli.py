@@ -61,6 +61,16 @@ def test_default_data_dir_missing_is_explained(tmp_path):
   assert result.returncode == 2 and "'data/ptb'" in result.stderr and "Traceback" not in result.stderr
 
 
+def _assert_one_paragraph(stderr):
+  """What a user mistake prints: only `error: ...`, one paragraph (no blank line, wrapped at 100
+  columns), at least two sentences (what is wrong, then what to do), nothing else."""
+  text = stderr.strip()
+  assert text.startswith("error: ") and "\n\n" not in text, text
+  assert all(len(line) <= 100 for line in text.splitlines()), text
+  words = " ".join(text.split())
+  assert words.endswith((".", ")")) and ". " in words, text
+
+
 def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
   cases = {
       "--config.model.hiden_dim=3": 'no field "hiden_dim" (did you mean "hidden_dim"?)',
@@ -76,12 +86,14 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
     message = " ".join(result.stderr.split())
     assert result.returncode == 2, (flag, result.stderr)
     assert expected in message and "Traceback" not in message, (flag, message)
+    _assert_one_paragraph(result.stderr)
   # the micro config has the macro space's skip-rate fields (at their defaults): set, they stop
   result = _search("--config=configs/cifar10_micro.py:tiny", "--config.controller.skip_weight=0.5",
                    f"--workdir={tmp_path / 'w'}")
   message = " ".join(result.stderr.split())
   assert result.returncode == 2 and "Traceback" not in message, message
   assert "`controller.skip_weight` is set to 0.5, but only the macro space(s) use it" in message
+  _assert_one_paragraph(result.stderr)
 
 
 def test_unwritable_workdir_and_empty_split_are_clear(tmp_path):

@@ -17,7 +17,8 @@ def _check_search(cfg: Any) -> None:
     raise UserError(f"Config field `controller.reward` is {cfg.controller.reward!r}; a language "
                     f"model's reward is `controller.reward_c` / perplexity: \"inverse_ppl\" or "
                     f"\"inverse_ppl_squared\" (accuracy is the image spaces' reward, which "
-                    f"they use without this field).")
+                    f"they use without this field). Set --config.controller.reward=inverse_ppl "
+                    f"(the default) or inverse_ppl_squared.")
 
 
 SECTIONS = TaskSections(
