@@ -120,6 +120,8 @@ def _write_folder(root, bad=None):
   elif bad == "label":
     with open(root / "test.txt", "a") as f:
       f.write("im0.png bird\n")
+  elif bad == "size":
+    Image.fromarray(np.zeros((6, 4, 3), np.uint8)).save(root / "test" / "im2.png")
 
 
 def test_image_folder_layout(tmp_path):
@@ -134,10 +136,30 @@ def test_image_folder_layout(tmp_path):
                                 np.asarray(Image.open(tmp_path / "test" / "im1.png")))
 
 
+def test_image_folder_classes_txt_and_valid_txt(tmp_path):
+  """classes.txt fixes the label order (here dog first); valid.txt gives the validation split
+  (nothing is carved from train.txt then)."""
+  pytest.importorskip("PIL")
+  from PIL import Image
+  _write_folder(tmp_path)
+  (tmp_path / "classes.txt").write_text("dog\ncat\nbird\n")
+  os.makedirs(tmp_path / "valid")
+  Image.fromarray(np.full((5, 4, 3), 7, np.uint8)).save(tmp_path / "valid" / "v0.png")
+  (tmp_path / "valid.txt").write_text("v0.png bird\n")
+  splits = images.folder_images(str(tmp_path), valid_size=2)
+  assert splits.num_classes == 3
+  assert splits.train_x.shape[0] == 6 and splits.train_y.tolist() == [1, 0, 1, 0, 1, 0]
+  assert splits.valid_y.tolist() == [2] and int(splits.valid_x[0, 0, 0, 0]) == 7
+  (tmp_path / "classes.txt").write_text("\n")
+  with pytest.raises(UserError, match="classes.txt lists no classes"):
+    images.folder_images(str(tmp_path), valid_size=2)
+
+
 @pytest.mark.parametrize("bad, message", [
     ("missing", r"test.txt line 4: the listed image .*gone.png does not exist"),
     ("unreadable", r"test.txt line 2: cannot read the image .*im1.png"),
     ("label", r"test.txt line 4: unknown label 'bird'"),
+    ("size", r"test.txt line 3: image im2.png is 4x6 but the first image is 4x5; all images"),
 ])
 def test_image_folder_errors_name_file_and_line(tmp_path, bad, message):
   pytest.importorskip("PIL")

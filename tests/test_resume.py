@@ -221,6 +221,10 @@ def test_finished_run_rerun_only_rewrites_the_summary(reference, tmp_path):
   _, summary, out = _run(workdir)
   assert "is complete" in out and runs.metric_rows(workdir) == rows
   assert summary["epochs"] == 3
+  assert "changed fields" not in out
+  # a resumable field changed (a schedule): said once, in one line, with old and new values
+  _, _, out = _run(workdir, _cfg(**{"search.log_every": 5}))
+  assert "note: resuming with changed fields: search.log_every (3 -> 5)\n" in out
 
 
 @pytest.mark.parametrize("policy", ["skip", "stop", "rollback"])
