@@ -8,6 +8,7 @@ from typing import Any
 
 from enas_jax.drawing import frames
 from enas_jax.io import render
+from enas_jax.io.configuration import from_section
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.registry import SPACES, from_json_any, read_json_file
 
@@ -24,16 +25,19 @@ def caption(data: dict[str, Any]) -> str:
   return "   ".join(parts)
 
 
-def search_model_config(workdir: str, space: str) -> Any | None:
-  """The model section of the search's config.json as `space`'s config (the fields the
-  pictures depend on), or None without one."""
+def search_model_config(workdir: str) -> Any | None:
+  """The model section of the search's config.json as its space's config (the fields the
+  pictures depend on; fields this version does not know are left out), or None without one."""
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     return None
-  model = read_json_file(path).get("model") or {}
-  cls = SPACES[space].model_config
+  config = read_json_file(path)
+  if config.get("space") not in SPACES:
+    return None
+  cls = SPACES[config["space"]].model_config
   known = {field.name for field in dataclasses.fields(cls)}
-  return cls(**{k: v for k, v in model.items() if k in known})
+  return from_section(cls, "model", {k: v for k, v in (config.get("model") or {}).items()
+                                     if k in known})
 
 
 def build_gif(workdir: str, output: str, frame_ms: int = 800) -> int:
@@ -43,13 +47,11 @@ def build_gif(workdir: str, output: str, frame_ms: int = 800) -> int:
     raise UserError(f"{os.path.join(workdir, 'archs')} has no epoch_*.json: --workdir must be a "
                     f"search workdir with at least one derived architecture (the search writes "
                     f"one every `search.derive_every` epochs).")
-  pngs, captions, model_cfgs = [], [], {}
+  pngs, captions = [], []
+  model_cfg = search_model_config(workdir)
   for path in paths:
     data = read_json_file(path)
     space, arch = from_json_any(data, where=f"architecture file {path}")
-    if space not in model_cfgs:
-      model_cfgs[space] = search_model_config(workdir, space)
-    model_cfg = model_cfgs[space]
     pngs.append(render.render(SPACES[space].to_dot(arch, model_cfg=model_cfg), "png"))
     captions.append(caption(data))
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
