@@ -27,8 +27,9 @@ def test_the_wheel_holds_every_module_the_configs_and_the_commands(tmp_path):
   entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
   parser = configparser.ConfigParser()
   parser.read_string(zipfile.ZipFile(wheel).read(entry_points).decode())
-  assert dict(parser["console_scripts"]) == {f"enas-{c}": f"enas_jax.{c}:entry"
-                                             for c in COMMANDS}
+  assert dict(parser["console_scripts"]) == {
+      **{f"enas-{c}": f"enas_jax.{c}:entry" for c in COMMANDS},
+      "enas-report": "enas_jax.report.__main__:entry"}
   metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
   text = zipfile.ZipFile(wheel).read(metadata).decode()
   assert "Requires-Python: >=3.11" in text and "Requires-Dist: optax>=0.2.5" in text

@@ -16,7 +16,7 @@ Presets:
 """
 import ml_collections
 
-from enas_jax.configs import parallel_section
+from enas_jax.configs import parallel_section, report_section
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -92,6 +92,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.checkpoint.keep = 3  # checkpoints kept
 
   config.parallel = parallel_section()  # devices: one, or data-parallel over all (configs/__init__)
+  config.report = report_section()  # what the search report measures (configs/__init__)
 
   if preset == "cpu":  # a pipeline check on synthetic images, about a minute on 2 CPU cores
     config.data.source = "synthetic"  # generated in memory, nothing downloaded
@@ -126,6 +127,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     config.search.derive_every = 1  # derive every epoch
     config.search.derive_samples = 4  # architectures scored when deriving
     config.search.log_every = 2  # steps between records
+    config.report.random_cells = 4  # a few cells for the report's checks
+    config.report.train_alone_steps = 2  # a glimpse of training alone
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for configs/cifar10_macro.py; presets: cpu, "
                      f"tiny")

@@ -18,7 +18,7 @@ Presets:
 """
 import ml_collections
 
-from enas_jax.configs import parallel_section
+from enas_jax.configs import parallel_section, report_section
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -56,6 +56,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.checkpoint.keep = 2  # checkpoints kept
 
   config.parallel = parallel_section()  # multi-device settings (no effect on lookups)
+  config.report = report_section()  # what the search report measures (configs/__init__)
 
   if preset == "tiny":  # for the tests
     config.controller.hidden_dim = 16  # small controller

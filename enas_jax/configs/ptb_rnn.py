@@ -18,7 +18,7 @@ judged only after final training.
 """
 import ml_collections
 
-from enas_jax.configs import parallel_section
+from enas_jax.configs import parallel_section, report_section
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -102,6 +102,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.checkpoint.keep = 3  # keep the newest this many
 
   config.parallel = parallel_section()  # devices: one, or data-parallel over all (configs/__init__)
+  config.report = report_section()  # what the search report measures (configs/__init__)
 
   if preset == "cpu":  # a small search that fits 2 CPU cores
     config.model.embed_dim = 200  # 1/5 of the paper's width

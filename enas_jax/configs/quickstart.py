@@ -59,6 +59,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     config.search.controller_steps = 3  # controller steps per epoch
     config.search.derive_samples = 4  # cells scored when deriving
     config.search.log_every = 2  # record often
+    config.report.random_cells = 4  # a few cells for the report's checks
+    config.report.train_alone_steps = 2  # a glimpse of training alone
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for configs/quickstart.py; presets: tiny")
   return config

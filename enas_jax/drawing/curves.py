@@ -21,6 +21,8 @@ class Panel:
 
 PANELS = (
     Panel("controller reward", "controller", ("reward", "baseline"), "controller step"),
+    Panel("controller entropy (nats, summed over decisions)", "controller", ("entropy",),
+          "controller step"),
     Panel("shared weights: training loss", "shared", ("loss",), "shared step"),
     Panel("shared weights: training perplexity", "shared", ("ppl",), "shared step", log_y=True),
     Panel("shared weights: training accuracy", "shared", ("accuracy",), "shared step"),
@@ -56,11 +58,19 @@ def plot_workdir(workdir: str, output: str) -> list[str]:
   if not os.path.isfile(path):
     raise UserError(f"{path} does not exist: --workdir must be a search or training workdir "
                     f"(one that has metrics.jsonl).")
-  records = read_metrics(path)
-  drawn = [(p, s) for p in PANELS if (s := series(records, p))]
+  drawn = plot_records(read_metrics(path), output, os.path.basename(os.path.normpath(workdir)))
   if not drawn:
     raise UserError(f"{path} has no figures to plot yet (no shared, controller, derive, train "
                     f"or epoch records).")
+  return drawn
+
+
+def plot_records(records: list[dict[str, Any]], output: str, title: str) -> list[str]:
+  """Writes the panels that `records` have figures for to the PNG `output` (nothing when there
+  are none); returns their titles."""
+  drawn = [(p, s) for p in PANELS if (s := series(records, p))]
+  if not drawn:
+    return []
   import matplotlib  # imported here: only this command needs it
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -80,7 +90,7 @@ def plot_workdir(workdir: str, output: str) -> list[str]:
     ax.grid(alpha=0.3)
   for ax in list(axes.flat)[len(drawn):]:
     ax.axis("off")
-  fig.suptitle(os.path.basename(os.path.normpath(workdir)))
+  fig.suptitle(title)
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   fig.savefig(output, dpi=100)

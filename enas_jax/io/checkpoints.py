@@ -283,3 +283,37 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def read_latest(directory: str, template: Any
+                ) -> tuple[Any, dict[str, Any], int] | None:
+  """The newest readable checkpoint in `directory` as (state, meta, step), read without writing
+  anything there (a search still running keeps saving beside the reader), or None if there is
+  none; unreadable ones are skipped. `template` as for `Checkpointer.restore_latest`."""
+  if not os.path.isdir(directory):
+    return None
+  with _orbax_errors_unlogged():  # its notes that a read-only manager will not save
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                           cleanup_tmp_directories=False)
+    manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+  try:
+    for step in sorted(manager.all_steps(), reverse=True):
+      try:
+        restored = manager.restore(step, args=ocp.args.Composite(
+            arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+      except Exception:  # a checkpoint being written or damaged: the one before it
+        continue
+      arrays, meta = restored["arrays"], restored["meta"]
+      if [tuple(map(str, r)) for r in meta.get("leaves", [])] != [
+          tuple(map(str, r)) for r in leaf_table(template)]:
+        raise UserError(
+            f"Checkpoint {step} in {directory} holds a state of a different shape than this "
+            f"version of enas_jax builds from the run's config.json; it cannot be read here.")
+      leaves = [jnp.asarray(np.asarray(arrays[str(i)]), dtype=t.dtype)
+                for i, t in enumerate(jax.tree_util.tree_leaves(template))]
+      treedef = jax.tree_util.tree_structure(template)
+      return jax.tree_util.tree_unflatten(treedef, leaves), meta, step
+  finally:
+    manager.close()
+  return None
+

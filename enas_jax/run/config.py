@@ -44,6 +44,27 @@ class SearchLoopConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReportConfig:
+  """The `report` section: what `python -m enas_jax.report` measures (see configs/ptb_rnn.py)."""
+
+  random_cells: int = 24
+  collapse_fraction: float = 0.5
+  train_alone: int = 0
+  train_alone_steps: int = 200
+  seed: int = 0
+
+  def validate(self, section: str = "report") -> None:
+    require(self, section, ">= 0", "train_alone", "seed")
+    require(self, section, ">= 1", "train_alone_steps")
+    if self.random_cells < 3:
+      raise UserError(f"Config field `{section}.random_cells` must be at least 3 (a rank "
+                      f"correlation needs several cells), got {self.random_cells}.")
+    if not 0 < self.collapse_fraction < 1:
+      raise UserError(f"Config field `{section}.collapse_fraction` must be in (0, 1), got "
+                      f"{self.collapse_fraction}.")
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchConfig:
   """A whole search config; each space's subclass types `data`, `model` and `shared`."""
 
@@ -57,6 +78,7 @@ class SearchConfig:
   search: SearchLoopConfig = dataclasses.field(default_factory=SearchLoopConfig)
   checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
   parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
+  report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
 
   def validate(self, section: str = "") -> None:
     check_controller_fields(self.space, self.controller)

@@ -61,6 +61,7 @@ class FinalRun(Runner):
     return state
 
   def execute(self) -> dict[str, Any]:
+    self.prepare_workdir()
     with self.stop_signals:  # SIGTERM/SIGINT: save at the next step boundary, then stop
       return self._execute()
 

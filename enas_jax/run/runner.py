@@ -1,6 +1,9 @@
 """What every run (a search, a final training) does around its loop, written once: the workdir,
 the messages, the metrics log, checkpoints and resume.
 
+Building a run touches no file: its `execute` prepares the workdir (so the search report can
+build a run's state template to read a running search's checkpoints without writing there).
+
 A run opens its checkpointer only when first needed, after its data and architecture have been
 checked: a user's mistake found there must not leave orbax's background threads behind.
 
@@ -47,10 +50,13 @@ class Runner:
     self.cfg, self.workdir, self.out, self.progress = cfg, workdir, out, progress
     self.resumable_changes, self.what = resumable_changes, what
     self.primary = processes.is_primary()  # the process that writes files
-    workdir_lib.prepare(workdir)
     self._checkpointer: ckpt_lib.Checkpointer | None = None
     self.log: metrics_lib.MetricsLog | metrics_lib.SilentLog | None = None
     self.stop_signals = StopSignals()  # entered by the subclass's `execute`
+
+  def prepare_workdir(self) -> None:
+    """Creates the workdir and checks it can be written (a UserError naming it otherwise)."""
+    workdir_lib.prepare(self.workdir)
 
   @property
   def checkpointer(self) -> ckpt_lib.Checkpointer:

@@ -114,6 +114,7 @@ class SearchRun(Runner):
 
   # --- the loop
   def execute(self) -> dict[str, Any]:
+    self.prepare_workdir()
     with self.stop_signals:  # SIGTERM/SIGINT: save at the next step boundary, then stop
       return self._execute()
 

@@ -66,6 +66,10 @@ class SearchTask(Protocol):
   def evaluate(self, model: Any, arch: Any) -> float:
     """The figure of `arch` on the whole validation split under the shared weights."""
 
+  def evaluate_parts(self, model: Any, arch: Any, parts: int) -> list[float]:
+    """The figure of `arch` on each of `parts` disjoint parts of the validation split (or of
+    whatever the figure averages over), for the report's check that the score is stable."""
+
   def describe(self, model: Any, workdir: str) -> str:
     """What the fresh search is about (one line or two)."""
 

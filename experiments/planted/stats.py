@@ -1,5 +1,6 @@
 """Small statistics for the studies, written out so that nothing beyond NumPy is needed: Kendall's
-tau-b, an exact (or sampled) two-sided permutation test, and the distance between two cells."""
+tau-b and its p-value (from `enas_jax.report.stats`, shared with the search report), an exact
+(or sampled) two-sided permutation test, and the distance between two cells."""
 from __future__ import annotations
 
 import itertools
@@ -8,40 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-  """Kendall's tau-b: (concordant - discordant) / sqrt((n0 - ties_x) (n0 - ties_y))."""
-  x, y = np.asarray(x, float), np.asarray(y, float)
-  if x.shape != y.shape or x.size < 2:
-    raise ValueError("two sequences of the same length >= 2")
-  concordant = discordant = ties_x = ties_y = 0
-  for i, j in itertools.combinations(range(x.size), 2):
-    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-    if dx == 0 and dy == 0:
-      continue
-    if dx == 0:
-      ties_x += 1
-    elif dy == 0:
-      ties_y += 1
-    elif dx == dy:
-      concordant += 1
-    else:
-      discordant += 1
-  n0 = concordant + discordant
-  denom = math.sqrt((n0 + ties_x) * (n0 + ties_y))
-  return (concordant - discordant) / denom if denom else float("nan")
-
-
-def tau_p_value(x: Sequence[float], y: Sequence[float], samples: int = 20_000,
-                seed: int = 0) -> float:
-  """Two-sided p-value of tau under independence: the share of random re-pairings of y whose
-  |tau| is at least the observed one (with the observed pairing counted)."""
-  observed = abs(kendall_tau(x, y))
-  rng = np.random.default_rng(seed)
-  y = np.asarray(y, float)
-  hits = sum(abs(kendall_tau(x, rng.permutation(y))) >= observed - 1e-12
-             for _ in range(samples))
-  return (hits + 1) / (samples + 1)
+from enas_jax.report.stats import kendall_tau, tau_p_value  # noqa: F401  (the studies' names)
 
 
 def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 200_000,

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from enas_jax.data.cursor import Cursor
 from enas_jax.data.image_batches import ImageStream
@@ -26,7 +27,7 @@ from enas_jax.types import Batch, Metrics, ScoreFn
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "shared.lr",
-                     "shared.lr_min", "checkpoint.", "deterministic", "parallel.")
+                     "shared.lr_min", "checkpoint.", "deterministic", "parallel.", "report.")
 _TRAIN_STREAM, _VALID_STREAM, _DERIVE_STREAM = 0, 1, 2  # data-order streams
 
 
@@ -110,11 +111,29 @@ class SearchTaskImpl:
 
   def evaluate(self, model: cnn_steps.CNNState, arch: Any) -> float:
     """Accuracy on the validation split's full batches under the shared weights."""
+    return self._accuracy_over(model, arch, self._eval_starts())
+
+  def evaluate_parts(self, model: cnn_steps.CNNState, arch: Any, parts: int) -> list[float]:
+    """Accuracy on each of `parts` disjoint runs of the validation split's full batches."""
+    starts = self._eval_starts()
+    if len(starts) < parts:
+      raise UserError(f"The validation split of {self.data.name} has {len(starts)} evaluation "
+                      f"batch(es) (`data.eval_batch_size` {self.cfg.data.eval_batch_size}), "
+                      f"fewer than the {parts} parts the report compares. Lower "
+                      f"`data.eval_batch_size` or raise `data.valid_size`.")
+    return [self._accuracy_over(model, arch, list(part))
+            for part in np.array_split(np.asarray(starts), parts)]
+
+  def _eval_starts(self) -> list[int]:
+    size = min(self.cfg.data.eval_batch_size, len(self.data.valid_x))
+    return list(range(0, len(self.data.valid_x) - size + 1, size))
+
+  def _accuracy_over(self, model: cnn_steps.CNNState, arch: Any, starts: list[int]) -> float:
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
     size = min(self.cfg.data.eval_batch_size, len(self.data.valid_x))
-    starts = range(0, len(self.data.valid_x) - size + 1, size)
     total = jnp.zeros(())  # summed on the device: one transfer at the end
     for start in starts:
+      start = int(start)
       batch = _batch(self.data.valid_x[start:start + size], self.data.valid_y[start:start + size])
       total = total + self.jit_accuracy(model.params, batch, arch)
     return float(total) / len(starts)

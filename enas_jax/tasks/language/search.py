@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from enas_jax.data.lm_batches import WindowStream, batchify, windows
 from enas_jax.ops.params import count_params
@@ -24,7 +25,7 @@ from enas_jax.types import Batch, ScoreFn
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "shared.lr",
                      "shared.lr_decay", "shared.lr_decay_start_epoch", "checkpoint.",
-                     "deterministic", "parallel.")
+                     "deterministic", "parallel.", "report.")
 
 
 class SearchTaskImpl:
@@ -90,6 +91,14 @@ class SearchTaskImpl:
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)  # one signature
     return lm_steps.evaluate_perplexity(self.jit_eval_step, model.params, model.batch_stats,
                                         self.valid_eval_BxN, self.cfg.data.bptt, arch)
+
+  def evaluate_parts(self, model: lm_steps.LMState, arch: Any, parts: int) -> list[float]:
+    """Perplexity on each of `parts` contiguous stretches of every row of the validation split
+    (disjoint tokens), each from a zero state."""
+    arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
+    pieces = np.array_split(self.valid_eval_BxN, parts, axis=1)
+    return [lm_steps.evaluate_perplexity(self.jit_eval_step, model.params, model.batch_stats,
+                                         piece, self.cfg.data.bptt, arch) for piece in pieces]
 
   def describe(self, model: lm_steps.LMState, workdir: str) -> str:
     cfg, corpus = self.cfg, self.corpus

@@ -17,12 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.data.nasbench201 import Table, cell_index, cell_ops, load_table
+from enas_jax.io.errors import UserError
 from enas_jax.spaces.base import SearchSpace
 from enas_jax.tasks.table.lookup import DeviceTable, query, seed_draws
 from enas_jax.types import Batch, Metrics, ScoreFn
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "checkpoint.", "deterministic",
-                     "parallel.")
+                     "parallel.", "report.")
 _REWARD_STREAM, _DERIVE_STREAM = 0, 1  # seed-draw streams
 
 
@@ -94,6 +95,17 @@ class SearchTaskImpl:
   def evaluate(self, model: Any, arch: Any) -> float:
     """The cell's validation accuracy averaged over its seeds, as a fraction."""
     return float(self.table.mean_acc_K[cell_index(np.asarray(arch.ops_E))] / 100.0)
+
+  def evaluate_parts(self, model: Any, arch: Any, parts: int) -> list[float]:
+    """The cell's accuracy from each of `parts` disjoint groups of its training seeds (the
+    table's figure is their mean; 2 parts: the first seed, the mean of the others)."""
+    k = cell_index(np.asarray(arch.ops_E))
+    seeds = int(self.table.seeds_K[k])
+    if seeds < parts:
+      raise UserError(f"NAS-Bench-201's cell {k} has {seeds} seed(s), fewer than the {parts} "
+                      f"parts the report compares.")
+    groups = np.array_split(np.arange(seeds), parts)
+    return [float(np.mean(self.table.acc_KxS[k, g]) / 100.0) for g in groups]
 
   def describe(self, model: Any, workdir: str) -> str:
     best = self.table.best_index

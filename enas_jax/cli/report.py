@@ -1,0 +1,63 @@
+r"""`python -m enas_jax.report`: can I trust this search's answer? A report of a finished or a
+running search of any space, written to WORKDIR/report/ (index.html, one self-contained page,
+and report.md with its images beside it), and a short verdict printed.
+
+  python -m enas_jax.report --workdir=workdirs/quickstart
+  python -m enas_jax.report --workdir=workdirs/ptb_rnn --random_cells=50 --train_alone=5
+
+Health checks, each a measured figure with a reading and what to do when it fails: controller
+collapse (from the logged entropy), the answer against random cells under the same shared
+weights, the stability of the shared-weight score between two halves of the validation split,
+and optionally (--train_alone=K) the top-K and K random cells trained alone briefly. The
+figures come from the search's newest checkpoint, read without writing to the workdir; nothing
+is written outside WORKDIR/report/. Defaults come from the search config's `report` section.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from absl import flags
+
+from enas_jax.cli import common as cli
+from enas_jax.io.errors import UserError
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A search's workdir (finished or running).")
+_RANDOM_CELLS = flags.DEFINE_integer(
+    "random_cells", None, "Random cells scored on the whole validation split and its halves "
+    "(default: the search config's report.random_cells).")
+_TRAIN_ALONE = flags.DEFINE_integer(
+    "train_alone", None, "K: train the top-K and K random cells and the answer alone briefly "
+    "and rank-correlate (default: report.train_alone; 0 skips).")
+_TRAIN_ALONE_STEPS = flags.DEFINE_integer(
+    "train_alone_steps", None, "Training steps per cell trained alone (default: "
+    "report.train_alone_steps).")
+_SEED = flags.DEFINE_integer("seed", None, "Draws the random cells (default: report.seed).")
+
+
+def overrides() -> dict[str, int]:
+  """The flags given, as `report` section fields, checked."""
+  given = {"random_cells": _RANDOM_CELLS.value, "train_alone": _TRAIN_ALONE.value,
+           "train_alone_steps": _TRAIN_ALONE_STEPS.value, "seed": _SEED.value}
+  given = {k: v for k, v in given.items() if v is not None}
+  least = {"random_cells": 3, "train_alone": 0, "train_alone_steps": 1, "seed": 0}
+  for name, value in given.items():
+    if value < least[name]:
+      raise UserError(f"--{name}={value} is out of range: it must be at least {least[name]}.")
+  return given
+
+
+def main(argv: Sequence[str]) -> None:
+  cli.reject_positional(argv, "python -m enas_jax.report")
+  if not _WORKDIR.value:
+    raise UserError("Give the search's workdir: python -m enas_jax.report --workdir=DIR "
+                    "[--random_cells=N] [--train_alone=K].")
+  from enas_jax.report.build import build_report  # after the flags: JAX starts here
+  report = build_report(_WORKDIR.value, overrides(), print)
+  print(f"wrote {report.folder}/index.html and report.md")
+  print(f"verdict: {report.verdict_word}. {report.verdict}")
+  for check in report.checks:
+    print(f"  [{check.status}] {check.title}: {check.figure}")
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,163 @@
+"""The report's measurements under a search's newest checkpoint, read without writing to its
+workdir: the derived cells re-scored, N cells drawn uniformly scored on the whole validation
+split and on its two halves, and (optionally) cells trained alone briefly.
+
+The run is rebuilt from the workdir's config.json on one process (a multi-host or data-parallel
+search is read the same way: its checkpoints hold host copies), its data loaded as the search
+loaded it; nothing is written to the workdir (`Runner` touches no file until `execute`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from enas_jax.io import checkpoints as ckpt_lib
+from enas_jax.io.errors import UserError
+from enas_jax.io.metrics import Progress
+from enas_jax.run import config as run_config
+from enas_jax.run.search import SearchRun
+from enas_jax.run.state import SearchState
+
+# Streams folded into the report's key (`report.seed`).
+_RANDOM_CELLS, _TRAIN_ALONE = 0, 1
+
+
+@dataclasses.dataclass
+class Cell:
+  """One cell's figures: on the whole validation split and on its two halves under the shared
+  weights (or the table), and trained alone (None unless it was)."""
+
+  role: str  # "answer", "candidate" (another derived cell) or "random"
+  authors: str
+  arch: Any
+  whole: float
+  halves: tuple[float, float] | None = None
+  alone: float | None = None
+
+
+@dataclasses.dataclass
+class Measurements:
+  """What the report measured, and where the search stood when it did."""
+
+  space: Any
+  model_cfg: Any
+  metric: str  # "ppl" or "acc"
+  lower_is_better: bool
+  figure_source: str  # "shared" or "table"
+  checkpoint_step: int
+  epochs_done: int
+  epochs_planned: int
+  shared_steps: int
+  planned_shared_steps: int
+  planned_controller_steps: int
+  answer: Cell
+  candidates: list[Cell]  # every distinct derived cell re-scored (the answer among them)
+  random: list[Cell]
+  alone_steps: int = 0
+  alone: list[Cell] = dataclasses.field(default_factory=list)  # cells trained alone
+  notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def search_run(config: dict[str, Any], workdir: str) -> SearchRun:
+  """The search of `config` (config.json's content) rebuilt on this one process, unexecuted."""
+  config = {**config, "parallel": {}}  # read on one process, whatever the search ran on
+  cfg = run_config.search_config(config)
+  return SearchRun(cfg, workdir, io.StringIO(), Progress(enabled=False))
+
+
+def newest_state(run: SearchRun) -> tuple[SearchState, int]:
+  """The search's newest readable checkpoint, or a UserError when it has none yet."""
+  template = jax.eval_shape(lambda: run.fresh_state().arrays())
+  found = ckpt_lib.read_latest(os.path.join(run.workdir, "checkpoints"), template)
+  if found is None:
+    raise UserError(f"{run.workdir} has no checkpoint yet: the search saves its first at the "
+                    f"end of epoch 1 (or after `checkpoint.every_steps` steps). Run the report "
+                    f"again after that.")
+  arrays, meta, step = found
+  return SearchState.from_saved(arrays, meta["position"]), step
+
+
+def measure(config: dict[str, Any], workdir: str, options: run_config.ReportConfig,
+            say: Callable[[str], None]) -> Measurements:
+  """Every figure the report shows that is not already in the workdir's logs."""
+  run = search_run(config, workdir)
+  space, task, cfg = run.space, run.task, run.cfg
+  state, step = newest_state(run)
+  say(f"read checkpoint {step} (epoch {state.epoch} of {cfg.search.epochs} done)")
+  evaluate = lambda arch: task.evaluate(state.model, arch)  # noqa: E731
+  halves = lambda arch: tuple(task.evaluate_parts(state.model, arch, 2))  # noqa: E731
+
+  archs: dict[str, Any] = {}
+  for entry in state.history:
+    archs.setdefault(entry["authors"], space.from_json(entry["arch"]))
+  candidates = [Cell("candidate", authors, arch, evaluate(arch), halves(arch))
+                for authors, arch in archs.items()]
+  if not candidates:
+    raise UserError(f"{workdir}'s newest checkpoint ({step}) has no derived cell yet: the "
+                    f"search derives one every `search.derive_every` epochs. Run the report "
+                    f"after the first derive.")
+  pick = min if task.lower_is_better else max
+  answer = pick(candidates, key=lambda c: c.whole)
+  answer.role = "answer"
+  say(f"re-scored {len(candidates)} derived cell(s); scoring {options.random_cells} random "
+      f"cells on the whole validation split and its halves")
+
+  key = jax.random.fold_in(jax.random.key(options.seed), _RANDOM_CELLS)
+  random = []
+  for i in range(options.random_cells):
+    arch = jax.tree_util.tree_map(np.asarray, space.random_arch(jax.random.fold_in(key, i),
+                                                                cfg.model))
+    random.append(Cell("random", space.to_authors_string(arch), arch, evaluate(arch),
+                       halves(arch)))
+
+  fresh = SearchState(model=None, ctrl=None, sums={}, epoch_sums={})
+  per_epoch = task.shared_phase_length(fresh)
+  out = Measurements(
+      space=space, model_cfg=cfg.model, metric=task.metric,
+      lower_is_better=task.lower_is_better, figure_source=task.figure_source,
+      checkpoint_step=step, epochs_done=state.epoch, epochs_planned=cfg.search.epochs,
+      shared_steps=state.shared_steps, planned_shared_steps=per_epoch * cfg.search.epochs,
+      planned_controller_steps=cfg.search.controller_steps * cfg.search.epochs,
+      answer=answer, candidates=candidates, random=random)
+  if options.train_alone:
+    if not per_epoch:
+      out.notes.append("Training alone does not apply: this search's figures come from a "
+                       "benchmark's table, already those of cells trained alone.")
+    else:
+      train_alone(run, out, options, say)
+  return out
+
+
+def alone_choice(random: list[Cell], k: int, lower_is_better: bool) -> list[Cell]:
+  """The top-`k` random cells by their shared-weight figure, then `k` more in drawing order."""
+  order = sorted(range(len(random)), key=lambda i: random[i].whole,
+                 reverse=not lower_is_better)
+  top = order[:k]
+  rest = [i for i in range(len(random)) if i not in top][:k]
+  return [random[i] for i in top + rest]
+
+
+def train_alone(run: SearchRun, out: Measurements, options: run_config.ReportConfig,
+                say: Callable[[str], None]) -> None:
+  """Trains the chosen cells and the answer alone: fresh shared-network weights (one key for
+  every cell), the search's optimizer and training stream, `options.train_alone_steps` steps on
+  the cell alone; then its figure on the whole validation split."""
+  task = run.task
+  cells = alone_choice(out.random, options.train_alone, out.lower_is_better) + [out.answer]
+  key = jax.random.fold_in(jax.random.key(options.seed), _TRAIN_ALONE)
+  step = jax.jit(task.train_step)  # the cell is an argument: compiled once for every cell
+  init = jax.jit(task.init_model)
+  say(f"training {len(cells)} cells alone, {options.train_alone_steps} steps each")
+  for cell in cells:
+    holder = SearchState(model=init(jax.random.fold_in(key, 0)), ctrl=None, sums={},
+                         epoch_sums={})
+    arch = jax.tree_util.tree_map(lambda x: np.asarray(x, np.int32), cell.arch)
+    for i, batch in enumerate(task.shared_batches(holder, options.train_alone_steps)):
+      holder.model, _ = step(holder.model, batch, arch, jax.random.fold_in(key, i + 1))
+    cell.alone = task.evaluate(holder.model, arch)
+  out.alone_steps, out.alone = options.train_alone_steps, cells

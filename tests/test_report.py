@@ -1,0 +1,310 @@
+"""The search report (`python -m enas_jax.report`): each check's figure by hand on constructed
+cases, the pages, the report of a tiny search of every space (its figures against the search's
+own), a search still running, nothing written outside WORKDIR/report/, clear errors, and the page
+opened in a real browser (headless Chromium)."""
+import hashlib
+import json
+import math
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+from enas_jax.configs import cifar10_macro, cifar10_micro, nasbench201, quickstart
+from enas_jax.io import render
+from enas_jax.io.errors import UserError
+from enas_jax.report import checks, page, stats
+from enas_jax.report.build import build_report
+from tests import runs
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+# --- each check's figure by hand --------------------------------------------------------------
+
+def _records(entropies, epoch_after=2):
+  """Shared records at steps 10 and 20, the controller's entropies at steps 1.., an epoch
+  record after the `epoch_after`-th controller record and a shared record at step 30 after it."""
+  out = [{"phase": "shared", "step": 10}, {"phase": "shared", "step": 20}]
+  for i, e in enumerate(entropies, start=1):
+    out.append({"phase": "controller", "step": i, "entropy": e})
+    if i == epoch_after:
+      out += [{"phase": "derive", "step": 0}, {"phase": "epoch", "step": 1},
+              {"phase": "shared", "step": 30}]
+  return out
+
+
+def test_collapse_is_the_first_entropy_below_the_fraction_with_the_training_it_had():
+  c = checks.entropy_collapse(_records([10.0, 8.0, 6.0, 4.9, 3.0]), 0.5)
+  # threshold 5.0; 4.9 at controller step 4, in epoch 2, after 30 shared steps
+  assert (c.start, c.threshold, c.latest) == (10.0, 5.0, 3.0)
+  assert (c.controller_step, c.epoch, c.shared_steps) == (4, 2, 30)
+  assert checks.collapse_check(c, 0.5, 200, 10).status == "fail"  # 30/200 = 15% < 25%
+  assert checks.collapse_check(c, 0.5, 80, 10).status == "warn"  # 37.5%
+  passed = checks.collapse_check(c, 0.5, 60, 10)  # 50%: late enough
+  assert passed.status == "pass" and "(50% of the 60 planned)" in passed.figure
+  # A table search (no shared weights) is judged by controller steps: 4 of 20 = 20%
+  assert checks.collapse_check(c, 0.5, 0, 20).status == "fail"
+  never = checks.entropy_collapse(_records([10.0, 9.0, 5.0]), 0.5)  # 5.0 is not below 5.0
+  assert never.controller_step is None
+  assert checks.collapse_check(never, 0.5, 100, 10).status == "pass"
+  assert checks.entropy_collapse([{"phase": "shared", "step": 1}], 0.5) is None
+  assert checks.collapse_check(None, 0.5, 100, 10).status == "n/a"
+
+
+def test_the_answers_percentile_among_random_cells():
+  figures = list(range(1, 11))  # 1..10
+  # lower is better: 5 beats 6..10 (5 cells) and ties with one: 5.5 of 10
+  assert stats.percentile_among(5, figures, lower_is_better=True) == 55.0
+  assert stats.percentile_among(5, figures, lower_is_better=False) == 45.0
+  best = checks.percentile_check(0.5, figures, True, "ppl")  # the best of its sample
+  assert best.status == "pass" and "better than 100% of 10 random cells" in best.figure
+  assert checks.percentile_check(3, figures, True, "ppl").status == "pass"  # 75%
+  assert checks.percentile_check(5, figures, True, "ppl").status == "warn"
+  worst = checks.percentile_check(9, figures, True, "ppl")  # 15%
+  assert worst.status == "fail" and worst.remedy
+
+
+def test_rank_statistics_by_hand():
+  # d = (0, 1, -1, 0): rho = 1 - 6 * 2 / (4 * 15) = 0.8
+  assert stats.spearman_rho([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+  # ties get their average rank: x ranks (1.5, 1.5, 3), y ranks (1, 2, 3)
+  x_r, y_r = np.array([1.5, 1.5, 3]) - 2, np.array([1, 2, 3]) - 2
+  assert stats.spearman_rho([7, 7, 9], [1, 2, 3]) == pytest.approx(
+      float(x_r @ y_r / math.sqrt((x_r @ x_r) * (y_r @ y_r))))
+  assert math.isnan(stats.spearman_rho([1, 1, 1], [1, 2, 3]))
+  # the exact p-value of a perfect ranking of 5: 2 of the 120 orders have |tau| = 1
+  p = stats.tau_p_value(range(5), range(5), samples=20_000, seed=3)
+  assert p == pytest.approx(2 / 120, abs=0.004)
+
+
+def test_two_halves_that_agree_pass_and_two_that_disagree_fail():
+  a = list(np.linspace(10, 40, 16))
+  assert checks.stability_check(a, [2 * v + 1 for v in a]).status == "pass"
+  assert checks.stability_check(a, a[::-1]).status == "fail"
+  rng = np.random.default_rng(0)
+  noise = checks.stability_check(a, list(rng.permutation(a)))
+  assert noise.status in ("fail", "warn") and "p = " in noise.figure
+  # too few cells: even a perfect agreement is not significant (p = 1/3 over 3 cells)
+  few = checks.stability_check([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+  assert few.status == "warn" and "too few cells" in few.reading
+  # The rule: strong and significant passes; strong over too few cells, or weak but
+  # significant, warns; weak and not significant fails.
+  rule = checks._correlation_status  # (value, p, passing, warning)
+  assert [rule(0.6, 0.01, 0.5, 0.2), rule(0.6, 0.2, 0.5, 0.2), rule(0.3, 0.01, 0.5, 0.2),
+          rule(0.3, 0.3, 0.5, 0.2), rule(0.1, 0.001, 0.5, 0.2)] == [
+              "pass", "warn", "warn", "fail", "fail"]
+  alone = checks.train_alone_check(a, [v + 1 for v in a], 50)
+  assert alone.status == "pass" and "50 training steps" in alone.figure
+  assert checks.train_alone_check(a, a[::-1], 50).status == "fail"
+
+
+def test_the_verdict_is_the_worst_check():
+  ok = checks.Check("a", "pass", "", "", "")
+  warn = checks.Check("b", "warn", "", "", "")
+  fail = checks.Check("c", "fail", "", "", "")
+  na = checks.Check("d", "n/a", "", "", "")
+  assert checks.verdict([ok, na])[0] == "trust"
+  assert checks.verdict([ok, warn])[0] == "caution"
+  word, sentence = checks.verdict([ok, warn, fail])
+  assert word == "distrust" and "c failed" in sentence and "b only partly passed" in sentence
+  assert checks.verdict([na])[0] == "unknown"
+
+
+def test_the_html_page_is_self_contained(tmp_path):
+  png = render.render("digraph { a -> b }", "png") if render.dot_program() else None
+  image = tmp_path / "x.png"
+  if png is None:  # any PNG will do: a 1x1 one written by hand
+    import zlib, struct
+    raw = zlib.compress(b"\x00\xff\x00\x00")
+    chunk = lambda t, d: (struct.pack(">I", len(d)) + t + d  # noqa: E731
+                          + struct.pack(">I", zlib.crc32(t + d)))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+  image.write_bytes(png)
+  doc = page.Page("T <1>", "trust", "All fine.", [checks.Check("c", "pass", "f", "r", "")],
+                  [page.Section("S", ["p & q"], [["a", "b|c"], ["1", "2"]],
+                                [page.Figure(str(image), "cap")])])
+  page.write_html(doc, str(tmp_path / "index.html"))
+  page.write_markdown(doc, str(tmp_path / "report.md"))
+  text = (tmp_path / "index.html").read_text()
+  assert "data:image/png;base64," in text and "x.png" not in text  # inlined, not linked
+  assert "T &lt;1&gt;" in text and "p &amp; q" in text
+  md = (tmp_path / "report.md").read_text()
+  assert "![cap](x.png)" in md and "b\\|c" in md
+
+
+# --- the report of real searches ----------------------------------------------------------------
+
+def _snapshot(workdir):
+  """Every file outside report/: its size, modification time and content hash."""
+  out = {}
+  for path in sorted(pathlib.Path(workdir).rglob("*")):
+    rel = path.relative_to(workdir)
+    if rel.parts[0] == "report" or not path.is_file():
+      continue
+    st = path.stat()
+    out[str(rel)] = (st.st_size, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+  return out
+
+
+SPACES = {"rnn": quickstart, "macro": cifar10_macro, "micro": cifar10_micro,
+          "nasbench201": nasbench201}
+
+
+@pytest.mark.parametrize("space", sorted(SPACES))
+def test_report_of_a_tiny_search_of_every_space(space, tmp_path):
+  workdir = tmp_path / space
+  run, summary = runs.search(runs.search_config(SPACES[space]), workdir)
+  before = _snapshot(workdir)
+  lines = []
+  train_alone = 1 if space == "rnn" else 0
+  report = build_report(str(workdir), {"train_alone": train_alone}, lines.append)
+  assert _snapshot(workdir) == before  # nothing written outside report/
+  folder = workdir / "report"
+  names = {"index.html", "report.md", "checks.png", "curves.png"}
+  if render.dot_program():
+    names |= {"answer.png", "search.gif"}
+  assert names <= set(os.listdir(folder))
+  md = (folder / "report.md").read_text()
+  assert f"**Verdict: {report.verdict_word}.**" in md
+  assert [c.title for c in report.checks][:3] == [
+      "Controller collapse", "The answer against random cells",
+      "Stability of the shared-weight score"]
+  assert len(report.checks) == 3 + (1 if train_alone and space != "nasbench201" else 0)
+  # The answer's figure is the search's own: re-scored under the same final weights (the table).
+  m = run.task.metric
+  figure = summary[f"valid_{m}_{run.task.figure_source}"]
+  assert f"{figure:.4g}" in report.checks[1].figure
+  assert summary["authors"] in md
+  n = runs.search_config(SPACES[space]).report.random_cells
+  assert f"of {n} random cells" in report.checks[1].figure
+
+
+def test_report_of_a_search_still_running(tmp_path):
+  """A search in another process, read while it runs: the report uses its newest checkpoint,
+  says it is running, and the search goes on undisturbed and finishes."""
+  workdir = tmp_path / "running"
+  cmd = [sys.executable, "-m", "enas_jax.search", "--config=quickstart:tiny",
+         f"--workdir={workdir}", "--config.search.epochs=40", "--progress=off"]
+  search = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+  try:
+    deadline = time.time() + 120
+    while not any(p.name.isdigit() for p in (workdir / "checkpoints").glob("*")):
+      assert search.poll() is None and time.time() < deadline, search.communicate()
+      time.sleep(0.2)
+    lines = []
+    report = build_report(str(workdir), {}, lines.append)
+    assert search.poll() is None  # the search was still running while the report read it
+    md = (workdir / "report" / "report.md").read_text()
+    assert "still running or stopped before its end" in md
+    assert report.verdict_word in ("trust", "caution", "distrust")
+    assert not (workdir / "summary.json").exists()
+  finally:
+    search.send_signal(signal.SIGTERM)
+    out, err = search.communicate(timeout=120)
+  assert search.returncode == 128 + signal.SIGTERM, err
+  assert "stopped by SIGTERM" in err
+
+
+@pytest.fixture(scope="module")
+def nb201_search(tmp_path_factory):
+  """A finished tiny NAS-Bench-201 search (seconds); tests copy it before writing."""
+  workdir = tmp_path_factory.mktemp("nb201") / "search"
+  runs.search(runs.search_config(nasbench201), workdir)
+  return workdir
+
+
+def test_a_partly_written_log_and_a_checkpoint_being_saved_are_read_around(tmp_path,
+                                                                            nb201_search):
+  workdir = tmp_path / "copy"
+  shutil.copytree(nb201_search, workdir)
+  (workdir / "summary.json").unlink()
+  with open(workdir / "metrics.jsonl", "a") as f:
+    f.write('{"phase": "controller", "step": 99, "entr')  # the line being written
+  (workdir / "checkpoints" / "99.orbax-checkpoint-tmp-1").mkdir()  # a save in progress
+  before = _snapshot(workdir)
+  report = build_report(str(workdir), {}, lambda _: None)
+  assert _snapshot(workdir) == before
+  assert (workdir / "checkpoints" / "99.orbax-checkpoint-tmp-1").is_dir()  # left alone
+  assert "still running" in (workdir / "report" / "report.md").read_text()
+  assert report.checks[0].status != "n/a"
+
+
+def test_what_is_not_a_search_is_a_clear_error(tmp_path):
+  with pytest.raises(UserError, match="does not exist"):
+    build_report(str(tmp_path / "nowhere"), {}, print)
+  with pytest.raises(UserError, match="no config.json"):
+    build_report(str(tmp_path), {}, print)
+  final = tmp_path / "final"
+  final.mkdir()
+  (final / "config.json").write_text(json.dumps({"space": "rnn", "arch": "x", "train": {}}))
+  with pytest.raises(UserError, match="a final training's workdir"):
+    build_report(str(final), {}, print)
+  started = tmp_path / "started"
+  started.mkdir()
+  config = runs.search_config(nasbench201)
+  import dataclasses
+  (started / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+  with pytest.raises(UserError, match="no checkpoint yet"):
+    build_report(str(started), {}, print)
+  assert sorted(os.listdir(started)) == ["config.json"]  # nothing written, not even report/
+
+
+def test_the_command_prints_the_verdict_and_errors_are_one_paragraph(tmp_path, nb201_search):
+  workdir = tmp_path / "nb"
+  shutil.copytree(nb201_search, workdir)
+  env = {**os.environ, "PYTHONPATH": str(ROOT)}
+  ok = subprocess.run([sys.executable, "-m", "enas_jax.report", f"--workdir={workdir}",
+                       "--random_cells=12"], cwd=ROOT, capture_output=True, text=True, env=env)
+  assert ok.returncode == 0, ok.stderr
+  assert "verdict: " in ok.stdout and "of 12 random cells" in ok.stdout
+  assert "Traceback" not in ok.stderr
+  bad = subprocess.run([sys.executable, "-m", "enas_jax.report", f"--workdir={tmp_path}/none"],
+                       cwd=ROOT, capture_output=True, text=True, env=env)
+  assert bad.returncode == 2 and "Traceback" not in bad.stderr
+  text = bad.stderr.strip()
+  assert text.startswith("error: ") and "\n\n" not in text
+  assert "does not exist" in " ".join(text.split())
+
+
+# --- the page in a real browser -----------------------------------------------------------------
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+def test_the_page_loads_in_headless_chromium(tmp_path, nb201_search):
+  if render.dot_program() is None:
+    pytest.skip("Graphviz is not installed: the page would have no architecture pictures")
+  workdir = tmp_path / "nb"
+  shutil.copytree(nb201_search, workdir)
+  report = build_report(str(workdir), {}, lambda _: None)
+  shutil.move(str(workdir / "report"), str(tmp_path / "moved"))  # self-contained: no files
+  index = tmp_path / "moved" / "index.html"
+  for name in os.listdir(index.parent):  # needed beside it
+    if name != "index.html":
+      os.remove(index.parent / name)
+  flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--hide-scrollbars"]
+
+  def chromium(*args):
+    with tempfile.TemporaryDirectory() as profile:
+      return subprocess.run([CHROMIUM, *flags, f"--user-data-dir={profile}", *args,
+                             index.as_uri()], capture_output=True, text=True, timeout=120)
+
+  dom = chromium("--virtual-time-budget=10000", "--dump-dom").stdout
+  count = dom.count("<img ")
+  assert count >= 4  # the answer, the checks, the curves, the GIF
+  assert f'data-images="{count}/{count} loaded"' in dom
+  assert f"Verdict: {report.verdict_word}." in dom
+  shot = tmp_path / "screenshot.png"
+  chromium("--window-size=1100,1400", f"--screenshot={shot}")
+  assert render.png_size(shot.read_bytes()) == (1400, 1100)
