@@ -12,6 +12,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from enas_jax import configs
+from enas_jax.io import compile_cache
 from enas_jax.io.errors import UserError, exit_with, run_main
 from enas_jax.io.metrics import Progress
 
@@ -137,6 +138,20 @@ def define_progress_flags() -> Callable[[], Progress]:
     return Progress(enabled=enabled, lines=mode.value == "lines", every_s=every_s.value)
 
   return make
+
+
+def define_compilation_cache_flag() -> flags.FlagHolder:
+  """--compilation_cache (for the commands that compile): see `io/compile_cache.py`."""
+  return flags.DEFINE_string(
+      "compilation_cache", compile_cache.AUTO,
+      "JAX's persistent compilation cache, so that a later run of the same shapes loads its "
+      "compiled steps: auto (JAX_COMPILATION_CACHE_DIR, else ENAS_JAX_COMPILATION_CACHE, else "
+      "~/.cache/enas_jax/xla), off, or a directory.")
+
+
+def use_compilation_cache(setting: str) -> str | None:
+  """Turns the cache on (or off) before the first compile; a warning, never a failure."""
+  return compile_cache.enable(setting, warn=lambda text: print(text, file=sys.stderr))
 
 
 def use_deterministic_gpu_ops(enabled: bool) -> None:

@@ -31,6 +31,7 @@ _TRAIN_ALONE = flags.DEFINE_integer(
 _TRAIN_ALONE_STEPS = flags.DEFINE_integer(
     "train_alone_steps", None, "Training steps per cell trained alone (default: "
     "report.train_alone_steps).")
+_CACHE = cli.define_compilation_cache_flag()
 _SEED = flags.DEFINE_integer("seed", None, "Draws the random cells (default: report.seed).")
 
 
@@ -48,6 +49,7 @@ def overrides() -> dict[str, int]:
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "python -m enas_jax.report")
+  cli.use_compilation_cache(_CACHE.value)
   if not _WORKDIR.value:
     raise UserError("Give the search's workdir: python -m enas_jax.report --workdir=DIR "
                     "[--random_cells=N] [--train_alone=K].")

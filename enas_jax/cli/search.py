@@ -30,6 +30,7 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for config.json, metrics, derived cells and the summary "
     "(default: workdirs/<config name>).")
 _PROGRESS = cli.define_progress_flags()
+_CACHE = cli.define_compilation_cache_flag()
 
 
 def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -> list[str]:
@@ -66,6 +67,7 @@ def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "the search")
+  cli.use_compilation_cache(_CACHE.value)
   cfg = search_config(cli.load_config(_CONFIG))
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])

@@ -55,12 +55,12 @@ class Ours:
   """Our shared step, jitted with the architecture as a traced argument (as in the search)."""
 
   def __init__(self, hidden: int, vocab: int, nodes: int, batch: int, rates: dict[str, float],
-               unroll: int = 1):
+               unroll: int = 1, l2: float = 1e-7):
     self.model = RNNLanguageModel(model_config(hidden, nodes, rates, unroll), vocab)
     opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig())
     self.arch = random_arch(jax.random.key(42), nodes)
     self.state = lm_steps.init_state(self.model, opt, jax.random.key(0), batch, self.arch)
-    train_step, _ = lm_steps.make_lm_steps(self.model, opt, l2=1e-7)
+    train_step, _ = lm_steps.make_lm_steps(self.model, opt, l2=l2)
     self.step = jax.jit(train_step, donate_argnums=0)
 
   def run(self, batch: dict[str, jax.Array], i: int) -> dict[str, float]:

@@ -16,11 +16,13 @@ Usage:
   python experiments/bench/search_epoch_time.py --space=rnn             # paper sizes
   python experiments/bench/search_epoch_time.py --space=micro --steps=20
   python experiments/bench/search_epoch_time.py --space=rnn --small     # a quick CPU check
+  python experiments/bench/search_epoch_time.py --space=rnn --deterministic  # its GPU cost
 """
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import platform
 import tempfile
 import time
@@ -71,8 +73,10 @@ def timed(fn, n: int) -> float:
   return float(np.median(times))
 
 
-def measure(space: str, small: bool, steps: int) -> dict[str, float]:
+def measure(space: str, small: bool, steps: int, deterministic: bool = False
+            ) -> dict[str, float]:
   config = rnn_config(small) if space == "rnn" else micro_config(small)
+  config.deterministic = deterministic
   with tempfile.TemporaryDirectory() as workdir:
     t0 = time.perf_counter()
     run = search_run.SearchRun(run_config.search_config(config), workdir, io.StringIO(),
@@ -118,12 +122,18 @@ def main() -> None:
   parser.add_argument("--space", choices=["rnn", "micro"], default="rnn")
   parser.add_argument("--steps", type=int, default=10, help="timed calls per phase")
   parser.add_argument("--small", action="store_true", help="small sizes: a quick CPU check")
+  parser.add_argument("--deterministic", action="store_true",
+                      help="--config.deterministic=True: XLA's deterministic GPU operations")
   args = parser.parse_args()
+  if args.deterministic:  # before the backend starts, as the commands do
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_gpu_deterministic_ops=true").strip()
   device = jax.devices()[0]
   print(f"# {platform.machine()}, jax {jax.__version__} on {device.platform} "
         f"({getattr(device, 'device_kind', '')}); space {args.space}, "
-        f"{'small' if args.small else 'paper'} sizes")
-  r = measure(args.space, args.small, args.steps)
+        f"{'small' if args.small else 'paper'} sizes"
+        f"{', deterministic GPU operations' if args.deterministic else ''}")
+  r = measure(args.space, args.small, args.steps, args.deterministic)
   for k, v in r.items():
     print(f"{k:>28}: {v:.4g}" if isinstance(v, float) else f"{k:>28}: {v}")
 

@@ -1,0 +1,72 @@
+"""JAX's persistent compilation cache for the commands: a run's compiled steps are kept on disk, so
+the next run of the same shapes (a resumed search, a second quickstart, the report of a search)
+loads them instead of compiling again.
+
+Where (the first that applies):
+  1. `--compilation_cache=off` or `=DIR` on the command line;
+  2. JAX's own `JAX_COMPILATION_CACHE_DIR` (JAX reads it itself: left as it is);
+  3. `ENAS_JAX_COMPILATION_CACHE` in the environment (a directory, or `off`);
+  4. the per-user default `$XDG_CACHE_HOME/enas_jax/xla` (`~/.cache/enas_jax/xla`).
+With the `filelock` package installed the cache holds at most `MAX_BYTES` (least recently used
+entries go first; JAX needs filelock for that); without it, it grows: delete the directory to
+empty it. An unwritable
+directory turns the cache off with a warning; the run itself never depends on it (a cached
+program is the same program).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Callable, Mapping
+
+import jax
+
+MAX_BYTES = 4 * 1024 ** 3  # the cache's size limit
+MIN_COMPILE_SECONDS = 0.2  # programs that compile faster are not worth a file
+OFF = "off"
+AUTO = "auto"
+
+
+def directory(setting: str, environ: Mapping[str, str]) -> str | None:
+  """The cache directory `setting` (`auto`, `off` or a directory) and the environment ask for;
+  None when the cache is off or JAX's own variable already chose (JAX then uses that)."""
+  if setting == OFF:
+    return None
+  if setting != AUTO:
+    return os.path.abspath(os.path.expanduser(setting))
+  if environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return None
+  ours = environ.get("ENAS_JAX_COMPILATION_CACHE", "")
+  if ours == OFF:
+    return None
+  if ours:
+    return os.path.abspath(os.path.expanduser(ours))
+  base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "enas_jax", "xla")
+
+
+def enable(setting: str, environ: Mapping[str, str] | None = None,
+           warn: Callable[[str], None] = print) -> str | None:
+  """Points JAX's persistent cache at `directory(setting, environ)` (before the first compile);
+  returns the directory in use, or None."""
+  environ = os.environ if environ is None else environ
+  if setting == OFF or (setting == AUTO and environ.get("ENAS_JAX_COMPILATION_CACHE") == OFF):
+    jax.config.update("jax_enable_compilation_cache", False)
+    return None
+  path = directory(setting, environ)
+  if path is None:  # JAX_COMPILATION_CACHE_DIR: JAX's own setting stands
+    return environ.get("JAX_COMPILATION_CACHE_DIR")
+  try:
+    os.makedirs(path, exist_ok=True)
+    if not os.access(path, os.W_OK):
+      raise PermissionError(path)
+  except OSError as err:
+    warn(f"warning: the compilation cache directory {path} cannot be written "
+         f"({getattr(err, 'strerror', None) or err}); compiling without it. Pass "
+         f"--compilation_cache=DIR (or off) to choose.")
+    return None
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+  if importlib.util.find_spec("filelock") is not None:  # JAX's size limit needs it
+    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+  return path

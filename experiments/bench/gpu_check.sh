@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU check: what a search costs on one H100/H200, in one script that fits in 8 minutes.
+#
+# Records, each in its own file under OUT_DIR (default experiments/results/gpu):
+#   environment.txt  the GPU model, driver and CUDA version; Python, jax and jaxlib versions
+#   ptb.txt          paper-size PTB search: shared and controller step times, the epoch and the
+#                    projected 150-epoch search (experiments/bench/search_epoch_time.py)
+#   micro.txt        paper-size CIFAR-10 micro search: the same projection
+#   ptb_deterministic.txt   the PTB projection again with --config.deterministic=True
+# Targets: the PTB search and the CIFAR-10 micro search each in at most 1 hour.
+#
+# On the device machine (no internet: the two pure-Python packages its image lacks travel as
+# wheels, fetched beforehand on a machine with internet):
+#   pip download --no-deps -d .gpu_wheels ml-collections tensorboardX    # once, here
+#   bash experiments/bench/gpu_check.sh "$OUT"                           # there (carry .gpu_wheels)
+# Anywhere, a quick run of the same script at small sizes: SMALL=1 bash experiments/bench/gpu_check.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT_DIR=${1:-experiments/results/gpu}
+PY=${PYTHON:-python3}
+SIZE=${SMALL:+--small}
+mkdir -p "$OUT_DIR"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+missing=$($PY -c "
+import importlib.util as u
+print(' '.join(p for m, p in (('ml_collections', 'ml-collections'), ('tensorboardX', 'tensorboardX'))
+               if u.find_spec(m) is None))")
+if [ -n "$missing" ]; then
+  $PY -m pip install -q --no-index --no-deps --find-links .gpu_wheels $missing
+fi
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null \
+    || echo "nvidia-smi: not found (no NVIDIA GPU)"
+  nvidia-smi 2>/dev/null | grep -o "CUDA Version: [0-9.]*" || true
+  $PY -c "import sys, jax, jaxlib; print('python', sys.version.split()[0], '| jax', jax.__version__,
+'| jaxlib', jaxlib.__version__, '| devices', jax.devices())"
+} 2>&1 | tee "$OUT_DIR/environment.txt"
+run() {  # name, seconds, arguments...
+  local name=$1 limit=$2; shift 2
+  timeout "$limit" $PY experiments/bench/search_epoch_time.py $SIZE "$@" 2>&1 \
+    | tee "$OUT_DIR/$name.txt" || echo "($name: stopped or failed, status $?)" | tee -a "$OUT_DIR/$name.txt"
+}
+run ptb 180 --space=rnn --steps=20
+run micro 150 --space=micro --steps=10
+run ptb_deterministic 120 --space=rnn --steps=10 --deterministic

@@ -1,0 +1,50 @@
+"""The commands' persistent compilation cache: where it goes, how it is turned off, and that an
+unwritable directory is a warning, never a failure."""
+import importlib.util
+import os
+
+import jax
+import pytest
+
+from enas_jax.io import compile_cache
+
+
+def test_where_the_cache_goes():
+  d = compile_cache.directory
+  home = os.path.expanduser("~")
+  assert d("auto", {}) == os.path.join(home, ".cache", "enas_jax", "xla")
+  assert d("auto", {"XDG_CACHE_HOME": "/c"}) == "/c/enas_jax/xla"
+  assert d("auto", {"ENAS_JAX_COMPILATION_CACHE": "/mine", "XDG_CACHE_HOME": "/c"}) == "/mine"
+  assert d("auto", {"ENAS_JAX_COMPILATION_CACHE": "off"}) is None
+  # JAX's own variable: JAX reads it itself, ours stays out of the way
+  assert d("auto", {"JAX_COMPILATION_CACHE_DIR": "/jax", "ENAS_JAX_COMPILATION_CACHE": "/m"}) \
+      is None
+  # the flag wins over the environment
+  assert d("/flag", {"JAX_COMPILATION_CACHE_DIR": "/jax"}) == "/flag"
+  assert d("off", {"XDG_CACHE_HOME": "/c"}) is None
+
+
+@pytest.fixture
+def restore_jax_cache_settings():
+  names = ("jax_compilation_cache_dir", "jax_enable_compilation_cache",
+           "jax_persistent_cache_min_compile_time_secs", "jax_compilation_cache_max_size")
+  saved = {n: getattr(jax.config, n) for n in names}
+  yield
+  for name, value in saved.items():
+    jax.config.update(name, value)
+
+
+def test_enable_points_jax_at_the_directory_or_warns(tmp_path, restore_jax_cache_settings):
+  path = compile_cache.enable(str(tmp_path / "xla"), environ={})
+  assert path == str(tmp_path / "xla") and os.path.isdir(path)
+  assert jax.config.jax_compilation_cache_dir == path
+  if importlib.util.find_spec("filelock"):
+    assert jax.config.jax_compilation_cache_max_size == compile_cache.MAX_BYTES
+  blocker = tmp_path / "file"
+  blocker.write_text("not a directory")
+  warnings = []
+  assert compile_cache.enable(str(blocker / "xla"), environ={}, warn=warnings.append) is None
+  assert len(warnings) == 1 and "cannot be written" in warnings[0] and "--compilation_cache" \
+      in warnings[0]
+  assert compile_cache.enable("off", environ={}) is None
+  assert jax.config.jax_enable_compilation_cache is False
