@@ -141,9 +141,48 @@ def _correlation_status(value: float, p: float, passing: float, warning: float) 
   return WARN if value >= warning and significant else FAIL
 
 
+# (reading, remedy) of a rank-correlation check for each outcome: passed, strong but over too
+# few cells, weak but real, no evidence of agreement.
+_STABILITY_TEXTS = {
+    "pass": ("The shared weights rank cells the same way on both halves: the reward measures the "
+             "cell, not the batch.", ""),
+    "few": ("The halves agree, but over too few cells to be sure (the correlation could be "
+            "chance).", "Score more cells (`--random_cells`)."),
+    "weak": ("The halves agree only loosely: the shared weights separate clearly different "
+             "cells, but a reward from one batch cannot rank close ones.",
+             "Reward on more validation data per step (`controller.num_samples`, longer "
+             "validation windows)."),
+    "none": ("The ranking changes with the data it is scored on: a reward from one batch is "
+             "largely noise, and the controller learns from noise.",
+             "Reward on more validation data per step, or train the shared weights longer "
+             "before the controller learns; then re-run the report."),
+}
+_ALONE_TEXTS = {
+    "pass": ("Cells the shared weights prefer also train better on their own.", ""),
+    "few": ("They agree, but over too few cells to be sure.",
+            "Train more cells alone (--train_alone=K with a larger K)."),
+    "weak": ("A weak but real agreement: the shared weights tell good cells from bad ones only "
+             "roughly.", "Train the top cells alone and pick by their own figures."),
+    "none": ("No evidence that the shared weights' preference carries over to cells trained "
+             "alone (as Sciuto et al. 2019 found for ENAS): the answer is ranked by a proxy that "
+             "may not predict stand-alone quality.",
+             "Treat the answer as one candidate among several: train the top cells alone "
+             "(longer, `report.train_alone_steps`) and pick by their own figures."),
+}
+
+
+def _correlation_check(title: str, value: float, p: float, passing: float, warning: float,
+                       figure: str, texts: dict[str, tuple[str, str]]) -> Check:
+  status = _correlation_status(value, p, passing, warning)
+  outcome = ("pass" if status == PASS else "few" if value >= passing else
+             "weak" if status == WARN else "none")
+  return Check(title, status, figure, *texts[outcome])
+
+
 def stability_check(half_a: Sequence[float], half_b: Sequence[float]) -> Check:
   """Whether the shared-weight score ranks the random cells alike on two disjoint halves of
-  the validation split: if not, the controller's reward is mostly noise."""
+  the validation split (judged by Spearman's rho, with Kendall's tau's permutation p-value):
+  if not, the controller's reward is mostly noise."""
   title = "Stability of the shared-weight score"
   rho, tau = stats.spearman_rho(half_a, half_b), stats.kendall_tau(half_a, half_b)
   if math.isnan(rho) or math.isnan(tau):
@@ -152,28 +191,12 @@ def stability_check(half_a: Sequence[float], half_b: Sequence[float]) -> Check:
   p = stats.tau_p_value(half_a, half_b, PERMUTATIONS)
   figure = (f"rank correlation between the two halves of the validation split over "
             f"{len(half_a)} random cells: Spearman {rho:.2f}, Kendall {tau:.2f} (p = {p:.3g})")
-  status = _correlation_status(rho, p, RHO_PASS, RHO_WARN)
-  if status == PASS:
-    return Check(title, PASS, figure,
-                 "The shared weights rank cells the same way on both halves: the reward "
-                 "measures the cell, not the batch.", "")
-  if rho >= RHO_PASS:
-    return Check(title, WARN, figure, "The halves agree, but over too few cells to be sure "
-                 "(the correlation could be chance).", "Score more cells (`--random_cells`).")
-  if status == WARN:
-    return Check(title, WARN, figure, "The halves agree only loosely: the shared weights "
-                 "separate clearly different cells, but a reward from one batch cannot rank "
-                 "close ones.", "Reward on more validation data per step "
-                 "(`controller.num_samples`, longer validation windows).")
-  return Check(title, status, figure,
-               "The ranking changes with the data it is scored on: a reward from one batch "
-               "is largely noise, and the controller learns from noise.",
-               "Reward on more validation data per step, or train the shared weights longer "
-               "before the controller learns; then re-run the report.")
+  return _correlation_check(title, rho, p, RHO_PASS, RHO_WARN, figure, _STABILITY_TEXTS)
 
 
 def train_alone_check(shared: Sequence[float], alone: Sequence[float], steps: int) -> Check:
-  """Kendall's tau between cells' figures under the shared weights and trained alone."""
+  """Kendall's tau (with its permutation p-value) between cells' figures under the shared
+  weights and trained alone."""
   title = "Shared weights against training alone"
   tau = stats.kendall_tau(shared, alone)
   if math.isnan(tau):
@@ -182,23 +205,7 @@ def train_alone_check(shared: Sequence[float], alone: Sequence[float], steps: in
   p = stats.tau_p_value(shared, alone, PERMUTATIONS)
   figure = (f"Kendall tau {tau:.2f} (p = {p:.3g}) over {len(shared)} cells ({steps} training "
             f"steps each alone)")
-  status = _correlation_status(tau, p, TAU_PASS, TAU_WARN)
-  if status == PASS:
-    return Check(title, PASS, figure,
-                 "Cells the shared weights prefer also train better on their own.", "")
-  if tau >= TAU_PASS:
-    return Check(title, WARN, figure, "They agree, but over too few cells to be sure.",
-                 "Train more cells alone (--train_alone=K with a larger K).")
-  if status == WARN:
-    return Check(title, WARN, figure, "A weak but real agreement: the shared weights tell "
-                 "good cells from bad ones only roughly.",
-                 "Train the top cells alone and pick by their own figures.")
-  return Check(title, status, figure,
-               "No evidence that the shared weights' preference carries over to cells trained "
-               "alone (as Sciuto et al. 2019 found for ENAS): the answer is ranked by a proxy "
-               "that may not predict stand-alone quality.",
-               "Treat the answer as one candidate among several: train the top cells alone "
-               "(longer, `report.train_alone_steps`) and pick by their own figures.")
+  return _correlation_check(title, tau, p, TAU_PASS, TAU_WARN, figure, _ALONE_TEXTS)
 
 
 def verdict(checks: Sequence[Check]) -> tuple[str, str]:

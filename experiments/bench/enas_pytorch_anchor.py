@@ -28,7 +28,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 import types
 
 import jax
@@ -38,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
 from rnn_throughput import (PAPER_RATES, Ours, arch_lists, jax_batch, matmul_peak,  # noqa: E402
-                            step_flops)
+                            step_flops, time_blocks)
 
 COMMIT = "0468b8c"
 _STAND_INS = {"pygraphviz": {}, "cv2": {"imread": None, "imresize": None, "imwrite": None},
@@ -130,18 +129,7 @@ def time_all(enas, hidden, vocab, nodes, batch, steps, rounds, data) -> dict[str
   runners = {"ours (paper regularisation)": lambda i: ours_paper.run(jax_batches[i % 4], i),
              "ours (close to ENAS-pytorch)": lambda i: ours_close.run(jax_batches[i % 4], i),
              "ENAS-pytorch": lambda i: theirs.run(*torch_batches[i % 4])}
-  times: dict[str, list[float]] = {name: [] for name in runners}
-  i = 0
-  for _ in range(rounds):
-    for name, run in runners.items():
-      time.sleep(1.0)
-      for timed in [False] + [True] * steps:
-        t0 = time.perf_counter()
-        run(i)
-        if timed:
-          times[name].append(time.perf_counter() - t0)
-        i += 1
-  return {name: float(np.median(t)) for name, t in times.items()}
+  return time_blocks(runners, steps, rounds)
 
 
 def main() -> None:

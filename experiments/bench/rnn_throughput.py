@@ -25,6 +25,7 @@ import os
 import platform
 import sys
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -139,38 +140,44 @@ def step_flops(hidden: int, nodes: int, vocab: int, batch: int, bptt: int) -> fl
   return 3.0 * per_token * batch * bptt
 
 
+def time_blocks(runners: dict[str, Callable[[int], Any]], steps: int, rounds: int
+                ) -> dict[str, float]:
+  """Median step seconds of each runner (called with a running step index), in alternating
+  blocks (each runner in turn, `rounds` times), each block opened by an untimed step after a 1 s
+  pause: a slower spell of a shared machine hits all of them, and no one's thread pool (torch's
+  OpenMP threads spin after a step) eats into another's timed steps."""
+  times: dict[str, list[float]] = {name: [] for name in runners}
+  i = 0
+  for _ in range(rounds):
+    for name, run in runners.items():
+      time.sleep(1.0)
+      for timed in [False] + [True] * steps:
+        t0 = time.perf_counter()
+        run(i)
+        if timed:
+          times[name].append(time.perf_counter() - t0)
+        i += 1
+  return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def time_both(hidden, vocab, nodes, batch, steps, unroll, data, rounds: int = 2
               ) -> tuple[float, float]:
-  """Median step seconds of ours and of the reference, in alternating blocks (ours, theirs, ours,
-  theirs), each block opened by an untimed step: a slower spell of a shared machine hits both,
-  and neither's thread pool (torch's OpenMP threads spin after a step) eats into the other's
-  timed steps."""
+  """Median step seconds of ours and of the reference (`time_blocks`)."""
   ours = Ours(hidden, vocab, nodes, batch, PAPER_RATES, unroll)
   ours_batches = [jax_batch(x, y) for x, y in data]
   torch.manual_seed(0)
   prev, act = arch_lists(ours.arch)  # the same cell for both
   trainer = ref.Trainer(ref.SharedRNN(vocab, hidden, nodes), lr=20.0, grad_clip=0.25, l2=1e-7,
                         rates=PAPER_RATES, hidden_clip=25.0)
-  h = torch.zeros(batch, hidden)
   torch_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data]
-  t_ours, t_torch = [], []
-  i = 0
-  for _ in range(rounds):
-    time.sleep(1.0)
-    for timed in [False] + [True] * steps:
-      t0 = time.perf_counter()
-      ours.run(ours_batches[i % len(data)], i)
-      if timed:
-        t_ours.append(time.perf_counter() - t0)
-      i += 1
-    time.sleep(1.0)
-    for timed in [False] + [True] * steps:
-      t0 = time.perf_counter()
-      _, h, _ = trainer.step(*torch_batches[i % len(data)], h, prev, act)
-      if timed:
-        t_torch.append(time.perf_counter() - t0)
-      i += 1
-  return float(np.median(t_ours)), float(np.median(t_torch))
+  carry = {"h": torch.zeros(batch, hidden)}
+
+  def theirs(i: int) -> None:
+    _, carry["h"], _ = trainer.step(*torch_batches[i % len(data)], carry["h"], prev, act)
+
+  t = time_blocks({"ours": lambda i: ours.run(ours_batches[i % len(data)], i),
+                   "torch": theirs}, steps, rounds)
+  return t["ours"], t["torch"]
 
 
 def main() -> None:
