@@ -1,5 +1,6 @@
 """Running a config's preset in-process, quietly, for the tests of the search and training loops;
-comparing two runs' outputs bit for bit."""
+comparing two runs' outputs bit for bit; checking a search's report."""
+import hashlib
 import io
 import os
 import pathlib
@@ -45,6 +46,47 @@ def final(cfg: Any, workdir: Any) -> tuple[final_run.FinalRun, dict]:
   """(the run, its summary) of a whole final training, its output swallowed."""
   run = final_run.FinalRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
   return run, run.execute()
+
+
+def snapshot(workdir: Any) -> dict[str, tuple[int, int, str]]:
+  """Every file of a workdir outside report/: its size, modification time and content hash."""
+  out = {}
+  for path in sorted(pathlib.Path(workdir).rglob("*")):
+    rel = path.relative_to(workdir)
+    if rel.parts[0] == "report" or not path.is_file():
+      continue
+    st = path.stat()
+    out[str(rel)] = (st.st_size, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+  return out
+
+
+def check_report(run: search_run.SearchRun, summary: dict, workdir: Any,
+                 train_alone: int = 0) -> Any:
+  """The search report of a finished search (`run`, `summary` in `workdir`): its files, its
+  checks, the answer's figure equal to the search's own re-scored one, and nothing written
+  outside report/. Returns the report."""
+  from enas_jax.io import render
+  from enas_jax.report.build import build_report
+  before = snapshot(workdir)
+  report = build_report(str(workdir), {"train_alone": train_alone}, lambda _: None)
+  assert snapshot(workdir) == before  # nothing written outside report/
+  folder = pathlib.Path(workdir) / "report"
+  names = {"index.html", "report.md", "checks.png", "curves.png"}
+  if render.dot_program():
+    names |= {"answer.png", "search.gif"}
+  assert names <= set(os.listdir(folder))
+  md = (folder / "report.md").read_text()
+  assert f"**Verdict: {report.verdict_word}.**" in md and summary["authors"] in md
+  assert [c.title for c in report.checks][:3] == [
+      "Controller collapse", "The answer against random cells",
+      "Stability of the shared-weight score"]
+  has_weights = run.task.figure_source == "shared"
+  assert len(report.checks) == 3 + (1 if train_alone and has_weights else 0)
+  # The answer's figure is the search's own: re-scored under the same final weights (or table).
+  figure = summary[f"valid_{run.task.metric}_{run.task.figure_source}"]
+  assert f"{figure:.4g}" in report.checks[1].figure
+  assert f"of {run.cfg.report.random_cells} random cells" in report.checks[1].figure
+  return report
 
 
 def metric_rows(workdir: Any) -> list[dict]:

@@ -2,11 +2,15 @@
 import json
 import os
 import pathlib
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
+import pytest
 
 from enas_jax.configs import cifar10_macro
 from enas_jax.run import config as run_config
@@ -36,14 +40,19 @@ def test_tiny_macro_search_compiles_each_phase_once_and_resumes_bit_for_bit(tmp_
   assert run.program.shared_step._cache_size() == 1
   assert run.program.controller_step._cache_size() == 1
   assert run.program.derive_step._cache_size() == 1
+  assert run.task.jit_accuracy._cache_size() == 1  # the whole-split accuracy of every cell
   records = [json.loads(line) for line in open(tmp_path / "straight" / "metrics.jsonl")]
   controller = [r for r in records if r["phase"] == "controller"]
   assert controller and all(0 <= r["skip_rate"] <= 1 and "skip_kl" in r for r in controller)
+  runs.check_report(run, summary, tmp_path / "straight")  # the search report of this space
 
   # one epoch, then the same command with two: identical to the straight run
   _run(_cfg(epochs=1), tmp_path / "resumed")
   resumed_run, resumed = _run(_cfg(), tmp_path / "resumed")
   assert resumed["history"] == summary["history"]
+  for fn in (resumed_run.program.shared_step, resumed_run.program.controller_step,
+             resumed_run.program.derive_step, resumed_run.task.jit_accuracy):
+    assert fn._cache_size() == 1  # restored arrays reuse the compiled steps
   jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.model.params,
                          run.final_state.model.params)
   jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.ctrl.params,
@@ -66,28 +75,70 @@ def test_search_cli_dispatches_on_the_space_field(tmp_path):
   assert "Traceback" not in bad.stderr
 
 
-def test_tiny_micro_search_end_to_end_compiles_each_phase_once(tmp_path):
-  """The micro space through the same loop: valid cells out, one compilation per phase."""
+MICRO_ARGS = ["--config=cifar10_micro:tiny", "--config.checkpoint.every_steps=2"]
+
+
+@pytest.fixture(scope="module")
+def micro_search(tmp_path_factory):
+  """A tiny micro search saving every 2 steps (so that checkpoints land inside epochs):
+  (run, summary, workdir)."""
   from enas_jax.configs import cifar10_micro
+  config = cifar10_micro.get_config("tiny")
+  config.checkpoint.every_steps = 2
+  cfg = run_config.search_config(config)
+  assert cfg.space == "micro" and cfg.model.drop_path_keep_prob < 1
+  workdir = tmp_path_factory.mktemp("micro") / "micro"
+  return (*_run(cfg, workdir), workdir)
+
+
+def test_tiny_micro_search_end_to_end_compiles_each_phase_once(micro_search):
+  """The micro space through the same loop: valid cells out, one compilation per phase."""
   from enas_jax.spaces.micro import arch as micro_arch
 
-  cfg = run_config.search_config(cifar10_micro.get_config("tiny"))
-  assert cfg.space == "micro" and cfg.model.drop_path_keep_prob < 1
-  run, summary = _run(cfg, tmp_path / "micro")
+  run, summary, workdir = micro_search
   arch = micro_arch.from_json(summary["architecture"])
   micro_arch.validate(arch, num_nodes=2)
   assert summary["space"] == "micro" and [h["epoch"] for h in summary["history"]] == [0, 1]
-  assert (tmp_path / "micro" / "best_arch.txt").read_text().strip() == summary["authors"]
+  assert (workdir / "best_arch.txt").read_text().strip() == summary["authors"]
   assert micro_arch.from_authors_string(summary["authors"]).normal_Bx4.shape == (2, 4)
-  dot = (tmp_path / "micro" / "best_arch.dot").read_text()  # the answer's picture: both cells
+  dot = (workdir / "best_arch.dot").read_text()  # the answer's picture: both cells
   assert "cluster_normal" in dot and "cluster_reduce" in dot
-  assert (tmp_path / "micro" / "archs" / "epoch_0001.dot").is_file()
+  assert (workdir / "archs" / "epoch_0001.dot").is_file()
   assert run.program.shared_step._cache_size() == 1
   assert run.program.controller_step._cache_size() == 1
   assert run.program.derive_step._cache_size() == 1
-  records = [json.loads(line) for line in open(tmp_path / "micro" / "metrics.jsonl")]
+  assert run.task.jit_accuracy._cache_size() == 1
+  records = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
   shared = [r for r in records if r["phase"] == "shared"]
   controller = [r for r in records if r["phase"] == "controller"]
   assert shared and all(np.isfinite(r["loss"]) for r in shared)
   assert controller and all("skip_rate" not in r and 0 <= r["valid_acc"] <= 1
                             for r in controller)
+  runs.check_report(run, summary, workdir)  # the search report of this space
+
+
+def test_micro_search_killed_mid_epoch_resumes_bit_for_bit(micro_search, tmp_path):
+  """SIGKILL a micro search in a subprocess once its first checkpoint (inside epoch 1) exists;
+  the same command resumes inside that epoch and ends identical to the uninterrupted run."""
+  workdir = tmp_path / "killed"
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  cmd = [sys.executable, "-m", "enas_jax.search", *MICRO_ARGS, f"--workdir={workdir}",
+         "--progress=off"]
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+  checkpoints = workdir / "checkpoints"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()):
+      break
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+  assert not (workdir / "summary.json").exists()
+  resumed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr
+  where = re.search(r"resuming from checkpoint (\d+) .*: epoch (\d+), (\w+) phase, step (\d+) "
+                    r"of it", resumed.stdout)
+  assert where and int(where.group(4)) > 0, resumed.stdout  # inside a phase of an epoch
+  runs.assert_same_run(micro_search[2], workdir)
