@@ -83,3 +83,24 @@ def test_micro_final_training_cli_and_wrong_space_architecture(tmp_path):
                    "--config.arch=1 5 1 2 0 1")
   assert bad.returncode == 2 and "Traceback" not in bad.stderr
   assert "8B" in bad.stderr and not (tmp_path / "w2").exists()
+
+
+def test_batch_norm_running_statistics_by_hand():
+  """The fixed networks' batch norm: one training call moves the running mean and variance
+  10% of the way to the batch's (biased) statistics; evaluation then normalises with them."""
+  from enas_jax.ops.fixed_blocks import ConvBN
+  block = ConvBN(features=3, kernel=1)
+  x = jax.random.normal(jax.random.key(0), (4, 5, 5, 2)) * 3.0 + 1.0
+  variables = block.init(jax.random.key(1), x, train=False)
+  y, updates = block.apply(variables, x, train=True, mutable=["batch_stats"])
+  conv = np.asarray(x) @ np.asarray(variables["params"]["Conv_0"]["kernel"][0, 0])  # 1x1 conv
+  mean, var = conv.mean(axis=(0, 1, 2)), conv.var(axis=(0, 1, 2))
+  stats = updates["batch_stats"]["BatchNorm_0"]
+  np.testing.assert_allclose(stats["mean"], 0.1 * mean, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(stats["var"], 0.9 * 1.0 + 0.1 * var, rtol=1e-5)
+  # training output: normalised by the batch's own statistics
+  np.testing.assert_allclose(y, (conv - mean) / np.sqrt(var + 1e-5), rtol=1e-4, atol=1e-4)
+  # evaluation: by the running ones
+  y_eval = block.apply({**variables, "batch_stats": updates["batch_stats"]}, x, train=False)
+  np.testing.assert_allclose(y_eval, (conv - stats["mean"]) / np.sqrt(stats["var"] + 1e-5),
+                             rtol=1e-4, atol=1e-4)
