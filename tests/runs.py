@@ -4,6 +4,9 @@ import hashlib
 import io
 import os
 import pathlib
+import signal
+import subprocess
+import time
 from typing import Any
 
 import ml_collections
@@ -87,6 +90,23 @@ def check_report(run: search_run.SearchRun, summary: dict, workdir: Any,
   assert f"{figure:.4g}" in report.checks[1].figure
   assert f"of {run.cfg.report.random_cells} random cells" in report.checks[1].figure
   return report
+
+
+def kill_after_first_checkpoint(cmd: list[str], workdir: Any, cwd: Any, env: dict) -> None:
+  """Starts the search `cmd` (writing to `workdir`) and SIGKILLs it as soon as its first
+  checkpoint is committed: it dies mid-run, with no chance to clean up."""
+  proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+  checkpoints = pathlib.Path(workdir) / "checkpoints"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()):
+      break
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+  assert not (pathlib.Path(workdir) / "summary.json").exists()  # really killed mid-run
 
 
 def metric_rows(workdir: Any) -> list[dict]:

@@ -3,10 +3,8 @@ import json
 import os
 import pathlib
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -124,18 +122,7 @@ def test_micro_search_killed_mid_epoch_resumes_bit_for_bit(micro_search, tmp_pat
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   cmd = [sys.executable, "-m", "enas_jax.search", *MICRO_ARGS, f"--workdir={workdir}",
          "--progress=off"]
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
-  checkpoints = workdir / "checkpoints"
-  deadline = time.time() + 300
-  while time.time() < deadline and proc.poll() is None:
-    if checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()):
-      break
-    time.sleep(0.005)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
-  assert not (workdir / "summary.json").exists()
+  runs.kill_after_first_checkpoint(cmd, workdir, ROOT, env)
   resumed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert resumed.returncode == 0, resumed.stderr
   where = re.search(r"resuming from checkpoint (\d+) .*: epoch (\d+), (\w+) phase, step (\d+) "

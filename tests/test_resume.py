@@ -65,18 +65,7 @@ def reference(tmp_path_factory):
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference, tmp_path):
   workdir = tmp_path / "killed"
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  proc = subprocess.Popen(_cli_args(workdir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
-  checkpoints = workdir / "checkpoints"
-  deadline = time.time() + 300
-  while time.time() < deadline and proc.poll() is None:
-    if checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()):
-      break
-    time.sleep(0.005)
-  proc.send_signal(signal.SIGKILL)  # no chance to clean up
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
-  assert not (workdir / "summary.json").exists()  # really killed mid-run
+  runs.kill_after_first_checkpoint(_cli_args(workdir), workdir, ROOT, env)
   resumed = subprocess.run(_cli_args(workdir), cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=600)
   assert resumed.returncode == 0, resumed.stderr
