@@ -50,7 +50,10 @@ def judge(files: reading.SearchFiles, m: scoring.Measurements, options: ReportCo
          checks_lib.percentile_check(m.answer.whole, [c.whole for c in m.random],
                                      m.lower_is_better, m.metric),
          checks_lib.stability_check([c.halves[0] for c in m.random],
-                                    [c.halves[1] for c in m.random])]
+                                    [c.halves[1] for c in m.random],
+                                    "the two halves of the validation split"
+                                    if m.figure_source == "shared" else
+                                    "two disjoint groups of each cell's seeds in the table")]
   if m.alone:
     out.append(checks_lib.train_alone_check([c.whole for c in m.alone],
                                             [c.alone for c in m.alone], m.alone_steps))
@@ -67,7 +70,7 @@ def _answer_section(files: reading.SearchFiles, m: scoring.Measurements, folder:
                                    os.path.join(folder, "answer"), ("png",), say)
     figs.append(page.Figure(written["png"], "The answer, drawn."))
   whole = np.asarray([c.whole for c in m.candidates], float)
-  spread = (f"Re-scored under the same weights, the {len(whole)} derived cell(s) span "
+  spread = (f"Re-scored the same way, the {len(whole)} derived cell(s) span "
             f"{_fmt(float(np.min(whole)))} to {_fmt(float(np.max(whole)))} (standard deviation "
             f"{_fmt(float(np.std(whole)))}).")
   rows = [["cell (the authors' string)", f"{name}, whole split", "first half", "second half"]]

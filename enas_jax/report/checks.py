@@ -119,8 +119,8 @@ def percentile_check(answer: float, random_figures: Sequence[float], lower_is_be
             f"{(min if lower_is_better else max)(random_figures):.4g})")
   if pct >= PERCENTILE_PASS:
     return Check(title, PASS, figure,
-                 "Under the search's own shared weights the answer beats most cells drawn at "
-                 "random: the search found something the weights prefer.", "")
+                 "Scored the same way (the search's shared weights, or the benchmark's table), "
+                 "the answer beats most cells drawn at random.", "")
   reading = ("The answer is no better than a typical random cell under the same weights: the "
              "controller's choice adds little over sampling at random."
              if pct < PERCENTILE_WARN else
@@ -179,7 +179,8 @@ def _correlation_check(title: str, value: float, p: float, passing: float, warni
   return Check(title, status, figure, *texts[outcome])
 
 
-def stability_check(half_a: Sequence[float], half_b: Sequence[float]) -> Check:
+def stability_check(half_a: Sequence[float], half_b: Sequence[float],
+                    halves: str = "the two halves of the validation split") -> Check:
   """Whether the shared-weight score ranks the random cells alike on two disjoint halves of
   the validation split (judged by Spearman's rho, with Kendall's tau's permutation p-value):
   if not, the controller's reward is mostly noise."""
@@ -189,8 +190,8 @@ def stability_check(half_a: Sequence[float], half_b: Sequence[float]) -> Check:
     return Check(title, WARN, f"the {len(half_a)} random cells' figures are constant on a half",
                  "No ranking to compare.", "Score more cells (`--random_cells`).")
   p = stats.tau_p_value(half_a, half_b, PERMUTATIONS)
-  figure = (f"rank correlation between the two halves of the validation split over "
-            f"{len(half_a)} random cells: Spearman {rho:.2f}, Kendall {tau:.2f} (p = {p:.3g})")
+  figure = (f"rank correlation between {halves} over {len(half_a)} random cells: Spearman "
+            f"{rho:.2f}, Kendall {tau:.2f} (p = {p:.3g})")
   return _correlation_check(title, rho, p, RHO_PASS, RHO_WARN, figure, _STABILITY_TEXTS)
 
 
