@@ -16,13 +16,15 @@ def test_sharded_steps_match_one_device_and_compile_once(tmp_path):
                           timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   figures = json.loads(result.stdout.strip().splitlines()[-1])
-  for space, phases in (("macro", ("shared",)), ("rnn", ("shared", "controller"))):
-    for phase in phases:
-      # the loss, accuracy/perplexity, gradient norm and the updated weights (which carry the
-      # gradients) agree with the single-device step up to float rounding
+  for space in ("macro", "rnn"):
+    for phase in ("shared", "controller"):
+      # the loss, accuracy/perplexity, reward, gradient norm and the updated weights (which carry
+      # the gradients) agree with the single-device step up to float rounding: measured on
+      # 2026-12-02, weights within 1.2e-7 and figures within 4.6e-7 of their size (a few float32
+      # ulps); the bounds leave room for another CPU's summation order
       scale = max(figures[f"{space}_{phase}_scale"], 1.0)
-      assert figures[f"{space}_{phase}_metric_diff"] <= 1e-5 * scale, (space, phase, figures)
-      assert figures[f"{space}_{phase}_param_diff"] <= 1e-5, (space, phase, figures)
+      assert figures[f"{space}_{phase}_metric_diff"] <= 2e-6 * scale, (space, phase, figures)
+      assert figures[f"{space}_{phase}_param_diff"] <= 1e-6, (space, phase, figures)
     assert figures[f"{space}_traces"] == [1, 1], figures  # shared and controller steps
   assert "does not split over the 8 devices" in figures["bad_batch_error"]
   assert "data.batch_size" in figures["bad_batch_error"]
