@@ -20,6 +20,7 @@ from absl import flags
 
 from enas_jax.cli import common as cli
 from enas_jax.io.errors import UserError
+from enas_jax.run.config import ReportConfig
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A search's workdir (finished or running).")
 _RANDOM_CELLS = flags.DEFINE_integer(
@@ -40,10 +41,12 @@ def overrides() -> dict[str, int]:
   given = {"random_cells": _RANDOM_CELLS.value, "train_alone": _TRAIN_ALONE.value,
            "train_alone_steps": _TRAIN_ALONE_STEPS.value, "seed": _SEED.value}
   given = {k: v for k, v in given.items() if v is not None}
-  least = {"random_cells": 3, "train_alone": 0, "train_alone_steps": 1, "seed": 0}
   for name, value in given.items():
-    if value < least[name]:
-      raise UserError(f"--{name}={value} is out of range: it must be at least {least[name]}.")
+    least = ReportConfig.MINIMUMS[name]
+    if value < least:
+      raise UserError(f"--{name}={value} is out of range: it must be at least {least}. Pass "
+                      f"--{name}={least} or more (or leave it out for the search config's "
+                      f"report.{name}).")
   return given
 
 

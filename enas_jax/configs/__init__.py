@@ -14,13 +14,13 @@ def parallel_section() -> ml_collections.ConfigDict:
   return parallel
 
 
-def report_section(train_alone_steps: int = 200) -> ml_collections.ConfigDict:
+def report_section() -> ml_collections.ConfigDict:
   """The `report` section of every search config (enas_jax.run.config.ReportConfig): what
   `python -m enas_jax.report --workdir=DIR` measures after (or during) the search."""
   report = ml_collections.ConfigDict()
   report.random_cells = 24  # uniformly sampled cells scored on the whole validation split
   report.collapse_fraction = 0.5  # "collapsed": entropy below this fraction of its start
   report.train_alone = 0  # K: train the top-K and K random cells alone (0: skip; --train_alone)
-  report.train_alone_steps = train_alone_steps  # training steps per cell trained alone
+  report.train_alone_steps = 200  # training steps per cell trained alone
   report.seed = 0  # draws the random cells (the same cells on every report of a workdir)
   return report

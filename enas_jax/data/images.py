@@ -74,7 +74,6 @@ class ImageDataConfig:
                       f"`{section}.source=synthetic`.")
 
 
-
 @dataclasses.dataclass(frozen=True)
 class ImageSplits:
   """uint8 images [N, H, W, C] and int32 labels [N] per split, and what normalises them."""

@@ -262,24 +262,10 @@ class Checkpointer:
                   f"previous one.")
         continue
       check_meta(meta)
-      self._check_leaves(meta, template, step)
-      treedef = jax.tree_util.tree_structure(template)
-      # Through host memory: uncommitted arrays like a fresh run's, so no step recompiles.
-      leaves = [jnp.asarray(np.asarray(arrays[str(i)]), dtype=t.dtype)
-                for i, t in enumerate(jax.tree_util.tree_leaves(template))]
-      return jax.tree_util.tree_unflatten(treedef, leaves), meta, step
+      _check_leaves(meta, template, step, self.directory,
+                    "Resume with the config it was saved with, or use a new --workdir.")
+      return _state_from(arrays, template), meta, step
     return None
-
-  def _check_leaves(self, meta: Mapping[str, Any], template: Any, step: int) -> None:
-    saved = [tuple(map(str, row)) for row in meta["leaves"]]
-    current = [tuple(map(str, row)) for row in leaf_table(template)]
-    if saved != current:
-      differ = [f"{s[0]} {s[1]}->{c[1]}" for s, c in zip(saved, current) if s != c][:5]
-      raise UserError(
-          f"Checkpoint {step} in {self.directory} holds a state of a different shape than this "
-          f"run builds ({len(saved)} against {len(current)} arrays; first differences: "
-          f"{'; '.join(differ) or 'array count'}). Resume with the config it was saved with, or "
-          f"use a new --workdir.")
 
   def close(self) -> None:
     self._manager.close()
@@ -303,17 +289,30 @@ def read_latest(directory: str, template: Any
             arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
       except Exception:  # a checkpoint being written or damaged: the one before it
         continue
-      arrays, meta = restored["arrays"], restored["meta"]
-      if [tuple(map(str, r)) for r in meta.get("leaves", [])] != [
-          tuple(map(str, r)) for r in leaf_table(template)]:
-        raise UserError(
-            f"Checkpoint {step} in {directory} holds a state of a different shape than this "
-            f"version of enas_jax builds from the run's config.json; it cannot be read here.")
-      leaves = [jnp.asarray(np.asarray(arrays[str(i)]), dtype=t.dtype)
-                for i, t in enumerate(jax.tree_util.tree_leaves(template))]
-      treedef = jax.tree_util.tree_structure(template)
-      return jax.tree_util.tree_unflatten(treedef, leaves), meta, step
+      _check_leaves(restored["meta"], template, step, directory,
+                    "This version of enas_jax cannot read it from the run's config.json.")
+      return _state_from(restored["arrays"], template), restored["meta"], step
   finally:
     manager.close()
   return None
 
+
+def _check_leaves(meta: Mapping[str, Any], template: Any, step: int, directory: str,
+                  advice: str) -> None:
+  """A UserError (ending with `advice`) when the checkpoint's leaf table is not `template`'s."""
+  saved = [tuple(map(str, row)) for row in meta["leaves"]]
+  current = [tuple(map(str, row)) for row in leaf_table(template)]
+  if saved != current:
+    differ = [f"{s[0]} {s[1]}->{c[1]}" for s, c in zip(saved, current) if s != c][:5]
+    raise UserError(
+        f"Checkpoint {step} in {directory} holds a state of a different shape than this run "
+        f"builds ({len(saved)} against {len(current)} arrays; first differences: "
+        f"{'; '.join(differ) or 'array count'}). {advice}")
+
+
+def _state_from(arrays: Mapping[str, Any], template: Any) -> Any:
+  """The restored flat {"0": leaf, ...} as `template`'s tree, through host memory: uncommitted
+  arrays like a fresh run's, so no step recompiles."""
+  leaves = [jnp.asarray(np.asarray(arrays[str(i)]), dtype=t.dtype)
+            for i, t in enumerate(jax.tree_util.tree_leaves(template))]
+  return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)

@@ -9,9 +9,8 @@ Where (the first that applies):
   4. the per-user default `$XDG_CACHE_HOME/enas_jax/xla` (`~/.cache/enas_jax/xla`).
 With the `filelock` package installed the cache holds at most `MAX_BYTES` (least recently used
 entries go first; JAX needs filelock for that); without it, it grows: delete the directory to
-empty it. An unwritable
-directory turns the cache off with a warning; the run itself never depends on it (a cached
-program is the same program).
+empty it. An unwritable directory turns the cache off with a warning; the run itself never
+depends on it (a cached program is the same program).
 """
 from __future__ import annotations
 
@@ -50,12 +49,12 @@ def enable(setting: str, environ: Mapping[str, str] | None = None,
   """Points JAX's persistent cache at `directory(setting, environ)` (before the first compile);
   returns the directory in use, or None."""
   environ = os.environ if environ is None else environ
-  if setting == OFF or (setting == AUTO and environ.get("ENAS_JAX_COMPILATION_CACHE") == OFF):
-    jax.config.update("jax_enable_compilation_cache", False)
-    return None
   path = directory(setting, environ)
-  if path is None:  # JAX_COMPILATION_CACHE_DIR: JAX's own setting stands
-    return environ.get("JAX_COMPILATION_CACHE_DIR")
+  if path is None:
+    if setting == AUTO and environ.get("JAX_COMPILATION_CACHE_DIR"):
+      return environ["JAX_COMPILATION_CACHE_DIR"]  # JAX's own setting stands
+    jax.config.update("jax_enable_compilation_cache", False)  # asked for off
+    return None
   try:
     os.makedirs(path, exist_ok=True)
     if not os.access(path, os.W_OK):

@@ -75,9 +75,8 @@ def _answer_section(files: reading.SearchFiles, m: scoring.Measurements, folder:
             f"{_fmt(float(np.std(whole)))}).")
   rows = [["cell (the authors' string)", f"{name}, whole split", "first half", "second half"]]
   for c in sorted(m.candidates, key=lambda c: c.whole, reverse=not m.lower_is_better):
-    halves = c.halves or (None, None)
     rows.append([("the answer: " if c.role == "answer" else "") + c.authors, _fmt(c.whole),
-                 _fmt(halves[0]), _fmt(halves[1])])
+                 _fmt(c.halves[0]), _fmt(c.halves[1])])
   under = (f"shared weights of checkpoint {m.checkpoint_step}" if m.figure_source == "shared"
            else "table")
   state = ("The search has finished." if files.finished else
@@ -126,10 +125,9 @@ def _random_section(m: scoring.Measurements, options: ReportConfig, chart: str) 
   name = f"valid {m.metric}"
   rows = [["cell", f"{name}, whole split", "first half", "second half"]
           + (["trained alone"] if m.alone else [])]
-  alone = {id(c): c.alone for c in m.alone}
-  for c in m.random:
+  for c in m.random:  # train_alone set `alone` on the cells it trained
     rows.append([c.authors, _fmt(c.whole), _fmt(c.halves[0]), _fmt(c.halves[1])]
-                + ([_fmt(alone.get(id(c)))] if m.alone else []))
+                + ([_fmt(c.alone)] if m.alone else []))
   text = [f"{len(m.random)} cells drawn uniformly (seed {options.seed}), each scored under the "
           f"same {'shared weights' if m.figure_source == 'shared' else 'table'} as the answer "
           f"on the whole validation split and on its two halves."]

@@ -11,6 +11,8 @@ import dataclasses
 import math
 from typing import Any, Sequence
 
+import numpy as np
+
 from enas_jax.report import stats
 
 PASS, WARN, FAIL, NA = "pass", "warn", "fail", "n/a"
@@ -115,7 +117,7 @@ def percentile_check(answer: float, random_figures: Sequence[float], lower_is_be
   title = "The answer against random cells"
   pct = stats.percentile_among(answer, random_figures, lower_is_better)
   figure = (f"valid {metric} {answer:.4g}: better than {pct:.0f}% of {len(random_figures)} "
-            f"random cells (their median {_median(random_figures):.4g}, best "
+            f"random cells (their median {float(np.median(random_figures)):.4g}, best "
             f"{(min if lower_is_better else max)(random_figures):.4g})")
   if pct >= PERCENTILE_PASS:
     return Check(title, PASS, figure,
@@ -224,8 +226,3 @@ def verdict(checks: Sequence[Check]) -> tuple[str, str]:
   return "distrust", (f"Do not trust the answer yet: {', '.join(failed)} failed"
                       + (f"; {', '.join(warned)} only partly passed." if warned else "."))
 
-
-def _median(values: Sequence[float]) -> float:
-  ordered = sorted(values)
-  n = len(ordered)
-  return ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])

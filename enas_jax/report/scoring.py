@@ -36,7 +36,7 @@ class Cell:
   authors: str
   arch: Any
   whole: float
-  halves: tuple[float, float] | None = None
+  halves: tuple[float, float]
   alone: float | None = None
 
 

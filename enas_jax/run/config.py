@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from enas_jax.controller.policy import ControllerConfig
 from enas_jax.io.checkpoints import CheckpointConfig
@@ -52,13 +52,16 @@ class ReportConfig:
   train_alone: int = 0
   train_alone_steps: int = 200
   seed: int = 0
+  # The least value of each count (a rank correlation needs several cells); the command's flags
+  # of the same names are checked against these too.
+  MINIMUMS: ClassVar[dict[str, int]] = {"random_cells": 3, "train_alone": 0,
+                                         "train_alone_steps": 1, "seed": 0}
 
   def validate(self, section: str = "report") -> None:
-    require(self, section, ">= 0", "train_alone", "seed")
-    require(self, section, ">= 1", "train_alone_steps")
-    if self.random_cells < 3:
-      raise UserError(f"Config field `{section}.random_cells` must be at least 3 (a rank "
-                      f"correlation needs several cells), got {self.random_cells}.")
+    for name, least in self.MINIMUMS.items():
+      if getattr(self, name) < least:
+        raise UserError(f"Config field `{section}.{name}` must be at least {least}, got "
+                        f"{getattr(self, name)}.")
     if not 0 < self.collapse_fraction < 1:
       raise UserError(f"Config field `{section}.collapse_fraction` must be in (0, 1), got "
                       f"{self.collapse_fraction}.")
