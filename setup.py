@@ -24,8 +24,10 @@ TENSORBOARD = ["tensorboard>=2.15"]
 EXTRAS = {
     # What the test suite needs beyond the core install (the image loaders are tested too:
     # tfds through tfds.testing.mock_data, the image folder through Pillow).
-    # (wheel: tests/test_packaging.py builds the wheel offline, without build isolation)
-    "test": ["pytest>=7.4", "chex>=0.1.86", "wheel", *TENSORBOARD, *IMAGES, *NASBENCH],
+    # (wheel: tests/test_packaging.py builds the wheel offline, without build isolation;
+    # pytest-xdist: the suite runs its test files on up to 4 cores, see pyproject.toml)
+    "test": ["pytest>=7.4", "pytest-xdist>=3.8", "chex>=0.1.86", "wheel", *TENSORBOARD, *IMAGES,
+             *NASBENCH],
     # TensorBoard itself, to look at a run's tb/ (the tests read the events with its loader).
     "tensorboard": TENSORBOARD,
     # Image datasets through tensorflow-datasets (CIFAR-10) and image folders; heavy, so optional.

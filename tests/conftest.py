@@ -1,11 +1,20 @@
-"""Test-session settings: one persistent XLA compilation cache shared by every test and every
-subprocess a test starts, so that the many tiny searches compile their steps once per session
-(the compiled code is the same either way; only the waiting differs)."""
+"""Test-session settings: one persistent XLA compilation cache shared by every test, every
+parallel worker (pytest-xdist) and every subprocess a test starts, so that the many tiny searches
+compile their steps once per session (the compiled code is the same either way; only the waiting
+differs). The session's cache is deleted when the session ends."""
 import os
+import shutil
 import tempfile
 
-_CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                               tempfile.mkdtemp(prefix="enas_jax_test_xla_cache_"))
+# pytest-xdist gives every worker of one run the same id; without it, one directory per session.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+_OWNED = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWNED:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = (
+      os.path.join(tempfile.gettempdir(), f"enas_jax_test_xla_cache_{_RUN}") if _RUN
+      else tempfile.mkdtemp(prefix="enas_jax_test_xla_cache_"))
+_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
+os.makedirs(_CACHE, exist_ok=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
@@ -14,3 +23,11 @@ import jax  # noqa: E402  (after the environment is set)
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_sessionfinish(session, exitstatus):
+  """The process that made the cache directory deletes it: the controller of a parallel run (the
+  workers have finished by then) or the single process of a serial one."""
+  del session, exitstatus
+  if _OWNED and not os.environ.get("PYTEST_XDIST_WORKER"):
+    shutil.rmtree(_CACHE, ignore_errors=True)

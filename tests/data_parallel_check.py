@@ -1,6 +1,8 @@
-"""Run by tests/test_data_parallel.py in a fresh process with 8 simulated CPU devices: one
-shared step and one controller step, data-parallel against one device, then more steps the way
-the search loop places them, each phase function compiled once. Prints one JSON line."""
+"""Run by tests/test_data_parallel.py in a fresh process with 8 simulated CPU devices: for the
+macro, micro and recurrent spaces one shared, one controller and one derive step, data-parallel
+against one device, then more steps the way the search loop places them, each phase function
+compiled once; then one whole tiny recurrent search data-parallel against one device. Prints one
+JSON line."""
 import io
 import json
 import os
@@ -13,7 +15,7 @@ import jax  # noqa: E402  (after the flag)
 import numpy as np  # noqa: E402
 from jax.sharding import PartitionSpec  # noqa: E402
 
-from enas_jax.configs import cifar10_macro, quickstart  # noqa: E402
+from enas_jax.configs import cifar10_macro, cifar10_micro, quickstart  # noqa: E402
 from enas_jax.io import metrics  # noqa: E402
 from enas_jax.io.errors import UserError  # noqa: E402
 from enas_jax.run import config as run_config  # noqa: E402
@@ -30,37 +32,56 @@ def _max_diff(a, b):
              for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
-def check(name, config, workdir, phases=("shared", "controller")):
+def _one_of_each(run, key):
+  """From the fresh state, as the loop calls them: one shared step, two controller steps on its
+  weights, one derive step on both. Returns each phase's (weights or decisions, figures)."""
+  state = run.fresh_state()
+  out = {}
+  batch = next(run.task.shared_batches(state, 1))
+  args = run.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
+  _check_split(run, args[-3])
+  state.model, sums = run.program.shared_step(*args)
+  out["shared"] = (state.model.params, sums)
+  # two controller steps: the first sets the reward baseline (its update is zero), the second
+  # moves the controller by its advantage
+  for batch in run.task.reward_batches(state, 2):
+    args = run.placed(batch, state.ctrl, state.model.params, state.model.batch_stats, key,
+                      state.sums["controller"])
+    _check_split(run, args[-3])
+    state.ctrl, state.sums["controller"] = run.program.controller_step(*args)
+  out["controller"] = (state.ctrl.params, state.sums["controller"])
+  # the derive step as the loop calls it: the states as the steps left them, one batch
+  values, _, figures = run.program.derive_step(state.ctrl.params, state.model.params,
+                                               state.model.batch_stats, run.task.derive_batch(0),
+                                               key)
+  out["derive"] = (values, figures)
+  return out
+
+
+def _check_split(run, batch):
+  if run.parallel is None:
+    return
+  split = batch[run.task.split_keys[0]]
+  assert split.sharding.spec == PartitionSpec("data"), split.sharding
+  assert len(split.addressable_shards) == 8
+  assert split.addressable_shards[0].data.shape[0] == split.shape[0] // 8
+
+
+def check(name, config, workdir):
+  """Every phase data-parallel against one device; then more steps the way the loop makes them
+  (new batches, architectures, states) with no recompilation."""
   single = _run(config, os.path.join(workdir, "single"))
   config.parallel.data_parallel = True
   sharded = _run(config, os.path.join(workdir, "sharded"))
   key = jax.random.key(7)
+  one, many = _one_of_each(single, key), _one_of_each(sharded, key)
   out = {}
-  for phase in phases:
-    results = []
-    for run in (single, sharded):
-      state = run.fresh_state()
-      batches = run.task.shared_batches if phase == "shared" else run.task.reward_batches
-      batch = next(batches(state, 1))
-      if phase == "shared":
-        args = run.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
-        new_state, sums = run.program.shared_step(*args)
-        results.append((new_state.params, sums))
-      else:
-        args = run.placed(batch, state.ctrl, state.model.params, state.model.batch_stats, key,
-                          state.sums["controller"])
-        new_state, sums = run.program.controller_step(*args)
-        results.append((new_state.params, sums))
-      if run is sharded:
-        split = args[-3][run.task.split_keys[0]]
-        assert split.sharding.spec == PartitionSpec("data"), split.sharding
-        assert len(split.addressable_shards) == 8
-        assert split.addressable_shards[0].data.shape[0] == split.shape[0] // 8
-    (p1, s1), (p2, s2) = results
-    out[f"{name}_{phase}_param_diff"] = _max_diff(p1, p2)
+  for phase in ("shared", "controller", "derive"):
+    (p1, s1), (p2, s2) = one[phase], many[phase]
+    out[f"{name}_{phase}_param_diff"] = _max_diff(p1, p2)  # derive: the sampled decisions
     out[f"{name}_{phase}_metric_diff"] = _max_diff(s1, s2)
-    out[f"{name}_{phase}_scale"] = max(float(np.max(np.abs(x))) for x in jax.tree_util.tree_leaves(s1))
-  # more steps as the loop makes them (new batches, architectures, states): no recompilation
+    out[f"{name}_{phase}_scale"] = max(float(np.max(np.abs(x)))
+                                       for x in jax.tree_util.tree_leaves(s1))
   state = sharded.fresh_state()
   for batch in sharded.task.shared_batches(state, 3):
     args = sharded.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
@@ -69,21 +90,49 @@ def check(name, config, workdir, phases=("shared", "controller")):
     args = sharded.placed(batch, state.ctrl, state.model.params, state.model.batch_stats, key,
                           state.sums["controller"])
     state.ctrl, state.sums["controller"] = sharded.program.controller_step(*args)
+  for epoch in range(2):
+    sharded.program.derive_step(state.ctrl.params, state.model.params, state.model.batch_stats,
+                                sharded.task.derive_batch(epoch), jax.random.fold_in(key, epoch))
   out[f"{name}_traces"] = [sharded.program.shared_step._cache_size(),
-                           sharded.program.controller_step._cache_size()]
+                           sharded.program.controller_step._cache_size(),
+                           sharded.program.derive_step._cache_size()]
+  return out, single, sharded
+
+
+def whole_search(name, single, sharded):
+  """The two runs' whole searches (the loop, its placement, checkpoints, derived cells): the
+  same cells and figures up to float rounding, the final weights likewise."""
+  a, b = single.execute(), sharded.execute()
+  out = {f"{name}_search_cells_equal": [h["authors"] for h in a["history"]] ==
+         [h["authors"] for h in b["history"]]}
+  figures = [(h1[k], h2[k]) for h1, h2 in zip(a["history"], b["history"]) for k in h1
+             if isinstance(h1[k], float) and k != "seconds" and "time" not in k]
+  out[f"{name}_search_figure_rel_diff"] = max(abs(x - y) / max(abs(x), 1.0) for x, y in figures)
+  out[f"{name}_search_figures"] = len(figures)
+  out[f"{name}_search_param_diff"] = _max_diff(
+      (single.final_state.model.params, single.final_state.ctrl.params),
+      (sharded.final_state.model.params, sharded.final_state.ctrl.params))
+  out[f"{name}_search_traces"] = [sharded.program.shared_step._cache_size(),
+                                  sharded.program.controller_step._cache_size(),
+                                  sharded.program.derive_step._cache_size()]
   return out
 
 
 def main(workdir):
   assert jax.device_count() == 8, jax.devices()
   figures = {}
-  cnn = cifar10_macro.get_config("tiny")
-  cnn.search.epochs = 1
-  figures.update(check("macro", cnn, os.path.join(workdir, "macro")))
+  macro = cifar10_macro.get_config("tiny")
+  macro.search.epochs = 1
+  figures.update(check("macro", macro, os.path.join(workdir, "macro"))[0])
+  micro = cifar10_micro.get_config("tiny")
+  micro.search.epochs = 1
+  figures.update(check("micro", micro, os.path.join(workdir, "micro"))[0])
   rnn = quickstart.get_config("tiny")
   rnn.data.batch_size = 8
-  rnn.search.epochs = 1
-  figures.update(check("rnn", rnn, os.path.join(workdir, "rnn")))
+  rnn.search.epochs = 2
+  rnn_figures, single, sharded = check("rnn", rnn, os.path.join(workdir, "rnn"))
+  figures.update(rnn_figures)
+  figures.update(whole_search("rnn", single, sharded))
   bad = cifar10_macro.get_config("tiny")
   bad.parallel.data_parallel = True
   bad.data.batch_size = 12

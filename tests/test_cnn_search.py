@@ -1,4 +1,5 @@
 """The CNN searches end to end on tiny synthetic images: outputs, compile-once, resume."""
+import io
 import json
 import os
 import pathlib
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 
 from enas_jax.configs import cifar10_macro
+from enas_jax.io import metrics
 from enas_jax.run import config as run_config
+from enas_jax.run import search as search_run
 from enas_jax.spaces.macro import arch as arch_lib
 from tests import runs
 
@@ -117,15 +120,21 @@ def test_tiny_micro_search_end_to_end_compiles_each_phase_once(micro_search):
 
 def test_micro_search_killed_mid_epoch_resumes_bit_for_bit(micro_search, tmp_path):
   """SIGKILL a micro search in a subprocess once its first checkpoint (inside epoch 1) exists;
-  the same command resumes inside that epoch and ends identical to the uninterrupted run."""
+  the same search resumes inside that epoch (here in-process, to count its compilations), each
+  phase compiled once after the restore, and ends identical to the uninterrupted run."""
   workdir = tmp_path / "killed"
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   cmd = [sys.executable, "-m", "enas_jax.search", *MICRO_ARGS, f"--workdir={workdir}",
          "--progress=off"]
   runs.kill_after_first_checkpoint(cmd, workdir, ROOT, env)
-  resumed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-  assert resumed.returncode == 0, resumed.stderr
+  out = io.StringIO()
+  resumed = search_run.SearchRun(micro_search[0].cfg, str(workdir), out,
+                                 metrics.Progress(enabled=False))
+  resumed.execute()
   where = re.search(r"resuming from checkpoint (\d+) .*: epoch (\d+), (\w+) phase, step (\d+) "
-                    r"of it", resumed.stdout)
-  assert where and int(where.group(4)) > 0, resumed.stdout  # inside a phase of an epoch
+                    r"of it", out.getvalue())
+  assert where and int(where.group(4)) > 0, out.getvalue()  # inside a phase of an epoch
+  for fn in (resumed.program.shared_step, resumed.program.controller_step,
+             resumed.program.derive_step, resumed.task.jit_accuracy):
+    assert fn._cache_size() == 1  # restored arrays reuse the compiled steps
   runs.assert_same_run(micro_search[2], workdir)

@@ -36,11 +36,14 @@ def test_final_training_resumes_bit_for_bit_and_counts_parameters(tmp_path):
   expected = sum(x.size for k, v in params.items() if k != "aux_head"
                  for x in jax.tree_util.tree_leaves(v))
   assert summary["params"] == expected  # ... which the reported count leaves out
-  assert run.task.step._cache_size() == 1
+  # one compilation each for every training step and every validation and test batch (the last
+  # one padded and masked)
+  assert run.task.step._cache_size() == 1 and run.task.eval_step._cache_size() == 1
 
   _run(_cfg(epochs=1), tmp_path / "resumed")
   resumed_run, resumed = _run(_cfg(), tmp_path / "resumed")
   assert resumed["history"] == summary["history"]
+  assert resumed_run.task.step._cache_size() == resumed_run.task.eval_step._cache_size() == 1
   jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.model,
                          run.final_state.model)
 
@@ -71,11 +74,15 @@ def test_train_cli_dispatches_on_the_space_field(tmp_path):
   assert (tmp_path / "w" / "summary.json").is_file()
 
 
-def test_micro_final_training_cli_and_wrong_space_architecture(tmp_path):
-  result = _train_cli("--config=configs/cifar10_micro_final.py:tiny",
-                      f"--workdir={tmp_path / 'w'}", "--config.train.epochs=1")
-  assert result.returncode == 0, result.stderr
-  assert "micro network of 3 cells" in result.stdout and "test accuracy" in result.stdout
+def test_micro_final_training_compiles_once_and_wrong_space_architecture(tmp_path):
+  from enas_jax.configs import cifar10_micro_final
+  out = io.StringIO()
+  run = final_run.FinalRun(runs.final_config(cifar10_micro_final, epochs=1), str(tmp_path / "w"),
+                           out, metrics.Progress(enabled=False))
+  run.execute()
+  assert "micro network of 3 cells" in out.getvalue() and "test accuracy" in out.getvalue()
+  # every training step (drop-path keep changing with the step) and every evaluation batch
+  assert run.task.step._cache_size() == 1 and run.task.eval_step._cache_size() == 1
   summary = json.loads((tmp_path / "w" / "summary.json").read_text())
   assert summary["space"] == "micro" and summary["params"] > 0
   assert summary["architecture"]["outputs"] == {"normal": [3], "reduce": [3]}

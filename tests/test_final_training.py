@@ -221,6 +221,10 @@ def straight(tmp_path_factory):
 def test_training_writes_its_outputs(straight):
   workdir, run, summary, out = straight
   assert run.task.step._cache_size() == 1  # one compilation for every window length and epoch
+  # evaluation: one compilation per batch size (validation rows, the test protocol's batch 1)
+  data = run.cfg.data
+  assert data.eval_batch_size != data.test_batch_size == 1
+  assert run.task.eval_step._cache_size() == 2
   assert summary["params"] == count_params(run.final_state.model.lm.params)
   assert np.isfinite(summary["test_ppl"]) and summary["epochs"] == 3
   assert "batch 1" in summary["test_protocol"]
@@ -243,6 +247,8 @@ def test_resume_from_a_mid_epoch_checkpoint_is_bit_identical(straight, tmp_path)
       shutil.rmtree(copy / "checkpoints" / str(step))
   resumed_run, resumed, out = _train(copy, _cfg())
   assert "resuming from checkpoint" in out
+  assert resumed_run.task.step._cache_size() == 1  # restored arrays reuse the compiled steps
+  assert resumed_run.task.eval_step._cache_size() == 2
   assert _rows(copy) == _rows(workdir)
   assert resumed == summary
   jax.tree_util.tree_map(np.testing.assert_array_equal, resumed_run.final_state.model.lm.params,

@@ -1,5 +1,6 @@
 """The micro search space: formats, the controller's order and biases, cells against a plain
-reference, one compilation over 200 architectures, the fixed network's shapes and size."""
+reference, one compilation over 200 architectures, the fixed cells against a plain reference and
+the fixed network's size."""
 import math
 
 import chex
@@ -263,15 +264,133 @@ def test_drop_path_and_its_schedule_by_hand():
   assert float(network.drop_path_keep(cfg, 7, 1.0)) == pytest.approx(0.6)
 
 
-def test_fixed_cells_concatenate_loose_ends_and_reduce():
-  arch = arch_lib.from_authors_string(AUTHORS)
-  x = jnp.ones((2, 8, 8, 6))
-  for rows, reduction, width, side in ((arch.normal_Bx4, False, 5 * 4, 8),
-                                       (arch.reduce_Bx4, True, 4 * 4, 4)):
-    cell = network.FixedCell(tuple(map(tuple, rows.tolist())), 4, reduction, True)
-    out, _ = cell.init_with_output({"params": jax.random.key(0), "dropout": jax.random.key(1)},
-                                   x, x, True, 0.9)
-    assert out.shape == (2, side, side, width)
+# --- the fixed (final-training) cells against a plain NumPy reference --------------------------------
+
+def _same_pads(size, k, stride):
+  """TensorFlow's SAME: (output size, padding before); the odd pixel of padding goes after."""
+  out = -(-size // stride)
+  return out, max((out - 1) * stride + k - size, 0) // 2
+
+
+def _np_conv(x, w, stride=1, depthwise=False):
+  """Convolution by its definition (SAME padding, no bias): a sum over the kernel's offsets."""
+  n, h, wd, c = x.shape
+  k = w.shape[0]
+  (oh, top), (ow, left) = _same_pads(h, k, stride), _same_pads(wd, k, stride)
+  xp = np.zeros((n, h + k, wd + k, c))
+  xp[:, top:top + h, left:left + wd] = x
+  out = 0.0
+  for i in range(k):
+    for j in range(k):
+      patch = xp[:, i:i + stride * oh:stride, j:j + stride * ow:stride]
+      out = out + (patch * w[i, j, 0] if depthwise else patch @ w[i, j])
+  return out
+
+
+def _np_pool(x, kind, stride):
+  """3 x 3 SAME pooling; the average counts only the pixels inside the image."""
+  n, h, w, c = x.shape
+  (oh, top), (ow, left) = _same_pads(h, 3, stride), _same_pads(w, 3, stride)
+  out = np.zeros((n, oh, ow, c))
+  for i in range(oh):
+    for j in range(ow):
+      r0, c0 = i * stride - top, j * stride - left
+      win = x[:, max(r0, 0):r0 + 3, max(c0, 0):c0 + 3]
+      out[:, i, j] = win.max(axis=(1, 2)) if kind == "max" else win.mean(axis=(1, 2))
+  return out
+
+
+def _np_bn(x, p):
+  return _plain_bn(x, p["scale"], p["bias"])  # training mode: the batch's statistics
+
+
+def _np_relu_conv_bn(p, x):
+  return _np_bn(_np_conv(np.maximum(x, 0), p["Conv_0"]["kernel"]), p["BatchNorm_0"])
+
+
+def _np_factorized_reduce(p, x):
+  """The authors' factorized reduction: 1 x 1 convs on the even pixels and on the odd pixels
+  (the image shifted by one), concatenated, batch-normalised."""
+  a = x[:, ::2, ::2] @ p["Conv_0"]["kernel"][0, 0]
+  b = x[:, 1::2, 1::2] @ p["Conv_1"]["kernel"][0, 0]
+  return _np_bn(np.concatenate([a, b], axis=-1), p["BatchNorm_0"])
+
+
+def _np_sep_stack(p, x, k, stride):
+  for i in range(2):
+    x = _np_conv(np.maximum(x, 0), p[f"Conv_{2 * i}"]["kernel"], stride if i == 0 else 1, True)
+    x = _np_bn(x @ p[f"Conv_{2 * i + 1}"]["kernel"][0, 0], p[f"BatchNorm_{i}"])
+  return x
+
+
+def reference_fixed_cell(p, rows, reduction, c, pp, prev):
+  """The authors' `_fixed_layer` written out: calibrate the two inputs to c channels (a
+  factorized reduction of relu(pp) when pp is larger), the layer's base 1 x 1 conv on prev, each
+  node the sum of its two chosen operations (stride 2 on the inputs of a reduction cell, where the
+  identity becomes a factorized reduction), then the loose ends concatenated, reduced if larger."""
+  if pp.shape[1] != prev.shape[1]:
+    pp = _np_factorized_reduce(p["calibrate_x"], np.maximum(pp, 0))
+  elif pp.shape[-1] != c:
+    pp = _np_relu_conv_bn(p["calibrate_x"], pp)
+  if prev.shape[-1] != c:
+    prev = _np_relu_conv_bn(p["calibrate_y"], prev)
+  nodes = [pp, _np_relu_conv_bn(p["base"], prev)]
+  for b, row in enumerate(rows):
+    total = 0.0
+    for slot in range(2):
+      inp, op = row[2 * slot], arch_lib.OPS[row[2 * slot + 1]]
+      stride = 2 if reduction and inp < 2 else 1
+      name = f"node{b + 2}_{'xy'[slot]}"
+      if op.startswith("sep"):
+        h = _np_sep_stack(p[name], nodes[inp], int(op[3]), stride)
+      elif op.endswith("pool3x3"):
+        h = _np_pool(nodes[inp], op[:3], stride)
+      else:
+        h = _np_factorized_reduce(p[name], nodes[inp]) if stride == 2 else nodes[inp]
+      total = total + h
+    nodes.append(total)
+  used = {r[0] for r in rows} | {r[2] for r in rows}
+  outs = [nodes[j] if nodes[j].shape[1] == nodes[-1].shape[1]
+          else _np_factorized_reduce(p[f"combine_reduce{j}"], nodes[j])
+          for j in range(len(nodes)) if j not in used]
+  return np.concatenate(outs, axis=-1)
+
+
+def _random_bn_affine(params, key):
+  """Batch norm's scale and bias set away from 1 and 0, so that the reference must use them."""
+  leaves, tree = jax.tree_util.tree_flatten_with_path(params)
+  keys = jax.random.split(key, len(leaves))
+  return jax.tree_util.tree_unflatten(tree, [
+      np.asarray(v) + (np.asarray(jax.random.normal(k, v.shape)) * 0.5
+                       if path[-1].key in ("scale", "bias") else 0.0)
+      for (path, v), k in zip(leaves, keys)])
+
+
+@pytest.mark.parametrize("cells, reduction, pp_shape, prev_shape", [
+    # the authors' reduction cell: both inputs calibrated from 6 channels, stride 2 on them
+    (AUTHORS.split()[20:], True, (3, 8, 8, 6), (3, 8, 8, 6)),
+    # a reduction cell that leaves input 1 loose (reduced for the output) and takes the
+    # identity of input 0 at stride 2 (a factorized reduction), every op at stride 2 once
+    ("0 4 0 0 0 1 0 2 2 3 0 4 3 0 4 1 0 3 5 2".split(), True, (3, 8, 8, 4), (3, 8, 8, 6)),
+    # the authors' normal cell after a reduction: pp at twice prev's size, reduced to calibrate
+    (AUTHORS.split()[:20], False, (3, 8, 8, 4), (3, 4, 4, 8)),
+])
+def test_fixed_cell_equals_a_plain_reference(cells, reduction, pp_shape, prev_shape):
+  rows = tuple(tuple(int(v) for v in cells[i:i + 4]) for i in range(0, 20, 4))
+  cell = network.FixedCell(rows, 8, reduction, drop_path=False)
+  k0, k1 = jax.random.split(jax.random.key(3))
+  pp, prev = jax.random.normal(k0, pp_shape), jax.random.normal(k1, prev_shape)
+  with jax.default_matmul_precision("highest"):
+    variables = cell.init({"params": jax.random.key(0)}, pp, prev, True, 1.0)
+    params = _random_bn_affine(variables["params"], jax.random.key(9))
+    got, _ = cell.apply({**variables, "params": params}, pp, prev, True, 1.0,
+                        mutable=["batch_stats"])
+  want = reference_fixed_cell(jax.tree_util.tree_map(np.float64, params), rows, reduction, 8,
+                              np.asarray(pp, np.float64), np.asarray(prev, np.float64))
+  loose = int(arch_lib.loose_ends(np.asarray(rows)).sum())
+  side = prev_shape[1] // 2 if reduction else prev_shape[1]
+  assert got.shape == want.shape == (3, side, side, 8 * loose)
+  np.testing.assert_allclose(np.asarray(got), want, rtol=2e-4, atol=2e-4)
 
 
 def test_paper_size_network_from_the_authors_cells_has_the_authors_code_parameter_count():

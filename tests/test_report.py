@@ -206,6 +206,31 @@ def test_a_partly_written_log_and_a_checkpoint_being_saved_are_read_around(tmp_p
   assert report.checks[0].status != "n/a"
 
 
+def test_a_checkpoint_deleted_while_listed_is_listed_again(tmp_path, nb201_search, monkeypatch):
+  """A running search deletes its oldest checkpoint after each save; when that happens while
+  the report's reader lists the directory, the reader lists it again (measured: a report of a
+  search under load once failed with FileNotFoundError there)."""
+  from enas_jax.io import checkpoints
+  workdir = tmp_path / "copy"
+  shutil.copytree(nb201_search, workdir)
+  real, calls = checkpoints.ocp.CheckpointManager, []
+
+  def deleted_during_the_first_listing(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 1:
+      raise FileNotFoundError(2, "No such file or directory", str(workdir / "checkpoints" / "3"))
+    return real(*args, **kwargs)
+  monkeypatch.setattr(checkpoints.ocp, "CheckpointManager", deleted_during_the_first_listing)
+  report = build_report(str(workdir), {}, lambda _: None)
+  assert len(calls) == 2 and report.checks[0].status != "n/a"
+  # a directory that changes under every listing: one paragraph, not a traceback
+  monkeypatch.setattr(checkpoints.ocp, "CheckpointManager", lambda *a, **k: (_ for _ in ()).throw(
+      FileNotFoundError(2, "gone")))
+  monkeypatch.setattr(checkpoints.time, "sleep", lambda s: None)
+  with pytest.raises(UserError, match="changed under every one of 10 reads"):
+    build_report(str(workdir), {}, lambda _: None)
+
+
 def test_what_is_not_a_search_is_a_clear_error(tmp_path):
   with pytest.raises(UserError, match="does not exist"):
     build_report(str(tmp_path / "nowhere"), {}, print)

@@ -99,9 +99,10 @@ def test_signal_saves_where_it_stopped_and_resume_is_bit_identical(reference, tm
   out, err = proc.communicate(timeout=300)
   assert proc.returncode == code, err
   assert "Traceback" not in err and not (workdir / "summary.json").exists()
-  stop = re.search(r"stopped by (\w+) at epoch (\d+), step (\d+); checkpoint (\d+) saved", err)
+  said = " ".join(err.split())  # one paragraph, wrapped wherever its paths fall
+  stop = re.search(r"stopped by (\w+) at epoch (\d+), step (\d+); checkpoint (\d+) saved", said)
   assert stop and stop.group(1) == sig.name, err
-  assert "run the same command to resume" in err
+  assert "run the same command to resume" in said
   saved = int(stop.group(4))
   assert saved >= first and (workdir / "checkpoints" / str(saved)).is_dir()
   _, _, meta = runs.latest_checkpoint(workdir)
@@ -244,7 +245,8 @@ def test_same_structure_restores_without_recompiling(reference, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   run, _, _ = _run(workdir, _cfg(**{"search.epochs": 4}))
-  for jitted in (run.program.shared_step, run.program.controller_step):
+  for jitted in (run.program.shared_step, run.program.controller_step, run.program.derive_step,
+                 run.task.jit_eval_step):
     assert jitted._cache_size() == 1
   jax.tree_util.tree_map(lambda x: np.testing.assert_(np.all(np.isfinite(x))),
                          run.final_state.model.params)

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 
-from enas_jax.io import metrics
 from tests import tensorboard_view
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -46,12 +45,14 @@ def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
 
 
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
-  missing = tmp_path / "no_ptb"
+  missing = tmp_path / "no-ptb-in-this-rather-long-hyphenated-directory-name-that-must-stay-whole"
   result = _search("--config=configs/ptb_rnn.py", f"--workdir={tmp_path / 'w'}",
                    f"--config.data.dir={missing}")
   assert result.returncode == 2
   message = " ".join(result.stderr.split())
-  assert str(missing) in message and "train.txt" in message and "`data.dir`" in message
+  assert "train.txt" in message and "`data.dir`" in message
+  # the path is on one line, unbroken (the paragraph never wraps inside a word), to be copied
+  assert any(f"'{missing}'" in line for line in result.stderr.splitlines()), result.stderr
   assert "Traceback" not in result.stderr
 
 

@@ -278,10 +278,7 @@ def read_latest(directory: str, template: Any
   none; unreadable ones are skipped. `template` as for `Checkpointer.restore_latest`."""
   if not os.path.isdir(directory):
     return None
-  with _orbax_errors_unlogged():  # its notes that a read-only manager will not save
-    options = ocp.CheckpointManagerOptions(read_only=True, create=False,
-                                           cleanup_tmp_directories=False)
-    manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+  manager = _read_only_manager(directory)
   try:
     for step in sorted(manager.all_steps(), reverse=True):
       try:
@@ -295,6 +292,22 @@ def read_latest(directory: str, template: Any
   finally:
     manager.close()
   return None
+
+
+def _read_only_manager(directory: str, attempts: int = 10) -> ocp.CheckpointManager:
+  """A read-only orbax manager of `directory`. A running search deletes its oldest checkpoint
+  after each save; one that goes between the manager's listing and its look at each step is
+  listed again."""
+  options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                         cleanup_tmp_directories=False)
+  for _ in range(attempts):
+    try:
+      with _orbax_errors_unlogged():  # its notes that a read-only manager will not save
+        return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    except FileNotFoundError:
+      time.sleep(0.05)
+  raise UserError(f"The checkpoints in {directory} changed under every one of {attempts} reads "
+                  f"(a run saving and deleting them very fast?). Run the same command again.")
 
 
 def _check_leaves(meta: Mapping[str, Any], template: Any, step: int, directory: str,

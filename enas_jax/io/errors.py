@@ -39,10 +39,16 @@ def write_failure(err: OSError) -> UserError:
                    f"--workdir) and run the same command; it resumes from the newest checkpoint.")
 
 
+def paragraph(text: str) -> str:
+  """`text` wrapped at 100 columns, never inside a word: a path or a flag (hyphens included)
+  stays whole on one line, so it can be copied."""
+  return textwrap.fill(text, width=100, break_on_hyphens=False, break_long_words=False)
+
+
 def exit_with(err: UserError, stream: TextIO | None = None) -> NoReturn:
   """Prints the error as one wrapped paragraph and exits with `USER_ERROR_EXIT`."""
   stream = stream or sys.stderr
-  stream.write(textwrap.fill(f"error: {err}", width=100) + "\n")
+  stream.write(paragraph(f"error: {err}") + "\n")
   stream.flush()
   raise SystemExit(USER_ERROR_EXIT)
 
@@ -57,7 +63,7 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       exit_with(err)
     except Stopped as stop:
       sys.stdout.flush()
-      sys.stderr.write(textwrap.fill(str(stop), width=100) + "\n")
+      sys.stderr.write(paragraph(str(stop)) + "\n")
       sys.stderr.flush()
       raise SystemExit(stop.exit_code) from None
     except KeyboardInterrupt:  # Ctrl-C before the run could save anything

@@ -19,6 +19,7 @@ import numpy as np
 from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io.errors import UserError
 from enas_jax.io.metrics import Progress
+from enas_jax.ops.initialize import initialize
 from enas_jax.run import config as run_config
 from enas_jax.run.search import SearchRun
 from enas_jax.run.state import SearchState
@@ -151,11 +152,10 @@ def train_alone(run: SearchRun, out: Measurements, options: run_config.ReportCon
   cells = alone_choice(out.random, options.train_alone, out.lower_is_better) + [out.answer]
   key = jax.random.fold_in(jax.random.key(options.seed), _TRAIN_ALONE)
   step = jax.jit(task.train_step)  # the cell is an argument: compiled once for every cell
-  init = jax.jit(task.init_model)
+  fresh = initialize(task.init_model, jax.random.fold_in(key, 0))
   say(f"training {len(cells)} cells alone, {options.train_alone_steps} steps each")
   for cell in cells:
-    holder = SearchState(model=init(jax.random.fold_in(key, 0)), ctrl=None, sums={},
-                         epoch_sums={})
+    holder = SearchState(model=fresh, ctrl=None, sums={}, epoch_sums={})
     arch = jax.tree_util.tree_map(lambda x: np.asarray(x, np.int32), cell.arch)
     for i, batch in enumerate(task.shared_batches(holder, options.train_alone_steps)):
       holder.model, _ = step(holder.model, batch, arch, jax.random.fold_in(key, i + 1))

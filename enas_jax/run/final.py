@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.ops import guards
+from enas_jax.ops.initialize import initialize
 from enas_jax.run.config import FinalConfig
 from enas_jax.run.runner import Runner
 from enas_jax.run.state import TrainState
@@ -40,7 +41,7 @@ class FinalRun(Runner):
     return {k: jnp.zeros(s.shape, s.dtype) for k, s in self._shapes.items()}
 
   def fresh_state(self) -> TrainState:
-    return TrainState(model=jax.jit(self.task.init_model)(), sums=self.zero_sums(),
+    return TrainState(model=initialize(self.task.init_model), sums=self.zero_sums(),
                       epoch_sums=self.zero_sums())
 
   def save(self, state: TrainState) -> None:

@@ -31,6 +31,7 @@ from enas_jax.controller import steps as controller_steps
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.ops.params import count_params, set_learning_rate
 from enas_jax.ops import guards
+from enas_jax.ops.initialize import initialize
 from enas_jax.run import outputs
 from enas_jax.run import parallel as parallel_lib
 from enas_jax.run.config import SearchConfig
@@ -95,7 +96,7 @@ class SearchRun(Runner):
     return self._shapes
 
   def fresh_state(self) -> SearchState:
-    return SearchState(model=jax.jit(self.init_model)(), ctrl=jax.jit(self.init_ctrl)(),
+    return SearchState(model=initialize(self.init_model), ctrl=initialize(self.init_ctrl),
                        sums={p: zeros(s) for p, s in self.shapes.items()},
                        epoch_sums={p: zeros(s) for p, s in self.shapes.items()})
 
