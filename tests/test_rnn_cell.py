@@ -140,6 +140,33 @@ def test_dropout_is_deterministic_in_the_key_and_changes_with_it():
   assert not np.allclose(run(1), evals)
 
 
+def test_dropconnect_on_node0_masks_only_node_zero():
+  """`dropconnect_on="node0"` (ENAS-pytorch's code) masks node 0's recurrent matrix only: with
+  that matrix zeroed and every other dropout off, the output no longer depends on the dropout
+  key and equals the unmasked network's; with "all" (the default) the edges' masks still move
+  it, and with node 0's matrix intact "node0" does too."""
+  arch = make_arch(*ARCHS["random_a"])
+  tokens = jax.random.randint(jax.random.key(1), (B, T), 0, V)
+  h0 = jax.random.normal(jax.random.key(2), (B, H))
+
+  def outputs(on, zero_node0):
+    cfg = RNNModelConfig(**{**CFG.__dict__, "dropconnect": 0.5, "dropconnect_on": on})
+    model, params = _init(cfg)
+    if zero_node0:
+      params["cell"]["node0"]["w_h"] = jnp.zeros_like(params["cell"]["node0"]["w_h"])
+    run = lambda k: np.asarray(model.apply({"params": params}, tokens, h0, arch, train=True,
+                                           rngs={"dropout": jax.random.key(k)})[0])
+    return run(1), run(2), np.asarray(model.apply({"params": params}, tokens, h0, arch)[0])
+
+  one, two, unmasked = outputs("node0", zero_node0=True)
+  np.testing.assert_allclose(one, unmasked, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(two, unmasked, rtol=1e-6, atol=1e-6)
+  one, two, unmasked = outputs("all", zero_node0=True)
+  assert not np.allclose(one, two) and not np.allclose(one, unmasked)
+  one, two, _ = outputs("node0", zero_node0=False)
+  assert not np.allclose(one, two)
+
+
 def test_invalid_steps_leave_the_state_unchanged():
   model, params = _init()
   arch = make_arch(*ARCHS["random_a"])

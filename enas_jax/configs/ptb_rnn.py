@@ -60,6 +60,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.input_dropout = 0.65  # locked dropout on the cell input; ENAS-pytorch: 0.65
   config.model.output_dropout = 0.4  # locked dropout on the cell output; ENAS-pytorch: 0.4
   config.model.dropconnect = 0.5  # DropConnect on recurrent weights; ENAS-pytorch: 0.5
+  config.model.dropconnect_on = "all"  # "all" chosen recurrent matrices (paper) or "node0" (ENAS-pytorch)
   config.model.cell_input_dropout = 0.0  # a second locked mask on the cell input (enas_lm drop_x)
   config.model.between_node_dropout = 0.0  # mask on every node's input (enas_lm drop_l)
   config.model.hidden_norm_clip = 25.0  # clip each h_t to this L2 norm (0: off); ENAS-pytorch: 25

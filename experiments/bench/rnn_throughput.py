@@ -44,20 +44,22 @@ PAPER_RATES = {"embedding": 0.1, "input": 0.65, "output": 0.4, "dropconnect": 0.
 NO_DROPOUT = {k: 0.0 for k in PAPER_RATES}
 
 
-def model_config(hidden: int, nodes: int, rates: dict[str, float],
-                 unroll: int = 1) -> RNNModelConfig:
+def model_config(hidden: int, nodes: int, rates: dict[str, float], unroll: int = 1,
+                 dropconnect_on: str = "all") -> RNNModelConfig:
   return RNNModelConfig(num_nodes=nodes, embed_dim=hidden, hidden_dim=hidden,
                         embedding_dropout=rates["embedding"], input_dropout=rates["input"],
                         output_dropout=rates["output"], dropconnect=rates["dropconnect"],
-                        hidden_norm_clip=25.0, scan_unroll=unroll)
+                        dropconnect_on=dropconnect_on, hidden_norm_clip=25.0,
+                        scan_unroll=unroll)
 
 
 class Ours:
   """Our shared step, jitted with the architecture as a traced argument (as in the search)."""
 
   def __init__(self, hidden: int, vocab: int, nodes: int, batch: int, rates: dict[str, float],
-               unroll: int = 1, l2: float = 1e-7):
-    self.model = RNNLanguageModel(model_config(hidden, nodes, rates, unroll), vocab)
+               unroll: int = 1, l2: float = 1e-7, dropconnect_on: str = "all"):
+    self.model = RNNLanguageModel(model_config(hidden, nodes, rates, unroll, dropconnect_on),
+                                  vocab)
     opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig())
     self.arch = random_arch(jax.random.key(42), nodes)
     self.state = lm_steps.init_state(self.model, opt, jax.random.key(0), batch, self.arch)

@@ -34,6 +34,7 @@ class RNNModelConfig:
   input_dropout: float = 0.65
   output_dropout: float = 0.4
   dropconnect: float = 0.5
+  dropconnect_on: Literal["all", "node0"] = "all"
   cell_input_dropout: float = 0.0
   between_node_dropout: float = 0.0
   hidden_norm_clip: float = 25.0
@@ -140,7 +141,9 @@ class RNNLanguageModel(nn.Module):
     if train and cfg.dropconnect > 0:  # DropConnect on the recurrent weights, one mask per call
       k0, k1 = jax.random.split(self.make_rng("dropout"))
       w_h0_Hx2H = w_h0_Hx2H * dropout_mask(k0, cfg.dropconnect, w_h0_Hx2H.shape)
-      w_edges_MxHx2H = w_edges_MxHx2H * dropout_mask(k1, cfg.dropconnect, w_edges_MxHx2H.shape)
+      if cfg.dropconnect_on == "all":  # "node0": node 0's matrix only, as ENAS-pytorch
+        w_edges_MxHx2H = w_edges_MxHx2H * dropout_mask(k1, cfg.dropconnect,
+                                                       w_edges_MxHx2H.shape)
 
     xw_TxBx2H = x_TxBxE @ cell["node0"]["w_x"]
     h_last_BxH, out_TxBxH = cell_lib.unroll(
