@@ -68,6 +68,17 @@ def dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Arr
   return keep.astype(jnp.float32) / (1.0 - rate)
 
 
+def dropconnect(cfg: RNNModelConfig, key: jax.Array, w_h0_Hx2H: jax.Array,
+                w_edges_MxHx2H: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """DropConnect masks on node 0's recurrent matrix and, with `dropconnect_on="all"` (the
+  paper's), on the chosen edges' matrices too; "node0" leaves those as they are (ENAS-pytorch)."""
+  k0, k1 = jax.random.split(key)
+  w_h0_Hx2H = w_h0_Hx2H * dropout_mask(k0, cfg.dropconnect, w_h0_Hx2H.shape)
+  if cfg.dropconnect_on == "all":
+    w_edges_MxHx2H = w_edges_MxHx2H * dropout_mask(k1, cfg.dropconnect, w_edges_MxHx2H.shape)
+  return w_h0_Hx2H, w_edges_MxHx2H
+
+
 def sow_activation_sq(module: nn.Module, out_TxBxH: jax.Array, valid_T: jax.Array) -> None:
   """Sows the mean square of the cell outputs over the valid steps ('intermediates'), for the
   activation L2 penalty (`lm_steps.make_lm_steps(activation_l2=...)`)."""
@@ -139,11 +150,8 @@ class RNNLanguageModel(nn.Module):
       node_mask_BxH = dropout_mask(self.make_rng("dropout"), cfg.between_node_dropout,
                                     (batch, cfg.hidden_dim))
     if train and cfg.dropconnect > 0:  # DropConnect on the recurrent weights, one mask per call
-      k0, k1 = jax.random.split(self.make_rng("dropout"))
-      w_h0_Hx2H = w_h0_Hx2H * dropout_mask(k0, cfg.dropconnect, w_h0_Hx2H.shape)
-      if cfg.dropconnect_on == "all":  # "node0": node 0's matrix only, as ENAS-pytorch
-        w_edges_MxHx2H = w_edges_MxHx2H * dropout_mask(k1, cfg.dropconnect,
-                                                       w_edges_MxHx2H.shape)
+      w_h0_Hx2H, w_edges_MxHx2H = dropconnect(cfg, self.make_rng("dropout"), w_h0_Hx2H,
+                                              w_edges_MxHx2H)
 
     xw_TxBx2H = x_TxBxE @ cell["node0"]["w_x"]
     h_last_BxH, out_TxBxH = cell_lib.unroll(
