@@ -6,15 +6,12 @@ import os
 import shutil
 import tempfile
 
-# pytest-xdist gives every worker of one run the same id; without it, one directory per session.
-_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+# The first process to load this (pytest-xdist's controller, or the one process of a serial run)
+# makes the directory; the workers and subprocesses it starts inherit the variable.
 _OWNED = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 if _OWNED:
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = (
-      os.path.join(tempfile.gettempdir(), f"enas_jax_test_xla_cache_{_RUN}") if _RUN
-      else tempfile.mkdtemp(prefix="enas_jax_test_xla_cache_"))
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="enas_jax_test_xla_cache_")
 _CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
-os.makedirs(_CACHE, exist_ok=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
@@ -26,8 +23,8 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_sessionfinish(session, exitstatus):
-  """The process that made the cache directory deletes it: the controller of a parallel run (the
-  workers have finished by then) or the single process of a serial one."""
+  """The process that made the cache directory deletes it (a parallel run's controller finishes
+  after its workers)."""
   del session, exitstatus
-  if _OWNED and not os.environ.get("PYTEST_XDIST_WORKER"):
+  if _OWNED:
     shutil.rmtree(_CACHE, ignore_errors=True)

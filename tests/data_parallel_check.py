@@ -32,23 +32,29 @@ def _max_diff(a, b):
              for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
-def _one_of_each(run, key):
-  """From the fresh state, as the loop calls them: one shared step, two controller steps on its
-  weights, one derive step on both. Returns each phase's (weights or decisions, figures)."""
-  state = run.fresh_state()
-  out = {}
-  batch = next(run.task.shared_batches(state, 1))
-  args = run.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
-  _check_split(run, args[-3])
-  state.model, sums = run.program.shared_step(*args)
-  out["shared"] = (state.model.params, sums)
-  # two controller steps: the first sets the reward baseline (its update is zero), the second
-  # moves the controller by its advantage
-  for batch in run.task.reward_batches(state, 2):
+def _steps(run, state, key, shared, controller):
+  """`shared` shared steps, then `controller` controller steps, from `state`, placed as the loop
+  places them (each split batch checked)."""
+  for batch in run.task.shared_batches(state, shared):
+    args = run.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
+    _check_split(run, args[-3])
+    state.model, state.sums["shared"] = run.program.shared_step(*args)
+  for batch in run.task.reward_batches(state, controller):
     args = run.placed(batch, state.ctrl, state.model.params, state.model.batch_stats, key,
                       state.sums["controller"])
     _check_split(run, args[-3])
     state.ctrl, state.sums["controller"] = run.program.controller_step(*args)
+  return state
+
+
+def _one_of_each(run, key):
+  """From the fresh state, as the loop calls them: one shared step, two controller steps on its
+  weights, one derive step on both. Returns each phase's (weights or decisions, figures)."""
+  state = _steps(run, run.fresh_state(), key, 1, 0)
+  out = {"shared": (state.model.params, state.sums["shared"])}
+  # two controller steps: the first sets the reward baseline (its update is zero), the second
+  # moves the controller by its advantage
+  state = _steps(run, state, key, 0, 2)
   out["controller"] = (state.ctrl.params, state.sums["controller"])
   # the derive step as the loop calls it: the states as the steps left them, one batch
   values, _, figures = run.program.derive_step(state.ctrl.params, state.model.params,
@@ -82,14 +88,7 @@ def check(name, config, workdir):
     out[f"{name}_{phase}_metric_diff"] = _max_diff(s1, s2)
     out[f"{name}_{phase}_scale"] = max(float(np.max(np.abs(x)))
                                        for x in jax.tree_util.tree_leaves(s1))
-  state = sharded.fresh_state()
-  for batch in sharded.task.shared_batches(state, 3):
-    args = sharded.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
-    state.model, state.sums["shared"] = sharded.program.shared_step(*args)
-  for batch in sharded.task.reward_batches(state, 3):
-    args = sharded.placed(batch, state.ctrl, state.model.params, state.model.batch_stats, key,
-                          state.sums["controller"])
-    state.ctrl, state.sums["controller"] = sharded.program.controller_step(*args)
+  state = _steps(sharded, sharded.fresh_state(), key, 3, 3)
   for epoch in range(2):
     sharded.program.derive_step(state.ctrl.params, state.model.params, state.model.batch_stats,
                                 sharded.task.derive_batch(epoch), jax.random.fold_in(key, epoch))

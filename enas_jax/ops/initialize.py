@@ -18,6 +18,9 @@ T = TypeVar("T")
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
-def initialize(init: Callable[..., T], *args: Any) -> T:
-  """`init(*args)`, compiled at XLA's lowest optimisation level."""
+def initialize(init: Callable[..., T], *args: Any, compiled: bool = True) -> T:
+  """`init(*args)`, compiled at XLA's lowest optimisation level; `compiled=False` only calls it,
+  for a trace that wants the shapes (compiling there would be seconds of wasted work)."""
+  if not compiled:
+    return init(*args)
   return jax.jit(init).lower(*args).compile(compiler_options=FAST_COMPILE)(*args)

@@ -73,8 +73,7 @@ def search_run(config: dict[str, Any], workdir: str) -> SearchRun:
 
 def newest_state(run: SearchRun) -> tuple[SearchState, int]:
   """The search's newest readable checkpoint, or a UserError when it has none yet."""
-  template = jax.eval_shape(lambda: run.fresh_state().arrays())
-  found = ckpt_lib.read_latest(os.path.join(run.workdir, "checkpoints"), template)
+  found = ckpt_lib.read_latest(os.path.join(run.workdir, "checkpoints"), run.state_shapes())
   if found is None:
     raise UserError(f"{run.workdir} has no checkpoint yet: the search saves its first at the "
                     f"end of epoch 1 (or after `checkpoint.every_steps` steps). Run the report "

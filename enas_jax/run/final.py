@@ -40,8 +40,9 @@ class FinalRun(Runner):
       self._shapes = self.task.metric_shapes()
     return {k: jnp.zeros(s.shape, s.dtype) for k, s in self._shapes.items()}
 
-  def fresh_state(self) -> TrainState:
-    return TrainState(model=initialize(self.task.init_model), sums=self.zero_sums(),
+  def fresh_state(self, compiled: bool = True) -> TrainState:
+    return TrainState(model=initialize(self.task.init_model, compiled=compiled),
+                      sums=self.zero_sums(),
                       epoch_sums=self.zero_sums())
 
   def save(self, state: TrainState) -> None:
@@ -49,7 +50,7 @@ class FinalRun(Runner):
 
   def start(self) -> TrainState:
     """The newest checkpoint's state (saying so), or a fresh one (described)."""
-    found = self.restore(self.fresh_state, TrainState)
+    found = self.restore(TrainState)
     if found is None:
       self.open_log(None)
       state = self.fresh_state()

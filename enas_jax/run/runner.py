@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import jax
 
@@ -102,12 +102,20 @@ class Runner:
     if diffs:
       self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
 
-  def restore(self, fresh: Callable[[], RunState], state_class: type[RunState]
+  def fresh_state(self, compiled: bool = True) -> RunState:
+    """A new state (the subclass's); `compiled=False` when only its shapes will be used."""
+    raise NotImplementedError
+
+  def state_shapes(self) -> dict[str, Any]:
+    """A fresh state's arrays as shapes, a checkpoint's template: traced, nothing computed or
+    compiled."""
+    return jax.eval_shape(lambda: self.fresh_state(compiled=False).arrays())
+
+  def restore(self, state_class: type[RunState]
               ) -> tuple[RunState, int, dict[str, Any]] | None:
     """(state, checkpoint step, the log's position then) of the newest readable checkpoint, or
-    None; `fresh` builds a new state (only its shapes are used here)."""
-    template = jax.eval_shape(lambda: fresh().arrays())  # shapes: nothing computed
-    found = self.checkpointer.restore_latest(template, self._check_saved_config)
+    None."""
+    found = self.checkpointer.restore_latest(self.state_shapes(), self._check_saved_config)
     if found is None:
       return None
     arrays, meta, step = found

@@ -95,8 +95,9 @@ class SearchRun(Runner):
                                                     reward_batch, key)}
     return self._shapes
 
-  def fresh_state(self) -> SearchState:
-    return SearchState(model=initialize(self.init_model), ctrl=initialize(self.init_ctrl),
+  def fresh_state(self, compiled: bool = True) -> SearchState:
+    return SearchState(model=initialize(self.init_model, compiled=compiled),
+                       ctrl=initialize(self.init_ctrl, compiled=compiled),
                        sums={p: zeros(s) for p, s in self.shapes.items()},
                        epoch_sums={p: zeros(s) for p, s in self.shapes.items()})
 
@@ -105,7 +106,7 @@ class SearchRun(Runner):
 
   def restore_or_fresh(self) -> tuple[SearchState, int | None]:
     """The newest checkpoint's state (the log cut back to it) or a fresh state."""
-    found = self.restore(self.fresh_state, SearchState)
+    found = self.restore(SearchState)
     if found is None:
       self.open_log(None)
       return self.fresh_state(), None
