@@ -182,3 +182,98 @@ def test_tied_weights_need_equal_sizes():
   from enas_jax.io.errors import UserError
   with pytest.raises(UserError, match="embed_dim"):
     RNNModelConfig(embed_dim=10, hidden_dim=20).validate()
+
+
+def _plain_unroll(xw_TxBx2H, w_h0, w_edges, prev, act, h_BxH, valid_T, output, clip, mask):
+  """The cell equations as written, with Python-known choices: a plain scan that jax
+  differentiates by itself (the reference for the hand-written gradient)."""
+  fns = (jnp.tanh, jax.nn.relu, lambda v: v, jax.nn.sigmoid)
+  drop = (lambda v: v) if mask is None else (lambda v: v * mask)
+  hidden = h_BxH.shape[-1]
+  if output == "all_nodes":
+    ends = list(range(len(prev)))
+  else:
+    ends = [n for n in range(len(prev)) if n not in prev[1:]]
+
+  def highway(z, u, a):
+    c = jax.nn.sigmoid(z[:, :hidden])
+    return c * fns[a](z[:, hidden:]) + (1.0 - c) * u
+
+  def step(h_prev, inputs):
+    xw, valid = inputs
+    nodes = [highway(xw + drop(h_prev) @ w_h0, h_prev, act[0])]
+    for k in range(1, len(prev)):
+      nodes.append(highway(drop(nodes[prev[k]]) @ w_edges[k - 1], nodes[prev[k]], act[k]))
+    h_new = sum(nodes[n] for n in ends) / len(ends)
+    if clip > 0:
+      norm = jnp.sqrt(jnp.sum(h_new * h_new, axis=-1, keepdims=True))
+      h_new = h_new * jnp.minimum(1.0, clip / norm)
+    return jnp.where(valid, h_new, h_prev), h_new
+
+  return jax.lax.scan(step, h_BxH, (xw_TxBx2H, valid_T))
+
+
+@pytest.mark.parametrize("name", ["chain", "fan_out", "random_a", "random_b"])
+@pytest.mark.parametrize("output,clip,masked", [("loose_ends", 0.0, False),
+                                                ("all_nodes", 0.7, True),
+                                                ("loose_ends", 0.7, True)])
+def test_hand_written_gradient_equals_autodiff_of_the_plain_cell(name, output, clip, masked):
+  """`cell.unroll`'s custom VJP (sequential data gradients, then one weight-gradient product
+  over all steps) against jax's own gradient of the plain cell: every activation, the norm
+  clip active on some rows, between-node dropout, steps past the window's end."""
+  from enas_jax.spaces.rnn import cell as cell_lib
+  prev, act = ARCHS[name]
+  hidden, steps = 6, 7
+  ks = jax.random.split(jax.random.key(5), 7)
+  xw = jax.random.normal(ks[0], (steps, B, 2 * hidden))
+  w_h0 = 0.6 * jax.random.normal(ks[1], (hidden, 2 * hidden))
+  w_edges = 0.6 * jax.random.normal(ks[2], (N - 1, hidden, 2 * hidden))
+  h0 = jax.random.normal(ks[3], (B, hidden))
+  valid = jnp.array([1, 1, 1, 0, 1, 0, 0], bool)
+  mask = jax.random.bernoulli(ks[4], 0.7, (B, hidden)) / 0.7 if masked else None
+  ct_out, ct_last = jax.random.normal(ks[5], (steps, B, hidden)), jax.random.normal(ks[6], (B, hidden))
+  opts = cell_lib.CellOptions(output=output, hidden_norm_clip=clip)
+  arch = make_arch(prev, act)
+
+  def objective(run):
+    def f(*diff):
+      last, out = run(*diff)
+      return jnp.sum(out * ct_out) + jnp.sum(last * ct_last) + jnp.sum(jnp.sin(3.0 * out))
+    return f
+
+  ours = objective(lambda *d: cell_lib.unroll(*d[:3], arch, d[3], valid, opts, mask))
+  plain = objective(lambda *d: _plain_unroll(*d[:3], prev, act, d[3], valid, output, clip, mask))
+  args = (xw, w_h0, w_edges, h0)
+  got = jax.jit(jax.grad(ours, argnums=(0, 1, 2, 3)))(*args)
+  want = jax.grad(plain, argnums=(0, 1, 2, 3))(*args)
+  for name_, g, w in zip(("xw", "w_h0", "w_edges", "h0"), got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(w))),
+                               err_msg=name_)
+  np.testing.assert_allclose(ours(*args), plain(*args), rtol=1e-5)
+  if clip:  # the clip is active on some rows and not on others
+    _, out = _plain_unroll(xw, w_h0, w_edges, prev, act, h0, valid, output, 0.0, mask)
+    norms = np.linalg.norm(np.asarray(out), axis=-1)
+    assert (norms > clip).any() and (norms < clip).any()
+
+
+@pytest.mark.parametrize("rate,bits", [(0.5, 1), (0.25, 2), (0.375, 4), (0.65, None)])
+def test_dropout_masks_have_their_rate_and_bit_packed_ones_unpack_by_hand(rate, bits):
+  """Rates that are multiples of 1/2^b come from b random bits per element (element i is bits
+  b*(i mod 32/b) up of word i div (32/b)), checked against a NumPy unpacking; every rate keeps
+  1 - rate of the elements (binomial, 5 standard deviations) with no pattern between
+  neighbours, and scales the kept ones by 1 / (1 - rate)."""
+  from enas_jax.spaces.rnn.model import dropout_mask
+  shape, key = (3, 250, 401), jax.random.key(11)
+  mask = np.asarray(dropout_mask(key, rate, shape))
+  assert set(np.unique(mask)) <= {0.0, np.float32(1.0 / (1.0 - rate))}
+  keep = mask.reshape(-1) > 0
+  n = keep.size
+  assert abs(keep.mean() - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / n)
+  neighbours = np.corrcoef(keep[:-1].astype(float), keep[1:].astype(float))[0, 1]
+  assert abs(neighbours) < 5 / np.sqrt(n)
+  if bits is not None:
+    per_word = 32 // bits
+    words = np.asarray(jax.random.bits(key, (-(-n // per_word),), jnp.uint32), np.uint64)
+    values = (words[:, None] >> (bits * np.arange(per_word, dtype=np.uint64))) & (2 ** bits - 1)
+    np.testing.assert_array_equal(keep, values.reshape(-1)[:n] >= rate * 2 ** bits)
+  assert not np.array_equal(mask, np.asarray(dropout_mask(jax.random.key(12), rate, shape)))

@@ -8,16 +8,20 @@ The cell's output (and next recurrent state) is the mean of the loose ends, or o
 
 Speed (see DESIGN.md): the architecture is a traced input, so one compilation serves every cell.
 The per-edge matrices are picked once per call, before the scan over time (`lax.switch` over the
-(node, prev) keys); inside the scan, node outputs live in a fixed [N, batch, hidden] buffer read by
-dynamic index, and the activation is picked by `lax.switch` (only the chosen one runs).
+(node, prev) keys); inside the scan, each node's input is picked from the earlier nodes by
+selects, and the activation by `lax.switch` (only the chosen one runs). The gradient is a custom
+VJP: the reverse scan does only the sequential part, and each weight gradient is one large
+product over all steps (see `unroll`).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from enas_jax.spaces.rnn.arch import RNNArch, loose_ends_mask
 
@@ -131,28 +135,138 @@ def unroll(xw_TxBx2H: jax.Array, w_h0_Hx2H: jax.Array, w_edges_MxHx2H: jax.Array
 
   Returns:
     (h at the last valid step, cell outputs [T, B, H]).
+
+  The gradient is written by hand (`_unroll_bwd`): a reverse scan computes only what must be
+  sequential (each step's gradients with respect to its products' inputs), and the weight
+  gradients are then one product per matrix over all T * B rows, instead of T small ones.
   """
-  num_nodes = arch.act_N.shape[0]
-  batch, hidden = h_BxH.shape
-  out_w_N = output_weights(arch, opts.output)
-  prev_N = jnp.asarray(arch.prev_N)
-  act_N = jnp.asarray(arch.act_N)
+  return _unroll(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T,
+                 jnp.asarray(arch.prev_N, jnp.int32), jnp.asarray(arch.act_N, jnp.int32),
+                 node_mask_BxH, opts)
+
+
+def _pick(nodes: list[jax.Array], p: jax.Array, k: int) -> jax.Array:
+  """nodes[p] for a traced p in [0, k) (selects: cheaper here than a buffer read by index)."""
+  chosen = nodes[0]
+  for q in range(1, k):
+    chosen = jnp.where(p == q, nodes[q], chosen)
+  return chosen
+
+
+def _scan_forward(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, act_N,
+                  node_mask_BxH, opts: CellOptions, save: bool):
+  """The time loop; with `save`, each step also returns (h_{t-1}, nodes [N, B, H], products
+  [N, B, 2H]) for the backward pass."""
+  num_nodes = act_N.shape[0]
+  out_w_N = output_weights(RNNArch(prev_N, act_N), opts.output)
+  drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
 
   def step(h_prev_BxH, inputs):
     xw_Bx2H, valid = inputs
-    drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
-    z_Bx2H = xw_Bx2H + drop(h_prev_BxH) @ w_h0_Hx2H
-    node_BxH = _highway(z_Bx2H, h_prev_BxH, act_N[0])
-    buf_NxBxH = jnp.zeros((num_nodes, batch, hidden), h_BxH.dtype).at[0].set(node_BxH)
+    z_Bx2H = [xw_Bx2H + drop(h_prev_BxH) @ w_h0_Hx2H]
+    nodes_BxH = [_highway(z_Bx2H[0], h_prev_BxH, act_N[0])]
     for k in range(1, num_nodes):
-      h_in_BxH = jax.lax.dynamic_index_in_dim(buf_NxBxH, prev_N[k], axis=0, keepdims=False)
-      z_Bx2H = drop(h_in_BxH) @ w_edges_MxHx2H[k - 1]
-      buf_NxBxH = buf_NxBxH.at[k].set(_highway(z_Bx2H, h_in_BxH, act_N[k]))
-    h_new_BxH = jnp.einsum("n,nbh->bh", out_w_N, buf_NxBxH)
+      h_in_BxH = _pick(nodes_BxH, prev_N[k], k)
+      z_Bx2H.append(drop(h_in_BxH) @ w_edges_MxHx2H[k - 1])
+      nodes_BxH.append(_highway(z_Bx2H[k], h_in_BxH, act_N[k]))
+    h_new_BxH = sum(out_w_N[n] * nodes_BxH[n] for n in range(num_nodes))
     if opts.hidden_norm_clip > 0:
       h_new_BxH = clip_norm(h_new_BxH, opts.hidden_norm_clip)
-    return jnp.where(valid, h_new_BxH, h_prev_BxH), h_new_BxH
+    out = h_new_BxH
+    if save:
+      out = (h_new_BxH, (h_prev_BxH, jnp.stack(nodes_BxH), jnp.stack(z_Bx2H)))
+    return jnp.where(valid, h_new_BxH, h_prev_BxH), out
 
-  h_last_BxH, out_TxBxH = jax.lax.scan(step, h_BxH, (xw_TxBx2H, valid_T),
-                                       unroll=opts.scan_unroll)
-  return h_last_BxH, out_TxBxH
+  return jax.lax.scan(step, h_BxH, (xw_TxBx2H, valid_T), unroll=opts.scan_unroll)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8,))
+def _unroll(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, act_N, node_mask_BxH,
+            opts):
+  return _scan_forward(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, act_N,
+                       node_mask_BxH, opts, save=False)
+
+
+def _unroll_fwd(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, act_N,
+                node_mask_BxH, opts):
+  h_last_BxH, (out_TxBxH, saved) = _scan_forward(
+      xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, act_N, node_mask_BxH, opts,
+      save=True)
+  return (h_last_BxH, out_TxBxH), (saved, w_h0_Hx2H, w_edges_MxHx2H, valid_T, prev_N, act_N,
+                                   node_mask_BxH)
+
+
+def _highway_vjp(z_Bx2H: jax.Array, u_BxH: jax.Array, act: jax.Array, d_BxH: jax.Array
+                 ) -> tuple[jax.Array, jax.Array]:
+  """(d z, d u) of h = u + sigmoid(z_c) * (f(z_h) - u), by hand: one fused pass, no branch."""
+  hidden = u_BxH.shape[-1]
+  zc_BxH, zh_BxH = z_Bx2H[:, :hidden], z_Bx2H[:, hidden:]
+  c_BxH = jax.nn.sigmoid(zc_BxH)
+  tanh_BxH, sig_BxH = jnp.tanh(zh_BxH), jax.nn.sigmoid(zh_BxH)
+  f_BxH = jnp.where(act == 0, tanh_BxH, jnp.where(act == 1, jax.nn.relu(zh_BxH),
+                                                  jnp.where(act == 2, zh_BxH, sig_BxH)))
+  df_BxH = jnp.where(act == 0, 1.0 - tanh_BxH * tanh_BxH,
+                     jnp.where(act == 1, (zh_BxH > 0).astype(zh_BxH.dtype),
+                               jnp.where(act == 2, 1.0, sig_BxH * (1.0 - sig_BxH))))
+  dzc_BxH = d_BxH * (f_BxH - u_BxH) * c_BxH * (1.0 - c_BxH)
+  dzh_BxH = d_BxH * c_BxH * df_BxH
+  return jnp.concatenate([dzc_BxH, dzh_BxH], axis=-1), d_BxH * (1.0 - c_BxH)
+
+
+def _unroll_bwd(opts: CellOptions, saved, cotangents):
+  (h_prev_TxBxH, nodes_TxNxBxH, z_TxNxBx2H), w_h0_Hx2H, w_edges_MxHx2H, valid_T, prev_N, act_N, \
+      node_mask_BxH = saved
+  d_last_BxH, d_out_TxBxH = cotangents
+  num_nodes = act_N.shape[0]
+  out_w_N = output_weights(RNNArch(prev_N, act_N), opts.output)
+  drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
+
+  def step(d_carry_BxH, inputs):
+    h_prev_BxH, nodes_NxBxH, z_NxBx2H, d_out_BxH, valid = inputs
+    d_new_BxH = d_out_BxH + jnp.where(valid, d_carry_BxH, 0.0)
+    d_prev_BxH = jnp.where(valid, 0.0, d_carry_BxH)
+    if opts.hidden_norm_clip > 0:
+      h_pre_BxH = jnp.einsum("n,nbh->bh", out_w_N, nodes_NxBxH)
+      _, clip_vjp = jax.vjp(lambda v: clip_norm(v, opts.hidden_norm_clip), h_pre_BxH)
+      (d_new_BxH,) = clip_vjp(d_new_BxH)
+    d_nodes_BxH = [out_w_N[n] * d_new_BxH for n in range(num_nodes)]
+    dz_Bx2H = [None] * num_nodes
+    for k in range(num_nodes - 1, 0, -1):  # consumers before the nodes they read
+      h_in_BxH = jax.lax.dynamic_index_in_dim(nodes_NxBxH, prev_N[k], 0, keepdims=False)
+      dz_Bx2H[k], d_in_BxH = _highway_vjp(z_NxBx2H[k], h_in_BxH, act_N[k], d_nodes_BxH[k])
+      d_in_BxH = d_in_BxH + drop(dz_Bx2H[k] @ w_edges_MxHx2H[k - 1].T)
+      for p in range(k):
+        d_nodes_BxH[p] = d_nodes_BxH[p] + jnp.where(prev_N[k] == p, d_in_BxH, 0.0)
+    dz_Bx2H[0], d_in_BxH = _highway_vjp(z_NxBx2H[0], h_prev_BxH, act_N[0], d_nodes_BxH[0])
+    d_prev_BxH = d_prev_BxH + d_in_BxH + drop(dz_Bx2H[0] @ w_h0_Hx2H.T)
+    return d_prev_BxH, jnp.stack(dz_Bx2H)
+
+  d_h_BxH, dz_TxNxBx2H = jax.lax.scan(
+      step, d_last_BxH, (h_prev_TxBxH, nodes_TxNxBxH, z_TxNxBx2H, d_out_TxBxH, valid_T),
+      reverse=True, unroll=opts.scan_unroll)
+  d_w_h0_Hx2H, d_w_edges_MxHx2H = _weight_grads(h_prev_TxBxH, nodes_TxNxBxH, dz_TxNxBx2H, prev_N,
+                                                drop)
+  d_mask = None if node_mask_BxH is None else jnp.zeros_like(node_mask_BxH)
+  return (dz_TxNxBx2H[:, 0], d_w_h0_Hx2H, d_w_edges_MxHx2H, d_h_BxH, _no_cotangent(valid_T),
+          _no_cotangent(prev_N), _no_cotangent(act_N), d_mask)
+
+
+def _weight_grads(h_prev_TxBxH, nodes_TxNxBxH, dz_TxNxBx2H, prev_N, drop):
+  """Every matrix's gradient as one product over all T * B rows (inputs x product gradients)."""
+  steps, num_nodes, batch, two_hidden = dz_TxNxBx2H.shape
+  rows = steps * batch
+  d_w_h0_Hx2H = (drop(h_prev_TxBxH).reshape(rows, -1).T
+                 @ dz_TxNxBx2H[:, 0].reshape(rows, two_hidden))
+  in_TxMxBxH = drop(jnp.take(nodes_TxNxBxH, prev_N[1:], axis=1))
+  in_MxRxH = jnp.transpose(in_TxMxBxH, (1, 0, 2, 3)).reshape(num_nodes - 1, rows, -1)
+  dz_MxRx2H = jnp.transpose(dz_TxNxBx2H[:, 1:], (1, 0, 2, 3)).reshape(num_nodes - 1, rows,
+                                                                      two_hidden)
+  return d_w_h0_Hx2H, jnp.einsum("mrh,mrj->mhj", in_MxRxH, dz_MxRx2H)
+
+
+def _no_cotangent(x: jax.Array) -> np.ndarray:
+  """The cotangent of an integer or boolean input."""
+  return np.zeros(np.shape(x), dtype=jax.dtypes.float0)
+
+
+_unroll.defvjp(_unroll_fwd, _unroll_bwd)
