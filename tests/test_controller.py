@@ -115,3 +115,53 @@ def test_controller_learns_a_favoured_architecture():
       if prob > 0.9:
         break
   assert prob > 0.9, prob
+
+
+def _space_decisions(name):
+  """A space's decision list at its tiny or default size."""
+  from enas_jax.spaces.registry import get_space
+  space = get_space(name)
+  cfg = space.model_config()
+  if name == "rnn":
+    return arch_lib.decisions(12)
+  return space.decisions(cfg)
+
+
+@pytest.mark.parametrize("name,attention", [("rnn", True), ("rnn", False), ("micro", True)])
+def test_scanned_runs_score_exactly_like_the_unrolled_controller(name, attention):
+  """The controller with runs of alike nodes as one `lax.scan` (pointers padded and masked)
+  against every decision unrolled, same parameters: equal log-probabilities, entropies and
+  gradients for sampled architectures; samples of the scanned one are valid architectures with
+  every choice reachable (no padded choice is ever drawn); the recurrent space is one run."""
+  from enas_jax.controller.policy import _segments
+  from enas_jax.spaces.registry import get_space
+  decisions = _space_decisions(name)
+  cfg = ctl.ControllerConfig(attention=attention)
+  scanned, unrolled = (ctl.Controller(decisions, cfg), ctl.Controller(decisions, cfg, False))
+  params = ctl.init_controller(scanned, jax.random.key(0))
+  params = jax.tree_util.tree_map(lambda p: p * 3.0, params)  # far from uniform
+  if name == "rnn":
+    assert _segments(decisions) == [(0, 1, 1), (1, 2, 11)]
+    macro = _space_decisions("macro")  # skip bits: every layer unrolled, as before
+    assert _segments(macro) == [(i, n, 1) for i, n in zip(
+        np.cumsum([0] + [1 + k for k in range(11)]), [1 + k for k in range(12)])]
+  else:  # two cell inputs, then five alike nodes, in each of the two cells
+    assert _segments(decisions) == [(0, 1, 2), (2, 5, 5), (27, 1, 2), (29, 5, 5)]
+  many = jax.jit(lambda k: ctl.sample_many(scanned, params, k, 64))(jax.random.key(1))
+
+  def scored(c):  # log-probability, entropy and the gradient of the first, for 6 architectures
+    def one(p, v):
+      (lp, ent), g = jax.value_and_grad(lambda q: ctl.log_prob(c, q, v), has_aux=True)(p)
+      return lp, ent, g
+    return jax.jit(jax.vmap(one, in_axes=(None, 0)))(params, many.values[:6])
+
+  for got, want in zip(jax.tree_util.tree_leaves(scored(scanned)),
+                       jax.tree_util.tree_leaves(scored(unrolled))):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5 * float(np.max(np.abs(want))))
+  space = get_space(name)
+  for values in np.asarray(many.values):
+    assert all(0 <= v < d.num_choices for v, d in zip(values, decisions))
+    if name == "rnn":
+      arch_lib.validate(arch_lib.from_decisions(values))
+    else:
+      space.validate(space.from_decisions(jnp.asarray(values)))

@@ -165,11 +165,15 @@ def test_report_of_a_search_still_running(tmp_path):
                             text=True)
   try:
     deadline = time.time() + 120
-    while not any(p.name.isdigit() for p in (workdir / "checkpoints").glob("*")):
+    lines, report = [], None
+    while report is None:  # a checkpoint's folder appears before orbax commits it: retry
       assert search.poll() is None and time.time() < deadline, search.communicate()
+      if any(p.name.isdigit() for p in (workdir / "checkpoints").glob("*")):
+        try:
+          report = build_report(str(workdir), {}, lines.append)
+        except UserError as e:
+          assert "has no checkpoint yet" in str(e)
       time.sleep(0.2)
-    lines = []
-    report = build_report(str(workdir), {}, lines.append)
     assert search.poll() is None  # the search was still running while the report read it
     md = (workdir / "report" / "report.md").read_text()
     assert "still running or stopped before its end" in md

@@ -76,25 +76,90 @@ class Sample(NamedTuple):
   skip_kl: jax.Array  # summed KL of the skip bits to the target rate (0 without skip bits)
 
 
+class _Walk(NamedTuple):
+  """The controller's state between two decisions."""
+
+  carry: Any  # the LSTM's
+  x_1xH: jax.Array  # what the next LSTM step reads
+  anchors_NxH: jax.Array  # W1 h at each node's last decision (attention keys)
+  anchors_h_NxH: jax.Array  # h at each node's last decision (skip and feed_anchor inputs)
+  log_prob: jax.Array
+  entropy: jax.Array
+
+
+class _At(NamedTuple):
+  """Where a decision acts: its index in the list, its node, its pointer's first node and its
+  number of choices; plain ints when unrolled, traced inside a scan over a run of nodes."""
+
+  index: Any
+  node: Any
+  first: Any
+  num: Any
+
+
+class _Parts(NamedTuple):
+  """The controller's layers as callables (bound modules, or pure functions inside a scan)."""
+
+  lstm: Any
+  embed: Any
+  op_heads: dict[int, Any]
+  attn_anchor: Any
+  attn_query: Any
+  attn_v: Any
+  pointer_head: Any
+
+
+_MASKED = -1e9  # the score of a padded choice: never sampled, probability exactly 0
+
+
 class Controller(nn.Module):
   """`__call__(key, forced=None) -> Sample(values int32[D], log_prob, entropy, skip_kl)`.
 
   With `forced` (int32[D]) the decisions are not sampled but scored: `log_prob` of a given
   architecture. Sampling and scoring are one code path, so they always agree.
+
+  Consecutive nodes whose decisions have the same kinds and sizes (the recurrent space's nodes
+  1..N-1, the micro space's nodes) run as one `lax.scan`, their pointer choices padded to the
+  run's widest and masked, so a compiled program holds one copy of the LSTM step per node's
+  decisions instead of one per decision (`scan_runs=False` unrolls every decision).
   """
 
   decisions: tuple[Decision, ...]
   config: ControllerConfig
+  scan_runs: bool = True
 
   @nn.compact
   def __call__(self, key: jax.Array, forced: jax.Array | None = None) -> Sample:
-    cfg = self.config
-    hid = cfg.hidden_dim
+    hid = self.config.hidden_dim
+    parts, start_1xH = self._parts(), self.param("start", nn.initializers.uniform(0.1), (1, hid))
+    num_nodes = max(d.node for d in self.decisions) + 1
+    walk = _Walk(parts.lstm.initialize_carry(jax.random.key(0), (1, hid)), start_1xH,
+                 jnp.zeros((num_nodes, hid)), jnp.zeros((num_nodes, hid)), jnp.zeros(()),
+                 jnp.zeros(()))
+    values, skip_kl, skip_bits = [], jnp.zeros(()), []
+    segments = _segments(self.decisions) if self.scan_runs and not self.is_initializing() else [
+        (i, 1, 1) for i in range(len(self.decisions))]
+    for first_i, block, blocks in segments:
+      if blocks > 1:
+        walk, values_R = self._scan_run(_pure(parts), start_1xH, first_i, block, blocks, walk,
+                                        key, forced)
+        values.extend(values_R[j] for j in range(block * blocks))
+        continue
+      for i in range(first_i, first_i + block):
+        d = self.decisions[i]
+        if d.kind == "skip":
+          walk, value, kl, skip_bits = self._skip(parts, i, walk, skip_bits, key, forced)
+          skip_kl = skip_kl + kl
+        else:
+          walk, value = self._decide(parts, start_1xH, d, _At(i, d.node, d.first, d.num_choices),
+                                     d.num_choices, walk, key, forced, self._ends_node(i))
+        values.append(value)
+    return Sample(jnp.stack(values), walk.log_prob, walk.entropy, skip_kl)
+
+  def _parts(self) -> _Parts:
+    cfg, hid = self.config, self.config.hidden_dim
     num_nodes = max(d.node for d in self.decisions) + 1
     max_choices = max(d.num_choices for d in self.decisions)
-    lstm = nn.OptimizedLSTMCell(hid, name="lstm")
-    start_1xH = self.param("start", nn.initializers.uniform(0.1), (1, hid))
-    embed = nn.Embed(max_choices + num_nodes, hid, name="embed")
     op_heads = {}
     for d in self.decisions:
       if d.kind == "op" and d.num_choices not in op_heads:
@@ -102,96 +167,188 @@ class Controller(nn.Module):
                 else nn.initializers.zeros)
         op_heads[d.num_choices] = nn.Dense(d.num_choices, bias_init=bias,
                                            name=f"op_head_{d.num_choices}")
-    attn = pointer_head = None
+    attn = (None, None, None)
+    pointer_head = None
     if cfg.attention or self._has_skips:  # skip bits are always scored by attention
-      w_anchor = nn.Dense(hid, use_bias=False, name="attn_anchor")
-      attn = (nn.Dense(hid, use_bias=False, name="attn_query"),
+      attn = (nn.Dense(hid, use_bias=False, name="attn_anchor"),
+              nn.Dense(hid, use_bias=False, name="attn_query"),
               nn.Dense(1, use_bias=False, name="attn_v"))
     else:
       pointer_head = nn.Dense(num_nodes, name="pointer_head")
+    return _Parts(nn.OptimizedLSTMCell(hid, name="lstm"),
+                  nn.Embed(max_choices + num_nodes, hid, name="embed"), op_heads, *attn,
+                  pointer_head)
 
-    carry = lstm.initialize_carry(jax.random.key(0), (1, hid))
-    x_1xH = start_1xH
-    anchors = jnp.zeros((num_nodes, hid))  # W1 h at each node's last decision
-    anchors_h = jnp.zeros((num_nodes, hid))  # h at each node's last decision (skip inputs)
-    values, log_prob, entropy, skip_kl = [], jnp.zeros(()), jnp.zeros(()), jnp.zeros(())
-    skip_bits: list[jax.Array] = []
-    decisions = self.decisions
-    for i, d in enumerate(decisions):
-      continues_skips = (d.kind == "skip" and i > 0 and decisions[i - 1].kind == "skip"
-                         and decisions[i - 1].node == d.node)
-      if not continues_skips:  # a skip group shares one LSTM step
-        carry, h_1xH = lstm(carry, x_1xH)
-      heads = (op_heads, attn, pointer_head)
-      logits = self._logits(d, h_1xH, anchors, heads)
-      logp = jax.nn.log_softmax(logits)
-      value = (jax.random.categorical(jax.random.fold_in(key, i), logits) if forced is None
-               else forced[i]).astype(jnp.int32)
-      values.append(value)
-      log_prob = log_prob + logp[value]
-      entropy = entropy - jnp.sum(jnp.exp(logp) * logp)
-      ends_node = i + 1 == len(decisions) or decisions[i + 1].node != d.node
-      if d.kind == "skip":
-        p_on, t = jnp.exp(logp[1]), cfg.skip_target
-        skip_kl = skip_kl + p_on * (logp[1] - jnp.log(t)) + (1 - p_on) * (logp[0] - jnp.log(1 - t))
-        skip_bits.append((d.target, value))
-        if ends_node or decisions[i + 1].kind != "skip":  # the group's input to the next step
-          picked_H = sum(b.astype(jnp.float32) * anchors_h[j] for j, b in skip_bits)
-          count = sum(b.astype(jnp.float32) for _, b in skip_bits)
-          x_1xH = (picked_H / (1.0 + count))[None, :]
-          skip_bits = []
-      else:
-        x_1xH = _next_input(d, value, start_1xH, anchors_h, embed, max_choices)
-      if ends_node:
-        if cfg.attention or self._has_skips:
-          anchors = anchors.at[d.node].set(w_anchor(h_1xH)[0])
-        anchors_h = anchors_h.at[d.node].set(h_1xH[0])
-    return Sample(jnp.stack(values), log_prob, entropy, skip_kl)
+  def _ends_node(self, i: int) -> bool:
+    return i + 1 == len(self.decisions) or self.decisions[i + 1].node != self.decisions[i].node
 
-  def _logits(self, d: Decision, h_1xH: jax.Array, anchors: jax.Array, heads: tuple
-              ) -> jax.Array:
-    """Decision `d`'s squashed logits from the LSTM output `h_1xH` (`heads`: the op heads by
-    size, the attention's (query, v) layers, the masked pointer head)."""
+  def _decide(self, parts: _Parts, start_1xH: jax.Array, d: Decision, at: _At, width: int,
+              walk: _Walk, key: jax.Array, forced: jax.Array | None, ends_node: bool
+              ) -> tuple[_Walk, jax.Array]:
+    """One op, pointer or anchor decision: an LSTM step, its scores over `width` choices (those
+    from `at.num` on masked), the sampled (or forced) value and what the next step reads."""
+    carry, h_1xH = parts.lstm(walk.carry, walk.x_1xH)
+    logits_W, valid_W = self._scores(parts, d, at, width, h_1xH, walk.anchors_NxH)
+    masked_W = jnp.where(valid_W, logits_W, _MASKED)
+    logp_W = jax.nn.log_softmax(masked_W)
+    value = (jax.random.categorical(jax.random.fold_in(key, at.index), masked_W)
+             if forced is None else forced[at.index]).astype(jnp.int32)
+    entropy = -jnp.sum(jnp.where(valid_W, jnp.exp(logp_W) * logp_W, 0.0))
+    if d.kind == "anchor":
+      x_1xH = start_1xH
+    elif d.kind == "pointer" and d.feed_anchor:
+      x_1xH = walk.anchors_h_NxH[at.first + value][None, :]
+    else:
+      offset = 0 if d.kind == "op" else self._max_choices
+      x_1xH = parts.embed(offset + value)[None, :]
+    anchors_NxH, anchors_h_NxH = walk.anchors_NxH, walk.anchors_h_NxH
+    if ends_node:
+      if parts.attn_anchor is not None:
+        anchors_NxH = anchors_NxH.at[at.node].set(parts.attn_anchor(h_1xH)[0])
+      anchors_h_NxH = anchors_h_NxH.at[at.node].set(h_1xH[0])
+    return _Walk(carry, x_1xH, anchors_NxH, anchors_h_NxH, walk.log_prob + logp_W[value],
+                 walk.entropy + entropy), value
+
+  def _scores(self, parts: _Parts, d: Decision, at: _At, width: int, h_1xH: jax.Array,
+              anchors_NxH: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Decision `d`'s squashed scores over `width` choices and which of them exist."""
     cfg = self.config
-    op_heads, attn, pointer_head = heads
+    valid_W = jnp.arange(width) < at.num
     tanh_c = cfg.tanh_c
     if d.kind == "op":
-      logits = op_heads[d.num_choices](h_1xH)[0]
+      logits = parts.op_heads[d.num_choices](h_1xH)[0]
       tanh_c = cfg.tanh_c / cfg.op_tanh_reduce
-    elif d.kind == "skip":
-      w_query, v_attn = attn
-      s_j = v_attn(jnp.tanh(anchors[d.target] + w_query(h_1xH)))[0, 0]
-      logits = jnp.stack([-s_j, s_j])
     elif d.kind == "anchor":
       logits = jnp.zeros((1,))
     elif cfg.attention:
-      w_query, v_attn = attn
-      chosen_from = anchors[d.first:d.first + d.num_choices]
-      logits = v_attn(jnp.tanh(chosen_from + w_query(h_1xH)))[:, 0]
+      chosen_from = _window(anchors_NxH, at.first, width)
+      logits = parts.attn_v(jnp.tanh(chosen_from + parts.attn_query(h_1xH)))[:, 0]
     else:
-      logits = pointer_head(h_1xH)[0, d.first:d.first + d.num_choices]
+      logits = _window(parts.pointer_head(h_1xH)[0], at.first, width)
     if cfg.kind == "random" or d.kind == "anchor":
-      return jnp.zeros((d.num_choices,))
+      return jnp.zeros((width,)), valid_W
     logits = tanh_c * jnp.tanh(logits / cfg.temperature)
     if d.prior:
       logits = logits + jnp.asarray(d.prior, jnp.float32)
-    return logits
+    return logits, valid_W
+
+  def _skip(self, parts: _Parts, i: int, walk: _Walk, skip_bits: list, key: jax.Array,
+            forced: jax.Array | None) -> tuple[_Walk, jax.Array, jax.Array, list]:
+    """Skip bit i (the macro space): the group's first bit takes the LSTM step, every bit is
+    scored by attention against its target's anchor, the group's last bit sets the next input
+    (the mean of the chosen layers' states) and, at a node's end, the node's anchors."""
+    cfg, decisions, d = self.config, self.decisions, self.decisions[i]
+    carry, h_1xH = walk.carry, walk.x_1xH
+    if not (i > 0 and decisions[i - 1].kind == "skip" and decisions[i - 1].node == d.node):
+      carry, h_1xH = parts.lstm(walk.carry, walk.x_1xH)
+    s_j = parts.attn_v(jnp.tanh(walk.anchors_NxH[d.target] + parts.attn_query(h_1xH)))[0, 0]
+    logits = jnp.stack([-s_j, s_j])
+    logits = (jnp.zeros((2,)) if cfg.kind == "random"
+              else cfg.tanh_c * jnp.tanh(logits / cfg.temperature))
+    logp = jax.nn.log_softmax(logits)
+    value = (jax.random.categorical(jax.random.fold_in(key, i), logits) if forced is None
+             else forced[i]).astype(jnp.int32)
+    p_on, t = jnp.exp(logp[1]), cfg.skip_target
+    kl = p_on * (logp[1] - jnp.log(t)) + (1 - p_on) * (logp[0] - jnp.log(1 - t))
+    skip_bits = skip_bits + [(d.target, value)]
+    x_1xH, anchors_NxH, anchors_h_NxH = h_1xH, walk.anchors_NxH, walk.anchors_h_NxH
+    if self._ends_node(i) or decisions[i + 1].kind != "skip":  # the group's input onwards
+      picked_H = sum(b.astype(jnp.float32) * walk.anchors_h_NxH[j] for j, b in skip_bits)
+      count = sum(b.astype(jnp.float32) for _, b in skip_bits)
+      x_1xH, skip_bits = (picked_H / (1.0 + count))[None, :], []
+    if self._ends_node(i):
+      anchors_NxH = anchors_NxH.at[d.node].set(parts.attn_anchor(h_1xH)[0])
+      anchors_h_NxH = anchors_h_NxH.at[d.node].set(h_1xH[0])
+    walk = _Walk(carry, x_1xH, anchors_NxH, anchors_h_NxH, walk.log_prob + logp[value],
+                 walk.entropy - jnp.sum(jnp.exp(logp) * logp))
+    return walk, value, kl, skip_bits
+
+  def _scan_run(self, parts: _Parts, start_1xH: jax.Array, first_i: int, block: int,
+                blocks: int, walk: _Walk, key: jax.Array, forced: jax.Array | None
+                ) -> tuple[_Walk, jax.Array]:
+    """`blocks` consecutive nodes of `block` decisions each, as one `lax.scan` over nodes."""
+    slots = self.decisions[first_i:first_i + block]
+    rows = [self.decisions[first_i + b * block:first_i + (b + 1) * block] for b in range(blocks)]
+    at_BxL = _At(*(jnp.asarray(x, jnp.int32) for x in (
+        [[first_i + b * block + s for s in range(block)] for b in range(blocks)],
+        [[d.node for d in row] for row in rows], [[d.first for d in row] for row in rows],
+        [[d.num_choices for d in row] for row in rows])))
+    widths = [max(row[s].num_choices for row in rows) for s in range(block)]
+
+    def one_node(walk, at_L):
+      values = []
+      for s, d in enumerate(slots):
+        walk, value = self._decide(parts, start_1xH, d, _At(*(x[s] for x in at_L)), widths[s],
+                                   walk, key, forced, s == block - 1)
+        values.append(value)
+      return walk, jnp.stack(values)
+
+    walk, values_BxL = jax.lax.scan(one_node, walk, at_BxL)
+    return walk, values_BxL.reshape(-1)
 
   @property
   def _has_skips(self) -> bool:
     return any(d.kind == "skip" for d in self.decisions)
 
+  @property
+  def _max_choices(self) -> int:
+    return max(d.num_choices for d in self.decisions)
 
-def _next_input(d: Decision, value: jax.Array, start_1xH: jax.Array, anchors_h: jax.Array,
-                embed: nn.Module, max_choices: int) -> jax.Array:
-  """What the LSTM reads after an op, pointer or anchor step: the start vector after an
-  anchor, the chosen node's state for a `feed_anchor` pointer, else the choice's embedding."""
-  if d.kind == "anchor":
-    return start_1xH
-  if d.kind == "pointer" and d.feed_anchor:
-    return anchors_h[d.first + value][None, :]
-  offset = 0 if d.kind == "op" else max_choices
-  return embed(offset + value)[None, :]
+
+def _segments(decisions: tuple[Decision, ...]) -> list[tuple[int, int, int]]:
+  """(first decision, decisions per node, nodes) for each run of consecutive nodes whose
+  decisions have the same kinds, sizes and fixed settings (pointers' sizes may differ: padded);
+  nodes with skip bits stay single."""
+  nodes: list[list[int]] = []
+  for i, d in enumerate(decisions):
+    if nodes and decisions[nodes[-1][0]].node == d.node:
+      nodes[-1].append(i)
+    else:
+      nodes.append([i])
+
+  def signature(ids: list[int]) -> tuple:
+    if any(decisions[i].kind == "skip" for i in ids):
+      return ("single", ids[0])
+    return tuple((decisions[i].kind, None if decisions[i].kind == "pointer"
+                  else decisions[i].num_choices, decisions[i].feed_anchor, decisions[i].prior)
+                 for i in ids)
+
+  segments: list[tuple[int, int, int]] = []
+  for ids in nodes:
+    last = segments[-1] if segments else None
+    if last and last[1] == len(ids) and signature(ids) == signature(
+        list(range(last[0], last[0] + last[1]))):
+      segments[-1] = (last[0], last[1], last[2] + 1)
+    else:
+      segments.append((ids[0], len(ids), 1))
+  return segments
+
+
+def _window(x_NxK: jax.Array, first: Any, width: int) -> jax.Array:
+  """Rows first..first+width-1 of x (zeros past its end); `first` may be traced."""
+  if isinstance(first, int):
+    return x_NxK[first:first + width]
+  pad = jnp.zeros((width,) + x_NxK.shape[1:], x_NxK.dtype)
+  return jax.lax.dynamic_slice_in_dim(jnp.concatenate([x_NxK, pad]), first, width)
+
+
+class _PureLayer:
+  """A layer and its variables, called like the bound layer (and usable inside `lax.scan`)."""
+
+  def __init__(self, module: nn.Module, variables: Any):
+    self.module, self.variables = module, variables
+
+  def __call__(self, *args: Any) -> Any:
+    return self.module.apply(self.variables, *args)
+
+
+def _pure(parts: _Parts) -> _Parts:
+  """The bound layers as pure functions of their own parameters."""
+  def pure(module: nn.Module | None) -> _PureLayer | None:
+    return None if module is None else _PureLayer(*module.unbind())
+  return _Parts(pure(parts.lstm), pure(parts.embed),
+                {k: pure(v) for k, v in parts.op_heads.items()}, pure(parts.attn_anchor),
+                pure(parts.attn_query), pure(parts.attn_v), pure(parts.pointer_head))
 
 
 def init_controller(controller: Controller, key: jax.Array) -> Any:
