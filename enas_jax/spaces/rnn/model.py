@@ -86,7 +86,7 @@ def dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Arr
 def _rate_bits(rate: float) -> int | None:
   """The fewest bits b in (1, 2, 4, 8) with rate * 2^b a whole number, or None."""
   for bits in (1, 2, 4, 8):
-    if (rate * (1 << bits)).is_integer():
+    if float(rate * (1 << bits)).is_integer():
       return bits
   return None
 
