@@ -132,10 +132,9 @@ class Controller(nn.Module):
   def __call__(self, key: jax.Array, forced: jax.Array | None = None) -> Sample:
     hid = self.config.hidden_dim
     parts, start_1xH = self._parts(), self.param("start", nn.initializers.uniform(0.1), (1, hid))
-    num_nodes = max(d.node for d in self.decisions) + 1
     walk = _Walk(parts.lstm.initialize_carry(jax.random.key(0), (1, hid)), start_1xH,
-                 jnp.zeros((num_nodes, hid)), jnp.zeros((num_nodes, hid)), jnp.zeros(()),
-                 jnp.zeros(()))
+                 jnp.zeros((self._num_nodes, hid)), jnp.zeros((self._num_nodes, hid)),
+                 jnp.zeros(()), jnp.zeros(()))
     values, skip_kl, skip_bits = [], jnp.zeros(()), []
     segments = _segments(self.decisions) if self.scan_runs and not self.is_initializing() else [
         (i, 1, 1) for i in range(len(self.decisions))]
@@ -158,8 +157,6 @@ class Controller(nn.Module):
 
   def _parts(self) -> _Parts:
     cfg, hid = self.config, self.config.hidden_dim
-    num_nodes = max(d.node for d in self.decisions) + 1
-    max_choices = max(d.num_choices for d in self.decisions)
     op_heads = {}
     for d in self.decisions:
       if d.kind == "op" and d.num_choices not in op_heads:
@@ -174,9 +171,10 @@ class Controller(nn.Module):
               nn.Dense(hid, use_bias=False, name="attn_query"),
               nn.Dense(1, use_bias=False, name="attn_v"))
     else:
-      pointer_head = nn.Dense(num_nodes, name="pointer_head")
+      pointer_head = nn.Dense(self._num_nodes, name="pointer_head")
     return _Parts(nn.OptimizedLSTMCell(hid, name="lstm"),
-                  nn.Embed(max_choices + num_nodes, hid, name="embed"), op_heads, *attn,
+                  nn.Embed(self._max_choices + self._num_nodes, hid, name="embed"), op_heads,
+                  *attn,
                   pointer_head)
 
   def _ends_node(self, i: int) -> bool:
@@ -294,6 +292,10 @@ class Controller(nn.Module):
   def _max_choices(self) -> int:
     return max(d.num_choices for d in self.decisions)
 
+  @property
+  def _num_nodes(self) -> int:
+    return max(d.node for d in self.decisions) + 1
+
 
 def _segments(decisions: tuple[Decision, ...]) -> list[tuple[int, int, int]]:
   """(first decision, decisions per node, nodes) for each run of consecutive nodes whose
@@ -314,11 +316,10 @@ def _segments(decisions: tuple[Decision, ...]) -> list[tuple[int, int, int]]:
                  for i in ids)
 
   segments: list[tuple[int, int, int]] = []
-  for ids in nodes:
-    last = segments[-1] if segments else None
-    if last and last[1] == len(ids) and signature(ids) == signature(
-        list(range(last[0], last[0] + last[1]))):
-      segments[-1] = (last[0], last[1], last[2] + 1)
+  for before, ids in zip([None] + nodes, nodes):
+    if before is not None and signature(before) == signature(ids):
+      first_i, block, blocks = segments[-1]
+      segments[-1] = (first_i, block, blocks + 1)
     else:
       segments.append((ids[0], len(ids), 1))
   return segments

@@ -145,6 +145,11 @@ def unroll(xw_TxBx2H: jax.Array, w_h0_Hx2H: jax.Array, w_edges_MxHx2H: jax.Array
                  node_mask_BxH, opts)
 
 
+def _mix(out_w_N: jax.Array, nodes: list[jax.Array] | jax.Array) -> jax.Array:
+  """The cell output: the nodes weighted by `out_w_N`, summed in node order."""
+  return sum(out_w_N[n] * nodes[n] for n in range(out_w_N.shape[0]))
+
+
 def _pick(nodes: list[jax.Array], p: jax.Array, k: int) -> jax.Array:
   """nodes[p] for a traced p in [0, k) (selects: cheaper here than a buffer read by index)."""
   chosen = nodes[0]
@@ -169,7 +174,7 @@ def _scan_forward(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, 
       h_in_BxH = _pick(nodes_BxH, prev_N[k], k)
       z_Bx2H.append(drop(h_in_BxH) @ w_edges_MxHx2H[k - 1])
       nodes_BxH.append(_highway(z_Bx2H[k], h_in_BxH, act_N[k]))
-    h_new_BxH = sum(out_w_N[n] * nodes_BxH[n] for n in range(num_nodes))
+    h_new_BxH = _mix(out_w_N, nodes_BxH)
     if opts.hidden_norm_clip > 0:
       h_new_BxH = clip_norm(h_new_BxH, opts.hidden_norm_clip)
     out = h_new_BxH
@@ -226,7 +231,7 @@ def _unroll_bwd(opts: CellOptions, saved, cotangents):
     d_new_BxH = d_out_BxH + jnp.where(valid, d_carry_BxH, 0.0)
     d_prev_BxH = jnp.where(valid, 0.0, d_carry_BxH)
     if opts.hidden_norm_clip > 0:
-      h_pre_BxH = jnp.einsum("n,nbh->bh", out_w_N, nodes_NxBxH)
+      h_pre_BxH = _mix(out_w_N, nodes_NxBxH)  # as the forward pass summed it
       _, clip_vjp = jax.vjp(lambda v: clip_norm(v, opts.hidden_norm_clip), h_pre_BxH)
       (d_new_BxH,) = clip_vjp(d_new_BxH)
     d_nodes_BxH = [out_w_N[n] * d_new_BxH for n in range(num_nodes)]
