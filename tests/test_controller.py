@@ -38,6 +38,29 @@ def test_random_controller_entropy_and_log_prob_by_hand():
   arch_lib.validate(arch_lib.from_decisions(np.asarray(values)))
 
 
+@pytest.mark.parametrize("scan_runs", [True, False])
+def test_locality_prior_on_pointers_by_hand(scan_runs):
+  """With the attention's output weights zeroed every pointer score is 0, so node k picks prev
+  j with probability exp(-lam (k - j)^2) / sum_i exp(-lam (k - i)^2); ops are untouched."""
+  n, lam = 6, 1 / 6
+  decisions = arch_lib.decisions(n)
+  values = jnp.asarray([1, 0, 2, 0, 3, 2, 0, 1, 1, 4, 2], jnp.int32)  # prev 0, 0, 2, 1, 4
+  logps = []
+  for prior in (0.0, lam):
+    c = ctl.Controller(decisions, ctl.ControllerConfig(locality_prior=prior), scan_runs=scan_runs)
+    params = ctl.init_controller(c, jax.random.key(0))
+    params["attn_v"] = jax.tree_util.tree_map(jnp.zeros_like, params["attn_v"])
+    logps.append(float(ctl.log_prob(c, params, values)[0]))
+  expected = sum(-lam * (k - p) ** 2 - math.log(sum(math.exp(-lam * (k - j) ** 2)
+                                                    for j in range(k))) + math.log(k)
+                 for k, p in zip(range(1, n), np.asarray(values)[1::2]))
+  assert logps[1] - logps[0] == pytest.approx(expected, rel=1e-5)
+  c = ctl.Controller(decisions, ctl.ControllerConfig(locality_prior=5.0))
+  params = ctl.init_controller(c, jax.random.key(0))
+  prevs = np.asarray(ctl.sample_many(c, params, jax.random.key(1), 20).values)[:, 1::2]
+  assert (prevs == np.arange(n - 1)).all()  # a strong prior: always the node just before
+
+
 @pytest.mark.parametrize("attention", [True, False])
 def test_sample_and_log_prob_agree_and_vmap(attention):
   decisions = arch_lib.decisions(6)

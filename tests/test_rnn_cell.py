@@ -277,3 +277,43 @@ def test_dropout_masks_have_their_rate_and_bit_packed_ones_unpack_by_hand(rate, 
     values = (words[:, None] >> (bits * np.arange(per_word, dtype=np.uint64))) & (2 ** bits - 1)
     np.testing.assert_array_equal(keep, values.reshape(-1)[:n] >= rate * 2 ** bits)
   assert not np.array_equal(mask, np.asarray(dropout_mask(jax.random.key(12), rate, shape)))
+
+
+@pytest.mark.parametrize("per_act", ["node0", "all"])
+def test_weights_per_activation_pick_the_nodes_copy_and_train_only_it(per_act):
+  """With one copy of a key's matrices per activation, the model equals the NumPy reference fed
+  each node's copy for its activation, and a step moves only the copies the cell used."""
+  cfg = RNNModelConfig(**{**CFG.__dict__, "activation_weights": per_act})
+  model, params = _init(cfg)
+  assert params["cell"]["node0"]["w_x"].shape == (4, E, 2 * H)
+  assert params["cell"]["node1_prev0"].shape == ((4, H, 2 * H) if per_act == "all"
+                                                 else (H, 2 * H))
+  tokens = jax.random.randint(jax.random.key(1), (B, T), 0, V)
+  h0 = jax.random.normal(jax.random.key(2), (B, H))
+  for name in ("chain", "random_a"):
+    prev, act = ARCHS[name]
+    logits, h = model.apply({"params": params}, tokens, h0, make_arch(prev, act))
+    plain = {"embedding": params["embedding"], "softmax_bias": params["softmax_bias"],
+             "cell": {"node0": {w: params["cell"]["node0"][w][act[0]] for w in ("w_x", "w_h")},
+                      **{k: (v[act[int(k[4:k.index("_")])]] if v.ndim == 3 else v)
+                         for k, v in params["cell"].items() if k != "node0"}}}
+    ref_logits, ref_h = reference_lm(plain, prev, act, np.asarray(tokens), np.asarray(h0))
+    np.testing.assert_allclose(logits, ref_logits, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(h, ref_h, rtol=2e-5, atol=2e-5)
+
+  prev, act = ARCHS["random_b"]
+  opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig(lr=1.0))
+  state = lm_steps.init_state(model, opt, jax.random.key(0), B, make_arch(prev, act))
+  step, _ = lm_steps.make_lm_steps(model, opt, l2=0.0)
+  batch = {"inputs": tokens, "targets": jnp.roll(tokens, 1, axis=1),
+           "valid": jnp.ones((T,), bool), "lr_scale": jnp.ones(())}
+  new, _ = jax.jit(step)(state, batch, make_arch(prev, act), jax.random.key(0))
+  for a in range(4):
+    moved = not np.array_equal(new.params["cell"]["node0"]["w_h"][a],
+                               state.params["cell"]["node0"]["w_h"][a])
+    assert moved == (a == act[0]), a
+    if per_act == "all":
+      for k in range(1, N):
+        moved = not np.array_equal(new.params["cell"][f"node{k}_prev{prev[k]}"][a],
+                                   state.params["cell"][f"node{k}_prev{prev[k]}"][a])
+        assert moved == (a == act[k]), (k, a)

@@ -106,6 +106,27 @@ def test_random_controller_runs_the_same_loop(tmp_path):
   assert rows and all(r["entropy"] == pytest.approx(uniform, rel=1e-5) for r in rows)
 
 
+def test_warmup_trains_the_shared_weights_on_uniform_cells_before_the_controller_learns(
+    tmp_path):
+  """In the warm-up epoch the shared steps are exactly the uniform baseline's (same samples,
+  same losses bit for bit) and the controller takes no step; afterwards it learns."""
+  warm, _ = _run(tmp_path, "w", _cfg(search__warmup_epochs=1))
+  _run(tmp_path, "r", _cfg(controller__kind="random"))
+  rows = {name: metrics.read_metrics(str(tmp_path / name / "metrics.jsonl")) for name in "wr"}
+  shared = {name: [(r["step"], r["loss"]) for r in rows[name] if r["phase"] == "shared"]
+            for name in "wr"}
+  steps = warm.cfg.search.shared_steps
+  first = [x for x in shared["w"] if x[0] <= steps]
+  assert first and first == [x for x in shared["r"] if x[0] <= steps]
+  assert [r["warmup"] for r in rows["w"] if r["phase"] == "shared"] == [
+      float(s <= steps) for s, _ in shared["w"]]
+  controller_steps = [r["step"] for r in rows["w"] if r["phase"] == "controller"]
+  assert controller_steps and max(controller_steps) == warm.cfg.search.controller_steps
+  assert int(warm.final_state.ctrl.step) == warm.cfg.search.controller_steps
+  with pytest.raises(UserError, match="`search.warmup_epochs` \\(2\\) must be less"):
+    _cfg(search__warmup_epochs=2)
+
+
 def test_bad_search_values_are_user_errors():
   with pytest.raises(UserError, match="`search.epochs` must be at least 1"):
     _cfg(search__epochs=0)

@@ -68,6 +68,38 @@ def test_ranking_figures_by_hand():
   assert f["kendall_tau_sane"] == pytest.approx(1 / 3)  # a, b, d: (a,b) c, (a,d) c, (b,d) d
   assert f["best_alone_cell"] == "a" and f["best_alone_rank_under_shared"] == 1
   assert f["shared_pick_regret_ppl"] == 0.0
+  assert "spread_over_noise" not in f and "teacher_rank" not in f
+  rows[2]["teacher"] = True  # c: alone 9.2, second of four
+  f = ranking.figures(rows, vocab_size=100, noise=[9.2, 9.3, 9.1], optimal=8.0)
+  # alone values 9.0, 9.5, 9.2, 10.0: median 9.35, best 9.0; noise sd 0.1
+  assert f["noise_sd"] == pytest.approx(0.1)
+  assert f["spread_best_to_median"] == pytest.approx(0.35)
+  assert f["spread_over_noise"] == pytest.approx(3.5)
+  assert (f["teacher_rank"], f["teacher_rank_fraction"]) == (2, 0.5)
+  assert f["teacher_rank_under_shared"] == 4  # c is the shared weights' worst
+  assert f["teacher_alone_gap"] == pytest.approx(9.2 / 8.0 - 1)
+
+
+def test_ranking_study_end_to_end_at_tiny_scale_and_a_remedy_reusing_its_yardstick(tmp_path):
+  """The real search, scoring and training alone; then a remedy's study (another search) that
+  reuses the first study's trained-alone figures for the same cells."""
+  from experiments.planted import ranking
+  first = ranking.run(str(tmp_path / "a"), "planted", "tiny", 3, "random", "", noise_seeds=2)
+  assert first["cells"] == 4 and len(first["noise_ppl_seeds"]) == 2  # 3 cells and the teacher's
+  assert first["noise_cell"] == first["corpus"]["teacher_arch"]
+  assert "spread_over_noise" in first and 1 <= first["teacher_rank"] <= 4
+  second = ranking.run(str(tmp_path / "b"), "planted", "tiny", 3, "enas", "",
+                       ("model.activation_weights=node0",), noise_seeds=2,
+                       standalone_from=str(tmp_path / "a"), tau_at=(1,))
+  assert [p["epoch"] for p in second["tau_curve"]] == [1, 2]
+  assert second["tau_curve"][-1]["kendall_tau"] == second["kendall_tau"]
+  assert second["tau_curve"][-1]["entropy"] == second["entropy_end"]
+  assert second["settings"] == ["model.activation_weights=node0"]
+  assert [r["standalone_ppl"] for r in second["rows"]] == [
+      r["standalone_ppl"] for r in first["rows"]]
+  assert second["noise_ppl_seeds"] == first["noise_ppl_seeds"]
+  assert [r["shared_ppl"] for r in second["rows"]] != [r["shared_ppl"] for r in first["rows"]]
+  assert "model.activation_weights=node0" in (tmp_path / "b" / "table.md").read_text()
 
 
 def test_ptb_corpus_for_the_ranking_study(tmp_path):
@@ -100,3 +132,21 @@ def test_compare_study_end_to_end_at_tiny_scale(tmp_path):
   for name in ("results.json", "table.md", "compare.png"):
     assert (tmp_path / name).is_file()
   assert "Permutation test" in (tmp_path / "table.md").read_text()
+
+
+def test_summary_takes_each_key_from_its_study_and_leaves_missing_ones_null():
+  from experiments.planted import summary
+  ranking = {"kendall_tau": 0.4, "kendall_tau_p": 0.01, "cells": 31, "spread_over_noise": 12.0,
+             "teacher_rank_fraction": 1 / 31, "teacher_alone_gap": 0.07, "settings": []}
+  runs = [{"method": "enas", "distance_to_teacher": d} for d in (0, 2, 3, 0)] + [
+      {"method": "random", "distance_to_teacher": 5}]
+  compare = {"p_value_standalone_ppl": 0.03, "seeds": 4, "runs": runs,
+             "methods": {"enas": {"recovered": 2, "runs": 4, "standalone_ppl": {"mean": 8.0}},
+                         "random": {"standalone_ppl": {"mean": 8.2}}}}
+  out = summary.summarize(ranking, None, compare)
+  assert set(summary.KEYS) <= set(out)
+  assert (out["planted_tau"], out["spread_over_noise"], out["teacher_rank_fraction"]) == (
+      0.4, 12.0, 1 / 31)
+  assert (out["enas_vs_random_p"], out["enas_vs_random_seeds"]) == (0.03, 4)
+  assert out["teacher_recovered_fraction"] == 0.5 and out["teacher_within_2_fraction"] == 0.75
+  assert out["ptb_tau"] is None and out["missing"] == ["ranking_ptb"]

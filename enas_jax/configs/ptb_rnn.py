@@ -35,6 +35,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data.bptt = 35  # truncated-BPTT length; paper: 35
   config.data.variable_bptt = False  # AWD-LSTM's variable window lengths
   config.data.max_bptt = 55  # padded window width when variable_bptt (longer windows are cut)
+  config.data.reward_windows = 1  # bptt-long validation windows per controller reward and per
+  # derive score, read as one (the paper: 1; more: a less noisy reward, slower steps)
   config.data.planted = ml_collections.ConfigDict()  # only read when source == "planted"
   config.data.planted.seed = 0  # the teacher's weights, architecture and text
   config.data.planted.vocab_size = 100  # words, <eos> included
@@ -46,6 +48,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data.planted.test_tokens = 20_000  # test split size
   config.data.planted.weight_scale = 1.5  # teacher cell weights ~ U(+-scale*sqrt(3/H))
   config.data.planted.logit_scale = 3.0  # logits = scale * standardized(h) @ W; larger: peakier
+  config.data.planted.readout = "standardize"  # logits from "standardize"d or "linear" state
   config.data.planted.mean_sentence_length = 25.0  # <eos> has probability 1/this at every step
   config.data.planted.num_streams = 200  # sentences generated in parallel
 
@@ -64,6 +67,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.cell_input_dropout = 0.0  # a second locked mask on the cell input (enas_lm drop_x)
   config.model.between_node_dropout = 0.0  # mask on every node's input (enas_lm drop_l)
   config.model.hidden_norm_clip = 25.0  # clip each h_t to this L2 norm (0: off); ENAS-pytorch: 25
+  config.model.activation_weights = "shared"  # "shared" (paper), or one copy per activation
+  # at "node0" or at "all" (node, prev) keys: no matrix serves tanh and identity alike
   config.model.scan_unroll = 1  # time steps unrolled per scan iteration (speed only)
 
   config.shared = ml_collections.ConfigDict()  # training of the shared weights
@@ -82,15 +87,21 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.controller.lr = 3.5e-4  # Adam learning rate; paper: 3.5e-4
   config.controller.grad_clip = 0.0  # global-norm clip of controller gradients (0: off)
   config.controller.entropy_weight = 1e-4  # entropy bonus in the reward; paper: 1e-4
+  config.controller.entropy_weight_end = -1.0  # schedule: the weight moves linearly to this...
+  config.controller.entropy_schedule_steps = 0  # ...over this many controller steps (0: off)
   config.controller.baseline_decay = 0.95  # moving-average reward baseline; paper: 0.95
   config.controller.reward_c = 80.0  # reward = reward_c / valid_ppl; paper: 80
   config.controller.reward = "inverse_ppl"  # "inverse_ppl" (c/ppl) or "inverse_ppl_squared"
+  config.controller.locality_prior = 0.0  # minus this x (node - prev)^2 on each pointer's
+  # squashed scores: near inputs likelier (the corrected ENAS LM code: 1/6; the paper: 0)
   config.controller.num_samples = 1  # architectures averaged per controller update
 
   config.search = ml_collections.ConfigDict()  # the alternating search loop
   config.search.epochs = 150  # paper: 150
   config.search.shared_steps = 0  # shared-weight steps per epoch; 0: one pass over train
   config.search.controller_steps = 2000  # controller updates per epoch; ENAS-pytorch: 2000
+  config.search.warmup_epochs = 0  # first epochs: uniform cells train the shared weights, no
+  # controller steps (0: the paper, the controller learns from the first epoch)
   config.search.derive_every = 1  # derive the best architecture every this many epochs
   config.search.derive_samples = 100  # architectures sampled and scored when deriving
   config.search.log_every = 50  # steps between metric records

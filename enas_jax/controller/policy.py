@@ -47,6 +47,8 @@ class ControllerConfig:
   lr: float = 3.5e-4
   grad_clip: float = 0.0
   entropy_weight: float = 1e-4
+  entropy_weight_end: float = -1.0
+  entropy_schedule_steps: int = 0
   baseline_decay: float = 0.95
   reward_c: float = 80.0
   reward: Literal["inverse_ppl", "inverse_ppl_squared", "accuracy"] = "inverse_ppl"
@@ -54,17 +56,32 @@ class ControllerConfig:
   skip_target: float = 0.4
   skip_weight: float = 0.8
   op_tanh_reduce: float = 1.0
+  locality_prior: float = 0.0
 
   def validate(self, section: str = "controller") -> None:
     require(self, section, ">= 1", "hidden_dim")
     require(self, section, "> 0", "lr", "tanh_c", "reward_c")
-    require(self, section, ">= 0", "grad_clip", "entropy_weight", "skip_weight")
+    require(self, section, ">= 0", "grad_clip", "entropy_weight", "skip_weight",
+            "entropy_schedule_steps", "locality_prior")
+    if self.entropy_schedule_steps and self.entropy_weight_end < 0:
+      raise UserError(f"Config field `{section}.entropy_schedule_steps` is "
+                      f"{self.entropy_schedule_steps} but `{section}.entropy_weight_end` is not "
+                      f"set: give the weight the schedule ends at (>= 0), or set the steps to 0.")
     require(self, section, "[0, 1)", "baseline_decay")
     require(self, section, "> 0", "temperature", "op_tanh_reduce")
     require(self, section, ">= 1", "num_samples")
     if not 0 < self.skip_target < 1:
       raise UserError(f"Config field `{section}.skip_target` must be in (0, 1), got "
                       f"{self.skip_target}.")
+
+
+def entropy_weight_at(cfg: ControllerConfig, step: jax.Array) -> jax.Array:
+  """The entropy bonus's weight at controller step `step`: `entropy_weight`, moving linearly to
+  `entropy_weight_end` over the first `entropy_schedule_steps` steps (then staying there)."""
+  if not cfg.entropy_schedule_steps:
+    return jnp.asarray(cfg.entropy_weight, jnp.float32)
+  frac = jnp.minimum(step.astype(jnp.float32) / cfg.entropy_schedule_steps, 1.0)
+  return cfg.entropy_weight + frac * (cfg.entropy_weight_end - cfg.entropy_weight)
 
 
 class Sample(NamedTuple):
@@ -228,6 +245,9 @@ class Controller(nn.Module):
     logits = tanh_c * jnp.tanh(logits / cfg.temperature)
     if d.prior:
       logits = logits + jnp.asarray(d.prior, jnp.float32)
+    if d.kind == "pointer" and cfg.locality_prior:  # the corrected ENAS LM code: (k - j)^2 / 6
+      distance_W = (at.node - at.first - jnp.arange(width)).astype(jnp.float32)
+      logits = logits - cfg.locality_prior * jnp.square(distance_W)
     return logits, valid_W
 
   def _skip(self, parts: _Parts, i: int, walk: _Walk, skip_bits: list, key: jax.Array,

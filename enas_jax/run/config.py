@@ -28,6 +28,7 @@ class SearchLoopConfig:
   epochs: int = 150
   shared_steps: int = 0
   controller_steps: int = 2000
+  warmup_epochs: int = 0
   derive_every: int = 1
   derive_samples: int = 100
   log_every: int = 50
@@ -37,7 +38,12 @@ class SearchLoopConfig:
 
   def validate(self, section: str = "search") -> None:
     require(self, section, ">= 1", "epochs", "derive_every", "derive_samples", "log_every")
-    require(self, section, ">= 0", "shared_steps", "controller_steps", "max_rollbacks")
+    require(self, section, ">= 0", "shared_steps", "controller_steps", "max_rollbacks",
+            "warmup_epochs")
+    if self.warmup_epochs >= self.epochs:
+      raise UserError(f"Config field `{section}.warmup_epochs` ({self.warmup_epochs}) must be "
+                      f"less than `{section}.epochs` ({self.epochs}): the controller would never "
+                      f"learn. Lower it or raise the epochs.")
     if not 0 < self.rollback_lr_factor < 1:
       raise UserError(f"Config field `{section}.rollback_lr_factor` must be in (0, 1), got "
                       f"{self.rollback_lr_factor}.")

@@ -31,6 +31,7 @@ class SearchProgram:
   shared_step: SharedStep
   controller_step: ControllerStep
   derive_step: DeriveStep
+  warmup_shared_step: SharedStep | None  # the shared step with uniform sampling (warm-up)
   shared_metric_shapes: Callable[..., Any]  # shared_step's arguments less sums -> sums' shapes
   controller_metric_shapes: Callable[..., Any]  # likewise for controller_step
 
@@ -55,10 +56,20 @@ def sampled_train_step(controller: ctl.Controller, from_decisions: Callable[[Any
 
 
 def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
-                  ctrl_cfg: ctl.ControllerConfig, derive_samples: int) -> SearchProgram:
+                  ctrl_cfg: ctl.ControllerConfig, derive_samples: int,
+                  warmup: bool = False) -> SearchProgram:
+  """`warmup`: also compile the shared step that samples uniformly (the uniform controller
+  takes the same parameters and ignores them), for the search's warm-up epochs."""
   controller = ctl.Controller(space.decisions(model_cfg), ctrl_cfg)
   ctrl_opt = controller_steps.make_controller_optimizer(ctrl_cfg)
   shared_step = sampled_train_step(controller, space.from_decisions, task.train_step)
+  warmup_step = None
+  if warmup:
+    uniform = ctl.Controller(space.decisions(model_cfg),
+                             dataclasses.replace(ctrl_cfg, kind="random"))
+    warmup_step = jax.jit(guards.guarded(
+        sampled_train_step(uniform, space.from_decisions, task.train_step), "loss"),
+        donate_argnums=(0, 4))
   score_S = task.score()
   controller_step = controller_steps.make_controller_step(controller, ctrl_cfg, ctrl_opt, score_S)
   derive_step = controller_steps.make_derive_step(controller, score_S, derive_samples)
@@ -68,5 +79,6 @@ def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
       controller_step=jax.jit(guards.guarded(controller_step, "controller_loss"),
                               donate_argnums=(0, 5)),
       derive_step=jax.jit(derive_step),
+      warmup_shared_step=warmup_step,
       shared_metric_shapes=metric_shapes(shared_step),
       controller_metric_shapes=metric_shapes(controller_step))

@@ -69,7 +69,7 @@ class SearchRun(Runner):
                                                               cfg.data.batch_size})
                      if cfg.parallel.data_parallel else None)
     self.program = build_program(self.space, self.task, cfg.model, cfg.controller,
-                                 cfg.search.derive_samples)
+                                 cfg.search.derive_samples, cfg.search.warmup_epochs > 0)
     self._shapes: dict[str, Any] | None = None
 
   # --- state
@@ -213,19 +213,26 @@ class SearchRun(Runner):
     lr = self.cfg.shared.lr_at_epoch(state.epoch) * state.lr_factor
     state.model = state.model.replace(opt_state=set_learning_rate(state.model.opt_state, lr))
     key = jax.random.fold_in(self.base_key, SHARED_STREAM)
+    warming = self.warming_up(state)
+    train = self.program.warmup_shared_step if warming else self.program.shared_step
 
     def step(batch: Any) -> None:
       model, ctrl_params, batch, k, sums = self.placed(batch, state.model, state.ctrl.params,
                                                        key, state.sums[SHARED])
-      state.model, state.sums[SHARED] = self.program.shared_step(model, ctrl_params, batch, k,
-                                                                 sums)
+      state.model, state.sums[SHARED] = train(model, ctrl_params, batch, k, sums)
 
     batches = self.task.shared_batches(state, state.phase_total - state.phase_step)
-    self.phase_loop(state, SHARED, batches, step, {"lr": lr}, CONTROLLER)
+    self.phase_loop(state, SHARED, batches, step, {"lr": lr, "warmup": float(warming)},
+                    CONTROLLER)
+
+  def warming_up(self, state: SearchState) -> bool:
+    """In the warm-up epochs the shared weights train on uniformly sampled architectures and
+    the controller does not learn (`search.warmup_epochs`)."""
+    return state.epoch < self.cfg.search.warmup_epochs
 
   def controller_phase(self, state: SearchState) -> None:
     """(b) REINFORCE updates of the controller, rewarded on validation batches."""
-    n = state.phase_total = self.cfg.search.controller_steps
+    n = state.phase_total = 0 if self.warming_up(state) else self.cfg.search.controller_steps
     key = jax.random.fold_in(self.base_key, CONTROLLER_STREAM)
 
     def step(batch: Any) -> None:

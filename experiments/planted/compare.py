@@ -1,7 +1,9 @@
 r"""ENAS against random search with weight sharing on the planted-cell corpus, at equal compute.
 
-  python -m experiments.planted.compare --out=workdirs/science/compare            # small, 5 seeds
+  python -m experiments.planted.compare --out=workdirs/science/compare            # small, 10 seeds
   python -m experiments.planted.compare --out=DIR --scale=medium --seeds=10
+  python -m experiments.planted.compare --out=DIR --seeds=10 --set=search.warmup_epochs=2
+      # a remedy: any config field, for both methods (repeat --set for several)
 
 For each seed, one search with the trained controller (`controller.kind=enas`) and one with the
 uniform controller (`random`): the same config otherwise, so both train the shared weights for the
@@ -21,23 +23,25 @@ import time
 
 import numpy as np
 
+from enas_jax.io.errors import UserError
 from experiments.planted import common, stats
 
 METHODS = ("enas", "random")
 
 
-def run(out: str, scale_name: str, seeds: int) -> dict:
+def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = ()) -> dict:
   scale = common.scale_of(scale_name)
   started = time.time()
   rows, corpus, trainer, standalone = [], None, None, {}
   for seed in range(seeds):
     for kind in METHODS:
       workdir = os.path.join(out, "searches", f"{kind}_seed{seed}")
-      summary, search = common.run_search(common.search_config(scale, seed, kind), workdir)
+      config = common.override(common.search_config(scale, seed, kind), list(settings))
+      summary, search = common.run_search(config, workdir)
       if corpus is None:
         corpus = search.task.corpus
-        trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"), corpus,
-                                           scale.standalone_epochs)
+        # the yardstick never takes the study's settings: every study measures with one recipe
+        trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"), corpus, scale)
       found = summary["authors"]
       if found not in standalone:
         standalone[found] = trainer.valid_perplexity(common.arch_of(found))
@@ -59,7 +63,8 @@ def run(out: str, scale_name: str, seeds: int) -> dict:
     row["distance_to_teacher"] = stats.cell_distance(a.prev_N, a.act_N, t_arch.prev_N,
                                                      t_arch.act_N)
     row["gap_to_optimal"] = row["standalone_ppl"] - optimal
-  result = {"scale": scale_name, "seeds": seeds, "corpus": common.corpus_facts(corpus),
+  result = {"scale": scale_name, "seeds": seeds, "settings": list(settings),
+            "corpus": common.corpus_facts(corpus),
             "teacher_cell": teacher, "teacher_optimal_ppl": optimal,
             "teacher_standalone_ppl": teacher_alone,
             "teacher_standalone_ppl_seeds": noise, "runs": rows,
@@ -88,7 +93,8 @@ def summarize(rows: list[dict]) -> dict:
 
 def write_outputs(out: str, result: dict) -> None:
   common.write_json(os.path.join(out, "results.json"), result)
-  lines = [f"Planted corpus: teacher cell `{result['teacher_cell']}`, optimal validation "
+  lines = [f"Settings: {', '.join(result.get('settings') or ['the defaults'])}.", "",
+           f"Planted corpus: teacher cell `{result['teacher_cell']}`, optimal validation "
            f"perplexity {result['teacher_optimal_ppl']:.2f}, the teacher's cell trained alone "
            f"{result['teacher_standalone_ppl']:.2f} (with initialisation seeds 0, 1, 2: "
            + ", ".join(f"{v:.2f}" for v in result["teacher_standalone_ppl_seeds"])
@@ -142,11 +148,16 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default="workdirs/science/compare")
   parser.add_argument("--scale", default="small", choices=sorted(common.SCALES))
-  parser.add_argument("--seeds", type=int, default=5)
+  parser.add_argument("--seeds", type=int, default=10)
+  parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                      help="a config change for both methods' searches (a remedy)")
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
   common.use_compilation_cache(args.out)
-  result = run(args.out, args.scale, args.seeds)
+  try:
+    result = run(args.out, args.scale, args.seeds, tuple(args.set))
+  except UserError as err:
+    raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(args.out, "table.md")).read())
   print(f"({result['seconds'] / 60:.1f} min; {args.out}/results.json, table.md, compare.png)")
 

@@ -5,21 +5,29 @@ shared weights and its perplexity when trained alone from scratch.
   python -m experiments.planted.ranking --corpus=ptb --out=workdirs/science/ranking_ptb
       # Penn Treebank at CPU scale: PTB's validation split as training text, its test split
       # halved into validation and test (only those two splits are in --ptb_dir)
+  python -m experiments.planted.ranking --out=DIR --set=model.activation_weights=node0 \
+      --standalone_from=workdirs/science/ranking_planted
+      # a remedy in the search; the cells' trained-alone figures reused from the first study
 
 One search trains the shared weights (`--shared_from=random`: the uniform controller, so every
 cell's edges are trained alike; or `enas`). Then `--cells` distinct cells drawn uniformly (and, on
 the planted corpus, the teacher's cell) are scored on the whole validation split under the final
 shared weights and trained alone with one recipe and seed (`common.StandaloneTrainer`). Reported:
 Kendall's tau-b with a permutation p-value, the rank of the best cell trained alone under the
-shared weights, and the perplexity lost by taking the shared weights' favourite. Writes
-results.json, table.md and ranking.png to --out.
+shared weights, and the perplexity lost by taking the shared weights' favourite; and what makes
+the benchmark worth reading (issue 19): the noise of training alone (the teacher's cell from
+`--noise_seeds` initialisations), the spread of the cells' trained-alone perplexities (median
+minus best) over that noise, the teacher's cell's rank among the cells trained alone and its gap
+to the teacher's optimal perplexity. Writes results.json, table.md and ranking.png to --out.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import time
+from typing import Any
 
 import numpy as np
 
@@ -51,39 +59,88 @@ def prepare_ptb(ptb_dir: str, out: str) -> str:
 
 
 def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: str,
-        ptb_dir: str) -> dict:
+        ptb_dir: str, settings: tuple[str, ...] = (), noise_seeds: int = 3,
+        standalone_from: str = "", tau_at: tuple[int, ...] = ()) -> dict:
   scale = common.scale_of(scale_name)
   started = time.time()
-  config = common.search_config(scale, 0, shared_from)
+  base = common.search_config(scale, 0, shared_from)
   if corpus_name == "ptb":
-    config.data.source = "directory"
-    config.data.dir = prepare_ptb(ptb_dir, out)
-  summary, search = common.run_search(config, os.path.join(out, "search"))
+    base.data.source = "directory"
+    base.data.dir = prepare_ptb(ptb_dir, out)
+  config = common.override(copy.deepcopy(base), list(settings))
+  stages = sorted({e for e in tau_at if 0 < e < scale.search_epochs} | {scale.search_epochs})
+  config.search.epochs = stages[0]
+  _, search = common.run_search(config, os.path.join(out, "search"))
   corpus = search.task.corpus
   teacher = corpus.info.get("teacher_arch")
   candidates = common.random_cells(config.model.num_nodes, cells, seed=1,
                                    exclude={teacher} if teacher else set())
   if teacher and len(common.arch_of(teacher).act_N) == config.model.num_nodes:
     candidates.append(teacher)
-  trainer = common.StandaloneTrainer(config, corpus, scale.standalone_epochs)
+  # the yardstick never takes the study's settings: every study measures with one recipe
+  trainer = common.StandaloneTrainer(base, corpus, scale)
+  known = reuse_standalone(standalone_from, corpus, scale_name)
+  curve = []
+  for stage in stages:  # the same search, resumed to each stage's epoch (bit-exact)
+    if stage != stages[0]:
+      config.search.epochs = stage
+      _, search = common.run_search(config, os.path.join(out, "search"))
+    shared = [common.shared_perplexity(search, common.arch_of(text)) for text in candidates]
+    curve.append({"epoch": stage, "shared_ppl": shared,
+                  "entropy": common.last_entropy(os.path.join(out, "search"))})
   rows = []
-  for text in candidates:
-    arch = common.arch_of(text)
-    rows.append({"cell": text, "teacher": text == teacher,
-                 "shared_ppl": common.shared_perplexity(search, arch),
-                 "standalone_ppl": trainer.valid_perplexity(arch)})
-    print(f"{text}: shared {rows[-1]['shared_ppl']:.2f}  alone {rows[-1]['standalone_ppl']:.2f}",
-          flush=True)
+  for text, shared_ppl in zip(candidates, curve[-1]["shared_ppl"]):
+    alone = known[text] if text in known else trainer.valid_perplexity(common.arch_of(text))
+    rows.append({"cell": text, "teacher": text == teacher, "shared_ppl": shared_ppl,
+                 "standalone_ppl": alone})
+    print(f"{text}: shared {shared_ppl:.2f}  alone {alone:.2f}", flush=True)
+  alone_all = [r["standalone_ppl"] for r in rows]
+  for point in curve:
+    point["kendall_tau"] = stats.kendall_tau(point["shared_ppl"], alone_all)
+  # the noise of training alone: the teacher's cell (else the first cell) from other inits
+  probe = teacher or candidates[0]
+  noise = known.get(("noise", probe)) or [
+      trainer.valid_perplexity(common.arch_of(probe), seed=s) for s in range(noise_seeds)]
   result = {"corpus": common.corpus_facts(corpus), "scale": scale_name,
-            "shared_from": shared_from, "rows": rows, **figures(rows, corpus.vocab_size),
+            "shared_from": shared_from, "settings": list(settings), "rows": rows,
+            "noise_cell": probe, "noise_ppl_seeds": noise,
+            "tau_curve": [{k: v for k, v in p.items() if k != "shared_ppl"} for p in curve],
+            **figures(rows, corpus.vocab_size, noise, corpus.info.get("teacher_ppl_valid")),
+            "entropy_end": curve[-1]["entropy"],
             "seconds": time.time() - started}
   write_outputs(out, result)
   return result
 
 
-def figures(rows: list[dict], vocab_size: int) -> dict:
+def reuse_standalone(path: str, corpus: Any, scale_name: str) -> dict:
+  """The trained-alone perplexities of an earlier study's results.json (`path`: its folder) on
+  the same corpus at the same scale: {cell: ppl, ("noise", cell): [ppl per seed]}."""
+  if not path:
+    return {}
+  file = os.path.join(path, "results.json")
+  if not os.path.isfile(file):
+    raise UserError(f"--standalone_from={path}: no results.json there; give the --out folder "
+                    f"of a finished ranking study.")
+  with open(file) as f:
+    earlier = json.load(f)
+  if earlier["corpus"] != common.corpus_facts(corpus) or earlier["scale"] != scale_name:
+    raise UserError(f"--standalone_from={path}: that study ran on another corpus or scale "
+                    f"({earlier['corpus']['name']}, {earlier['scale']}); its cells' "
+                    f"perplexities do not apply here. Drop the flag to train them.")
+  known: dict = {r["cell"]: r["standalone_ppl"] for r in earlier["rows"]}
+  if earlier.get("noise_ppl_seeds"):
+    known[("noise", earlier["noise_cell"])] = earlier["noise_ppl_seeds"]
+  return known
+
+
+def figures(rows: list[dict], vocab_size: int, noise: list[float] | None = None,
+            optimal: float | None = None) -> dict:
   """Kendall's tau (all cells, and without those broken under the shared weights), its p-value,
-  where the best cell trained alone ranks under the shared weights, the shared favourite's cost."""
+  where the best cell trained alone ranks under the shared weights, the shared favourite's cost;
+  with `noise` (one cell trained alone from several initialisations), the benchmark's
+  discrimination: the spread of trained-alone perplexities (median minus best) over the noise's
+  standard deviation, and where the teacher's cell ranks trained alone (rank / cells: 1/cells
+  is the top) and how far above the teacher's `optimal` perplexity it lands."""
   shared = [r["shared_ppl"] for r in rows]
   alone = [r["standalone_ppl"] for r in rows]
   best_alone = int(np.argmin(alone))
@@ -91,24 +148,40 @@ def figures(rows: list[dict], vocab_size: int) -> dict:
   pick = shared_rank[0]
   # cells worse under the shared weights than guessing uniformly: broken there, not bad
   sane = [i for i in range(len(rows)) if shared[i] < vocab_size]
-  return {"cells": len(rows),
-          "kendall_tau": stats.kendall_tau(shared, alone),
-          "kendall_tau_p": stats.tau_p_value(shared, alone),
-          "worse_than_uniform_under_shared": len(rows) - len(sane),
-          "kendall_tau_sane": (stats.kendall_tau([shared[i] for i in sane],
-                                                 [alone[i] for i in sane])
-                               if len(sane) > 1 else float("nan")),
-          "best_alone_cell": rows[best_alone]["cell"],
-          "best_alone_rank_under_shared": shared_rank.index(best_alone) + 1,
-          "shared_pick_cell": rows[pick]["cell"],
-          "shared_pick_regret_ppl": alone[pick] - alone[best_alone]}
+  out = {"cells": len(rows),
+         "kendall_tau": stats.kendall_tau(shared, alone),
+         "kendall_tau_p": stats.tau_p_value(shared, alone),
+         "worse_than_uniform_under_shared": len(rows) - len(sane),
+         "kendall_tau_sane": (stats.kendall_tau([shared[i] for i in sane],
+                                                [alone[i] for i in sane])
+                              if len(sane) > 1 else float("nan")),
+         "best_alone_cell": rows[best_alone]["cell"],
+         "best_alone_rank_under_shared": shared_rank.index(best_alone) + 1,
+         "shared_pick_cell": rows[pick]["cell"],
+         "shared_pick_regret_ppl": alone[pick] - alone[best_alone]}
+  if noise and len(noise) > 1:
+    sd = float(np.std(noise, ddof=1))
+    spread = float(np.median(alone) - np.min(alone))
+    out.update(noise_sd=sd, spread_best_to_median=spread,
+               spread_over_noise=spread / sd if sd > 0 else float("inf"))
+  teacher = [i for i, r in enumerate(rows) if r.get("teacher")]
+  if teacher:
+    t = teacher[0]
+    rank = 1 + sum(a < alone[t] for a in alone)
+    out.update(teacher_rank=rank, teacher_rank_fraction=rank / len(rows),
+               teacher_rank_under_shared=shared_rank.index(t) + 1)
+    if optimal:
+      out.update(teacher_optimal_ppl=optimal, teacher_alone_gap=alone[t] / optimal - 1.0)
+  return out
 
 
 def resummarize(out: str) -> dict:
   """The figures and outputs again from `out`/results.json's rows (nothing retrained)."""
   with open(os.path.join(out, "results.json")) as f:
     result = json.load(f)
-  result.update(figures(result["rows"], result["corpus"]["vocab"]))
+  result.update(figures(result["rows"], result["corpus"]["vocab"],
+                        result.get("noise_ppl_seeds"),
+                        result["corpus"].get("teacher_ppl_valid")))
   write_outputs(out, result)
   return result
 
@@ -117,7 +190,8 @@ def write_outputs(out: str, result: dict) -> None:
   common.write_json(os.path.join(out, "results.json"), result)
   rows = sorted(result["rows"], key=lambda r: r["standalone_ppl"])
   lines = [f"Corpus {result['corpus']['name']}; shared weights from a `{result['shared_from']}` "
-           f"search; {result['cells']} cells"
+           f"search{' with ' + ', '.join(result['settings']) if result.get('settings') else ''}; "
+           f"{result['cells']} cells"
            f"{'; batch norm on every node' if result.get('batch_norm') else ''}.", "",
            "| cell | teacher | shared ppl | trained alone ppl |", "|---|---|---:|---:|"]
   lines += [f"| `{r['cell']}` | {'yes' if r['teacher'] else ''} | {r['shared_ppl']:.2f} | "
@@ -131,6 +205,23 @@ def write_outputs(out: str, result: dict) -> None:
             f"weights than a uniform guess (perplexity above the vocabulary size, "
             f"{result['corpus']['vocab']}); without them tau-b = "
             f"{result['kendall_tau_sane']:.3f}."]
+  if "spread_over_noise" in result:
+    lines += ["", f"Trained alone, `{result['noise_cell']}` from {len(result['noise_ppl_seeds'])} "
+              f"initialisations: " + ", ".join(f"{v:.4f}" for v in result["noise_ppl_seeds"])
+              + f" (sd {result['noise_sd']:.2g}); the cells' spread, median minus best, "
+              f"{result['spread_best_to_median']:.3f} = {result['spread_over_noise']:.0f} times "
+              f"that sd."]
+  if len(result.get("tau_curve", [])) > 1:
+    lines += ["", "| epoch | Kendall tau-b | controller entropy |", "|---:|---:|---:|"]
+    lines += [f"| {p['epoch']} | {p['kendall_tau']:.3f} | {p['entropy']:.2f} |"
+              for p in result["tau_curve"]]
+  if "teacher_rank" in result:
+    lines += ["", f"The teacher's cell trained alone ranks {result['teacher_rank']} of "
+              f"{result['cells']} ({result['teacher_rank_fraction']:.1%}) and under the shared "
+              f"weights {result['teacher_rank_under_shared']}"
+              + (f"; it lands {result['teacher_alone_gap']:.1%} above the teacher's optimal "
+                 f"perplexity ({result['teacher_optimal_ppl']:.2f})."
+                 if "teacher_alone_gap" in result else ".")]
   with open(os.path.join(out, "table.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   import matplotlib
@@ -155,8 +246,18 @@ def main() -> None:
   parser.add_argument("--corpus", default="planted", choices=["planted", "ptb"])
   parser.add_argument("--out", default="")
   parser.add_argument("--scale", default="small", choices=sorted(common.SCALES))
-  parser.add_argument("--cells", type=int, default=20)
+  parser.add_argument("--cells", type=int, default=30)
   parser.add_argument("--shared_from", default="random", choices=["random", "enas"])
+  parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                      help="a config change for the search (a remedy); not for training alone")
+  parser.add_argument("--noise_seeds", type=int, default=3,
+                      help="initialisations of the teacher's cell trained alone (the noise)")
+  parser.add_argument("--tau_at", default="",
+                      help="comma-separated epochs at which to measure tau too (the search "
+                           "resumed stage by stage), e.g. 1,2,4: tau next to the entropy")
+  parser.add_argument("--standalone_from", default="",
+                      help="an earlier study's --out on the same corpus and scale: reuse its "
+                           "cells' trained-alone perplexities instead of training them again")
   parser.add_argument("--ptb_dir", default="../shared/data/ptb")
   parser.add_argument("--resummarize", action="store_true",
                       help="recompute the figures and tables from --out's results.json")
@@ -166,7 +267,9 @@ def main() -> None:
   common.use_compilation_cache(out)
   try:
     result = (resummarize(out) if args.resummarize else
-              run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir))
+              run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir,
+                  tuple(args.set), args.noise_seeds, args.standalone_from,
+                  tuple(int(e) for e in args.tau_at.split(",") if e)))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(out, "table.md")).read())

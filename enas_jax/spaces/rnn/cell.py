@@ -42,8 +42,13 @@ class CellOptions:
   scan_unroll: int = 1  # time steps unrolled per scan iteration
 
 
+NUM_ACTIVATIONS = 4  # tanh, relu, identity, sigmoid (the order of `activate`)
+ACTIVATION_WEIGHTS = ("shared", "node0", "all")
+
+
 def init_cell(key: jax.Array, num_nodes: int, embed_dim: int, hidden_dim: int,
-              init_range: float, edges: tuple[tuple[int, int], ...] | None = None) -> dict:
+              init_range: float, edges: tuple[tuple[int, int], ...] | None = None,
+              activation_weights: str = "shared") -> dict:
   """Initialises node 0's input and recurrent weights and one [H, 2H] matrix per edge.
 
   Args:
@@ -52,22 +57,40 @@ def init_cell(key: jax.Array, num_nodes: int, embed_dim: int, hidden_dim: int,
     embed_dim, hidden_dim: sizes of x_t and h.
     init_range: weights are uniform in [-init_range, init_range].
     edges: the (node, prev) pairs to create; None creates every pair (the shared weights).
+    activation_weights: "shared" (ENAS: one matrix per key, whatever the node's activation),
+      "node0" (node 0's two matrices get a leading axis of one copy per activation) or "all"
+      (every key's matrices do). The keys stay (node, prev); `node_weights` picks the copy.
   """
   if edges is None:
     edges = tuple((k, p) for k in range(1, num_nodes) for p in range(k))
+  if activation_weights not in ACTIVATION_WEIGHTS:
+    raise ValueError(f"unknown activation_weights {activation_weights!r}")
   keys = jax.random.split(key, len(edges) + 2)
+  lead0 = () if activation_weights == "shared" else (NUM_ACTIVATIONS,)
+  lead = (NUM_ACTIVATIONS,) if activation_weights == "all" else ()
   u = lambda k, shape: jax.random.uniform(k, shape, jnp.float32, -init_range, init_range)
   params = {
-      "node0": {"w_x": u(keys[0], (embed_dim, 2 * hidden_dim)),
-                "w_h": u(keys[1], (hidden_dim, 2 * hidden_dim))},
+      "node0": {"w_x": u(keys[0], lead0 + (embed_dim, 2 * hidden_dim)),
+                "w_h": u(keys[1], lead0 + (hidden_dim, 2 * hidden_dim))},
   }
   for i, (k, p) in enumerate(edges):
-    params[edge_key(k, p)] = u(keys[i + 2], (hidden_dim, 2 * hidden_dim))
+    params[edge_key(k, p)] = u(keys[i + 2], lead + (hidden_dim, 2 * hidden_dim))
   return params
 
 
-def select_edge_weights(cell: Params, prev_N: jax.Array) -> jax.Array:
-  """float[N-1, H, 2H]: node k's matrix for its chosen input, picked by `lax.switch`.
+def node_weights(w: jax.Array, act: jax.Array) -> jax.Array:
+  """The [rows, 2H] matrix a node uses: `w` itself, or its copy for activation `act` when `w`
+  holds one per activation ([4, rows, 2H]; `act` may be traced)."""
+  if w.ndim == 2:
+    return w
+  return jax.lax.dynamic_index_in_dim(w, jnp.clip(act, 0, NUM_ACTIVATIONS - 1), 0,
+                                      keepdims=False)
+
+
+def select_edge_weights(cell: Params, prev_N: jax.Array, act_N: jax.Array | None = None
+                        ) -> jax.Array:
+  """float[N-1, H, 2H]: node k's matrix for its chosen input, picked by `lax.switch` (and its
+  activation's copy, when the weights have one per activation: `act_N` is then required).
 
   Done once per call, outside the time loop; only the chosen branch runs under `jit`.
   """
@@ -75,13 +98,16 @@ def select_edge_weights(cell: Params, prev_N: jax.Array) -> jax.Array:
   chosen = []
   for k in range(1, num_nodes):
     branches = [lambda p=p, k=k: cell[edge_key(k, p)] for p in range(k)]
-    chosen.append(jax.lax.switch(jnp.clip(prev_N[k], 0, k - 1), branches))
+    w = jax.lax.switch(jnp.clip(prev_N[k], 0, k - 1), branches)
+    chosen.append(w if w.ndim == 2 else node_weights(w, act_N[k]))
   return jnp.stack(chosen)
 
 
-def fixed_edge_weights(cell: Params, prev: tuple[int, ...]) -> jax.Array:
+def fixed_edge_weights(cell: Params, prev: tuple[int, ...],
+                       act: tuple[int, ...] | None = None) -> jax.Array:
   """The same stack for an architecture known when tracing (fixed-architecture mode)."""
-  return jnp.stack([cell[edge_key(k, prev[k])] for k in range(1, len(prev))])
+  return jnp.stack([node_weights(cell[edge_key(k, prev[k])], None if act is None else act[k])
+                    for k in range(1, len(prev))])
 
 
 def activate(act: jax.Array, z: jax.Array) -> jax.Array:

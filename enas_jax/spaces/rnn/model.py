@@ -40,6 +40,7 @@ class RNNModelConfig:
   between_node_dropout: float = 0.0
   hidden_norm_clip: float = 25.0
   scan_unroll: int = 1
+  activation_weights: Literal["shared", "node0", "all"] = "shared"
 
   def validate(self, section: str = "model") -> None:
     require(self, section, ">= 1", "num_nodes", "embed_dim", "hidden_dim", "scan_unroll")
@@ -50,6 +51,10 @@ class RNNModelConfig:
           f"Config fields `{section}.embed_dim` ({self.embed_dim}) and `{section}.hidden_dim` "
           f"({self.hidden_dim}) must be equal when `{section}.tie_weights` is True (the softmax "
           f"reuses the embedding). Make them equal or set tie_weights=False.")
+    if self.activation_weights not in cell_lib.ACTIVATION_WEIGHTS:
+      raise UserError(f"Config field `{section}.activation_weights` is "
+                      f"{self.activation_weights!r}; it must be one of "
+                      f"{', '.join(cell_lib.ACTIVATION_WEIGHTS)}.")
     for name in ("embedding_dropout", "input_dropout", "output_dropout", "dropconnect",
                  "cell_input_dropout", "between_node_dropout"):
       rate = getattr(self, name)
@@ -152,8 +157,10 @@ class RNNLanguageModel(nn.Module):
     init_u = lambda lo: (lambda k, s: jax.random.uniform(k, s, jnp.float32, -lo, lo))
     embedding_VxE = self.param("embedding", init_u(cfg.init_range),
                                (self.vocab_size, cfg.embed_dim))
+    # one copy per activation only in the shared model (a fixed cell has one activation a node)
     cell = self.param("cell", lambda k: cell_lib.init_cell(
-        k, cfg.num_nodes, cfg.embed_dim, cfg.hidden_dim, cfg.init_range, self._edges()))
+        k, cfg.num_nodes, cfg.embed_dim, cfg.hidden_dim, cfg.init_range, self._edges(),
+        cfg.activation_weights if self.fixed_arch is None else "shared"))
     if cfg.tie_weights:
       softmax_HxV = embedding_VxE.T
     else:
@@ -161,9 +168,9 @@ class RNNLanguageModel(nn.Module):
                                (cfg.hidden_dim, self.vocab_size))
     softmax_bias_V = self.param("softmax_bias", nn.initializers.zeros, (self.vocab_size,))
 
-    w_h0_Hx2H = cell["node0"]["w_h"]
+    w_h0_Hx2H = cell_lib.node_weights(cell["node0"]["w_h"], arch.act_N[0])
     if self.fixed_arch is None:
-      w_edges_MxHx2H = cell_lib.select_edge_weights(cell, arch.prev_N)
+      w_edges_MxHx2H = cell_lib.select_edge_weights(cell, arch.prev_N, arch.act_N)
     else:
       w_edges_MxHx2H = cell_lib.fixed_edge_weights(cell, self.fixed_arch[0])
 
@@ -176,7 +183,7 @@ class RNNLanguageModel(nn.Module):
       w_h0_Hx2H, w_edges_MxHx2H = dropconnect(cfg, self.make_rng("dropout"), w_h0_Hx2H,
                                               w_edges_MxHx2H)
 
-    xw_TxBx2H = x_TxBxE @ cell["node0"]["w_x"]
+    xw_TxBx2H = x_TxBxE @ cell_lib.node_weights(cell["node0"]["w_x"], arch.act_N[0])
     h_last_BxH, out_TxBxH = cell_lib.unroll(
         xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, arch, h_BxH, valid_T, cfg.cell_options,
         node_mask_BxH)

@@ -23,10 +23,12 @@ class TextDataConfig:
   bptt: int = 35
   variable_bptt: bool = False
   max_bptt: int = 55
+  reward_windows: int = 1
   planted: PlantedConfig = dataclasses.field(default_factory=PlantedConfig)
 
   def validate(self, section: str = "data") -> None:
-    require(self, section, ">= 1", "batch_size", "eval_batch_size", "test_batch_size", "bptt")
+    require(self, section, ">= 1", "batch_size", "eval_batch_size", "test_batch_size", "bptt",
+            "reward_windows")
     if self.variable_bptt and self.max_bptt < self.bptt:
       raise UserError(f"Config field `{section}.max_bptt` ({self.max_bptt}) must be at least "
                       f"`{section}.bptt` ({self.bptt}).")
@@ -34,6 +36,11 @@ class TextDataConfig:
       raise UserError(f"Config field `{section}.dir` is empty: set it to the corpus directory "
                       f"(with train.txt, valid.txt, test.txt), e.g. --config.{section}.dir=data/ptb, "
                       f"or use `{section}.source=planted` for the built-in synthetic corpus.")
+
+  @property
+  def reward_length(self) -> int:
+    """Tokens per row of one reward (or derive) batch: `reward_windows` windows of `bptt`."""
+    return self.bptt * self.reward_windows
 
   @property
   def window_width(self) -> int:

@@ -2,7 +2,8 @@
 
 Shared phase: one window of the training split per step (AWD-style variable lengths a pure
 function of (seed, pass)), the recurrent state carried between windows and reset at each pass.
-Controller phase and derive: one validation window per step, zero initial state; reward
+Controller phase and derive: one validation window per step (`data.reward_windows` windows of
+`bptt` tokens, read as one), zero initial state; reward
 `reward_c / ppl`. The derived cell of an epoch is the sampled cell with the lowest perplexity on
 the first validation window; its figure is the whole-validation perplexity.
 """
@@ -46,7 +47,7 @@ class SearchTaskImpl:
     self.train = WindowStream(batchify(self.corpus.train, d.batch_size, "train", min_steps=1),
                               d.bptt, cfg.seed, d.variable_bptt, width)
     self.valid = WindowStream(batchify(self.corpus.valid, d.batch_size, "valid", min_steps=1),
-                              d.bptt, cfg.seed, False, width)
+                              d.reward_length, cfg.seed, False, d.reward_length)
     self.valid_eval_BxN = batchify(self.corpus.valid, d.eval_batch_size, "valid", min_steps=1)
     self.model = space.shared_network(cfg.model, len(self.corpus.words))
     self.optimizer = lm_steps.make_optimizer(cfg.shared)
@@ -63,9 +64,11 @@ class SearchTaskImpl:
                                self.cfg.model.hidden_dim)
 
   def example_batches(self) -> tuple[Batch, Batch]:
-    window = next(windows(self.train.data_BxN, self.cfg.data.bptt, width=self.train.width))
-    batch = lm_steps.window_batch(window, self.cfg.data.bptt)
-    return batch, batch
+    d = self.cfg.data
+    window = next(windows(self.train.data_BxN, d.bptt, width=self.train.width))
+    reward = next(windows(self.valid.data_BxN, d.reward_length, width=d.reward_length))
+    return (lm_steps.window_batch(window, d.bptt),
+            lm_steps.window_batch(reward, d.reward_length))
 
   def shared_phase_length(self, state: Any) -> int:
     return (self.cfg.search.shared_steps
@@ -80,11 +83,12 @@ class SearchTaskImpl:
 
   def reward_batches(self, state: Any, n: int) -> Iterator[Batch]:
     for window, _ in self.valid.take(state.valid_cursor, n):
-      yield lm_steps.window_batch(window, self.cfg.data.bptt)
+      yield lm_steps.window_batch(window, self.cfg.data.reward_length)
 
   def derive_batch(self, epoch: int) -> Batch:
-    window = next(windows(self.valid.data_BxN, self.cfg.data.bptt, width=self.valid.width))
-    return lm_steps.window_batch(window, self.cfg.data.bptt)
+    length = self.cfg.data.reward_length
+    window = next(windows(self.valid.data_BxN, length, width=length))
+    return lm_steps.window_batch(window, length)
 
   def evaluate(self, model: lm_steps.LMState, arch: Any) -> float:
     """Perplexity of `arch` on the whole validation split, the state carried across windows."""

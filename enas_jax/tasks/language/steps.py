@@ -157,7 +157,7 @@ def evaluate_perplexity(eval_step: Callable[..., Any], params: Any, batch_stats:
 
 
 def _hidden_dim(params: Any) -> int:
-  return int(params["cell"]["node0"]["w_h"].shape[0])
+  return int(params["cell"]["node0"]["w_h"].shape[-2])
 
 
 def make_score(eval_step: Callable[..., Any], from_decisions: Callable[[jax.Array], Any],
