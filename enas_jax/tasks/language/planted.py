@@ -23,9 +23,6 @@ from enas_jax.spaces.rnn.arch import RNNArch, random_arch, validate
 from enas_jax.spaces.rnn.formats import from_authors_string, to_authors_string
 
 
-READOUTS = ("standardize", "linear")
-
-
 @dataclasses.dataclass(frozen=True)
 class PlantedConfig:
   """The `data.planted` section (see configs/quickstart.py for comments)."""
@@ -42,7 +39,6 @@ class PlantedConfig:
   logit_scale: float = 3.0
   mean_sentence_length: float = 25.0
   num_streams: int = 200
-  readout: str = "standardize"
 
   def validate(self, section: str = "data.planted") -> None:
     require(self, section, ">= 1", "num_nodes", "hidden_dim", "num_streams")
@@ -50,9 +46,6 @@ class PlantedConfig:
     if not 3 <= self.vocab_size <= 100_000:
       raise UserError(f"Config field `{section}.vocab_size` must be in [3, 100000], got "
                       f"{self.vocab_size}.")
-    if self.readout not in READOUTS:
-      raise UserError(f"Config field `{section}.readout` is {self.readout!r}; it must be one of "
-                      f"{', '.join(READOUTS)}.")
     if self.mean_sentence_length <= 1.0:
       raise UserError(f"Config field `{section}.mean_sentence_length` must exceed 1, got "
                       f"{self.mean_sentence_length}.")
@@ -105,8 +98,8 @@ def next_word_log_probs(logits_SxV: jax.Array, eos_prob: float) -> jax.Array:
   return jnp.concatenate([eos, words], axis=1)
 
 
-def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int, eos_prob: float,
-              readout: str = "standardize") -> tuple[jax.Array, jax.Array]:
+def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int, eos_prob: float
+              ) -> tuple[jax.Array, jax.Array]:
   """Samples `steps` tokens in each of `num_streams` streams: (tokens [S, T], log-probs [S, T])."""
   hidden = teacher.embedding_VxH.shape[1]
   arch = RNNArch(jnp.asarray(teacher.arch.prev_N), jnp.asarray(teacher.arch.act_N))
@@ -119,8 +112,8 @@ def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int, eo
     xw_1xSx2H = (teacher.embedding_VxH[tok_S] @ teacher.cell["node0"]["w_x"])[None]
     h_new_SxH, _ = cell_lib.unroll(xw_1xSx2H, teacher.cell["node0"]["w_h"], w_edges, arch,
                                       h_SxH, valid_1, opts)
-    features_SxH = standardize(h_new_SxH) if readout == "standardize" else h_new_SxH
-    logp_SxV = next_word_log_probs(features_SxH @ teacher.out_HxV + teacher.bias_V, eos_prob)
+    logp_SxV = next_word_log_probs(standardize(h_new_SxH) @ teacher.out_HxV + teacher.bias_V,
+                                   eos_prob)
     nxt_S = jax.random.categorical(jax.random.fold_in(key, t), logp_SxV).astype(jnp.int32)
     logp_S = jnp.take_along_axis(logp_SxV, nxt_S[:, None], 1)[:, 0]
     h_next_SxH = jnp.where((nxt_S == 0)[:, None], 0.0, h_new_SxH)
@@ -136,7 +129,7 @@ def _split(teacher: Teacher, key: jax.Array, cfg: PlantedConfig, num_tokens: int
   """A split of about `num_tokens` whole sentences and the teacher's mean NLL (nats/token)."""
   steps = int(math.ceil(1.2 * num_tokens / cfg.num_streams)) + 4 * int(cfg.mean_sentence_length)
   tok_SxT, logp_SxT = jax.jit(lambda k: _generate(teacher, k, cfg.num_streams, steps,
-                                          1.0 / cfg.mean_sentence_length, cfg.readout))(key)
+                                          1.0 / cfg.mean_sentence_length))(key)
   tok_SxT, logp_SxT = np.asarray(tok_SxT), np.asarray(logp_SxT, np.float64)
   toks, logps = [], []
   for s in range(cfg.num_streams):  # keep whole sentences: cut each stream at its last <eos>
