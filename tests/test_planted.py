@@ -37,8 +37,13 @@ def test_teacher_is_far_better_than_unigram(corpus):
     assert corpus.info[f"teacher_ppl_{split}"] < 0.3 * corpus.info[f"unigram_ppl_{split}"]
 
 
-def test_reported_teacher_perplexity_is_exact(corpus):
-  teacher = planted.make_teacher(SMALL)
+@pytest.mark.parametrize("readout", ["standardize", "linear"])
+def test_reported_teacher_perplexity_is_exact(corpus, readout):
+  cfg = dataclasses.replace(SMALL, readout=readout, logit_scale=6.0 if readout == "linear"
+                            else SMALL.logit_scale)
+  if readout != SMALL.readout:
+    corpus = planted.make_planted_corpus(cfg)
+  teacher = planted.make_teacher(cfg)
   params = {"embedding": teacher.embedding_VxH, "cell": teacher.cell,
             "softmax_bias": teacher.bias_V}
   tokens = corpus.valid
@@ -46,7 +51,7 @@ def test_reported_teacher_perplexity_is_exact(corpus):
   inputs = np.concatenate([[0], tokens[:-1]])[None, :]
   logits, _ = reference_lm(params, list(teacher.arch.prev_N), list(teacher.arch.act_N), inputs,
                            np.zeros((1, SMALL.hidden_dim)), out_HxV=teacher.out_HxV, reset_token=0,
-                           standardize=True)
+                           standardize=readout == "standardize")
   # <eos> (id 0) has probability q = 1 / mean_sentence_length; words share 1 - q by softmax.
   words = logits[0][:, 1:]
   words = words - words.max(1, keepdims=True)
@@ -60,5 +65,7 @@ def test_reported_teacher_perplexity_is_exact(corpus):
 def test_bad_planted_config():
   with pytest.raises(UserError, match="vocab_size"):
     planted.PlantedConfig(vocab_size=2).validate()
+  with pytest.raises(UserError, match="readout.*standardize, linear"):
+    planted.PlantedConfig(readout="softmax").validate()
   with pytest.raises(UserError, match="has 3 nodes"):
     planted.make_teacher(planted.PlantedConfig(num_nodes=5, arch="0 0 1 0 2"))

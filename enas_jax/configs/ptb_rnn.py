@@ -48,6 +48,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data.planted.test_tokens = 20_000  # test split size
   config.data.planted.weight_scale = 1.5  # teacher cell weights ~ U(+-scale*sqrt(3/H))
   config.data.planted.logit_scale = 3.0  # logits = scale * standardized(h) @ W; larger: peakier
+  config.data.planted.readout = "standardize"  # logits from "standardize"d or "linear" state
   config.data.planted.mean_sentence_length = 25.0  # <eos> has probability 1/this at every step
   config.data.planted.num_streams = 200  # sentences generated in parallel
 

@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from enas_jax.configs import quickstart
 from enas_jax.io import metrics
@@ -48,11 +47,14 @@ class Scale:
   standalone_epochs: int  # passes over the training split when a cell is trained alone
   train_tokens: int  # planted corpus: training split size
   width: int  # embedding = hidden size
-  teacher_weight_scale: float = 1.0  # the planted teacher's cell weights ~ U(+-scale*sqrt(3/H))
+  # The benchmark's design (issue 19; the measurements behind each choice: science.md)
+  teacher_weight_scale: float = 1.5  # the planted teacher's cell weights ~ U(+-scale*sqrt(3/H))
+  teacher_readout: str = "linear"  # teacher logits from its state as it is (the student's
+  # softmax layer can represent them exactly), not standardised
+  teacher_logit_scale: float = 6.0  # teacher output matrix ~ N(0, (scale / sqrt(H))^2)
+  tie_weights: bool = False  # the student's softmax its own matrix, as the teacher's is
   standalone_lr_decay: float = 0.75  # trained alone: lr multiplied by this every pass...
   standalone_decay_start: int = 2  # ...from this pass on
-  standalone_optimizer: str = "sgd"  # trained alone with "sgd" (the shared weights') or "adam"
-  standalone_lr: float = 0.0  # its learning rate (0: the shared weights', `shared.lr`)
 
 
 SCALES = {
@@ -85,6 +87,9 @@ def search_config(scale: Scale, seed: int, kind: str) -> ml_collections.ConfigDi
   config.shared.lr_decay_start_epoch = max(1, scale.search_epochs // 2)
   config.data.planted.train_tokens = scale.train_tokens
   config.data.planted.weight_scale = scale.teacher_weight_scale
+  config.data.planted.readout = scale.teacher_readout
+  config.data.planted.logit_scale = scale.teacher_logit_scale
+  config.model.tie_weights = scale.tie_weights
   config.model.embed_dim = config.model.hidden_dim = scale.width
   config.checkpoint.every_steps = 0  # epoch ends only
   if scale is SCALES["tiny"]:
@@ -147,7 +152,7 @@ class StandaloneTrainer:
     self.corpus, self.scale, self.seed = corpus, scale, seed
     d = self.cfg.data
     self.model = RNNLanguageModel(self.cfg.model, corpus.vocab_size)
-    self.optimizer = standalone_optimizer(self.cfg.shared, scale)
+    self.optimizer = lm_steps.make_optimizer(self.cfg.shared)
     train_step, eval_step = lm_steps.make_lm_steps(self.model, self.optimizer,
                                                    self.cfg.shared.l2)
     self.train_step = jax.jit(train_step, donate_argnums=0)
@@ -165,7 +170,7 @@ class StandaloneTrainer:
     state = lm_steps.init_state(self.model, self.optimizer, jax.random.fold_in(key, 0),
                                 d.batch_size, arch)
     for epoch in range(scale.standalone_epochs):
-      lr = (scale.standalone_lr or self.cfg.shared.lr) * scale.standalone_lr_decay ** max(
+      lr = self.cfg.shared.lr * scale.standalone_lr_decay ** max(
           0, epoch - scale.standalone_decay_start)
       state = state.replace(hidden=jnp.zeros_like(state.hidden),
                             opt_state=set_learning_rate(state.opt_state, lr))
@@ -174,14 +179,6 @@ class StandaloneTrainer:
         state, _ = self.train_step(state, lm_steps.window_batch(window, d.bptt), arch, step_key)
     return lm_steps.evaluate_perplexity(self.eval_step, state.params, state.batch_stats,
                                         self.valid_BxN, d.bptt, arch)
-
-
-def standalone_optimizer(shared: Any, scale: Scale) -> optax.GradientTransformation:
-  """The shared weights' SGD with their clipping, or Adam with the same clipping."""
-  if scale.standalone_optimizer == "sgd":
-    return lm_steps.make_optimizer(shared)
-  adam = optax.inject_hyperparams(optax.adam)(learning_rate=scale.standalone_lr)
-  return optax.chain(optax.clip_by_global_norm(shared.grad_clip), adam) if shared.grad_clip else adam
 
 
 def use_compilation_cache(out: str) -> None:
