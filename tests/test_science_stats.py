@@ -150,3 +150,20 @@ def test_summary_takes_each_key_from_its_study_and_leaves_missing_ones_null():
   assert (out["enas_vs_random_p"], out["enas_vs_random_seeds"]) == (0.03, 4)
   assert out["teacher_recovered_fraction"] == 0.5 and out["teacher_within_2_fraction"] == 0.75
   assert out["ptb_tau"] is None and out["missing"] == ["ranking_ptb"]
+
+
+def test_study_settings_override_config_fields_and_reject_unknown_or_mistyped_ones():
+  from enas_jax.io.errors import UserError
+  config = common.search_config(common.SCALES["tiny"], 0, "enas")
+  common.override(config, ["model.activation_weights=all", "data.reward_windows=4",
+                           "controller.entropy_weight=1", "seed=3"])
+  assert config.model.activation_weights == "all" and config.data.reward_windows == 4
+  assert config.controller.entropy_weight == 1.0 and isinstance(config.controller.entropy_weight,
+                                                                 float)
+  assert config.seed == 3
+  with pytest.raises(UserError, match="no field 'model.nope'"):
+    common.override(config, ["model.nope=1"])
+  with pytest.raises(UserError, match="takes int values, not 'many'"):
+    common.override(config, ["data.reward_windows=many"])
+  with pytest.raises(UserError, match="section.field=value"):
+    common.override(config, ["data.reward_windows"])

@@ -122,8 +122,8 @@ def override(config: ml_collections.ConfigDict, settings: list[str]) -> ml_colle
     if isinstance(old, float) and isinstance(value, int):
       value = float(value)
     if type(value) is not type(old):
-      raise UserError(f"--set {setting}: {name} holds a {type(old).__name__}, not "
-                      f"{type(value).__name__}.")
+      raise UserError(f"--set {setting}: {name} takes {type(old).__name__} values, not "
+                      f"{value!r}.")
     where[([node, *path])[-1]] = value
   return config
 

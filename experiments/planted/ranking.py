@@ -68,7 +68,9 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
     base.data.source = "directory"
     base.data.dir = prepare_ptb(ptb_dir, out)
   config = common.override(copy.deepcopy(base), list(settings))
-  stages = sorted({e for e in tau_at if 0 < e < scale.search_epochs} | {scale.search_epochs})
+  # stages after the warm-up only: a search must end with the controller learning
+  stages = sorted({e for e in tau_at if config.search.warmup_epochs < e < scale.search_epochs}
+                  | {scale.search_epochs})
   config.search.epochs = stages[0]
   _, search = common.run_search(config, os.path.join(out, "search"))
   corpus = search.task.corpus
