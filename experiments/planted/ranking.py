@@ -232,6 +232,7 @@ def write_outputs(out: str, result: dict) -> None:
 
   fig, ax = plt.subplots(figsize=(5, 4))
   ax.set_xscale("log")
+  ax.set_yscale("log")  # a cell that diverged trained alone would flatten the others
   ax.scatter([r["shared_ppl"] for r in result["rows"]],
              [r["standalone_ppl"] for r in result["rows"]],
              c=["red" if r["teacher"] else "tab:blue" for r in result["rows"]])
