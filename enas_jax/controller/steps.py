@@ -57,11 +57,12 @@ def make_controller_step(controller: ctl.Controller, cfg: ctl.ControllerConfig,
 
   def controller_step(state: ControllerState, params: Any, batch_stats: Any, batch: Any,
                       key: jax.Array):
+    entropy_weight = ctl.entropy_weight_at(cfg, state.step)
+
     def loss_fn(p):
       sample = ctl.sample_many(controller, p, key, cfg.num_samples)
       reward_S, figures = jax.lax.stop_gradient(
           score_S(params, batch_stats, batch, sample.values))
-      entropy_weight = ctl.entropy_weight_at(cfg, state.step)
       reward_S = reward_S + entropy_weight * jax.lax.stop_gradient(sample.entropy)
       mean_reward = jnp.mean(reward_S)
       adv_mean, new_baseline = reinforce.advantage_and_baseline(
@@ -81,7 +82,7 @@ def make_controller_step(controller: ctl.Controller, cfg: ctl.ControllerConfig,
                               baseline_ready=jnp.ones((), bool), step=state.step + 1)
     metrics = {"controller_loss": loss, "reward": jnp.mean(reward_S), "baseline": baseline,
                "advantage": jnp.mean(adv_S), "entropy": jnp.mean(ent_S),
-               "entropy_weight": ctl.entropy_weight_at(cfg, state.step),
+               "entropy_weight": entropy_weight,
                **{name: jnp.mean(v) for name, v in figures.items()}}
     if any(d.kind == "skip" for d in controller.decisions):
       metrics["skip_kl"] = skip_kl

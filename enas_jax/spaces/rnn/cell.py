@@ -103,11 +103,10 @@ def select_edge_weights(cell: Params, prev_N: jax.Array, act_N: jax.Array | None
   return jnp.stack(chosen)
 
 
-def fixed_edge_weights(cell: Params, prev: tuple[int, ...],
-                       act: tuple[int, ...] | None = None) -> jax.Array:
-  """The same stack for an architecture known when tracing (fixed-architecture mode)."""
-  return jnp.stack([node_weights(cell[edge_key(k, prev[k])], None if act is None else act[k])
-                    for k in range(1, len(prev))])
+def fixed_edge_weights(cell: Params, prev: tuple[int, ...]) -> jax.Array:
+  """The same stack for an architecture known when tracing (fixed-architecture mode, whose
+  weights never have one copy per activation)."""
+  return jnp.stack([cell[edge_key(k, prev[k])] for k in range(1, len(prev))])
 
 
 def activate(act: jax.Array, z: jax.Array) -> jax.Array:
