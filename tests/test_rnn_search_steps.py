@@ -1,4 +1,4 @@
-"""The search's two jitted phases: architecture sampled inside, one compilation each."""
+"""The search's jitted phases: architectures sampled on the device, each program compiled once."""
 import chex
 import jax
 import jax.numpy as jnp
@@ -114,3 +114,63 @@ class _Cursors:
   def __init__(self):
     from enas_jax.data.cursor import Cursor
     self.valid_cursor = Cursor()
+
+
+def test_the_search_programs_compute_the_composed_steps():
+  """The search runs the controller phase as three programs (draw, score, update) and derives in
+  chunks of num_samples with the same draw and score: the same architectures and, to float
+  rounding, the same states and figures as the one-function controller step, on the real
+  quickstart search (2 samples per update, 3 derived, so derive's last chunk is cut)."""
+  import io
+  import tempfile
+  from enas_jax.configs import quickstart
+  from enas_jax.io import metrics
+  from enas_jax.ops import guards
+  from enas_jax.run import config as run_config
+  from enas_jax.run import search as search_run
+  config = quickstart.get_config("tiny")
+  config.controller.num_samples, config.search.derive_samples = 2, 3
+  cfg = run_config.search_config(config)
+  run = search_run.SearchRun(cfg, tempfile.mkdtemp(), io.StringIO(),
+                             metrics.Progress(enabled=False))
+  prog, task = run.program, run.task
+  state = run.fresh_state()
+  key = jax.random.key(7)
+  score_S = task.score()
+  control_ref = jax.jit(guards.guarded(controller_steps.make_controller_step(
+      prog.controller, cfg.controller, prog.ctrl_optimizer, score_S), "controller_loss"))
+  model, ctrl, sums = state.model, state.ctrl, state.sums["shared"]
+  for batch in task.shared_batches(state, 3):  # shared weights away from their initial values
+    model, sums = prog.shared_step(model, ctrl.params, batch, key, sums)
+
+  def copy(tree):  # the update program donates the controller state and the sums
+    return jax.tree_util.tree_map(jnp.copy, tree)
+
+  for batch in task.reward_batches(state, 3):
+    values = prog.controller_step.draw(ctrl.params, key, ctrl.step)
+    want_values = ctl.sample_many(prog.controller, ctrl.params,
+                                  jax.random.fold_in(key, ctrl.step), 2).values
+    np.testing.assert_array_equal(values, want_values)
+    want, want_sums = control_ref(ctrl, model.params, model.batch_stats, batch, key,
+                                  copy(state.sums["controller"]))
+    got, got_sums = prog.controller_step(copy(ctrl), model.params, model.batch_stats, batch,
+                                         key, copy(state.sums["controller"]))
+    chex.assert_trees_all_close(got.params, want.params, rtol=1e-5, atol=1e-7)
+    chex.assert_trees_all_close(got_sums, want_sums, rtol=1e-5)
+    assert float(got_sums["ok_steps"]) == 1.0
+    ctrl = want
+  batch = task.derive_batch(0)
+  values_SxD, reward_S, figures = prog.derive_step(ctrl.params, model.params, model.batch_stats,
+                                                   batch, key)
+  chunks = [ctl.sample_many(prog.controller, ctrl.params, jax.random.fold_in(key, c), 2).values
+            for c in (0, 1)]
+  want_values = np.concatenate(chunks)[:3]
+  np.testing.assert_array_equal(values_SxD, want_values)
+  want_reward, want_figures = jax.jit(score_S)(model.params, model.batch_stats, batch,
+                                               jnp.asarray(want_values))
+  np.testing.assert_allclose(reward_S, want_reward, rtol=1e-5)
+  np.testing.assert_allclose(figures["valid_ppl"], want_figures["valid_ppl"], rtol=1e-5)
+  for phase in (prog.controller_step, prog.derive_step):
+    assert phase._cache_size() == 1
+  assert prog.controller_step.draw is prog.derive_step.draw  # one compiled draw for both
+  assert prog.controller_step.score is prog.derive_step.score

@@ -167,3 +167,30 @@ def test_study_settings_override_config_fields_and_reject_unknown_or_mistyped_on
     common.override(config, ["data.reward_windows=many"])
   with pytest.raises(UserError, match="section.field=value"):
     common.override(config, ["data.reward_windows"])
+
+
+def test_tau_over_seeds_by_hand(tmp_path):
+  """`tau_seeds`: each group's taus, mean and sample sd, and the exact permutation p of two
+  groups (taus 0.1, 0.2 against 0.3, 0.4: of the 6 splits of four values into two pairs, 2 differ
+  in mean by at least the observed 0.2, p = 1/3); a folder without results is a user error."""
+  import json
+  from enas_jax.io.errors import UserError
+  from experiments.planted import tau_seeds
+  dirs = []
+  for i, tau in enumerate([0.1, 0.2, 0.3, 0.4]):
+    d = tmp_path / f"s{i}"
+    d.mkdir()
+    (d / "results.json").write_text(json.dumps({
+        "settings": [f"seed={i}"], "kendall_tau": tau, "kendall_tau_p": 0.5,
+        "worse_than_uniform_under_shared": i, "entropy_end": 5.0, "shared_pick_regret_ppl": 0.1}))
+    dirs.append(str(d))
+  groups = dict(tau_seeds.read_group(words) for words in (["a", *dirs[:2]], ["b", *dirs[2:]]))
+  result = tau_seeds.summarize(groups)
+  assert result["groups"]["a"]["tau_mean"] == pytest.approx(0.15)
+  assert result["groups"]["a"]["tau_sd"] == pytest.approx(math.sqrt(0.005))
+  assert result["tests"] == [{"a": "a", "b": "b", "p": pytest.approx(1 / 3)}]
+  assert "| b | 2 | 0.30, 0.40 | 0.35 +- 0.07 | 2, 3 |" in tau_seeds.markdown(result)
+  with pytest.raises(UserError, match="no results.json"):
+    tau_seeds.read_group(["c", str(tmp_path)])
+  with pytest.raises(UserError, match="NAME DIR"):
+    tau_seeds.read_group(["c"])

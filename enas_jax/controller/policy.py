@@ -388,6 +388,11 @@ def sample_many(controller: Controller, params: Any, key: jax.Array, n: int) -> 
   return jax.vmap(lambda k: controller.apply({"params": params}, k))(keys)
 
 
+def score_many(controller: Controller, params: Any, values_SxD: jax.Array) -> Sample:
+  """`sample_many`'s figures for the given rows of decision values (scored, not sampled)."""
+  return jax.vmap(lambda v: controller.apply({"params": params}, jax.random.key(0), v))(values_SxD)
+
+
 def log_prob(controller: Controller, params: Any, values_D: jax.Array
              ) -> tuple[jax.Array, jax.Array]:
   """(log-probability, entropy) of the given decision values."""

@@ -1,4 +1,4 @@
-"""The controller's side of any search, as pure functions (one `jax.jit` each).
+"""The controller's side of any search, as pure functions.
 
 A search space's loop supplies `score_S(params, batch_stats, batch, values_SxD) -> (reward_S,
 figures)`: the reward of each sampled architecture on one validation batch under the shared
@@ -6,11 +6,11 @@ weights (computed with `lax.map`, one architecture at a time, so `lax.switch` br
 branches instead of a vmapped select of all of them) and named per-sample figures to log
 (perplexity, accuracy, skip rate).
 
-- `controller_step(ctrl_state, params, batch_stats, batch, key)`: samples `num_samples`
-  architectures, rewards them, takes one REINFORCE step (plus the skip-rate KL penalty of spaces
-  with skip bits).
-- `derive_step(ctrl_params, params, batch_stats, batch, key)`: samples many architectures and
-  scores each; the loop keeps the best.
+- `update(ctrl_state, values_SxD, reward_S, figures, key)`: one REINFORCE step on sampled
+  architectures and their rewards (plus the entropy bonus, and the skip-rate KL penalty of
+  spaces with skip bits), scoring the sampled values again for the gradient;
+- `controller_step(ctrl_state, params, batch_stats, batch, key)`: sample, `score_S`, update, as
+  one function (the search compiles the three as separate programs: `run.program`).
 """
 from __future__ import annotations
 
@@ -50,29 +50,30 @@ def init_controller_state(controller: ctl.Controller, optimizer: optax.GradientT
                          step=jnp.zeros((), jnp.int32))
 
 
-def make_controller_step(controller: ctl.Controller, cfg: ctl.ControllerConfig,
-                         ctrl_optimizer: optax.GradientTransformation,
-                         score_S: ScoreFn) -> Callable[..., Any]:
-  """The pure `controller_step(state, params, batch_stats, batch, key) -> (state, metrics)`."""
+def make_controller_update(controller: ctl.Controller, cfg: ctl.ControllerConfig,
+                           ctrl_optimizer: optax.GradientTransformation) -> Callable[..., Any]:
+  """The pure `update(state, values_SxD, reward_S, figures, key) -> (state, metrics)`: one
+  REINFORCE step on sampled architectures and their rewards (plus the entropy bonus, and the
+  skip-rate KL penalty of spaces with skip bits). `key` is unused (the guard's signature)."""
 
-  def controller_step(state: ControllerState, params: Any, batch_stats: Any, batch: Any,
-                      key: jax.Array):
+  def update(state: ControllerState, values_SxD: jax.Array, reward_S: jax.Array,
+             figures: dict[str, jax.Array], key: jax.Array):
+    del key
     entropy_weight = ctl.entropy_weight_at(cfg, state.step)
 
     def loss_fn(p):
-      sample = ctl.sample_many(controller, p, key, cfg.num_samples)
-      reward_S, figures = jax.lax.stop_gradient(
-          score_S(params, batch_stats, batch, sample.values))
-      reward_S = reward_S + entropy_weight * jax.lax.stop_gradient(sample.entropy)
-      mean_reward = jnp.mean(reward_S)
+      sample = ctl.score_many(controller, p, values_SxD)
+      rewarded_S = (jax.lax.stop_gradient(reward_S)
+                    + entropy_weight * jax.lax.stop_gradient(sample.entropy))
+      mean_reward = jnp.mean(rewarded_S)
       adv_mean, new_baseline = reinforce.advantage_and_baseline(
           mean_reward, state.baseline, state.baseline_ready, cfg.baseline_decay)
-      adv_S = reward_S - (mean_reward - adv_mean)  # each sample against the same baseline
+      adv_S = rewarded_S - (mean_reward - adv_mean)  # each sample against the same baseline
       skip_kl = jnp.mean(sample.skip_kl)
       loss = reinforce.policy_loss(sample.log_prob, adv_S) + cfg.skip_weight * skip_kl
-      return loss, (new_baseline, adv_S, reward_S, figures, sample.entropy, skip_kl)
+      return loss, (new_baseline, adv_S, rewarded_S, sample.entropy, skip_kl)
 
-    (loss, (baseline, adv_S, reward_S, figures, ent_S, skip_kl)), grads = jax.value_and_grad(
+    (loss, (baseline, adv_S, rewarded_S, ent_S, skip_kl)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
     if cfg.kind == "random":  # the uniform baseline never learns
       grads = jax.tree_util.tree_map(jnp.zeros_like, grads)
@@ -80,7 +81,7 @@ def make_controller_step(controller: ctl.Controller, cfg: ctl.ControllerConfig,
     params_new = optax.apply_updates(state.params, updates)
     new_state = state.replace(params=params_new, opt_state=opt_state, baseline=baseline,
                               baseline_ready=jnp.ones((), bool), step=state.step + 1)
-    metrics = {"controller_loss": loss, "reward": jnp.mean(reward_S), "baseline": baseline,
+    metrics = {"controller_loss": loss, "reward": jnp.mean(rewarded_S), "baseline": baseline,
                "advantage": jnp.mean(adv_S), "entropy": jnp.mean(ent_S),
                "entropy_weight": entropy_weight,
                **{name: jnp.mean(v) for name, v in figures.items()}}
@@ -88,17 +89,21 @@ def make_controller_step(controller: ctl.Controller, cfg: ctl.ControllerConfig,
       metrics["skip_kl"] = skip_kl
     return new_state, metrics
 
-  return controller_step
+  return update
 
 
-def make_derive_step(controller: ctl.Controller, score_S: ScoreFn,
-                     num_samples: int) -> Callable[..., Any]:
-  """The pure `derive_step(ctrl_params, params, batch_stats, batch, key) -> (values_SxD,
-  reward_S, figures)`: sample `num_samples` architectures and score each on the batch."""
+def make_controller_step(controller: ctl.Controller, cfg: ctl.ControllerConfig,
+                         ctrl_optimizer: optax.GradientTransformation,
+                         score_S: ScoreFn) -> Callable[..., Any]:
+  """The pure `controller_step(state, params, batch_stats, batch, key) -> (state, metrics)`:
+  sample `num_samples` architectures, reward them, update. The search runs the three parts as
+  separate programs (`run.program`), with the same values."""
+  update = make_controller_update(controller, cfg, ctrl_optimizer)
 
-  def derive_step(ctrl_params: Any, params: Any, batch_stats: Any, batch: Any, key: jax.Array):
-    values_SxD = ctl.sample_many(controller, ctrl_params, key, num_samples).values
+  def controller_step(state: ControllerState, params: Any, batch_stats: Any, batch: Any,
+                      key: jax.Array):
+    values_SxD = ctl.sample_many(controller, state.params, key, cfg.num_samples).values
     reward_S, figures = score_S(params, batch_stats, batch, values_SxD)
-    return values_SxD, reward_S, figures
+    return update(state, values_SxD, reward_S, figures, key)
 
-  return derive_step
+  return controller_step

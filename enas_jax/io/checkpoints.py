@@ -59,10 +59,17 @@ def leaf_table(tree: Any) -> list[list[Any]]:
   return [[jax.tree_util.keystr(path), list(leaf.shape), str(leaf.dtype)] for path, leaf in leaves]
 
 
+@jax.jit
+def _leaves_finite(leaves: list[jax.Array]) -> jax.Array:
+  """One program for the whole check (element-wise calls compiled a program per leaf shape:
+  0.8 s at the quickstart's first save)."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def all_finite(tree: Any) -> bool:
   leaves = [x for x in jax.tree_util.tree_leaves(tree)
             if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-  return bool(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))) if leaves else True
+  return bool(_leaves_finite(leaves)) if leaves else True
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],

@@ -1,9 +1,21 @@
-"""The compiled search program: the controller and the jitted phase functions of any (space,
-task), each compiled once for the whole search.
+"""The compiled search program: the controller and the phase functions of any (space, task),
+each compiled once for the whole search.
 
 - shared step: sample an architecture from the controller inside the step and train the shared
-  weights on it (the task's step): no host round-trip per step;
-- controller step and derive step: `controller.steps` with the task's score.
+  weights on it (the task's step): one program, no host round-trip per step;
+- controller phase: sample `num_samples` architectures (the draw program), reward them (the
+  score program: the task's score), one REINFORCE update (the update program);
+- derive: sample and score `derive_samples` architectures, `num_samples` at a time, with the
+  controller phase's draw and score programs.
+
+Why three programs for the controller phase: inlined into one program per phase, the
+controller's LSTM and the model's forward pass were compiled once for the controller step and
+again for the derive step, at XLA's full optimisation. Separate, the draw compiles once (on the
+CPU at XLA's lowest optimisation level: a draw is a few hundred small operations, where the
+optimiser's time is wasted) and the score once, for both phases. The values are those of the pure
+composed `controller_steps.make_controller_step`; arrays stay on the device between the programs.
+The shared step keeps its sampling inside: it runs most often, and a second program per step
+cost 7% of the quickstart's step time (experiments/results/performance.md).
 """
 from __future__ import annotations
 
@@ -12,26 +24,99 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from enas_jax.controller import policy as ctl
 from enas_jax.controller import steps as controller_steps
 from enas_jax.ops import guards
+from enas_jax.ops.initialize import FAST_COMPILE
 from enas_jax.spaces.base import SearchSpace
 from enas_jax.tasks.base import SearchTask
-from enas_jax.types import ControllerStep, DeriveStep, SharedStep
+from enas_jax.types import Batch, Metrics, ScoreFn
+
+
+def fast_jit(fn: Callable[..., Any]) -> Any:
+  """`jax.jit(fn)` compiled at XLA's lowest optimisation level on the CPU (the quickstart's
+  controller draw: 0.96 -> 0.55 s of compilation, 0.15 -> 0.31 ms a call); the default level
+  on accelerators."""
+  return jax.jit(fn, compiler_options=FAST_COMPILE if jax.default_backend() == "cpu" else None)
+
+
+class _Programs:
+  """A phase run as jitted programs in turn. `_cache_size()` answers as a jitted function's
+  does: the most compilations of any of its programs (1: each compiled once)."""
+
+  def programs(self) -> tuple[Any, ...]:
+    fields = (getattr(self, f.name) for f in dataclasses.fields(self))
+    return tuple(p for p in fields if hasattr(p, "_cache_size"))
+
+  def _cache_size(self) -> int:
+    return max(p._cache_size() for p in self.programs())
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerPhase(_Programs):
+  """`(ctrl_state, params, batch_stats, batch, key, sums) -> (ctrl_state, sums)`."""
+
+  draw: Any  # (ctrl_params, key, step) -> values_SxD
+  score: Any  # the task's ScoreFn, jitted
+  update: Any  # guarded (ctrl_state, values_SxD, reward_S, figures, key, sums)
+
+  def __call__(self, ctrl: Any, params: Any, batch_stats: Any, batch: Batch, key: jax.Array,
+               sums: Metrics) -> tuple[Any, Metrics]:
+    values_SxD = self.draw(ctrl.params, key, ctrl.step)
+    reward_S, figures = self.score(params, batch_stats, batch, values_SxD)
+    return self.update(ctrl, values_SxD, reward_S, figures, key, sums)
+
+
+@dataclasses.dataclass(frozen=True)
+class DerivePhase(_Programs):
+  """`(ctrl_params, params, batch_stats, batch, key) -> (values_SxD, reward_S, figures)`, NumPy
+  arrays of `samples` rows: chunk c of `chunk` rows drawn from `key` folded with c."""
+
+  draw: Any  # the controller phase's
+  score: Any  # the controller phase's
+  samples: int
+  chunk: int
+  sample_keys: tuple[str, ...]  # batch entries with a row per architecture (the task's)
+
+  def __call__(self, ctrl_params: Any, params: Any, batch_stats: Any, batch: Batch,
+               key: jax.Array) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    parts = []
+    for c in range(-(-self.samples // self.chunk)):
+      values_SxD = self.draw(ctrl_params, key, jnp.asarray(c, jnp.int32))
+      parts.append((values_SxD, *self.score(params, batch_stats, self._rows(batch, c),
+                                            values_SxD)))
+
+    def rows(pick: Callable[[Any], Any]) -> np.ndarray:
+      return np.concatenate([np.asarray(pick(p)) for p in parts])[:self.samples]
+
+    figures = {name: rows(lambda p, n=name: p[2][n]) for name in parts[0][2]}
+    return rows(lambda p: p[0]), rows(lambda p: p[1]), figures
+
+  def _rows(self, batch: Batch, c: int) -> Batch:
+    """The batch of chunk `c`: its architectures' rows of each sample key (the last row
+    repeated past the end, so every chunk has one shape)."""
+    if not self.sample_keys:
+      return batch
+    out = dict(batch)
+    for name in self.sample_keys:
+      rows = np.asarray(batch[name])[c * self.chunk:(c + 1) * self.chunk]
+      out[name] = np.concatenate([rows, np.repeat(rows[-1:], self.chunk - len(rows), axis=0)])
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
 class SearchProgram:
-  """The controller, its optimizer and the jitted phase functions."""
+  """The controller, its optimizer and the phase functions."""
 
   controller: ctl.Controller
   ctrl_optimizer: optax.GradientTransformation
-  shared_step: SharedStep
-  controller_step: ControllerStep
-  derive_step: DeriveStep
-  warmup_shared_step: SharedStep | None  # the shared step with uniform sampling (warm-up)
+  shared_step: Any  # jitted, guarded (model_state, ctrl_params, batch, key, sums)
+  controller_step: ControllerPhase
+  derive_step: DerivePhase
+  warmup_shared_step: Any | None  # the shared step with uniform sampling (warm-up)
   shared_metric_shapes: Callable[..., Any]  # shared_step's arguments less sums -> sums' shapes
   controller_metric_shapes: Callable[..., Any]  # likewise for controller_step
 
@@ -55,6 +140,18 @@ def sampled_train_step(controller: ctl.Controller, from_decisions: Callable[[Any
   return shared_step
 
 
+def stepped_draw(controller: ctl.Controller, n: int) -> Callable[..., Any]:
+  """`(ctrl_params, key, step) -> values_nxD` with `key` folded with `step` (as `guards.guarded`
+  folds a step's key): the draw of the step counted `step`."""
+  def draw(ctrl_params, key, step):
+    return ctl.sample_many(controller, ctrl_params, jax.random.fold_in(key, step), n).values
+  return draw
+
+
+def guarded_jit(step: Callable[..., Any], loss_name: str, donate: tuple[int, ...]) -> Any:
+  return jax.jit(guards.guarded(step, loss_name), donate_argnums=donate)
+
+
 def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
                   ctrl_cfg: ctl.ControllerConfig, derive_samples: int,
                   warmup: bool = False) -> SearchProgram:
@@ -67,18 +164,20 @@ def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
   if warmup:
     uniform = ctl.Controller(space.decisions(model_cfg),
                              dataclasses.replace(ctrl_cfg, kind="random"))
-    warmup_step = jax.jit(guards.guarded(
-        sampled_train_step(uniform, space.from_decisions, task.train_step), "loss"),
-        donate_argnums=(0, 4))
-  score_S = task.score()
-  controller_step = controller_steps.make_controller_step(controller, ctrl_cfg, ctrl_opt, score_S)
-  derive_step = controller_steps.make_derive_step(controller, score_S, derive_samples)
+    warmup_step = guarded_jit(sampled_train_step(uniform, space.from_decisions, task.train_step),
+                              "loss", (0, 4))
+  draw = fast_jit(stepped_draw(controller, ctrl_cfg.num_samples))
+  score_S: ScoreFn = task.score()
+  score = jax.jit(score_S)
+  update = guarded_jit(controller_steps.make_controller_update(controller, ctrl_cfg, ctrl_opt),
+                       "controller_loss", (0, 5))
   return SearchProgram(
       controller=controller, ctrl_optimizer=ctrl_opt,
-      shared_step=jax.jit(guards.guarded(shared_step, "loss"), donate_argnums=(0, 4)),
-      controller_step=jax.jit(guards.guarded(controller_step, "controller_loss"),
-                              donate_argnums=(0, 5)),
-      derive_step=jax.jit(derive_step),
+      shared_step=guarded_jit(shared_step, "loss", (0, 4)),
+      controller_step=ControllerPhase(draw=draw, score=score, update=update),
+      derive_step=DerivePhase(draw=draw, score=score, samples=derive_samples,
+                              chunk=ctrl_cfg.num_samples, sample_keys=task.sample_keys),
       warmup_shared_step=warmup_step,
       shared_metric_shapes=metric_shapes(shared_step),
-      controller_metric_shapes=metric_shapes(controller_step))
+      controller_metric_shapes=metric_shapes(
+          controller_steps.make_controller_step(controller, ctrl_cfg, ctrl_opt, score_S)))

@@ -23,6 +23,8 @@ class SearchTask(Protocol):
       records use `valid_<metric>`, `batch_<metric>`.
     lower_is_better: whether a lower figure is better (perplexity) or a higher one (accuracy).
     split_keys: batch entries whose first axis is the batch axis (split over devices).
+    sample_keys: batch entries with one row per scored architecture (a table's seed draws): a
+      derive that scores its architectures a few at a time gives each its rows.
     resumable_changes: config-field prefixes that may change on resume.
     figure_source: where an architecture's whole-split figure comes from: "shared" (the shared
       weights) or "table" (a benchmark's table); the summary names it `valid_<metric>_<source>`.
@@ -34,6 +36,7 @@ class SearchTask(Protocol):
   metric: str
   lower_is_better: bool
   split_keys: tuple[str, ...]
+  sample_keys: tuple[str, ...]
   resumable_changes: tuple[str, ...]
   figure_source: str
   cost_figure: str

@@ -2,9 +2,9 @@
 
 For the recurrent, macro and micro searches this builds the real search program (the same
 `SearchRun` the CLI runs, small shapes) and calls each phase function the way the loop calls it:
-- shared step: one training batch per call, a fresh architecture sampled inside the step;
+- shared step: one training batch per call, a fresh architecture drawn for each call;
 - controller step: `controller.num_samples` sampled architectures rewarded per call;
-- derive step: `search.derive_samples` architectures sampled and scored per call;
+- derive step: `search.derive_samples` architectures drawn and scored per call;
 - the evaluation function (`eval_step` / `accuracy`) with an explicit architecture argument,
   one new random architecture per call.
 It counts the architectures each phase saw (and how many were distinct) and compilations: the

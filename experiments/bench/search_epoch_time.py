@@ -17,6 +17,7 @@ Usage:
   python experiments/bench/search_epoch_time.py --space=micro --steps=20
   python experiments/bench/search_epoch_time.py --space=rnn --small     # a quick CPU check
   python experiments/bench/search_epoch_time.py --space=rnn --deterministic  # its GPU cost
+  python experiments/bench/search_epoch_time.py --space=rnn --set=model.activation_weights=all
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import argparse
 import io
 import os
 import platform
+import sys
 import tempfile
 import time
 from typing import Any
@@ -31,10 +33,12 @@ from typing import Any
 import jax
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from enas_jax.configs import cifar10_micro, ptb_rnn
 from enas_jax.io import metrics
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
+from experiments.planted import common
 
 
 def rnn_config(small: bool) -> Any:
@@ -73,10 +77,11 @@ def timed(fn, n: int) -> float:
   return float(np.median(times))
 
 
-def measure(space: str, small: bool, steps: int, deterministic: bool = False
-            ) -> dict[str, float]:
+def measure(space: str, small: bool, steps: int, deterministic: bool = False,
+            settings: tuple[str, ...] = ()) -> dict[str, float]:
   config = rnn_config(small) if space == "rnn" else micro_config(small)
   config.deterministic = deterministic
+  common.override(config, list(settings))
   with tempfile.TemporaryDirectory() as workdir:
     t0 = time.perf_counter()
     run = search_run.SearchRun(run_config.search_config(config), workdir, io.StringIO(),
@@ -124,6 +129,8 @@ def main() -> None:
   parser.add_argument("--small", action="store_true", help="small sizes: a quick CPU check")
   parser.add_argument("--deterministic", action="store_true",
                       help="--config.deterministic=True: XLA's deterministic GPU operations")
+  parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                      help="a config change, e.g. model.activation_weights=all (repeatable)")
   args = parser.parse_args()
   if args.deterministic:  # before the backend starts, as the commands do
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
@@ -132,8 +139,9 @@ def main() -> None:
   print(f"# {platform.machine()}, jax {jax.__version__} on {device.platform} "
         f"({getattr(device, 'device_kind', '')}); space {args.space}, "
         f"{'small' if args.small else 'paper'} sizes"
-        f"{', deterministic GPU operations' if args.deterministic else ''}")
-  r = measure(args.space, args.small, args.steps, args.deterministic)
+        f"{', deterministic GPU operations' if args.deterministic else ''}"
+        f"{''.join(' --set=' + s for s in args.set)}")
+  r = measure(args.space, args.small, args.steps, args.deterministic, tuple(args.set))
   for k, v in r.items():
     print(f"{k:>28}: {v:.4g}" if isinstance(v, float) else f"{k:>28}: {v}")
 

@@ -1,7 +1,8 @@
 r"""The science figures of the chosen defaults in one machine-readable file.
 
-  python -m experiments.planted.summary --ranking_planted=workdirs/science/ranking_planted \
-      --ranking_ptb=workdirs/science/ranking_ptb --compare=workdirs/science/compare \
+  python -m experiments.planted.summary \
+      --ranking_planted=workdirs/science/v2/planted_enas_all_seed0 \
+      --ranking_ptb=workdirs/science/v2/ptb_enas_all --compare=workdirs/science/compare_all \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
@@ -44,12 +45,14 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
                spread_over_noise=ranking_planted.get("spread_over_noise"),
                teacher_rank_fraction=ranking_planted.get("teacher_rank_fraction"),
                teacher_alone_gap=ranking_planted.get("teacher_alone_gap"),
-               planted_settings=ranking_planted.get("settings", []))
+               planted_settings=ranking_planted.get("settings", []),
+               planted_shared_from=ranking_planted.get("shared_from"))
   else:
     missing.append("ranking_planted")
   if ranking_ptb:
     out.update(ptb_tau=ranking_ptb["kendall_tau"], ptb_tau_p=ranking_ptb["kendall_tau_p"],
-               ptb_cells=ranking_ptb["cells"])
+               ptb_cells=ranking_ptb["cells"], ptb_settings=ranking_ptb.get("settings", []),
+               ptb_shared_from=ranking_ptb.get("shared_from"))
   else:
     missing.append("ranking_ptb")
   if compare:

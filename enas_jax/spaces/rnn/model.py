@@ -40,6 +40,8 @@ class RNNModelConfig:
   between_node_dropout: float = 0.0
   hidden_norm_clip: float = 25.0
   scan_unroll: int = 1
+  # "shared" here, "all" in the configs: a checkpoint saved before this field existed holds
+  # shared matrices, and resuming it must read the absent field as "shared".
   activation_weights: Literal["shared", "node0", "all"] = "shared"
 
   def validate(self, section: str = "model") -> None:

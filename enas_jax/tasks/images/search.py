@@ -41,6 +41,7 @@ class SearchTaskImpl:
   metric = "acc"
   lower_is_better = False
   split_keys = ("images", "labels")
+  sample_keys = ()  # the reward batch serves every scored architecture
   resumable_changes = RESUMABLE_CHANGES
   figure_source = "shared"  # figures under the shared weights
   cost_figure = ""  # scoring costs what the run takes

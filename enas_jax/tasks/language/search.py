@@ -35,6 +35,7 @@ class SearchTaskImpl:
   metric = "ppl"
   lower_is_better = True
   split_keys = ("inputs", "targets")  # [batch, window]
+  sample_keys = ()  # the reward batch serves every scored architecture
   resumable_changes = RESUMABLE_CHANGES
   figure_source = "shared"  # figures under the shared weights
   cost_figure = ""  # scoring costs what the run takes

@@ -41,6 +41,7 @@ class SearchTaskImpl:
   metric = "acc"
   lower_is_better = False
   split_keys = ("u",)
+  sample_keys = ("u",)  # one seed draw per scored cell
   resumable_changes = RESUMABLE_CHANGES
   figure_source = "table"  # a cell's figure: the table's mean over its seeds
   cost_figure = "train_time"  # seconds of training a query stands for

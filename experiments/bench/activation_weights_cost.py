@@ -1,0 +1,90 @@
+"""What one copy of the shared matrices per activation costs: the shared step at PTB's shapes.
+
+`model.activation_weights` = "shared" (the paper: one matrix per (node, prev) key), "node0"
+(node 0's keys hold one copy per activation) or "all" (every key does; the configs' default).
+A step reads and trains only each node's activation's copy, but the update and the L2 term of the
+loss still pass over every copy; this script measures what that costs.
+
+  python experiments/bench/activation_weights_cost.py                    # hidden 256 and 1000
+  python experiments/bench/activation_weights_cost.py --hidden 200 --batch 32   # ptb_rnn:cpu
+
+Prints, per hidden size and setting: shared parameters (millions, and MiB as float32) and the
+median seconds of one shared step (the search's step with the architecture traced; the paper's
+regularisation, L2 1e-7 in the loss), the settings timed in alternating blocks.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
+
+from enas_jax.spaces.rnn.arch import random_arch  # noqa: E402
+from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig  # noqa: E402
+from enas_jax.tasks.language import steps as lm_steps  # noqa: E402
+
+SETTINGS = ("shared", "node0", "all")
+
+
+class Step:
+  """The jitted shared step of one setting, its state and a fixed sampled architecture."""
+
+  def __init__(self, setting: str, hidden: int, vocab: int, nodes: int, batch: int) -> None:
+    cfg = dataclasses.replace(RNNModelConfig(), num_nodes=nodes, embed_dim=hidden,
+                              hidden_dim=hidden, activation_weights=setting)
+    model = RNNLanguageModel(cfg, vocab)
+    opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig())
+    self.arch = random_arch(jax.random.key(42), nodes)
+    self.state = lm_steps.init_state(model, opt, jax.random.key(0), batch, self.arch)
+    self.params = sum(x.size for x in jax.tree_util.tree_leaves(self.state.params))
+    self.step = jax.jit(lm_steps.make_lm_steps(model, opt, l2=1e-7)[0], donate_argnums=0)
+
+  def run(self, batch: dict[str, jax.Array], i: int) -> float:
+    t0 = time.perf_counter()
+    self.state, m = self.step(self.state, batch, self.arch, jax.random.key(i))
+    jax.block_until_ready(m)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  add_ptb_shape_args(parser, 3, "timed steps per block")
+  parser.add_argument("--rounds", type=int, default=2, help="blocks per setting")
+  args = parser.parse_args()
+  print(f"# {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on "
+        f"{jax.devices()[0].platform}; batch {args.batch}, bptt {args.bptt}, vocab {args.vocab}, "
+        f"{args.nodes} nodes; median of {args.rounds} x {args.steps} steps")
+  print(f"{'hidden':>6}  {'setting':<7} {'params M':>9} {'MiB':>7} {'s/step':>7} {'vs shared':>9}")
+  rng = np.random.default_rng(0)
+  for hidden in args.hidden:
+    batch = {"inputs": jnp.asarray(rng.integers(0, args.vocab, (args.batch, args.bptt)), jnp.int32),
+             "targets": jnp.asarray(rng.integers(0, args.vocab, (args.batch, args.bptt)),
+                                    jnp.int32),
+             "valid": jnp.ones((args.bptt,), bool), "lr_scale": jnp.ones((), jnp.float32)}
+    steps = {s: Step(s, hidden, args.vocab, args.nodes, args.batch) for s in SETTINGS}
+    times: dict[str, list[float]] = {s: [] for s in SETTINGS}
+    for s in SETTINGS:
+      steps[s].run(batch, 0)  # compile
+    for r in range(args.rounds):
+      for s in SETTINGS:
+        steps[s].run(batch, 1)  # opens the block, untimed
+        times[s] += [steps[s].run(batch, 2 + i) for i in range(args.steps)]
+    base = float(np.median(times["shared"]))
+    for s in SETTINGS:
+      t = float(np.median(times[s]))
+      n = steps[s].params
+      print(f"{hidden:>6}  {s:<7} {n / 1e6:>9.1f} {n * 4 / 2**20:>7.0f} {t:>7.3f} "
+            f"{t / base:>8.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+  main()
