@@ -57,9 +57,9 @@ def _one_of_each(run, key):
   state = _steps(run, state, key, 0, 2)
   out["controller"] = (state.ctrl.params, state.sums["controller"])
   # the derive step as the loop calls it: the states as the steps left them, one batch
-  values, _, figures = run.program.derive_step(state.ctrl.params, state.model.params,
-                                               state.model.batch_stats, run.task.derive_batch(0),
-                                               key)
+  values, _, figures = run.program.derive_step(*run.placed(
+      run.task.derive_batch(0), state.ctrl.params, state.model.params, state.model.batch_stats,
+      key, after=1))
   out["derive"] = (values, figures)
   return out
 
@@ -90,8 +90,9 @@ def check(name, config, workdir):
                                        for x in jax.tree_util.tree_leaves(s1))
   state = _steps(sharded, sharded.fresh_state(), key, 3, 3)
   for epoch in range(2):
-    sharded.program.derive_step(state.ctrl.params, state.model.params, state.model.batch_stats,
-                                sharded.task.derive_batch(epoch), jax.random.fold_in(key, epoch))
+    sharded.program.derive_step(*sharded.placed(
+        sharded.task.derive_batch(epoch), state.ctrl.params, state.model.params,
+        state.model.batch_stats, jax.random.fold_in(key, epoch), after=1))
   out[f"{name}_traces"] = [sharded.program.shared_step._cache_size(),
                            sharded.program.controller_step._cache_size(),
                            sharded.program.derive_step._cache_size()]

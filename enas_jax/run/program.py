@@ -85,7 +85,7 @@ class DerivePhase(_Programs):
                key: jax.Array) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     parts = []
     for c in range(-(-self.samples // self.chunk)):
-      values_SxD = self.draw(ctrl_params, key, jnp.asarray(c, jnp.int32))
+      values_SxD = self.draw(ctrl_params, key, _placed_like(key, c))
       parts.append((values_SxD, *self.score(params, batch_stats, self._rows(batch, c),
                                             values_SxD)))
 
@@ -105,6 +105,14 @@ class DerivePhase(_Programs):
       rows = np.asarray(batch[name])[c * self.chunk:(c + 1) * self.chunk]
       out[name] = np.concatenate([rows, np.repeat(rows[-1:], self.chunk - len(rows), axis=0)])
     return out
+
+
+def _placed_like(x: jax.Array, value: int) -> jax.Array:
+  """`value` as an int32 scalar placed as `x` is (replicated in a data-parallel run), so that
+  derive calls the draw program with the argument placement it was compiled for."""
+  if x.committed:
+    return jax.device_put(np.int32(value), x.sharding)
+  return jnp.asarray(value, jnp.int32)
 
 
 @dataclasses.dataclass(frozen=True)

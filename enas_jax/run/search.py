@@ -247,14 +247,17 @@ class SearchRun(Runner):
     if n == 0:
       state.phase = DERIVE
 
-  def placed(self, batch: Any, *replicated: Any) -> tuple[Any, ...]:
+  def placed(self, batch: Any, *replicated: Any, after: int = 2) -> tuple[Any, ...]:
     """A phase function's arguments as it is called: on one device as they are; data-parallel,
     the states, key and sums replicated and the batch split, the same way every call (so the
-    step compiles once). Returns (*replicated, batch, key, sums) in the call's order."""
+    step compiles once, and derive's calls reuse the controller phase's programs). Returns the
+    arguments in the call's order: the batch before the last `after` (key and sums; derive:
+    key)."""
     if self.parallel is None:
-      return (*replicated[:-2], batch, *replicated[-2:])
+      return (*replicated[:-after], batch, *replicated[-after:])
     placed = self.parallel.place_replicated(replicated)
-    return (*placed[:-2], self.parallel.place_batch(batch, self.task.split_keys), *placed[-2:])
+    return (*placed[:-after], self.parallel.place_batch(batch, self.task.split_keys),
+            *placed[-after:])
 
   def run_epoch(self, state: SearchState) -> None:
     start = time.time()
@@ -285,10 +288,11 @@ class SearchRun(Runner):
     """(c) Derives, records, writes and draws this epoch's architecture (`reward`: the epoch's
     mean controller reward, None without controller steps); returns its history entry."""
     m, space = self.task.metric, self.space
-    values_SxD, _, figures = self.program.derive_step(
-        state.ctrl.params, state.model.params, state.model.batch_stats,
-        self.task.derive_batch(state.epoch),
-        jax.random.fold_in(jax.random.fold_in(self.base_key, DERIVE_STREAM), state.epoch))
+    values_SxD, _, figures = self.program.derive_step(*self.placed(
+        self.task.derive_batch(state.epoch), state.ctrl.params, state.model.params,
+        state.model.batch_stats,
+        jax.random.fold_in(jax.random.fold_in(self.base_key, DERIVE_STREAM), state.epoch),
+        after=1))
     values_SxD, score_S = np.asarray(values_SxD), np.asarray(figures[f"valid_{m}"])
     self.add_cost(state, len(score_S),
                   float(np.mean(figures[self.task.cost_figure])) if self.task.cost_figure else 0)
