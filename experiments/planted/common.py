@@ -193,6 +193,17 @@ def arch_of(authors: str) -> RNNArch:
   return formats.from_authors_string(authors)
 
 
+def read_results(folder: str, flag: str) -> dict[str, Any]:
+  """A finished study's results.json (`folder`: its --out); a user error naming `flag` (the
+  option that gave the folder) when there is none."""
+  path = os.path.join(folder, "results.json")
+  if not os.path.isfile(path):
+    raise UserError(f"{flag}: {folder} has no results.json; give the --out folder of a "
+                    f"finished study.")
+  with open(path) as f:
+    return json.load(f)
+
+
 def write_json(path: str, data: Any) -> None:
   with open(path, "w") as f:
     json.dump(data, f, indent=2)

@@ -119,12 +119,7 @@ def reuse_standalone(path: str, corpus: Any, scale_name: str) -> dict:
   the same corpus at the same scale: {cell: ppl, ("noise", cell): [ppl per seed]}."""
   if not path:
     return {}
-  file = os.path.join(path, "results.json")
-  if not os.path.isfile(file):
-    raise UserError(f"--standalone_from={path}: no results.json there; give the --out folder "
-                    f"of a finished ranking study.")
-  with open(file) as f:
-    earlier = json.load(f)
+  earlier = common.read_results(path, "--standalone_from")
   if earlier["corpus"] != common.corpus_facts(corpus) or earlier["scale"] != scale_name:
     raise UserError(f"--standalone_from={path}: that study ran on another corpus or scale "
                     f"({earlier['corpus']['name']}, {earlier['scale']}); its cells' "

@@ -13,24 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 from enas_jax.io.errors import UserError
+from experiments.planted import common
 
 KEYS = ("planted_tau", "ptb_tau", "enas_vs_random_p", "enas_vs_random_seeds",
         "teacher_recovered_fraction", "spread_over_noise", "teacher_rank_fraction")
 
 
 def _results(folder: str, what: str) -> dict[str, Any] | None:
-  if not folder:
-    return None
-  path = os.path.join(folder, "results.json")
-  if not os.path.isfile(path):
-    raise UserError(f"--{what}={folder}: no results.json there; give the --out folder of a "
-                    f"finished study.")
-  with open(path) as f:
-    return json.load(f)
+  return common.read_results(folder, f"--{what}") if folder else None
 
 
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,

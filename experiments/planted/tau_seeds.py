@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 from typing import Any
 
 from enas_jax.io.errors import UserError
-from experiments.planted import stats
+from experiments.planted import common, stats
 
 
 def read_group(words: list[str]) -> tuple[str, list[dict[str, Any]]]:
@@ -28,12 +27,7 @@ def read_group(words: list[str]) -> tuple[str, list[dict[str, Any]]]:
     raise UserError(f"--group {name}: write it as NAME DIR [DIR ...] (finished ranking studies).")
   rows = []
   for folder in dirs:
-    path = os.path.join(folder, "results.json")
-    if not os.path.isfile(path):
-      raise UserError(f"--group {name}: {folder} has no results.json; give the --out folder of "
-                      f"a finished `experiments.planted.ranking` study.")
-    with open(path) as f:
-      r = json.load(f)
+    r = common.read_results(folder, f"--group {name}")
     rows.append({"dir": folder, "settings": r["settings"], "tau": r["kendall_tau"],
                  "tau_p": r["kendall_tau_p"], "broken": r["worse_than_uniform_under_shared"],
                  "entropy_end": r["entropy_end"], "regret": r["shared_pick_regret_ppl"]})
