@@ -2,7 +2,7 @@ r"""The science figures of the chosen defaults in one machine-readable file.
 
   python -m experiments.planted.summary \
       --ranking_planted=workdirs/science/v2/planted_enas_all_seed0 \
-      --ranking_ptb=workdirs/science/v2/ptb_enas_all --compare=workdirs/science/compare_all \
+      --ranking_ptb=workdirs/science/v2/ptb_enas_all --compare=workdirs/science/v2/compare \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
