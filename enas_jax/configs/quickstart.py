@@ -11,8 +11,8 @@ Expected result: the program prints the cell it found, that cell's validation pe
 shared weights, the planted cell's perplexity under the same weights and the teacher's optimal
 perplexity (the floor no model can beat). Measured figures: experiments/results/quickstart.md.
 What these defaults achieve on the planted benchmark against random search, and how to check a
-search against random: experiments/results/science.md (ENAS's answers beat random search's on
-average over 10 seeds, p = 0.071 and 0.002 in two runs, and do not recover the teacher's cell;
+search against random: experiments/results/science.md (ENAS's answers beat random search's over
+20 seeds, p = 0.003, by a margin 10 seeds do not always show, and do not recover the teacher's cell;
 its shared weights rank 31 cells at
 Kendall tau 0.45 +- 0.04 over five searches; the paper's one matrix per key,
 `--config.model.activation_weights=shared`, ranks them at 0.30 +- 0.14).
