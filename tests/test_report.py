@@ -264,6 +264,7 @@ def test_the_command_prints_the_verdict_and_errors_are_one_paragraph(tmp_path, n
   assert ok.returncode == 0, ok.stderr
   assert "verdict: " in ok.stdout and "of 12 random cells" in ok.stdout
   assert "Traceback" not in ok.stderr
+  assert "read_only=True" not in ok.stderr  # orbax's notes on a read-only manager's options
   bad = subprocess.run([sys.executable, "-m", "enas_jax.report", f"--workdir={tmp_path}/none"],
                        cwd=ROOT, capture_output=True, text=True, env=env)
   assert bad.returncode == 2 and "Traceback" not in bad.stderr

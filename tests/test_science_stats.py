@@ -1,5 +1,6 @@
 """The studies' statistics against hand-computed values (experiments/planted/stats.py)."""
 import itertools
+import json
 import math
 
 import numpy as np
@@ -194,3 +195,40 @@ def test_tau_over_seeds_by_hand(tmp_path):
     tau_seeds.read_group(["c", str(tmp_path)])
   with pytest.raises(UserError, match="NAME DIR"):
     tau_seeds.read_group(["c"])
+
+
+def test_benchmark_probe_at_tiny_scale_and_its_scale_changes(tmp_path):
+  """A design probe: the teacher's cell from two initialisations and the ranking study's first
+  two random cells, trained alone at a changed width; the figures from its own rows."""
+  from enas_jax.io.errors import UserError
+  from experiments.planted import probe
+  scale = probe.scaled("tiny", ["width=8", "teacher_weight_scale=1.2"])
+  assert (scale.width, scale.teacher_weight_scale) == (8, 1.2)
+  r = probe.run(str(tmp_path), scale, ["data.planted.logit_scale=2.0"], cells=2, noise_seeds=2)
+  assert r["scale"]["width"] == 8 and r["corpus"]["teacher_arch"] == scale.teacher_arch
+  assert [row["cell"] for row in r["rows"][1:]] == common.random_cells(
+      6, 2, seed=1, exclude={scale.teacher_arch})
+  alone = [row["standalone_ppl"] for row in r["rows"]]
+  assert alone[0] == r["noise_ppl_seeds"][0] and len(r["noise_ppl_seeds"]) == 2
+  assert r["teacher_rank"] == 1 + sum(a < alone[0] for a in alone)
+  assert r["teacher_gap"] == pytest.approx(alone[0] / r["corpus"]["teacher_ppl_valid"] - 1)
+  assert (tmp_path / "probe.json").is_file()
+  with pytest.raises(UserError, match="FIELD one of"):
+    probe.scaled("tiny", ["depth=3"])
+
+
+def test_summary_takes_planted_tau_as_the_mean_of_a_tau_seeds_group(tmp_path):
+  from enas_jax.io.errors import UserError
+  from experiments.planted import summary
+  path = tmp_path / "tau.json"
+  path.write_text(json.dumps({"groups": {"defaults": {
+      "searches": 2, "tau_mean": 0.5, "tau_sd": 0.1, "rows": [{"tau": 0.45}, {"tau": 0.55}]}}}))
+  group = summary._tau_group(str(path), "defaults")
+  out = summary.summarize({"kendall_tau": 0.45, "kendall_tau_p": 0.01, "cells": 31}, None, None,
+                          group)
+  assert (out["planted_tau"], out["planted_tau_sd"], out["planted_tau_searches"]) == (0.5, 0.1, 2)
+  assert out["planted_tau_one_search"] == 0.45 and out["planted_tau_each"] == [0.45, 0.55]
+  with pytest.raises(UserError, match="has the groups 'defaults'"):
+    summary._tau_group(str(path), "other")
+  with pytest.raises(UserError, match="not a tau_seeds study's JSON"):
+    summary._tau_group(str(tmp_path / "missing.json"), "defaults")

@@ -305,8 +305,9 @@ def _read_only_manager(directory: str, attempts: int = 10) -> ocp.CheckpointMana
   """A read-only orbax manager of `directory`. A running search deletes its oldest checkpoint
   after each save; one that goes between the manager's listing and its look at each step is
   listed again."""
-  options = ocp.CheckpointManagerOptions(read_only=True, create=False,
-                                         cleanup_tmp_directories=False)
+  # every saving option at its read-only value, so orbax has nothing to warn about
+  options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0,
+                                         max_to_keep=None, cleanup_tmp_directories=False)
   for _ in range(attempts):
     try:
       with _orbax_errors_unlogged():  # its notes that a read-only manager will not save

@@ -1,13 +1,17 @@
 r"""The science figures of the chosen defaults in one machine-readable file.
 
   python -m experiments.planted.summary \
-      --ranking_planted=workdirs/science/v2/planted_enas_all_seed0 \
-      --ranking_ptb=workdirs/science/v2/ptb_enas_all --compare=workdirs/science/v2/compare \
+      --ranking_planted=workdirs/science/v3/ranking_planted \
+      --tau_seeds=experiments/results/science/tau_seeds_v3.json --tau_group=defaults \
+      --ranking_ptb=workdirs/science/v3/ptb_enas --compare=workdirs/science/v3/compare \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
-writes their headline figures under fixed keys. A study not given, or not run, leaves its keys at
-null, and `missing` names it: a figure is never made up.
+writes their headline figures under fixed keys. With `--tau_seeds` (a `tau_seeds` study's JSON)
+and `--tau_group` (one of its groups), `planted_tau` is that group's mean over its searches
+(`planted_tau_sd`, `planted_tau_searches` beside it; the one ranking study's own tau stays as
+`planted_tau_one_search`). A study not given, or not run, leaves its keys at null, and `missing`
+names it: a figure is never made up.
 """
 from __future__ import annotations
 
@@ -26,13 +30,31 @@ def _results(folder: str, what: str) -> dict[str, Any] | None:
   return common.read_results(folder, f"--{what}") if folder else None
 
 
+def _tau_group(path: str, group: str) -> dict[str, Any] | None:
+  """Group `group` of the tau_seeds study written to `path` (its .json)."""
+  if not path:
+    return None
+  try:
+    with open(path) as f:
+      groups = json.load(f)["groups"]
+  except (OSError, ValueError, KeyError) as err:
+    raise UserError(f"--tau_seeds={path}: not a tau_seeds study's JSON ({err}); give the "
+                    f"OUT.json that `python -m experiments.planted.tau_seeds` wrote.") from None
+  if group not in groups:
+    raise UserError(f"--tau_group={group!r}: {path} has the groups "
+                    f"{', '.join(map(repr, groups))}; name one of them.")
+  return groups[group]
+
+
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
-              compare: dict | None) -> dict[str, Any]:
-  """The fixed keys (null where the study is missing), the other useful figures, the sources."""
+              compare: dict | None, tau_group: dict | None = None) -> dict[str, Any]:
+  """The fixed keys (null where the study is missing), the other useful figures, the sources;
+  `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches."""
   out: dict[str, Any] = {k: None for k in KEYS}
   missing = []
   if ranking_planted:
     out.update(planted_tau=ranking_planted["kendall_tau"],
+               planted_tau_one_search=ranking_planted["kendall_tau"],
                planted_tau_p=ranking_planted["kendall_tau_p"],
                planted_cells=ranking_planted["cells"],
                spread_over_noise=ranking_planted.get("spread_over_noise"),
@@ -42,6 +64,10 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
                planted_shared_from=ranking_planted.get("shared_from"))
   else:
     missing.append("ranking_planted")
+  if tau_group:
+    out.update(planted_tau=tau_group["tau_mean"], planted_tau_sd=tau_group["tau_sd"],
+               planted_tau_searches=tau_group["searches"],
+               planted_tau_each=[r["tau"] for r in tau_group["rows"]])
   if ranking_ptb:
     out.update(ptb_tau=ranking_ptb["kendall_tau"], ptb_tau_p=ranking_ptb["kendall_tau_p"],
                ptb_cells=ranking_ptb["cells"], ptb_settings=ranking_ptb.get("settings", []),
@@ -70,12 +96,15 @@ def main() -> None:
   parser.add_argument("--ranking_planted", default="")
   parser.add_argument("--ranking_ptb", default="")
   parser.add_argument("--compare", default="")
+  parser.add_argument("--tau_seeds", default="", help="a tau_seeds study's OUT.json")
+  parser.add_argument("--tau_group", default="", help="its group of the chosen defaults")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
     summary = summarize(_results(args.ranking_planted, "ranking_planted"),
                         _results(args.ranking_ptb, "ranking_ptb"),
-                        _results(args.compare, "compare"))
+                        _results(args.compare, "compare"),
+                        _tau_group(args.tau_seeds, args.tau_group))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:

@@ -1,0 +1,97 @@
+r"""A quick probe of a planted-benchmark design: the teacher's cell and a few random cells, each
+trained alone, before a full ranking study is worth its 15 minutes.
+
+  python -m experiments.planted.probe --out=workdirs/science/probes/width32 \
+      --scale_set=width=32 --cells=8
+  python -m experiments.planted.probe --out=DIR --set=data.planted.arch="2 0 2 1 3 2 1 1 1 0 0"
+
+`--set SECTION.FIELD=VALUE` changes the corpus or the student (the study's search config, e.g.
+`data.planted.weight_scale=1.0`); `--scale_set FIELD=VALUE` changes the study scale
+(`common.Scale`: `width`, `standalone_epochs`, `teacher_weight_scale`, ...). Trains the teacher's
+cell alone from `--noise_seeds` initialisations (the noise) and the first `--cells` of the
+ranking study's random cells (`common.random_cells(seed=1)`, so a probe's cells are the study's
+first ones) from one, with the yardstick's recipe (`common.StandaloneTrainer`). Prints and writes
+to OUT/probe.json: the teacher's optimal perplexity, each cell's trained-alone perplexity, the
+teacher's cell's rank and gap to the optimum, the noise's sd and the spread (median minus best)
+over it. The figures of every probe run so far: experiments/results/science/benchmark_design.md.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import os
+import time
+
+import numpy as np
+
+from enas_jax.io.errors import UserError
+from enas_jax.run import config as run_config
+from enas_jax.tasks.language.data import load_corpus
+from experiments.planted import common
+
+
+def scaled(name: str, changes: list[str]) -> common.Scale:
+  scale = common.scale_of(name)
+  fields = {f.name for f in dataclasses.fields(scale)}
+  updates = {}
+  for change in changes:
+    field, sep, text = change.partition("=")
+    if not sep or field not in fields:
+      raise UserError(f"--scale_set {change}: write FIELD=VALUE with FIELD one of "
+                      f"{', '.join(sorted(fields))}.")
+    updates[field] = type(getattr(scale, field))(ast.literal_eval(text))
+  return dataclasses.replace(scale, **updates)
+
+
+def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_seeds: int
+        ) -> dict:
+  started = time.time()
+  config = common.override(common.search_config(scale, 0, "random"), settings)
+  corpus = load_corpus(run_config.search_config(config).data)
+  teacher = corpus.info["teacher_arch"]
+  trainer = common.StandaloneTrainer(config, corpus, scale)
+  noise = [trainer.valid_perplexity(common.arch_of(teacher), seed=s) for s in range(noise_seeds)]
+  print(f"teacher {teacher}: {', '.join(f'{p:.3f}' for p in noise)}; optimum "
+        f"{corpus.info['teacher_ppl_valid']:.3f}", flush=True)
+  rows = [{"cell": teacher, "teacher": True, "standalone_ppl": noise[0]}]
+  for text in common.random_cells(config.model.num_nodes, cells, seed=1, exclude={teacher}):
+    rows.append({"cell": text, "teacher": False,
+                 "standalone_ppl": trainer.valid_perplexity(common.arch_of(text))})
+    print(f"{text}: {rows[-1]['standalone_ppl']:.3f}", flush=True)
+  alone = [r["standalone_ppl"] for r in rows]
+  sd = float(np.std(noise, ddof=1)) if len(noise) > 1 else float("nan")
+  spread = float(np.median(alone) - np.min(alone))
+  result = {"settings": settings, "scale": dataclasses.asdict(scale),
+            "corpus": common.corpus_facts(corpus), "rows": rows, "noise_ppl_seeds": noise,
+            "teacher_rank": 1 + sum(a < noise[0] for a in alone), "cells": len(rows),
+            "teacher_gap": noise[0] / corpus.info["teacher_ppl_valid"] - 1.0,
+            "noise_sd": sd, "spread_over_noise": spread / sd if sd > 0 else float("inf"),
+            "seconds_per_cell": (time.time() - started) / (len(rows) + noise_seeds - 1)}
+  common.write_json(os.path.join(out, "probe.json"), result)
+  return result
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--out", required=True)
+  parser.add_argument("--scale", default="small", choices=sorted(common.SCALES))
+  parser.add_argument("--scale_set", action="append", default=[], metavar="FIELD=VALUE")
+  parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+  parser.add_argument("--cells", type=int, default=8)
+  parser.add_argument("--noise_seeds", type=int, default=3)
+  args = parser.parse_args()
+  os.makedirs(args.out, exist_ok=True)
+  common.use_compilation_cache(args.out)
+  try:
+    r = run(args.out, scaled(args.scale, args.scale_set), args.set, args.cells,
+            args.noise_seeds)
+  except UserError as err:
+    raise SystemExit(f"error: {err}") from None
+  print(f"teacher's cell {r['teacher_rank']} of {r['cells']}, {100 * r['teacher_gap']:.1f}% above "
+        f"the optimum; noise sd {r['noise_sd']:.4f}, spread / sd {r['spread_over_noise']:.1f}; "
+        f"{r['seconds_per_cell']:.1f} s a cell")
+
+
+if __name__ == "__main__":
+  main()
