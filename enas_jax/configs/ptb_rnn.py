@@ -3,7 +3,8 @@
 One departure, measured (experiments/results/science.md): each (node, prev) key of the shared
 weights holds one copy of its matrices per activation (`model.activation_weights="all"`); the
 paper's one matrix per key (`--config.model.activation_weights=shared`) ranks cells worse
-(Kendall tau 0.30 against 0.45 on the planted benchmark, 0.13 against 0.37 on PTB at CPU scale).
+(Kendall tau 0.30 against 0.45 on the planted benchmark, 0.13 against 0.37 on PTB at CPU scale;
+science.md, section 4).
 The searched cell and its final training are unaffected (one matrix per edge).
 
 Command:
@@ -76,7 +77,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.activation_weights = "all"  # one copy of each (node, prev) key's matrices per
   # activation ("all"; "node0": node 0's only), so no matrix serves tanh and identity alike;
   # "shared": the paper's one matrix per key. "all" ranks cells better (Kendall tau 0.45 +- 0.04
-  # against 0.30 +- 0.14 over 5 planted searches, 0.37 against 0.13 on PTB: science.md)
+  # against 0.30 +- 0.14 over 5 planted searches, 0.37 against 0.13 on PTB: science.md, sec. 4)
   config.model.scan_unroll = 1  # time steps unrolled per scan iteration (speed only)
 
   config.shared = ml_collections.ConfigDict()  # training of the shared weights
