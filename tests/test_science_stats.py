@@ -88,6 +88,8 @@ def test_ranking_study_end_to_end_at_tiny_scale_and_a_remedy_reusing_its_yardsti
   first = ranking.run(str(tmp_path / "a"), "planted", "tiny", 3, "random", "", noise_seeds=2)
   assert first["cells"] == 4 and len(first["noise_ppl_seeds"]) == 2  # 3 cells and the teacher's
   assert first["noise_cell"] == first["corpus"]["teacher_arch"]
+  teacher_row = [r for r in first["rows"] if r["teacher"]][0]
+  assert first["noise_ppl_seeds"][0] == teacher_row["standalone_ppl"]  # seed 0 trained once
   assert "spread_over_noise" in first and 1 <= first["teacher_rank"] <= 4
   second = ranking.run(str(tmp_path / "b"), "planted", "tiny", 3, "enas", "",
                        ("model.activation_weights=node0",), noise_seeds=2,
@@ -211,10 +213,12 @@ def test_benchmark_probe_at_tiny_scale_and_its_scale_changes(tmp_path):
   alone = [row["standalone_ppl"] for row in r["rows"]]
   assert alone[0] == r["noise_ppl_seeds"][0] and len(r["noise_ppl_seeds"]) == 2
   assert r["teacher_rank"] == 1 + sum(a < alone[0] for a in alone)
-  assert r["teacher_gap"] == pytest.approx(alone[0] / r["corpus"]["teacher_ppl_valid"] - 1)
+  assert r["teacher_alone_gap"] == pytest.approx(alone[0] / r["corpus"]["teacher_ppl_valid"] - 1)
   assert (tmp_path / "probe.json").is_file()
   with pytest.raises(UserError, match="FIELD one of"):
     probe.scaled("tiny", ["depth=3"])
+  with pytest.raises(UserError, match="width=wide takes int values"):
+    probe.scaled("tiny", ["width=wide"])
 
 
 def test_summary_takes_planted_tau_as_the_mean_of_a_tau_seeds_group(tmp_path):

@@ -119,17 +119,22 @@ def override(config: ml_collections.ConfigDict, settings: list[str]) -> ml_colle
       raise UserError(f"--set {setting}: the config has no field {name!r}.") from None
     if not sep:
       raise UserError(f"--set {setting}: write it as section.field=value.")
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text
-    if isinstance(old, float) and isinstance(value, int):
-      value = float(value)
-    if type(value) is not type(old):
-      raise UserError(f"--set {setting}: {name} takes {type(old).__name__} values, not "
-                      f"{value!r}.")
-    where[([node, *path])[-1]] = value
+    where[([node, *path])[-1]] = typed_value(text, old, f"--set {setting}: {name}")
   return config
+
+
+def typed_value(text: str, old: Any, what: str) -> Any:
+  """`text` as a value of `old`'s type: parsed as a Python literal, else kept as text (an int
+  where a float goes becomes a float); a user error naming `what` for any other type."""
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  if isinstance(old, float) and isinstance(value, int):
+    value = float(value)
+  if type(value) is not type(old):
+    raise UserError(f"{what} takes {type(old).__name__} values, not {value!r}.")
+  return value
 
 
 def run_search(config: ml_collections.ConfigDict, workdir: str

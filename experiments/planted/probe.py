@@ -18,17 +18,14 @@ over it. The figures of every probe run so far: experiments/results/science/benc
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import os
 import time
 
-import numpy as np
-
 from enas_jax.io.errors import UserError
 from enas_jax.run import config as run_config
 from enas_jax.tasks.language.data import load_corpus
-from experiments.planted import common
+from experiments.planted import common, ranking
 
 
 def scaled(name: str, changes: list[str]) -> common.Scale:
@@ -40,7 +37,7 @@ def scaled(name: str, changes: list[str]) -> common.Scale:
     if not sep or field not in fields:
       raise UserError(f"--scale_set {change}: write FIELD=VALUE with FIELD one of "
                       f"{', '.join(sorted(fields))}.")
-    updates[field] = type(getattr(scale, field))(ast.literal_eval(text))
+    updates[field] = common.typed_value(text, getattr(scale, field), f"--scale_set {change}")
   return dataclasses.replace(scale, **updates)
 
 
@@ -59,14 +56,10 @@ def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_se
     rows.append({"cell": text, "teacher": False,
                  "standalone_ppl": trainer.valid_perplexity(common.arch_of(text))})
     print(f"{text}: {rows[-1]['standalone_ppl']:.3f}", flush=True)
-  alone = [r["standalone_ppl"] for r in rows]
-  sd = float(np.std(noise, ddof=1)) if len(noise) > 1 else float("nan")
-  spread = float(np.median(alone) - np.min(alone))
   result = {"settings": settings, "scale": dataclasses.asdict(scale),
             "corpus": common.corpus_facts(corpus), "rows": rows, "noise_ppl_seeds": noise,
-            "teacher_rank": 1 + sum(a < noise[0] for a in alone), "cells": len(rows),
-            "teacher_gap": noise[0] / corpus.info["teacher_ppl_valid"] - 1.0,
-            "noise_sd": sd, "spread_over_noise": spread / sd if sd > 0 else float("inf"),
+            "cells": len(rows), "noise_sd": float("nan"), "spread_over_noise": float("nan"),
+            **ranking.standalone_figures(rows, noise, corpus.info["teacher_ppl_valid"]),
             "seconds_per_cell": (time.time() - started) / (len(rows) + noise_seeds - 1)}
   common.write_json(os.path.join(out, "probe.json"), result)
   return result
@@ -88,8 +81,9 @@ def main() -> None:
             args.noise_seeds)
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
-  print(f"teacher's cell {r['teacher_rank']} of {r['cells']}, {100 * r['teacher_gap']:.1f}% above "
-        f"the optimum; noise sd {r['noise_sd']:.4f}, spread / sd {r['spread_over_noise']:.1f}; "
+  print(f"teacher's cell {r['teacher_rank']} of {r['cells']}, "
+        f"{100 * r['teacher_alone_gap']:.1f}% above the optimum; noise sd {r['noise_sd']:.4f}, "
+        f"spread / sd {r['spread_over_noise']:.1f}; "
         f"{r['seconds_per_cell']:.1f} s a cell")
 
 

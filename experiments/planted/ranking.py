@@ -101,8 +101,10 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
     point["kendall_tau"] = stats.kendall_tau(point["shared_ppl"], alone_all)
   # the noise of training alone: the teacher's cell (else the first cell) from other inits
   probe = teacher or candidates[0]
+  probe_alone = rows[candidates.index(probe)]["standalone_ppl"]  # the trainer's own seed
   noise = known.get(("noise", probe)) or [
-      trainer.valid_perplexity(common.arch_of(probe), seed=s) for s in range(noise_seeds)]
+      probe_alone if s == trainer.seed else trainer.valid_perplexity(common.arch_of(probe), seed=s)
+      for s in range(noise_seeds)]
   result = {"corpus": common.corpus_facts(corpus), "scale": scale_name,
             "shared_from": shared_from, "settings": list(settings), "rows": rows,
             "noise_cell": probe, "noise_ppl_seeds": noise,
@@ -156,6 +158,21 @@ def figures(rows: list[dict], vocab_size: int, noise: list[float] | None = None,
          "best_alone_rank_under_shared": shared_rank.index(best_alone) + 1,
          "shared_pick_cell": rows[pick]["cell"],
          "shared_pick_regret_ppl": alone[pick] - alone[best_alone]}
+  out.update(standalone_figures(rows, noise, optimal))
+  teacher = [i for i, r in enumerate(rows) if r.get("teacher")]
+  if teacher:
+    out.update(teacher_rank_under_shared=shared_rank.index(teacher[0]) + 1)
+  return out
+
+
+def standalone_figures(rows: list[dict], noise: list[float] | None = None,
+                       optimal: float | None = None) -> dict:
+  """What makes the benchmark worth reading, from the trained-alone figures only: the spread
+  (median minus best) over the noise's standard deviation (`noise`: one cell from several
+  initialisations), and the teacher's cell's rank among the rows (1 is the top) and its gap to
+  the teacher's `optimal` perplexity."""
+  alone = [r["standalone_ppl"] for r in rows]
+  out: dict = {}
   if noise and len(noise) > 1:
     sd = float(np.std(noise, ddof=1))
     spread = float(np.median(alone) - np.min(alone))
@@ -165,8 +182,7 @@ def figures(rows: list[dict], vocab_size: int, noise: list[float] | None = None,
   if teacher:
     t = teacher[0]
     rank = 1 + sum(a < alone[t] for a in alone)
-    out.update(teacher_rank=rank, teacher_rank_fraction=rank / len(rows),
-               teacher_rank_under_shared=shared_rank.index(t) + 1)
+    out.update(teacher_rank=rank, teacher_rank_fraction=rank / len(rows))
     if optimal:
       out.update(teacher_optimal_ppl=optimal, teacher_alone_gap=alone[t] / optimal - 1.0)
   return out

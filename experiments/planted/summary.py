@@ -1,8 +1,9 @@
 r"""The science figures of the chosen defaults in one machine-readable file.
 
   python -m experiments.planted.summary \
-      --ranking_planted=workdirs/science/v3/ranking_planted \
-      --tau_seeds=experiments/results/science/tau_seeds_v3.json --tau_group=defaults \
+      --ranking_planted=workdirs/science/v3/lrdecay0.75_seed0 \
+      --tau_seeds=experiments/results/science/tau_seeds_lr_schedule.json \
+      --tau_group="defaults: all, lr x0.75, seeds 0-9" \
       --ranking_ptb=workdirs/science/v3/ptb_enas --compare=workdirs/science/v3/compare \
       --out=experiments/results/science/summary.json
 
