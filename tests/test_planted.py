@@ -37,11 +37,14 @@ def test_teacher_is_far_better_than_unigram(corpus):
     assert corpus.info[f"teacher_ppl_{split}"] < 0.3 * corpus.info[f"unigram_ppl_{split}"]
 
 
-@pytest.mark.parametrize("readout", ["standardize", "linear"])
-def test_reported_teacher_perplexity_is_exact(corpus, readout):
+@pytest.mark.parametrize("readout,reset", [("standardize", True), ("linear", True),
+                                           ("linear", False)])
+def test_reported_teacher_perplexity_is_exact(corpus, readout, reset):
+  # Without the reset, one stream: the split is then one history from h = 0.
   cfg = dataclasses.replace(SMALL, readout=readout, logit_scale=6.0 if readout == "linear"
-                            else SMALL.logit_scale)
-  if readout != SMALL.readout:
+                            else SMALL.logit_scale, reset_at_eos=reset,
+                            num_streams=SMALL.num_streams if reset else 1)
+  if cfg != SMALL:
     corpus = planted.make_planted_corpus(cfg)
   teacher = planted.make_teacher(cfg)
   params = {"embedding": teacher.embedding_VxH, "cell": teacher.cell,
@@ -50,7 +53,8 @@ def test_reported_teacher_perplexity_is_exact(corpus, readout):
   # The first token was generated from (h = 0, x = <eos>), as after every sentence.
   inputs = np.concatenate([[0], tokens[:-1]])[None, :]
   logits, _ = reference_lm(params, list(teacher.arch.prev_N), list(teacher.arch.act_N), inputs,
-                           np.zeros((1, SMALL.hidden_dim)), out_HxV=teacher.out_HxV, reset_token=0,
+                           np.zeros((1, SMALL.hidden_dim)), out_HxV=teacher.out_HxV,
+                           reset_token=0 if reset else None,
                            standardize=readout == "standardize")
   # <eos> (id 0) has probability q = 1 / mean_sentence_length; words share 1 - q by softmax.
   words = logits[0][:, 1:]

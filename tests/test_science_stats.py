@@ -215,6 +215,12 @@ def test_benchmark_probe_at_tiny_scale_and_its_scale_changes(tmp_path):
   assert r["teacher_rank"] == 1 + sum(a < alone[0] for a in alone)
   assert r["teacher_alone_gap"] == pytest.approx(alone[0] / r["corpus"]["teacher_ppl_valid"] - 1)
   assert (tmp_path / "probe.json").is_file()
+  # Named cells instead of the random ones (`--cell`): the same cell, the same figure.
+  (tmp_path / "named").mkdir()
+  named = probe.run(str(tmp_path / "named"), scale, ["data.planted.logit_scale=2.0"], cells=5,
+                    noise_seeds=1, chosen=(r["rows"][2]["cell"],))
+  assert [row["cell"] for row in named["rows"]] == [scale.teacher_arch, r["rows"][2]["cell"]]
+  assert [row["standalone_ppl"] for row in named["rows"]] == alone[::2]
   with pytest.raises(UserError, match="FIELD one of"):
     probe.scaled("tiny", ["depth=3"])
   with pytest.raises(UserError, match="width=wide takes int values"):

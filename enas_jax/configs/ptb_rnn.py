@@ -58,6 +58,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data.planted.readout = "standardize"  # logits from "standardize"d or "linear" state
   config.data.planted.mean_sentence_length = 25.0  # <eos> has probability 1/this at every step
   config.data.planted.num_streams = 200  # sentences generated in parallel
+  config.data.planted.reset_at_eos = True  # the teacher's state zeroed after each <eos>
 
   config.model = ml_collections.ConfigDict()  # the shared-weights language model and its regularisation
   config.model.num_nodes = 12  # N, nodes per cell; paper: 12

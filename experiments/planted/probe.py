@@ -4,14 +4,16 @@ trained alone, before a full ranking study is worth its 15 minutes.
   python -m experiments.planted.probe --out=workdirs/science/probes/width32 \
       --scale_set=width=32 --cells=8
   python -m experiments.planted.probe --out=DIR --set=data.planted.arch="2 0 2 1 3 2 1 1 1 0 0"
+  python -m experiments.planted.probe --out=DIR --cell="2 0 0 1 1 0 0 0 3 2 2" --noise_seeds=2
 
 `--set SECTION.FIELD=VALUE` changes the corpus or the student (the study's search config, e.g.
 `data.planted.weight_scale=1.0`); `--scale_set FIELD=VALUE` changes the study scale
 (`common.Scale`: `width`, `standalone_epochs`, `teacher_weight_scale`, ...). Trains the teacher's
 cell alone from `--noise_seeds` initialisations (the noise) and the first `--cells` of the
 ranking study's random cells (`common.random_cells(seed=1)`, so a probe's cells are the study's
-first ones) from one, with the yardstick's recipe (`common.StandaloneTrainer`). Prints and writes
-to OUT/probe.json: the teacher's optimal perplexity, each cell's trained-alone perplexity, the
+first ones) or the cells named by `--cell CELL` (e.g. those that beat the teacher's) from one,
+with the yardstick's recipe (`common.StandaloneTrainer`). Prints and writes to OUT/probe.json:
+the teacher's optimal perplexity, each cell's trained-alone perplexity, the
 teacher's cell's rank and gap to the optimum, the noise's sd and the spread (median minus best)
 over it. The figures of every probe run so far: experiments/results/science/benchmark_design.md.
 """
@@ -41,8 +43,8 @@ def scaled(name: str, changes: list[str]) -> common.Scale:
   return dataclasses.replace(scale, **updates)
 
 
-def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_seeds: int
-        ) -> dict:
+def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_seeds: int,
+        chosen: tuple[str, ...] = ()) -> dict:
   started = time.time()
   config = common.override(common.search_config(scale, 0, "random"), settings)
   corpus = load_corpus(run_config.search_config(config).data)
@@ -52,7 +54,9 @@ def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_se
   print(f"teacher {teacher}: {', '.join(f'{p:.3f}' for p in noise)}; optimum "
         f"{corpus.info['teacher_ppl_valid']:.3f}", flush=True)
   rows = [{"cell": teacher, "teacher": True, "standalone_ppl": noise[0]}]
-  for text in common.random_cells(config.model.num_nodes, cells, seed=1, exclude={teacher}):
+  others = chosen or common.random_cells(config.model.num_nodes, cells, seed=1,
+                                         exclude={teacher})
+  for text in others:
     rows.append({"cell": text, "teacher": False,
                  "standalone_ppl": trainer.valid_perplexity(common.arch_of(text))})
     print(f"{text}: {rows[-1]['standalone_ppl']:.3f}", flush=True)
@@ -73,12 +77,14 @@ def main() -> None:
   parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
   parser.add_argument("--cells", type=int, default=8)
   parser.add_argument("--noise_seeds", type=int, default=3)
+  parser.add_argument("--cell", action="append", default=[], metavar="CELL",
+                      help="train these cells (authors' strings) instead of --cells random ones")
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
   common.use_compilation_cache(args.out)
   try:
     r = run(args.out, scaled(args.scale, args.scale_set), args.set, args.cells,
-            args.noise_seeds)
+            args.noise_seeds, tuple(args.cell))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(f"teacher's cell {r['teacher_rank']} of {r['cells']}, "

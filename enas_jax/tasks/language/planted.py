@@ -3,8 +3,9 @@
 The teacher is a recurrent cell of this very search space (a known architecture, random weights)
 inside a small language model; its logits read the cell output through a random matrix, either
 after standardising each state (`readout="standardize"`: the scale of the state does not matter)
-or as it is (`"linear"`: the student's own softmax layer can then represent the teacher exactly). It generates sentences (its state is reset after every `<eos>`),
-so the process is Markov in (state, token) and the teacher's own per-token log-likelihood is the
+or as it is (`"linear"`: the student's own softmax layer can then represent the teacher exactly).
+It generates sentences (its state is reset after every `<eos>` unless `reset_at_eos=False`), so
+the process is Markov in (state, token) and the teacher's own per-token log-likelihood is the
 best any model can achieve on the corpus: the search's target is known. The corpus also reports
 the unigram perplexity, which a model that ignores the recurrent state cannot beat.
 """
@@ -45,6 +46,7 @@ class PlantedConfig:
   mean_sentence_length: float = 25.0
   num_streams: int = 200
   readout: str = "standardize"
+  reset_at_eos: bool = True
 
   def validate(self, section: str = "data.planted") -> None:
     require(self, section, ">= 1", "num_nodes", "hidden_dim", "num_streams")
@@ -108,8 +110,10 @@ def next_word_log_probs(logits_SxV: jax.Array, eos_prob: float) -> jax.Array:
 
 
 def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int, eos_prob: float,
-              readout: str = "standardize") -> tuple[jax.Array, jax.Array]:
-  """Samples `steps` tokens in each of `num_streams` streams: (tokens [S, T], log-probs [S, T])."""
+              readout: str = "standardize", reset_at_eos: bool = True
+              ) -> tuple[jax.Array, jax.Array]:
+  """Samples `steps` tokens in each of `num_streams` streams: (tokens [S, T], log-probs [S, T]);
+  `reset_at_eos`: the state is zeroed after each <eos> (independent sentences)."""
   hidden = teacher.embedding_VxH.shape[1]
   arch = RNNArch(jnp.asarray(teacher.arch.prev_N), jnp.asarray(teacher.arch.act_N))
   w_edges = cell_lib.fixed_edge_weights(teacher.cell, tuple(int(p) for p in teacher.arch.prev_N))
@@ -125,7 +129,7 @@ def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int, eo
     logp_SxV = next_word_log_probs(features_SxH @ teacher.out_HxV + teacher.bias_V, eos_prob)
     nxt_S = jax.random.categorical(jax.random.fold_in(key, t), logp_SxV).astype(jnp.int32)
     logp_S = jnp.take_along_axis(logp_SxV, nxt_S[:, None], 1)[:, 0]
-    h_next_SxH = jnp.where((nxt_S == 0)[:, None], 0.0, h_new_SxH)
+    h_next_SxH = jnp.where((nxt_S == 0)[:, None] & reset_at_eos, 0.0, h_new_SxH)
     return (h_next_SxH, nxt_S), (nxt_S, logp_S)
 
   init = (jnp.zeros((num_streams, hidden)), jnp.zeros((num_streams,), jnp.int32))
@@ -138,7 +142,8 @@ def _split(teacher: Teacher, key: jax.Array, cfg: PlantedConfig, num_tokens: int
   """A split of about `num_tokens` whole sentences and the teacher's mean NLL (nats/token)."""
   steps = int(math.ceil(1.2 * num_tokens / cfg.num_streams)) + 4 * int(cfg.mean_sentence_length)
   tok_SxT, logp_SxT = jax.jit(lambda k: _generate(teacher, k, cfg.num_streams, steps,
-                                          1.0 / cfg.mean_sentence_length, cfg.readout))(key)
+                                          1.0 / cfg.mean_sentence_length, cfg.readout,
+                                                  cfg.reset_at_eos))(key)
   tok_SxT, logp_SxT = np.asarray(tok_SxT), np.asarray(logp_SxT, np.float64)
   toks, logps = [], []
   for s in range(cfg.num_streams):  # keep whole sentences: cut each stream at its last <eos>
