@@ -2,8 +2,8 @@ r"""The science figures of the chosen defaults in one machine-readable file.
 
   python -m experiments.planted.summary \
       --ranking_planted=workdirs/science/v3/lrdecay0.75_seed0 \
-      --tau_seeds=experiments/results/science/tau_seeds_lr_schedule.json \
-      --tau_group="defaults: all, lr x0.75, seeds 0-9" \
+      --tau_seeds=experiments/results/science/tau_seeds_20.json \
+      --tau_group="defaults: all, lr x0.75, seeds 0-19" \
       --ranking_ptb=workdirs/science/v3/ptb_enas --compare=workdirs/science/v3/compare \
       --out=experiments/results/science/summary.json
 
