@@ -141,9 +141,9 @@ def _split(teacher: Teacher, key: jax.Array, cfg: PlantedConfig, num_tokens: int
            ) -> tuple[np.ndarray, float]:
   """A split of about `num_tokens` whole sentences and the teacher's mean NLL (nats/token)."""
   steps = int(math.ceil(1.2 * num_tokens / cfg.num_streams)) + 4 * int(cfg.mean_sentence_length)
-  tok_SxT, logp_SxT = jax.jit(lambda k: _generate(teacher, k, cfg.num_streams, steps,
-                                          1.0 / cfg.mean_sentence_length, cfg.readout,
-                                                  cfg.reset_at_eos))(key)
+  tok_SxT, logp_SxT = jax.jit(lambda k: _generate(
+      teacher, k, cfg.num_streams, steps, 1.0 / cfg.mean_sentence_length, cfg.readout,
+      cfg.reset_at_eos))(key)
   tok_SxT, logp_SxT = np.asarray(tok_SxT), np.asarray(logp_SxT, np.float64)
   toks, logps = [], []
   for s in range(cfg.num_streams):  # keep whole sentences: cut each stream at its last <eos>
