@@ -221,6 +221,10 @@ def test_benchmark_probe_at_tiny_scale_and_its_scale_changes(tmp_path):
                     noise_seeds=1, chosen=(r["rows"][2]["cell"],))
   assert [row["cell"] for row in named["rows"]] == [scale.teacher_arch, r["rows"][2]["cell"]]
   assert [row["standalone_ppl"] for row in named["rows"]] == alone[::2]
+  with pytest.raises(UserError, match="--cell '0 0 1' has 2 nodes; the study's cells have 6"):
+    probe.run(str(tmp_path), scale, [], cells=1, noise_seeds=1, chosen=("0 0 1",))
+  with pytest.raises(UserError, match="--cell"):
+    probe.run(str(tmp_path), scale, [], cells=1, noise_seeds=1, chosen=("0 0 9 1 0 2 0 1 0 0 1",))
   with pytest.raises(UserError, match="FIELD one of"):
     probe.scaled("tiny", ["depth=3"])
   with pytest.raises(UserError, match="width=wide takes int values"):
