@@ -242,6 +242,13 @@ def test_summary_takes_planted_tau_as_the_mean_of_a_tau_seeds_group(tmp_path):
                           group)
   assert (out["planted_tau"], out["planted_tau_sd"], out["planted_tau_searches"]) == (0.5, 0.1, 2)
   assert out["planted_tau_one_search"] == 0.45 and out["planted_tau_each"] == [0.45, 0.55]
+  assert out["ptb_tau"] is None and "ptb_tau_sd" not in out
+  out = summary.summarize(None, {"kendall_tau": 0.4, "kendall_tau_p": 0.02, "cells": 30}, None,
+                          None, group)
+  assert (out["ptb_tau"], out["ptb_tau_sd"], out["ptb_tau_one_search"]) == (0.5, 0.1, 0.4)
+  assert out["planted_tau"] is None and out["ptb_tau_each"] == [0.45, 0.55]
+  with pytest.raises(UserError, match="--ptb_tau_group='x': .* has the groups"):
+    summary._tau_group(str(path), "x", "ptb_tau")
   with pytest.raises(UserError, match="has the groups 'defaults'"):
     summary._tau_group(str(path), "other")
   with pytest.raises(UserError, match="not a tau_seeds study's JSON"):

@@ -5,13 +5,16 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --tau_seeds=experiments/results/science/tau_seeds_20.json \
       --tau_group="defaults: all, lr x0.75, seeds 0-19" \
       --ranking_ptb=workdirs/science/v3/ptb_enas --compare=workdirs/science/v3/compare \
+      --ptb_tau_seeds=experiments/results/science/tau_seeds_ptb.json \
+      --ptb_tau_group="PTB, defaults, seeds 0-2" \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
 writes their headline figures under fixed keys. With `--tau_seeds` (a `tau_seeds` study's JSON)
 and `--tau_group` (one of its groups), `planted_tau` is that group's mean over its searches
 (`planted_tau_sd`, `planted_tau_searches` beside it; the one ranking study's own tau stays as
-`planted_tau_one_search`). A study not given, or not run, leaves its keys at null, and `missing`
+`planted_tau_one_search`); `--ptb_tau_seeds` and `--ptb_tau_group` do the same for `ptb_tau`.
+A study not given, or not run, leaves its keys at null, and `missing`
 names it: a figure is never made up.
 """
 from __future__ import annotations
@@ -31,26 +34,29 @@ def _results(folder: str, what: str) -> dict[str, Any] | None:
   return common.read_results(folder, f"--{what}") if folder else None
 
 
-def _tau_group(path: str, group: str) -> dict[str, Any] | None:
-  """Group `group` of the tau_seeds study written to `path` (its .json)."""
+def _tau_group(path: str, group: str, flag: str = "tau") -> dict[str, Any] | None:
+  """Group `group` of the tau_seeds study written to `path` (its .json); `flag`: the options'
+  prefix (`--tau_seeds`/`--tau_group` or `--ptb_tau_seeds`/`--ptb_tau_group`)."""
   if not path:
     return None
   try:
     with open(path) as f:
       groups = json.load(f)["groups"]
   except (OSError, ValueError, KeyError) as err:
-    raise UserError(f"--tau_seeds={path}: not a tau_seeds study's JSON ({err}); give the "
+    raise UserError(f"--{flag}_seeds={path}: not a tau_seeds study's JSON ({err}); give the "
                     f"OUT.json that `python -m experiments.planted.tau_seeds` wrote.") from None
   if group not in groups:
-    raise UserError(f"--tau_group={group!r}: {path} has the groups "
+    raise UserError(f"--{flag}_group={group!r}: {path} has the groups "
                     f"{', '.join(map(repr, groups))}; name one of them.")
   return groups[group]
 
 
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
-              compare: dict | None, tau_group: dict | None = None) -> dict[str, Any]:
+              compare: dict | None, tau_group: dict | None = None,
+              ptb_tau_group: dict | None = None) -> dict[str, Any]:
   """The fixed keys (null where the study is missing), the other useful figures, the sources;
-  `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches."""
+  `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches, `ptb_tau_group`
+  likewise `ptb_tau`."""
   out: dict[str, Any] = {k: None for k in KEYS}
   missing = []
   if ranking_planted:
@@ -65,16 +71,18 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
                planted_shared_from=ranking_planted.get("shared_from"))
   else:
     missing.append("ranking_planted")
-  if tau_group:
-    out.update(planted_tau=tau_group["tau_mean"], planted_tau_sd=tau_group["tau_sd"],
-               planted_tau_searches=tau_group["searches"],
-               planted_tau_each=[r["tau"] for r in tau_group["rows"]])
   if ranking_ptb:
-    out.update(ptb_tau=ranking_ptb["kendall_tau"], ptb_tau_p=ranking_ptb["kendall_tau_p"],
+    out.update(ptb_tau=ranking_ptb["kendall_tau"], ptb_tau_one_search=ranking_ptb["kendall_tau"],
+               ptb_tau_p=ranking_ptb["kendall_tau_p"],
                ptb_cells=ranking_ptb["cells"], ptb_settings=ranking_ptb.get("settings", []),
                ptb_shared_from=ranking_ptb.get("shared_from"))
   else:
     missing.append("ranking_ptb")
+  for name, group in (("planted", tau_group), ("ptb", ptb_tau_group)):
+    if group:
+      out.update({f"{name}_tau": group["tau_mean"], f"{name}_tau_sd": group["tau_sd"],
+                  f"{name}_tau_searches": group["searches"],
+                  f"{name}_tau_each": [r["tau"] for r in group["rows"]]})
   if compare:
     enas = compare["methods"]["enas"]
     out.update(enas_vs_random_p=compare["p_value_standalone_ppl"],
@@ -99,13 +107,16 @@ def main() -> None:
   parser.add_argument("--compare", default="")
   parser.add_argument("--tau_seeds", default="", help="a tau_seeds study's OUT.json")
   parser.add_argument("--tau_group", default="", help="its group of the chosen defaults")
+  parser.add_argument("--ptb_tau_seeds", default="", help="likewise for PTB's searches")
+  parser.add_argument("--ptb_tau_group", default="", help="its group of the chosen defaults")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
     summary = summarize(_results(args.ranking_planted, "ranking_planted"),
                         _results(args.ranking_ptb, "ranking_ptb"),
                         _results(args.compare, "compare"),
-                        _tau_group(args.tau_seeds, args.tau_group))
+                        _tau_group(args.tau_seeds, args.tau_group),
+                        _tau_group(args.ptb_tau_seeds, args.ptb_tau_group, "ptb_tau"))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:
