@@ -129,8 +129,9 @@ def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int, eo
     logp_SxV = next_word_log_probs(features_SxH @ teacher.out_HxV + teacher.bias_V, eos_prob)
     nxt_S = jax.random.categorical(jax.random.fold_in(key, t), logp_SxV).astype(jnp.int32)
     logp_S = jnp.take_along_axis(logp_SxV, nxt_S[:, None], 1)[:, 0]
-    h_next_SxH = jnp.where((nxt_S == 0)[:, None] & reset_at_eos, 0.0, h_new_SxH)
-    return (h_next_SxH, nxt_S), (nxt_S, logp_S)
+    if reset_at_eos:
+      h_new_SxH = jnp.where((nxt_S == 0)[:, None], 0.0, h_new_SxH)
+    return (h_new_SxH, nxt_S), (nxt_S, logp_S)
 
   init = (jnp.zeros((num_streams, hidden)), jnp.zeros((num_streams,), jnp.int32))
   _, (tok_TxS, logp_TxS) = jax.lax.scan(step, init, jnp.arange(steps))
