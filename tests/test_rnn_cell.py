@@ -184,9 +184,11 @@ def test_tied_weights_need_equal_sizes():
     RNNModelConfig(embed_dim=10, hidden_dim=20).validate()
 
 
-def _plain_unroll(xw_TxBx2H, w_h0, w_edges, prev, act, h_BxH, valid_T, output, clip, mask):
+def _plain_unroll(xw_TxBx2H, w_h0, w_edges, prev, act, h_BxH, valid_T, output, clip, mask,
+                  mm=jnp.matmul):
   """The cell equations as written, with Python-known choices: a plain scan that jax
-  differentiates by itself (the reference for the hand-written gradient)."""
+  differentiates by itself (the reference for the hand-written gradient); `mm` computes the
+  products."""
   fns = (jnp.tanh, jax.nn.relu, lambda v: v, jax.nn.sigmoid)
   drop = (lambda v: v) if mask is None else (lambda v: v * mask)
   hidden = h_BxH.shape[-1]
@@ -201,9 +203,9 @@ def _plain_unroll(xw_TxBx2H, w_h0, w_edges, prev, act, h_BxH, valid_T, output, c
 
   def step(h_prev, inputs):
     xw, valid = inputs
-    nodes = [highway(xw + drop(h_prev) @ w_h0, h_prev, act[0])]
+    nodes = [highway(xw + mm(drop(h_prev), w_h0), h_prev, act[0])]
     for k in range(1, len(prev)):
-      nodes.append(highway(drop(nodes[prev[k]]) @ w_edges[k - 1], nodes[prev[k]], act[k]))
+      nodes.append(highway(mm(drop(nodes[prev[k]]), w_edges[k - 1]), nodes[prev[k]], act[k]))
     h_new = sum(nodes[n] for n in ends) / len(ends)
     if clip > 0:
       norm = jnp.sqrt(jnp.sum(h_new * h_new, axis=-1, keepdims=True))
@@ -254,6 +256,72 @@ def test_hand_written_gradient_equals_autodiff_of_the_plain_cell(name, output, c
     _, out = _plain_unroll(xw, w_h0, w_edges, prev, act, h0, valid, output, 0.0, mask)
     norms = np.linalg.norm(np.asarray(out), axis=-1)
     assert (norms > clip).any() and (norms < clip).any()
+
+
+def _rounded_mm(a, b):
+  """a @ b with both operands rounded to bfloat16, summed in float32 at full precision."""
+  r = lambda x: x.astype(jnp.bfloat16).astype(jnp.float32)
+  return jnp.matmul(r(a), r(b), precision=jax.lax.Precision.HIGHEST)
+
+
+@pytest.mark.parametrize("name", ["chain", "random_a"])
+def test_bfloat16_products_are_rounded_operands_summed_in_float32(name):
+  """`matmul_dtype="bfloat16"`: the cell's outputs are the plain cell's with every product's
+  operands rounded to bfloat16 (to float32 summation order), visibly not the float32 cell's;
+  its hand-written gradient is that reference's within bfloat16 rounding of the gradient."""
+  from enas_jax.spaces.rnn import cell as cell_lib
+  prev, act = ARCHS[name]
+  hidden, steps = 16, 6
+  ks = jax.random.split(jax.random.key(8), 5)
+  xw = jax.random.normal(ks[0], (steps, B, 2 * hidden))
+  w_h0 = 0.4 * jax.random.normal(ks[1], (hidden, 2 * hidden))
+  w_edges = 0.4 * jax.random.normal(ks[2], (N - 1, hidden, 2 * hidden))
+  h0 = jax.random.normal(ks[3], (B, hidden))
+  valid = jnp.ones((steps,), bool)
+  ct = jax.random.normal(ks[4], (steps, B, hidden))
+  arch = make_arch(prev, act)
+
+  def loss(run):
+    return lambda *d: jnp.sum(run(*d)[1] * ct)
+
+  opts = {dt: cell_lib.CellOptions(output="loose_ends", matmul_dtype=dt)
+          for dt in ("float32", "bfloat16")}
+  ours = {dt: loss(lambda *d, o=o: cell_lib.unroll(*d[:3], arch, d[3], valid, o))
+          for dt, o in opts.items()}
+  rounded = loss(lambda *d: _plain_unroll(*d[:3], prev, act, d[3], valid, "loose_ends", 0.0,
+                                          None, _rounded_mm))
+  args = (xw, w_h0, w_edges, h0)
+  _, out16 = jax.jit(lambda *d: cell_lib.unroll(*d[:3], arch, d[3], valid,
+                                                opts["bfloat16"]))(*args)
+  _, out_ref = _plain_unroll(*args[:3], prev, act, h0, valid, "loose_ends", 0.0, None,
+                             _rounded_mm)
+  _, out32 = cell_lib.unroll(*args[:3], arch, h0, valid, opts["float32"])
+  np.testing.assert_allclose(out16, out_ref, rtol=1e-5, atol=1e-5)
+  assert float(jnp.max(jnp.abs(out16 - out32))) > 1e-3  # the option is not ignored
+  got = jax.jit(jax.grad(ours["bfloat16"], argnums=(0, 1, 2, 3)))(*args)
+  want = jax.grad(rounded, argnums=(0, 1, 2, 3))(*args)
+  for name_, g, w in zip(("xw", "w_h0", "w_edges", "h0"), got, want):
+    assert g.dtype == jnp.float32
+    np.testing.assert_allclose(g, w, rtol=0, atol=2e-2 * float(jnp.max(jnp.abs(w))),
+                               err_msg=name_)
+
+
+def test_bfloat16_matmul_gradient_rounds_the_incoming_gradient():
+  """`cell.matmul(a, b, "bfloat16")` (the model's input and softmax products): forward and both
+  gradients are products of bfloat16-rounded operands (the incoming gradient rounded too),
+  summed in float32, for a 3-d `a`."""
+  from enas_jax.spaces.rnn import cell as cell_lib
+  a = jax.random.normal(jax.random.key(0), (3, 5, 24))
+  b = jax.random.normal(jax.random.key(1), (24, 7))
+  g = jax.random.normal(jax.random.key(2), (3, 5, 7))
+  out, vjp = jax.vjp(lambda a, b: cell_lib.matmul(a, b, "bfloat16"), a, b)
+  d_a, d_b = vjp(g)
+  np.testing.assert_allclose(out, _rounded_mm(a, b), rtol=1e-6, atol=1e-5)
+  np.testing.assert_allclose(d_a, _rounded_mm(g, b.T), rtol=1e-6, atol=1e-5)
+  np.testing.assert_allclose(d_b, _rounded_mm(a.reshape(15, 24).T, g.reshape(15, 7)),
+                             rtol=1e-6, atol=1e-5)
+  assert float(jnp.max(jnp.abs(out - a @ b))) > 1e-3
+  np.testing.assert_array_equal(cell_lib.matmul(a, b), a @ b)
 
 
 @pytest.mark.parametrize("rate,bits", [(0.5, 1), (0.25, 2), (0.375, 4), (0.65, None)])

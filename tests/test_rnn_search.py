@@ -132,6 +132,8 @@ def test_bad_search_values_are_user_errors():
     _cfg(search__epochs=0)
   with pytest.raises(UserError, match="`search.controller_steps` must be >= 0"):
     _cfg(search__controller_steps=-1)
+  with pytest.raises(UserError, match="`search.fair_every` must be >= 0"):
+    _cfg(search__fair_every=-1)
 
 
 def test_unwritable_workdir_is_a_user_error(tmp_path):

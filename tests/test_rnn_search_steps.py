@@ -174,3 +174,48 @@ def test_the_search_programs_compute_the_composed_steps():
     assert phase._cache_size() == 1
   assert prog.controller_step.draw is prog.derive_step.draw  # one compiled draw for both
   assert prog.controller_step.score is prog.derive_step.score
+
+
+def test_fair_stream_takes_every_choice_once_per_block():
+  """Decision d's values over any `c` consecutive fair architectures aligned to a multiple of
+  `c` (its number of choices) are a permutation of its choices; the stream is a pure function
+  of (key, index) and another key gives another stream."""
+  num_choices = (4, 1, 4, 2, 4, 3, 4)
+  fair = jax.jit(program.fair_values, static_argnums=0)
+  stream = np.stack([fair(num_choices, jax.random.key(3), i) for i in range(24)])
+  assert stream.shape == (24, len(num_choices)) and stream.dtype == np.int32
+  for d, c in enumerate(num_choices):
+    for start in range(0, 24, c):
+      assert sorted(stream[start:start + c, d]) == list(range(c)), (d, start)
+  eager = np.stack([program.fair_values(num_choices, jax.random.key(3), jnp.asarray(i))
+                    for i in range(24)])
+  np.testing.assert_array_equal(stream, eager)
+  other = np.stack([fair(num_choices, jax.random.key(4), i) for i in range(24)])
+  assert not np.array_equal(stream, other)
+
+
+def test_fair_mix_trains_the_fair_cell_every_kth_step_and_the_controller_sample_otherwise():
+  """`search.fair_every=3`: steps 0, 3, 6, ... train the fair stream's architectures 0, 1,
+  2, ...; the others train what `sampled_train_step` (behind the guard's key folding) trains,
+  with the same training key."""
+  lm_state, cstate, _, _, batch, cfg = _setup()
+  controller = ctl.Controller(arch_lib.decisions(N), cfg)
+
+  def record(state, batch, values, key):  # a train step that reports what it was given
+    return state, {"values": values, "key": jax.random.key_data(key)}
+
+  mixed = jax.jit(program.fair_mixed_train_step(controller, lambda v: v, record, 3))
+  plain = jax.jit(program.sampled_train_step(controller, lambda v: v, record))
+  key = jax.random.key(7)
+  num_choices = tuple(d.num_choices for d in controller.decisions)
+  fair_key = jax.random.fold_in(key, program.FAIR_FOLD)
+  for t in range(7):
+    state = lm_state.replace(step=jnp.asarray(t, lm_state.step.dtype))
+    _, got = mixed(state, cstate.params, batch, key)
+    _, want = plain(state, cstate.params, batch, jax.random.fold_in(key, t))
+    np.testing.assert_array_equal(got["key"], want["key"])
+    if t % 3 == 0:
+      np.testing.assert_array_equal(got["values"],
+                                    program.fair_values(num_choices, fair_key, t // 3))
+    else:
+      np.testing.assert_array_equal(got["values"], want["values"])

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from enas_jax.io.errors import UserError
 from experiments.planted import common, stats
 
 
@@ -106,7 +107,6 @@ def test_ranking_study_end_to_end_at_tiny_scale_and_a_remedy_reusing_its_yardsti
 
 
 def test_ptb_corpus_for_the_ranking_study(tmp_path):
-  from enas_jax.io.errors import UserError
   from experiments.planted import ranking
   src = tmp_path / "ptb"
   src.mkdir()
@@ -253,3 +253,34 @@ def test_summary_takes_planted_tau_as_the_mean_of_a_tau_seeds_group(tmp_path):
     summary._tau_group(str(path), "other")
   with pytest.raises(UserError, match="not a tau_seeds study's JSON"):
     summary._tau_group(str(tmp_path / "missing.json"), "defaults")
+
+
+def test_yardstick_seeds_agreement_and_rescoring_by_hand(tmp_path):
+  """Four cells, the yardstick (seed 0) 1 2 3 4 and a second seed 1 3 2 4: tau between seeds
+  (6 pairs, one swapped) 4/6; the seeds' mean 1 2.5 2.5 4 ties B and C, so a search whose
+  shared figures are 1 2 3 4 has tau-b 1 against seed 0 and 5 / sqrt(6 * 5) against the mean;
+  per-cell sd 0, 0.707, 0.707, 0; the teacher's cell (D) last on both."""
+  from experiments.planted import yardstick
+  cells = ["0 0 0", "0 0 1", "0 0 2", "0 0 3"]
+  ys = {"rows": [{"cell": c, "teacher": c == cells[3], "standalone_ppl": v}
+                 for c, v in zip(cells, [1.0, 2.0, 3.0, 4.0])],
+        "corpus": {"teacher_ppl_valid": 3.2}, "noise_ppl_seeds": [4.0, 4.1]}
+  probe = {"rows": [{"cell": c, "standalone_ppl": v} for c, v in zip(cells, [1.0, 3.0, 2.0, 4.0])]}
+  search = {"rows": [{"cell": c, "shared_ppl": s, "standalone_ppl": v}
+                     for c, s, v in zip(cells, [10.0, 20.0, 30.0, 40.0], [1.0, 2.0, 3.0, 4.0])]}
+  result = yardstick.summarize(ys, [probe], [("s0", search)])
+  assert result["agreement"][0]["tau"] == pytest.approx(4 / 6)
+  assert result["per_cell_sd_median"] == pytest.approx(np.sqrt(0.5) / 2)
+  assert result["per_cell_sd_max"] == pytest.approx(np.sqrt(0.5))
+  assert result["searches"][0]["tau_single"] == pytest.approx(1.0)
+  assert result["searches"][0]["tau_mean"] == pytest.approx(5 / np.sqrt(30))
+  assert result["mean_yardstick"]["teacher_rank"] == 4
+  assert result["mean_yardstick"]["teacher_alone_gap"] == pytest.approx(4.0 / 3.2 - 1)
+  assert result["paired_p"] == 1.0  # one search: both signs give the same |mean|
+  assert "0.667" in yardstick.markdown(result)
+  # the paired test by hand: d = 1, 2, 3 has |mean| 2 only with all signs equal: 2 of 8
+  assert yardstick.paired_sign_test([1.0, 2.0, 3.0]) == pytest.approx(0.25)
+  with pytest.raises(UserError, match="lacks 1 of the yardstick's cells"):
+    yardstick.summarize(ys, [{"rows": probe["rows"][:3]}], [])
+  with pytest.raises(UserError, match="no results.json or probe.json"):
+    yardstick.read_json(str(tmp_path), "--seed_probe")

@@ -80,6 +80,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   # "shared": the paper's one matrix per key. "all" ranks cells better (Kendall tau 0.45 +- 0.04
   # against 0.30 +- 0.14 over 5 planted searches, 0.37 against 0.13 on PTB: science.md, sec. 4)
   config.model.scan_unroll = 1  # time steps unrolled per scan iteration (speed only)
+  config.model.matmul_dtype = "float32"  # "bfloat16": the products' operands rounded to
+  # bfloat16 and summed in float32 (faster on bfloat16 hardware; weights stay float32)
 
   config.shared = ml_collections.ConfigDict()  # training of the shared weights
   config.shared.lr = 20.0  # SGD learning rate of the shared weights; paper: 20
@@ -112,6 +114,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.search.controller_steps = 2000  # controller updates per epoch; ENAS-pytorch: 2000
   config.search.warmup_epochs = 0  # first epochs: uniform cells train the shared weights, no
   # controller steps (0: the paper, the controller learns from the first epoch)
+  config.search.fair_every = 0  # every this many shared steps train a cell of the fair
+  # stream (each decision's choices in turn, shuffled) instead of the controller's (0: never)
   config.search.derive_every = 1  # derive the best architecture every this many epochs
   config.search.derive_samples = 100  # architectures sampled and scored when deriving
   config.search.log_every = 50  # steps between metric records

@@ -29,6 +29,7 @@ class SearchLoopConfig:
   shared_steps: int = 0
   controller_steps: int = 2000
   warmup_epochs: int = 0
+  fair_every: int = 0
   derive_every: int = 1
   derive_samples: int = 100
   log_every: int = 50
@@ -39,7 +40,7 @@ class SearchLoopConfig:
   def validate(self, section: str = "search") -> None:
     require(self, section, ">= 1", "epochs", "derive_every", "derive_samples", "log_every")
     require(self, section, ">= 0", "shared_steps", "controller_steps", "max_rollbacks",
-            "warmup_epochs")
+            "warmup_epochs", "fair_every")
     if self.warmup_epochs >= self.epochs:
       raise UserError(f"Config field `{section}.warmup_epochs` ({self.warmup_epochs}) must be "
                       f"less than `{section}.epochs` ({self.epochs}): the controller would never "

@@ -148,6 +148,41 @@ def sampled_train_step(controller: ctl.Controller, from_decisions: Callable[[Any
   return shared_step
 
 
+# The fair stream's key: the shared stream's key folded with a step count no search reaches.
+FAIR_FOLD = 2**32 - 1
+
+
+def fair_values(num_choices: tuple[int, ...], key: jax.Array, index: jax.Array) -> jax.Array:
+  """The `index`-th architecture of the fair stream, as decision values `[D]` (int32): decision
+  d's values run through a fresh random permutation of its `num_choices[d]` choices every
+  `num_choices[d]` architectures (permutation `index // c` from `key` folded with d), so any
+  `c` consecutive architectures aligned to a multiple of `c` take each of its choices once
+  (FairNAS's strict fairness, decision by decision)."""
+  values = []
+  for d, c in enumerate(num_choices):
+    block_key = jax.random.fold_in(jax.random.fold_in(key, d), index // c)
+    values.append(jax.random.permutation(block_key, c)[index % c])
+  return jnp.stack(values).astype(jnp.int32)
+
+
+def fair_mixed_train_step(controller: ctl.Controller, from_decisions: Callable[[Any], Any],
+                          train_step: Callable[..., Any], every: int) -> Callable[..., Any]:
+  """`sampled_train_step` with every `every`-th shared step (counted by the model state's
+  step: 0, every, 2 every, ...) training the fair stream's next architecture instead of the
+  controller's sample (`search.fair_every`). Takes the shared stream's key unfolded (guard it
+  with `fold_key=False`) and folds it as `sampled_train_step`'s guard does, so the other steps
+  draw and train exactly as without the mix."""
+  num_choices = tuple(d.num_choices for d in controller.decisions)
+
+  def shared_step(state, ctrl_params, batch, key):
+    step_key = jax.random.fold_in(key, state.step)
+    sampled = ctl.sample(controller, ctrl_params, jax.random.fold_in(step_key, 0)).values
+    fair = fair_values(num_choices, jax.random.fold_in(key, FAIR_FOLD), state.step // every)
+    values = jnp.where(state.step % every == 0, fair, sampled)
+    return train_step(state, batch, from_decisions(values), jax.random.fold_in(step_key, 1))
+  return shared_step
+
+
 def stepped_draw(controller: ctl.Controller, n: int) -> Callable[..., Any]:
   """`(ctrl_params, key, step) -> values_nxD` with `key` folded with `step` (as `guards.guarded`
   folds a step's key): the draw of the step counted `step`."""
@@ -156,18 +191,23 @@ def stepped_draw(controller: ctl.Controller, n: int) -> Callable[..., Any]:
   return draw
 
 
-def guarded_jit(step: Callable[..., Any], loss_name: str, donate: tuple[int, ...]) -> Any:
-  return jax.jit(guards.guarded(step, loss_name), donate_argnums=donate)
+def guarded_jit(step: Callable[..., Any], loss_name: str, donate: tuple[int, ...],
+                fold_key: bool = True) -> Any:
+  return jax.jit(guards.guarded(step, loss_name, fold_key), donate_argnums=donate)
 
 
 def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
                   ctrl_cfg: ctl.ControllerConfig, derive_samples: int,
-                  warmup: bool = False) -> SearchProgram:
+                  warmup: bool = False, fair_every: int = 0) -> SearchProgram:
   """`warmup`: also compile the shared step that samples uniformly (the uniform controller
-  takes the same parameters and ignores them), for the search's warm-up epochs."""
+  takes the same parameters and ignores them), for the search's warm-up epochs. `fair_every`
+  (> 0): every this many shared steps train the fair stream's architecture instead
+  (`fair_mixed_train_step`)."""
   controller = ctl.Controller(space.decisions(model_cfg), ctrl_cfg)
   ctrl_opt = controller_steps.make_controller_optimizer(ctrl_cfg)
-  shared_step = sampled_train_step(controller, space.from_decisions, task.train_step)
+  shared_step = (fair_mixed_train_step(controller, space.from_decisions, task.train_step,
+                                       fair_every) if fair_every else
+                 sampled_train_step(controller, space.from_decisions, task.train_step))
   warmup_step = None
   if warmup:
     uniform = ctl.Controller(space.decisions(model_cfg),
@@ -181,7 +221,7 @@ def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
                        "controller_loss", (0, 5))
   return SearchProgram(
       controller=controller, ctrl_optimizer=ctrl_opt,
-      shared_step=guarded_jit(shared_step, "loss", (0, 4)),
+      shared_step=guarded_jit(shared_step, "loss", (0, 4), fold_key=not fair_every),
       controller_step=ControllerPhase(draw=draw, score=score, update=update),
       derive_step=DerivePhase(draw=draw, score=score, samples=derive_samples,
                               chunk=ctrl_cfg.num_samples, sample_keys=task.sample_keys),

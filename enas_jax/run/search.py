@@ -69,7 +69,8 @@ class SearchRun(Runner):
                                                               cfg.data.batch_size})
                      if cfg.parallel.data_parallel else None)
     self.program = build_program(self.space, self.task, cfg.model, cfg.controller,
-                                 cfg.search.derive_samples, cfg.search.warmup_epochs > 0)
+                                 cfg.search.derive_samples, cfg.search.warmup_epochs > 0,
+                                 cfg.search.fair_every)
     self._shapes: dict[str, Any] | None = None
 
   # --- state

@@ -22,6 +22,12 @@ ENAS-pytorch computes (`model.dropconnect_on="node0"`: DropConnect 0.5 on node 0
 only, as theirs; no L2, since ours has no gradient-only decay and theirs decays by 1e-7 only the
 parameters a step used). Timing: alternating blocks (ours paper, ours close, theirs), each opened by
 an untimed step, 1 s pause between blocks; median of `--rounds` x `--steps` steps each.
+
+`--bfloat16` adds mixed precision on both sides: ours with `model.matmul_dtype="bfloat16"` (the
+products' operands rounded to bfloat16, summed in float32; weights and gradients float32) and
+theirs with its forward pass under `torch.autocast("cpu", torch.bfloat16)` (its products and
+what autocast's list puts in bfloat16; backward and SGD as before). Neither is either side's
+default; on a CPU with bfloat16 matrix units (AMX) both run their products there.
 """
 from __future__ import annotations
 
@@ -78,7 +84,8 @@ def import_enas_pytorch(path: str) -> types.SimpleNamespace:
 class Theirs:
   """ENAS-pytorch's shared model and its training step, on the CPU."""
 
-  def __init__(self, enas, hidden: int, vocab: int, nodes: int, batch: int, arch):
+  def __init__(self, enas, hidden: int, vocab: int, nodes: int, batch: int, arch,
+               autocast: bool = False):
     saved_argv, sys.argv = sys.argv, [sys.argv[0]]  # its defaults, not this script's flags
     try:
       args, _ = enas.config.get_args()
@@ -104,12 +111,14 @@ class Theirs:
     self.optim = enas.trainer._get_optimizer(args.shared_optim)(
         self.model.parameters(), lr=args.shared_lr, weight_decay=args.shared_l2_reg)
     self.hidden = self.model.init_hidden(batch)
+    self.autocast = autocast
 
   def run(self, inputs_TxB: torch.Tensor, targets_TB: torch.Tensor) -> float:
     """`Trainer.train_shared`'s loop body."""
-    loss, hidden, extra_out = self.get_loss(self.holder, inputs_TxB, targets_TB, self.hidden,
-                                            self.dag)
-    hidden.detach_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+      loss, hidden, extra_out = self.get_loss(self.holder, inputs_TxB, targets_TB, self.hidden,
+                                              self.dag)
+    hidden = hidden.detach().float()
     self.hidden = hidden
     loss = loss + self.penalties(extra_out, self.args)
     self.optim.zero_grad()
@@ -119,17 +128,29 @@ class Theirs:
     return loss.item()
 
 
-def time_all(enas, hidden, vocab, nodes, batch, steps, rounds, data) -> dict[str, float]:
+def time_all(enas, hidden, vocab, nodes, batch, steps, rounds, data,
+             bfloat16: bool = False) -> dict[str, float]:
   """Median step seconds of each implementation, in alternating blocks."""
-  ours_paper = Ours(hidden, vocab, nodes, batch, PAPER_RATES)
-  ours_close = Ours(hidden, vocab, nodes, batch, PAPER_RATES, l2=0.0, dropconnect_on="node0")
-  theirs = Theirs(enas, hidden, vocab, nodes, batch, ours_paper.arch)
+  ours = {"ours (paper regularisation)": Ours(hidden, vocab, nodes, batch, PAPER_RATES),
+          "ours (close to ENAS-pytorch)": Ours(hidden, vocab, nodes, batch, PAPER_RATES, l2=0.0,
+                                               dropconnect_on="node0")}
+  if bfloat16:
+    ours["ours (paper, bfloat16 products)"] = Ours(hidden, vocab, nodes, batch, PAPER_RATES,
+                                                   matmul_dtype="bfloat16")
+    ours["ours (close, bfloat16 products)"] = Ours(hidden, vocab, nodes, batch, PAPER_RATES,
+                                                   l2=0.0, dropconnect_on="node0",
+                                                   matmul_dtype="bfloat16")
+  arch = ours["ours (paper regularisation)"].arch
+  theirs = {"ENAS-pytorch": Theirs(enas, hidden, vocab, nodes, batch, arch)}
+  if bfloat16:
+    theirs["ENAS-pytorch (bfloat16 autocast)"] = Theirs(enas, hidden, vocab, nodes, batch, arch,
+                                                        autocast=True)
   jax_batches = [jax_batch(x, y) for x, y in data]
   torch_batches = [(torch.from_numpy(x.T.copy()), torch.from_numpy(y.T.copy()).reshape(-1))
                    for x, y in data]  # theirs is time-major, targets flattened
-  runners = {"ours (paper regularisation)": lambda i: ours_paper.run(jax_batches[i % 4], i),
-             "ours (close to ENAS-pytorch)": lambda i: ours_close.run(jax_batches[i % 4], i),
-             "ENAS-pytorch": lambda i: theirs.run(*torch_batches[i % 4])}
+  runners = {name: (lambda i, o=o: o.run(jax_batches[i % 4], i)) for name, o in ours.items()}
+  runners.update({name: (lambda i, t=t: t.run(*torch_batches[i % 4]))
+                  for name, t in theirs.items()})
   return time_blocks(runners, steps, rounds)
 
 
@@ -141,6 +162,8 @@ def main() -> None:
                       help=f"a clone of carpedm20/ENAS-pytorch at commit {COMMIT}")
   parser.add_argument("--threads", type=int, default=os.cpu_count(),
                       help="torch intra-op threads (XLA's CPU client uses every core)")
+  parser.add_argument("--bfloat16", action="store_true",
+                      help="also time both with bfloat16 products (mixed precision)")
   args = parser.parse_args()
   enas = import_enas_pytorch(args.enas_pytorch_dir)
   torch.set_num_threads(args.threads)
@@ -150,7 +173,7 @@ def main() -> None:
   peak = max(matmul_peak().values())
   print(f"# matmul peak {peak:.1f} GFLOP/s; batch {args.batch}, bptt {args.bptt}, vocab "
         f"{args.vocab}, {args.nodes} nodes; median of {args.rounds} x {args.steps} steps")
-  print(f"{'hidden':>6}  {'implementation':<30} {'s/step':>7} {'tok/s':>7} {'vs theirs':>9} "
+  print(f"{'hidden':>6}  {'implementation':<34} {'s/step':>7} {'tok/s':>7} {'vs theirs':>9} "
         f"{'GFLOP/s':>8} {'of peak':>7}")
   rng = np.random.default_rng(0)
   tokens = args.batch * args.bptt
@@ -158,11 +181,11 @@ def main() -> None:
     data = [(rng.integers(0, args.vocab, (args.batch, args.bptt)),
              rng.integers(0, args.vocab, (args.batch, args.bptt))) for _ in range(4)]
     seconds = time_all(enas, hidden, args.vocab, args.nodes, args.batch, args.steps,
-                       args.rounds, data)
+                       args.rounds, data, args.bfloat16)
     flops = step_flops(hidden, args.nodes, args.vocab, args.batch, args.bptt)
-    for name, s in seconds.items():
+    for name, s in seconds.items():  # every row against theirs in float32 (their default)
       rate = flops / s / 1e9
-      print(f"{hidden:>6}  {name:<30} {s:>7.3f} {tokens / s:>7.0f} "
+      print(f"{hidden:>6}  {name:<34} {s:>7.3f} {tokens / s:>7.0f} "
             f"{seconds['ENAS-pytorch'] / s:>8.2f}x {rate:>8.1f} {rate / peak:>7.0%}", flush=True)
 
 

@@ -7,6 +7,7 @@
 #                    projected 150-epoch search (experiments/bench/search_epoch_time.py)
 #   micro.txt        paper-size CIFAR-10 micro search: the same projection
 #   ptb_deterministic.txt   the PTB projection again with --config.deterministic=True
+#   ptb_bfloat16.txt the PTB projection with bfloat16 products (model.matmul_dtype=bfloat16)
 # Targets: the PTB search and the CIFAR-10 micro search each in at most 1 hour.
 #
 # On the device machine (no internet: the two pure-Python packages its image lacks travel as
@@ -41,6 +42,7 @@ run() {  # name, seconds, arguments...
   timeout "$limit" $PY experiments/bench/search_epoch_time.py $SIZE "$@" 2>&1 \
     | tee "$OUT_DIR/$name.txt" || echo "($name: stopped or failed, status $?)" | tee -a "$OUT_DIR/$name.txt"
 }
-run ptb 180 --space=rnn --steps=20
+run ptb 150 --space=rnn --steps=20
 run micro 150 --space=micro --steps=10
-run ptb_deterministic 120 --space=rnn --steps=10 --deterministic
+run ptb_deterministic 90 --space=rnn --steps=10 --deterministic
+run ptb_bfloat16 90 --space=rnn --steps=10 --set=model.matmul_dtype=bfloat16

@@ -45,21 +45,22 @@ NO_DROPOUT = {k: 0.0 for k in PAPER_RATES}
 
 
 def model_config(hidden: int, nodes: int, rates: dict[str, float], unroll: int = 1,
-                 dropconnect_on: str = "all") -> RNNModelConfig:
+                 dropconnect_on: str = "all", matmul_dtype: str = "float32") -> RNNModelConfig:
   return RNNModelConfig(num_nodes=nodes, embed_dim=hidden, hidden_dim=hidden,
                         embedding_dropout=rates["embedding"], input_dropout=rates["input"],
                         output_dropout=rates["output"], dropconnect=rates["dropconnect"],
                         dropconnect_on=dropconnect_on, hidden_norm_clip=25.0,
-                        scan_unroll=unroll)
+                        scan_unroll=unroll, matmul_dtype=matmul_dtype)
 
 
 class Ours:
   """Our shared step, jitted with the architecture as a traced argument (as in the search)."""
 
   def __init__(self, hidden: int, vocab: int, nodes: int, batch: int, rates: dict[str, float],
-               unroll: int = 1, l2: float = 1e-7, dropconnect_on: str = "all"):
-    self.model = RNNLanguageModel(model_config(hidden, nodes, rates, unroll, dropconnect_on),
-                                  vocab)
+               unroll: int = 1, l2: float = 1e-7, dropconnect_on: str = "all",
+               matmul_dtype: str = "float32"):
+    self.model = RNNLanguageModel(model_config(hidden, nodes, rates, unroll, dropconnect_on,
+                                               matmul_dtype), vocab)
     opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig())
     self.arch = random_arch(jax.random.key(42), nodes)
     self.state = lm_steps.init_state(self.model, opt, jax.random.key(0), batch, self.arch)

@@ -12,10 +12,11 @@ trained alone, before a full ranking study is worth its 15 minutes.
 cell alone from `--noise_seeds` initialisations (the noise) and the first `--cells` of the
 ranking study's random cells (`common.random_cells(seed=1)`, so a probe's cells are the study's
 first ones) or the cells named by `--cell CELL` (e.g. those that beat the teacher's) from one,
-with the yardstick's recipe (`common.StandaloneTrainer`). Prints and writes to OUT/probe.json:
-the teacher's optimal perplexity, each cell's trained-alone perplexity, the
-teacher's cell's rank and gap to the optimum, the noise's sd and the spread (median minus best)
-over it. The figures of every probe run so far: experiments/results/science/benchmark_design.md.
+with the yardstick's recipe (`common.StandaloneTrainer`), from initialisation seed `--seed` (the
+yardstick's: 0; another seed measures how well the yardstick agrees with itself). Prints and
+writes to OUT/probe.json: the teacher's optimal perplexity, each cell's trained-alone
+perplexity, the teacher's cell's rank and gap to the optimum, the noise's sd and the spread
+(median minus best) over it. The figures of every probe run so far: experiments/results/science/benchmark_design.md.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def scaled(name: str, changes: list[str]) -> common.Scale:
 
 
 def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_seeds: int,
-        chosen: tuple[str, ...] = ()) -> dict:
+        chosen: tuple[str, ...] = (), seed: int = 0) -> dict:
   started = time.time()
   config = common.override(common.search_config(scale, 0, "random"), settings)
   for text in chosen:  # the user's cells: checked before any training
@@ -55,8 +56,9 @@ def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_se
                       f"{config.model.num_nodes}.")
   corpus = load_corpus(run_config.search_config(config).data)
   teacher = corpus.info["teacher_arch"]
-  trainer = common.StandaloneTrainer(config, corpus, scale)
-  noise = [trainer.valid_perplexity(common.arch_of(teacher), seed=s) for s in range(noise_seeds)]
+  trainer = common.StandaloneTrainer(config, corpus, scale, seed=seed)
+  noise = [trainer.valid_perplexity(common.arch_of(teacher), seed=s)
+           for s in range(seed, seed + noise_seeds)]
   print(f"teacher {teacher}: {', '.join(f'{p:.3f}' for p in noise)}; optimum "
         f"{corpus.info['teacher_ppl_valid']:.3f}", flush=True)
   rows = [{"cell": teacher, "teacher": True, "standalone_ppl": noise[0]}]
@@ -66,7 +68,7 @@ def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_se
     rows.append({"cell": text, "teacher": False,
                  "standalone_ppl": trainer.valid_perplexity(common.arch_of(text))})
     print(f"{text}: {rows[-1]['standalone_ppl']:.3f}", flush=True)
-  result = {"settings": settings, "scale": dataclasses.asdict(scale),
+  result = {"settings": settings, "seed": seed, "scale": dataclasses.asdict(scale),
             "corpus": common.corpus_facts(corpus), "rows": rows, "noise_ppl_seeds": noise,
             "cells": len(rows), "noise_sd": float("nan"), "spread_over_noise": float("nan"),
             **ranking.standalone_figures(rows, noise, corpus.info["teacher_ppl_valid"]),
@@ -83,6 +85,9 @@ def main() -> None:
   parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
   parser.add_argument("--cells", type=int, default=8)
   parser.add_argument("--noise_seeds", type=int, default=3)
+  parser.add_argument("--seed", type=int, default=0,
+                      help="the initialisation seed of every cell (the noise: seeds SEED, "
+                           "SEED+1, ...); the yardstick's is 0")
   parser.add_argument("--cell", action="append", default=[], metavar="CELL",
                       help="train these cells (authors' strings) instead of --cells random ones")
   args = parser.parse_args()
@@ -90,7 +95,7 @@ def main() -> None:
   common.use_compilation_cache(args.out)
   try:
     r = run(args.out, scaled(args.scale, args.scale_set), args.set, args.cells,
-            args.noise_seeds, tuple(args.cell))
+            args.noise_seeds, tuple(args.cell), args.seed)
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(f"teacher's cell {r['teacher_rank']} of {r['cells']}, "

@@ -40,6 +40,50 @@ class CellOptions:
   output: str = "loose_ends"  # "loose_ends", "all_nodes" or "nodes_after_first"
   hidden_norm_clip: float = 0.0  # clip each example's h_t to this L2 norm; 0 turns it off
   scan_unroll: int = 1  # time steps unrolled per scan iteration
+  matmul_dtype: str = "float32"  # "bfloat16": products of bfloat16 operands summed in float32
+
+
+MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def _operand(x: jax.Array, dtype: str) -> jax.Array:
+  """`x` as a product's operand: as it is for "float32", rounded to bfloat16 for "bfloat16"."""
+  return x if dtype == "float32" else x.astype(jnp.bfloat16)
+
+
+def _mm(a: jax.Array, b: jax.Array, dtype: str) -> jax.Array:
+  """a @ b in float32; "bfloat16": the operands rounded to bfloat16, the products summed in
+  float32 (each product of two bfloat16 numbers is exact in float32)."""
+  if dtype == "float32":
+    return a @ b
+  return jnp.matmul(_operand(a, dtype), _operand(b, dtype), preferred_element_type=jnp.float32)
+
+
+@jax.custom_vjp
+def _bf16_matmul(a_XxK: jax.Array, b_KxN: jax.Array) -> jax.Array:
+  return _mm(a_XxK, b_KxN, "bfloat16")
+
+
+def _bf16_matmul_fwd(a_XxK, b_KxN):
+  return _bf16_matmul(a_XxK, b_KxN), (_operand(a_XxK, "bfloat16"), _operand(b_KxN, "bfloat16"))
+
+
+def _bf16_matmul_bwd(saved, g_XxN):
+  a_XxK, b_KxN = saved
+  g_rows = g_XxN.reshape(-1, g_XxN.shape[-1])
+  d_a = _mm(g_XxN, b_KxN.T, "bfloat16")
+  d_b = _mm(a_XxK.reshape(-1, a_XxK.shape[-1]).T, g_rows, "bfloat16")
+  return d_a, d_b
+
+
+_bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
+
+
+def matmul(a_XxK: jax.Array, b_KxN: jax.Array, dtype: str = "float32") -> jax.Array:
+  """a @ b (`b` a matrix, `a` any rank) as the model's products are computed: float32, or with
+  `dtype="bfloat16"` mixed precision, whose gradient products also take bfloat16 operands (the
+  incoming gradient rounded) and sum in float32. Weights, states and gradients stay float32."""
+  return a_XxK @ b_KxN if dtype == "float32" else _bf16_matmul(a_XxK, b_KxN)
 
 
 NUM_ACTIVATIONS = 4  # tanh, relu, identity, sigmoid (the order of `activate`)
@@ -187,17 +231,18 @@ def _scan_forward(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, 
                   node_mask_BxH, opts: CellOptions, save: bool):
   """The time loop; with `save`, each step also returns (h_{t-1}, nodes [N, B, H], products
   [N, B, 2H]) for the backward pass."""
-  num_nodes = act_N.shape[0]
+  num_nodes, dt = act_N.shape[0], opts.matmul_dtype
   out_w_N = output_weights(RNNArch(prev_N, act_N), opts.output)
   drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
+  w_h0_Hx2H, w_edges_MxHx2H = _operand(w_h0_Hx2H, dt), _operand(w_edges_MxHx2H, dt)  # once
 
   def step(h_prev_BxH, inputs):
     xw_Bx2H, valid = inputs
-    z_Bx2H = [xw_Bx2H + drop(h_prev_BxH) @ w_h0_Hx2H]
+    z_Bx2H = [xw_Bx2H + _mm(drop(h_prev_BxH), w_h0_Hx2H, dt)]
     nodes_BxH = [_highway(z_Bx2H[0], h_prev_BxH, act_N[0])]
     for k in range(1, num_nodes):
       h_in_BxH = _pick(nodes_BxH, prev_N[k], k)
-      z_Bx2H.append(drop(h_in_BxH) @ w_edges_MxHx2H[k - 1])
+      z_Bx2H.append(_mm(drop(h_in_BxH), w_edges_MxHx2H[k - 1], dt))
       nodes_BxH.append(_highway(z_Bx2H[k], h_in_BxH, act_N[k]))
     h_new_BxH = _mix(out_w_N, nodes_BxH)
     if opts.hidden_norm_clip > 0:
@@ -247,9 +292,10 @@ def _unroll_bwd(opts: CellOptions, saved, cotangents):
   (h_prev_TxBxH, nodes_TxNxBxH, z_TxNxBx2H), w_h0_Hx2H, w_edges_MxHx2H, valid_T, prev_N, act_N, \
       node_mask_BxH = saved
   d_last_BxH, d_out_TxBxH = cotangents
-  num_nodes = act_N.shape[0]
+  num_nodes, dt = act_N.shape[0], opts.matmul_dtype
   out_w_N = output_weights(RNNArch(prev_N, act_N), opts.output)
   drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
+  w_h0_Hx2H, w_edges_MxHx2H = _operand(w_h0_Hx2H, dt), _operand(w_edges_MxHx2H, dt)  # once
 
   def step(d_carry_BxH, inputs):
     h_prev_BxH, nodes_NxBxH, z_NxBx2H, d_out_BxH, valid = inputs
@@ -264,34 +310,35 @@ def _unroll_bwd(opts: CellOptions, saved, cotangents):
     for k in range(num_nodes - 1, 0, -1):  # consumers before the nodes they read
       h_in_BxH = jax.lax.dynamic_index_in_dim(nodes_NxBxH, prev_N[k], 0, keepdims=False)
       dz_Bx2H[k], d_in_BxH = _highway_vjp(z_NxBx2H[k], h_in_BxH, act_N[k], d_nodes_BxH[k])
-      d_in_BxH = d_in_BxH + drop(dz_Bx2H[k] @ w_edges_MxHx2H[k - 1].T)
+      d_in_BxH = d_in_BxH + drop(_mm(dz_Bx2H[k], w_edges_MxHx2H[k - 1].T, dt))
       for p in range(k):
         d_nodes_BxH[p] = d_nodes_BxH[p] + jnp.where(prev_N[k] == p, d_in_BxH, 0.0)
     dz_Bx2H[0], d_in_BxH = _highway_vjp(z_NxBx2H[0], h_prev_BxH, act_N[0], d_nodes_BxH[0])
-    d_prev_BxH = d_prev_BxH + d_in_BxH + drop(dz_Bx2H[0] @ w_h0_Hx2H.T)
+    d_prev_BxH = d_prev_BxH + d_in_BxH + drop(_mm(dz_Bx2H[0], w_h0_Hx2H.T, dt))
     return d_prev_BxH, jnp.stack(dz_Bx2H)
 
   d_h_BxH, dz_TxNxBx2H = jax.lax.scan(
       step, d_last_BxH, (h_prev_TxBxH, nodes_TxNxBxH, z_TxNxBx2H, d_out_TxBxH, valid_T),
       reverse=True, unroll=opts.scan_unroll)
   d_w_h0_Hx2H, d_w_edges_MxHx2H = _weight_grads(h_prev_TxBxH, nodes_TxNxBxH, dz_TxNxBx2H, prev_N,
-                                                drop)
+                                                drop, dt)
   d_mask = None if node_mask_BxH is None else jnp.zeros_like(node_mask_BxH)
   return (dz_TxNxBx2H[:, 0], d_w_h0_Hx2H, d_w_edges_MxHx2H, d_h_BxH, _no_cotangent(valid_T),
           _no_cotangent(prev_N), _no_cotangent(act_N), d_mask)
 
 
-def _weight_grads(h_prev_TxBxH, nodes_TxNxBxH, dz_TxNxBx2H, prev_N, drop):
+def _weight_grads(h_prev_TxBxH, nodes_TxNxBxH, dz_TxNxBx2H, prev_N, drop, dt: str):
   """Every matrix's gradient as one product over all T * B rows (inputs x product gradients)."""
   steps, num_nodes, batch, two_hidden = dz_TxNxBx2H.shape
   rows = steps * batch
-  d_w_h0_Hx2H = (drop(h_prev_TxBxH).reshape(rows, -1).T
-                 @ dz_TxNxBx2H[:, 0].reshape(rows, two_hidden))
+  d_w_h0_Hx2H = _mm(drop(h_prev_TxBxH).reshape(rows, -1).T,
+                    dz_TxNxBx2H[:, 0].reshape(rows, two_hidden), dt)
   in_TxMxBxH = drop(jnp.take(nodes_TxNxBxH, prev_N[1:], axis=1))
   in_MxRxH = jnp.transpose(in_TxMxBxH, (1, 0, 2, 3)).reshape(num_nodes - 1, rows, -1)
   dz_MxRx2H = jnp.transpose(dz_TxNxBx2H[:, 1:], (1, 0, 2, 3)).reshape(num_nodes - 1, rows,
                                                                       two_hidden)
-  return d_w_h0_Hx2H, jnp.einsum("mrh,mrj->mhj", in_MxRxH, dz_MxRx2H)
+  return d_w_h0_Hx2H, jnp.einsum("mrh,mrj->mhj", _operand(in_MxRxH, dt), _operand(dz_MxRx2H, dt),
+                                 preferred_element_type=jnp.float32)
 
 
 def _no_cotangent(x: jax.Array) -> np.ndarray:

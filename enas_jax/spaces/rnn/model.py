@@ -43,6 +43,7 @@ class RNNModelConfig:
   # "shared" here, "all" in the configs: a checkpoint saved before this field existed holds
   # shared matrices, and resuming it must read the absent field as "shared".
   activation_weights: Literal["shared", "node0", "all"] = "shared"
+  matmul_dtype: Literal["float32", "bfloat16"] = "float32"
 
   def validate(self, section: str = "model") -> None:
     require(self, section, ">= 1", "num_nodes", "embed_dim", "hidden_dim", "scan_unroll")
@@ -57,6 +58,9 @@ class RNNModelConfig:
       raise UserError(f"Config field `{section}.activation_weights` is "
                       f"{self.activation_weights!r}; it must be one of "
                       f"{', '.join(cell_lib.ACTIVATION_WEIGHTS)}.")
+    if self.matmul_dtype not in cell_lib.MATMUL_DTYPES:
+      raise UserError(f"Config field `{section}.matmul_dtype` is {self.matmul_dtype!r}; it must "
+                      f"be one of {', '.join(cell_lib.MATMUL_DTYPES)}.")
     for name in ("embedding_dropout", "input_dropout", "output_dropout", "dropconnect",
                  "cell_input_dropout", "between_node_dropout"):
       rate = getattr(self, name)
@@ -67,7 +71,7 @@ class RNNModelConfig:
   @property
   def cell_options(self) -> cell_lib.CellOptions:
     return cell_lib.CellOptions(output=self.output, hidden_norm_clip=self.hidden_norm_clip,
-                                scan_unroll=self.scan_unroll)
+                                scan_unroll=self.scan_unroll, matmul_dtype=self.matmul_dtype)
 
 
 def dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Array:
@@ -185,7 +189,8 @@ class RNNLanguageModel(nn.Module):
       w_h0_Hx2H, w_edges_MxHx2H = dropconnect(cfg, self.make_rng("dropout"), w_h0_Hx2H,
                                               w_edges_MxHx2H)
 
-    xw_TxBx2H = x_TxBxE @ cell_lib.node_weights(cell["node0"]["w_x"], arch.act_N[0])
+    xw_TxBx2H = cell_lib.matmul(x_TxBxE, cell_lib.node_weights(cell["node0"]["w_x"],
+                                                               arch.act_N[0]), cfg.matmul_dtype)
     h_last_BxH, out_TxBxH = cell_lib.unroll(
         xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, arch, h_BxH, valid_T, cfg.cell_options,
         node_mask_BxH)
@@ -196,7 +201,8 @@ class RNNLanguageModel(nn.Module):
                                             (1, batch, cfg.hidden_dim))
     # [B, T, H] first: a plain [B*T, H] x [H, V] product (einsum "tbh,hv->btv" made XLA's CPU
     # backend write the large logits transposed, 1.7x slower for the whole softmax layer)
-    logits_BxTxV = jnp.transpose(out_TxBxH, (1, 0, 2)) @ softmax_HxV + softmax_bias_V
+    logits_BxTxV = cell_lib.matmul(jnp.transpose(out_TxBxH, (1, 0, 2)), softmax_HxV,
+                                   cfg.matmul_dtype) + softmax_bias_V
     return logits_BxTxV, h_last_BxH
 
   def _embed(self, embedding_VxE: jax.Array, tokens_BxT: jax.Array, train: bool) -> jax.Array:
