@@ -100,7 +100,9 @@ def rescore(searches: list[tuple[str, dict[str, Any]]], mean_ppl: dict[str, floa
 
 
 def summarize(yardstick: dict[str, Any], probes: list[dict[str, Any]],
-              searches: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+              searches: list[tuple[str, dict[str, Any]]],
+              names: list[str] | None = None) -> dict[str, Any]:
+  """`names`: the yardstick's and each probe's, for the tables (default: their positions)."""
   table = seed_table(yardstick, probes)
   mean_ppl = {cell: float(np.mean(v)) for cell, v in table.items()}
   per_cell_sd = [float(np.std(v, ddof=1)) for v in table.values()]
@@ -110,6 +112,7 @@ def summarize(yardstick: dict[str, Any], probes: list[dict[str, Any]],
   sd_of_mean = [x / np.sqrt(len(table[c])) for x, c in zip(per_cell_sd, table)]
   out: dict[str, Any] = {
       "seeds": len(next(iter(table.values()))), "cells": len(table), "table": table,
+      "names": names or [str(i) for i in range(len(probes) + 1)],
       "agreement": agreement(table), "per_cell_sd_median": float(np.median(per_cell_sd)),
       "per_cell_sd_max": float(np.max(per_cell_sd)),
       "mean_yardstick": ranking.standalone_figures(
@@ -131,16 +134,18 @@ def markdown(result: dict[str, Any]) -> str:
   lines = [f"Trained-alone yardstick from {result['seeds']} initialisation seeds, "
            f"{result['cells']} cells.", "", "| seeds | Kendall tau between them | p |",
            "|---|---:|---:|"]
-  lines += [f"| {a['a']} vs {a['b']} | {a['tau']:.3f} | {a['p']:.4f} |"
+  names = result["names"]
+  lines += [f"| {names[a['a']]} vs {names[a['b']]} | {a['tau']:.3f} | {a['p']:.4f} |"
             for a in result["agreement"]]
   m, s = result["mean_yardstick"], result["single_yardstick"]
   lines += ["", f"Per-cell sd across seeds: median {result['per_cell_sd_median']:.4f}, "
             f"largest {result['per_cell_sd_max']:.4f}. Teacher's cell: rank "
-            f"{s.get('teacher_rank')} of {result['cells']} on seed 0, "
+            f"{s.get('teacher_rank')} of {result['cells']} on {names[0]}, "
             f"{m.get('teacher_rank')} on the seeds' mean."]
   if "searches" in result:
     (sm, ss), (mm, ms) = result["tau_single_mean_sd"], result["tau_mean_mean_sd"]
-    lines += ["", "| search | tau against seed 0 (recorded) | tau against the seeds' mean |",
+    lines += ["", "| search | tau as recorded (against its own study's yardstick) | "
+              "tau against the mean of the yardsticks above |",
               "|---|---:|---:|"]
     lines += [f"| {r['search']} | {r['tau_single']:.3f} | {r['tau_mean']:.3f} |"
               for r in result["searches"]]
@@ -163,7 +168,8 @@ def main() -> None:
     result = summarize(read_json(args.yardstick, "--yardstick"),
                        [read_json(p, "--seed_probe") for p in args.seed_probe],
                        [(os.path.basename(p).removesuffix(".json"), read_json(p, "--searches"))
-                        for p in args.searches])
+                        for p in args.searches],
+                       [args.yardstick.rstrip("/")] + [p.rstrip("/") for p in args.seed_probe])
   except UserError as err:
     sys.exit(f"error: {err}")
   with open(args.out + ".json", "w") as f:
