@@ -83,8 +83,9 @@ def test_ranking_figures_by_hand():
 
 
 def test_ranking_study_end_to_end_at_tiny_scale_and_a_remedy_reusing_its_yardstick(tmp_path):
-  """The real search, scoring and training alone; then a remedy's study (another search) that
-  reuses the first study's trained-alone figures for the same cells."""
+  """The real search, scoring and training alone; then a remedy's study (another search, one
+  epoch longer than the scale's through `search.epochs`) that reuses the first study's
+  trained-alone figures for the same cells."""
   from experiments.planted import ranking
   first = ranking.run(str(tmp_path / "a"), "planted", "tiny", 3, "random", "", noise_seeds=2)
   assert first["cells"] == 4 and len(first["noise_ppl_seeds"]) == 2  # 3 cells and the teacher's
@@ -93,12 +94,12 @@ def test_ranking_study_end_to_end_at_tiny_scale_and_a_remedy_reusing_its_yardsti
   assert first["noise_ppl_seeds"][0] == teacher_row["standalone_ppl"]  # seed 0 trained once
   assert "spread_over_noise" in first and 1 <= first["teacher_rank"] <= 4
   second = ranking.run(str(tmp_path / "b"), "planted", "tiny", 3, "enas", "",
-                       ("model.activation_weights=node0",), noise_seeds=2,
+                       ("model.activation_weights=node0", "search.epochs=3"), noise_seeds=2,
                        standalone_from=str(tmp_path / "a"), tau_at=(1,))
-  assert [p["epoch"] for p in second["tau_curve"]] == [1, 2]
+  assert [p["epoch"] for p in second["tau_curve"]] == [1, 3]
   assert second["tau_curve"][-1]["kendall_tau"] == second["kendall_tau"]
   assert second["tau_curve"][-1]["entropy"] == second["entropy_end"]
-  assert second["settings"] == ["model.activation_weights=node0"]
+  assert second["settings"] == ["model.activation_weights=node0", "search.epochs=3"]
   assert [r["standalone_ppl"] for r in second["rows"]] == [
       r["standalone_ppl"] for r in first["rows"]]
   assert second["noise_ppl_seeds"] == first["noise_ppl_seeds"]

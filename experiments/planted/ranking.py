@@ -68,9 +68,10 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
     base.data.source = "directory"
     base.data.dir = prepare_ptb(ptb_dir, out)
   config = common.override(copy.deepcopy(base), list(settings))
-  # stages after the warm-up only: a search must end with the controller learning
-  stages = sorted({e for e in tau_at if config.search.warmup_epochs < e < scale.search_epochs}
-                  | {scale.search_epochs})
+  # stages after the warm-up only: a search must end with the controller learning; the last
+  # stage is the search's length (the scale's, or `--set=search.epochs=E`)
+  final = config.search.epochs
+  stages = sorted({e for e in tau_at if config.search.warmup_epochs < e < final} | {final})
   config.search.epochs = stages[0]
   _, search = common.run_search(config, os.path.join(out, "search"))
   corpus = search.task.corpus

@@ -199,11 +199,15 @@ class RNNLanguageModel(nn.Module):
     if train and cfg.output_dropout > 0:
       out_TxBxH = out_TxBxH * dropout_mask(self.make_rng("dropout"), cfg.output_dropout,
                                             (1, batch, cfg.hidden_dim))
-    # [B, T, H] first: a plain [B*T, H] x [H, V] product (einsum "tbh,hv->btv" made XLA's CPU
-    # backend write the large logits transposed, 1.7x slower for the whole softmax layer)
-    logits_BxTxV = cell_lib.matmul(jnp.transpose(out_TxBxH, (1, 0, 2)), softmax_HxV,
-                                   cfg.matmul_dtype) + softmax_bias_V
-    return logits_BxTxV, h_last_BxH
+    return self._logits(out_TxBxH, softmax_HxV, softmax_bias_V), h_last_BxH
+
+  def _logits(self, out_TxBxH: jax.Array, softmax_HxV: jax.Array, softmax_bias_V: jax.Array
+              ) -> jax.Array:
+    """[B, T, V]. The outputs go [B, T, H] first: a plain [B*T, H] x [H, V] product (einsum
+    "tbh,hv->btv" made XLA's CPU backend write the large logits transposed, 1.7x slower for the
+    whole softmax layer)."""
+    return cell_lib.matmul(jnp.transpose(out_TxBxH, (1, 0, 2)), softmax_HxV,
+                           self.config.matmul_dtype) + softmax_bias_V
 
   def _embed(self, embedding_VxE: jax.Array, tokens_BxT: jax.Array, train: bool) -> jax.Array:
     """The embedded tokens [T, B, E], with word dropout and the locked input masks when
