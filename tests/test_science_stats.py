@@ -154,6 +154,13 @@ def test_summary_takes_each_key_from_its_study_and_leaves_missing_ones_null():
   assert (out["enas_vs_random_p"], out["enas_vs_random_seeds"]) == (0.03, 4)
   assert out["teacher_recovered_fraction"] == 0.5 and out["teacher_within_2_fraction"] == 0.75
   assert out["ptb_tau"] is None and out["missing"] == ["ranking_ptb"]
+  assert "yardstick_seed_tau" not in out
+  yardstick = {"agreement": [{"a": 0, "b": 1, "tau": 0.9}], "per_cell_sd_median": 0.02,
+               "searches": [{}], "tau_mean_mean_sd": [0.47, 0.05]}
+  out = summary.summarize(ranking, None, compare, yardstick=yardstick)
+  assert (out["yardstick_seed_tau"], out["yardstick_cell_sd_median"],
+          out["planted_tau_against_seed_mean"]) == ([0.9], 0.02, 0.47)
+  assert out["planted_tau"] == 0.4  # the recorded yardstick's figure stays the headline
 
 
 def test_study_settings_override_config_fields_and_reject_unknown_or_mistyped_ones():

@@ -7,6 +7,7 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --ranking_ptb=workdirs/science/v3/ptb_enas --compare=workdirs/science/v3/compare \
       --ptb_tau_seeds=experiments/results/science/tau_seeds_ptb.json \
       --ptb_tau_group="PTB, defaults, seeds 0-2" \
+      --yardstick=experiments/results/science/yardstick_seeds_current.json \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
@@ -14,6 +15,9 @@ writes their headline figures under fixed keys. With `--tau_seeds` (a `tau_seeds
 and `--tau_group` (one of its groups), `planted_tau` is that group's mean over its searches
 (`planted_tau_sd`, `planted_tau_searches` beside it; the one ranking study's own tau stays as
 `planted_tau_one_search`); `--ptb_tau_seeds` and `--ptb_tau_group` do the same for `ptb_tau`.
+`--yardstick` (a `yardstick` study's OUT.json) adds how well the yardstick agrees with itself
+(`yardstick_seed_tau`), a typical cell's seed noise (`yardstick_cell_sd_median`) and the
+searches' tau against the mean of its seeds (`planted_tau_against_seed_mean`).
 A study not given, or not run, leaves its keys at null, and `missing`
 names it: a figure is never made up.
 """
@@ -32,6 +36,16 @@ KEYS = ("planted_tau", "ptb_tau", "enas_vs_random_p", "enas_vs_random_seeds",
 
 def _results(folder: str, what: str) -> dict[str, Any] | None:
   return common.read_results(folder, f"--{what}") if folder else None
+
+
+def _json(path: str, flag: str) -> dict[str, Any] | None:
+  if not path:
+    return None
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as err:
+    raise UserError(f"--{flag}={path}: cannot read it as JSON ({err}).") from None
 
 
 def _tau_group(path: str, group: str, flag: str = "tau") -> dict[str, Any] | None:
@@ -53,10 +67,11 @@ def _tau_group(path: str, group: str, flag: str = "tau") -> dict[str, Any] | Non
 
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               compare: dict | None, tau_group: dict | None = None,
-              ptb_tau_group: dict | None = None) -> dict[str, Any]:
+              ptb_tau_group: dict | None = None, yardstick: dict | None = None
+              ) -> dict[str, Any]:
   """The fixed keys (null where the study is missing), the other useful figures, the sources;
   `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches, `ptb_tau_group`
-  likewise `ptb_tau`."""
+  likewise `ptb_tau`; `yardstick` (a yardstick study) adds its figures."""
   out: dict[str, Any] = {k: None for k in KEYS}
   missing = []
   if ranking_planted:
@@ -96,6 +111,11 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
                compare_settings=compare.get("settings", []))
   else:
     missing.append("compare")
+  if yardstick:
+    out.update(yardstick_seed_tau=[a["tau"] for a in yardstick["agreement"]],
+               yardstick_cell_sd_median=yardstick["per_cell_sd_median"],
+               planted_tau_against_seed_mean=(yardstick["tau_mean_mean_sd"][0]
+                                              if "searches" in yardstick else None))
   out["missing"] = missing
   return out
 
@@ -109,6 +129,7 @@ def main() -> None:
   parser.add_argument("--tau_group", default="", help="its group of the chosen defaults")
   parser.add_argument("--ptb_tau_seeds", default="", help="likewise for PTB's searches")
   parser.add_argument("--ptb_tau_group", default="", help="its group of the chosen defaults")
+  parser.add_argument("--yardstick", default="", help="a yardstick study's OUT.json")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
@@ -116,7 +137,8 @@ def main() -> None:
                         _results(args.ranking_ptb, "ranking_ptb"),
                         _results(args.compare, "compare"),
                         _tau_group(args.tau_seeds, args.tau_group),
-                        _tau_group(args.ptb_tau_seeds, args.ptb_tau_group, "ptb_tau"))
+                        _tau_group(args.ptb_tau_seeds, args.ptb_tau_group, "ptb_tau"),
+                        _json(args.yardstick, "yardstick"))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:
