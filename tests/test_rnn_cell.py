@@ -215,6 +215,14 @@ def _plain_unroll(xw_TxBx2H, w_h0, w_edges, prev, act, h_BxH, valid_T, output, c
   return jax.lax.scan(step, h_BxH, (xw_TxBx2H, valid_T))
 
 
+def _cell_inputs(ks, hidden: int, steps: int, scale: float):
+  """Random (xw [T, B, 2H], w_h0, w_edges [N-1, H, 2H] at `scale`, h0 [B, H]) from ks[0:4]."""
+  return (jax.random.normal(ks[0], (steps, B, 2 * hidden)),
+          scale * jax.random.normal(ks[1], (hidden, 2 * hidden)),
+          scale * jax.random.normal(ks[2], (N - 1, hidden, 2 * hidden)),
+          jax.random.normal(ks[3], (B, hidden)))
+
+
 @pytest.mark.parametrize("name", ["chain", "fan_out", "random_a", "random_b"])
 @pytest.mark.parametrize("output,clip,masked", [("loose_ends", 0.0, False),
                                                 ("all_nodes", 0.7, True),
@@ -227,10 +235,7 @@ def test_hand_written_gradient_equals_autodiff_of_the_plain_cell(name, output, c
   prev, act = ARCHS[name]
   hidden, steps = 6, 7
   ks = jax.random.split(jax.random.key(5), 7)
-  xw = jax.random.normal(ks[0], (steps, B, 2 * hidden))
-  w_h0 = 0.6 * jax.random.normal(ks[1], (hidden, 2 * hidden))
-  w_edges = 0.6 * jax.random.normal(ks[2], (N - 1, hidden, 2 * hidden))
-  h0 = jax.random.normal(ks[3], (B, hidden))
+  xw, w_h0, w_edges, h0 = _cell_inputs(ks, hidden, steps, 0.6)
   valid = jnp.array([1, 1, 1, 0, 1, 0, 0], bool)
   mask = jax.random.bernoulli(ks[4], 0.7, (B, hidden)) / 0.7 if masked else None
   ct_out, ct_last = jax.random.normal(ks[5], (steps, B, hidden)), jax.random.normal(ks[6], (B, hidden))
@@ -273,10 +278,7 @@ def test_bfloat16_products_are_rounded_operands_summed_in_float32(name):
   prev, act = ARCHS[name]
   hidden, steps = 16, 6
   ks = jax.random.split(jax.random.key(8), 5)
-  xw = jax.random.normal(ks[0], (steps, B, 2 * hidden))
-  w_h0 = 0.4 * jax.random.normal(ks[1], (hidden, 2 * hidden))
-  w_edges = 0.4 * jax.random.normal(ks[2], (N - 1, hidden, 2 * hidden))
-  h0 = jax.random.normal(ks[3], (B, hidden))
+  xw, w_h0, w_edges, h0 = _cell_inputs(ks, hidden, steps, 0.4)
   valid = jnp.ones((steps,), bool)
   ct = jax.random.normal(ks[4], (steps, B, hidden))
   arch = make_arch(prev, act)

@@ -218,6 +218,15 @@ def write_json(path: str, data: Any) -> None:
     json.dump(data, f, indent=2)
 
 
+def write_report(out: str, result: Any, text: str) -> None:
+  """A summary study's outputs: `result` to OUT.json, `text` (its markdown) to OUT.md and the
+  terminal."""
+  write_json(out + ".json", result)
+  with open(out + ".md", "w") as f:
+    f.write(text)
+  print(text, end="")
+
+
 def _mkdir(path: str) -> str:
   os.makedirs(path, exist_ok=True)
   return path

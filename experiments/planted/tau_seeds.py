@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from typing import Any
 
@@ -72,11 +71,7 @@ def main() -> None:
   except UserError as err:
     sys.exit(f"error: {err}")
   result = summarize(groups)
-  with open(args.out + ".json", "w") as f:
-    json.dump(result, f, indent=2)
-  with open(args.out + ".md", "w") as f:
-    f.write(markdown(result))
-  print(markdown(result), end="")
+  common.write_report(args.out, result, markdown(result))
 
 
 if __name__ == "__main__":

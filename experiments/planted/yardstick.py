@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from enas_jax.io.errors import UserError
-from experiments.planted import ranking, stats
+from experiments.planted import common, ranking, stats
 
 
 def read_json(path: str, flag: str) -> dict[str, Any]:
@@ -172,11 +172,7 @@ def main() -> None:
                        [args.yardstick.rstrip("/")] + [p.rstrip("/") for p in args.seed_probe])
   except UserError as err:
     sys.exit(f"error: {err}")
-  with open(args.out + ".json", "w") as f:
-    json.dump(result, f, indent=2)
-  with open(args.out + ".md", "w") as f:
-    f.write(markdown(result))
-  print(markdown(result), end="")
+  common.write_report(args.out, result, markdown(result))
 
 
 if __name__ == "__main__":
