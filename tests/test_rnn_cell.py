@@ -1,4 +1,6 @@
 """The ENAS recurrent cell: equivalence with a plain reference, compile-once, fixed mode."""
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -82,6 +84,26 @@ def test_fixed_mode_equals_shared_with_same_weights_and_counts_params():
   out_fixed, _ = fixed_model.apply({"params": copied}, tokens, h0)
   out_shared, _ = model.apply({"params": shared}, tokens, h0, make_arch(prev, act))
   np.testing.assert_allclose(out_fixed, out_shared, rtol=1e-6, atol=1e-6)
+
+
+def test_bfloat16_products_in_the_fixed_model_as_in_the_shared_one():
+  """`model.matmul_dtype="bfloat16"` reaches the fixed cell of final training: with the shared
+  model's weights it gives the shared model's bfloat16 logits, close to float32's and not equal."""
+  model, shared = _init()
+  prev, act = ARCHS["random_b"]
+  bf16 = dataclasses.replace(CFG, matmul_dtype="bfloat16")
+  fixed_model = RNNLanguageModel(bf16, V, fixed_arch=(tuple(prev), tuple(act)))
+  tokens = jax.random.randint(jax.random.key(1), (B, T), 0, V)
+  h0 = jnp.zeros((B, H))
+  fixed = {**shared, "cell": {k: shared["cell"][k] for k in ["node0"] + [
+      f"node{k}_prev{prev[k]}" for k in range(1, N)]}}
+  out_fixed, _ = fixed_model.apply({"params": fixed}, tokens, h0)
+  out_shared16, _ = RNNLanguageModel(bf16, V).apply({"params": shared}, tokens, h0,
+                                                    make_arch(prev, act))
+  out32, _ = model.apply({"params": shared}, tokens, h0, make_arch(prev, act))
+  np.testing.assert_allclose(out_fixed, out_shared16, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(out_fixed, out32, rtol=0, atol=0.05 * float(jnp.max(jnp.abs(out32))))
+  assert float(jnp.max(jnp.abs(out_fixed - out32))) > 1e-4
 
 
 def _train_setup():
