@@ -261,6 +261,8 @@ def test_summary_takes_planted_tau_as_the_mean_of_a_tau_seeds_group(tmp_path):
     summary._tau_group(str(path), "other")
   with pytest.raises(UserError, match="not a tau_seeds study's JSON"):
     summary._tau_group(str(tmp_path / "missing.json"), "defaults")
+  with pytest.raises(UserError, match="--yardstick=.*: not a yardstick study's JSON"):
+    summary._yardstick(str(path))  # a tau_seeds study, not a yardstick one
 
 
 def test_yardstick_seeds_agreement_and_rescoring_by_hand(tmp_path):

@@ -16,7 +16,8 @@ with the yardstick's recipe (`common.StandaloneTrainer`), from initialisation se
 yardstick's: 0; another seed measures how well the yardstick agrees with itself). Prints and
 writes to OUT/probe.json: the teacher's optimal perplexity, each cell's trained-alone
 perplexity, the teacher's cell's rank and gap to the optimum, the noise's sd and the spread
-(median minus best) over it. The figures of every probe run so far: experiments/results/science/benchmark_design.md.
+(median minus best) over it. The figures of every probe run so far:
+experiments/results/science/benchmark_design.md.
 """
 from __future__ import annotations
 

@@ -38,31 +38,45 @@ def _results(folder: str, what: str) -> dict[str, Any] | None:
   return common.read_results(folder, f"--{what}") if folder else None
 
 
-def _json(path: str, flag: str) -> dict[str, Any] | None:
+def _not_a(flag: str, path: str, study: str, why: str) -> UserError:
+  return UserError(f"--{flag}={path}: not a {study} study's JSON ({why}); give the OUT.json "
+                   f"that `python -m experiments.planted.{study}` wrote.")
+
+
+def _json(path: str, flag: str, study: str) -> dict[str, Any] | None:
+  """The `study` (tau_seeds, yardstick) JSON given by --`flag`; None when not given."""
   if not path:
     return None
   try:
     with open(path) as f:
-      return json.load(f)
+      data = json.load(f)
   except (OSError, ValueError) as err:
-    raise UserError(f"--{flag}={path}: cannot read it as JSON ({err}).") from None
+    raise _not_a(flag, path, study, str(err)) from None
+  if not isinstance(data, dict):
+    raise _not_a(flag, path, study, "not an object")
+  return data
 
 
 def _tau_group(path: str, group: str, flag: str = "tau") -> dict[str, Any] | None:
   """Group `group` of the tau_seeds study written to `path` (its .json); `flag`: the options'
   prefix (`--tau_seeds`/`--tau_group` or `--ptb_tau_seeds`/`--ptb_tau_group`)."""
-  if not path:
+  study = _json(path, f"{flag}_seeds", "tau_seeds")
+  if study is None:
     return None
-  try:
-    with open(path) as f:
-      groups = json.load(f)["groups"]
-  except (OSError, ValueError, KeyError) as err:
-    raise UserError(f"--{flag}_seeds={path}: not a tau_seeds study's JSON ({err}); give the "
-                    f"OUT.json that `python -m experiments.planted.tau_seeds` wrote.") from None
+  groups = study.get("groups")
+  if not isinstance(groups, dict):
+    raise _not_a(f"{flag}_seeds", path, "tau_seeds", "no groups")
   if group not in groups:
     raise UserError(f"--{flag}_group={group!r}: {path} has the groups "
                     f"{', '.join(map(repr, groups))}; name one of them.")
   return groups[group]
+
+
+def _yardstick(path: str) -> dict[str, Any] | None:
+  study = _json(path, "yardstick", "yardstick")
+  if study is not None and not {"agreement", "per_cell_sd_median"} <= set(study):
+    raise _not_a("yardstick", path, "yardstick", "no agreement figures")
+  return study
 
 
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
@@ -138,7 +152,7 @@ def main() -> None:
                         _results(args.compare, "compare"),
                         _tau_group(args.tau_seeds, args.tau_group),
                         _tau_group(args.ptb_tau_seeds, args.ptb_tau_group, "ptb_tau"),
-                        _json(args.yardstick, "yardstick"))
+                        _yardstick(args.yardstick))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:
