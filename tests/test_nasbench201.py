@@ -240,6 +240,10 @@ def test_config_mistakes_and_missing_package_are_one_paragraph(monkeypatch):
   config.search.shared_steps = 5
   with pytest.raises(UserError, match="no shared weights"):
     run_config.search_config(config).validate()
+  config.search.shared_steps = 0
+  config.search.finetune_steps = 3
+  with pytest.raises(UserError, match="`search.finetune_steps` is 3; a table search"):
+    run_config.search_config(config).validate()
   config = nb201_config.get_config("tiny")
   config.data.dataset = "imagenet"
   with pytest.raises(UserError, match="imagenet16-120"):

@@ -2,8 +2,10 @@
 import io
 import json
 import math
+import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -17,6 +19,7 @@ from enas_jax.io import workdir as workdir_lib
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
 from enas_jax.spaces.rnn import formats
+from enas_jax.tasks.language import steps as lm_steps
 
 
 def _cfg(seed=0, **overrides):
@@ -127,6 +130,51 @@ def test_warmup_trains_the_shared_weights_on_uniform_cells_before_the_controller
     _cfg(search__warmup_epochs=2)
 
 
+def test_finetuned_scoring_rescores_the_derived_cells_after_steps_on_each_alone(
+    seed0_run, tmp_path):
+  """`search.finetune_steps=K`: the answer is picked by each derived cell's whole-validation
+  perplexity after K shared steps on that cell alone from the final weights: the training
+  split's first K windows (the carry reset where a pass starts), keys folded from the run's key
+  (stream 5) with the step's index; by hand here. The search itself trains exactly as without
+  it, and the scoring leaves its weights as they were; a finished search resumed with the option
+  rescores its derived cells the same way."""
+  run, plain, workdir = seed0_run
+  k = run.task.train.windows_per_pass(0) + 2  # across a pass boundary
+  tuned_run, tuned = _run(tmp_path, "k", _cfg(search__finetune_steps=k))
+  assert _rows(tmp_path / "k") == _rows(workdir) and tuned["history"] == plain["history"]
+  final = tuned_run.final_state.model
+  for a, b in zip(jax.tree_util.tree_leaves(final.params),
+                  jax.tree_util.tree_leaves(run.final_state.model.params)):
+    np.testing.assert_array_equal(a, b)
+  d, stream = run.cfg.data, run.task.train
+  step = jax.jit(run.task.train_step)
+  key = jax.random.fold_in(jax.random.key(run.cfg.seed), 5)
+
+  def by_hand(arch):
+    model, i = final, 0
+    for epoch in range(2):
+      for w in lm_batches.windows(stream.data_BxN, d.bptt, run.cfg.seed, epoch, d.variable_bptt,
+                                  stream.width):
+        if i < k:
+          if w.start == 0:
+            model = model.replace(hidden=jnp.zeros_like(model.hidden))
+          model, _ = step(model, lm_steps.window_batch(w, d.bptt, d.variable_bptt), arch,
+                          jax.random.fold_in(key, i))
+          i += 1
+    assert i == k
+    return run.task.evaluate(model, arch)
+
+  for entry, before in zip(tuned["rescored"], plain["rescored"]):
+    arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32),
+                                  formats.from_authors_string(entry["authors"]))
+    assert entry["authors"] == before["authors"]
+    assert entry["valid_ppl_shared"] == by_hand(arch) != before["valid_ppl_shared"]
+  assert tuned["finetune_steps"] == k and "finetune_steps" not in plain
+  assert tuned["valid_ppl_shared"] == min(r["valid_ppl_shared"] for r in tuned["rescored"])
+  shutil.copytree(workdir, tmp_path / "again")  # a finished search, rescored: nothing retrained
+  assert _run(tmp_path, "again", _cfg(search__finetune_steps=k))[1] == tuned
+
+
 def test_bad_search_values_are_user_errors():
   with pytest.raises(UserError, match="`search.epochs` must be at least 1"):
     _cfg(search__epochs=0)
@@ -134,6 +182,8 @@ def test_bad_search_values_are_user_errors():
     _cfg(search__controller_steps=-1)
   with pytest.raises(UserError, match="`search.fair_every` must be >= 0"):
     _cfg(search__fair_every=-1)
+  with pytest.raises(UserError, match="`search.finetune_steps` must be >= 0"):
+    _cfg(search__finetune_steps=-1)
 
 
 def test_unwritable_workdir_is_a_user_error(tmp_path):

@@ -2,6 +2,7 @@
 import itertools
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -85,7 +86,8 @@ def test_ranking_figures_by_hand():
 def test_ranking_study_end_to_end_at_tiny_scale_and_a_remedy_reusing_its_yardstick(tmp_path):
   """The real search, scoring and training alone; then a remedy's study (another search, one
   epoch longer than the scale's through `search.epochs`) that reuses the first study's
-  trained-alone figures for the same cells."""
+  trained-alone figures for the same cells; then that search's cells scored after fine-tuning
+  (`finetune_steps`), the plain scores kept beside."""
   from experiments.planted import ranking
   first = ranking.run(str(tmp_path / "a"), "planted", "tiny", 3, "random", "", noise_seeds=2)
   assert first["cells"] == 4 and len(first["noise_ppl_seeds"]) == 2  # 3 cells and the teacher's
@@ -105,6 +107,14 @@ def test_ranking_study_end_to_end_at_tiny_scale_and_a_remedy_reusing_its_yardsti
   assert second["noise_ppl_seeds"] == first["noise_ppl_seeds"]
   assert [r["shared_ppl"] for r in second["rows"]] != [r["shared_ppl"] for r in first["rows"]]
   assert "model.activation_weights=node0" in (tmp_path / "b" / "table.md").read_text()
+  shutil.copytree(tmp_path / "b" / "search", tmp_path / "c" / "search")  # reloaded, not rerun
+  third = ranking.run(str(tmp_path / "c"), "planted", "tiny", 3, "enas", "",
+                      ("model.activation_weights=node0", "search.epochs=3"), noise_seeds=2,
+                      standalone_from=str(tmp_path / "a"), finetune_steps=3)
+  assert third["finetune_steps"] == 3
+  assert third["tau_curve"][-1]["kendall_tau_plain"] == second["kendall_tau"]  # same weights
+  assert [r["shared_ppl"] for r in third["rows"]] != [r["shared_ppl"] for r in second["rows"]]
+  assert "scored after 3 steps on it alone" in (tmp_path / "c" / "table.md").read_text()
 
 
 def test_ptb_corpus_for_the_ranking_study(tmp_path):
@@ -201,6 +211,19 @@ def test_tau_over_seeds_by_hand(tmp_path):
   assert result["groups"]["a"]["tau_sd"] == pytest.approx(math.sqrt(0.005))
   assert result["tests"] == [{"a": "a", "b": "b", "p": pytest.approx(1 / 3)}]
   assert "| b | 2 | 0.30, 0.40 | 0.35 +- 0.07 | 2, 3 |" in tau_seeds.markdown(result)
+  assert "tau_plain_mean" not in result["groups"]["a"]
+  for i, (tau, plain) in enumerate([(0.7, 0.5), (0.6, 0.5)]):  # scored after fine-tuning
+    d = tmp_path / f"f{i}"
+    d.mkdir()
+    (d / "results.json").write_text(json.dumps({
+        "settings": [], "kendall_tau": tau, "kendall_tau_p": 0.5, "finetune_steps": 80,
+        "worse_than_uniform_under_shared": 0, "entropy_end": 5.0, "shared_pick_regret_ppl": 0.1,
+        "tau_curve": [{"epoch": 8, "kendall_tau": tau, "kendall_tau_plain": plain}]}))
+  tuned = tau_seeds.summarize(dict([tau_seeds.read_group(["f", str(tmp_path / "f0"),
+                                                          str(tmp_path / "f1")])]))["groups"]["f"]
+  # differences 0.2, 0.1: of the 4 sign flips, (+,+) and (-,-) reach |mean| 0.15: p = 1/2
+  assert tuned["tau_plain_mean"] == pytest.approx(0.5) and tuned["tau_plain_sd"] == 0
+  assert tuned["paired_p_vs_plain"] == pytest.approx(0.5)
   with pytest.raises(UserError, match="no results.json"):
     tau_seeds.read_group(["c", str(tmp_path)])
   with pytest.raises(UserError, match="NAME DIR"):
@@ -289,7 +312,7 @@ def test_yardstick_seeds_agreement_and_rescoring_by_hand(tmp_path):
   assert result["paired_p"] == 1.0  # one search: both signs give the same |mean|
   assert "0.667" in yardstick.markdown(result)
   # the paired test by hand: d = 1, 2, 3 has |mean| 2 only with all signs equal: 2 of 8
-  assert yardstick.paired_sign_test([1.0, 2.0, 3.0]) == pytest.approx(0.25)
+  assert stats.paired_sign_test([1.0, 2.0, 3.0]) == pytest.approx(0.25)
   with pytest.raises(UserError, match="lacks 1 of the yardstick's cells"):
     yardstick.summarize(ys, [{"rows": probe["rows"][:3]}], [])
   with pytest.raises(UserError, match="no results.json or probe.json"):

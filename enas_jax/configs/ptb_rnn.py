@@ -118,6 +118,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   # stream (each decision's choices in turn, shuffled) instead of the controller's (0: never)
   config.search.derive_every = 1  # derive the best architecture every this many epochs
   config.search.derive_samples = 100  # architectures sampled and scored when deriving
+  config.search.finetune_steps = 0  # the answer's pick: each derived cell rescored after this
+  # many shared steps on it alone from the final weights (0: the weights as they are, the paper)
   config.search.log_every = 50  # steps between metric records
   config.search.on_divergence = "skip"  # NaN/Inf loss: "skip" the step, "rollback", or "stop"
   config.search.rollback_lr_factor = 0.5  # rollback: scale the shared lr by this each time

@@ -32,6 +32,7 @@ class SearchLoopConfig:
   fair_every: int = 0
   derive_every: int = 1
   derive_samples: int = 100
+  finetune_steps: int = 0
   log_every: int = 50
   on_divergence: Literal["skip", "rollback", "stop"] = "skip"
   rollback_lr_factor: float = 0.5
@@ -40,7 +41,7 @@ class SearchLoopConfig:
   def validate(self, section: str = "search") -> None:
     require(self, section, ">= 1", "epochs", "derive_every", "derive_samples", "log_every")
     require(self, section, ">= 0", "shared_steps", "controller_steps", "max_rollbacks",
-            "warmup_epochs", "fair_every")
+            "warmup_epochs", "fair_every", "finetune_steps")
     if self.warmup_epochs >= self.epochs:
       raise UserError(f"Config field `{section}.warmup_epochs` ({self.warmup_epochs}) must be "
                       f"less than `{section}.epochs` ({self.epochs}): the controller would never "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import types
 from typing import Any, Callable, Iterator, TextIO
 
 import jax
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.controller import steps as controller_steps
+from enas_jax.data.cursor import Cursor
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.ops.params import count_params, set_learning_rate
 from enas_jax.ops import guards
@@ -42,7 +44,8 @@ from enas_jax.spaces.registry import get_space
 from enas_jax.tasks import search_task
 
 # Streams folded into the run's base key.
-INIT_MODEL, INIT_CONTROLLER, SHARED_STREAM, CONTROLLER_STREAM, DERIVE_STREAM = range(5)
+(INIT_MODEL, INIT_CONTROLLER, SHARED_STREAM, CONTROLLER_STREAM, DERIVE_STREAM,
+ FINETUNE_STREAM) = range(6)
 __all__ = ["Diverged", "SearchRun", "run_search"]
 
 
@@ -72,6 +75,7 @@ class SearchRun(Runner):
                                  cfg.search.derive_samples, cfg.search.warmup_epochs > 0,
                                  cfg.search.fair_every)
     self._shapes: dict[str, Any] | None = None
+    self._finetune_step: Any = None
 
   # --- state
   def init_model(self) -> Any:
@@ -327,12 +331,34 @@ class SearchRun(Runner):
   def evaluate(self, state: SearchState, arch: Any) -> float:
     return self.task.evaluate(state.model, arch)
 
+  def finetuned(self, model: Any, arch: Any, steps: int) -> Any:
+    """`model` (the shared weights' training state) after `steps` shared steps on `arch` alone:
+    the training split's first `steps` batches from its start, the step keys a function of the
+    run's key and the step's index only, so every architecture gets the same batches and keys.
+    `model` itself is left as it is."""
+    if self._finetune_step is None:
+      self._finetune_step = jax.jit(self.task.train_step)
+    walk = types.SimpleNamespace(model=model, train_cursor=Cursor())  # shared_batches' view
+    key = jax.random.fold_in(self.base_key, FINETUNE_STREAM)
+    arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
+    for i, batch in enumerate(self.task.shared_batches(walk, steps)):
+      walk.model, _ = self._finetune_step(*self.placed(batch, walk.model, arch,
+                                                       jax.random.fold_in(key, i), after=2))
+    return walk.model
+
+  def answer_score(self, state: SearchState, arch: Any) -> float:
+    """The whole-split figure that picks the answer among the derived architectures: under the
+    final shared weights, or after `search.finetune_steps` steps of them on `arch` alone."""
+    steps = self.cfg.search.finetune_steps
+    model = self.finetuned(state.model, arch, steps) if steps else state.model
+    return self.task.evaluate(model, arch)
+
   def finish(self, state: SearchState) -> dict[str, Any]:
     """Re-scores every distinct derived architecture under the final shared weights (scores
     from different epochs are not comparable), writes the best and the summary."""
     m, space, src = self.task.metric, self.space, self.task.figure_source
     archs = {entry["authors"]: space.from_json(entry["arch"]) for entry in state.history}
-    rescored = {authors: self.evaluate(state, arch) for authors, arch in archs.items()}
+    rescored = {authors: self.answer_score(state, arch) for authors, arch in archs.items()}
     best = (min if self.task.lower_is_better else max)(rescored, key=rescored.get)
     arch = archs[best]
     title = outputs.picture_title(None, {f"best: valid {m}": rescored[best]})
@@ -343,6 +369,8 @@ class SearchRun(Runner):
         "rescored": [{"authors": a, f"valid_{m}_{src}": v} for a, v in rescored.items()],
         "history": state.history, "epochs": state.epoch, "shared_steps": state.shared_steps,
         "controller_steps": state.controller_steps,
+        **({"finetune_steps": self.cfg.search.finetune_steps}
+           if self.cfg.search.finetune_steps else {}),
         "shared_params": count_params(state.model.params),
         **({"simulated_cost": dict(state.totals)} if state.totals else {}),
         **self.task.summary_extras(lambda a: self.evaluate(state, a), arch)}

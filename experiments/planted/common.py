@@ -152,6 +152,12 @@ def shared_perplexity(run: search_run.SearchRun, arch: RNNArch) -> float:
   return run.evaluate(run.final_state, arch)
 
 
+def finetuned_perplexity(run: search_run.SearchRun, arch: RNNArch, steps: int) -> float:
+  """The cell's whole-validation perplexity after `steps` shared steps on it alone from the
+  search's final weights (`SearchRun.finetuned`: the same batches and keys for every cell)."""
+  return run.task.evaluate(run.finetuned(run.final_state.model, arch, steps), arch)
+
+
 class StandaloneTrainer:
   """Trains cells alone from scratch with the search's recipe (one compilation for all cells)."""
 

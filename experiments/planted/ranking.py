@@ -60,7 +60,8 @@ def prepare_ptb(ptb_dir: str, out: str) -> str:
 
 def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: str,
         ptb_dir: str, settings: tuple[str, ...] = (), noise_seeds: int = 3,
-        standalone_from: str = "", tau_at: tuple[int, ...] = ()) -> dict:
+        standalone_from: str = "", tau_at: tuple[int, ...] = (), finetune_steps: int = 0
+        ) -> dict:
   scale = common.scale_of(scale_name)
   started = time.time()
   base = common.search_config(scale, 0, shared_from)
@@ -89,8 +90,13 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
       config.search.epochs = stage
       _, search = common.run_search(config, os.path.join(out, "search"))
     shared = [common.shared_perplexity(search, common.arch_of(text)) for text in candidates]
-    curve.append({"epoch": stage, "shared_ppl": shared,
-                  "entropy": common.last_entropy(os.path.join(out, "search"))})
+    point = {"epoch": stage, "shared_ppl": shared,
+             "entropy": common.last_entropy(os.path.join(out, "search"))}
+    if finetune_steps:  # the cells scored after a few steps on each; the plain scores kept
+      point.update(plain_shared_ppl=shared, shared_ppl=[
+          common.finetuned_perplexity(search, common.arch_of(text), finetune_steps)
+          for text in candidates])
+    curve.append(point)
   rows = []
   for text, shared_ppl in zip(candidates, curve[-1]["shared_ppl"]):
     alone = known[text] if text in known else trainer.valid_perplexity(common.arch_of(text))
@@ -100,6 +106,8 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
   alone_all = [r["standalone_ppl"] for r in rows]
   for point in curve:
     point["kendall_tau"] = stats.kendall_tau(point["shared_ppl"], alone_all)
+    if finetune_steps:
+      point["kendall_tau_plain"] = stats.kendall_tau(point["plain_shared_ppl"], alone_all)
   # the noise of training alone: the teacher's cell (else the first cell) from other inits
   probe = teacher or candidates[0]
   probe_alone = rows[candidates.index(probe)]["standalone_ppl"]  # the trainer's own seed
@@ -109,7 +117,9 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
   result = {"corpus": common.corpus_facts(corpus), "scale": scale_name,
             "shared_from": shared_from, "settings": list(settings), "rows": rows,
             "noise_cell": probe, "noise_ppl_seeds": noise,
-            "tau_curve": [{k: v for k, v in p.items() if k != "shared_ppl"} for p in curve],
+            "finetune_steps": finetune_steps,
+            "tau_curve": [{k: v for k, v in p.items() if not k.endswith("shared_ppl")}
+                          for p in curve],
             **figures(rows, corpus.vocab_size, noise, corpus.info.get("teacher_ppl_valid")),
             "entropy_end": curve[-1]["entropy"],
             "seconds": time.time() - started}
@@ -206,7 +216,10 @@ def write_outputs(out: str, result: dict) -> None:
   lines = [f"Corpus {result['corpus']['name']}; shared weights from a `{result['shared_from']}` "
            f"search{' with ' + ', '.join(result['settings']) if result.get('settings') else ''}; "
            f"{result['cells']} cells"
-           f"{'; batch norm on every node' if result.get('batch_norm') else ''}.", "",
+           f"{'; batch norm on every node' if result.get('batch_norm') else ''}"
+           + (f"; each cell scored after {result['finetune_steps']} steps on it alone (plain "
+              f"shared weights: tau-b {result['tau_curve'][-1]['kendall_tau_plain']:.3f})"
+              if result.get("finetune_steps") else "") + ".", "",
            "| cell | teacher | shared ppl | trained alone ppl |", "|---|---|---:|---:|"]
   lines += [f"| `{r['cell']}` | {'yes' if r['teacher'] else ''} | {r['shared_ppl']:.2f} | "
             f"{r['standalone_ppl']:.2f} |" for r in rows]
@@ -273,6 +286,9 @@ def main() -> None:
   parser.add_argument("--standalone_from", default="",
                       help="an earlier study's --out on the same corpus and scale: reuse its "
                            "cells' trained-alone perplexities instead of training them again")
+  parser.add_argument("--finetune_steps", type=int, default=0,
+                      help="score each cell after this many training steps of the shared "
+                           "weights on it alone (few-shot scoring; 0: the weights as they are)")
   parser.add_argument("--ptb_dir", default="../shared/data/ptb")
   parser.add_argument("--resummarize", action="store_true",
                       help="recompute the figures and tables from --out's results.json")
@@ -284,7 +300,7 @@ def main() -> None:
     result = (resummarize(out) if args.resummarize else
               run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir,
                   tuple(args.set), args.noise_seeds, args.standalone_from,
-                  tuple(int(e) for e in args.tau_at.split(",") if e)))
+                  tuple(int(e) for e in args.tau_at.split(",") if e), args.finetune_steps))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(out, "table.md")).read())

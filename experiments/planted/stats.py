@@ -1,6 +1,6 @@
 """Small statistics for the studies, written out so that nothing beyond NumPy is needed: Kendall's
 tau-b and its p-value (from `enas_jax.report.stats`, shared with the search report), an exact
-(or sampled) two-sided permutation test, and the distance between two cells."""
+(or sampled) two-sided permutation test and its paired (sign-flip) form, and the distance between two cells."""
 from __future__ import annotations
 
 import itertools
@@ -33,6 +33,18 @@ def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 20
   rng = np.random.default_rng(seed)
   hits = sum(diff(rng.permutation(n)[:k]) >= observed - 1e-12 for _ in range(samples))
   return (hits + 1) / (samples + 1)
+
+
+def paired_sign_test(differences: list[float], samples: int = 200_000, seed: int = 0) -> float:
+  """Two-sided p-value that paired differences have mean 0: the share of sign flips (all 2^n
+  when n <= 16, else `samples` random ones) whose |mean| is at least the observed one."""
+  d = np.asarray(differences, float)
+  observed = abs(d.mean()) - 1e-12
+  if d.size <= 16:
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
+    return float(np.mean(np.abs(signs @ d / d.size) >= observed))
+  signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(samples, d.size))
+  return float((np.sum(np.abs(signs @ d / d.size) >= observed) + 1) / (samples + 1))
 
 
 def cell_distance(a_prev: Sequence[int], a_act: Sequence[int], b_prev: Sequence[int],

@@ -7,7 +7,9 @@ r"""Kendall tau over several searches per setting: mean, spread and a permutatio
 
 Each `--group NAME DIR [DIR ...]` names finished `ranking` studies, one search each (their seeds
 differ). Writes each group's taus, mean and standard deviation, and for every pair of groups the
-two-sided permutation test of equal mean tau, to OUT.md and OUT.json.
+two-sided permutation test of equal mean tau, to OUT.md and OUT.json. A group of studies that
+scored the cells after fine-tuning (`ranking --finetune_steps=K`) also gets the same searches'
+plain shared-weight taus and the paired sign-flip test of fine-tuned against plain.
 """
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ def read_group(words: list[str]) -> tuple[str, list[dict[str, Any]]]:
     r = common.read_results(folder, f"--group {name}")
     rows.append({"dir": folder, "settings": r["settings"], "tau": r["kendall_tau"],
                  "tau_p": r["kendall_tau_p"], "broken": r["worse_than_uniform_under_shared"],
-                 "entropy_end": r["entropy_end"], "regret": r["shared_pick_regret_ppl"]})
+                 "entropy_end": r["entropy_end"], "regret": r["shared_pick_regret_ppl"],
+                 "finetune_steps": r.get("finetune_steps", 0),
+                 "tau_plain": (r.get("tau_curve") or [{}])[-1].get("kendall_tau_plain")})
   return name, rows
 
 
@@ -37,7 +41,13 @@ def summarize(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
   out: dict[str, Any] = {"groups": {}, "tests": []}
   for name, rows in groups.items():
     mean, sd = stats.mean_std([r["tau"] for r in rows])
-    out["groups"][name] = {"searches": len(rows), "tau_mean": mean, "tau_sd": sd, "rows": rows}
+    out["groups"][name] = group = {"searches": len(rows), "tau_mean": mean, "tau_sd": sd,
+                                   "rows": rows}
+    if all(r["tau_plain"] is not None for r in rows):  # fine-tuned scores, the plain ones kept
+      plain = [r["tau_plain"] for r in rows]
+      group["tau_plain_mean"], group["tau_plain_sd"] = stats.mean_std(plain)
+      group["paired_p_vs_plain"] = stats.paired_sign_test(
+          [r["tau"] - t for r, t in zip(rows, plain)])
   for a, b in itertools.combinations(groups, 2):
     p = stats.permutation_test([r["tau"] for r in groups[a]], [r["tau"] for r in groups[b]])
     out["tests"].append({"a": a, "b": b, "p": p})
@@ -55,6 +65,14 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append(f"| {name} | {g['searches']} | {taus} | {g['tau_mean']:.2f} +- "
                  f"{g['tau_sd']:.2f} | {broken} | {entropy} |")
   lines.append("")
+  for name, g in result["groups"].items():
+    if "tau_plain_mean" in g:
+      steps = sorted({r["finetune_steps"] for r in g["rows"]})
+      lines.append(f"{name}: each cell scored after {', '.join(map(str, steps))} steps on it "
+                   f"alone; the same searches' plain shared weights: "
+                   + ", ".join(f"{r['tau_plain']:.2f}" for r in g["rows"])
+                   + f", {g['tau_plain_mean']:.2f} +- {g['tau_plain_sd']:.2f}; paired "
+                   f"sign-flip test of equal mean: p = {g['paired_p_vs_plain']:.4f}")
   lines += [f"Permutation test of equal mean tau, {t['a']} vs {t['b']}: p = {t['p']:.4f}"
             for t in result["tests"]]
   return "\n".join(lines) + "\n"

@@ -70,18 +70,6 @@ def agreement(table: dict[str, list[float]]) -> list[dict[str, Any]]:
           for a, b in itertools.combinations(range(seeds), 2)]
 
 
-def paired_sign_test(differences: list[float], samples: int = 200_000, seed: int = 0) -> float:
-  """Two-sided p-value that paired differences have mean 0: the share of sign flips (all 2^n
-  when n <= 16, else `samples` random ones) whose |mean| is at least the observed one."""
-  d = np.asarray(differences, float)
-  observed = abs(d.mean()) - 1e-12
-  if d.size <= 16:
-    signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
-    return float(np.mean(np.abs(signs @ d / d.size) >= observed))
-  signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(samples, d.size))
-  return float((np.sum(np.abs(signs @ d / d.size) >= observed) + 1) / (samples + 1))
-
-
 def rescore(searches: list[tuple[str, dict[str, Any]]], mean_ppl: dict[str, float]
             ) -> list[dict[str, Any]]:
   """Each search's tau against its own recorded yardstick and against the seeds' mean."""
@@ -126,7 +114,7 @@ def summarize(yardstick: dict[str, Any], probes: list[dict[str, Any]],
     out["searches"] = rows
     out["tau_single_mean_sd"] = stats.mean_std(single)
     out["tau_mean_mean_sd"] = stats.mean_std(mean)
-    out["paired_p"] = paired_sign_test([m - s for m, s in zip(mean, single)])
+    out["paired_p"] = stats.paired_sign_test([m - s for m, s in zip(mean, single)])
   return out
 
 

@@ -24,9 +24,9 @@ from enas_jax.tasks.language.data import load_corpus
 from enas_jax.types import Batch, ScoreFn
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
-                     "search.rollback_lr_factor", "search.max_rollbacks", "shared.lr",
-                     "shared.lr_decay", "shared.lr_decay_start_epoch", "checkpoint.",
-                     "deterministic", "parallel.", "report.")
+                     "search.rollback_lr_factor", "search.max_rollbacks", "search.finetune_steps",
+                     "shared.lr", "shared.lr_decay", "shared.lr_decay_start_epoch",
+                     "checkpoint.", "deterministic", "parallel.", "report.")
 
 
 class SearchTaskImpl:

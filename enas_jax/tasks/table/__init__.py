@@ -16,6 +16,10 @@ def _check_search(cfg: Any) -> None:
   if cfg.search.shared_steps:
     raise UserError(f"Config field `search.shared_steps` is {cfg.search.shared_steps}; a table "
                     f"search has no shared weights to train. Leave it at 0.")
+  if cfg.search.finetune_steps:
+    raise UserError(f"Config field `search.finetune_steps` is {cfg.search.finetune_steps}; a "
+                    f"table search reads each cell's figure from the table and has no shared "
+                    f"weights to train before scoring. Leave it at 0.")
   if cfg.parallel.data_parallel or cfg.parallel.distributed:
     raise UserError("Config fields `parallel.data_parallel` / `parallel.distributed` are set, "
                     "but a table search has no batches to split: each query is a lookup. Leave "
