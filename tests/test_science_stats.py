@@ -113,6 +113,8 @@ def test_ranking_study_end_to_end_at_tiny_scale_and_a_remedy_reusing_its_yardsti
                       standalone_from=str(tmp_path / "a"), finetune_steps=3)
   assert third["finetune_steps"] == 3
   assert third["tau_curve"][-1]["kendall_tau_plain"] == second["kendall_tau"]  # same weights
+  assert [r["plain_shared_ppl"] for r in third["rows"]] == [
+      r["shared_ppl"] for r in second["rows"]]
   assert [r["shared_ppl"] for r in third["rows"]] != [r["shared_ppl"] for r in second["rows"]]
   assert "scored after 3 steps on it alone" in (tmp_path / "c" / "table.md").read_text()
 
@@ -278,6 +280,15 @@ def test_summary_takes_planted_tau_as_the_mean_of_a_tau_seeds_group(tmp_path):
                           None, group)
   assert (out["ptb_tau"], out["ptb_tau_sd"], out["ptb_tau_one_search"]) == (0.5, 0.1, 0.4)
   assert out["planted_tau"] is None and out["ptb_tau_each"] == [0.45, 0.55]
+  tuned = {"searches": 2, "tau_mean": 0.7, "tau_sd": 0.05, "tau_plain_mean": 0.5,
+           "paired_p_vs_plain": 0.5, "rows": [{"tau": 0.65, "finetune_steps": 80},
+                                              {"tau": 0.75, "finetune_steps": 80}]}
+  out = summary.summarize(None, None, None, group, None, finetuned=(tuned, None))
+  assert out["planted_tau"] == 0.5 and out["planted_tau_finetuned"] == 0.7  # beside, not instead
+  assert (out["planted_tau_finetuned_sd"], out["planted_tau_finetuned_searches"],
+          out["planted_tau_finetuned_steps"], out["planted_tau_finetuned_plain"],
+          out["planted_tau_finetuned_paired_p"]) == (0.05, 2, [80], 0.5, 0.5)
+  assert "ptb_tau_finetuned" not in out
   with pytest.raises(UserError, match="--ptb_tau_group='x': .* has the groups"):
     summary._tau_group(str(path), "x", "ptb_tau")
   with pytest.raises(UserError, match="has the groups 'defaults'"):

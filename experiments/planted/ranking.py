@@ -98,10 +98,12 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
           for text in candidates])
     curve.append(point)
   rows = []
-  for text, shared_ppl in zip(candidates, curve[-1]["shared_ppl"]):
+  for i, (text, shared_ppl) in enumerate(zip(candidates, curve[-1]["shared_ppl"])):
     alone = known[text] if text in known else trainer.valid_perplexity(common.arch_of(text))
     rows.append({"cell": text, "teacher": text == teacher, "shared_ppl": shared_ppl,
-                 "standalone_ppl": alone})
+                 "standalone_ppl": alone,
+                 **({"plain_shared_ppl": curve[-1]["plain_shared_ppl"][i]}
+                    if finetune_steps else {})})
     print(f"{text}: shared {shared_ppl:.2f}  alone {alone:.2f}", flush=True)
   alone_all = [r["standalone_ppl"] for r in rows]
   for point in curve:

@@ -8,6 +8,10 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --ptb_tau_seeds=experiments/results/science/tau_seeds_ptb.json \
       --ptb_tau_group="PTB, defaults, seeds 0-2" \
       --yardstick=experiments/results/science/yardstick_seeds_current.json \
+      --finetune_tau_seeds=/tmp/tau_seeds_finetune_all.json \
+      --finetune_tau_group="few-shot 80 steps, seeds 0-19" \
+      --ptb_finetune_tau_seeds=experiments/results/science/tau_seeds_ptb_finetune.json \
+      --ptb_finetune_tau_group="PTB, few-shot 80 steps, seeds 0-2" \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
@@ -18,6 +22,10 @@ and `--tau_group` (one of its groups), `planted_tau` is that group's mean over i
 `--yardstick` (a `yardstick` study's OUT.json) adds how well the yardstick agrees with itself
 (`yardstick_seed_tau`), a typical cell's seed noise (`yardstick_cell_sd_median`) and the
 searches' tau against the mean of its seeds (`planted_tau_against_seed_mean`).
+`--finetune_tau_seeds`/`--finetune_tau_group` (and `--ptb_...` likewise) add a group of ranking
+studies that scored the cells after fine-tuning (`ranking --finetune_steps`, an option, not the
+default): `planted_tau_finetuned` (mean, sd, searches, the steps), the same searches' plain
+shared-weight tau and the paired test between the two.
 A study not given, or not run, leaves its keys at null, and `missing`
 names it: a figure is never made up.
 """
@@ -81,8 +89,8 @@ def _yardstick(path: str) -> dict[str, Any] | None:
 
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               compare: dict | None, tau_group: dict | None = None,
-              ptb_tau_group: dict | None = None, yardstick: dict | None = None
-              ) -> dict[str, Any]:
+              ptb_tau_group: dict | None = None, yardstick: dict | None = None,
+              finetuned: tuple[dict | None, dict | None] = (None, None)) -> dict[str, Any]:
   """The fixed keys (null where the study is missing), the other useful figures, the sources;
   `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches, `ptb_tau_group`
   likewise `ptb_tau`; `yardstick` (a yardstick study) adds its figures."""
@@ -112,6 +120,15 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
       out.update({f"{name}_tau": group["tau_mean"], f"{name}_tau_sd": group["tau_sd"],
                   f"{name}_tau_searches": group["searches"],
                   f"{name}_tau_each": [r["tau"] for r in group["rows"]]})
+  for name, group in zip(("planted", "ptb"), finetuned):
+    if group:
+      out.update({f"{name}_tau_finetuned": group["tau_mean"],
+                  f"{name}_tau_finetuned_sd": group["tau_sd"],
+                  f"{name}_tau_finetuned_searches": group["searches"],
+                  f"{name}_tau_finetuned_steps": sorted({r["finetune_steps"]
+                                                         for r in group["rows"]}),
+                  f"{name}_tau_finetuned_plain": group.get("tau_plain_mean"),
+                  f"{name}_tau_finetuned_paired_p": group.get("paired_p_vs_plain")})
   if compare:
     enas = compare["methods"]["enas"]
     out.update(enas_vs_random_p=compare["p_value_standalone_ppl"],
@@ -144,6 +161,10 @@ def main() -> None:
   parser.add_argument("--ptb_tau_seeds", default="", help="likewise for PTB's searches")
   parser.add_argument("--ptb_tau_group", default="", help="its group of the chosen defaults")
   parser.add_argument("--yardstick", default="", help="a yardstick study's OUT.json")
+  for prefix in ("", "ptb_"):
+    parser.add_argument(f"--{prefix}finetune_tau_seeds", default="",
+                        help="a tau_seeds study of fine-tuned scoring (ranking --finetune_steps)")
+    parser.add_argument(f"--{prefix}finetune_tau_group", default="", help="its group")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
@@ -152,7 +173,11 @@ def main() -> None:
                         _results(args.compare, "compare"),
                         _tau_group(args.tau_seeds, args.tau_group),
                         _tau_group(args.ptb_tau_seeds, args.ptb_tau_group, "ptb_tau"),
-                        _yardstick(args.yardstick))
+                        _yardstick(args.yardstick),
+                        (_tau_group(args.finetune_tau_seeds, args.finetune_tau_group,
+                                    "finetune_tau"),
+                         _tau_group(args.ptb_finetune_tau_seeds, args.ptb_finetune_tau_group,
+                                    "ptb_finetune_tau")))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:

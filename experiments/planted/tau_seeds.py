@@ -71,7 +71,7 @@ def markdown(result: dict[str, Any]) -> str:
       lines.append(f"{name}: each cell scored after {', '.join(map(str, steps))} steps on it "
                    f"alone; the same searches' plain shared weights: "
                    + ", ".join(f"{r['tau_plain']:.2f}" for r in g["rows"])
-                   + f", {g['tau_plain_mean']:.2f} +- {g['tau_plain_sd']:.2f}; paired "
+                   + f" ({g['tau_plain_mean']:.2f} +- {g['tau_plain_sd']:.2f}); paired "
                    f"sign-flip test of equal mean: p = {g['paired_p_vs_plain']:.4f}")
   lines += [f"Permutation test of equal mean tau, {t['a']} vs {t['b']}: p = {t['p']:.4f}"
             for t in result["tests"]]
