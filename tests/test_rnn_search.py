@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from enas_jax.cli import search as search_cli
 from enas_jax.configs import quickstart
 from enas_jax.io import metrics
 from enas_jax.data import lm_batches
@@ -169,6 +170,12 @@ def test_finetuned_scoring_rescores_the_derived_cells_after_steps_on_each_alone(
                                   formats.from_authors_string(entry["authors"]))
     assert entry["authors"] == before["authors"]
     assert entry["valid_ppl_shared"] == by_hand(arch) != before["valid_ppl_shared"]
+  teacher = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), formats.from_authors_string(
+      tuned["corpus"]["teacher_arch"]))
+  assert tuned["planted_arch_valid_ppl_shared"] == by_hand(teacher)  # scored the same way
+  lines = "\n".join(search_cli.result_lines(tuned, str(tmp_path / "k")))
+  assert f"under the shared weights after {k} steps on it alone: " in lines
+  assert f"the planted cell scored the same way ({k} steps on it alone): " in lines
   assert tuned["finetune_steps"] == k and "finetune_steps" not in plain
   assert tuned["valid_ppl_shared"] == min(r["valid_ppl_shared"] for r in tuned["rescored"])
   shutil.copytree(workdir, tmp_path / "again")  # a finished search, rescored: nothing retrained

@@ -289,6 +289,14 @@ def test_summary_takes_planted_tau_as_the_mean_of_a_tau_seeds_group(tmp_path):
           out["planted_tau_finetuned_steps"], out["planted_tau_finetuned_plain"],
           out["planted_tau_finetuned_paired_p"]) == (0.05, 2, [80], 0.5, 0.5)
   assert "ptb_tau_finetuned" not in out
+  out = summary.summarize(None, None, None, compare_finetuned={
+      "p_value_standalone_ppl": 0.38, "seeds": 10, "settings": ["search.finetune_steps=80"],
+      "methods": {"enas": {"standalone_ppl": {"mean": 27.36}},
+                  "random": {"standalone_ppl": {"mean": 27.37}}}})
+  assert (out["enas_vs_random_p_finetuned"], out["enas_vs_random_seeds_finetuned"],
+          out["enas_standalone_ppl_finetuned"], out["random_standalone_ppl_finetuned"]) == (
+              0.38, 10, 27.36, 27.37)
+  assert out["enas_vs_random_p"] is None  # the default's figure is not taken from it
   with pytest.raises(UserError, match="--ptb_tau_group='x': .* has the groups"):
     summary._tau_group(str(path), "x", "ptb_tau")
   with pytest.raises(UserError, match="has the groups 'defaults'"):

@@ -41,10 +41,12 @@ def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -
   lines = ["", f"found architecture ({space.name} space): {summary['authors']}",
            f"  (the authors' format; also {os.path.join(workdir, 'best_arch.json')})"]
   lines += [f"  {line}" for line in space.describe(arch, model_cfg)]
+  weights = (f"the shared weights after {summary['finetune_steps']} steps on it alone"
+             if summary.get("finetune_steps") else "the shared weights")
   for key, name, digits in (("valid_ppl_shared", "perplexity", 2),
                             ("valid_acc_shared", "accuracy", 4)):
     if key in summary:
-      lines.append(f"its validation {name} under the shared weights: {summary[key]:.{digits}f}")
+      lines.append(f"its validation {name} under {weights}: {summary[key]:.{digits}f}")
   if "valid_acc_table" in summary:
     lines.append(f"its validation accuracy in the {summary['dataset']} table (mean over its "
                  f"seeds): {100 * summary['valid_acc_table']:.2f}%, rank "
@@ -60,8 +62,9 @@ def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -
                  f"validation perplexity: {corpus['teacher_ppl_valid']:.2f} (unigram: "
                  f"{corpus['unigram_ppl_valid']:.2f})")
     if "planted_arch_valid_ppl_shared" in summary:
-      lines.append(f"the planted cell under the same shared weights: "
-                   f"{summary['planted_arch_valid_ppl_shared']:.2f}")
+      how = (f"scored the same way ({summary['finetune_steps']} steps on it alone)"
+             if summary.get("finetune_steps") else "under the same shared weights")
+      lines.append(f"the planted cell {how}: {summary['planted_arch_valid_ppl_shared']:.2f}")
   return lines
 
 

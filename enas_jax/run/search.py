@@ -373,7 +373,7 @@ class SearchRun(Runner):
            if self.cfg.search.finetune_steps else {}),
         "shared_params": count_params(state.model.params),
         **({"simulated_cost": dict(state.totals)} if state.totals else {}),
-        **self.task.summary_extras(lambda a: self.evaluate(state, a), arch)}
+        **self.task.summary_extras(lambda a: self.answer_score(state, a), arch)}
     self.close(summary)
     self.final_state = state
     return summary

@@ -8,10 +8,11 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --ptb_tau_seeds=experiments/results/science/tau_seeds_ptb.json \
       --ptb_tau_group="PTB, defaults, seeds 0-2" \
       --yardstick=experiments/results/science/yardstick_seeds_current.json \
-      --finetune_tau_seeds=/tmp/tau_seeds_finetune_all.json \
+      --finetune_tau_seeds=experiments/results/science/tau_seeds_finetune_all.json \
       --finetune_tau_group="few-shot 80 steps, seeds 0-19" \
       --ptb_finetune_tau_seeds=experiments/results/science/tau_seeds_ptb_finetune.json \
       --ptb_finetune_tau_group="PTB, few-shot 80 steps, seeds 0-2" \
+      --compare_finetuned=workdirs/science/v7/compare_ft80 \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
@@ -25,7 +26,8 @@ searches' tau against the mean of its seeds (`planted_tau_against_seed_mean`).
 `--finetune_tau_seeds`/`--finetune_tau_group` (and `--ptb_...` likewise) add a group of ranking
 studies that scored the cells after fine-tuning (`ranking --finetune_steps`, an option, not the
 default): `planted_tau_finetuned` (mean, sd, searches, the steps), the same searches' plain
-shared-weight tau and the paired test between the two.
+shared-weight tau and the paired test between the two; `--compare_finetuned` (a `compare` study
+run with `--set=search.finetune_steps=K`) adds `enas_vs_random_p_finetuned` and its figures.
 A study not given, or not run, leaves its keys at null, and `missing`
 names it: a figure is never made up.
 """
@@ -90,7 +92,8 @@ def _yardstick(path: str) -> dict[str, Any] | None:
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               compare: dict | None, tau_group: dict | None = None,
               ptb_tau_group: dict | None = None, yardstick: dict | None = None,
-              finetuned: tuple[dict | None, dict | None] = (None, None)) -> dict[str, Any]:
+              finetuned: tuple[dict | None, dict | None] = (None, None),
+              compare_finetuned: dict | None = None) -> dict[str, Any]:
   """The fixed keys (null where the study is missing), the other useful figures, the sources;
   `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches, `ptb_tau_group`
   likewise `ptb_tau`; `yardstick` (a yardstick study) adds its figures."""
@@ -142,6 +145,13 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
                compare_settings=compare.get("settings", []))
   else:
     missing.append("compare")
+  if compare_finetuned:
+    methods = compare_finetuned["methods"]
+    out.update(enas_vs_random_p_finetuned=compare_finetuned["p_value_standalone_ppl"],
+               enas_vs_random_seeds_finetuned=compare_finetuned["seeds"],
+               enas_standalone_ppl_finetuned=methods["enas"]["standalone_ppl"]["mean"],
+               random_standalone_ppl_finetuned=methods["random"]["standalone_ppl"]["mean"],
+               compare_finetuned_settings=compare_finetuned.get("settings", []))
   if yardstick:
     out.update(yardstick_seed_tau=[a["tau"] for a in yardstick["agreement"]],
                yardstick_cell_sd_median=yardstick["per_cell_sd_median"],
@@ -161,6 +171,8 @@ def main() -> None:
   parser.add_argument("--ptb_tau_seeds", default="", help="likewise for PTB's searches")
   parser.add_argument("--ptb_tau_group", default="", help="its group of the chosen defaults")
   parser.add_argument("--yardstick", default="", help="a yardstick study's OUT.json")
+  parser.add_argument("--compare_finetuned", default="",
+                      help="a compare study run with --set=search.finetune_steps=K")
   for prefix in ("", "ptb_"):
     parser.add_argument(f"--{prefix}finetune_tau_seeds", default="",
                         help="a tau_seeds study of fine-tuned scoring (ranking --finetune_steps)")
@@ -177,7 +189,8 @@ def main() -> None:
                         (_tau_group(args.finetune_tau_seeds, args.finetune_tau_group,
                                     "finetune_tau"),
                          _tau_group(args.ptb_finetune_tau_seeds, args.ptb_finetune_tau_group,
-                                    "ptb_finetune_tau")))
+                                    "ptb_finetune_tau")),
+                        _results(args.compare_finetuned, "compare_finetuned"))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:
