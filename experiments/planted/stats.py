@@ -1,6 +1,7 @@
 """Small statistics for the studies, written out so that nothing beyond NumPy is needed: Kendall's
 tau-b and its p-value (from `enas_jax.report.stats`, shared with the search report), an exact
-(or sampled) two-sided permutation test and its paired (sign-flip) form, and the distance between two cells."""
+(or sampled) two-sided permutation test and its paired (sign-flip) form, and the distance between
+two cells."""
 from __future__ import annotations
 
 import itertools

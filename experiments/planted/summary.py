@@ -89,6 +89,30 @@ def _yardstick(path: str) -> dict[str, Any] | None:
   return study
 
 
+def _finetuned_figures(finetuned: tuple[dict | None, dict | None],
+                       compare_finetuned: dict | None) -> dict[str, Any]:
+  """The keys of few-shot scoring's studies: each tau_seeds group (planted, PTB) beside its
+  plain tau, and the compare study run with it."""
+  out: dict[str, Any] = {}
+  for name, group in zip(("planted", "ptb"), finetuned):
+    if group:
+      out.update({f"{name}_tau_finetuned": group["tau_mean"],
+                  f"{name}_tau_finetuned_sd": group["tau_sd"],
+                  f"{name}_tau_finetuned_searches": group["searches"],
+                  f"{name}_tau_finetuned_steps": sorted({r["finetune_steps"]
+                                                         for r in group["rows"]}),
+                  f"{name}_tau_finetuned_plain": group.get("tau_plain_mean"),
+                  f"{name}_tau_finetuned_paired_p": group.get("paired_p_vs_plain")})
+  if compare_finetuned:
+    methods = compare_finetuned["methods"]
+    out.update(enas_vs_random_p_finetuned=compare_finetuned["p_value_standalone_ppl"],
+               enas_vs_random_seeds_finetuned=compare_finetuned["seeds"],
+               enas_standalone_ppl_finetuned=methods["enas"]["standalone_ppl"]["mean"],
+               random_standalone_ppl_finetuned=methods["random"]["standalone_ppl"]["mean"],
+               compare_finetuned_settings=compare_finetuned.get("settings", []))
+  return out
+
+
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               compare: dict | None, tau_group: dict | None = None,
               ptb_tau_group: dict | None = None, yardstick: dict | None = None,
@@ -123,15 +147,6 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
       out.update({f"{name}_tau": group["tau_mean"], f"{name}_tau_sd": group["tau_sd"],
                   f"{name}_tau_searches": group["searches"],
                   f"{name}_tau_each": [r["tau"] for r in group["rows"]]})
-  for name, group in zip(("planted", "ptb"), finetuned):
-    if group:
-      out.update({f"{name}_tau_finetuned": group["tau_mean"],
-                  f"{name}_tau_finetuned_sd": group["tau_sd"],
-                  f"{name}_tau_finetuned_searches": group["searches"],
-                  f"{name}_tau_finetuned_steps": sorted({r["finetune_steps"]
-                                                         for r in group["rows"]}),
-                  f"{name}_tau_finetuned_plain": group.get("tau_plain_mean"),
-                  f"{name}_tau_finetuned_paired_p": group.get("paired_p_vs_plain")})
   if compare:
     enas = compare["methods"]["enas"]
     out.update(enas_vs_random_p=compare["p_value_standalone_ppl"],
@@ -145,13 +160,7 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
                compare_settings=compare.get("settings", []))
   else:
     missing.append("compare")
-  if compare_finetuned:
-    methods = compare_finetuned["methods"]
-    out.update(enas_vs_random_p_finetuned=compare_finetuned["p_value_standalone_ppl"],
-               enas_vs_random_seeds_finetuned=compare_finetuned["seeds"],
-               enas_standalone_ppl_finetuned=methods["enas"]["standalone_ppl"]["mean"],
-               random_standalone_ppl_finetuned=methods["random"]["standalone_ppl"]["mean"],
-               compare_finetuned_settings=compare_finetuned.get("settings", []))
+  out.update(_finetuned_figures(finetuned, compare_finetuned))
   if yardstick:
     out.update(yardstick_seed_tau=[a["tau"] for a in yardstick["agreement"]],
                yardstick_cell_sd_median=yardstick["per_cell_sd_median"],
