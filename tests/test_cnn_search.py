@@ -5,13 +5,17 @@ import os
 import pathlib
 import re
 import subprocess
+import shutil
 import sys
+import types
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from enas_jax.configs import cifar10_macro
+from enas_jax.data.cursor import Cursor
 from enas_jax.io import metrics
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
@@ -46,6 +50,19 @@ def test_tiny_macro_search_compiles_each_phase_once_and_resumes_bit_for_bit(tmp_
   controller = [r for r in records if r["phase"] == "controller"]
   assert controller and all(0 <= r["skip_rate"] <= 1 and "skip_kl" in r for r in controller)
   runs.check_report(run, summary, tmp_path / "straight")  # the search report of this space
+
+  # few-shot scoring (`search.finetune_steps`) here too: the finished search rescored, the
+  # answer's figure that of 2 steps on it alone from the final weights, by hand
+  shutil.copytree(tmp_path / "straight", tmp_path / "tuned")
+  tuned = _run(_cfg(finetune_steps=2), tmp_path / "tuned")[1]
+  answer = jax.tree_util.tree_map(jnp.asarray, arch_lib.from_json(tuned["architecture"]))
+  model, step = run.final_state.model, jax.jit(run.task.train_step)
+  key = jax.random.fold_in(jax.random.key(run.cfg.seed), 5)
+  walk = types.SimpleNamespace(model=model, train_cursor=Cursor())
+  for i, batch in enumerate(run.task.shared_batches(walk, 2)):
+    model, _ = step(model, batch, answer, jax.random.fold_in(key, i))
+  assert tuned["finetune_steps"] == 2
+  assert tuned["valid_acc_shared"] == run.task.evaluate(model, answer)
 
   # one epoch, then the same command with two: identical to the straight run
   _run(_cfg(epochs=1), tmp_path / "resumed")
