@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from enas_jax.cli import search as search_cli
 from enas_jax.configs import quickstart
 from enas_jax.io import metrics
 from enas_jax.data import lm_batches
@@ -18,6 +17,7 @@ from enas_jax.io.errors import UserError
 from enas_jax.ops.initialize import initialize
 from enas_jax.io import workdir as workdir_lib
 from enas_jax.run import config as run_config
+from enas_jax.run import outputs
 from enas_jax.run import search as search_run
 from enas_jax.spaces.rnn import formats
 from enas_jax.tasks.language import steps as lm_steps
@@ -173,7 +173,7 @@ def test_finetuned_scoring_rescores_the_derived_cells_after_steps_on_each_alone(
   teacher = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), formats.from_authors_string(
       tuned["corpus"]["teacher_arch"]))
   assert tuned["planted_arch_valid_ppl_shared"] == by_hand(teacher)  # scored the same way
-  lines = "\n".join(search_cli.result_lines(tuned, str(tmp_path / "k")))
+  lines = "\n".join(outputs.result_lines(tuned, str(tmp_path / "k")))
   assert f"under the shared weights after {k} steps on it alone: " in lines
   assert f"the planted cell scored the same way ({k} steps on it alone): " in lines
   assert tuned["finetune_steps"] == k and "finetune_steps" not in plain

@@ -1,5 +1,5 @@
 """What a run writes besides checkpoints and metrics: architecture files with their pictures,
-their captions, and the pictures TensorBoard shows."""
+their captions, the pictures TensorBoard shows, and the lines a search prints about its answer."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ from typing import Any, Callable
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.io import render
 from enas_jax.spaces.base import Arch, SearchSpace
+from enas_jax.spaces.registry import get_space
 
 
 def write_arch(space: SearchSpace, stem: str, arch: Arch, extra: dict[str, Any],
@@ -43,3 +44,38 @@ def log_pictures(log: metrics_lib.MetricsLog, epoch: int, best: dict[str, str],
     pngs = {"arch/best": f.read(), "arch/sampled": render.render(sampled_dot, "png")}
   for tag, png in pngs.items():
     log.events.image(epoch + 1, tag, png, *render.png_size(png))
+
+
+def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -> list[str]:
+  """The search's answer: the authors' string, one line per node or layer, its figure under
+  the shared weights, and on the planted corpus the teacher's figures."""
+  space = get_space(summary["space"])
+  arch = space.from_json(summary["architecture"])
+  lines = ["", f"found architecture ({space.name} space): {summary['authors']}",
+           f"  (the authors' format; also {os.path.join(workdir, 'best_arch.json')})"]
+  lines += [f"  {line}" for line in space.describe(arch, model_cfg)]
+  weights = (f"the shared weights after {summary['finetune_steps']} steps on it alone"
+             if summary.get("finetune_steps") else "the shared weights")
+  for key, name, digits in (("valid_ppl_shared", "perplexity", 2),
+                            ("valid_acc_shared", "accuracy", 4)):
+    if key in summary:
+      lines.append(f"its validation {name} under {weights}: {summary[key]:.{digits}f}")
+  if "valid_acc_table" in summary:
+    lines.append(f"its validation accuracy in the {summary['dataset']} table (mean over its "
+                 f"seeds): {100 * summary['valid_acc_table']:.2f}%, rank "
+                 f"{summary['table_rank']:,} of {summary['table_cells']:,}; the best cell scores "
+                 f"{100 * summary['best_possible_valid_acc']:.2f}% "
+                 f"({summary['best_possible']})")
+    cost = summary["simulated_cost"]
+    lines.append(f"queries: {cost['queries']}, standing for {cost['simulated_seconds'] / 3600:.1f} "
+                 f"simulated GPU hours of training")
+  corpus = summary.get("corpus", {})
+  if "teacher_ppl_valid" in corpus:
+    lines.append(f"planted teacher cell: {corpus['teacher_arch']}; the teacher's optimal "
+                 f"validation perplexity: {corpus['teacher_ppl_valid']:.2f} (unigram: "
+                 f"{corpus['unigram_ppl_valid']:.2f})")
+    if "planted_arch_valid_ppl_shared" in summary:
+      how = (f"scored the same way ({summary['finetune_steps']} steps on it alone)"
+             if summary.get("finetune_steps") else "under the same shared weights")
+      lines.append(f"the planted cell {how}: {summary['planted_arch_valid_ppl_shared']:.2f}")
+  return lines
