@@ -335,10 +335,11 @@ class SearchRun(Runner):
     """`model` (the shared weights' training state) after `steps` shared steps on `arch` alone:
     the training split's first `steps` batches from its start, the step keys a function of the
     run's key and the step's index only, so every architecture gets the same batches and keys.
-    `model` itself is left as it is."""
+    `model` itself is left as it is: the steps train one copy of it in place."""
     if self._finetune_step is None:
-      self._finetune_step = jax.jit(self.task.train_step)
-    walk = types.SimpleNamespace(model=model, train_cursor=Cursor())  # shared_batches' view
+      self._finetune_step = jax.jit(self.task.train_step, donate_argnums=0)
+    copy = jax.tree_util.tree_map(jnp.copy, model)
+    walk = types.SimpleNamespace(model=copy, train_cursor=Cursor())  # shared_batches' view
     key = jax.random.fold_in(self.base_key, FINETUNE_STREAM)
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
     for i, batch in enumerate(self.task.shared_batches(walk, steps)):
