@@ -265,6 +265,13 @@ def test_the_command_prints_the_verdict_and_errors_are_one_paragraph(tmp_path, n
   assert "verdict: " in ok.stdout and "of 12 random cells" in ok.stdout
   assert "Traceback" not in ok.stderr
   assert "read_only=True" not in ok.stderr  # orbax's notes on a read-only manager's options
+  with pytest.raises(UserError, match="from a benchmark's table: there are no shared weights"):
+    build_report(str(workdir), {"finetune_steps": 5}, print)  # few-shot scoring needs weights
+  summary = json.loads((workdir / "summary.json").read_text())  # as if picked another way
+  (workdir / "summary.json").write_text(json.dumps({**summary, "authors": "another cell"}))
+  build_report(str(workdir), {}, lambda _: None)
+  md = " ".join((workdir / "report" / "report.md").read_text().split())
+  assert "the best derived cell is not the search's own answer (another cell, picked" in md
   bad = subprocess.run([sys.executable, "-m", "enas_jax.report", f"--workdir={tmp_path}/none"],
                        cwd=ROOT, capture_output=True, text=True, env=env)
   assert bad.returncode == 2 and "Traceback" not in bad.stderr

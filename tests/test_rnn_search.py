@@ -17,6 +17,7 @@ from enas_jax.io.errors import UserError
 from enas_jax.ops.initialize import initialize
 from enas_jax.io import workdir as workdir_lib
 from enas_jax.run import config as run_config
+from enas_jax.report import scoring
 from enas_jax.run import outputs
 from enas_jax.run import search as search_run
 from enas_jax.spaces.rnn import formats
@@ -180,6 +181,27 @@ def test_finetuned_scoring_rescores_the_derived_cells_after_steps_on_each_alone(
   assert tuned["valid_ppl_shared"] == min(r["valid_ppl_shared"] for r in tuned["rescored"])
   shutil.copytree(workdir, tmp_path / "again")  # a finished search, rescored: nothing retrained
   assert _run(tmp_path, "again", _cfg(search__finetune_steps=k))[1] == tuned
+
+  # The report scores every cell as the search picked its answer (report.finetune_steps = -1):
+  # the same answer and figures; any search can be reported either way.
+  def measure(where, **options):
+    with open(where / "config.json") as f:
+      config = json.load(f)
+    return scoring.measure(config, str(where), run_config.ReportConfig(random_cells=3, **options),
+                           lambda _: None)
+
+  def figures(m):
+    return [(c.authors, c.whole, c.halves) for c in m.candidates + m.random]
+
+  report = measure(tmp_path / "k")
+  assert report.finetune_steps == k and report.answer.authors == tuned["authors"]
+  assert ({c.authors: c.whole for c in report.candidates}
+          == {r["authors"]: r["valid_ppl_shared"] for r in tuned["rescored"]})
+  assert figures(measure(workdir, finetune_steps=k)) == figures(report)
+  plain_report = measure(tmp_path / "k", finetune_steps=0)
+  assert ({c.authors: c.whole for c in plain_report.candidates}
+          == {r["authors"]: r["valid_ppl_shared"] for r in plain["rescored"]})
+  assert figures(measure(workdir)) == figures(plain_report)
 
 
 def test_bad_search_values_are_user_errors():

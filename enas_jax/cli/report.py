@@ -4,11 +4,14 @@ and report.md with its images beside it), and a short verdict printed.
 
   python -m enas_jax.report --workdir=workdirs/quickstart
   python -m enas_jax.report --workdir=workdirs/ptb_rnn --random_cells=50 --train_alone=5
+  python -m enas_jax.report --workdir=workdirs/quickstart --train_alone=5 --finetune_steps=80
 
 Health checks, each a measured figure with a reading and what to do when it fails: controller
 collapse (from the logged entropy), the answer against random cells under the same shared
 weights, the stability of the shared-weight score between two halves of the validation split,
-and optionally (--train_alone=K) the top-K and K random cells trained alone briefly. The
+and optionally (--train_alone=K) the top-K and K random cells trained alone briefly. Every
+shared-weight figure is taken as the search picked its answer: from the weights as they are, or
+after `search.finetune_steps` steps of them on the cell alone (`--finetune_steps` to choose). The
 figures come from the search's newest checkpoint, read without writing to the workdir; nothing
 is written outside WORKDIR/report/. Defaults come from the search config's `report` section.
 """
@@ -32,6 +35,10 @@ _TRAIN_ALONE = flags.DEFINE_integer(
 _TRAIN_ALONE_STEPS = flags.DEFINE_integer(
     "train_alone_steps", None, "Training steps per cell trained alone (default: "
     "report.train_alone_steps).")
+_FINETUNE_STEPS = flags.DEFINE_integer(
+    "finetune_steps", None, "K: score every cell after K shared steps on it alone (few-shot "
+    "scoring; 0: the weights as they are; default: report.finetune_steps, whose -1 scores as "
+    "the search picked its answer, search.finetune_steps).")
 _CACHE = cli.define_compilation_cache_flag()
 _SEED = flags.DEFINE_integer("seed", None, "Draws the random cells (default: report.seed).")
 
@@ -39,7 +46,8 @@ _SEED = flags.DEFINE_integer("seed", None, "Draws the random cells (default: rep
 def overrides() -> dict[str, int]:
   """The flags given, as `report` section fields, checked."""
   given = {"random_cells": _RANDOM_CELLS.value, "train_alone": _TRAIN_ALONE.value,
-           "train_alone_steps": _TRAIN_ALONE_STEPS.value, "seed": _SEED.value}
+           "train_alone_steps": _TRAIN_ALONE_STEPS.value, "seed": _SEED.value,
+           "finetune_steps": _FINETUNE_STEPS.value}
   given = {k: v for k, v in given.items() if v is not None}
   for name, value in given.items():
     least = ReportConfig.MINIMUMS[name]

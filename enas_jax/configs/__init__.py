@@ -23,4 +23,6 @@ def report_section() -> ml_collections.ConfigDict:
   report.train_alone = 0  # K: train the top-K and K random cells alone (0: skip; --train_alone)
   report.train_alone_steps = 200  # training steps per cell trained alone
   report.seed = 0  # draws the random cells (the same cells on every report of a workdir)
+  report.finetune_steps = -1  # K: score every cell after K shared steps on it alone (few-shot;
+  # 0: the shared weights as they are; -1: as the search picked its answer, search.finetune_steps)
   return report

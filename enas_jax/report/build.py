@@ -41,6 +41,12 @@ def _fmt(value: float | None) -> str:
   return f"{value:.4g}" if math.isfinite(value) else str(value)
 
 
+def _finetuned(m: scoring.Measurements) -> str:
+  """How the shared-weight figures were taken, when not from the weights as they are."""
+  return (f", each cell's after {m.finetune_steps} steps of them on it alone (few-shot scoring, "
+          f"`report.finetune_steps`)" if m.finetune_steps else "")
+
+
 def judge(files: reading.SearchFiles, m: scoring.Measurements, options: ReportConfig
           ) -> list[checks_lib.Check]:
   """The health checks, in the page's order."""
@@ -78,10 +84,16 @@ def _answer_section(files: reading.SearchFiles, m: scoring.Measurements, folder:
     rows.append([("the answer: " if c.role == "answer" else "") + c.authors, _fmt(c.whole),
                  _fmt(c.halves[0]), _fmt(c.halves[1])])
   under = (f"shared weights of checkpoint {m.checkpoint_step}" if m.figure_source == "shared"
-           else "table")
+           else "table") + _finetuned(m)
   state = ("The search has finished." if files.finished else
            "The search is still running or stopped before its end: these figures are those of "
            "its newest checkpoint, and will change.")
+  searched = (files.summary or {}).get("authors")
+  if searched and searched != answer.authors:  # the report scored another way than the search
+    state += (f" Scored as here, the best derived cell is not the search's own answer "
+              f"({searched}, picked with `search.finetune_steps` = "
+              f"{(files.summary or {}).get('finetune_steps', 0)}); the checks judge the best "
+              f"one as scored here.")
   return page.Section(
       "The answer",
       paragraphs=[state,
@@ -129,8 +141,8 @@ def _random_section(m: scoring.Measurements, options: ReportConfig, chart: str) 
     rows.append([c.authors, _fmt(c.whole), _fmt(c.halves[0]), _fmt(c.halves[1])]
                 + ([_fmt(c.alone)] if m.alone else []))
   text = [f"{len(m.random)} cells drawn uniformly (seed {options.seed}), each scored under the "
-          f"same {'shared weights' if m.figure_source == 'shared' else 'table'} as the answer "
-          f"on the whole validation split and on its two halves."]
+          f"same {'shared weights' if m.figure_source == 'shared' else 'table'} as the answer"
+          f"{_finetuned(m)} on the whole validation split and on its two halves."]
   if m.alone:
     text.append(f"Trained alone: the top {options.train_alone} and {options.train_alone} more "
                 f"of these cells and the answer, each from the same fresh weights for "

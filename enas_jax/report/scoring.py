@@ -1,6 +1,7 @@
 """The report's measurements under a search's newest checkpoint, read without writing to its
 workdir: the derived cells re-scored, N cells drawn uniformly scored on the whole validation
-split and on its two halves, and (optionally) cells trained alone briefly.
+split and on its two halves (under the shared weights, or after a few steps of them on each cell
+alone: `report.finetune_steps`), and (optionally) cells trained alone briefly.
 
 The run is rebuilt from the workdir's config.json on one process (a multi-host or data-parallel
 search is read the same way: its checkpoints hold host copies), its data loaded as the search
@@ -59,6 +60,7 @@ class Measurements:
   answer: Cell
   candidates: list[Cell]  # every distinct derived cell re-scored (the answer among them)
   random: list[Cell]
+  finetune_steps: int = 0  # every shared-weight figure taken after this many steps on the cell
   alone_steps: int = 0
   alone: list[Cell] = dataclasses.field(default_factory=list)  # cells trained alone
   notes: list[str] = dataclasses.field(default_factory=list)
@@ -89,14 +91,13 @@ def measure(config: dict[str, Any], workdir: str, options: run_config.ReportConf
   space, task, cfg = run.space, run.task, run.cfg
   state, step = newest_state(run)
   say(f"read checkpoint {step} (epoch {state.epoch} of {cfg.search.epochs} done)")
-  evaluate = lambda arch: task.evaluate(state.model, arch)  # noqa: E731
-  halves = lambda arch: tuple(task.evaluate_parts(state.model, arch, 2))  # noqa: E731
+  finetune = finetune_steps(run, options)
+  score = scorer(run, state, finetune)
 
   archs: dict[str, Any] = {}
   for entry in state.history:
     archs.setdefault(entry["authors"], space.from_json(entry["arch"]))
-  candidates = [Cell("candidate", authors, arch, evaluate(arch), halves(arch))
-                for authors, arch in archs.items()]
+  candidates = [Cell("candidate", authors, arch, *score(arch)) for authors, arch in archs.items()]
   if not candidates:
     raise UserError(f"{workdir}'s newest checkpoint ({step}) has no derived cell yet: the "
                     f"search derives one every `search.derive_every` epochs. Run the report "
@@ -105,15 +106,15 @@ def measure(config: dict[str, Any], workdir: str, options: run_config.ReportConf
   answer = pick(candidates, key=lambda c: c.whole)
   answer.role = "answer"
   say(f"re-scored {len(candidates)} derived cell(s); scoring {options.random_cells} random "
-      f"cells on the whole validation split and its halves")
+      f"cells on the whole validation split and its halves"
+      + (f", each after {finetune} steps on it alone" if finetune else ""))
 
   key = jax.random.fold_in(jax.random.key(options.seed), _RANDOM_CELLS)
   random = []
   for i in range(options.random_cells):
     arch = jax.tree_util.tree_map(np.asarray, space.random_arch(jax.random.fold_in(key, i),
                                                                 cfg.model))
-    random.append(Cell("random", space.to_authors_string(arch), arch, evaluate(arch),
-                       halves(arch)))
+    random.append(Cell("random", space.to_authors_string(arch), arch, *score(arch)))
 
   fresh = SearchState(model=None, ctrl=None, sums={}, epoch_sums={})
   per_epoch = task.shared_phase_length(fresh)
@@ -123,7 +124,7 @@ def measure(config: dict[str, Any], workdir: str, options: run_config.ReportConf
       checkpoint_step=step, epochs_done=state.epoch, epochs_planned=cfg.search.epochs,
       shared_steps=state.shared_steps, planned_shared_steps=per_epoch * cfg.search.epochs,
       planned_controller_steps=cfg.search.controller_steps * cfg.search.epochs,
-      answer=answer, candidates=candidates, random=random)
+      answer=answer, candidates=candidates, random=random, finetune_steps=finetune)
   if options.train_alone:
     if not per_epoch:
       out.notes.append("Training alone does not apply: this search's figures come from a "
@@ -131,6 +132,31 @@ def measure(config: dict[str, Any], workdir: str, options: run_config.ReportConf
     else:
       train_alone(run, out, options, say)
   return out
+
+
+def finetune_steps(run: SearchRun, options: run_config.ReportConfig) -> int:
+  """The shared steps each cell gets alone before it is scored: the report's own
+  `finetune_steps`, or (-1) the search's, so that the report picks the answer as it did."""
+  steps = options.finetune_steps
+  if steps < 0:
+    steps = run.cfg.search.finetune_steps
+  if steps and run.task.figure_source != "shared":
+    raise UserError(f"report.finetune_steps (--finetune_steps) is {steps}, but this search's "
+                    f"figures come from a benchmark's table: there are no shared weights to "
+                    f"train. Leave it out or pass --finetune_steps=0.")
+  return steps
+
+
+def scorer(run: SearchRun, state: SearchState, finetune: int
+           ) -> Callable[[Any], tuple[float, tuple[float, float]]]:
+  """arch -> (its figure on the whole validation split, on its two halves), under the state's
+  shared weights, or after `finetune` steps of them on the cell alone (`SearchRun.finetuned`:
+  the same batches and keys for every cell; the state's weights are left as they are)."""
+  def score(arch: Any) -> tuple[float, tuple[float, float]]:
+    model = run.finetuned(state.model, arch, finetune) if finetune else state.model
+    return (run.task.evaluate(model, arch),
+            tuple(run.task.evaluate_parts(model, arch, 2)))  # type: ignore[return-value]
+  return score
 
 
 def alone_choice(random: list[Cell], k: int, lower_is_better: bool) -> list[Cell]:

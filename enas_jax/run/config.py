@@ -60,10 +60,12 @@ class ReportConfig:
   train_alone: int = 0
   train_alone_steps: int = 200
   seed: int = 0
+  finetune_steps: int = -1  # -1: as the search scores its answer (`search.finetune_steps`)
   # The least value of each count (a rank correlation needs several cells); the command's flags
   # of the same names are checked against these too.
   MINIMUMS: ClassVar[dict[str, int]] = {"random_cells": 3, "train_alone": 0,
-                                         "train_alone_steps": 1, "seed": 0}
+                                         "train_alone_steps": 1, "seed": 0,
+                                         "finetune_steps": -1}
 
   def validate(self, section: str = "report") -> None:
     for name, least in self.MINIMUMS.items():
