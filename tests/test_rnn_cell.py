@@ -10,8 +10,9 @@ import pytest
 from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn.arch import make_arch
+from enas_jax.io.errors import UserError
 from enas_jax.ops.params import count_params
-from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig
+from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, used_weights_penalty
 from tests.reference_cell import reference_lm
 
 N, E, H, V, B, T = 6, 8, 8, 13, 3, 5
@@ -148,6 +149,50 @@ def test_training_step_only_moves_the_chosen_edges():
       assert moved == (p == prev[k]), (k, p)
 
 
+def test_l2_on_used_weights_decays_only_what_the_step_uses():
+  """`shared.l2_on="used"` (ENAS-pytorch's weight decay): the L2 term is the sum of squares of
+  the embedding, the softmax bias, node 0's matrices and each node's chosen edge, each its
+  activation's copy (by hand); a step leaves every other edge and copy exactly as it was, and
+  moves the used ones as the L2 over every weight does (no clipping: the same gradients)."""
+  cfg = RNNModelConfig(**{**CFG.__dict__, "activation_weights": "all"})
+  model = RNNLanguageModel(cfg, V)
+  prev, act = ARCHS["random_a"]
+  arch = make_arch(prev, act)
+  opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig(lr=1.0, grad_clip=0.0))
+  state = lm_steps.init_state(model, opt, jax.random.key(0), B, arch)
+  cell = {k: np.asarray(v) if not isinstance(v, dict) else {kk: np.asarray(vv) for kk, vv in
+                                                             v.items()}
+          for k, v in state.params["cell"].items()}
+  used = {("node0", "w_x", act[0]), ("node0", "w_h", act[0])} | {
+      (f"node{k}_prev{prev[k]}", None, act[k]) for k in range(1, N)}
+  by_hand = (np.sum(np.square(np.asarray(state.params["embedding"], np.float64)))
+             + np.sum(np.square(np.asarray(state.params["softmax_bias"], np.float64)))
+             + sum(np.sum(np.square((cell[k][w] if w else cell[k])[a].astype(np.float64)))
+                   for k, w, a in used))
+  np.testing.assert_allclose(float(used_weights_penalty(state.params, arch)), by_hand, rtol=1e-6)
+  batch = {"inputs": jax.random.randint(jax.random.key(5), (B, T), 0, V),
+           "targets": jax.random.randint(jax.random.key(6), (B, T), 0, V),
+           "valid": jnp.ones((T,), bool), "lr_scale": jnp.ones(())}
+  after = {}
+  for name, penalty in (("all", None), ("used", used_weights_penalty)):
+    step, _ = lm_steps.make_lm_steps(model, opt, l2=0.01, penalty=penalty)
+    after[name] = jax.jit(step)(state, batch, arch, jax.random.key(0))[0].params["cell"]
+  for key, value in cell.items():
+    for w in (("w_x", "w_h") if key == "node0" else (None,)):
+      before = value[w] if w else value
+      for name in ("all", "used"):
+        new = np.asarray(after[name][key][w] if w else after[name][key])
+        for a in range(before.shape[0]):
+          if (key, w, a) in used:
+            np.testing.assert_allclose(new[a], np.asarray(after["all"][key][w] if w else
+                                                          after["all"][key])[a], rtol=1e-6)
+            assert not np.array_equal(new[a], before[a])
+          else:  # "all" decays the unused copies too; "used" leaves them be
+            assert np.array_equal(new[a], before[a]) == (name == "used"), (key, w, a, name)
+  with pytest.raises(UserError, match="`shared.l2_on` is 'some'; it must be one of all, used"):
+    lm_steps.SharedTrainConfig(l2_on="some").validate()
+
+
 def test_dropout_is_deterministic_in_the_key_and_changes_with_it():
   cfg = RNNModelConfig(num_nodes=N, embed_dim=E, hidden_dim=H)
   model = RNNLanguageModel(cfg, V)
@@ -201,7 +246,6 @@ def test_invalid_steps_leave_the_state_unchanged():
 
 
 def test_tied_weights_need_equal_sizes():
-  from enas_jax.io.errors import UserError
   with pytest.raises(UserError, match="embed_dim"):
     RNNModelConfig(embed_dim=10, hidden_dim=20).validate()
 

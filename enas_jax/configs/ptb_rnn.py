@@ -89,6 +89,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.shared.lr_decay = 0.96  # multiply the lr by this every epoch...; paper: 0.96
   config.shared.lr_decay_start_epoch = 15  # ...from this epoch on; paper: 15
   config.shared.l2 = 1e-7  # L2 weight penalty added to the loss; paper: 1e-7
+  config.shared.l2_on = "all"  # the L2 term over "all" shared weights (the authors' TF code) or
+  # the "used" ones, those of the step's cell (ENAS-pytorch: torch's SGD decays what got a gradient)
 
   config.controller = ml_collections.ConfigDict()  # the policy that samples cells and how it learns
   config.controller.kind = "enas"  # "enas" (trained LSTM policy) or "random" (uniform baseline)

@@ -38,7 +38,8 @@ from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
 
 from enas_jax.tasks.language import steps as lm_steps  # noqa: E402
 from enas_jax.spaces.rnn.arch import random_arch  # noqa: E402
-from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig  # noqa: E402
+from enas_jax.spaces.rnn.model import (RNNLanguageModel, RNNModelConfig,  # noqa: E402
+                                       used_weights_penalty)
 
 PAPER_RATES = {"embedding": 0.1, "input": 0.65, "output": 0.4, "dropconnect": 0.5}
 NO_DROPOUT = {k: 0.0 for k in PAPER_RATES}
@@ -58,13 +59,14 @@ class Ours:
 
   def __init__(self, hidden: int, vocab: int, nodes: int, batch: int, rates: dict[str, float],
                unroll: int = 1, l2: float = 1e-7, dropconnect_on: str = "all",
-               matmul_dtype: str = "float32"):
+               matmul_dtype: str = "float32", l2_on: str = "all"):
     self.model = RNNLanguageModel(model_config(hidden, nodes, rates, unroll, dropconnect_on,
                                                matmul_dtype), vocab)
     opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig())
     self.arch = random_arch(jax.random.key(42), nodes)
     self.state = lm_steps.init_state(self.model, opt, jax.random.key(0), batch, self.arch)
-    train_step, _ = lm_steps.make_lm_steps(self.model, opt, l2=l2)
+    train_step, _ = lm_steps.make_lm_steps(
+        self.model, opt, l2=l2, penalty=used_weights_penalty if l2_on == "used" else None)
     self.step = jax.jit(train_step, donate_argnums=0)
 
   def run(self, batch: dict[str, jax.Array], i: int) -> dict[str, float]:

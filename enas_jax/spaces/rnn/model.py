@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
+from enas_jax.ops.params import l2_penalty
 from enas_jax.spaces.rnn import cell as cell_lib
 from enas_jax.spaces.rnn.arch import RNNArch
 
@@ -111,6 +112,21 @@ def dropconnect(cfg: RNNModelConfig, key: jax.Array, w_h0_Hx2H: jax.Array,
   if cfg.dropconnect_on == "all":
     w_edges_MxHx2H = w_edges_MxHx2H * dropout_mask(k1, cfg.dropconnect, w_edges_MxHx2H.shape)
   return w_h0_Hx2H, w_edges_MxHx2H
+
+
+def used_weights_penalty(params: dict, arch: RNNArch) -> jax.Array:
+  """Sum of squares of the shared weights a step on `arch` uses: the embedding, the softmax
+  layer, node 0's two matrices and each node's chosen edge matrix (each its activation's copy
+  where the weights hold one per activation). The other edges are left out, so an L2 term of it
+  gives them no gradient: torch's SGD weight decay in ENAS-pytorch, which decays only the
+  parameters that got a gradient (`shared.l2_on="used"`)."""
+  cell = params["cell"]
+  act0 = arch.act_N[0]
+  used = [cell_lib.node_weights(cell["node0"]["w_x"], act0),
+          cell_lib.node_weights(cell["node0"]["w_h"], act0),
+          cell_lib.select_edge_weights(cell, arch.prev_N, arch.act_N)]
+  return (l2_penalty({k: v for k, v in params.items() if k != "cell"})
+          + sum(jnp.sum(jnp.square(w)) for w in used))
 
 
 def sow_activation_sq(module: nn.Module, out_TxBxH: jax.Array, valid_T: jax.Array) -> None:

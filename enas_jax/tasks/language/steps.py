@@ -19,11 +19,17 @@ import optax
 from enas_jax.controller import reinforce
 from enas_jax.data.lm_batches import Window, windows
 from enas_jax.io.configuration import require
+from enas_jax.io.errors import UserError
 from enas_jax.ops.params import l2_penalty
 from enas_jax.spaces.rnn.arch import RNNArch
 from enas_jax.spaces.rnn.model import RNNLanguageModel
 
 Batch = Mapping[str, jax.Array]  # inputs [B, W], targets [B, W], valid [W], lr_scale []
+
+
+# What the L2 term of the shared weights' loss covers: every weight (the authors' TF code), or
+# only those the step's cell uses (ENAS-pytorch: torch's SGD decays only what got a gradient).
+L2_ON = ("all", "used")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +41,13 @@ class SharedTrainConfig:
   lr_decay: float = 0.96
   lr_decay_start_epoch: int = 15
   l2: float = 1e-7
+  l2_on: str = "all"
 
   def validate(self, section: str = "shared") -> None:
+    if self.l2_on not in L2_ON:
+      raise UserError(f"Config field `{section}.l2_on` is {self.l2_on!r}; it must be one of "
+                      f"{', '.join(L2_ON)} (\"all\": every shared weight, the paper's; "
+                      f"\"used\": the weights the step's cell uses, ENAS-pytorch's).")
     require(self, section, "> 0", "lr_decay")
     require(self, section, ">= 0", "lr_decay_start_epoch", "l2")
     require(self, section, "> 0", "lr")
@@ -85,13 +96,17 @@ def masked_nll(logits_BxWxV: jax.Array, targets_BxW: jax.Array, valid_W: jax.Arr
 
 
 def make_lm_steps(model: Any, optimizer: optax.GradientTransformation, l2: float,
-                  activation_l2: float = 0.0) -> tuple[Callable[..., Any], Callable[..., Any]]:
+                  activation_l2: float = 0.0,
+                  penalty: Callable[[Any, Any], jax.Array] | None = None
+                  ) -> tuple[Callable[..., Any], Callable[..., Any]]:
   """Returns the pure (train_step, eval_step) for `model` (the ENAS LM or the LSTM baseline).
 
-  The training loss is the mean NLL + `l2` * sum of squared weights + `activation_l2` * mean
-  square of the cell outputs (the ENAS LM code's `alpha`).
+  The training loss is the mean NLL + `l2` * `penalty(params, arch)` (default: the sum of
+  squares of every weight) + `activation_l2` * mean square of the cell outputs (the ENAS LM
+  code's `alpha`).
   """
   mutable = ["intermediates"] if activation_l2 else []
+  penalty = penalty or (lambda params, arch: l2_penalty(params))
 
   def loss_fn(params, batch_stats, batch, hidden, arch, key):
     variables = {"params": params}
@@ -100,7 +115,7 @@ def make_lm_steps(model: Any, optimizer: optax.GradientTransformation, l2: float
         rngs={"dropout": key}, mutable=mutable)
     nll_sum, count = masked_nll(logits, batch["targets"], batch["valid"])
     nll = nll_sum / jnp.maximum(count, 1.0)
-    loss = nll + (l2 * l2_penalty(params) if l2 > 0 else 0.0)
+    loss = nll + (l2 * penalty(params, arch) if l2 > 0 else 0.0)
     if activation_l2:
       loss = loss + activation_l2 * updates["intermediates"]["activation_sq"][0]
     return loss, (nll, new_hidden, batch_stats)
