@@ -20,6 +20,7 @@ from enas_jax.run import config as run_config
 from enas_jax.report import scoring
 from enas_jax.run import outputs
 from enas_jax.run import search as search_run
+from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn import formats
 from enas_jax.tasks.language import steps as lm_steps
 
@@ -204,6 +205,47 @@ def test_finetuned_scoring_rescores_the_derived_cells_after_steps_on_each_alone(
   assert figures(measure(workdir)) == figures(plain_report)
 
 
+def test_final_candidates_widen_the_answers_pick_to_the_final_controllers_best_cells(
+    seed0_run, tmp_path):
+  """`search.final_candidates=K`: the answer is picked among every derived cell and the K best
+  distinct cells of one more derive from the final controller (key stream 6, ranked by the
+  derive's batch score; by hand here), all rescored alike; the search trains exactly as without
+  it; a finished search resumed with the field is rescored the same way without retraining, and
+  the report scores the same candidates."""
+  run, plain, workdir = seed0_run
+  k = 3
+  wide_run, wide = _run(tmp_path, "wide", _cfg(search__final_candidates=k))
+  assert _rows(tmp_path / "wide") == _rows(workdir) and wide["history"] == plain["history"]
+  state = wide_run.final_state
+  values_SxD, _, figures = wide_run.program.derive_step(
+      state.ctrl.params, state.model.params, state.model.batch_stats,
+      wide_run.task.derive_batch(state.epoch), jax.random.fold_in(jax.random.key(run.cfg.seed), 6))
+  score_S = np.asarray(figures["valid_ppl"])
+  best = []
+  for i in np.argsort(score_S, kind="stable"):
+    authors = formats.to_authors_string(arch_lib.from_decisions(np.asarray(values_SxD)[i]))
+    if authors not in best:
+      best.append(authors)
+  derived = [r["authors"] for r in plain["rescored"]]
+  assert len(wide["rescored"]) > len(derived)  # the final derive added cells
+  assert [r["authors"] for r in wide["rescored"]] == derived + [a for a in best[:k]
+                                                                if a not in derived]
+  assert wide["rescored"][:len(derived)] == plain["rescored"]  # the same weights, the same score
+  for entry in wide["rescored"][len(derived):]:
+    arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32),
+                                  formats.from_authors_string(entry["authors"]))
+    assert entry["valid_ppl_shared"] == run.task.evaluate(run.final_state.model, arch)
+  assert wide["final_candidates"] == k and "final_candidates" not in plain
+  assert wide["valid_ppl_shared"] == min(r["valid_ppl_shared"] for r in wide["rescored"])
+  shutil.copytree(workdir, tmp_path / "again")
+  assert _run(tmp_path, "again", _cfg(search__final_candidates=k))[1] == wide
+  with open(tmp_path / "wide" / "config.json") as f:
+    report = scoring.measure(json.load(f), str(tmp_path / "wide"),
+                             run_config.ReportConfig(random_cells=3), lambda _: None)
+  assert ({c.authors: c.whole for c in report.candidates}
+          == {r["authors"]: r["valid_ppl_shared"] for r in wide["rescored"]})
+
+
 def test_bad_search_values_are_user_errors():
   with pytest.raises(UserError, match="`search.epochs` must be at least 1"):
     _cfg(search__epochs=0)
@@ -213,6 +255,8 @@ def test_bad_search_values_are_user_errors():
     _cfg(search__fair_every=-1)
   with pytest.raises(UserError, match="`search.finetune_steps` must be >= 0"):
     _cfg(search__finetune_steps=-1)
+  with pytest.raises(UserError, match="`search.final_candidates` must be >= 0"):
+    _cfg(search__final_candidates=-1)
 
 
 def test_unwritable_workdir_is_a_user_error(tmp_path):

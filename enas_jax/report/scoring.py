@@ -21,6 +21,7 @@ from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io.errors import UserError
 from enas_jax.io.metrics import Progress
 from enas_jax.ops.initialize import initialize
+from enas_jax.run import answer as answer_lib
 from enas_jax.run import config as run_config
 from enas_jax.run.search import SearchRun
 from enas_jax.run.state import SearchState
@@ -94,10 +95,8 @@ def measure(config: dict[str, Any], workdir: str, options: run_config.ReportConf
   finetune = finetune_steps(run, options)
   score = scorer(run, state, finetune)
 
-  archs: dict[str, Any] = {}
-  for entry in state.history:
-    archs.setdefault(entry["authors"], space.from_json(entry["arch"]))
-  candidates = [Cell("candidate", authors, arch, *score(arch)) for authors, arch in archs.items()]
+  candidates = [Cell("candidate", authors, arch, *score(arch))
+                 for authors, arch in answer_lib.candidates(run, state).items()]
   if not candidates:
     raise UserError(f"{workdir}'s newest checkpoint ({step}) has no derived cell yet: the "
                     f"search derives one every `search.derive_every` epochs. Run the report "

@@ -33,6 +33,7 @@ class SearchLoopConfig:
   derive_every: int = 1
   derive_samples: int = 100
   finetune_steps: int = 0
+  final_candidates: int = 0
   log_every: int = 50
   on_divergence: Literal["skip", "rollback", "stop"] = "skip"
   rollback_lr_factor: float = 0.5
@@ -41,7 +42,7 @@ class SearchLoopConfig:
   def validate(self, section: str = "search") -> None:
     require(self, section, ">= 1", "epochs", "derive_every", "derive_samples", "log_every")
     require(self, section, ">= 0", "shared_steps", "controller_steps", "max_rollbacks",
-            "warmup_epochs", "fair_every", "finetune_steps")
+            "warmup_epochs", "fair_every", "finetune_steps", "final_candidates")
     if self.warmup_epochs >= self.epochs:
       raise UserError(f"Config field `{section}.warmup_epochs` ({self.warmup_epochs}) must be "
                       f"less than `{section}.epochs` ({self.epochs}): the controller would never "

@@ -34,6 +34,7 @@ from enas_jax.io import metrics as metrics_lib
 from enas_jax.ops.params import count_params, set_learning_rate
 from enas_jax.ops import guards
 from enas_jax.ops.initialize import initialize
+from enas_jax.run import answer as answer_lib
 from enas_jax.run import outputs
 from enas_jax.run import parallel as parallel_lib
 from enas_jax.run.config import SearchConfig
@@ -355,10 +356,11 @@ class SearchRun(Runner):
     return self.task.evaluate(model, arch)
 
   def finish(self, state: SearchState) -> dict[str, Any]:
-    """Re-scores every distinct derived architecture under the final shared weights (scores
-    from different epochs are not comparable), writes the best and the summary."""
+    """Re-scores every distinct derived architecture (and the final controller's best ones:
+    `answer.candidates`) under the final shared weights (scores from different epochs are not
+    comparable), writes the best and the summary."""
     m, space, src = self.task.metric, self.space, self.task.figure_source
-    archs = {entry["authors"]: space.from_json(entry["arch"]) for entry in state.history}
+    archs = answer_lib.candidates(self, state)
     rescored = {authors: self.answer_score(state, arch) for authors, arch in archs.items()}
     best = (min if self.task.lower_is_better else max)(rescored, key=rescored.get)
     arch = archs[best]
@@ -370,8 +372,8 @@ class SearchRun(Runner):
         "rescored": [{"authors": a, f"valid_{m}_{src}": v} for a, v in rescored.items()],
         "history": state.history, "epochs": state.epoch, "shared_steps": state.shared_steps,
         "controller_steps": state.controller_steps,
-        **({"finetune_steps": self.cfg.search.finetune_steps}
-           if self.cfg.search.finetune_steps else {}),
+        **{k: getattr(self.cfg.search, k) for k in ("finetune_steps", "final_candidates")
+           if getattr(self.cfg.search, k)},
         "shared_params": count_params(state.model.params),
         **({"simulated_cost": dict(state.totals)} if state.totals else {}),
         **self.task.summary_extras(lambda a: self.answer_score(state, a), arch)}

@@ -27,6 +27,7 @@ from enas_jax.types import Batch, Metrics, ScoreFn
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "search.finetune_steps",
+                     "search.final_candidates",
                      "shared.lr", "shared.lr_min", "checkpoint.", "deterministic", "parallel.",
                      "report.")
 _TRAIN_STREAM, _VALID_STREAM, _DERIVE_STREAM = 0, 1, 2  # data-order streams

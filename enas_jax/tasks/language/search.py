@@ -26,6 +26,7 @@ from enas_jax.types import Batch, ScoreFn
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "search.finetune_steps",
+                     "search.final_candidates",
                      "shared.lr", "shared.lr_decay", "shared.lr_decay_start_epoch",
                      "checkpoint.", "deterministic", "parallel.", "report.")
 

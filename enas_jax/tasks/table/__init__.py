@@ -20,6 +20,10 @@ def _check_search(cfg: Any) -> None:
     raise UserError(f"Config field `search.finetune_steps` is {cfg.search.finetune_steps}; a "
                     f"table search reads each cell's figure from the table and has no shared "
                     f"weights to train before scoring. Leave it at 0.")
+  if cfg.search.final_candidates:
+    raise UserError(f"Config field `search.final_candidates` is "
+                    f"{cfg.search.final_candidates}; a table search's queries are its budget "
+                    f"and its answer is the best cell it looked up. Leave it at 0.")
   if cfg.parallel.data_parallel or cfg.parallel.distributed:
     raise UserError("Config fields `parallel.data_parallel` / `parallel.distributed` are set, "
                     "but a table search has no batches to split: each query is a lookup. Leave "

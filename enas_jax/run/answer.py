@@ -1,0 +1,47 @@
+"""The candidates a search picks its answer from: every epoch's derived architecture and, with
+`search.final_candidates=K`, the K best distinct architectures of one more derive from the
+final controller (drawn with its own key stream, ranked by the derive's own batch score), so
+that the finish's score (plain, or few-shot: `search.finetune_steps`) chooses among more of the
+controller's cells than one per epoch. Used by the search's finish and by the report."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import jax
+import numpy as np
+
+if TYPE_CHECKING:
+  from enas_jax.run.search import SearchRun
+  from enas_jax.run.state import SearchState
+
+FINAL_STREAM = 6  # the base key's stream for the final derive (after search.py's six)
+
+
+def candidates(run: SearchRun, state: SearchState) -> dict[str, Any]:
+  """{authors' string: architecture}: the derived ones in epoch order, then the final ones."""
+  space = run.space
+  out = {entry["authors"]: space.from_json(entry["arch"]) for entry in state.history}
+  for authors, arch in final_candidates(run, state).items():
+    out.setdefault(authors, arch)
+  return out
+
+
+def final_candidates(run: SearchRun, state: SearchState) -> dict[str, Any]:
+  """The `search.final_candidates` best distinct architectures of a derive from the final
+  controller and weights (none when the field is 0), best first."""
+  count = run.cfg.search.final_candidates
+  if not count:
+    return {}
+  key = jax.random.fold_in(run.base_key, FINAL_STREAM)
+  values_SxD, _, figures = run.program.derive_step(*run.placed(
+      run.task.derive_batch(state.epoch), state.ctrl.params, state.model.params,
+      state.model.batch_stats, key, after=1))
+  score_S = np.asarray(figures[f"valid_{run.task.metric}"])
+  order = np.argsort(score_S if run.task.lower_is_better else -score_S, kind="stable")
+  out: dict[str, Any] = {}
+  for i in order:
+    arch = run.space.from_decisions(np.asarray(values_SxD)[i])
+    out.setdefault(run.space.to_authors_string(arch), arch)
+    if len(out) == count:
+      break
+  return out
