@@ -236,6 +236,8 @@ def test_final_candidates_widen_the_answers_pick_to_the_final_controllers_best_c
                                   formats.from_authors_string(entry["authors"]))
     assert entry["valid_ppl_shared"] == run.task.evaluate(run.final_state.model, arch)
   assert wide["final_candidates"] == k and "final_candidates" not in plain
+  assert (f"picked among {len(wide['rescored'])} cells: each epoch's derived cell and the final "
+          f"controller's {k} best") in outputs.result_lines(wide, str(tmp_path / "wide"))
   assert wide["valid_ppl_shared"] == min(r["valid_ppl_shared"] for r in wide["rescored"])
   shutil.copytree(workdir, tmp_path / "again")
   assert _run(tmp_path, "again", _cfg(search__final_candidates=k))[1] == wide

@@ -59,7 +59,7 @@ class Measurements:
   planned_shared_steps: int
   planned_controller_steps: int
   answer: Cell
-  candidates: list[Cell]  # every distinct derived cell re-scored (the answer among them)
+  candidates: list[Cell]  # every candidate re-scored (`answer.candidates`; the answer among them)
   random: list[Cell]
   finetune_steps: int = 0  # every shared-weight figure taken after this many steps on the cell
   alone_steps: int = 0

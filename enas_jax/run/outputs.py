@@ -60,6 +60,9 @@ def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -
                             ("valid_acc_shared", "accuracy", 4)):
     if key in summary:
       lines.append(f"its validation {name} under {weights}: {summary[key]:.{digits}f}")
+  if summary.get("final_candidates"):
+    lines.append(f"picked among {len(summary['rescored'])} cells: each epoch's derived cell and "
+                 f"the final controller's {summary['final_candidates']} best")
   if "valid_acc_table" in summary:
     lines.append(f"its validation accuracy in the {summary['dataset']} table (mean over its "
                  f"seeds): {100 * summary['valid_acc_table']:.2f}%, rank "
