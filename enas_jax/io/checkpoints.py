@@ -59,17 +59,26 @@ def leaf_table(tree: Any) -> list[list[Any]]:
   return [[jax.tree_util.keystr(path), list(leaf.shape), str(leaf.dtype)] for path, leaf in leaves]
 
 
-@jax.jit
-def _leaves_finite(leaves: list[jax.Array]) -> jax.Array:
-  """One program for the whole check (element-wise calls compiled a program per leaf shape:
-  0.8 s at the quickstart's first save)."""
+def tree_finite(tree: Any) -> jax.Array:
+  """True when every floating-point leaf of `tree` is finite (no leaf: True). Traceable: the
+  steps' NaN/Inf guard calls it inside their programs, `all_finite` as one program of its own."""
+  leaves = [x for x in jax.tree_util.tree_leaves(tree)
+            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  if not leaves:
+    return jnp.asarray(True)
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+# One program for the whole check (element-wise calls compiled a program per leaf shape: 0.8 s
+# at the quickstart's first save).
+_tree_finite_program = jax.jit(tree_finite)
+
+
 def all_finite(tree: Any) -> bool:
+  """Whether a state may be saved: every floating-point leaf finite."""
   leaves = [x for x in jax.tree_util.tree_leaves(tree)
-            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-  return bool(_leaves_finite(leaves)) if leaves else True
+            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return bool(_tree_finite_program(leaves)) if leaves else True
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],

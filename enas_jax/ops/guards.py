@@ -8,10 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def tree_finite(tree: Any) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-                            if jnp.issubdtype(x.dtype, jnp.inexact)]))
+from enas_jax.io.checkpoints import tree_finite
 
 
 def guarded(step: Any, loss_name: str, fold_key: bool = True) -> Any:
