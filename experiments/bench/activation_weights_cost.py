@@ -15,7 +15,6 @@ regularisation, L2 1e-7 in the loss), the settings timed in alternating blocks.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import sys
@@ -26,33 +25,17 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ours_step import PAPER_RATES, Ours  # noqa: E402
 from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
-
-from enas_jax.spaces.rnn.arch import random_arch  # noqa: E402
-from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig  # noqa: E402
-from enas_jax.tasks.language import steps as lm_steps  # noqa: E402
 
 SETTINGS = ("shared", "node0", "all")
 
 
-class Step:
-  """The jitted shared step of one setting, its state and a fixed sampled architecture."""
-
-  def __init__(self, setting: str, hidden: int, vocab: int, nodes: int, batch: int) -> None:
-    cfg = dataclasses.replace(RNNModelConfig(), num_nodes=nodes, embed_dim=hidden,
-                              hidden_dim=hidden, activation_weights=setting)
-    model = RNNLanguageModel(cfg, vocab)
-    opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig())
-    self.arch = random_arch(jax.random.key(42), nodes)
-    self.state = lm_steps.init_state(model, opt, jax.random.key(0), batch, self.arch)
-    self.params = sum(x.size for x in jax.tree_util.tree_leaves(self.state.params))
-    self.step = jax.jit(lm_steps.make_lm_steps(model, opt, l2=1e-7)[0], donate_argnums=0)
-
-  def run(self, batch: dict[str, jax.Array], i: int) -> float:
-    t0 = time.perf_counter()
-    self.state, m = self.step(self.state, batch, self.arch, jax.random.key(i))
-    jax.block_until_ready(m)
-    return time.perf_counter() - t0
+def timed(step: Ours, batch: dict[str, jax.Array], i: int) -> float:
+  """Seconds of one step (its metrics read back, so the step has finished)."""
+  t0 = time.perf_counter()
+  step.run(batch, i)
+  return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -70,18 +53,19 @@ def main() -> None:
              "targets": jnp.asarray(rng.integers(0, args.vocab, (args.batch, args.bptt)),
                                     jnp.int32),
              "valid": jnp.ones((args.bptt,), bool), "lr_scale": jnp.ones((), jnp.float32)}
-    steps = {s: Step(s, hidden, args.vocab, args.nodes, args.batch) for s in SETTINGS}
+    steps = {s: Ours(hidden, args.vocab, args.nodes, args.batch, PAPER_RATES,
+                     activation_weights=s) for s in SETTINGS}
     times: dict[str, list[float]] = {s: [] for s in SETTINGS}
     for s in SETTINGS:
       steps[s].run(batch, 0)  # compile
     for r in range(args.rounds):
       for s in SETTINGS:
         steps[s].run(batch, 1)  # opens the block, untimed
-        times[s] += [steps[s].run(batch, 2 + i) for i in range(args.steps)]
+        times[s] += [timed(steps[s], batch, 2 + i) for i in range(args.steps)]
     base = float(np.median(times["shared"]))
     for s in SETTINGS:
       t = float(np.median(times[s]))
-      n = steps[s].params
+      n = sum(x.size for x in jax.tree_util.tree_leaves(steps[s].state.params))
       print(f"{hidden:>6}  {s:<7} {n / 1e6:>9.1f} {n * 4 / 2**20:>7.0f} {t:>7.3f} "
             f"{t / base:>8.2f}x", flush=True)
 

@@ -44,8 +44,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
-from rnn_throughput import (PAPER_RATES, Ours, arch_lists, jax_batch, matmul_peak,  # noqa: E402
-                            step_flops, time_blocks)
+from ours_step import PAPER_RATES, Ours, jax_batch  # noqa: E402
+from rnn_throughput import arch_lists, matmul_peak, step_flops, time_blocks  # noqa: E402
 
 COMMIT = "0468b8c"
 _STAND_INS = {"pygraphviz": {}, "cv2": {"imread": None, "imresize": None, "imwrite": None},

@@ -34,49 +34,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch_rnn_reference as ref  # noqa: E402
+from ours_step import NO_DROPOUT, PAPER_RATES, Ours, jax_batch  # noqa: E402
 from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
-
-from enas_jax.tasks.language import steps as lm_steps  # noqa: E402
-from enas_jax.spaces.rnn.arch import random_arch  # noqa: E402
-from enas_jax.spaces.rnn.model import (RNNLanguageModel, RNNModelConfig,  # noqa: E402
-                                       used_weights_penalty)
-
-PAPER_RATES = {"embedding": 0.1, "input": 0.65, "output": 0.4, "dropconnect": 0.5}
-NO_DROPOUT = {k: 0.0 for k in PAPER_RATES}
-
-
-def model_config(hidden: int, nodes: int, rates: dict[str, float], unroll: int = 1,
-                 dropconnect_on: str = "all", matmul_dtype: str = "float32") -> RNNModelConfig:
-  return RNNModelConfig(num_nodes=nodes, embed_dim=hidden, hidden_dim=hidden,
-                        embedding_dropout=rates["embedding"], input_dropout=rates["input"],
-                        output_dropout=rates["output"], dropconnect=rates["dropconnect"],
-                        dropconnect_on=dropconnect_on, hidden_norm_clip=25.0,
-                        scan_unroll=unroll, matmul_dtype=matmul_dtype)
-
-
-class Ours:
-  """Our shared step, jitted with the architecture as a traced argument (as in the search)."""
-
-  def __init__(self, hidden: int, vocab: int, nodes: int, batch: int, rates: dict[str, float],
-               unroll: int = 1, l2: float = 1e-7, dropconnect_on: str = "all",
-               matmul_dtype: str = "float32", l2_on: str = "all"):
-    self.model = RNNLanguageModel(model_config(hidden, nodes, rates, unroll, dropconnect_on,
-                                               matmul_dtype), vocab)
-    opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig())
-    self.arch = random_arch(jax.random.key(42), nodes)
-    self.state = lm_steps.init_state(self.model, opt, jax.random.key(0), batch, self.arch)
-    train_step, _ = lm_steps.make_lm_steps(
-        self.model, opt, l2=l2, penalty=used_weights_penalty if l2_on == "used" else None)
-    self.step = jax.jit(train_step, donate_argnums=0)
-
-  def run(self, batch: dict[str, jax.Array], i: int) -> dict[str, float]:
-    self.state, m = self.step(self.state, batch, self.arch, jax.random.key(i))
-    return {k: float(v) for k, v in m.items()}
-
-
-def jax_batch(inputs: np.ndarray, targets: np.ndarray) -> dict[str, jax.Array]:
-  return {"inputs": jnp.asarray(inputs, jnp.int32), "targets": jnp.asarray(targets, jnp.int32),
-          "valid": jnp.ones((inputs.shape[1],), bool), "lr_scale": jnp.ones((), jnp.float32)}
 
 
 def torch_model_like(ours: Ours, vocab: int) -> ref.SharedRNN:
