@@ -271,7 +271,7 @@ def test_the_command_prints_the_verdict_and_errors_are_one_paragraph(tmp_path, n
   (workdir / "summary.json").write_text(json.dumps({**summary, "authors": "another cell"}))
   build_report(str(workdir), {}, lambda _: None)
   md = " ".join((workdir / "report" / "report.md").read_text().split())
-  assert "the best derived cell is not the search's own answer (another cell, picked" in md
+  assert "the best candidate cell is not the search's own answer (another cell, picked" in md
   bad = subprocess.run([sys.executable, "-m", "enas_jax.report", f"--workdir={tmp_path}/none"],
                        cwd=ROOT, capture_output=True, text=True, env=env)
   assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -76,7 +76,8 @@ def _answer_section(files: reading.SearchFiles, m: scoring.Measurements, folder:
                                    os.path.join(folder, "answer"), ("png",), say)
     figs.append(page.Figure(written["png"], "The answer, drawn."))
   whole = np.asarray([c.whole for c in m.candidates], float)
-  spread = (f"Re-scored the same way, the {len(whole)} derived cell(s) span "
+  spread = (f"Re-scored the same way, the {len(whole)} candidate cell(s) (each epoch's derived "
+            f"cell, and with `search.final_candidates` the final controller's best) span "
             f"{_fmt(float(np.min(whole)))} to {_fmt(float(np.max(whole)))} (standard deviation "
             f"{_fmt(float(np.std(whole)))}).")
   rows = [["cell (the authors' string)", f"{name}, whole split", "first half", "second half"]]
@@ -90,7 +91,7 @@ def _answer_section(files: reading.SearchFiles, m: scoring.Measurements, folder:
            "its newest checkpoint, and will change.")
   searched = (files.summary or {}).get("authors")
   if searched and searched != answer.authors:  # the report scored another way than the search
-    state += (f" Scored as here, the best derived cell is not the search's own answer "
+    state += (f" Scored as here, the best candidate cell is not the search's own answer "
               f"({searched}, picked with `search.finetune_steps` = "
               f"{(files.summary or {}).get('finetune_steps', 0)}); the checks judge the best "
               f"one as scored here.")

@@ -1,7 +1,7 @@
 """The report's measurements under a search's newest checkpoint, read without writing to its
-workdir: the derived cells re-scored, N cells drawn uniformly scored on the whole validation
-split and on its two halves (under the shared weights, or after a few steps of them on each cell
-alone: `report.finetune_steps`), and (optionally) cells trained alone briefly.
+workdir: the candidate cells (`run/answer.py`) re-scored, N cells drawn uniformly scored on the
+whole validation split and on its two halves (under the shared weights, or after a few steps of
+them on each cell alone: `report.finetune_steps`), and (optionally) cells trained alone briefly.
 
 The run is rebuilt from the workdir's config.json on one process (a multi-host or data-parallel
 search is read the same way: its checkpoints hold host copies), its data loaded as the search
@@ -35,7 +35,7 @@ class Cell:
   """One cell's figures: on the whole validation split and on its two halves under the shared
   weights (or the table), and trained alone (None unless it was)."""
 
-  role: str  # "answer", "candidate" (another derived cell) or "random"
+  role: str  # "answer", "candidate" (another of `answer.candidates`) or "random"
   authors: str
   arch: Any
   whole: float
@@ -104,7 +104,7 @@ def measure(config: dict[str, Any], workdir: str, options: run_config.ReportConf
   pick = min if task.lower_is_better else max
   answer = pick(candidates, key=lambda c: c.whole)
   answer.role = "answer"
-  say(f"re-scored {len(candidates)} derived cell(s); scoring {options.random_cells} random "
+  say(f"re-scored {len(candidates)} candidate cell(s); scoring {options.random_cells} random "
       f"cells on the whole validation split and its halves"
       + (f", each after {finetune} steps on it alone" if finetune else ""))
 
