@@ -2,6 +2,7 @@
 import itertools
 import json
 import math
+import os
 import shutil
 
 import numpy as np
@@ -125,10 +126,14 @@ def test_ptb_corpus_for_the_ranking_study(tmp_path):
   src.mkdir()
   (src / "valid.txt").write_text("a b c\nd e\n")
   (src / "test.txt").write_text("one\ntwo\nthree\nfour\n")
-  out = ranking.prepare_ptb(str(src), str(tmp_path / "out"))
+  out = ranking.prepare_ptb(str(src), str(tmp_path / "out" / "ptb_corpus"))
+  assert out == str(tmp_path / "out" / "ptb_corpus")
   read = lambda name: open(f"{out}/{name}.txt").read()
   assert read("train") == "a b c\nd e\n"
   assert read("valid") == "one\ntwo\n" and read("test") == "three\nfour\n"
+  assert ranking.prepare_ptb(str(src), out) == out  # again, in place: the same files, no leftovers
+  assert sorted(os.listdir(out)) == ["test.txt", "train.txt", "valid.txt"]
+  assert read("test") == "three\nfour\n"
   with pytest.raises(UserError, match="valid.txt and test.txt"):
     ranking.prepare_ptb(str(tmp_path / "missing"), str(tmp_path / "out2"))
 

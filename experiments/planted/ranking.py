@@ -4,7 +4,8 @@ shared weights and its perplexity when trained alone from scratch.
   python -m experiments.planted.ranking --out=workdirs/science/ranking_planted          # planted
   python -m experiments.planted.ranking --corpus=ptb --out=workdirs/science/ranking_ptb
       # Penn Treebank at CPU scale: PTB's validation split as training text, its test split
-      # halved into validation and test (only those two splits are in --ptb_dir)
+      # halved into validation and test (only those two splits are in --ptb_dir); the corpus
+      # folder is OUT/ptb_corpus, or --ptb_corpus=DIR to share one search between studies
   python -m experiments.planted.ranking --out=DIR --set=model.activation_weights=node0 \
       --standalone_from=workdirs/science/ranking_planted
       # a remedy in the search; the cells' trained-alone figures reused from the first study
@@ -35,16 +36,16 @@ from experiments.planted import common, stats
 from enas_jax.io.errors import UserError
 
 
-def prepare_ptb(ptb_dir: str, out: str) -> str:
-  """A corpus directory from PTB's valid and test files: train = valid, valid/test = the halves
-  of test (whole lines)."""
+def prepare_ptb(ptb_dir: str, corpus_dir: str) -> str:
+  """A corpus directory (`corpus_dir`, returned) from PTB's valid and test files: train = valid,
+  valid/test = the halves of test (whole lines). Each file is written whole and then moved into
+  place, so studies sharing one folder (`--ptb_corpus`) never read a half-written file."""
   paths = {name: os.path.join(ptb_dir, f"{name}.txt") for name in ("valid", "test")}
   for name, path in paths.items():
     if not os.path.isfile(path):
       raise UserError(f"{path} does not exist: --ptb_dir must hold PTB's valid.txt and test.txt "
                       f"(this study trains on the validation split and evaluates on the test "
                       f"split's halves).")
-  corpus_dir = os.path.join(out, "ptb_corpus")
   os.makedirs(corpus_dir, exist_ok=True)
   with open(paths["valid"]) as f:
     train = f.read()
@@ -53,21 +54,23 @@ def prepare_ptb(ptb_dir: str, out: str) -> str:
   half = len(lines) // 2
   for name, text in (("train", train), ("valid", "".join(lines[:half])),
                      ("test", "".join(lines[half:]))):
-    with open(os.path.join(corpus_dir, f"{name}.txt"), "w") as f:
+    target = os.path.join(corpus_dir, f"{name}.txt")
+    with open(f"{target}.{os.getpid()}.tmp", "w") as f:
       f.write(text)
+    os.replace(f"{target}.{os.getpid()}.tmp", target)
   return corpus_dir
 
 
 def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: str,
         ptb_dir: str, settings: tuple[str, ...] = (), noise_seeds: int = 3,
-        standalone_from: str = "", tau_at: tuple[int, ...] = (), finetune_steps: int = 0
-        ) -> dict:
+        standalone_from: str = "", tau_at: tuple[int, ...] = (), finetune_steps: int = 0,
+        ptb_corpus: str = "") -> dict:
   scale = common.scale_of(scale_name)
   started = time.time()
   base = common.search_config(scale, 0, shared_from)
   if corpus_name == "ptb":
     base.data.source = "directory"
-    base.data.dir = prepare_ptb(ptb_dir, out)
+    base.data.dir = prepare_ptb(ptb_dir, ptb_corpus or os.path.join(out, "ptb_corpus"))
   config = common.override(copy.deepcopy(base), list(settings))
   # stages after the warm-up only: a search must end with the controller learning; the last
   # stage is the search's length (the scale's, or `--set=search.epochs=E`)
@@ -292,6 +295,9 @@ def main() -> None:
                       help="score each cell after this many training steps of the shared "
                            "weights on it alone (few-shot scoring; 0: the weights as they are)")
   parser.add_argument("--ptb_dir", default="../shared/data/ptb")
+  parser.add_argument("--ptb_corpus", default="",
+                      help="the folder the PTB corpus is built in (default: OUT/ptb_corpus); "
+                           "studies given the same one can reuse each other's search folders")
   parser.add_argument("--resummarize", action="store_true",
                       help="recompute the figures and tables from --out's results.json")
   args = parser.parse_args()
@@ -302,7 +308,8 @@ def main() -> None:
     result = (resummarize(out) if args.resummarize else
               run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir,
                   tuple(args.set), args.noise_seeds, args.standalone_from,
-                  tuple(int(e) for e in args.tau_at.split(",") if e), args.finetune_steps))
+                  tuple(int(e) for e in args.tau_at.split(",") if e), args.finetune_steps,
+                  args.ptb_corpus))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(out, "table.md")).read())
