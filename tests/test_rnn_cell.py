@@ -174,8 +174,8 @@ def test_l2_on_used_weights_decays_only_what_the_step_uses():
            "targets": jax.random.randint(jax.random.key(6), (B, T), 0, V),
            "valid": jnp.ones((T,), bool), "lr_scale": jnp.ones(())}
   after = {}
-  for name, penalty in (("all", None), ("used", used_weights_penalty)):
-    step, _ = lm_steps.make_lm_steps(model, opt, l2=0.01, penalty=penalty)
+  for name in ("all", "used"):
+    step, _ = lm_steps.make_lm_steps(model, opt, l2=0.01, l2_on=name)
     after[name] = jax.jit(step)(state, batch, arch, jax.random.key(0))[0].params["cell"]
   for key, value in cell.items():
     for w in (("w_x", "w_h") if key == "node0" else (None,)):

@@ -59,25 +59,28 @@ def leaf_table(tree: Any) -> list[list[Any]]:
   return [[jax.tree_util.keystr(path), list(leaf.shape), str(leaf.dtype)] for path, leaf in leaves]
 
 
+def _float_leaves(tree: Any) -> list[Any]:
+  return [x for x in jax.tree_util.tree_leaves(tree)
+          if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+
+
 def tree_finite(tree: Any) -> jax.Array:
   """True when every floating-point leaf of `tree` is finite (no leaf: True). Traceable: the
   steps' NaN/Inf guard calls it inside their programs, `all_finite` as one program of its own."""
-  leaves = [x for x in jax.tree_util.tree_leaves(tree)
-            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  leaves = _float_leaves(tree)
   if not leaves:
     return jnp.asarray(True)
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 # One program for the whole check (element-wise calls compiled a program per leaf shape: 0.8 s
-# at the quickstart's first save).
+# at the quickstart's first save); it is given the floating leaves only.
 _tree_finite_program = jax.jit(tree_finite)
 
 
 def all_finite(tree: Any) -> bool:
   """Whether a state may be saved: every floating-point leaf finite."""
-  leaves = [x for x in jax.tree_util.tree_leaves(tree)
-            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  leaves = _float_leaves(tree)
   return bool(_tree_finite_program(leaves)) if leaves else True
 
 

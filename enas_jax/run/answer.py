@@ -36,11 +36,11 @@ def final_candidates(run: SearchRun, state: SearchState) -> dict[str, Any]:
   values_SxD, _, figures = run.program.derive_step(*run.placed(
       run.task.derive_batch(state.epoch), state.ctrl.params, state.model.params,
       state.model.batch_stats, key, after=1))
-  score_S = np.asarray(figures[f"valid_{run.task.metric}"])
+  score_S = figures[f"valid_{run.task.metric}"]  # NumPy arrays, as derive returns them
   order = np.argsort(score_S if run.task.lower_is_better else -score_S, kind="stable")
   out: dict[str, Any] = {}
   for i in order:
-    arch = run.space.from_decisions(np.asarray(values_SxD)[i])
+    arch = run.space.from_decisions(values_SxD[i])
     out.setdefault(run.space.to_authors_string(arch), arch)
     if len(out) == count:
       break

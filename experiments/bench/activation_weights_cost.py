@@ -21,11 +21,10 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ours_step import PAPER_RATES, Ours  # noqa: E402
+from ours_step import PAPER_RATES, Ours, jax_batch  # noqa: E402
 from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
 
 SETTINGS = ("shared", "node0", "all")
@@ -49,10 +48,8 @@ def main() -> None:
   print(f"{'hidden':>6}  {'setting':<7} {'params M':>9} {'MiB':>7} {'s/step':>7} {'vs shared':>9}")
   rng = np.random.default_rng(0)
   for hidden in args.hidden:
-    batch = {"inputs": jnp.asarray(rng.integers(0, args.vocab, (args.batch, args.bptt)), jnp.int32),
-             "targets": jnp.asarray(rng.integers(0, args.vocab, (args.batch, args.bptt)),
-                                    jnp.int32),
-             "valid": jnp.ones((args.bptt,), bool), "lr_scale": jnp.ones((), jnp.float32)}
+    batch = jax_batch(rng.integers(0, args.vocab, (args.batch, args.bptt)),
+                      rng.integers(0, args.vocab, (args.batch, args.bptt)))
     steps = {s: Ours(hidden, args.vocab, args.nodes, args.batch, PAPER_RATES,
                      activation_weights=s) for s in SETTINGS}
     times: dict[str, list[float]] = {s: [] for s in SETTINGS}

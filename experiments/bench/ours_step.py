@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.spaces.rnn.arch import random_arch
-from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, used_weights_penalty
+from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig
 from enas_jax.tasks.language import steps as lm_steps
 
 PAPER_RATES = {"embedding": 0.1, "input": 0.65, "output": 0.4, "dropconnect": 0.5}
@@ -42,8 +42,7 @@ class Ours:
     opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig())
     self.arch = random_arch(jax.random.key(42), nodes)
     self.state = lm_steps.init_state(self.model, opt, jax.random.key(0), batch, self.arch)
-    train_step, _ = lm_steps.make_lm_steps(
-        self.model, opt, l2=l2, penalty=used_weights_penalty if l2_on == "used" else None)
+    train_step, _ = lm_steps.make_lm_steps(self.model, opt, l2=l2, l2_on=l2_on)
     self.step = jax.jit(train_step, donate_argnums=0)
 
   def run(self, batch: dict[str, jax.Array], i: int) -> dict[str, float]:

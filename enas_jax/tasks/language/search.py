@@ -19,7 +19,6 @@ from enas_jax.data.lm_batches import WindowStream, batchify, windows
 from enas_jax.ops.params import count_params
 from enas_jax.spaces.base import SearchSpace
 from enas_jax.spaces.rnn import formats
-from enas_jax.spaces.rnn.model import used_weights_penalty
 from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.tasks.language.data import load_corpus
 from enas_jax.types import Batch, ScoreFn
@@ -55,8 +54,7 @@ class SearchTaskImpl:
     self.model = space.shared_network(cfg.model, len(self.corpus.words))
     self.optimizer = lm_steps.make_optimizer(cfg.shared)
     self.train_step, self.eval_step = lm_steps.make_lm_steps(
-        self.model, self.optimizer, cfg.shared.l2,
-        penalty=used_weights_penalty if cfg.shared.l2_on == "used" else None)
+        self.model, self.optimizer, cfg.shared.l2, l2_on=cfg.shared.l2_on)
     self.jit_eval_step = jax.jit(self.eval_step)
 
   def init_model(self, key: jax.Array) -> lm_steps.LMState:

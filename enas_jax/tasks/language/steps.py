@@ -22,7 +22,7 @@ from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.ops.params import l2_penalty
 from enas_jax.spaces.rnn.arch import RNNArch
-from enas_jax.spaces.rnn.model import RNNLanguageModel
+from enas_jax.spaces.rnn.model import RNNLanguageModel, used_weights_penalty
 
 Batch = Mapping[str, jax.Array]  # inputs [B, W], targets [B, W], valid [W], lr_scale []
 
@@ -96,17 +96,18 @@ def masked_nll(logits_BxWxV: jax.Array, targets_BxW: jax.Array, valid_W: jax.Arr
 
 
 def make_lm_steps(model: Any, optimizer: optax.GradientTransformation, l2: float,
-                  activation_l2: float = 0.0,
-                  penalty: Callable[[Any, Any], jax.Array] | None = None
+                  activation_l2: float = 0.0, l2_on: str = "all"
                   ) -> tuple[Callable[..., Any], Callable[..., Any]]:
   """Returns the pure (train_step, eval_step) for `model` (the ENAS LM or the LSTM baseline).
 
-  The training loss is the mean NLL + `l2` * `penalty(params, arch)` (default: the sum of
-  squares of every weight) + `activation_l2` * mean square of the cell outputs (the ENAS LM
+  The training loss is the mean NLL + `l2` * the sum of squares of every weight (`l2_on="all"`)
+  or of those the step's cell uses (`"used"`, the shared ENAS LM only:
+  `model.used_weights_penalty`) + `activation_l2` * mean square of the cell outputs (the ENAS LM
   code's `alpha`).
   """
   mutable = ["intermediates"] if activation_l2 else []
-  penalty = penalty or (lambda params, arch: l2_penalty(params))
+  penalty = (used_weights_penalty if l2_on == "used"
+             else lambda params, arch: l2_penalty(params))
 
   def loss_fn(params, batch_stats, batch, hidden, arch, key):
     variables = {"params": params}
