@@ -168,7 +168,7 @@ def test_a_micro_field_in_a_macro_config_is_named():
     ("cifar10_micro", "model.aux_weight", -0.4), ("cifar10_micro", "model.num_nodes", 0),
     ("ptb_final", "train.weight_decay", -1e-6), ("nasbench201", "controller.num_samples", 0),
     ("quickstart", "parallel.distributed", True), ("quickstart", "parallel.process_id", -2),
-    ("quickstart", "parallel.timeout_s", 0),
+    ("quickstart", "parallel.timeout_s", 0), ("quickstart", "report.train_alone_schedule", "cos"),
 ])
 def test_impossible_values_are_rejected_before_any_work(config_name, dotted, value):
   """Every one of these used to reach the data, the compiler or the checkpointer first."""

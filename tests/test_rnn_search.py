@@ -248,6 +248,39 @@ def test_final_candidates_widen_the_answers_pick_to_the_final_controllers_best_c
           == {r["authors"]: r["valid_ppl_shared"] for r in wide["rescored"]})
 
 
+def test_training_alone_anneals_the_learning_rate_linearly_to_zero(seed0_run):
+  """The report's training alone (`report.train_alone_schedule`): "linear" runs step i of K at
+  the search's first learning rate times (1 - i / K), "constant" leaves the fresh state's (the
+  search's first) for every step; the figure is the cell's whole-split perplexity after them."""
+  run, _, _ = seed0_run
+  cfg = run.cfg
+  jitted = jax.jit(run.task.train_step)
+  arch = formats.from_authors_string("0 0 1 1 2 0 3")  # 4 nodes: the tiny preset
+  fresh, key = scoring.alone_start(run, 0)
+
+  def trained(schedule, k=5):
+    seen = []
+
+    def step(model, batch, arch_, step_key):
+      seen.append(float(model.opt_state[-1].hyperparams["learning_rate"]))
+      model, _ = jitted(model, batch, arch_, step_key)
+      last.append(model)
+      return model, {}
+    last = []
+    figure = scoring.trained_alone(run, step, fresh, arch, k, schedule, key)
+    assert figure == run.task.evaluate(last[-1], arch)
+    return figure, seen
+
+  lr0 = cfg.shared.lr_at_epoch(0)
+  linear, seen = trained("linear")
+  assert seen == [float(np.float32(lr0 * (1 - i / 5))) for i in range(5)]
+  constant, seen = trained("constant")
+  assert seen == [float(np.float32(lr0))] * 5
+  assert math.isfinite(linear) and linear != constant
+  with pytest.raises(UserError, match="report.train_alone_schedule.*linear, constant"):
+    run_config.ReportConfig(train_alone_schedule="cosine").validate()
+
+
 def test_bad_search_values_are_user_errors():
   with pytest.raises(UserError, match="`search.epochs` must be at least 1"):
     _cfg(search__epochs=0)

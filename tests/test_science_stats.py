@@ -5,6 +5,7 @@ import math
 import os
 import shutil
 
+import jax
 import numpy as np
 import pytest
 
@@ -341,3 +342,72 @@ def test_yardstick_seeds_agreement_and_rescoring_by_hand(tmp_path):
     yardstick.summarize(ys, [{"rows": probe["rows"][:3]}], [])
   with pytest.raises(UserError, match="no results.json or probe.json"):
     yardstick.read_json(str(tmp_path), "--seed_probe")
+
+
+def test_short_training_alone_study_trains_as_the_report_and_reuses_its_rows(tmp_path,
+                                                                             monkeypatch):
+  """`short_alone`: every cell of a yardstick trained alone as the report trains it (the same
+  fresh state, keys and steps for `report.seed`), its tau against the yardstick's figures, the
+  yardstick rank of the cell it puts first, a paired test between settings; rows already in
+  OUT.json are reused, not retrained."""
+  from enas_jax.report import scoring
+  from enas_jax.report import stats as report_stats
+  from experiments.planted import short_alone
+  cells = common.random_cells(6, 4, seed=1, exclude=set())
+  yard = [27.0, 27.5, 26.5, 28.0]
+  folder = tmp_path / "yardstick"
+  folder.mkdir()
+  common.write_json(str(folder / "results.json"), {
+      "scale": "tiny", "corpus": {"name": "planted"},
+      "rows": [{"cell": c, "standalone_ppl": y} for c, y in zip(cells, yard)]})
+  result = short_alone.run(str(folder), [2], ["linear", "constant"], [0, 1])
+  linear, constant = result["settings"]
+  run = scoring.search_run(common.search_config(common.scale_of("tiny"), 0, "random").to_dict(),
+                           "")
+  fresh, key = scoring.alone_start(run, 1)
+  step = jax.jit(run.task.train_step)
+  by_report = [scoring.trained_alone(run, step, fresh, common.arch_of(c), 2, "linear", key)
+               for c in cells]
+  row = linear["seeds"][1]
+  assert row["seed"] == 1 and row["ppl"] == by_report
+  assert row["tau"] == report_stats.kendall_tau(by_report, yard)
+  assert row["first_cell_yardstick_rank"] == [2, 3, 1, 4][int(np.argmin(by_report))]
+  assert constant["seeds"][1]["ppl"] != by_report  # the schedule is not ignored
+  test = result["tests"][0]
+  assert test["mean_difference"] == pytest.approx(
+      np.mean([a["tau"] - b["tau"] for a, b in zip(linear["seeds"], constant["seeds"])]))
+  monkeypatch.setattr(short_alone, "figures", lambda *a: pytest.fail("retrained a known row"))
+  assert short_alone.run(str(folder), [2], ["linear", "constant"], [0, 1], earlier=result) == result
+  with pytest.raises(UserError, match="ran on the planted corpus, not ptb"):
+    short_alone.run(str(folder), [2], ["linear"], [0], corpus="ptb")
+
+
+def test_random_search_without_sharing_picks_the_best_briefly_trained_cell(tmp_path):
+  """`brief_random`: per seed, uniform cells each trained alone briefly as the report trains
+  them (annealed), the best one the answer, trained alone with the study's recipe; the compare
+  study's answers trained alone again by the same trainer."""
+  from enas_jax.report import scoring
+  from experiments.planted import brief_random
+  scale = common.scale_of("tiny")
+  compare_cells = common.random_cells(6, 2, seed=5, exclude=set())
+  folder = tmp_path / "compare"
+  folder.mkdir()
+  common.write_json(str(folder / "results.json"), {"scale": "tiny", "runs": [
+      {"method": m, "cell": c, "standalone_ppl": 30.0} for m, c in zip(("enas", "random"),
+                                                                      compare_cells)]})
+  result = brief_random.run(str(tmp_path / "out"), str(folder), seeds=2, cells=3, steps=2)
+  run = scoring.search_run(common.search_config(scale, 0, "random").to_dict(), "")
+  fresh, key = scoring.alone_start(run, 1)
+  step = jax.jit(run.task.train_step)
+  drawn = common.random_cells(6, 3, seed=brief_random.CELL_SEED + 1, exclude=set())
+  brief = [scoring.trained_alone(run, step, fresh, common.arch_of(c), 2, "linear", key)
+           for c in drawn]
+  row = result["runs"][1]
+  assert row["cell"] == drawn[int(np.argmin(brief))] and row["brief_ppl"] == min(brief)
+  trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"), run.task.corpus,
+                                     scale)
+  assert row["standalone_ppl"] == trainer.valid_perplexity(common.arch_of(row["cell"]))
+  assert result["against"]["enas"]["mean"] == trainer.valid_perplexity(
+      common.arch_of(compare_cells[0]))
+  assert result["against"]["enas"]["recorded_mean"] == 30.0
+  assert (tmp_path / "out" / "table.md").is_file()

@@ -23,7 +23,7 @@ from absl import flags
 
 from enas_jax.cli import common as cli
 from enas_jax.io.errors import UserError
-from enas_jax.run.config import ReportConfig
+from enas_jax.run.config import TRAIN_ALONE_SCHEDULES, ReportConfig
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A search's workdir (finished or running).")
 _RANDOM_CELLS = flags.DEFINE_integer(
@@ -35,6 +35,10 @@ _TRAIN_ALONE = flags.DEFINE_integer(
 _TRAIN_ALONE_STEPS = flags.DEFINE_integer(
     "train_alone_steps", None, "Training steps per cell trained alone (default: "
     "report.train_alone_steps).")
+_TRAIN_ALONE_SCHEDULE = flags.DEFINE_enum(
+    "train_alone_schedule", None, list(TRAIN_ALONE_SCHEDULES), "The learning rate while "
+    "training alone: linear (from the search's first to 0) or constant (default: "
+    "report.train_alone_schedule).")
 _FINETUNE_STEPS = flags.DEFINE_integer(
     "finetune_steps", None, "K: score every cell after K shared steps on it alone (few-shot "
     "scoring; 0: the weights as they are; default: report.finetune_steps, whose -1 scores as "
@@ -43,19 +47,20 @@ _CACHE = cli.define_compilation_cache_flag()
 _SEED = flags.DEFINE_integer("seed", None, "Draws the random cells (default: report.seed).")
 
 
-def overrides() -> dict[str, int]:
-  """The flags given, as `report` section fields, checked."""
-  given = {"random_cells": _RANDOM_CELLS.value, "train_alone": _TRAIN_ALONE.value,
-           "train_alone_steps": _TRAIN_ALONE_STEPS.value, "seed": _SEED.value,
-           "finetune_steps": _FINETUNE_STEPS.value}
-  given = {k: v for k, v in given.items() if v is not None}
-  for name, value in given.items():
+def overrides() -> dict[str, int | str]:
+  """The flags given, as `report` section fields, checked (the schedule by its enum flag)."""
+  counts = {"random_cells": _RANDOM_CELLS.value, "train_alone": _TRAIN_ALONE.value,
+            "train_alone_steps": _TRAIN_ALONE_STEPS.value, "seed": _SEED.value,
+            "finetune_steps": _FINETUNE_STEPS.value}
+  counts = {k: v for k, v in counts.items() if v is not None}
+  for name, value in counts.items():
     least = ReportConfig.MINIMUMS[name]
     if value < least:
       raise UserError(f"--{name}={value} is out of range: it must be at least {least}. Pass "
                       f"--{name}={least} or more (or leave it out for the search config's "
                       f"report.{name}).")
-  return given
+  schedule = _TRAIN_ALONE_SCHEDULE.value
+  return {**counts, **({"train_alone_schedule": schedule} if schedule else {})}
 
 
 def main(argv: Sequence[str]) -> None:

@@ -147,14 +147,20 @@ def _random_section(m: scoring.Measurements, options: ReportConfig, chart: str) 
   if m.alone:
     text.append(f"Trained alone: the top {options.train_alone} and {options.train_alone} more "
                 f"of these cells and the answer, each from the same fresh weights for "
-                f"{m.alone_steps} steps of the search's training stream; the answer trained "
-                f"alone: {_fmt(m.answer.alone)}.")
+                f"{m.alone_steps} steps of the search's training stream, "
+                f"{_SCHEDULE_WORDS[m.alone_schedule]}; the answer trained alone: "
+                f"{_fmt(m.answer.alone)}.")
   text += m.notes
   return page.Section("Random cells under the same weights", paragraphs=text, table=rows,
                       figures=[page.Figure(chart, "Left: the answer among the random cells. "
                                            "Middle: the random cells on the two halves of the "
                                            "validation split. Right (if any): shared weights "
                                            "against training alone.")])
+
+
+_SCHEDULE_WORDS = {  # `report.train_alone_schedule`, in words
+    "linear": "the learning rate annealed linearly from the search's first to 0",
+    "constant": "at the search's first learning rate"}
 
 
 _SUMMARY_FIGURES = {  # summary.json facts a task adds, in words

@@ -21,6 +21,7 @@ from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io.errors import UserError
 from enas_jax.io.metrics import Progress
 from enas_jax.ops.initialize import initialize
+from enas_jax.ops.params import set_learning_rate
 from enas_jax.run import answer as answer_lib
 from enas_jax.run import config as run_config
 from enas_jax.run.search import SearchRun
@@ -63,6 +64,7 @@ class Measurements:
   random: list[Cell]
   finetune_steps: int = 0  # every shared-weight figure taken after this many steps on the cell
   alone_steps: int = 0
+  alone_schedule: str = "constant"  # the learning rate while training alone (`report`'s)
   alone: list[Cell] = dataclasses.field(default_factory=list)  # cells trained alone
   notes: list[str] = dataclasses.field(default_factory=list)
 
@@ -167,21 +169,43 @@ def alone_choice(random: list[Cell], k: int, lower_is_better: bool) -> list[Cell
   return [random[i] for i in top + rest]
 
 
+def alone_start(run: SearchRun, seed: int) -> tuple[Any, jax.Array]:
+  """The fresh state every cell trained alone starts from, and the key its steps fold
+  (`report.seed`'s training-alone stream)."""
+  key = jax.random.fold_in(jax.random.key(seed), _TRAIN_ALONE)
+  return initialize(run.task.init_model, jax.random.fold_in(key, 0)), key
+
+
+def trained_alone(run: SearchRun, step: Callable[..., Any], fresh: Any, arch: Any, steps: int,
+                  schedule: str, key: jax.Array) -> float:
+  """`arch`'s figure on the whole validation split after `steps` steps (`step`: the task's
+  training step, jitted) of the search's training stream on it alone from the state `fresh`,
+  step i's key `key` folded with i + 1. `schedule`: "linear" anneals the learning rate from the
+  search's first (epoch 0) value to 0 over the steps; "constant" keeps `fresh`'s."""
+  holder = SearchState(model=fresh, ctrl=None, sums={}, epoch_sums={})
+  arch = jax.tree_util.tree_map(lambda x: np.asarray(x, np.int32), arch)
+  lr0 = run.cfg.shared.lr_at_epoch(0)
+  for i, batch in enumerate(run.task.shared_batches(holder, steps)):
+    if schedule == "linear":
+      lr = lr0 * (1.0 - i / steps)
+      holder.model = holder.model.replace(opt_state=set_learning_rate(holder.model.opt_state, lr))
+    holder.model, _ = step(holder.model, batch, arch, jax.random.fold_in(key, i + 1))
+  return run.task.evaluate(holder.model, arch)
+
+
 def train_alone(run: SearchRun, out: Measurements, options: run_config.ReportConfig,
                 say: Callable[[str], None]) -> None:
   """Trains the chosen cells and the answer alone: fresh shared-network weights (one key for
   every cell), the search's optimizer and training stream, `options.train_alone_steps` steps on
-  the cell alone; then its figure on the whole validation split."""
-  task = run.task
+  the cell alone (the learning rate annealed as `options.train_alone_schedule` says); then its
+  figure on the whole validation split."""
   cells = alone_choice(out.random, options.train_alone, out.lower_is_better) + [out.answer]
-  key = jax.random.fold_in(jax.random.key(options.seed), _TRAIN_ALONE)
-  step = jax.jit(task.train_step)  # the cell is an argument: compiled once for every cell
-  fresh = initialize(task.init_model, jax.random.fold_in(key, 0))
-  say(f"training {len(cells)} cells alone, {options.train_alone_steps} steps each")
+  fresh, key = alone_start(run, options.seed)
+  step = jax.jit(run.task.train_step)  # the cell is an argument: compiled once for every cell
+  say(f"training {len(cells)} cells alone, {options.train_alone_steps} steps each "
+      f"({options.train_alone_schedule} learning rate)")
   for cell in cells:
-    holder = SearchState(model=fresh, ctrl=None, sums={}, epoch_sums={})
-    arch = jax.tree_util.tree_map(lambda x: np.asarray(x, np.int32), cell.arch)
-    for i, batch in enumerate(task.shared_batches(holder, options.train_alone_steps)):
-      holder.model, _ = step(holder.model, batch, arch, jax.random.fold_in(key, i + 1))
-    cell.alone = task.evaluate(holder.model, arch)
-  out.alone_steps, out.alone = options.train_alone_steps, cells
+    cell.alone = trained_alone(run, step, fresh, cell.arch, options.train_alone_steps,
+                               options.train_alone_schedule, key)
+  out.alone_steps, out.alone_schedule, out.alone = (options.train_alone_steps,
+                                                    options.train_alone_schedule, cells)

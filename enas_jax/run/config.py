@@ -52,6 +52,9 @@ class SearchLoopConfig:
                       f"{self.rollback_lr_factor}.")
 
 
+TRAIN_ALONE_SCHEDULES = ("linear", "constant")
+
+
 @dataclasses.dataclass(frozen=True)
 class ReportConfig:
   """The `report` section: what `python -m enas_jax.report` measures (see configs/ptb_rnn.py)."""
@@ -60,6 +63,7 @@ class ReportConfig:
   collapse_fraction: float = 0.5
   train_alone: int = 0
   train_alone_steps: int = 200
+  train_alone_schedule: str = "linear"  # or "constant" (the learning rate while training alone)
   seed: int = 0
   finetune_steps: int = -1  # -1: as the search scores its answer (`search.finetune_steps`)
   # The least value of each count (a rank correlation needs several cells); the command's flags
@@ -76,6 +80,11 @@ class ReportConfig:
     if not 0 < self.collapse_fraction < 1:
       raise UserError(f"Config field `{section}.collapse_fraction` must be in (0, 1), got "
                       f"{self.collapse_fraction}.")
+    if self.train_alone_schedule not in TRAIN_ALONE_SCHEDULES:
+      raise UserError(f"Config field `{section}.train_alone_schedule` is "
+                      f"{self.train_alone_schedule!r}; it must be one of "
+                      f"{', '.join(TRAIN_ALONE_SCHEDULES)} (\"linear\": the learning rate "
+                      f"annealed to 0 over the steps; \"constant\": the search's first).")
 
 
 @dataclasses.dataclass(frozen=True)
