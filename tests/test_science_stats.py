@@ -376,7 +376,8 @@ def test_short_training_alone_study_trains_as_the_report_and_reuses_its_rows(tmp
   test = result["tests"][0]
   assert test["mean_difference"] == pytest.approx(
       np.mean([a["tau"] - b["tau"] for a, b in zip(linear["seeds"], constant["seeds"])]))
-  monkeypatch.setattr(short_alone, "figures", lambda *a: pytest.fail("retrained a known row"))
+  monkeypatch.setattr(scoring, "cells_trained_alone",
+                      lambda *a: pytest.fail("retrained a known row"))
   assert short_alone.run(str(folder), [2], ["linear", "constant"], [0, 1], earlier=result) == result
   with pytest.raises(UserError, match="ran on the planted corpus, not ptb"):
     short_alone.run(str(folder), [2], ["linear"], [0], corpus="ptb")

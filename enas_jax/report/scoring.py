@@ -193,6 +193,15 @@ def trained_alone(run: SearchRun, step: Callable[..., Any], fresh: Any, arch: An
   return run.task.evaluate(holder.model, arch)
 
 
+def cells_trained_alone(run: SearchRun, archs: list[Any], steps: int, schedule: str,
+                        seed: int) -> list[float]:
+  """Each of `archs` trained alone as the report trains it with `report.seed=seed`: from one
+  fresh state (`alone_start`), `trained_alone`'s steps; one compilation for every cell."""
+  fresh, key = alone_start(run, seed)
+  step = jax.jit(run.task.train_step)  # the cell is an argument: compiled once for every cell
+  return [trained_alone(run, step, fresh, arch, steps, schedule, key) for arch in archs]
+
+
 def train_alone(run: SearchRun, out: Measurements, options: run_config.ReportConfig,
                 say: Callable[[str], None]) -> None:
   """Trains the chosen cells and the answer alone: fresh shared-network weights (one key for
@@ -200,12 +209,11 @@ def train_alone(run: SearchRun, out: Measurements, options: run_config.ReportCon
   the cell alone (the learning rate annealed as `options.train_alone_schedule` says); then its
   figure on the whole validation split."""
   cells = alone_choice(out.random, options.train_alone, out.lower_is_better) + [out.answer]
-  fresh, key = alone_start(run, options.seed)
-  step = jax.jit(run.task.train_step)  # the cell is an argument: compiled once for every cell
   say(f"training {len(cells)} cells alone, {options.train_alone_steps} steps each "
       f"({options.train_alone_schedule} learning rate)")
-  for cell in cells:
-    cell.alone = trained_alone(run, step, fresh, cell.arch, options.train_alone_steps,
-                               options.train_alone_schedule, key)
+  figures = cells_trained_alone(run, [c.arch for c in cells], options.train_alone_steps,
+                                options.train_alone_schedule, options.seed)
+  for cell, figure in zip(cells, figures):
+    cell.alone = figure
   out.alone_steps, out.alone_schedule, out.alone = (options.train_alone_steps,
                                                     options.train_alone_schedule, cells)

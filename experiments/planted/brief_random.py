@@ -26,7 +26,6 @@ import sys
 import time
 from typing import Any
 
-import jax
 import numpy as np
 
 from enas_jax.io.errors import UserError
@@ -44,22 +43,24 @@ def run(out: str, compare_dir: str, seeds: int, cells: int, steps: int) -> dict[
   corpus = search.task.corpus
   teacher = common.arch_of(corpus.info["teacher_arch"])
   trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"), corpus, scale)
-  step = jax.jit(search.task.train_step)
   rows, standalone = [], {}
+
+  def alone(cell: str) -> float:  # the study's recipe, once per distinct cell
+    if cell not in standalone:
+      standalone[cell] = trainer.valid_perplexity(common.arch_of(cell))
+    return standalone[cell]
+
   for seed in range(seeds):
     started = time.time()
-    fresh, key = scoring.alone_start(search, seed)
     drawn = common.random_cells(config.model.num_nodes, cells, seed=CELL_SEED + seed,
                                 exclude=set())
-    brief = [scoring.trained_alone(search, step, fresh, common.arch_of(c), steps, "linear", key)
-             for c in drawn]
+    brief = scoring.cells_trained_alone(search, [common.arch_of(c) for c in drawn], steps,
+                                        "linear", seed)
     seconds = time.time() - started
     found = drawn[int(np.argmin(brief))]
-    if found not in standalone:
-      standalone[found] = trainer.valid_perplexity(common.arch_of(found))
     a = common.arch_of(found)
     rows.append({"seed": seed, "cell": found, "brief_ppl": float(min(brief)),
-                 "standalone_ppl": standalone[found], "search_seconds": seconds,
+                 "standalone_ppl": alone(found), "search_seconds": seconds,
                  "distance_to_teacher": stats.cell_distance(a.prev_N, a.act_N, teacher.prev_N,
                                                             teacher.act_N)})
     print(f"seed {seed}: {found}  brief {min(brief):.2f}  alone {standalone[found]:.3f}  "
@@ -69,11 +70,7 @@ def run(out: str, compare_dir: str, seeds: int, cells: int, steps: int) -> dict[
   mine = [r["standalone_ppl"] for r in rows]
   result["standalone_ppl"] = dict(zip(("mean", "std"), stats.mean_std(mine)))
   for method in ("enas", "random"):  # their answers retrained by today's code, as ours were
-    theirs = []
-    for r in (r for r in earlier["runs"] if r["method"] == method):
-      if r["cell"] not in standalone:
-        standalone[r["cell"]] = trainer.valid_perplexity(common.arch_of(r["cell"]))
-      theirs.append(standalone[r["cell"]])
+    theirs = [alone(r["cell"]) for r in earlier["runs"] if r["method"] == method]
     mean, std = stats.mean_std(theirs)
     recorded = [r["standalone_ppl"] for r in earlier["runs"] if r["method"] == method]
     result["against"][method] = {"runs": len(theirs), "mean": mean, "std": std,

@@ -28,27 +28,15 @@ import sys
 import time
 from typing import Any
 
-import jax
 import numpy as np
 
 from enas_jax.io.errors import UserError
 from enas_jax.report import scoring
 from enas_jax.report import stats as report_stats
 from enas_jax.run.config import TRAIN_ALONE_SCHEDULES
-from enas_jax.run.search import SearchRun
 from experiments.planted import common, ranking, stats
 
 TOP = 16  # the yardstick's best cells, for tau among good cells only
-
-
-def figures(run: SearchRun, cells: list[str], steps: int, schedule: str, seed: int
-            ) -> list[float]:
-  """Each cell's whole-validation perplexity after `steps` steps alone, as the report with
-  `report.seed=seed` trains it."""
-  fresh, key = scoring.alone_start(run, seed)
-  step = jax.jit(run.task.train_step)
-  return [scoring.trained_alone(run, step, fresh, common.arch_of(c), steps, schedule, key)
-          for c in cells]
 
 
 def setting_row(got: list[float], yard: list[float]) -> dict[str, Any]:
@@ -86,7 +74,8 @@ def run(yardstick: str, steps_list: list[int], schedules: list[str], seeds: list
       row = reuse.get((steps, schedule, seed))
       if row is None:
         started = time.time()
-        row = setting_row(figures(search, cells, steps, schedule, seed), yard)
+        row = setting_row(scoring.cells_trained_alone(
+            search, [common.arch_of(c) for c in cells], steps, schedule, seed), yard)
         row.update(seed=seed, seconds=time.time() - started)
       print(f"{steps} steps, {schedule}, seed {seed}: tau {row['tau']:.3f} (top {TOP}: "
             f"{row['tau_top']:.3f}), {row['seconds']:.0f} s", flush=True)
