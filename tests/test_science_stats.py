@@ -260,7 +260,8 @@ def test_benchmark_probe_at_tiny_scale_and_its_scale_changes(tmp_path):
                     noise_seeds=1, chosen=(r["rows"][2]["cell"],))
   assert [row["cell"] for row in named["rows"]] == [scale.teacher_arch, r["rows"][2]["cell"]]
   assert [row["standalone_ppl"] for row in named["rows"]] == alone[::2]
-  with pytest.raises(UserError, match="--cell '0 0 1' has 2 nodes; the study's cells have 6"):
+  with pytest.raises(UserError, match=r"--cell '0 0 1' has 2 nodes but the search space has 6 "
+                     r"\(field `model.num_nodes`\)"):
     probe.run(str(tmp_path), scale, [], cells=1, noise_seeds=1, chosen=("0 0 1",))
   with pytest.raises(UserError, match="--cell"):
     probe.run(str(tmp_path), scale, [], cells=1, noise_seeds=1, chosen=("0 0 9 1 0 2 0 1 0 0 1",))
@@ -311,6 +312,41 @@ def test_summary_takes_planted_tau_as_the_mean_of_a_tau_seeds_group(tmp_path):
     summary._tau_group(str(tmp_path / "missing.json"), "defaults")
   with pytest.raises(UserError, match="--yardstick=.*: not a yardstick study's JSON"):
     summary._yardstick(str(path))  # a tau_seeds study, not a yardstick one
+
+
+def test_summary_takes_the_report_alone_setting_and_the_brief_random_budgets():
+  from enas_jax.io.errors import UserError
+  from experiments.planted import summary
+  short = {"yardstick": "y", "settings": [
+      {"steps": 100, "schedule": "linear", "tau_mean": 0.7, "tau_sd": 0.1, "seeds": [{}] * 5},
+      {"steps": 200, "schedule": "constant", "tau_mean": 0.6, "tau_sd": 0.1, "seeds": [{}] * 8},
+      {"steps": 200, "schedule": "linear", "tau_mean": 0.77, "tau_sd": 0.04, "seeds": [{}] * 8}],
+      "tests": [{"a": "200 steps, linear", "b": "200 steps, constant", "paired_p": 0.008},
+                {"a": "100 steps, linear", "b": "400 steps, linear", "paired_p": 0.3}]}
+  out = summary.summarize(None, None, None, short_alone=(short, None))
+  assert (out["planted_report_alone_tau"], out["planted_report_alone_tau_sd"],
+          out["planted_report_alone_seeds"], out["planted_report_alone_setting"]) == (
+              0.77, 0.04, 8, [200, "linear"])  # the report's defaults' setting, no other
+  assert [t["paired_p"] for t in out["planted_report_alone_tests"]] == [0.008]
+  assert "ptb_report_alone_tau" not in out
+  with pytest.raises(UserError, match="no setting with the report's defaults"):
+    summary.summarize(None, None, None, short_alone=(None, {"settings": short["settings"][:2]}))
+  def budget(ppl, p_enas, seconds):
+    return {"standalone_ppl": {"mean": ppl, "std": 0.03},
+            "runs": [{"search_seconds": seconds}, {"search_seconds": seconds + 2}],
+            "against": {"enas": {"p": p_enas}, "random": {"p": 0.01}}}
+  brief = {"seeds": 2, "budgets": {"8": budget(27.4, 0.01, 10), "16": budget(27.37, 0.04, 20)}}
+  out = summary.summarize(None, None, None, brief_random=brief)
+  assert (out["enas_vs_brief_random_p"], out["enas_vs_brief_random_cells"],
+          out["enas_vs_brief_random_seeds"], out["brief_random_standalone_ppl"]) == (
+              0.04, 16, 2, 27.37)
+  assert out["brief_random_budgets"]["8"] == {
+      "standalone_ppl": 27.4, "standalone_ppl_sd": 0.03, "seconds_mean": 11.0,
+      "enas_vs_it_p": 0.01, "it_vs_random_p": 0.01}
+  assert summary.summarize(None, None, None, brief_random=brief,
+                           brief_budget=8)["enas_vs_brief_random_p"] == 0.01
+  with pytest.raises(UserError, match="--brief_random_budget=32: .* has the budgets 8, 16"):
+    summary.summarize(None, None, None, brief_random=brief, brief_budget=32)
 
 
 def test_yardstick_seeds_agreement_and_rescoring_by_hand(tmp_path):
@@ -385,8 +421,10 @@ def test_short_training_alone_study_trains_as_the_report_and_reuses_its_rows(tmp
 
 def test_random_search_without_sharing_picks_the_best_briefly_trained_cell(tmp_path):
   """`brief_random`: per seed, uniform cells each trained alone briefly as the report trains
-  them (annealed), the best one the answer, trained alone with the study's recipe; the compare
-  study's answers trained alone again by the same trainer."""
+  them (annealed), the best of a budget's first cells the answer, trained alone with the study's
+  recipe; the compare study's answers trained alone again by the same trainer; figures reused
+  from an earlier study only while a retrained one matches them to the bit."""
+  from enas_jax.io.errors import UserError
   from enas_jax.report import scoring
   from experiments.planted import brief_random
   scale = common.scale_of("tiny")
@@ -396,19 +434,33 @@ def test_random_search_without_sharing_picks_the_best_briefly_trained_cell(tmp_p
   common.write_json(str(folder / "results.json"), {"scale": "tiny", "runs": [
       {"method": m, "cell": c, "standalone_ppl": 30.0} for m, c in zip(("enas", "random"),
                                                                       compare_cells)]})
-  result = brief_random.run(str(tmp_path / "out"), str(folder), seeds=2, cells=3, steps=2)
+  result = brief_random.run(str(tmp_path / "out"), str(folder), seeds=2, budgets=[3, 2],
+                            steps=2)
   run = scoring.search_run(common.search_config(scale, 0, "random").to_dict(), "")
   fresh, key = scoring.alone_start(run, 1)
   step = jax.jit(run.task.train_step)
   drawn = common.random_cells(6, 3, seed=brief_random.CELL_SEED + 1, exclude=set())
   brief = [scoring.trained_alone(run, step, fresh, common.arch_of(c), 2, "linear", key)
            for c in drawn]
-  row = result["runs"][1]
-  assert row["cell"] == drawn[int(np.argmin(brief))] and row["brief_ppl"] == min(brief)
+  assert result["draws"][1]["brief_ppl"] == brief
+  for budget in (2, 3):
+    row = result["budgets"][str(budget)]["runs"][1]
+    assert row["cell"] == drawn[int(np.argmin(brief[:budget]))]
+    assert row["brief_ppl"] == min(brief[:budget])
   trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"), run.task.corpus,
                                      scale)
   assert row["standalone_ppl"] == trainer.valid_perplexity(common.arch_of(row["cell"]))
-  assert result["against"]["enas"]["mean"] == trainer.valid_perplexity(
-      common.arch_of(compare_cells[0]))
-  assert result["against"]["enas"]["recorded_mean"] == 30.0
+  against = result["budgets"]["3"]["against"]["enas"]
+  assert against["mean"] == trainer.valid_perplexity(common.arch_of(compare_cells[0]))
+  assert against["recorded_mean"] == 30.0
   assert (tmp_path / "out" / "table.md").is_file()
+  # A second study reusing the first's figures computes nothing new and gets the same answers.
+  again = brief_random.run(str(tmp_path / "again"), str(folder), seeds=2, budgets=[3], steps=2,
+                           standalone_from=(str(tmp_path / "out"),), verify_reused=1)
+  def untimed(entry):
+    return [{k: v for k, v in r.items() if k != "search_seconds"} for r in entry["runs"]]
+  assert untimed(again["budgets"]["3"]) == untimed(result["budgets"]["3"])
+  assert again["budgets"]["3"]["against"] == result["budgets"]["3"]["against"]
+  with pytest.raises(UserError, match="has changed"):  # the compare study's 30.0 is no figure
+    brief_random.run(str(tmp_path / "bad"), str(folder), seeds=1, budgets=[1], steps=2,
+                     standalone_from=(str(folder),), verify_reused=2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import jax
 import numpy as np
@@ -193,13 +193,21 @@ def trained_alone(run: SearchRun, step: Callable[..., Any], fresh: Any, arch: An
   return run.task.evaluate(holder.model, arch)
 
 
-def cells_trained_alone(run: SearchRun, archs: list[Any], steps: int, schedule: str,
-                        seed: int) -> list[float]:
-  """Each of `archs` trained alone as the report trains it with `report.seed=seed`: from one
-  fresh state (`alone_start`), `trained_alone`'s steps; one compilation for every cell."""
+def each_trained_alone(run: SearchRun, archs: Iterable[Any], steps: int, schedule: str,
+                       seed: int) -> Iterator[float]:
+  """Each of `archs` trained alone as the report trains it with `report.seed=seed`, its figure
+  yielded as it is done: from one fresh state (`alone_start`), `trained_alone`'s steps; one
+  compilation for every cell."""
   fresh, key = alone_start(run, seed)
   step = jax.jit(run.task.train_step)  # the cell is an argument: compiled once for every cell
-  return [trained_alone(run, step, fresh, arch, steps, schedule, key) for arch in archs]
+  for arch in archs:
+    yield trained_alone(run, step, fresh, arch, steps, schedule, key)
+
+
+def cells_trained_alone(run: SearchRun, archs: list[Any], steps: int, schedule: str,
+                        seed: int) -> list[float]:
+  """`each_trained_alone`'s figures as a list."""
+  return list(each_trained_alone(run, archs, steps, schedule, seed))
 
 
 def train_alone(run: SearchRun, out: Measurements, options: run_config.ReportConfig,

@@ -28,7 +28,7 @@ import time
 
 from enas_jax.io.errors import UserError
 from enas_jax.run import config as run_config
-from enas_jax.spaces.rnn import formats
+from enas_jax.spaces.rnn import arch as rnn_arch, formats
 from enas_jax.tasks.language.data import load_corpus
 from experiments.planted import common, ranking
 
@@ -51,10 +51,8 @@ def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_se
   started = time.time()
   config = common.override(common.search_config(scale, 0, "random"), settings)
   for text in chosen:  # the user's cells: checked before any training
-    nodes = formats.from_authors_string(text, where="--cell").num_nodes
-    if nodes != config.model.num_nodes:
-      raise UserError(f"--cell {text!r} has {nodes} nodes; the study's cells have "
-                      f"{config.model.num_nodes}.")
+    rnn_arch.validate(formats.from_authors_string(text, where="--cell"), config.model.num_nodes,
+                      where=f"--cell {text!r}")
   corpus = load_corpus(run_config.search_config(config).data)
   teacher = corpus.info["teacher_arch"]
   trainer = common.StandaloneTrainer(config, corpus, scale, seed=seed)

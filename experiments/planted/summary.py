@@ -13,6 +13,9 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --ptb_finetune_tau_seeds=experiments/results/science/tau_seeds_ptb_finetune.json \
       --ptb_finetune_tau_group="PTB, few-shot 80 steps, seeds 0-2" \
       --compare_finetuned=workdirs/science/v7/compare_ft80 \
+      --short_alone=experiments/results/science/short_alone.json \
+      --ptb_short_alone=experiments/results/science/short_alone_ptb.json \
+      --brief_random=workdirs/science/v10/brief_budgets --brief_random_budget=16 \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
@@ -28,6 +31,12 @@ studies that scored the cells after fine-tuning (`ranking --finetune_steps`, an 
 default): `planted_tau_finetuned` (mean, sd, searches, the steps), the same searches' plain
 shared-weight tau and the paired test between the two; `--compare_finetuned` (a `compare` study
 run with `--set=search.finetune_steps=K`) adds `enas_vs_random_p_finetuned` and its figures.
+`--short_alone` (a `short_alone` study's OUT.json; `--ptb_short_alone` on PTB) adds the
+report's training alone as the defaults run it (`planted_report_alone_tau`: its tau against the
+yardstick over seeds, and the tests against the other schedule); `--brief_random` (a
+`brief_random` study) adds random search without weight sharing: every budget's answers against
+the compare study's (`brief_random_budgets`) and, at `--brief_random_budget` cells a seed,
+`enas_vs_brief_random_p`.
 A study not given, or not run, leaves its keys at null, and `missing`
 names it: a figure is never made up.
 """
@@ -37,7 +46,10 @@ import argparse
 import json
 from typing import Any
 
+import numpy as np
+
 from enas_jax.io.errors import UserError
+from enas_jax.run import config as run_config
 from experiments.planted import common
 
 KEYS = ("planted_tau", "ptb_tau", "enas_vs_random_p", "enas_vs_random_seeds",
@@ -113,11 +125,57 @@ def _finetuned_figures(finetuned: tuple[dict | None, dict | None],
   return out
 
 
+def _short_alone_figures(study: dict | None, name: str) -> dict[str, Any]:
+  """The report's training alone as the defaults run it (`report.train_alone_steps`,
+  `report.train_alone_schedule`): its tau against the yardstick over seeds, from a short_alone
+  study's OUT.json; `name`: the keys' corpus prefix."""
+  if not study:
+    return {}
+  report = run_config.ReportConfig()
+  for setting in study.get("settings", []):
+    if (setting["steps"], setting["schedule"]) == (report.train_alone_steps,
+                                                   report.train_alone_schedule):
+      label = f"{setting['steps']} steps, {setting['schedule']}"  # as short_alone names it
+      tests = [t for t in study.get("tests", []) if label in (t["a"], t["b"])]
+      return {f"{name}_report_alone_tau": setting["tau_mean"],
+              f"{name}_report_alone_tau_sd": setting["tau_sd"],
+              f"{name}_report_alone_seeds": len(setting["seeds"]),
+              f"{name}_report_alone_setting": [setting["steps"], setting["schedule"]],
+              f"{name}_report_alone_tests": tests}
+  raise UserError(f"the short_alone study of {study.get('yardstick')} has no setting with the "
+                  f"report's defaults ({report.train_alone_steps} steps, "
+                  f"{report.train_alone_schedule}); run it with --steps="
+                  f"{report.train_alone_steps} --schedule={report.train_alone_schedule}.")
+
+
+def _brief_random_figures(study: dict | None, budget: int) -> dict[str, Any]:
+  """Random search without weight sharing (a brief_random study): every budget's answers
+  against the compare study's ENAS and random-search answers; `budget` the headline's."""
+  if not study:
+    return {}
+  budgets = study.get("budgets", {})
+  if str(budget) not in budgets:
+    raise UserError(f"--brief_random_budget={budget}: the brief_random study has the budgets "
+                    f"{', '.join(budgets) or 'none (an older study; rerun it)'}; name one.")
+  table = {cells: {"standalone_ppl": b["standalone_ppl"]["mean"],
+                   "standalone_ppl_sd": b["standalone_ppl"]["std"],
+                   "seconds_mean": float(np.mean([r["search_seconds"] for r in b["runs"]])),
+                   "enas_vs_it_p": b["against"]["enas"]["p"],
+                   "it_vs_random_p": b["against"]["random"]["p"]} for cells, b in budgets.items()}
+  return {"enas_vs_brief_random_p": table[str(budget)]["enas_vs_it_p"],
+          "enas_vs_brief_random_cells": budget,
+          "enas_vs_brief_random_seeds": study["seeds"],
+          "brief_random_standalone_ppl": table[str(budget)]["standalone_ppl"],
+          "brief_random_budgets": table}
+
+
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               compare: dict | None, tau_group: dict | None = None,
               ptb_tau_group: dict | None = None, yardstick: dict | None = None,
               finetuned: tuple[dict | None, dict | None] = (None, None),
-              compare_finetuned: dict | None = None) -> dict[str, Any]:
+              compare_finetuned: dict | None = None,
+              short_alone: tuple[dict | None, dict | None] = (None, None),
+              brief_random: dict | None = None, brief_budget: int = 16) -> dict[str, Any]:
   """The fixed keys (null where the study is missing), the other useful figures, the sources;
   `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches, `ptb_tau_group`
   likewise `ptb_tau`; `yardstick` (a yardstick study) adds its figures."""
@@ -161,6 +219,9 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
   else:
     missing.append("compare")
   out.update(_finetuned_figures(finetuned, compare_finetuned))
+  for name, study in zip(("planted", "ptb"), short_alone):
+    out.update(_short_alone_figures(study, name))
+  out.update(_brief_random_figures(brief_random, brief_budget))
   if yardstick:
     out.update(yardstick_seed_tau=[a["tau"] for a in yardstick["agreement"]],
                yardstick_cell_sd_median=yardstick["per_cell_sd_median"],
@@ -186,6 +247,12 @@ def main() -> None:
     parser.add_argument(f"--{prefix}finetune_tau_seeds", default="",
                         help="a tau_seeds study of fine-tuned scoring (ranking --finetune_steps)")
     parser.add_argument(f"--{prefix}finetune_tau_group", default="", help="its group")
+  for prefix in ("", "ptb_"):
+    parser.add_argument(f"--{prefix}short_alone", default="",
+                        help="a short_alone study's OUT.json (the report's training alone)")
+  parser.add_argument("--brief_random", default="", help="a brief_random study's --out folder")
+  parser.add_argument("--brief_random_budget", type=int, default=16,
+                      help="its budget (cells a seed) for the headline keys")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
@@ -199,7 +266,10 @@ def main() -> None:
                                     "finetune_tau"),
                          _tau_group(args.ptb_finetune_tau_seeds, args.ptb_finetune_tau_group,
                                     "ptb_finetune_tau")),
-                        _results(args.compare_finetuned, "compare_finetuned"))
+                        _results(args.compare_finetuned, "compare_finetuned"),
+                        (_json(args.short_alone, "short_alone", "short_alone"),
+                         _json(args.ptb_short_alone, "ptb_short_alone", "short_alone")),
+                        _results(args.brief_random, "brief_random"), args.brief_random_budget)
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:

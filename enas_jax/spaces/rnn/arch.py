@@ -52,7 +52,7 @@ def validate(arch: RNNArch, num_nodes: int | None = None, where: str = "architec
   if num_nodes is not None and n != num_nodes:
     raise UserError(
         f"The {where} has {n} nodes but the search space has {num_nodes} (field "
-        f"`space.num_nodes`). Use an architecture of this search space or change the field.")
+        f"`model.num_nodes`). Use an architecture of this search space or change the field.")
   if prev[0] != -1:
     raise UserError(f"In the {where}, node 0 reads x_t and h_(t-1); its prev must be -1, not "
                     f"{prev[0]}.")
