@@ -1,22 +1,31 @@
 r"""Random search without weight sharing: cells drawn uniformly, each trained alone briefly (the
-report's training alone, annealed), the best one taken as the answer, at about the compute of one
-ENAS search. The baseline a search with shared weights must beat (Li & Talwalkar 2019 compare
-against it too), measured against a `compare` study's ENAS answers on the same yardstick recipe.
+report's training alone, annealed), the best one taken as the answer, at one or more budgets
+(cells a seed) around the compute of one ENAS search. The baseline a search with shared weights
+must beat (Li & Talwalkar 2019 compare against it too), measured against a `compare` study's
+ENAS answers on the same yardstick recipe.
 
-  python -m experiments.planted.brief_random --out=workdirs/science/v9/brief_random \
-      --compare=workdirs/science/v3/compare --seeds=20 --cells=16 --steps=200   # ~30 min
-  # 2026-12-04: 27.374 +- 0.035 trained alone; the compare study's ENAS answers 27.349 +-
-  # 0.037 (p = 0.039), its random search with weight sharing 27.420 (science.md, section 11)
+  python -m experiments.planted.brief_random --out=workdirs/science/v10/brief_budgets \
+      --compare=workdirs/science/v3/compare --seeds=20 --cells=4 --cells=8 --cells=16 \
+      --cells=32 --steps=200 --standalone_from=workdirs/science/v3/compare \
+      --standalone_from=workdirs/science/v9/brief_random --verify_reused=2   # 31 min, 2 cores
+  # 2026-12-04: trained alone 27.421 / 27.384 / 27.374 / 27.370 at 4 / 8 / 16 / 32 cells; the
+  # compare study's ENAS answers 27.349 +- 0.037, better at p = 0.00002 / 0.008 / 0.039 / 0.057
+  # (science.md, section 11); without --standalone_from every answer is trained here (~12 min
+  # more for compare's 40)
 
-Per seed s: `--cells` distinct cells drawn uniformly (`common.random_cells`, seed 1000 + s),
+Per seed s: max(--cells) distinct cells drawn uniformly (`common.random_cells`, seed 1000 + s),
 each trained alone for `--steps` steps with the learning rate annealed linearly to 0 from fresh
-weights (`enas_jax.report.scoring.trained_alone`, report seed s), the best by its validation
-perplexity trained alone with the study's recipe (`common.StandaloneTrainer`, as `compare` trains
-every answer). Reported: each answer, its perplexity trained alone, its decision distance to the
-teacher's cell, the wall time of the brief trainings (against the ENAS searches' own), and a
-two-sided permutation test against the `--compare` study's ENAS (and random-search) answers,
-trained alone again by the same code (the recipe's rounding moves with the code).
-Writes results.json and table.md to --out.
+weights (`enas_jax.report.scoring.each_trained_alone`, report seed s); a budget of k cells is
+the first k of them (each cell's training is independent of the others), its answer the best of
+those by the brief figure, trained alone with the study's recipe (`common.StandaloneTrainer`, as
+`compare` trains every answer). Reported per budget: each answer, its perplexity trained alone,
+its decision distance to the teacher's cell, the wall time of its brief trainings (the one
+compilation included), and a two-sided permutation test against the `--compare` study's ENAS (and
+random-search) answers, trained alone by the same code. `--standalone_from` reuses figures
+trained alone by earlier studies (compare's answers, a brief_random's): only after
+`--verify_reused` of them, retrained here, match to the bit (the recipe's rounding moves with the
+code). Writes results.json (with every figure trained alone, `standalone_by_cell`) and table.md
+to --out.
 """
 from __future__ import annotations
 
