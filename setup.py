@@ -50,6 +50,6 @@ setup(
     extras_require=EXTRAS,
     entry_points={"console_scripts": [
         f"enas-{command} = enas_jax.{command}:entry"
-        for command in ("search", "train", "show", "gif", "plot")]
+        for command in ("search", "train", "show", "gif", "plot", "compare")]
         + ["enas-report = enas_jax.report.__main__:entry"]},
 )

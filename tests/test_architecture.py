@@ -13,7 +13,7 @@ LAYERS = [
     {"tasks"},
     {"run", "drawing"},
     {"report"},
-    {"cli", "search", "train", "show", "gif", "plot", "configs"},
+    {"cli", "search", "train", "show", "gif", "plot", "compare", "configs"},
 ]
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60

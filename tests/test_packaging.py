@@ -10,7 +10,7 @@ import sys
 import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-COMMANDS = ("search", "train", "show", "gif", "plot")
+COMMANDS = ("search", "train", "show", "gif", "plot", "compare")
 
 
 def test_the_wheel_holds_every_module_the_configs_and_the_commands(tmp_path):

@@ -85,7 +85,7 @@ COMMANDS = readme_commands()
 
 def test_the_readme_shows_every_command():
   assert {command_name(w) for w in COMMANDS} == {"search", "train", "show", "gif", "plot",
-                                                  "report"}
+                                                  "compare", "report"}
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=[" ".join(w)[:60] for w in COMMANDS])

@@ -25,8 +25,11 @@ two-seed yardstick: the 0.5 target not met; the paper's one matrix per key,
 80 steps on each cell alone, `--config.search.finetune_steps=80`, they rank at 0.72 +- 0.06, but
 random search picking its answer that way matches ENAS's answers, p = 0.17 over 20 seeds;
 section 9: also among 8 cells of the final controller, `--config.search.final_candidates=8`, p =
-0.60: both answers already rank about 3rd of the benchmark's 31 cells). Check a finished search
-with `python -m enas_jax.report --workdir=workdirs/quickstart --train_alone=4`.
+0.60: both answers already rank about 3rd of the benchmark's 31 cells; section 11: against random
+search without weight sharing, 16 cells trained alone briefly, p = 0.039, not significant at 32,
+p = 0.057). Check a finished search with `python -m enas_jax.report --workdir=workdirs/quickstart
+--train_alone=4`; several seeds' trained answers against random search's with
+`python -m enas_jax.compare --ours=... --baseline=...` (README, "Reading the outputs").
 """
 import ml_collections
 

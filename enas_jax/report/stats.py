@@ -1,6 +1,6 @@
 """Rank statistics for the search report and the studies, with nothing beyond NumPy: Kendall's
-tau-b with a permutation p-value, Spearman's rho (average ranks for ties), and a figure's
-percentile among others."""
+tau-b with a permutation p-value, Spearman's rho (average ranks for ties), a figure's
+percentile among others, and a two-sided permutation test of a difference in means."""
 from __future__ import annotations
 
 import itertools
@@ -86,3 +86,26 @@ def percentile_among(value: float, others: Sequence[float], lower_is_better: boo
     raise ValueError("no figures to compare with")
   better = others > value if lower_is_better else others < value
   return float(100.0 * (np.sum(better) + 0.5 * np.sum(others == value)) / others.size)
+
+
+def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 200_000,
+                     samples: int = 50_000, seed: int = 0) -> float:
+  """Two-sided p-value for a difference in means between groups `a` and `b`: every split of the
+  pooled values into groups of the same sizes (all of them when there are at most `max_exact`,
+  else `samples` random ones), the share with |mean difference| at least the observed one."""
+  a, b = np.asarray(a, float), np.asarray(b, float)
+  pooled = np.concatenate([a, b])
+  n, k = pooled.size, a.size
+  observed = abs(a.mean() - b.mean())
+  total = pooled.sum()
+
+  def diff(idx):
+    s = pooled[list(idx)].sum()
+    return abs(s / k - (total - s) / (n - k))
+
+  if math.comb(n, k) <= max_exact:
+    diffs = [diff(idx) for idx in itertools.combinations(range(n), k)]
+    return float(np.mean(np.asarray(diffs) >= observed - 1e-12))
+  rng = np.random.default_rng(seed)
+  hits = sum(diff(rng.permutation(n)[:k]) >= observed - 1e-12 for _ in range(samples))
+  return (hits + 1) / (samples + 1)

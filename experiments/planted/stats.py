@@ -1,39 +1,16 @@
 """Small statistics for the studies, written out so that nothing beyond NumPy is needed: Kendall's
-tau-b and its p-value (from `enas_jax.report.stats`, shared with the search report), an exact
-(or sampled) two-sided permutation test and its paired (sign-flip) form, and the distance between
-two cells."""
+tau-b and its p-value and an exact (or sampled) two-sided permutation test (from
+`enas_jax.report.stats`, shared with the search report and `enas_jax.compare`), the test's paired
+(sign-flip) form, and the distance between two cells."""
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Sequence
 
 import numpy as np
 
-from enas_jax.report.stats import kendall_tau, tau_p_value  # noqa: F401  (the studies' names)
-
-
-def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 200_000,
-                     samples: int = 50_000, seed: int = 0) -> float:
-  """Two-sided p-value for a difference in means between groups `a` and `b`: every split of the
-  pooled values into groups of the same sizes (all of them when there are at most `max_exact`,
-  else `samples` random ones), the share with |mean difference| at least the observed one."""
-  a, b = np.asarray(a, float), np.asarray(b, float)
-  pooled = np.concatenate([a, b])
-  n, k = pooled.size, a.size
-  observed = abs(a.mean() - b.mean())
-  total = pooled.sum()
-
-  def diff(idx):
-    s = pooled[list(idx)].sum()
-    return abs(s / k - (total - s) / (n - k))
-
-  if math.comb(n, k) <= max_exact:
-    diffs = [diff(idx) for idx in itertools.combinations(range(n), k)]
-    return float(np.mean(np.asarray(diffs) >= observed - 1e-12))
-  rng = np.random.default_rng(seed)
-  hits = sum(diff(rng.permutation(n)[:k]) >= observed - 1e-12 for _ in range(samples))
-  return (hits + 1) / (samples + 1)
+from enas_jax.report.stats import (  # noqa: F401  (the studies' names)
+    kendall_tau, permutation_test, tau_p_value)
 
 
 def paired_sign_test(differences: list[float], samples: int = 200_000, seed: int = 0) -> float:

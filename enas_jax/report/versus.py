@@ -1,0 +1,111 @@
+"""One method's results against another's over seeds (`python -m enas_jax.compare`): the runs'
+summary.json files read, the figure chosen, both sides' means and a two-sided permutation test
+of their difference, with its verdict and the least p-value the run counts can reach."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from enas_jax.io.errors import UserError
+from enas_jax.report.stats import permutation_test
+
+AUTO_FIGURES = ("valid_ppl", "valid_acc", "valid_acc_table", "test_acc")
+SHARED_SUFFIX = "_shared"  # a search's figures under its shared weights
+ALPHA = 0.05
+
+
+def read_runs(given: Sequence[str], side: str) -> dict[str, dict[str, Any]]:
+  """{path: summary} of every run named by --`side` (workdirs or summary.json files)."""
+  paths = [p for item in given for p in item.split(",") if p]
+  if len(set(paths)) < len(paths):
+    raise UserError(f"--{side} names a run twice; give each seed's run once.")
+  if len(paths) < 2:
+    raise UserError(f"--{side} names {len(paths)} run(s); give at least two (one per seed), "
+                    f"comma-separated or with --{side} repeated.")
+  runs = {}
+  for path in paths:
+    file = os.path.join(path, "summary.json") if os.path.isdir(path) else path
+    try:
+      with open(file) as f:
+        runs[path] = json.load(f)
+    except FileNotFoundError:
+      raise UserError(f"--{side}: {file} does not exist; give finished runs' workdirs (a "
+                      f"training writes summary.json when it ends).") from None
+    except (OSError, ValueError) as err:
+      raise UserError(f"--{side}: {file} cannot be read as JSON ({err}).") from None
+    if not isinstance(runs[path], dict):
+      raise UserError(f"--{side}: {file} is not a summary (a JSON object).")
+  return runs
+
+
+def choose_figure(runs: dict[str, dict[str, Any]], asked: str) -> str:
+  """The summary key to compare: `asked`, else the first of AUTO_FIGURES every run has."""
+  if asked:
+    lacking = [p for p, s in runs.items() if not isinstance(s.get(asked), (int, float))]
+    if lacking:
+      raise UserError(f"--figure={asked}: {lacking[0]} has no such number in its summary.json "
+                      f"(keys: {', '.join(sorted(runs[lacking[0]]))}).")
+    return asked
+  for figure in AUTO_FIGURES:
+    if all(isinstance(s.get(figure), (int, float)) for s in runs.values()):
+      return figure
+  shared = [p for p, s in runs.items() if any(k.endswith(SHARED_SUFFIX) for k in s)]
+  if shared:
+    raise UserError(f"{shared[0]} is a search's workdir: its figures are under the shared "
+                    f"weights, which rank cells poorly. Train each answer alone first (python "
+                    f"-m enas_jax.train --config=... --config.arch={shared[0]}) and compare "
+                    f"those workdirs, or name the shared figure with --figure to compare it "
+                    f"anyway.")
+  raise UserError(f"No figure that every run has among {', '.join(AUTO_FIGURES)}; name one of "
+                  f"the summaries' keys with --figure.")
+
+
+def lower_is_better(figure: str) -> bool:
+  if any(word in figure for word in ("ppl", "error", "loss")):
+    return True
+  if "acc" in figure:
+    return False
+  raise UserError(f"--figure={figure}: compare knows which way is better only for perplexity, "
+                  f"error, loss and accuracy figures (a key containing ppl, error, loss or acc).")
+
+
+def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) -> dict[str, Any]:
+  """Both sides' figures, their means and sample standard deviations, the difference, the
+  permutation p-value, the least p-value reachable with these run counts, and the verdict."""
+  a = [float(s[figure]) for s in ours.values()]
+  b = [float(s[figure]) for s in baseline.values()]
+  p = permutation_test(a, b)
+  least = permutation_test(list(range(len(a))), list(range(len(a), len(a) + len(b))))
+  lower = lower_is_better(figure)
+  ours_better = (np.mean(a) < np.mean(b)) == lower
+  if p < ALPHA:
+    verdict = f"{'ours' if ours_better else 'the baseline'} is better (p < {ALPHA})"
+  else:
+    verdict = f"no significant difference at p < {ALPHA}"
+    if least >= ALPHA:
+      verdict += (f"; with {len(a)} and {len(b)} runs no difference can reach it (least p "
+                  f"{least:.3g}): run more seeds")
+  return {"figure": figure, "lower_is_better": lower,
+          "ours": dict(zip(ours, a)), "baseline": dict(zip(baseline, b)),
+          "ours_mean": float(np.mean(a)), "ours_std": float(np.std(a, ddof=1)),
+          "baseline_mean": float(np.mean(b)), "baseline_std": float(np.std(b, ddof=1)),
+          "difference": float(np.mean(a) - np.mean(b)), "p": p, "least_p": least,
+          "verdict": verdict}
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+  figure = result["figure"]
+  lines = [f"figure: {figure} ({'lower' if result['lower_is_better'] else 'higher'} is better)"]
+  if figure.endswith(SHARED_SUFFIX):
+    lines.append("  (under a search's shared weights, not trained alone: a weak yardstick)")
+  for side in ("ours", "baseline"):
+    runs = result[side]
+    lines.append(f"{side} ({len(runs)} runs): {result[side + '_mean']:.4f} +- "
+                 f"{result[side + '_std']:.4f}")
+    lines += [f"  {value:.4f}  {path}" for path, value in runs.items()]
+  lines += [f"difference (ours - baseline): {result['difference']:+.4f}; two-sided permutation "
+            f"p = {result['p']:.4g}", f"verdict: {result['verdict']}"]
+  return lines
