@@ -84,11 +84,20 @@ def test_set_learning_rate_returns_a_new_state():
     assert float(updates["w"][0]) == pytest.approx(-5.0 * 0.25 / 3 ** 0.5 if clip else -5.0)
 
 
-@pytest.mark.parametrize("preset", ["", "cpu", "tiny"])
+@pytest.mark.parametrize("preset", ["", "cpu", "tiny", "planted"])
 def test_final_training_config_converts_with_the_published_recipe(preset):
-  from enas_jax.configs import ptb_final
+  from enas_jax.configs import ptb_final, quickstart
   from enas_jax.run import config as run_config
   cfg = run_config.final_config(ptb_final.get_config(preset))
+  if preset == "planted":  # the quickstart's corpus, cell size and regularisation
+    search = run_config.search_config(quickstart.get_config())
+    assert cfg.data.planted == search.data.planted and cfg.data.source == "planted"
+    for field in ("num_nodes", "hidden_dim", "embed_dim", "output", "tie_weights", "init_range",
+                  "embedding_dropout", "input_dropout", "output_dropout", "dropconnect",
+                  "hidden_norm_clip"):
+      assert getattr(cfg.model, field) == getattr(search.model, field), field
+    assert (cfg.train.lr, cfg.train.grad_clip, cfg.train.weight_decay) == (
+        search.shared.lr, search.shared.grad_clip, search.shared.l2)
   if not preset:
     m, t = cfg.model, cfg.train
     assert (m.hidden_dim, m.init_range, m.embedding_dropout, m.input_dropout) == (800, 0.05, 0.125,

@@ -235,6 +235,26 @@ def test_training_writes_its_outputs(straight):
   assert "parameters" in out
 
 
+def test_averaging_from_a_fixed_epoch_whatever_the_trigger_says(tmp_path):
+  """`train.asgd_start_epoch=k`: averaging starts at the end of epoch k (the history says so)
+  although the trigger never would (a window longer than the run), and the epochs up to k are a
+  never-averaging run's to the bit."""
+  never = _rows(_train(tmp_path / "never", _cfg(**{"train.asgd_nonmono": 100}))[0].workdir)
+  assert all(r.get("averaging", 0.0) == 0.0 for r in never)
+  for start in (1, 2):
+    run, summary, _ = _train(tmp_path / f"start{start}", _cfg(**{
+        "train.asgd_start_epoch": start, "train.asgd_nonmono": 100}))
+    assert summary["asgd_started_after_epoch"] == start
+    assert [h["asgd_started"] for h in run.final_state.history] == [e == start for e in (1, 2, 3)]
+    epochs = [r for r in _rows(run.workdir) if r["phase"] == "epoch"]
+    before = [r for r in never if r["phase"] == "epoch"]
+    assert [r["valid_ppl"] for r in epochs[:start]] == [r["valid_ppl"] for r in before[:start]]
+    assert [r["averaging"] for r in epochs] == [float(e >= start) for e in (1, 2, 3)]
+    assert epochs[-1]["valid_ppl"] != before[-1]["valid_ppl"]  # the average is evaluated
+  with pytest.raises(UserError, match="asgd_start_epoch"):
+    _cfg(**{"train.asgd_start_epoch": -1})
+
+
 def test_resume_from_a_mid_epoch_checkpoint_is_bit_identical(straight, tmp_path):
   workdir, run, summary, _ = straight
   copy = tmp_path / "resumed"

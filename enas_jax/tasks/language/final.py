@@ -46,10 +46,12 @@ class FinalTrainConfig:
   activation_l2: float = 0.7
   asgd: bool = True
   asgd_nonmono: int = 10
+  asgd_start_epoch: int = 0  # 0: NT-ASGD's trigger; k: averaging from the end of epoch k
   log_every: int = 200
 
   def validate(self, section: str = "train") -> None:
-    require(self, section, ">= 0", "grad_clip", "weight_decay", "activation_l2")
+    require(self, section, ">= 0", "grad_clip", "weight_decay", "activation_l2",
+            "asgd_start_epoch")
     require(self, section, ">= 1", "epochs", "log_every", "asgd_nonmono")
     require(self, section, "> 0", "lr")
 
@@ -203,8 +205,12 @@ class FinalTaskImpl:
     valid_ppl = self.perplexity(state, self.valid_BxN)
     avg = state.model.avg
     averaged = asgd_epoch(state.history) is not None
-    started = (cfg.asgd and not bool(avg.active) and asgd_should_start(
-        [h["valid_ppl"] for h in state.history], valid_ppl, cfg.asgd_nonmono))
+    if cfg.asgd_start_epoch:  # a fixed start: the end of epoch asgd_start_epoch (1-based)
+      due = len(state.history) + 1 >= cfg.asgd_start_epoch
+    else:
+      due = asgd_should_start([h["valid_ppl"] for h in state.history], valid_ppl,
+                              cfg.asgd_nonmono)
+    started = cfg.asgd and not bool(avg.active) and due
     if started:
       state.model = state.model.replace(avg=avg.replace(active=jnp.ones((), bool),
                                                         count=jnp.zeros(())))
