@@ -347,6 +347,15 @@ def test_summary_takes_the_report_alone_setting_and_the_brief_random_budgets():
                            brief_budget=8)["enas_vs_brief_random_p"] == 0.01
   with pytest.raises(UserError, match="--brief_random_budget=32: .* has the budgets 8, 16"):
     summary.summarize(None, None, None, brief_random=brief, brief_budget=32)
+  versus = {"figure": "valid_ppl", "p": 0.71, "ours": {"a": 1, "b": 2}, "baseline": {"c": 3},
+            "ours_mean": 27.35, "baseline_mean": 27.34}
+  out = summary.summarize(None, None, None, final_recipe=versus)
+  assert (out["enas_vs_random_p_final_recipe"], out["enas_vs_random_seeds_final_recipe"],
+          out["enas_final_recipe_mean"], out["random_final_recipe_mean"]) == (0.71, 2, 27.35,
+                                                                               27.34)
+  assert out["enas_vs_random_p"] is None  # the headline stays the studies' recipe's
+  with pytest.raises(UserError, match="not a comparison"):
+    summary.summarize(None, None, None, final_recipe={"p": 0.5})
 
 
 def test_yardstick_seeds_agreement_and_rescoring_by_hand(tmp_path):

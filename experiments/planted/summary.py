@@ -16,6 +16,7 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --short_alone=experiments/results/science/short_alone.json \
       --ptb_short_alone=experiments/results/science/short_alone_ptb.json \
       --brief_random=workdirs/science/v10/brief_budgets --brief_random_budget=16 \
+      --compare_final_recipe=experiments/results/science/final_recipe/versus_fixed_start.json \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
@@ -36,7 +37,9 @@ report's training alone as the defaults run it (`planted_report_alone_tau`: its 
 yardstick over seeds, and the tests against the other schedule); `--brief_random` (a
 `brief_random` study) adds random search without weight sharing: every budget's answers against
 the compare study's (`brief_random_budgets`) and, at `--brief_random_budget` cells a seed,
-`enas_vs_brief_random_p`.
+`enas_vs_brief_random_p`. `--compare_final_recipe` (an `enas_jax.compare --json` file, ENAS's
+trained answers against random search's) adds `enas_vs_random_p_final_recipe`: the same test with
+the answers trained by the final training instead of the studies' recipe.
 A study not given, or not run, leaves its keys at null, and `missing`
 names it: a figure is never made up.
 """
@@ -169,13 +172,29 @@ def _brief_random_figures(study: dict | None, budget: int) -> dict[str, Any]:
           "brief_random_budgets": table}
 
 
+def _versus_figures(versus: dict | None) -> dict[str, Any]:
+  """ENAS against random search with the answers trained by another recipe: an
+  `enas_jax.compare --json` file (ours: ENAS's trainings, baseline: random search's)."""
+  if not versus:
+    return {}
+  if not {"p", "ours", "baseline", "figure"} <= set(versus):
+    raise UserError("--compare_final_recipe: not a comparison (no p-value); give the file "
+                    "`python -m enas_jax.compare ... --json=FILE` wrote.")
+  return {"enas_vs_random_p_final_recipe": versus["p"],
+          "enas_vs_random_seeds_final_recipe": len(versus["ours"]),
+          "enas_final_recipe_mean": versus["ours_mean"],
+          "random_final_recipe_mean": versus["baseline_mean"],
+          "final_recipe_figure": versus["figure"]}
+
+
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               compare: dict | None, tau_group: dict | None = None,
               ptb_tau_group: dict | None = None, yardstick: dict | None = None,
               finetuned: tuple[dict | None, dict | None] = (None, None),
               compare_finetuned: dict | None = None,
               short_alone: tuple[dict | None, dict | None] = (None, None),
-              brief_random: dict | None = None, brief_budget: int = 16) -> dict[str, Any]:
+              brief_random: dict | None = None, brief_budget: int = 16,
+              final_recipe: dict | None = None) -> dict[str, Any]:
   """The fixed keys (null where the study is missing), the other useful figures, the sources;
   `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches, `ptb_tau_group`
   likewise `ptb_tau`; `yardstick` (a yardstick study) adds its figures."""
@@ -222,6 +241,7 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
   for name, study in zip(("planted", "ptb"), short_alone):
     out.update(_short_alone_figures(study, name))
   out.update(_brief_random_figures(brief_random, brief_budget))
+  out.update(_versus_figures(final_recipe))
   if yardstick:
     out.update(yardstick_seed_tau=[a["tau"] for a in yardstick["agreement"]],
                yardstick_cell_sd_median=yardstick["per_cell_sd_median"],
@@ -253,6 +273,9 @@ def main() -> None:
   parser.add_argument("--brief_random", default="", help="a brief_random study's --out folder")
   parser.add_argument("--brief_random_budget", type=int, default=16,
                       help="its budget (cells a seed) for the headline keys")
+  parser.add_argument("--compare_final_recipe", default="",
+                      help="an `enas_jax.compare --json` file: ENAS's answers (--ours) against "
+                           "random search's, trained by the final training")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
@@ -269,7 +292,9 @@ def main() -> None:
                         _results(args.compare_finetuned, "compare_finetuned"),
                         (_json(args.short_alone, "short_alone", "short_alone"),
                          _json(args.ptb_short_alone, "ptb_short_alone", "short_alone")),
-                        _results(args.brief_random, "brief_random"), args.brief_random_budget)
+                        _results(args.brief_random, "brief_random"), args.brief_random_budget,
+                        _json(args.compare_final_recipe, "compare_final_recipe",
+                              "enas_jax.compare --json"))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:
