@@ -1,5 +1,6 @@
-"""`python -m enas_jax.compare` (`enas_jax.report.versus`): one method's trained answers against another's over seeds, the
-permutation test's p-value checked by hand, and a user's mistakes as one paragraph."""
+"""`python -m enas_jax.compare` (`enas_jax.report.versus`): one method's trained answers against
+another's over seeds, the permutation test's p-value checked by hand, and a user's mistakes as one
+paragraph."""
 import json
 import subprocess
 import sys

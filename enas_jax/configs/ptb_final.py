@@ -10,8 +10,9 @@ Command:
 
 Expected runtime: the full recipe is 3000 epochs, GPU days (the authors quote TPU runs); the `cpu`
 preset is measured in experiments/ptb/README.md.
-The `planted` preset: about 25 s a cell on 2 CPU cores; measured figures and a check of 10 ENAS answers
-against 10 random-search answers with it: experiments/results/quickstart.md.
+The `planted` preset: about 25 s a cell on 2 CPU cores; measured figures and a check of 10 ENAS
+answers against 10 random-search answers with it: experiments/results/quickstart.md and
+science.md, section 12.
 Expected result: the paper's corrected figure for the ENAS cell is 56.3 test perplexity; the
 corrected code reports 56.1 +- 0.1 (TPU) and 57.3 +- 0.1 (GPU) over 10 runs, with this recipe and
 the default `arch` below. Our own figures are in experiments/ptb/README.md.
@@ -119,7 +120,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     config.train.weight_decay = search.shared.l2  # the search's L2
     config.train.activation_l2 = 0.0  # none in the search
     config.train.asgd_start_epoch = 8  # averaging from the end of epoch 8 for every cell: the
-    # trigger started it anywhere from epoch 3 to 15 (experiments/results/quickstart.md)
+    # trigger started it anywhere from epoch 3 to 15 (experiments/results/science.md, sec. 12)
     config.train.log_every = 50  # records
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for configs/ptb_final.py; presets: cpu, tiny, "
