@@ -16,7 +16,7 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --short_alone=experiments/results/science/short_alone.json \
       --ptb_short_alone=experiments/results/science/short_alone_ptb.json \
       --brief_random=workdirs/science/v10/brief_budgets --brief_random_budget=16 \
-      --compare_final_recipe=experiments/results/science/final_recipe/versus_fixed_start.json \
+      --compare_final_recipe=experiments/results/science/final_recipe/versus_fixed_start_20.json \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
