@@ -109,14 +109,15 @@ def run(out: str, compare_dir: str, seeds: int, budgets: list[int], steps: int,
   known = reused_figures(list(standalone_from))
   standalone: dict[str, float] = {}
 
-  def alone(cell: str) -> float:  # the study's recipe, once per distinct cell
+  def retrain(cell: str) -> float:  # the study's recipe
+    return float(trainer.valid_perplexity(common.arch_of(cell)))
+
+  def alone(cell: str) -> float:  # reused or retrained, once per distinct cell
     if cell not in standalone:
-      standalone[cell] = (known[cell] if cell in known
-                          else float(trainer.valid_perplexity(common.arch_of(cell))))
+      standalone[cell] = known[cell] if cell in known else retrain(cell)
     return standalone[cell]
 
-  check_reused(known, lambda c: float(trainer.valid_perplexity(common.arch_of(c))),
-               verify_reused)
+  check_reused(known, retrain, verify_reused)
   draws = []
   for seed in range(seeds):
     draws.append(draw_and_train(search, config.model.num_nodes, seed, max(budgets), steps))

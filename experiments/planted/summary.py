@@ -53,7 +53,7 @@ import numpy as np
 
 from enas_jax.io.errors import UserError
 from enas_jax.run import config as run_config
-from experiments.planted import common
+from experiments.planted import common, short_alone
 
 KEYS = ("planted_tau", "ptb_tau", "enas_vs_random_p", "enas_vs_random_seeds",
         "teacher_recovered_fraction", "spread_over_noise", "teacher_rank_fraction")
@@ -138,8 +138,7 @@ def _short_alone_figures(study: dict | None, name: str) -> dict[str, Any]:
   for setting in study.get("settings", []):
     if (setting["steps"], setting["schedule"]) == (report.train_alone_steps,
                                                    report.train_alone_schedule):
-      label = f"{setting['steps']} steps, {setting['schedule']}"  # as short_alone names it
-      tests = [t for t in study.get("tests", []) if label in (t["a"], t["b"])]
+      tests = [t for t in study.get("tests", []) if short_alone.name(setting) in (t["a"], t["b"])]
       return {f"{name}_report_alone_tau": setting["tau_mean"],
               f"{name}_report_alone_tau_sd": setting["tau_sd"],
               f"{name}_report_alone_seeds": len(setting["seeds"]),
