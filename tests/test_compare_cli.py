@@ -2,11 +2,14 @@
 another's over seeds, the permutation test's p-value checked by hand, and a user's mistakes as one
 paragraph."""
 import json
+import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from enas_jax.report import stats
 from enas_jax.report import versus as compare
 from enas_jax.io.errors import UserError
 
@@ -45,6 +48,36 @@ def test_the_p_value_and_verdict_by_hand(tmp_path):
   ours = compare.read_runs(_runs(tmp_path, "e", [{"valid_ppl": v} for v in (1, 2, 4)]), "ours")
   base = compare.read_runs(_runs(tmp_path, "f", [{"valid_ppl": v} for v in (3, 5, 6)]), "base")
   assert compare.comparison(ours, base, "valid_ppl")["p"] == pytest.approx(4 / 20)
+
+
+def test_the_interval_of_the_difference_inverts_the_test(tmp_path):
+  """a = 0, 1 against b = 10, 12 shifted by d: of the 6 splits, the observed one and its mirror
+  differ by |D| = |-10.5 - d|, the two cross splits (0 + 10 | 1 + 12 and 0 + 12 | 1 + 10) by 1.5
+  and 0.5 whatever d is. So p = 1 for |D| <= 0.5, 4/6 up to 1.5 and 2/6 beyond: the 50% interval
+  is |D| <= 1.5, d in [-12, -9]; at 95% no shift is rejected (least p 1/3)."""
+  assert stats.shift_interval([0, 1], [10, 12], alpha=0.5) == (
+      pytest.approx(-12.0, abs=1e-6), pytest.approx(-9.0, abs=1e-6))
+  assert stats.shift_interval([0, 1], [10, 12]) == (-math.inf, math.inf)
+  # Four against four: each end is where the plain test of a - d against b crosses 0.05.
+  a, b = [0.90, 0.91, 0.92, 0.93], [0.94, 0.955, 0.96, 0.97]
+  low, high = stats.shift_interval(a, b)
+  for end, outward in ((low, -1e-6), (high, 1e-6)):  # the ends within 1e-6 of the flips
+    assert stats.permutation_test([x - end + outward for x in a], b) >= 0.05
+    assert stats.permutation_test([x - end - outward for x in a], b) < 0.05
+  assert low < high < 0  # p = 2/70 at d = 0: zero is outside
+  # Twenty against twenty (sampled splits): zero inside exactly when the test's p >= 0.05.
+  rng = np.random.default_rng(3)
+  for shift in (0.0, 0.3, 1.0):
+    a, b = rng.normal(size=20) + shift, rng.normal(size=20)
+    low, high = stats.shift_interval(a, b)
+    assert (low <= 0 <= high) == (stats.permutation_test(a, b) >= 0.05)
+    assert low < a.mean() - b.mean() < high
+  three = compare.read_runs(_runs(tmp_path, "g", [{"valid_ppl": v} for v in (1, 2, 4)]), "ours")
+  other = compare.read_runs(_runs(tmp_path, "h", [{"valid_ppl": v} for v in (3, 5, 6)]), "base")
+  result = compare.comparison(three, other, "valid_ppl")
+  assert result["interval"] is None
+  assert "95% interval of the difference (the shifts the test does not reject): unbounded" in \
+      "\n".join(compare.report_lines(result))
 
 
 def test_a_search_workdir_and_other_mistakes_are_refused(tmp_path):

@@ -160,8 +160,10 @@ def test_summary_takes_each_key_from_its_study_and_leaves_missing_ones_null():
   from experiments.planted import summary
   ranking = {"kendall_tau": 0.4, "kendall_tau_p": 0.01, "cells": 31, "spread_over_noise": 12.0,
              "teacher_rank_fraction": 1 / 31, "teacher_alone_gap": 0.07, "settings": []}
-  runs = [{"method": "enas", "distance_to_teacher": d} for d in (0, 2, 3, 0)] + [
-      {"method": "random", "distance_to_teacher": 5}]
+  runs = [{"method": "enas", "distance_to_teacher": d, "standalone_ppl": v}
+          for d, v in zip((0, 2, 3, 0), (0.0, 1.0, 0.0, 1.0))] + [
+      {"method": "random", "distance_to_teacher": 5, "standalone_ppl": v}
+      for v in (10.0, 11.0, 12.0)]
   compare = {"p_value_standalone_ppl": 0.03, "seeds": 4, "runs": runs,
              "methods": {"enas": {"recovered": 2, "runs": 4, "standalone_ppl": {"mean": 8.0}},
                          "random": {"standalone_ppl": {"mean": 8.2}}}}
@@ -170,6 +172,11 @@ def test_summary_takes_each_key_from_its_study_and_leaves_missing_ones_null():
   assert (out["planted_tau"], out["spread_over_noise"], out["teacher_rank_fraction"]) == (
       0.4, 12.0, 1 / 31)
   assert (out["enas_vs_random_p"], out["enas_vs_random_seeds"]) == (0.03, 4)
+  # ENAS 0 1 0 1 against random 10 11 12: the 35 splits of 4 + 3 can reject a shift at 95%
+  # (the least p 1/35), so the interval is bounded and holds the difference, -10.5
+  low, high = out["enas_vs_random_interval"]
+  assert low < -10.5 < high
+  assert [low, high] == list(stats.shift_interval([0, 1, 0, 1], [10, 11, 12]))
   assert out["teacher_recovered_fraction"] == 0.5 and out["teacher_within_2_fraction"] == 0.75
   assert out["ptb_tau"] is None and out["missing"] == ["ranking_ptb"]
   assert "yardstick_seed_tau" not in out
@@ -353,6 +360,7 @@ def test_summary_takes_the_report_alone_setting_and_the_brief_random_budgets():
   assert (out["enas_vs_random_p_final_recipe"], out["enas_vs_random_seeds_final_recipe"],
           out["enas_final_recipe_mean"], out["random_final_recipe_mean"]) == (0.71, 2, 27.35,
                                                                                27.34)
+  assert out["enas_vs_random_interval_final_recipe"] is None  # 2 against 1: unbounded
   assert out["enas_vs_random_p"] is None  # the headline stays the studies' recipe's
   with pytest.raises(UserError, match="not a comparison"):
     summary.summarize(None, None, None, final_recipe={"p": 0.5})
@@ -473,3 +481,47 @@ def test_random_search_without_sharing_picks_the_best_briefly_trained_cell(tmp_p
   with pytest.raises(UserError, match="has changed"):  # the compare study's 30.0 is no figure
     brief_random.run(str(tmp_path / "bad"), str(folder), seeds=1, budgets=[1], steps=2,
                      standalone_from=(str(folder),), verify_reused=2)
+
+
+def test_final_recipe_self_agreement_by_hand(tmp_path):
+  """Four cells; the yardstick 1 2 3 4 (top 3: A B C), final seed 0 2 1 3 4, seed 1 2 1 4 3:
+  seed 0 against seed 1 swaps one of 6 pairs (tau 4/6) and none among the top 3 (tau 1);
+  seed 0 against the yardstick swaps A-B (4/6; top 3: 1/3). The mean 2 1 3.5 3.5 ties C and D.
+  Per-cell sd 0, 0, 0.707, 0.707 (median 0.354); spread (median 2.75 - best 1) = 1.75; the
+  teacher (D) 4th on seed 0, 3rd on seed 1, 3rd on the mean (tied). Trainings are read from
+  cell<i>/summary.json and checked to be the cell's."""
+  from experiments.planted import final_recipe
+  cells = ["0 0 0", "0 0 1", "0 0 2", "0 0 3"]
+  data = {"cells": cells, "yardstick_ppl": [1.0, 2.0, 3.0, 4.0], "teacher_index": 3,
+          "final_recipe_valid_ppl": [2.0, 1.0, 3.0, 4.0]}
+  for i, (cell, ppl) in enumerate(zip(cells, [2.0, 1.0, 4.0, 3.0])):
+    (tmp_path / f"cell{i}").mkdir()
+    common.write_json(str(tmp_path / f"cell{i}" / "summary.json"),
+                      {"model": f"ENAS cell [{cell}] (authors' format)", "valid_ppl": ppl})
+  seed1 = final_recipe.read_runs(cells, str(tmp_path))
+  assert seed1 == [2.0, 1.0, 4.0, 3.0]
+  yard_table = {c: [v, v + 0.1 * (i == 0)]
+                for i, (c, v) in enumerate(zip(cells, [1.0, 2.0, 3.0, 4.0]))}
+  result = final_recipe.summarize(data, [data["final_recipe_valid_ppl"], seed1], 3, yard_table)
+  (ff,) = result["final_vs_final"]
+  assert (ff["tau_all"], ff["tau_top"]) == (pytest.approx(4 / 6), pytest.approx(1.0))
+  fy0 = result["final_vs_yardstick"][0]
+  assert (fy0["a"], fy0["b"]) == ("yardstick", "final seed 0")
+  assert (fy0["tau_all"], fy0["tau_top"]) == (pytest.approx(4 / 6), pytest.approx(1 / 3))
+  fym = result["final_vs_yardstick"][2]  # the seeds' mean: C, D tied; A-B swapped
+  assert (fym["b"], fym["tau_all"]) == ("final mean", pytest.approx(3 / np.sqrt(30)))
+  assert len(result["final_vs_yardstick"]) == 3  # each seed and the mean, not seed against seed
+  assert result["per_cell_sd_median"] == pytest.approx(np.sqrt(0.5) / 2)
+  assert result["spread_of_mean"] == pytest.approx(1.75)
+  assert result["teacher_rank_per_seed"] == [4, 3] and result["teacher_rank_mean"] == 3
+  assert result["yardstick_vs_yardstick"][0]["tau_all"] == pytest.approx(1.0)
+  assert "0.667" in final_recipe.markdown(result)
+  common.write_json(str(tmp_path / "cell2" / "summary.json"),
+                    {"model": "ENAS cell [0 0 3] (authors' format)", "valid_ppl": 1.0})
+  with pytest.raises(UserError, match="cell2 trained"):
+    final_recipe.read_runs(cells, str(tmp_path))
+  with pytest.raises(UserError, match="lacks 1 of the cells"):
+    final_recipe.summarize(data, [data["final_recipe_valid_ppl"], seed1], 3,
+                           dict(list(yard_table.items())[:3]))
+  with pytest.raises(UserError, match="needs two seeds"):
+    final_recipe.summarize(data, [data["final_recipe_valid_ppl"]], 3)

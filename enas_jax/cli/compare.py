@@ -7,8 +7,9 @@ r"""`python -m enas_jax.compare`: is one method's result better than another's, 
 Each run is a finished training's workdir (`python -m enas_jax.train`: the searched answer trained
 alone, one run per search seed) or its summary.json. Prints each side's figure per run, mean and
 standard deviation, the difference of the means and a two-sided permutation test of it (exact:
-every split of the pooled runs into sides of these sizes, when there are at most 200,000), with
-the smallest p-value these run counts can reach. The figure defaults to the first of
+every split of the pooled runs into sides of these sizes, when there are at most 200,000), the
+95% interval of the difference that inverts that test (the shifts of our runs it does not
+reject), and the smallest p-value these run counts can reach. The figure defaults to the first of
 valid_ppl, valid_acc, valid_acc_table (NAS-Bench-201's table) and test_acc that every run has.
 A search's own workdir holds figures under the shared weights, which rank cells poorly: it is
 refused unless its figure is named with --figure (then said so in the output).

@@ -1,6 +1,7 @@
 """Rank statistics for the search report and the studies, with nothing beyond NumPy: Kendall's
 tau-b with a permutation p-value, Spearman's rho (average ranks for ties), a figure's
-percentile among others, and a two-sided permutation test of a difference in means."""
+percentile among others, a two-sided permutation test of a difference in means, and the
+confidence interval of that difference that inverts the test."""
 from __future__ import annotations
 
 import itertools
@@ -109,3 +110,59 @@ def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 20
   rng = np.random.default_rng(seed)
   hits = sum(diff(rng.permutation(n)[:k]) >= observed - 1e-12 for _ in range(samples))
   return (hits + 1) / (samples + 1)
+
+
+def _splits(n: int, k: int, max_exact: int, samples: int, seed: int) -> tuple[np.ndarray, bool]:
+  """float[S, n]: 1 where a pooled value is in the first group of a split, for the splits
+  `permutation_test` uses (in its order), and whether they are all of them."""
+  if math.comb(n, k) <= max_exact:
+    chosen = list(itertools.combinations(range(n), k))
+  else:
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(n)[:k] for _ in range(samples)]
+  member = np.zeros((len(chosen), n))
+  member[np.repeat(np.arange(len(chosen)), k), np.asarray(chosen).reshape(-1)] = 1.0
+  return member, math.comb(n, k) <= max_exact
+
+
+def shift_interval(a: Sequence[float], b: Sequence[float], alpha: float = 0.05,
+                   max_exact: int = 200_000, samples: int = 50_000, seed: int = 0
+                   ) -> tuple[float, float]:
+  """The (1 - alpha) confidence interval of mean(a) - mean(b) that inverts `permutation_test`:
+  the shifts d for which the test of a - d against b (the same splits for every d) gives
+  p >= alpha, each end found by bisection. (-inf, inf) when no shift reaches p < alpha (too few
+  values: see the least p `permutation_test` can give)."""
+  a, b = np.asarray(a, float), np.asarray(b, float)
+  n, k = a.size + b.size, a.size
+  member, exact = _splits(n, k, max_exact, samples, seed)
+  pooled = np.concatenate([a, b])
+  s0, from_a, t0 = member @ pooled, member @ (np.arange(n) < k), pooled.sum()
+  estimate = float(a.mean() - b.mean())
+
+  def p_of(hits: int) -> float:
+    return hits / len(s0) if exact else (hits + 1) / (len(s0) + 1)
+
+  def p_at(d: float) -> float:
+    s = s0 - d * from_a
+    diffs = np.abs(s / k - (t0 - d * k - s) / (n - k))
+    tolerance = 1e-12 * (1.0 + abs(d) + abs(t0))  # the sums' rounding grows with the shift
+    return p_of(int(np.sum(diffs >= abs(estimate - d) - tolerance)))
+
+  # Far from the estimate only the splits that keep a's values together (and, for equal
+  # groups, their mirrors) are as far apart as the observed one: the least p any shift gets.
+  together = int(np.sum(from_a == k)) + (int(np.sum(from_a == 0)) if 2 * k == n else 0)
+  if p_of(together) >= alpha:
+    return -math.inf, math.inf
+  scale = max(float(np.std(pooled)), abs(estimate), 1e-12)
+  ends = []
+  for sign in (-1.0, 1.0):
+    step = scale
+    while p_at(estimate + sign * step) >= alpha:
+      step *= 2.0
+    inside, outside = 0.0, step  # p >= alpha at `inside`, < alpha at `outside`
+    while outside - inside > 1e-9 * scale:
+      middle = 0.5 * (inside + outside)
+      inside, outside = (middle, outside) if p_at(estimate + sign * middle) >= alpha else \
+          (inside, middle)
+    ends.append(estimate + sign * inside)
+  return ends[0], ends[1]

@@ -1,6 +1,7 @@
 """One method's results against another's over seeds (`python -m enas_jax.compare`): the runs'
 summary.json files read, the figure chosen, both sides' means and a two-sided permutation test
-of their difference, with its verdict and the least p-value the run counts can reach."""
+of their difference with the 95% interval that inverts it, its verdict and the least p-value the
+run counts can reach."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from enas_jax.io.errors import UserError
-from enas_jax.report.stats import permutation_test
+from enas_jax.report.stats import permutation_test, shift_interval
 
 AUTO_FIGURES = ("valid_ppl", "valid_acc", "valid_acc_table", "test_acc")
 SHARED_SUFFIX = "_shared"  # a search's figures under its shared weights
@@ -73,11 +74,13 @@ def lower_is_better(figure: str) -> bool:
 
 
 def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) -> dict[str, Any]:
-  """Both sides' figures, their means and sample standard deviations, the difference, the
-  permutation p-value, the least p-value reachable with these run counts, and the verdict."""
+  """Both sides' figures, their means and sample standard deviations, the difference with its
+  95% interval (the shifts the permutation test does not reject), the permutation p-value, the
+  least p-value reachable with these run counts, and the verdict."""
   a = [float(s[figure]) for s in ours.values()]
   b = [float(s[figure]) for s in baseline.values()]
   p = permutation_test(a, b)
+  low, high = shift_interval(a, b, ALPHA)
   least = permutation_test(list(range(len(a))), list(range(len(a), len(a) + len(b))))
   lower = lower_is_better(figure)
   ours_better = (np.mean(a) < np.mean(b)) == lower
@@ -92,7 +95,8 @@ def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) ->
           "ours": dict(zip(ours, a)), "baseline": dict(zip(baseline, b)),
           "ours_mean": float(np.mean(a)), "ours_std": float(np.std(a, ddof=1)),
           "baseline_mean": float(np.mean(b)), "baseline_std": float(np.std(b, ddof=1)),
-          "difference": float(np.mean(a) - np.mean(b)), "p": p, "least_p": least,
+          "difference": float(np.mean(a) - np.mean(b)),
+          "interval": [low, high] if np.isfinite(low) else None, "p": p, "least_p": least,
           "verdict": verdict}
 
 
@@ -106,6 +110,11 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     lines.append(f"{side} ({len(runs)} runs): {result[side + '_mean']:.4f} +- "
                  f"{result[side + '_std']:.4f}")
     lines += [f"  {value:.4f}  {path}" for path, value in runs.items()]
+  interval = result["interval"]
+  within = (f"{interval[0]:+.4f} to {interval[1]:+.4f}" if interval else
+            "unbounded with these run counts")
   lines += [f"difference (ours - baseline): {result['difference']:+.4f}; two-sided permutation "
-            f"p = {result['p']:.4g}", f"verdict: {result['verdict']}"]
+            f"p = {result['p']:.4g}",
+            f"95% interval of the difference (the shifts the test does not reject): {within}",
+            f"verdict: {result['verdict']}"]
   return lines

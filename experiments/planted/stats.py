@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from enas_jax.report.stats import (  # noqa: F401  (the studies' names)
-    kendall_tau, permutation_test, tau_p_value)
+    kendall_tau, permutation_test, shift_interval, tau_p_value)
 
 
 def paired_sign_test(differences: list[float], samples: int = 200_000, seed: int = 0) -> float:

@@ -39,7 +39,9 @@ yardstick over seeds, and the tests against the other schedule); `--brief_random
 the compare study's (`brief_random_budgets`) and, at `--brief_random_budget` cells a seed,
 `enas_vs_brief_random_p`. `--compare_final_recipe` (an `enas_jax.compare --json` file, ENAS's
 trained answers against random search's) adds `enas_vs_random_p_final_recipe`: the same test with
-the answers trained by the final training instead of the studies' recipe.
+the answers trained by the final training instead of the studies' recipe. Each comparison of ENAS
+with random search also gets the 95% interval of the difference of means (ENAS - random) that
+inverts its permutation test (`enas_vs_random_interval`, `..._final_recipe`; null when unbounded).
 A study not given, or not run, leaves its keys at null, and `missing`
 names it: a figure is never made up.
 """
@@ -53,7 +55,7 @@ import numpy as np
 
 from enas_jax.io.errors import UserError
 from enas_jax.run import config as run_config
-from experiments.planted import common, short_alone
+from experiments.planted import common, short_alone, stats
 
 KEYS = ("planted_tau", "ptb_tau", "enas_vs_random_p", "enas_vs_random_seeds",
         "teacher_recovered_fraction", "spread_over_noise", "teacher_rank_fraction")
@@ -171,6 +173,13 @@ def _brief_random_figures(study: dict | None, budget: int) -> dict[str, Any]:
           "brief_random_budgets": table}
 
 
+def _interval(enas: list[float], random: list[float]) -> list[float] | None:
+  """The 95% interval of mean(enas) - mean(random) that inverts the permutation test (as
+  `enas_jax.compare` prints it); None when unbounded."""
+  low, high = stats.shift_interval(enas, random)
+  return [low, high] if np.isfinite(low) else None
+
+
 def _versus_figures(versus: dict | None) -> dict[str, Any]:
   """ENAS against random search with the answers trained by another recipe: an
   `enas_jax.compare --json` file (ours: ENAS's trainings, baseline: random search's)."""
@@ -180,6 +189,8 @@ def _versus_figures(versus: dict | None) -> dict[str, Any]:
     raise UserError("--compare_final_recipe: not a comparison (no p-value); give the file "
                     "`python -m enas_jax.compare ... --json=FILE` wrote.")
   return {"enas_vs_random_p_final_recipe": versus["p"],
+          "enas_vs_random_interval_final_recipe": _interval(list(versus["ours"].values()),
+                                                            list(versus["baseline"].values())),
           "enas_vs_random_seeds_final_recipe": len(versus["ours"]),
           "enas_final_recipe_mean": versus["ours_mean"],
           "random_final_recipe_mean": versus["baseline_mean"],
@@ -225,7 +236,9 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
                   f"{name}_tau_each": [r["tau"] for r in group["rows"]]})
   if compare:
     enas = compare["methods"]["enas"]
+    side = lambda m: [r["standalone_ppl"] for r in compare["runs"] if r["method"] == m]
     out.update(enas_vs_random_p=compare["p_value_standalone_ppl"],
+               enas_vs_random_interval=_interval(side("enas"), side("random")),
                enas_vs_random_seeds=compare["seeds"],
                teacher_recovered_fraction=enas["recovered"] / enas["runs"],
                teacher_within_2_fraction=sum(

@@ -1,0 +1,184 @@
+r"""The yardstick's cells trained by the final-training recipe from several seeds: how well that
+recipe agrees with itself and with the yardstick, over all cells and among the yardstick's best.
+
+  python -m experiments.planted.final_recipe \
+      --cells=experiments/results/science/final_recipe/yardstick_cells.json \
+      --train_seed=1 --runs=workdirs/science/v11/final_seed1 \
+      --yardstick_seeds=experiments/results/science/yardstick_seeds.json \
+      --out=experiments/results/science/final_recipe/self_agreement      # 15 min a seed, alone
+
+`--cells` is the JSON the tenth session wrote (`science.md`, section 12): the 31 cells, their
+yardstick figures, the teacher's index and their final-recipe figures from seed 0. Each `--runs`
+folder holds one more seed's trainings, `cell<i>/summary.json` for the i-th cell; with
+`--train_seed S` the cells missing there are trained first (`python -m enas_jax.train
+--config=configs/ptb_final.py:planted --config.arch=CELL --config.seed=S`, one process a cell,
+finished ones kept), so an interrupted study resumes. Reported: Kendall tau between every two
+seeds of the final recipe and between each (and their mean) and the yardstick, over all cells and
+among the yardstick's `--top` best; with `--yardstick_seeds` (the yardstick's own seeds,
+`experiments.planted.yardstick`'s JSON) the same self-agreement of the yardstick, like for like;
+the per-cell noise, the spread of the seeds' mean over it and the teacher's rank. Writes OUT.md
+and OUT.json.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from enas_jax.io.errors import UserError
+from experiments.planted import common, stats
+from experiments.planted.yardstick import read_json
+
+
+def read_cells(path: str) -> dict[str, Any]:
+  """The tenth session's JSON: cells, yardstick_ppl, teacher_index, final_recipe_valid_ppl."""
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except (OSError, ValueError) as err:
+    raise UserError(f"--cells {path}: cannot read it as JSON ({err}).") from err
+  needed = ("cells", "yardstick_ppl", "teacher_index", "final_recipe_valid_ppl")
+  missing = [k for k in needed if k not in data]
+  if missing:
+    raise UserError(f"--cells {path}: lacks {', '.join(missing)}; give the final-recipe study's "
+                    f"yardstick_cells.json (experiments/results/science/final_recipe/).")
+  return data
+
+
+def train_missing(cells: Sequence[str], folder: str, seed: int) -> None:
+  """Trains each cell with the final recipe into folder/cell<i> unless it has finished there."""
+  for i, cell in enumerate(cells):
+    workdir = os.path.join(folder, f"cell{i}")
+    if os.path.isfile(os.path.join(workdir, "summary.json")):
+      continue
+    print(f"# training cell {i} ({cell}), seed {seed}", flush=True)
+    subprocess.run([sys.executable, "-m", "enas_jax.train",
+                    "--config=configs/ptb_final.py:planted", f"--config.arch={cell}",
+                    f"--config.seed={seed}", f"--workdir={workdir}"], check=True)
+
+
+def read_runs(cells: Sequence[str], folder: str) -> list[float]:
+  """Each cell's final validation perplexity from folder/cell<i>/summary.json."""
+  out = []
+  for i, cell in enumerate(cells):
+    path = os.path.join(folder, f"cell{i}", "summary.json")
+    try:
+      with open(path) as f:
+        summary = json.load(f)
+    except (OSError, ValueError) as err:
+      raise UserError(f"--runs {folder}: cell {i} ({cell}) has no readable summary.json ({err}); "
+                      f"train it (add --train_seed) or remove the folder.") from err
+    if summary.get("model", "").find(f"[{cell}]") < 0:
+      raise UserError(f"--runs {folder}: cell{i} trained {summary.get('model')!r}, not {cell!r}; "
+                      f"the folder belongs to another cell list.")
+    out.append(float(summary["valid_ppl"]))
+  return out
+
+
+def _tau(a: Sequence[float], b: Sequence[float], idx: Sequence[int]) -> float:
+  return stats.kendall_tau([a[i] for i in idx], [b[i] for i in idx])
+
+
+def agreements(columns: list[Sequence[float]], names: list[str], idx_all: Sequence[int],
+               idx_top: Sequence[int]) -> list[dict[str, Any]]:
+  """Kendall tau between every two columns, over all cells and over the `idx_top` cells."""
+  return [{"a": names[a], "b": names[b], "tau_all": _tau(columns[a], columns[b], idx_all),
+           "p_all": stats.tau_p_value(columns[a], columns[b]),
+           "tau_top": _tau(columns[a], columns[b], idx_top)}
+          for a, b in itertools.combinations(range(len(columns)), 2)]
+
+
+def summarize(data: dict[str, Any], seeds: list[list[float]], top: int,
+              yardstick_table: dict[str, list[float]] | None = None) -> dict[str, Any]:
+  """`seeds`: the final recipe's figures from each seed, seed 0 (data's) first."""
+  cells, yard = data["cells"], np.asarray(data["yardstick_ppl"])
+  if len(seeds) < 2:
+    raise UserError("the final recipe's agreement with itself needs two seeds at least: give "
+                    "--runs with a second seed's trainings.")
+  missing = [c for c in cells if yardstick_table is not None and c not in yardstick_table]
+  if missing:
+    raise UserError(f"--yardstick_seeds lacks {len(missing)} of the cells (e.g. {missing[0]!r}):"
+                    f" give the yardstick study of the same {len(cells)} cells.")
+  table = np.asarray(seeds).T  # [cells, seeds]
+  mean = table.mean(axis=1)
+  idx_all, idx_top = list(range(len(cells))), [int(i) for i in np.argsort(yard)[:top]]
+  names = [f"final seed {s}" for s in range(table.shape[1])]
+  cols = [table[:, s] for s in range(table.shape[1])]
+  sd = table.std(axis=1, ddof=1)
+  teacher = int(data["teacher_index"])
+  rank = lambda v: int(np.sum(np.asarray(v) < v[teacher])) + 1
+  out: dict[str, Any] = {
+      "cells": cells, "top": top, "table": table.tolist(), "mean": mean.tolist(),
+      "final_vs_final": agreements(cols, names, idx_all, idx_top),
+      "final_vs_yardstick": agreements([yard] + cols + [mean], ["yardstick"] + names +
+                                       ["final mean"], idx_all, idx_top)[:table.shape[1] + 1],
+      "per_cell_sd_median": float(np.median(sd)), "per_cell_sd_max": float(np.max(sd)),
+      "spread_of_mean": float(np.median(mean) - np.min(mean)),
+      "spread_top_of_mean": float(np.max(mean[idx_top]) - np.min(mean[idx_top])),
+      "teacher_rank_per_seed": [rank(c) for c in cols], "teacher_rank_mean": rank(mean)}
+  out["spread_over_sd"] = out["spread_of_mean"] / out["per_cell_sd_median"]
+  if yardstick_table is not None:
+    ycols = list(np.asarray([yardstick_table[c] for c in cells]).T)
+    out["yardstick_vs_yardstick"] = agreements(
+        ycols, [f"yardstick seed {s}" for s in range(len(ycols))], idx_all, idx_top)
+  return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+  k, n = result["top"], len(result["cells"])
+  lines = [f"{n} cells; 'top' = the yardstick's {k} best (by its seed-0 figure).", "",
+           f"| pair | Kendall tau, all {n} | p | Kendall tau, top {k} |", "|---|---:|---:|---:|"]
+  for group in ("final_vs_final", "final_vs_yardstick", "yardstick_vs_yardstick"):
+    lines += [f"| {r['a']} vs {r['b']} | {r['tau_all']:.3f} | {r['p_all']:.4f} | "
+              f"{r['tau_top']:.3f} |" for r in result.get(group, [])]
+  lines += ["", f"Final recipe: per-cell sd across seeds median {result['per_cell_sd_median']:.4f}"
+            f", largest {result['per_cell_sd_max']:.4f}; the seeds' mean: spread (median - best) "
+            f"{result['spread_of_mean']:.4f} = {result['spread_over_sd']:.1f} median sd; the top "
+            f"{k} span {result['spread_top_of_mean']:.4f}. Teacher's cell: rank "
+            f"{', '.join(map(str, result['teacher_rank_per_seed']))} of {n} by seed, "
+            f"{result['teacher_rank_mean']} on the mean."]
+  return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--cells", required=True, help="the final-recipe study's cells JSON")
+  parser.add_argument("--runs", action="append", default=[], required=True,
+                      help="a folder of one more seed's trainings (cell<i>/summary.json)")
+  parser.add_argument("--train_seed", type=int, action="append", default=[],
+                      help="train the missing cells of the matching --runs with this seed")
+  parser.add_argument("--yardstick_seeds", help="the yardstick's own seeds (yardstick.py JSON)")
+  parser.add_argument("--top", type=int, default=16, help="the yardstick's best cells compared")
+  parser.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
+  args = parser.parse_args()
+  try:
+    if args.train_seed and len(args.train_seed) != len(args.runs):
+      raise UserError(f"--train_seed given {len(args.train_seed)} times for {len(args.runs)} "
+                      f"--runs: give one seed per --runs folder, in the same order, or none.")
+    data = read_cells(args.cells)
+    for folder, seed in zip(args.runs, args.train_seed):
+      train_missing(data["cells"], folder, seed)
+    seeds = [data["final_recipe_valid_ppl"]] + [read_runs(data["cells"], f) for f in args.runs]
+    table = None
+    if args.yardstick_seeds:
+      table = read_json(args.yardstick_seeds, "--yardstick_seeds").get("table")
+      if table is None:
+        raise UserError(f"--yardstick_seeds {args.yardstick_seeds}: no 'table'; give the JSON "
+                        f"written by experiments.planted.yardstick.")
+    result = summarize(data, seeds, args.top, table)
+  except UserError as err:
+    sys.exit(f"error: {err}")
+  except subprocess.CalledProcessError as err:
+    sys.exit(f"error: a training failed ({' '.join(err.cmd)}); its workdir keeps what it saved. "
+             f"Rerun the same command to resume with the cells not yet finished.")
+  common.write_report(args.out, result, markdown(result))
+
+
+if __name__ == "__main__":
+  main()
