@@ -90,13 +90,18 @@ def agreements(columns: list[Sequence[float]], names: list[str], idx_all: Sequen
   """Kendall tau between every two columns, over all cells and over the `idx_top` cells."""
   return [{"a": names[a], "b": names[b], "tau_all": _tau(columns[a], columns[b], idx_all),
            "p_all": stats.tau_p_value(columns[a], columns[b]),
-           "tau_top": _tau(columns[a], columns[b], idx_top)}
+           "tau_top": _tau(columns[a], columns[b], idx_top),
+           "p_top": stats.tau_p_value([columns[a][i] for i in idx_top],
+                                      [columns[b][i] for i in idx_top])}
           for a, b in itertools.combinations(range(len(columns)), 2)]
 
 
 def summarize(data: dict[str, Any], seeds: list[list[float]], top: int,
-              yardstick_table: dict[str, list[float]] | None = None) -> dict[str, Any]:
-  """`seeds`: the final recipe's figures from each seed, seed 0 (data's) first."""
+              yardstick_table: dict[str, list[float]] | None = None,
+              yardstick_names: Sequence[str] = ()) -> dict[str, Any]:
+  """`seeds`: the final recipe's figures from each seed, seed 0 (data's) first;
+  `yardstick_table`: {cell: the yardstick's figure from each of its runs}, named by
+  `yardstick_names` (default: their positions)."""
   cells, yard = data["cells"], np.asarray(data["yardstick_ppl"])
   if len(seeds) < 2:
     raise UserError("the final recipe's agreement with itself needs two seeds at least: give "
@@ -125,18 +130,20 @@ def summarize(data: dict[str, Any], seeds: list[list[float]], top: int,
   out["spread_over_sd"] = out["spread_of_mean"] / out["per_cell_sd_median"]
   if yardstick_table is not None:
     ycols = list(np.asarray([yardstick_table[c] for c in cells]).T)
-    out["yardstick_vs_yardstick"] = agreements(
-        ycols, [f"yardstick seed {s}" for s in range(len(ycols))], idx_all, idx_top)
+    names = list(yardstick_names) or [str(s) for s in range(len(ycols))]
+    out["yardstick_vs_yardstick"] = agreements(ycols, [f"yardstick {n}" for n in names],
+                                               idx_all, idx_top)
   return out
 
 
 def markdown(result: dict[str, Any]) -> str:
   k, n = result["top"], len(result["cells"])
   lines = [f"{n} cells; 'top' = the yardstick's {k} best (by its seed-0 figure).", "",
-           f"| pair | Kendall tau, all {n} | p | Kendall tau, top {k} |", "|---|---:|---:|---:|"]
+           f"| pair | Kendall tau, all {n} | p | Kendall tau, top {k} | p |",
+           "|---|---:|---:|---:|---:|"]
   for group in ("final_vs_final", "final_vs_yardstick", "yardstick_vs_yardstick"):
     lines += [f"| {r['a']} vs {r['b']} | {r['tau_all']:.3f} | {r['p_all']:.4f} | "
-              f"{r['tau_top']:.3f} |" for r in result.get(group, [])]
+              f"{r['tau_top']:.3f} | {r['p_top']:.4f} |" for r in result.get(group, [])]
   lines += ["", f"Final recipe: per-cell sd across seeds median {result['per_cell_sd_median']:.4f}"
             f", largest {result['per_cell_sd_max']:.4f}; the seeds' mean: spread (median - best) "
             f"{result['spread_of_mean']:.4f} = {result['spread_over_sd']:.1f} median sd; the top "
@@ -165,13 +172,12 @@ def main() -> None:
     for folder, seed in zip(args.runs, args.train_seed):
       train_missing(data["cells"], folder, seed)
     seeds = [data["final_recipe_valid_ppl"]] + [read_runs(data["cells"], f) for f in args.runs]
-    table = None
-    if args.yardstick_seeds:
-      table = read_json(args.yardstick_seeds, "--yardstick_seeds").get("table")
-      if table is None:
-        raise UserError(f"--yardstick_seeds {args.yardstick_seeds}: no 'table'; give the JSON "
-                        f"written by experiments.planted.yardstick.")
-    result = summarize(data, seeds, args.top, table)
+    yard = read_json(args.yardstick_seeds, "--yardstick_seeds") if args.yardstick_seeds else {}
+    if args.yardstick_seeds and "table" not in yard:
+      raise UserError(f"--yardstick_seeds {args.yardstick_seeds}: no 'table'; give the JSON "
+                      f"written by experiments.planted.yardstick.")
+    result = summarize(data, seeds, args.top, yard.get("table"),
+                       [os.path.basename(n) for n in yard.get("names", [])])
   except UserError as err:
     sys.exit(f"error: {err}")
   except subprocess.CalledProcessError as err:
