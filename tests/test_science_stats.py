@@ -361,6 +361,21 @@ def test_summary_takes_the_report_alone_setting_and_the_brief_random_budgets():
           out["enas_final_recipe_mean"], out["random_final_recipe_mean"]) == (0.71, 2, 27.35,
                                                                                27.34)
   assert out["enas_vs_random_interval_final_recipe"] is None  # 2 against 1: unbounded
+  agreement = {"top": 16, "teacher_rank_mean": 6,
+               "final_vs_final": [{"tau_all": 0.8, "tau_top": 0.7}, {"tau_all": 0.79,
+                                                                      "tau_top": 0.63}],
+               "final_vs_yardstick": [{"b": "final seed 0", "tau_all": 0.47, "tau_top": -0.13},
+                                      {"b": "final mean", "tau_all": 0.46, "tau_top": -0.12}],
+               "rescored": {"tau_final_all": [0.34, 0.05], "tau_final_top": [0.1, 0.09],
+                            "searches": [{}] * 20}}
+  out = summary.summarize(None, None, None, final_agreement=agreement)
+  assert (out["final_recipe_seed_tau"], out["final_recipe_seed_tau_top"]) == ([0.8, 0.79],
+                                                                              [0.7, 0.63])
+  assert (out["yardstick_vs_final_recipe_tau_top"], out["teacher_rank_final_recipe"],
+          out["planted_tau_against_final_recipe"],
+          out["planted_tau_against_final_recipe_searches"]) == (-0.12, 6, 0.34, 20)
+  with pytest.raises(UserError, match="not a final_recipe study"):
+    summary.summarize(None, None, None, final_agreement={"top": 16})
   assert out["enas_vs_random_p"] is None  # the headline stays the studies' recipe's
   with pytest.raises(UserError, match="not a comparison"):
     summary.summarize(None, None, None, final_recipe={"p": 0.5})
@@ -500,7 +515,7 @@ def test_final_recipe_self_agreement_by_hand(tmp_path):
                       {"model": f"ENAS cell [{cell}] (authors' format)", "valid_ppl": ppl})
   seed1 = final_recipe.read_runs(cells, str(tmp_path))
   assert seed1 == [2.0, 1.0, 4.0, 3.0]
-  yard_table = {c: [v, v + 0.1 * (i == 0)]
+  yard_table = {c: [v, v + 2.2 * (i == 0)]  # the runs' mean: 2.1 2 3 4 (A after B)
                 for i, (c, v) in enumerate(zip(cells, [1.0, 2.0, 3.0, 4.0]))}
   result = final_recipe.summarize(data, [data["final_recipe_valid_ppl"], seed1], 3, yard_table)
   (ff,) = result["final_vs_final"]
@@ -514,8 +529,28 @@ def test_final_recipe_self_agreement_by_hand(tmp_path):
   assert result["per_cell_sd_median"] == pytest.approx(np.sqrt(0.5) / 2)
   assert result["spread_of_mean"] == pytest.approx(1.75)
   assert result["teacher_rank_per_seed"] == [4, 3] and result["teacher_rank_mean"] == 3
-  assert result["yardstick_vs_yardstick"][0]["tau_all"] == pytest.approx(1.0)
+  assert result["yardstick_vs_yardstick"][0]["tau_all"] == pytest.approx(2 / 6)  # A-B, A-C
   assert "0.667" in final_recipe.markdown(result)
+  # Two searches' shared figures, scored against the yardstick's runs' mean (2.1 2 3 4) and the
+  # final recipe's (2 1 3.5 3.5): the first 1 2 3 4 (against the runs' mean A-B swapped: 4/6, top
+  # 3 A B C: 1/3; against the final mean 3 / sqrt(30), top 1/3), the second 2 1 3 4 (1; 5/sqrt(30)).
+  searches = [("s0", {"rows": [{"cell": c, "shared_ppl": v} for c, v in zip(cells, [1, 2, 3, 4])]}),
+              ("s1", {"rows": [{"cell": c, "shared_ppl": v} for c, v in zip(cells, [2, 1, 3, 4])]})]
+  r = final_recipe.summarize(data, [data["final_recipe_valid_ppl"], seed1], 3, yard_table,
+                             searches=searches)["rescored"]
+  s0, s1 = r["searches"]
+  assert (s0["tau_yardstick_all"], s0["tau_final_all"]) == (pytest.approx(4 / 6),
+                                                              pytest.approx(3 / np.sqrt(30)))
+  assert (s0["tau_yardstick_top"], s0["tau_final_top"]) == (pytest.approx(1 / 3),
+                                                              pytest.approx(1 / 3))
+  assert (s1["tau_yardstick_all"], s1["tau_final_all"]) == (1.0, pytest.approx(5 / np.sqrt(30)))
+  assert r["tau_yardstick_all"][0] == pytest.approx((1 + 4 / 6) / 2)
+  # d = 0.667 - 0.548 = 0.119 and 1 - 0.913 = 0.087, mean 0.103: of the four sign flips only
+  # (+, +) and (-, -) reach |mean| 0.103 (the others 0.016): p = 2/4
+  assert r["paired_p_all"] == pytest.approx(0.5)
+  with pytest.raises(UserError, match="its cells are not these 4"):
+    final_recipe.summarize(data, [data["final_recipe_valid_ppl"], seed1], 3,
+                           searches=[("s", {"rows": searches[0][1]["rows"][:3]})])
   common.write_json(str(tmp_path / "cell2" / "summary.json"),
                     {"model": "ENAS cell [0 0 3] (authors' format)", "valid_ppl": 1.0})
   with pytest.raises(UserError, match="cell2 trained"):

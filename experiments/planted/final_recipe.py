@@ -96,12 +96,40 @@ def agreements(columns: list[Sequence[float]], names: list[str], idx_all: Sequen
           for a, b in itertools.combinations(range(len(columns)), 2)]
 
 
+def rescore(searches: list[tuple[str, dict[str, Any]]], cells: Sequence[str],
+            yardstick_ppl: Sequence[float], final_ppl: Sequence[float], idx_top: Sequence[int]
+            ) -> dict[str, Any]:
+  """Each search's shared-weight figures (a ranking study's rows) against the yardstick and
+  against the final recipe, over all cells and the top ones, with paired tests between the two."""
+  rows = []
+  for name, search in searches:
+    shared = {r["cell"]: r["shared_ppl"] for r in search["rows"]}
+    if set(shared) != set(cells):
+      raise UserError(f"--searches {name}: its cells are not these {len(cells)}; give searches "
+                      f"scored on the same cells (ranking --standalone_from=the yardstick).")
+    column = [shared[c] for c in cells]
+    rows.append({"search": name,
+                 **{f"tau_{what}_{part}": _tau(column, ref, idx)
+                    for what, ref in (("yardstick", yardstick_ppl), ("final", final_ppl))
+                    for part, idx in (("all", range(len(cells))), ("top", idx_top))}})
+  out: dict[str, Any] = {"searches": rows}
+  for part in ("all", "top"):
+    yard, final = ([r[f"tau_{w}_{part}"] for r in rows] for w in ("yardstick", "final"))
+    out[f"tau_yardstick_{part}"], out[f"tau_final_{part}"] = (stats.mean_std(yard),
+                                                               stats.mean_std(final))
+    out[f"paired_p_{part}"] = stats.paired_sign_test([y - f for y, f in zip(yard, final)])
+  return out
+
+
 def summarize(data: dict[str, Any], seeds: list[list[float]], top: int,
               yardstick_table: dict[str, list[float]] | None = None,
-              yardstick_names: Sequence[str] = ()) -> dict[str, Any]:
+              yardstick_names: Sequence[str] = (),
+              searches: list[tuple[str, dict[str, Any]]] = ()) -> dict[str, Any]:
   """`seeds`: the final recipe's figures from each seed, seed 0 (data's) first;
   `yardstick_table`: {cell: the yardstick's figure from each of its runs}, named by
-  `yardstick_names` (default: their positions)."""
+  `yardstick_names` (default: their positions); `searches`: (name, ranking study) pairs whose
+  shared-weight figures are scored against the yardstick's mean (its runs' mean when given) and
+  the final recipe's mean."""
   cells, yard = data["cells"], np.asarray(data["yardstick_ppl"])
   if len(seeds) < 2:
     raise UserError("the final recipe's agreement with itself needs two seeds at least: give "
@@ -133,6 +161,10 @@ def summarize(data: dict[str, Any], seeds: list[list[float]], top: int,
     names = list(yardstick_names) or [str(s) for s in range(len(ycols))]
     out["yardstick_vs_yardstick"] = agreements(ycols, [f"yardstick {n}" for n in names],
                                                idx_all, idx_top)
+  if searches:
+    yard_mean = (np.mean([yardstick_table[c] for c in cells], axis=1) if yardstick_table
+                 else yard)
+    out["rescored"] = rescore(list(searches), cells, list(yard_mean), list(mean), idx_top)
   return out
 
 
@@ -150,6 +182,15 @@ def markdown(result: dict[str, Any]) -> str:
             f"{k} span {result['spread_top_of_mean']:.4f}. Teacher's cell: rank "
             f"{', '.join(map(str, result['teacher_rank_per_seed']))} of {n} by seed, "
             f"{result['teacher_rank_mean']} on the mean."]
+  if "rescored" in result:
+    r = result["rescored"]
+    lines += ["", f"Shared-weight scores of {len(r['searches'])} searches: Kendall tau against",
+              "", "| cells | the yardstick (mean of its runs) | "
+              "the final recipe (mean of its seeds) | paired p |", "|---|---:|---:|---:|"]
+    lines += [f"| {part} | {r[f'tau_yardstick_{part}'][0]:.3f} +- "
+              f"{r[f'tau_yardstick_{part}'][1]:.3f} | {r[f'tau_final_{part}'][0]:.3f} +- "
+              f"{r[f'tau_final_{part}'][1]:.3f} | {r[f'paired_p_{part}']:.4f} |"
+              for part in ("all", "top")]
   return "\n".join(lines) + "\n"
 
 
@@ -162,6 +203,8 @@ def main() -> None:
                       help="train the missing cells of the matching --runs with this seed")
   parser.add_argument("--yardstick_seeds", help="the yardstick's own seeds (yardstick.py JSON)")
   parser.add_argument("--top", type=int, default=16, help="the yardstick's best cells compared")
+  parser.add_argument("--searches", nargs="*", default=[],
+                      help="ranking studies of these cells (folders or JSON) to rescore")
   parser.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
   args = parser.parse_args()
   try:
@@ -176,8 +219,10 @@ def main() -> None:
     if args.yardstick_seeds and "table" not in yard:
       raise UserError(f"--yardstick_seeds {args.yardstick_seeds}: no 'table'; give the JSON "
                       f"written by experiments.planted.yardstick.")
+    searches = [(os.path.basename(p).removesuffix(".json"), read_json(p, "--searches"))
+                for p in args.searches]
     result = summarize(data, seeds, args.top, yard.get("table"),
-                       [os.path.basename(n) for n in yard.get("names", [])])
+                       [os.path.basename(n) for n in yard.get("names", [])], searches)
   except UserError as err:
     sys.exit(f"error: {err}")
   except subprocess.CalledProcessError as err:

@@ -17,6 +17,7 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --ptb_short_alone=experiments/results/science/short_alone_ptb.json \
       --brief_random=workdirs/science/v10/brief_budgets --brief_random_budget=16 \
       --compare_final_recipe=experiments/results/science/final_recipe/versus_fixed_start_20.json \
+      --final_recipe_agreement=experiments/results/science/final_recipe/self_agreement.json \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
@@ -42,6 +43,10 @@ trained answers against random search's) adds `enas_vs_random_p_final_recipe`: t
 the answers trained by the final training instead of the studies' recipe. Each comparison of ENAS
 with random search also gets the 95% interval of the difference of means (ENAS - random) that
 inverts its permutation test (`enas_vs_random_interval`, `..._final_recipe`; null when unbounded).
+`--final_recipe_agreement` (a `final_recipe` study's OUT.json) adds the final recipe's agreement
+with itself over seeds (`final_recipe_seed_tau`, `..._top` among the yardstick's best cells), with
+the yardstick, the teacher's rank under it and, when the study rescored searches, their tau against
+it (`planted_tau_against_final_recipe`).
 A study not given, or not run, leaves its keys at null, and `missing`
 names it: a figure is never made up.
 """
@@ -197,6 +202,28 @@ def _versus_figures(versus: dict | None) -> dict[str, Any]:
           "final_recipe_figure": versus["figure"]}
 
 
+def _final_agreement_figures(study: dict | None) -> dict[str, Any]:
+  """The final recipe against itself and the yardstick (an `experiments.planted.final_recipe`
+  OUT.json), and the searches' tau against it when the study rescored them."""
+  if not study:
+    return {}
+  if not {"final_vs_final", "final_vs_yardstick", "teacher_rank_mean"} <= set(study):
+    raise UserError("--final_recipe_agreement: not a final_recipe study's JSON; give the OUT.json "
+                    "`python -m experiments.planted.final_recipe` wrote.")
+  mean_row = [r for r in study["final_vs_yardstick"] if r["b"] == "final mean"]
+  out = {"final_recipe_seed_tau": [r["tau_all"] for r in study["final_vs_final"]],
+         "final_recipe_seed_tau_top": [r["tau_top"] for r in study["final_vs_final"]],
+         "final_recipe_top_cells": study["top"],
+         "yardstick_vs_final_recipe_tau": mean_row[0]["tau_all"] if mean_row else None,
+         "yardstick_vs_final_recipe_tau_top": mean_row[0]["tau_top"] if mean_row else None,
+         "teacher_rank_final_recipe": study["teacher_rank_mean"]}
+  if "rescored" in study:
+    out.update(planted_tau_against_final_recipe=study["rescored"]["tau_final_all"][0],
+               planted_tau_against_final_recipe_top=study["rescored"]["tau_final_top"][0],
+               planted_tau_against_final_recipe_searches=len(study["rescored"]["searches"]))
+  return out
+
+
 def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               compare: dict | None, tau_group: dict | None = None,
               ptb_tau_group: dict | None = None, yardstick: dict | None = None,
@@ -204,7 +231,8 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               compare_finetuned: dict | None = None,
               short_alone: tuple[dict | None, dict | None] = (None, None),
               brief_random: dict | None = None, brief_budget: int = 16,
-              final_recipe: dict | None = None) -> dict[str, Any]:
+              final_recipe: dict | None = None,
+              final_agreement: dict | None = None) -> dict[str, Any]:
   """The fixed keys (null where the study is missing), the other useful figures, the sources;
   `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches, `ptb_tau_group`
   likewise `ptb_tau`; `yardstick` (a yardstick study) adds its figures."""
@@ -254,6 +282,7 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
     out.update(_short_alone_figures(study, name))
   out.update(_brief_random_figures(brief_random, brief_budget))
   out.update(_versus_figures(final_recipe))
+  out.update(_final_agreement_figures(final_agreement))
   if yardstick:
     out.update(yardstick_seed_tau=[a["tau"] for a in yardstick["agreement"]],
                yardstick_cell_sd_median=yardstick["per_cell_sd_median"],
@@ -288,6 +317,8 @@ def main() -> None:
   parser.add_argument("--compare_final_recipe", default="",
                       help="an `enas_jax.compare --json` file: ENAS's answers (--ours) against "
                            "random search's, trained by the final training")
+  parser.add_argument("--final_recipe_agreement", default="",
+                      help="a final_recipe study's OUT.json (the final recipe against itself)")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
@@ -306,7 +337,9 @@ def main() -> None:
                          _json(args.ptb_short_alone, "ptb_short_alone", "short_alone")),
                         _results(args.brief_random, "brief_random"), args.brief_random_budget,
                         _json(args.compare_final_recipe, "compare_final_recipe",
-                              "enas_jax.compare --json"))
+                              "enas_jax.compare --json"),
+                        _json(args.final_recipe_agreement, "final_recipe_agreement",
+                              "final_recipe"))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:
