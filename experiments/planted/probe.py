@@ -69,7 +69,7 @@ def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_se
     print(f"{text}: {rows[-1]['standalone_ppl']:.3f}", flush=True)
   result = {"settings": settings, "seed": seed, "scale": dataclasses.asdict(scale),
             "corpus": common.corpus_facts(corpus), "rows": rows, "noise_ppl_seeds": noise,
-            "cells": len(rows), "noise_sd": float("nan"), "spread_over_noise": float("nan"),
+            "cells": len(rows), "noise_sd": None, "spread_over_noise": None,  # one init: none
             **ranking.standalone_figures(rows, noise, corpus.info["teacher_ppl_valid"]),
             "seconds_per_cell": (time.time() - started) / (len(rows) + noise_seeds - 1)}
   common.write_json(os.path.join(out, "probe.json"), result)
@@ -97,9 +97,10 @@ def main() -> None:
             args.noise_seeds, tuple(args.cell), args.seed)
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
+  noise = (f"noise sd {r['noise_sd']:.4f}, spread / sd {r['spread_over_noise']:.1f}"
+           if r["noise_sd"] is not None else "noise not measured (--noise_seeds=1)")
   print(f"teacher's cell {r['teacher_rank']} of {r['cells']}, "
-        f"{100 * r['teacher_alone_gap']:.1f}% above the optimum; noise sd {r['noise_sd']:.4f}, "
-        f"spread / sd {r['spread_over_noise']:.1f}; "
+        f"{100 * r['teacher_alone_gap']:.1f}% above the optimum; {noise}; "
         f"{r['seconds_per_cell']:.1f} s a cell")
 
 
