@@ -90,6 +90,11 @@ def test_a_search_workdir_and_other_mistakes_are_refused(tmp_path):
     compare.lower_is_better("params")
   with pytest.raises(UserError, match="names a run twice"):
     compare.read_runs([shared[0], shared[0]], "ours")
+  diverged = compare.read_runs(_runs(tmp_path, "n", [{"valid_ppl": 30.0},
+                                                     {"valid_ppl": float("nan")}]), "ours")
+  with pytest.raises(UserError, match=r"n1: its valid_ppl is nan \(the run diverged"):
+    compare.comparison(diverged, {"x": {"valid_ppl": 31.0}, "y": {"valid_ppl": 32.0}},
+                       "valid_ppl")
   (tmp_path / "broken").mkdir()
   (tmp_path / "broken" / "summary.json").write_text("{not json")
   with pytest.raises(UserError, match="cannot be read as JSON"):

@@ -77,6 +77,11 @@ def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) ->
   """Both sides' figures, their means and sample standard deviations, the difference with its
   95% interval (the shifts the permutation test does not reject), the permutation p-value, the
   least p-value reachable with these run counts, and the verdict."""
+  for path, summary in {**ours, **baseline}.items():
+    if not np.isfinite(float(summary[figure])):
+      raise UserError(f"{path}: its {figure} is {summary[figure]} (the run diverged or stopped "
+                      f"early). Leave it out and say so, or rerun it; a mean and a test over it "
+                      f"would mean nothing.")
   a = [float(s[figure]) for s in ours.values()]
   b = [float(s[figure]) for s in baseline.values()]
   p = permutation_test(a, b)
