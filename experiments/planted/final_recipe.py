@@ -228,6 +228,9 @@ def main() -> None:
   except subprocess.CalledProcessError as err:
     sys.exit(f"error: a training failed ({' '.join(err.cmd)}); its workdir keeps what it saved. "
              f"Rerun the same command to resume with the cells not yet finished.")
+  except KeyboardInterrupt:
+    sys.exit("interrupted: the finished cells' trainings are kept; rerun the same command to "
+             "train the rest.")
   common.write_report(args.out, result, markdown(result))
 
 
