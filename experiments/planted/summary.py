@@ -178,6 +178,22 @@ def _brief_random_figures(study: dict | None, budget: int) -> dict[str, Any]:
           "brief_random_budgets": table}
 
 
+def _compare_figures(compare: dict) -> dict[str, Any]:
+  """ENAS against random search from a `compare` study (the answers trained by its recipe)."""
+  enas = compare["methods"]["enas"]
+  side = lambda m: [r["standalone_ppl"] for r in compare["runs"] if r["method"] == m]
+  return {"enas_vs_random_p": compare["p_value_standalone_ppl"],
+          "enas_vs_random_interval": _interval(side("enas"), side("random")),
+          "enas_vs_random_seeds": compare["seeds"],
+          "teacher_recovered_fraction": enas["recovered"] / enas["runs"],
+          "teacher_within_2_fraction": sum(
+              r["distance_to_teacher"] <= 2 for r in compare["runs"]
+              if r["method"] == "enas") / enas["runs"],
+          "enas_standalone_ppl": enas["standalone_ppl"]["mean"],
+          "random_standalone_ppl": compare["methods"]["random"]["standalone_ppl"]["mean"],
+          "compare_settings": compare.get("settings", [])}
+
+
 def _interval(enas: list[float], random: list[float]) -> list[float] | None:
   """The 95% interval of mean(enas) - mean(random) that inverts the permutation test (as
   `enas_jax.compare` prints it); None when unbounded."""
@@ -263,18 +279,7 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
                   f"{name}_tau_searches": group["searches"],
                   f"{name}_tau_each": [r["tau"] for r in group["rows"]]})
   if compare:
-    enas = compare["methods"]["enas"]
-    side = lambda m: [r["standalone_ppl"] for r in compare["runs"] if r["method"] == m]
-    out.update(enas_vs_random_p=compare["p_value_standalone_ppl"],
-               enas_vs_random_interval=_interval(side("enas"), side("random")),
-               enas_vs_random_seeds=compare["seeds"],
-               teacher_recovered_fraction=enas["recovered"] / enas["runs"],
-               teacher_within_2_fraction=sum(
-                   r["distance_to_teacher"] <= 2 for r in compare["runs"]
-                   if r["method"] == "enas") / enas["runs"],
-               enas_standalone_ppl=enas["standalone_ppl"]["mean"],
-               random_standalone_ppl=compare["methods"]["random"]["standalone_ppl"]["mean"],
-               compare_settings=compare.get("settings", []))
+    out.update(_compare_figures(compare))
   else:
     missing.append("compare")
   out.update(_finetuned_figures(finetuned, compare_finetuned))
