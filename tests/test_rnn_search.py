@@ -251,7 +251,8 @@ def test_final_candidates_widen_the_answers_pick_to_the_final_controllers_best_c
 def test_training_alone_anneals_the_learning_rate_linearly_to_zero(seed0_run):
   """The report's training alone (`report.train_alone_schedule`): "linear" runs step i of K at
   the search's first learning rate times (1 - i / K), "constant" leaves the fresh state's (the
-  search's first) for every step; the figure is the cell's whole-split perplexity after them."""
+  search's first) for every step; the figure is the cell's whole-split perplexity after them
+  ("averaged": of the mean of the weights over the second half of the steps)."""
   run, _, _ = seed0_run
   cfg = run.cfg
   jitted = jax.jit(run.task.train_step)
@@ -268,16 +269,25 @@ def test_training_alone_anneals_the_learning_rate_linearly_to_zero(seed0_run):
       return model, {}
     last = []
     figure = scoring.trained_alone(run, step, fresh, arch, k, schedule, key)
-    assert figure == run.task.evaluate(last[-1], arch)
-    return figure, seen
+    if schedule != "averaged":
+      assert figure == run.task.evaluate(last[-1], arch)
+    return figure, seen, last
 
   lr0 = cfg.shared.lr_at_epoch(0)
-  linear, seen = trained("linear")
+  linear, seen, _ = trained("linear")
   assert seen == [float(np.float32(lr0 * (1 - i / 5))) for i in range(5)]
-  constant, seen = trained("constant")
+  constant, seen, _ = trained("constant")
   assert seen == [float(np.float32(lr0))] * 5
   assert math.isfinite(linear) and linear != constant
-  with pytest.raises(UserError, match="report.train_alone_schedule.*linear, constant"):
+  # "averaged": the constant rate's steps, scored with the mean of the weights after steps 3-5
+  # of 5 (from the middle: 5 // 2 = 2 steps before it), the mean taken here in float64
+  averaged, seen, models = trained("averaged")
+  assert seen == [float(np.float32(lr0))] * 5
+  mean = jax.tree_util.tree_map(lambda *p: np.mean(np.stack(p).astype(np.float64), 0).astype(
+      np.float32), *[m.params for m in models[2:]])
+  by_hand = run.task.evaluate(models[-1].replace(params=mean), arch)
+  assert averaged == pytest.approx(by_hand, rel=1e-5) and averaged != constant
+  with pytest.raises(UserError, match="report.train_alone_schedule.*linear, constant, averaged"):
     run_config.ReportConfig(train_alone_schedule="cosine").validate()
 
 

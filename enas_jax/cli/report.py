@@ -37,7 +37,8 @@ _TRAIN_ALONE_STEPS = flags.DEFINE_integer(
     "report.train_alone_steps).")
 _TRAIN_ALONE_SCHEDULE = flags.DEFINE_enum(
     "train_alone_schedule", None, list(TRAIN_ALONE_SCHEDULES), "The learning rate while "
-    "training alone: linear (from the search's first to 0) or constant (default: "
+    "training alone: linear (from the search's first to 0), constant, or averaged (constant, "
+    "the weights averaged over the second half of the steps) (default: "
     "report.train_alone_schedule).")
 _FINETUNE_STEPS = flags.DEFINE_integer(
     "finetune_steps", None, "K: score every cell after K shared steps on it alone (few-shot "

@@ -23,6 +23,7 @@ def report_section() -> ml_collections.ConfigDict:
   report.train_alone = 0  # K: train the top-K and K random cells alone (0: skip; --train_alone)
   report.train_alone_steps = 200  # training steps per cell trained alone
   report.train_alone_schedule = "linear"  # its lr: "linear" from the search's first to 0
+  # ("constant"; "averaged": constant, the weights averaged over the second half, as NT-ASGD)
   # ("constant": the first throughout); annealed, 200 steps rank cells more as full training
   # does (tau 0.77 against 0.62 on the planted benchmark, 0.64 against 0.60 on PTB: science.md
   # section 10)

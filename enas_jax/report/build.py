@@ -160,7 +160,8 @@ def _random_section(m: scoring.Measurements, options: ReportConfig, chart: str) 
 
 _SCHEDULE_WORDS = {  # `report.train_alone_schedule`, in words
     "linear": "the learning rate annealed linearly from the search's first to 0",
-    "constant": "at the search's first learning rate"}
+    "constant": "at the search's first learning rate",
+    "averaged": "at the search's first learning rate, the weights averaged over the second half"}
 
 
 _SUMMARY_FIGURES = {  # summary.json facts a task adds, in words

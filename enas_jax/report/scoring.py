@@ -181,16 +181,31 @@ def trained_alone(run: SearchRun, step: Callable[..., Any], fresh: Any, arch: An
   """`arch`'s figure on the whole validation split after `steps` steps (`step`: the task's
   training step, jitted) of the search's training stream on it alone from the state `fresh`,
   step i's key `key` folded with i + 1. `schedule`: "linear" anneals the learning rate from the
-  search's first (epoch 0) value to 0 over the steps; "constant" keeps `fresh`'s."""
+  search's first (epoch 0) value to 0 over the steps; "constant" keeps `fresh`'s; "averaged"
+  keeps it and scores the mean of the weights after each of the last `steps - steps // 2` steps
+  (averaged SGD from the middle, as the final training's NT-ASGD averages)."""
   holder = SearchState(model=fresh, ctrl=None, sums={}, epoch_sums={})
   arch = jax.tree_util.tree_map(lambda x: np.asarray(x, np.int32), arch)
   lr0 = run.cfg.shared.lr_at_epoch(0)
+  mean, averaged = None, 0
   for i, batch in enumerate(run.task.shared_batches(holder, steps)):
     if schedule == "linear":
       lr = lr0 * (1.0 - i / steps)
       holder.model = holder.model.replace(opt_state=set_learning_rate(holder.model.opt_state, lr))
     holder.model, _ = step(holder.model, batch, arch, jax.random.fold_in(key, i + 1))
+    if schedule == "averaged" and i >= steps // 2:
+      averaged += 1
+      mean = holder.model.params if mean is None else _running_mean(
+          mean, holder.model.params, np.float32(1.0 / averaged))
+  if mean is not None:
+    return run.task.evaluate(holder.model.replace(params=mean), arch)
   return run.task.evaluate(holder.model, arch)
+
+
+@jax.jit
+def _running_mean(mean: Any, new: Any, weight: jax.Array) -> Any:
+  """mean + weight * (new - mean), leaf by leaf (weight 1/n: the mean of n values)."""
+  return jax.tree_util.tree_map(lambda m, x: m + weight * (x - m), mean, new)
 
 
 def each_trained_alone(run: SearchRun, archs: Iterable[Any], steps: int, schedule: str,

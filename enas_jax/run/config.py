@@ -52,7 +52,7 @@ class SearchLoopConfig:
                       f"{self.rollback_lr_factor}.")
 
 
-TRAIN_ALONE_SCHEDULES = ("linear", "constant")
+TRAIN_ALONE_SCHEDULES = ("linear", "constant", "averaged")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,7 @@ class ReportConfig:
   collapse_fraction: float = 0.5
   train_alone: int = 0
   train_alone_steps: int = 200
-  train_alone_schedule: str = "linear"  # or "constant" (the learning rate while training alone)
+  train_alone_schedule: str = "linear"  # or "constant", "averaged" (how training alone ends)
   seed: int = 0
   finetune_steps: int = -1  # -1: as the search scores its answer (`search.finetune_steps`)
   # The least value of each count (a rank correlation needs several cells); the command's flags
@@ -84,7 +84,9 @@ class ReportConfig:
       raise UserError(f"Config field `{section}.train_alone_schedule` is "
                       f"{self.train_alone_schedule!r}; it must be one of "
                       f"{', '.join(TRAIN_ALONE_SCHEDULES)} (\"linear\": the learning rate "
-                      f"annealed to 0 over the steps; \"constant\": the search's first).")
+                      f"annealed to 0 over the steps; \"constant\": the search's first; "
+                      f"\"averaged\": the search's first, the weights averaged over the second "
+                      f"half of the steps).")
 
 
 @dataclasses.dataclass(frozen=True)
