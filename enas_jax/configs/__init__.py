@@ -23,8 +23,8 @@ def report_section() -> ml_collections.ConfigDict:
   report.train_alone = 0  # K: train the top-K and K random cells alone (0: skip; --train_alone)
   report.train_alone_steps = 200  # training steps per cell trained alone
   report.train_alone_schedule = "linear"  # its lr: "linear" from the search's first to 0
-  # ("constant"; "averaged": constant, the weights averaged over the second half, as NT-ASGD)
-  # ("constant": the first throughout); annealed, 200 steps rank cells more as full training
+  # ("constant": the first throughout; "averaged": the first, the weights averaged over the
+  # second half, as NT-ASGD); annealed, 200 steps rank cells more as full training
   # does (tau 0.77 against 0.62 on the planted benchmark, 0.64 against 0.60 on PTB: science.md
   # section 10)
   report.seed = 0  # draws the random cells (the same cells on every report of a workdir)
