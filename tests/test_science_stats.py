@@ -551,6 +551,15 @@ def test_final_recipe_self_agreement_by_hand(tmp_path):
   with pytest.raises(UserError, match="its cells are not these 4"):
     final_recipe.summarize(data, [data["final_recipe_valid_ppl"], seed1], 3,
                            searches=[("s", {"rows": searches[0][1]["rows"][:3]})])
+  template = {"corpus": {"name": "planted"}, "rows": [
+      {"cell": c, "teacher": i == 3, "standalone_ppl": 9.0, "shared_ppl": 5.0}
+      for i, c in enumerate(reversed(cells))]}
+  yard = final_recipe.mean_as_yardstick(template, cells, result["mean"])
+  assert [(r["cell"], r["standalone_ppl"], r["shared_ppl"]) for r in yard["rows"]] == [
+      (c, m, 5.0) for c, m in zip(reversed(cells), [3.5, 3.5, 1.0, 2.0])]
+  assert yard["corpus"] == template["corpus"] and template["rows"][0]["standalone_ppl"] == 9.0
+  with pytest.raises(UserError, match="its cells are not the --cells file's"):
+    final_recipe.mean_as_yardstick({"rows": template["rows"][:3]}, cells, result["mean"])
   common.write_json(str(tmp_path / "cell2" / "summary.json"),
                     {"model": "ENAS cell [0 0 3] (authors' format)", "valid_ppl": 1.0})
   with pytest.raises(UserError, match="cell2 trained"):

@@ -17,7 +17,9 @@ seeds of the final recipe and between each (and their mean) and the yardstick, o
 among the yardstick's `--top` best; with `--yardstick_seeds` (the yardstick's own seeds,
 `experiments.planted.yardstick`'s JSON) the same self-agreement of the yardstick, like for like;
 the per-cell noise, the spread of the seeds' mean over it and the teacher's rank. Writes OUT.md
-and OUT.json.
+and OUT.json; with `--write_yardstick=DIR --yardstick_template=RANKING` also DIR/results.json,
+the ranking study's results with each cell's figure the final recipe's mean (a yardstick for
+`short_alone --yardstick=DIR`).
 """
 from __future__ import annotations
 
@@ -168,6 +170,21 @@ def summarize(data: dict[str, Any], seeds: list[list[float]], top: int,
   return out
 
 
+def mean_as_yardstick(template: dict[str, Any], cells: Sequence[str], mean: Sequence[float]
+                      ) -> dict[str, Any]:
+  """A ranking study's results (`template`, the yardstick's) with each row's trained-alone
+  figure replaced by the final recipe's mean: a yardstick other studies read (`short_alone
+  --yardstick=DIR`)."""
+  by_cell = dict(zip(cells, mean))
+  rows = template["rows"]
+  if {r["cell"] for r in rows} != set(by_cell):
+    raise UserError("--yardstick_template: its cells are not the --cells file's; give the ranking "
+                    "study whose 31 cells the final recipe trained.")
+  return {**template, "rows": [{**r, "standalone_ppl": by_cell[r["cell"]]} for r in rows],
+          "standalone_recipe": "the final training (configs/ptb_final.py:planted), the mean "
+                               "over its seeds"}
+
+
 def markdown(result: dict[str, Any]) -> str:
   k, n = result["top"], len(result["cells"])
   lines = [f"{n} cells; 'top' = the yardstick's {k} best (by its seed-0 figure).", "",
@@ -205,6 +222,10 @@ def main() -> None:
   parser.add_argument("--top", type=int, default=16, help="the yardstick's best cells compared")
   parser.add_argument("--searches", nargs="*", default=[],
                       help="ranking studies of these cells (folders or JSON) to rescore")
+  parser.add_argument("--yardstick_template", default="",
+                      help="with --write_yardstick: the ranking study whose rows to copy")
+  parser.add_argument("--write_yardstick", default="",
+                      help="writes DIR/results.json: the template with the final recipe's means")
   parser.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
   args = parser.parse_args()
   try:
@@ -232,6 +253,17 @@ def main() -> None:
     sys.exit("interrupted: the finished cells' trainings are kept; rerun the same command to "
              "train the rest.")
   common.write_report(args.out, result, markdown(result))
+  if args.write_yardstick:
+    try:
+      if not args.yardstick_template:
+        raise UserError("--write_yardstick needs --yardstick_template (the ranking study of the "
+                        "same cells, e.g. workdirs/science/ranking_planted).")
+      template = read_json(args.yardstick_template, "--yardstick_template")
+      yardstick = mean_as_yardstick(template, data["cells"], result["mean"])
+    except UserError as err:
+      sys.exit(f"error: {err}")
+    os.makedirs(args.write_yardstick, exist_ok=True)
+    common.write_json(os.path.join(args.write_yardstick, "results.json"), yardstick)
 
 
 if __name__ == "__main__":
