@@ -101,28 +101,21 @@ def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 20
   total = pooled.sum()
 
   def diff(idx):
-    s = pooled[list(idx)].sum()
+    s = pooled[idx].sum()
     return abs(s / k - (total - s) / (n - k))
 
-  if math.comb(n, k) <= max_exact:
-    diffs = [diff(idx) for idx in itertools.combinations(range(n), k)]
-    return float(np.mean(np.asarray(diffs) >= observed - 1e-12))
-  rng = np.random.default_rng(seed)
-  hits = sum(diff(rng.permutation(n)[:k]) >= observed - 1e-12 for _ in range(samples))
-  return (hits + 1) / (samples + 1)
+  chosen, exact = _splits(n, k, max_exact, samples, seed)
+  hits = int(np.sum(np.asarray([diff(idx) for idx in chosen]) >= observed - 1e-12))
+  return hits / len(chosen) if exact else (hits + 1) / (len(chosen) + 1)
 
 
 def _splits(n: int, k: int, max_exact: int, samples: int, seed: int) -> tuple[np.ndarray, bool]:
-  """float[S, n]: 1 where a pooled value is in the first group of a split, for the splits
-  `permutation_test` uses (in its order), and whether they are all of them."""
+  """int[S, k]: the pooled values' indices in the first group of each split (every split when
+  there are at most `max_exact`, else `samples` random ones), and whether they are all of them."""
   if math.comb(n, k) <= max_exact:
-    chosen = list(itertools.combinations(range(n), k))
-  else:
-    rng = np.random.default_rng(seed)
-    chosen = [rng.permutation(n)[:k] for _ in range(samples)]
-  member = np.zeros((len(chosen), n))
-  member[np.repeat(np.arange(len(chosen)), k), np.asarray(chosen).reshape(-1)] = 1.0
-  return member, math.comb(n, k) <= max_exact
+    return np.asarray(list(itertools.combinations(range(n), k)), np.int64).reshape(-1, k), True
+  rng = np.random.default_rng(seed)
+  return np.asarray([rng.permutation(n)[:k] for _ in range(samples)]), False
 
 
 def shift_interval(a: Sequence[float], b: Sequence[float], alpha: float = 0.05,
@@ -134,7 +127,9 @@ def shift_interval(a: Sequence[float], b: Sequence[float], alpha: float = 0.05,
   values: see the least p `permutation_test` can give)."""
   a, b = np.asarray(a, float), np.asarray(b, float)
   n, k = a.size + b.size, a.size
-  member, exact = _splits(n, k, max_exact, samples, seed)
+  chosen, exact = _splits(n, k, max_exact, samples, seed)
+  member = np.zeros((len(chosen), n))
+  np.put_along_axis(member, chosen, 1.0, axis=1)
   pooled = np.concatenate([a, b])
   s0, from_a, t0 = member @ pooled, member @ (np.arange(n) < k), pooled.sum()
   estimate = float(a.mean() - b.mean())

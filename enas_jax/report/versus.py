@@ -73,6 +73,13 @@ def lower_is_better(figure: str) -> bool:
                   f"error, loss and accuracy figures (a key containing ppl, error, loss or acc).")
 
 
+def interval(a: Sequence[float], b: Sequence[float]) -> list[float] | None:
+  """The 95% interval of mean(a) - mean(b) that inverts the permutation test; None when the run
+  counts leave it unbounded."""
+  low, high = shift_interval(a, b, ALPHA)
+  return [low, high] if np.isfinite(low) else None
+
+
 def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) -> dict[str, Any]:
   """Both sides' figures, their means and sample standard deviations, the difference with its
   95% interval (the shifts the permutation test does not reject), the permutation p-value, the
@@ -85,7 +92,6 @@ def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) ->
   a = [float(s[figure]) for s in ours.values()]
   b = [float(s[figure]) for s in baseline.values()]
   p = permutation_test(a, b)
-  low, high = shift_interval(a, b, ALPHA)
   least = permutation_test(list(range(len(a))), list(range(len(a), len(a) + len(b))))
   lower = lower_is_better(figure)
   ours_better = (np.mean(a) < np.mean(b)) == lower
@@ -101,7 +107,7 @@ def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) ->
           "ours_mean": float(np.mean(a)), "ours_std": float(np.std(a, ddof=1)),
           "baseline_mean": float(np.mean(b)), "baseline_std": float(np.std(b, ddof=1)),
           "difference": float(np.mean(a) - np.mean(b)),
-          "interval": [low, high] if np.isfinite(low) else None, "p": p, "least_p": least,
+          "interval": interval(a, b), "p": p, "least_p": least,
           "verdict": verdict}
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -34,17 +33,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from enas_jax.io.errors import UserError
+from enas_jax.report import versus
 from experiments.planted import common, stats
 from experiments.planted.yardstick import read_json
 
 
 def read_cells(path: str) -> dict[str, Any]:
   """The tenth session's JSON: cells, yardstick_ppl, teacher_index, final_recipe_valid_ppl."""
-  try:
-    with open(path) as f:
-      data = json.load(f)
-  except (OSError, ValueError) as err:
-    raise UserError(f"--cells {path}: cannot read it as JSON ({err}).") from err
+  data = read_json(path, "--cells")
   needed = ("cells", "yardstick_ppl", "teacher_index", "final_recipe_valid_ppl")
   missing = [k for k in needed if k not in data]
   if missing:
@@ -66,21 +62,14 @@ def train_missing(cells: Sequence[str], folder: str, seed: int) -> None:
 
 
 def read_runs(cells: Sequence[str], folder: str) -> list[float]:
-  """Each cell's final validation perplexity from folder/cell<i>/summary.json."""
-  out = []
-  for i, cell in enumerate(cells):
-    path = os.path.join(folder, f"cell{i}", "summary.json")
-    try:
-      with open(path) as f:
-        summary = json.load(f)
-    except (OSError, ValueError) as err:
-      raise UserError(f"--runs {folder}: cell {i} ({cell}) has no readable summary.json ({err}); "
-                      f"train it (add --train_seed) or remove the folder.") from err
+  """Each cell's final validation perplexity from folder/cell<i>/summary.json (read as
+  `enas_jax.compare` reads trainings; a missing one: add --train_seed)."""
+  runs = versus.read_runs([os.path.join(folder, f"cell{i}") for i in range(len(cells))], "runs")
+  for (path, summary), cell in zip(runs.items(), cells):
     if summary.get("model", "").find(f"[{cell}]") < 0:
-      raise UserError(f"--runs {folder}: cell{i} trained {summary.get('model')!r}, not {cell!r}; "
-                      f"the folder belongs to another cell list.")
-    out.append(float(summary["valid_ppl"]))
-  return out
+      raise UserError(f"--runs: {path} trained {summary.get('model')!r}, not {cell!r}; the "
+                      f"folder belongs to another cell list.")
+  return [float(s["valid_ppl"]) for s in runs.values()]
 
 
 def _tau(a: Sequence[float], b: Sequence[float], idx: Sequence[int]) -> float:

@@ -59,8 +59,9 @@ from typing import Any
 import numpy as np
 
 from enas_jax.io.errors import UserError
+from enas_jax.report import versus as versus_lib
 from enas_jax.run import config as run_config
-from experiments.planted import common, short_alone, stats
+from experiments.planted import common, short_alone
 
 KEYS = ("planted_tau", "ptb_tau", "enas_vs_random_p", "enas_vs_random_seeds",
         "teacher_recovered_fraction", "spread_over_noise", "teacher_rank_fraction")
@@ -183,7 +184,7 @@ def _compare_figures(compare: dict) -> dict[str, Any]:
   enas = compare["methods"]["enas"]
   side = lambda m: [r["standalone_ppl"] for r in compare["runs"] if r["method"] == m]
   return {"enas_vs_random_p": compare["p_value_standalone_ppl"],
-          "enas_vs_random_interval": _interval(side("enas"), side("random")),
+          "enas_vs_random_interval": versus_lib.interval(side("enas"), side("random")),
           "enas_vs_random_seeds": compare["seeds"],
           "teacher_recovered_fraction": enas["recovered"] / enas["runs"],
           "teacher_within_2_fraction": sum(
@@ -192,13 +193,6 @@ def _compare_figures(compare: dict) -> dict[str, Any]:
           "enas_standalone_ppl": enas["standalone_ppl"]["mean"],
           "random_standalone_ppl": compare["methods"]["random"]["standalone_ppl"]["mean"],
           "compare_settings": compare.get("settings", [])}
-
-
-def _interval(enas: list[float], random: list[float]) -> list[float] | None:
-  """The 95% interval of mean(enas) - mean(random) that inverts the permutation test (as
-  `enas_jax.compare` prints it); None when unbounded."""
-  low, high = stats.shift_interval(enas, random)
-  return [low, high] if np.isfinite(low) else None
 
 
 def _versus_figures(versus: dict | None) -> dict[str, Any]:
@@ -210,8 +204,8 @@ def _versus_figures(versus: dict | None) -> dict[str, Any]:
     raise UserError("--compare_final_recipe: not a comparison (no p-value); give the file "
                     "`python -m enas_jax.compare ... --json=FILE` wrote.")
   return {"enas_vs_random_p_final_recipe": versus["p"],
-          "enas_vs_random_interval_final_recipe": _interval(list(versus["ours"].values()),
-                                                            list(versus["baseline"].values())),
+          "enas_vs_random_interval_final_recipe": versus_lib.interval(
+              list(versus["ours"].values()), list(versus["baseline"].values())),
           "enas_vs_random_seeds_final_recipe": len(versus["ours"]),
           "enas_final_recipe_mean": versus["ours_mean"],
           "random_final_recipe_mean": versus["baseline_mean"],

@@ -42,8 +42,11 @@ def read_json(path: str, flag: str) -> dict[str, Any]:
     path = os.path.join(path, names[0])
   if not os.path.isfile(path):
     raise UserError(f"{flag} {path}: no such file or folder.")
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as err:
+    raise UserError(f"{flag} {path}: cannot read it as JSON ({err}).") from None
 
 
 def seed_table(yardstick: dict[str, Any], probes: list[dict[str, Any]]) -> dict[str, list[float]]:
