@@ -558,7 +558,7 @@ def test_final_recipe_self_agreement_by_hand(tmp_path):
   assert [(r["cell"], r["standalone_ppl"], r["shared_ppl"]) for r in yard["rows"]] == [
       (c, m, 5.0) for c, m in zip(reversed(cells), [3.5, 3.5, 1.0, 2.0])]
   assert yard["corpus"] == template["corpus"] and template["rows"][0]["standalone_ppl"] == 9.0
-  with pytest.raises(UserError, match="its cells are not the --cells file's"):
+  with pytest.raises(UserError, match="its cells are not the ones trained"):
     final_recipe.mean_as_yardstick({"rows": template["rows"][:3]}, cells, result["mean"])
   common.write_json(str(tmp_path / "cell2" / "summary.json"),
                     {"model": "ENAS cell [0 0 3] (authors' format)", "valid_ppl": 1.0})
@@ -569,3 +569,40 @@ def test_final_recipe_self_agreement_by_hand(tmp_path):
                            dict(list(yard_table.items())[:3]))
   with pytest.raises(UserError, match="needs two seeds"):
     final_recipe.summarize(data, [data["final_recipe_valid_ppl"]], 3)
+
+
+def test_final_recipe_on_a_ranking_without_teacher(tmp_path, monkeypatch):
+  """PTB's way in: the cells and yardstick figures from a ranking study's rows (no teacher, no
+  seed 0 on file), every seed from --runs, `--set` passed to each training; teacher ranks None.
+  Yardstick 1 2 3; seed 0 gives 1 3 2 (B-C swapped: tau 1/3 against the yardstick), seed 1
+  gives 1 2 3 (1); seed against seed 1/3; the mean 1 2.5 2.5 ties B and C."""
+  from experiments.planted import final_recipe
+  rows = [{"cell": c, "teacher": False, "standalone_ppl": v, "shared_ppl": 9.0}
+          for c, v in (("0 0 0", 1.0), ("0 0 1", 2.0), ("0 0 2", 3.0))]
+  (tmp_path / "ranking").mkdir()
+  common.write_json(str(tmp_path / "ranking" / "results.json"), {"rows": rows})
+  data = final_recipe.cells_to_train("", str(tmp_path / "ranking"))
+  assert data == {"cells": ["0 0 0", "0 0 1", "0 0 2"], "yardstick_ppl": [1.0, 2.0, 3.0],
+                  "teacher_index": None}
+  commands = []
+  monkeypatch.setattr(final_recipe.subprocess, "run", lambda cmd, check: commands.append(cmd))
+  final_recipe.train_missing(data["cells"][:1], str(tmp_path / "s0"), 7,
+                             ["data.source=directory", "data.dir=/x"])
+  assert commands[0][-4:] == ["--config.seed=7", f"--workdir={tmp_path / 's0' / 'cell0'}",
+                              "--config.data.source=directory", "--config.data.dir=/x"]
+  assert "--config=configs/ptb_final.py:planted" in commands[0]
+  result = final_recipe.summarize(data, [[1.0, 3.0, 2.0], [1.0, 2.0, 3.0]], 3)
+  assert [r["tau_all"] for r in result["final_vs_yardstick"]] == [
+      pytest.approx(1 / 3), 1.0, pytest.approx(2 / np.sqrt(6))]
+  assert result["final_vs_final"][0]["tau_all"] == pytest.approx(1 / 3)
+  assert result["teacher_rank_per_seed"] == [None, None] and result["teacher_rank_mean"] is None
+  assert "No teacher's cell" in final_recipe.markdown(result)
+  yard = final_recipe.mean_as_yardstick({"rows": rows}, data["cells"], result["mean"],
+                                        ["data.dir=/x"])
+  assert [r["standalone_ppl"] for r in yard["rows"]] == [1.0, 2.5, 2.5]
+  assert "--config.data.dir=/x" in yard["standalone_recipe"]
+  with pytest.raises(UserError, match="exactly one of --cells"):
+    final_recipe.cells_to_train("a.json", str(tmp_path / "ranking"))
+  with pytest.raises(UserError, match="no rows with trained-alone figures"):
+    common.write_json(str(tmp_path / "ranking" / "results.json"), {"rows": [{"cell": "0 0 0"}]})
+    final_recipe.cells_to_train("", str(tmp_path / "ranking"))

@@ -20,6 +20,16 @@ the per-cell noise, the spread of the seeds' mean over it and the teacher's rank
 and OUT.json; with `--write_yardstick=DIR --yardstick_template=RANKING` also DIR/results.json,
 the ranking study's results with each cell's figure the final recipe's mean (a yardstick for
 `short_alone --yardstick=DIR`).
+
+On Penn Treebank at CPU scale (the 30 cells of `ranking --corpus=ptb`, no teacher, no seed 0 on
+file), `--ranking` takes the cells and their yardstick figures from that study and `--set`
+passes fields to every training:
+
+  python -m experiments.planted.final_recipe --ranking=workdirs/science/ranking_ptb \
+      --set=data.source=directory --set=data.dir=workdirs/science/ptb_corpus \
+      --train_seed=0 --runs=workdirs/science/v12/ptb_final_seed0 \
+      --train_seed=1 --runs=workdirs/science/v12/ptb_final_seed1 \
+      --out=experiments/results/science/final_recipe/ptb_self_agreement   # 34 min a seed
 """
 from __future__ import annotations
 
@@ -49,8 +59,32 @@ def read_cells(path: str) -> dict[str, Any]:
   return data
 
 
-def train_missing(cells: Sequence[str], folder: str, seed: int) -> None:
-  """Trains each cell with the final recipe into folder/cell<i> unless it has finished there."""
+def cells_to_train(cells: str, ranking: str) -> dict[str, Any]:
+  """The cells and their yardstick figures from exactly one of --cells and --ranking."""
+  if bool(cells) == bool(ranking):
+    raise UserError("give exactly one of --cells (the planted study's yardstick_cells.json) and "
+                    "--ranking (a ranking study whose cells to train, e.g. "
+                    "workdirs/science/ranking_ptb).")
+  return read_cells(cells) if cells else cells_of_ranking(ranking)
+
+
+def cells_of_ranking(path: str) -> dict[str, Any]:
+  """A ranking study's cells as `read_cells` gives them: its rows' cells and trained-alone
+  figures, the teacher's index (None without one); no final-recipe figures of its own."""
+  rows = read_json(path, "--ranking").get("rows")
+  if not rows or any("standalone_ppl" not in r for r in rows):
+    raise UserError(f"--ranking {path}: no rows with trained-alone figures; give a finished "
+                    f"ranking study's --out folder (e.g. workdirs/science/ranking_ptb).")
+  teachers = [i for i, r in enumerate(rows) if r.get("teacher")]
+  return {"cells": [r["cell"] for r in rows],
+          "yardstick_ppl": [float(r["standalone_ppl"]) for r in rows],
+          "teacher_index": teachers[0] if teachers else None}
+
+
+def train_missing(cells: Sequence[str], folder: str, seed: int, settings: Sequence[str] = ()
+                  ) -> None:
+  """Trains each cell with the final recipe into folder/cell<i> unless it has finished there;
+  `settings` (`field=value`) are passed as `--config.field=value`."""
   for i, cell in enumerate(cells):
     workdir = os.path.join(folder, f"cell{i}")
     if os.path.isfile(os.path.join(workdir, "summary.json")):
@@ -58,7 +92,8 @@ def train_missing(cells: Sequence[str], folder: str, seed: int) -> None:
     print(f"# training cell {i} ({cell}), seed {seed}", flush=True)
     subprocess.run([sys.executable, "-m", "enas_jax.train",
                     "--config=configs/ptb_final.py:planted", f"--config.arch={cell}",
-                    f"--config.seed={seed}", f"--workdir={workdir}"], check=True)
+                    f"--config.seed={seed}", f"--workdir={workdir}",
+                    *[f"--config.{setting}" for setting in settings]], check=True)
 
 
 def read_runs(cells: Sequence[str], folder: str) -> list[float]:
@@ -135,8 +170,8 @@ def summarize(data: dict[str, Any], seeds: list[list[float]], top: int,
   names = [f"final seed {s}" for s in range(table.shape[1])]
   cols = [table[:, s] for s in range(table.shape[1])]
   sd = table.std(axis=1, ddof=1)
-  teacher = int(data["teacher_index"])
-  rank = lambda v: int(np.sum(np.asarray(v) < v[teacher])) + 1
+  teacher = data["teacher_index"]
+  rank = lambda v: None if teacher is None else int(np.sum(np.asarray(v) < v[teacher])) + 1
   out: dict[str, Any] = {
       "cells": cells, "top": top, "table": table.tolist(), "mean": mean.tolist(),
       "final_vs_final": agreements(cols, names, idx_all, idx_top),
@@ -159,19 +194,26 @@ def summarize(data: dict[str, Any], seeds: list[list[float]], top: int,
   return out
 
 
-def mean_as_yardstick(template: dict[str, Any], cells: Sequence[str], mean: Sequence[float]
-                      ) -> dict[str, Any]:
+def mean_as_yardstick(template: dict[str, Any], cells: Sequence[str], mean: Sequence[float],
+                      settings: Sequence[str] = ()) -> dict[str, Any]:
   """A ranking study's results (`template`, the yardstick's) with each row's trained-alone
-  figure replaced by the final recipe's mean: a yardstick other studies read (`short_alone
-  --yardstick=DIR`)."""
+  figure replaced by the final recipe's mean (trained with `settings`): a yardstick other
+  studies read (`short_alone --yardstick=DIR`)."""
+  recipe = ", ".join(["configs/ptb_final.py:planted"] + [f"--config.{s}" for s in settings])
   by_cell = dict(zip(cells, mean))
   rows = template["rows"]
   if {r["cell"] for r in rows} != set(by_cell):
-    raise UserError("--yardstick_template: its cells are not the --cells file's; give the ranking "
-                    "study whose 31 cells the final recipe trained.")
+    raise UserError("--yardstick_template: its cells are not the ones trained; give the ranking "
+                    "study whose cells the final recipe trained.")
   return {**template, "rows": [{**r, "standalone_ppl": by_cell[r["cell"]]} for r in rows],
-          "standalone_recipe": "the final training (configs/ptb_final.py:planted), the mean "
-                               "over its seeds"}
+          "standalone_recipe": f"the final training ({recipe}), the mean over its seeds"}
+
+
+def teacher_line(result: dict[str, Any]) -> str:
+  if result["teacher_rank_mean"] is None:
+    return " No teacher's cell among them."
+  return (f" Teacher's cell: rank {', '.join(map(str, result['teacher_rank_per_seed']))} of "
+          f"{len(result['cells'])} by seed, {result['teacher_rank_mean']} on the mean.")
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -185,9 +227,7 @@ def markdown(result: dict[str, Any]) -> str:
   lines += ["", f"Final recipe: per-cell sd across seeds median {result['per_cell_sd_median']:.4f}"
             f", largest {result['per_cell_sd_max']:.4f}; the seeds' mean: spread (median - best) "
             f"{result['spread_of_mean']:.4f} = {result['spread_over_sd']:.1f} median sd; the top "
-            f"{k} span {result['spread_top_of_mean']:.4f}. Teacher's cell: rank "
-            f"{', '.join(map(str, result['teacher_rank_per_seed']))} of {n} by seed, "
-            f"{result['teacher_rank_mean']} on the mean."]
+            f"{k} span {result['spread_top_of_mean']:.4f}." + teacher_line(result)]
   if "rescored" in result:
     r = result["rescored"]
     lines += ["", f"Shared-weight scores of {len(r['searches'])} searches: Kendall tau against",
@@ -202,7 +242,11 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--cells", required=True, help="the final-recipe study's cells JSON")
+  parser.add_argument("--cells", default="", help="the final-recipe study's cells JSON")
+  parser.add_argument("--ranking", default="",
+                      help="instead of --cells: a ranking study's cells and yardstick figures")
+  parser.add_argument("--set", action="append", default=[], dest="settings",
+                      help="field=value passed to every training as --config.field=value")
   parser.add_argument("--runs", action="append", default=[], required=True,
                       help="a folder of one more seed's trainings (cell<i>/summary.json)")
   parser.add_argument("--train_seed", type=int, action="append", default=[],
@@ -221,10 +265,11 @@ def main() -> None:
     if args.train_seed and len(args.train_seed) != len(args.runs):
       raise UserError(f"--train_seed given {len(args.train_seed)} times for {len(args.runs)} "
                       f"--runs: give one seed per --runs folder, in the same order, or none.")
-    data = read_cells(args.cells)
+    data = cells_to_train(args.cells, args.ranking)
     for folder, seed in zip(args.runs, args.train_seed):
-      train_missing(data["cells"], folder, seed)
-    seeds = [data["final_recipe_valid_ppl"]] + [read_runs(data["cells"], f) for f in args.runs]
+      train_missing(data["cells"], folder, seed, args.settings)
+    seeds = ([data["final_recipe_valid_ppl"]] if "final_recipe_valid_ppl" in data else []) + [
+        read_runs(data["cells"], f) for f in args.runs]
     yard = read_json(args.yardstick_seeds, "--yardstick_seeds") if args.yardstick_seeds else {}
     if args.yardstick_seeds and "table" not in yard:
       raise UserError(f"--yardstick_seeds {args.yardstick_seeds}: no 'table'; give the JSON "
@@ -248,7 +293,7 @@ def main() -> None:
         raise UserError("--write_yardstick needs --yardstick_template (the ranking study of the "
                         "same cells, e.g. workdirs/science/ranking_planted).")
       template = read_json(args.yardstick_template, "--yardstick_template")
-      yardstick = mean_as_yardstick(template, data["cells"], result["mean"])
+      yardstick = mean_as_yardstick(template, data["cells"], result["mean"], args.settings)
     except UserError as err:
       sys.exit(f"error: {err}")
     os.makedirs(args.write_yardstick, exist_ok=True)
