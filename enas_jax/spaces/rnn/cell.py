@@ -227,6 +227,12 @@ def _pick(nodes: list[jax.Array], p: jax.Array, k: int) -> jax.Array:
   return chosen
 
 
+def _unstack(w_MxHx2H: jax.Array) -> list[jax.Array]:
+  """The M matrices as separate arrays, split once outside the time loop: indexed inside it,
+  XLA's CPU backend copied every matrix at every step (35 x 11 x 8 MB a pass at width 1000)."""
+  return [w_MxHx2H[m] for m in range(w_MxHx2H.shape[0])]
+
+
 def _scan_forward(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, act_N,
                   node_mask_BxH, opts: CellOptions, save: bool):
   """The time loop; with `save`, each step also returns (h_{t-1}, nodes [N, B, H], products
@@ -234,7 +240,7 @@ def _scan_forward(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, 
   num_nodes, dt = act_N.shape[0], opts.matmul_dtype
   out_w_N = output_weights(RNNArch(prev_N, act_N), opts.output)
   drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
-  w_h0_Hx2H, w_edges_MxHx2H = _operand(w_h0_Hx2H, dt), _operand(w_edges_MxHx2H, dt)  # once
+  w_h0_Hx2H, w_edges_Hx2H = _operand(w_h0_Hx2H, dt), _unstack(_operand(w_edges_MxHx2H, dt))
 
   def step(h_prev_BxH, inputs):
     xw_Bx2H, valid = inputs
@@ -242,7 +248,7 @@ def _scan_forward(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, 
     nodes_BxH = [_highway(z_Bx2H[0], h_prev_BxH, act_N[0])]
     for k in range(1, num_nodes):
       h_in_BxH = _pick(nodes_BxH, prev_N[k], k)
-      z_Bx2H.append(_mm(drop(h_in_BxH), w_edges_MxHx2H[k - 1], dt))
+      z_Bx2H.append(_mm(drop(h_in_BxH), w_edges_Hx2H[k - 1], dt))
       nodes_BxH.append(_highway(z_Bx2H[k], h_in_BxH, act_N[k]))
     h_new_BxH = _mix(out_w_N, nodes_BxH)
     if opts.hidden_norm_clip > 0:
@@ -295,7 +301,7 @@ def _unroll_bwd(opts: CellOptions, saved, cotangents):
   num_nodes, dt = act_N.shape[0], opts.matmul_dtype
   out_w_N = output_weights(RNNArch(prev_N, act_N), opts.output)
   drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
-  w_h0_Hx2H, w_edges_MxHx2H = _operand(w_h0_Hx2H, dt), _operand(w_edges_MxHx2H, dt)  # once
+  w_h0_Hx2H, w_edges_Hx2H = _operand(w_h0_Hx2H, dt), _unstack(_operand(w_edges_MxHx2H, dt))
 
   def step(d_carry_BxH, inputs):
     h_prev_BxH, nodes_NxBxH, z_NxBx2H, d_out_BxH, valid = inputs
@@ -310,7 +316,7 @@ def _unroll_bwd(opts: CellOptions, saved, cotangents):
     for k in range(num_nodes - 1, 0, -1):  # consumers before the nodes they read
       h_in_BxH = jax.lax.dynamic_index_in_dim(nodes_NxBxH, prev_N[k], 0, keepdims=False)
       dz_Bx2H[k], d_in_BxH = _highway_vjp(z_NxBx2H[k], h_in_BxH, act_N[k], d_nodes_BxH[k])
-      d_in_BxH = d_in_BxH + drop(_mm(dz_Bx2H[k], w_edges_MxHx2H[k - 1].T, dt))
+      d_in_BxH = d_in_BxH + drop(_mm(dz_Bx2H[k], w_edges_Hx2H[k - 1].T, dt))
       for p in range(k):
         d_nodes_BxH[p] = d_nodes_BxH[p] + jnp.where(prev_N[k] == p, d_in_BxH, 0.0)
     dz_Bx2H[0], d_in_BxH = _highway_vjp(z_NxBx2H[0], h_prev_BxH, act_N[0], d_nodes_BxH[0])
