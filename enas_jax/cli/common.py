@@ -12,7 +12,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from enas_jax import configs
-from enas_jax.io import compile_cache
+from enas_jax.io import compile_cache, memory
 from enas_jax.io.errors import UserError, exit_with, run_main
 from enas_jax.io.metrics import Progress
 
@@ -152,6 +152,20 @@ def define_compilation_cache_flag() -> flags.FlagHolder:
 def use_compilation_cache(setting: str) -> str | None:
   """Turns the cache on (or off) before the first compile; a warning, never a failure."""
   return compile_cache.enable(setting, warn=lambda text: print(text, file=sys.stderr))
+
+
+def define_keep_freed_memory_flag() -> flags.FlagHolder:
+  """--keep_freed_memory (for the commands that run steps): see `io/memory.py`."""
+  return flags.DEFINE_bool(
+      "keep_freed_memory", True,
+      "Keep freed memory in the process (glibc only) instead of returning it after every step: "
+      "XLA's CPU steps then reuse their pages rather than fault them in again (faster on CPU; "
+      "the process holds its peak memory until it exits).")
+
+
+def use_kept_memory(enabled: bool) -> bool:
+  """Before the first computation: freed memory kept in the process (`io/memory.py`)."""
+  return memory.keep_freed_memory(enabled)
 
 
 def use_deterministic_gpu_ops(enabled: bool) -> None:

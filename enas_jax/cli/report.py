@@ -45,6 +45,7 @@ _FINETUNE_STEPS = flags.DEFINE_integer(
     "scoring; 0: the weights as they are; default: report.finetune_steps, whose -1 scores as "
     "the search picked its answer, search.finetune_steps).")
 _CACHE = cli.define_compilation_cache_flag()
+_MEMORY = cli.define_keep_freed_memory_flag()
 _SEED = flags.DEFINE_integer("seed", None, "Draws the random cells (default: report.seed).")
 
 
@@ -67,6 +68,7 @@ def overrides() -> dict[str, int | str]:
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "python -m enas_jax.report")
   cli.use_compilation_cache(_CACHE.value)
+  cli.use_kept_memory(_MEMORY.value)
   if not _WORKDIR.value:
     raise UserError("Give the search's workdir: python -m enas_jax.report --workdir=DIR "
                     "[--random_cells=N] [--train_alone=K].")

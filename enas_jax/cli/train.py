@@ -30,11 +30,13 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
                                "summary (default: workdirs/train_<config name>).")
 _PROGRESS = cli.define_progress_flags()
 _CACHE = cli.define_compilation_cache_flag()
+_MEMORY = cli.define_keep_freed_memory_flag()
 
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "training")
   cli.use_compilation_cache(_CACHE.value)
+  cli.use_kept_memory(_MEMORY.value)
   cfg = final_config(cli.load_config(_CONFIG))
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"], prefix="train_")

@@ -43,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
+from enas_jax.io import memory  # noqa: E402
 from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
 from ours_step import PAPER_RATES, Ours, jax_batch  # noqa: E402
 from rnn_throughput import arch_lists, matmul_peak, step_flops, time_blocks  # noqa: E402
@@ -170,12 +171,17 @@ def main() -> None:
                       help="torch intra-op threads (XLA's CPU client uses every core)")
   parser.add_argument("--bfloat16", action="store_true",
                       help="also time both with bfloat16 products (mixed precision)")
+  parser.add_argument("--keep_freed_memory", type=int, default=1,
+                      help="1 (our commands' default): glibc keeps freed memory in the process "
+                      "(enas_jax/io/memory.py; the whole process, so theirs too); 0: glibc's own")
   args = parser.parse_args()
+  kept = memory.keep_freed_memory(bool(args.keep_freed_memory))
   enas = import_enas_pytorch(args.enas_pytorch_dir)
   torch.set_num_threads(args.threads)
   print(f"# machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; "
         f"jax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads; ENAS-pytorch from {args.enas_pytorch_dir}")
+        f"{torch.get_num_threads()} threads; ENAS-pytorch from {args.enas_pytorch_dir}; freed "
+        f"memory {'kept' if kept else 'returned (glibc default)'}")
   peak = max(matmul_peak().values())
   print(f"# matmul peak {peak:.1f} GFLOP/s; batch {args.batch}, bptt {args.bptt}, vocab "
         f"{args.vocab}, {args.nodes} nodes; median of {args.rounds} x {args.steps} steps")
