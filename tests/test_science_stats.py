@@ -376,6 +376,14 @@ def test_summary_takes_the_report_alone_setting_and_the_brief_random_budgets():
           out["planted_tau_against_final_recipe_searches"]) == (-0.12, 6, 0.34, 20)
   with pytest.raises(UserError, match="not a final_recipe study"):
     summary.summarize(None, None, None, final_agreement={"top": 16})
+  ptb = summary.summarize(None, None, None, ptb_final_agreement={**agreement,
+                                                                 "teacher_rank_mean": None})
+  assert (ptb["ptb_final_recipe_seed_tau_top"], ptb["ptb_yardstick_vs_final_recipe_tau"],
+          ptb["ptb_tau_against_final_recipe"], ptb["ptb_tau_against_final_recipe_top"]) == (
+              [0.7, 0.63], 0.46, 0.34, 0.1)
+  assert "final_recipe_seed_tau" not in ptb and "teacher_rank_final_recipe" not in ptb
+  with pytest.raises(UserError, match="--ptb_final_recipe_agreement: not a final_recipe"):
+    summary.summarize(None, None, None, ptb_final_agreement={"top": 16})
   assert out["enas_vs_random_p"] is None  # the headline stays the studies' recipe's
   with pytest.raises(UserError, match="not a comparison"):
     summary.summarize(None, None, None, final_recipe={"p": 0.5})

@@ -18,6 +18,7 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --brief_random=workdirs/science/v10/brief_budgets --brief_random_budget=16 \
       --compare_final_recipe=experiments/results/science/final_recipe/versus_fixed_start_20.json \
       --final_recipe_agreement=experiments/results/science/final_recipe/self_agreement.json \
+      --ptb_final_recipe_agreement=experiments/results/science/final_recipe/ptb_self_agreement.json \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
@@ -46,7 +47,8 @@ inverts its permutation test (`enas_vs_random_interval`, `..._final_recipe`; nul
 `--final_recipe_agreement` (a `final_recipe` study's OUT.json) adds the final recipe's agreement
 with itself over seeds (`final_recipe_seed_tau`, `..._top` among the yardstick's best cells), with
 the yardstick, the teacher's rank under it and, when the study rescored searches, their tau against
-it (`planted_tau_against_final_recipe`).
+it (`planted_tau_against_final_recipe`); `--ptb_final_recipe_agreement` the same on PTB's cells,
+each key prefixed `ptb_` (`ptb_tau_against_final_recipe`).
 A study not given, or not run, leaves its keys at null, and `missing`
 names it: a figure is never made up.
 """
@@ -212,25 +214,29 @@ def _versus_figures(versus: dict | None) -> dict[str, Any]:
           "final_recipe_figure": versus["figure"]}
 
 
-def _final_agreement_figures(study: dict | None) -> dict[str, Any]:
+def _final_agreement_figures(study: dict | None, corpus: str = "planted") -> dict[str, Any]:
   """The final recipe against itself and the yardstick (an `experiments.planted.final_recipe`
-  OUT.json), and the searches' tau against it when the study rescored them."""
+  OUT.json), and the searches' tau against it when the study rescored them; on PTB every key
+  starts with `ptb_` (and there is no teacher)."""
   if not study:
     return {}
+  flag, p = (("--final_recipe_agreement", "") if corpus == "planted" else
+             ("--ptb_final_recipe_agreement", "ptb_"))
   if not {"final_vs_final", "final_vs_yardstick", "teacher_rank_mean"} <= set(study):
-    raise UserError("--final_recipe_agreement: not a final_recipe study's JSON; give the OUT.json "
-                    "`python -m experiments.planted.final_recipe` wrote.")
+    raise UserError(f"{flag}: not a final_recipe study's JSON; give the OUT.json "
+                    f"`python -m experiments.planted.final_recipe` wrote.")
   mean_row = [r for r in study["final_vs_yardstick"] if r["b"] == "final mean"]
-  out = {"final_recipe_seed_tau": [r["tau_all"] for r in study["final_vs_final"]],
-         "final_recipe_seed_tau_top": [r["tau_top"] for r in study["final_vs_final"]],
-         "final_recipe_top_cells": study["top"],
-         "yardstick_vs_final_recipe_tau": mean_row[0]["tau_all"] if mean_row else None,
-         "yardstick_vs_final_recipe_tau_top": mean_row[0]["tau_top"] if mean_row else None,
-         "teacher_rank_final_recipe": study["teacher_rank_mean"]}
+  out = {f"{p}final_recipe_seed_tau": [r["tau_all"] for r in study["final_vs_final"]],
+         f"{p}final_recipe_seed_tau_top": [r["tau_top"] for r in study["final_vs_final"]],
+         f"{p}final_recipe_top_cells": study["top"],
+         f"{p}yardstick_vs_final_recipe_tau": mean_row[0]["tau_all"] if mean_row else None,
+         f"{p}yardstick_vs_final_recipe_tau_top": mean_row[0]["tau_top"] if mean_row else None}
+  if corpus == "planted":
+    out["teacher_rank_final_recipe"] = study["teacher_rank_mean"]
   if "rescored" in study:
-    out.update(planted_tau_against_final_recipe=study["rescored"]["tau_final_all"][0],
-               planted_tau_against_final_recipe_top=study["rescored"]["tau_final_top"][0],
-               planted_tau_against_final_recipe_searches=len(study["rescored"]["searches"]))
+    out.update({f"{corpus}_tau_against_final_recipe": study["rescored"]["tau_final_all"][0],
+                f"{corpus}_tau_against_final_recipe_top": study["rescored"]["tau_final_top"][0],
+                f"{corpus}_tau_against_final_recipe_searches": len(study["rescored"]["searches"])})
   return out
 
 
@@ -242,7 +248,8 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               short_alone: tuple[dict | None, dict | None] = (None, None),
               brief_random: dict | None = None, brief_budget: int = 16,
               final_recipe: dict | None = None,
-              final_agreement: dict | None = None) -> dict[str, Any]:
+              final_agreement: dict | None = None,
+              ptb_final_agreement: dict | None = None) -> dict[str, Any]:
   """The fixed keys (null where the study is missing), the other useful figures, the sources;
   `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches, `ptb_tau_group`
   likewise `ptb_tau`; `yardstick` (a yardstick study) adds its figures."""
@@ -282,6 +289,7 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
   out.update(_brief_random_figures(brief_random, brief_budget))
   out.update(_versus_figures(final_recipe))
   out.update(_final_agreement_figures(final_agreement))
+  out.update(_final_agreement_figures(ptb_final_agreement, "ptb"))
   if yardstick:
     out.update(yardstick_seed_tau=[a["tau"] for a in yardstick["agreement"]],
                yardstick_cell_sd_median=yardstick["per_cell_sd_median"],
@@ -318,6 +326,8 @@ def main() -> None:
                            "random search's, trained by the final training")
   parser.add_argument("--final_recipe_agreement", default="",
                       help="a final_recipe study's OUT.json (the final recipe against itself)")
+  parser.add_argument("--ptb_final_recipe_agreement", default="",
+                      help="the same study on PTB's cells (final_recipe --ranking=...ranking_ptb)")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
@@ -338,6 +348,8 @@ def main() -> None:
                         _json(args.compare_final_recipe, "compare_final_recipe",
                               "enas_jax.compare --json"),
                         _json(args.final_recipe_agreement, "final_recipe_agreement",
+                              "final_recipe"),
+                        _json(args.ptb_final_recipe_agreement, "ptb_final_recipe_agreement",
                               "final_recipe"))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
