@@ -18,7 +18,8 @@ r"""The science figures of the chosen defaults in one machine-readable file.
       --brief_random=workdirs/science/v10/brief_budgets --brief_random_budget=16 \
       --compare_final_recipe=experiments/results/science/final_recipe/versus_fixed_start_20.json \
       --final_recipe_agreement=experiments/results/science/final_recipe/self_agreement.json \
-      --ptb_final_recipe_agreement=experiments/results/science/final_recipe/ptb_self_agreement.json \
+      --ptb_final_recipe_agreement \
+      experiments/results/science/final_recipe/ptb_self_agreement.json \
       --out=experiments/results/science/summary.json
 
 Reads the studies' results.json files (`ranking` on the planted corpus and on PTB, `compare`) and
