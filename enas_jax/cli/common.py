@@ -157,10 +157,10 @@ def use_compilation_cache(setting: str) -> str | None:
 def define_keep_freed_memory_flag() -> flags.FlagHolder:
   """--keep_freed_memory (for the commands that run steps): see `io/memory.py`."""
   return flags.DEFINE_bool(
-      "keep_freed_memory", True,
+      "keep_freed_memory", False,
       "Keep freed memory in the process (glibc only) instead of returning it after every step: "
-      "XLA's CPU steps then reuse their pages rather than fault them in again (faster on CPU; "
-      "the process holds its peak memory until it exits).")
+      "XLA's CPU steps then reuse their pages rather than fault them in again (steps 4-8% "
+      "faster on CPU, but compiling about 45% slower, and the process holds its peak memory).")
 
 
 def use_kept_memory(enabled: bool) -> bool:

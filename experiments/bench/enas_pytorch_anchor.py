@@ -171,9 +171,10 @@ def main() -> None:
                       help="torch intra-op threads (XLA's CPU client uses every core)")
   parser.add_argument("--bfloat16", action="store_true",
                       help="also time both with bfloat16 products (mixed precision)")
-  parser.add_argument("--keep_freed_memory", type=int, default=1,
-                      help="1 (our commands' default): glibc keeps freed memory in the process "
-                      "(enas_jax/io/memory.py; the whole process, so theirs too); 0: glibc's own")
+  parser.add_argument("--keep_freed_memory", type=int, default=0,
+                      help="1: glibc keeps freed memory in the process (our commands' opt-in "
+                      "--keep_freed_memory; enas_jax/io/memory.py; the whole process, so theirs "
+                      "too); 0 (default): glibc's own")
   args = parser.parse_args()
   kept = memory.keep_freed_memory(bool(args.keep_freed_memory))
   enas = import_enas_pytorch(args.enas_pytorch_dir)

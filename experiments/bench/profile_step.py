@@ -52,7 +52,8 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=3, help="steps traced (after 2 untimed)")
   parser.add_argument("--close", action="store_true",
                       help="ENAS-pytorch's regularisation (node-0 DropConnect, L2 on used weights)")
-  parser.add_argument("--keep_freed_memory", type=int, default=1, help="as the commands do")
+  parser.add_argument("--keep_freed_memory", type=int, default=0,
+                      help="1: as the commands' opt-in --keep_freed_memory")
   parser.add_argument("--top", type=int, default=25)
   parser.add_argument("--trace_dir", default="/tmp/enas_jax_profile")
   args = parser.parse_args()
