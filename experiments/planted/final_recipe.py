@@ -47,6 +47,8 @@ from enas_jax.report import versus
 from experiments.planted import common, stats
 from experiments.planted.yardstick import read_json
 
+RECIPE = "configs/ptb_final.py:planted"  # the final training every cell gets (+ any --set)
+
 
 def read_cells(path: str) -> dict[str, Any]:
   """The tenth session's JSON: cells, yardstick_ppl, teacher_index, final_recipe_valid_ppl."""
@@ -91,7 +93,7 @@ def train_missing(cells: Sequence[str], folder: str, seed: int, settings: Sequen
       continue
     print(f"# training cell {i} ({cell}), seed {seed}", flush=True)
     subprocess.run([sys.executable, "-m", "enas_jax.train",
-                    "--config=configs/ptb_final.py:planted", f"--config.arch={cell}",
+                    f"--config={RECIPE}", f"--config.arch={cell}",
                     f"--config.seed={seed}", f"--workdir={workdir}",
                     *[f"--config.{setting}" for setting in settings]], check=True)
 
@@ -199,7 +201,7 @@ def mean_as_yardstick(template: dict[str, Any], cells: Sequence[str], mean: Sequ
   """A ranking study's results (`template`, the yardstick's) with each row's trained-alone
   figure replaced by the final recipe's mean (trained with `settings`): a yardstick other
   studies read (`short_alone --yardstick=DIR`)."""
-  recipe = ", ".join(["configs/ptb_final.py:planted"] + [f"--config.{s}" for s in settings])
+  recipe = ", ".join([RECIPE] + [f"--config.{s}" for s in settings])
   by_cell = dict(zip(cells, mean))
   rows = template["rows"]
   if {r["cell"] for r in rows} != set(by_cell):
