@@ -35,7 +35,7 @@ INSTALL_IMAGES = 'pip install -e ".[images]"'
 class SyntheticImagesConfig:
   """The `data.synthetic` section: images generated in memory (for the CPU quickstart, tests)."""
 
-  train_images: int = 2000
+  train_images: int = 2000  # training images; `data.valid_size` more are made to hold out
   test_images: int = 500
   size: int = 16
   num_classes: int = 10

@@ -9,7 +9,8 @@ The cell's output (and next recurrent state) is the mean of the loose ends, or o
 Speed (see DESIGN.md): the architecture is a traced input, so one compilation serves every cell.
 The per-edge matrices are picked once per call, before the scan over time (`lax.switch` over the
 (node, prev) keys); inside the scan, each node's input is picked from the earlier nodes by
-selects, and the activation by `lax.switch` (only the chosen one runs). The gradient is a custom
+selects, and the activation by `lax.switch` (only the chosen one runs; `activation_dispatch`
+"select" computes all four and selects, for a GPU). The gradient is a custom
 VJP: the reverse scan does only the sequential part, and each weight gradient is one large
 product over all steps (see `unroll`).
 """
@@ -41,9 +42,15 @@ class CellOptions:
   hidden_norm_clip: float = 0.0  # clip each example's h_t to this L2 norm; 0 turns it off
   scan_unroll: int = 1  # time steps unrolled per scan iteration
   matmul_dtype: str = "float32"  # "bfloat16": products of bfloat16 operands summed in float32
+  activation_dispatch: str = "switch"  # "select": every activation computed, the chosen kept
 
 
 MATMUL_DTYPES = ("float32", "bfloat16")
+# "switch": a `lax.switch` per node and time step runs only the chosen activation (on the CPU the
+# cheapest: no wasted tanh or sigmoid); "select": all four computed and the chosen one selected
+# elementwise, with no branch in the time loop (on a GPU each branch is a conditional the runtime
+# resolves one at a time). Same values: the chosen function is applied to the same input.
+ACTIVATION_DISPATCH = ("switch", "select")
 
 
 def _operand(x: jax.Array, dtype: str) -> jax.Array:
@@ -153,17 +160,22 @@ def fixed_edge_weights(cell: Params, prev: tuple[int, ...]) -> jax.Array:
   return jnp.stack([cell[edge_key(k, prev[k])] for k in range(1, len(prev))])
 
 
-def activate(act: jax.Array, z: jax.Array) -> jax.Array:
+def activate(act: jax.Array, z: jax.Array, dispatch: str = "switch") -> jax.Array:
   """Applies activation `act` (tanh, relu, identity, sigmoid) elementwise; `act` may be traced
-  (then only the chosen function runs, through `lax.switch`)."""
-  return jax.lax.switch(jnp.clip(act, 0, 3), (jnp.tanh, jax.nn.relu, lambda v: v, jax.nn.sigmoid),
-                        z)
+  (then "switch" runs only the chosen function, through `lax.switch`, and "select" computes all
+  four and selects; see ACTIVATION_DISPATCH)."""
+  act = jnp.clip(act, 0, 3)
+  if dispatch == "select":
+    return jnp.where(act == 0, jnp.tanh(z), jnp.where(act == 1, jax.nn.relu(z),
+                                                      jnp.where(act == 2, z, jax.nn.sigmoid(z))))
+  return jax.lax.switch(act, (jnp.tanh, jax.nn.relu, lambda v: v, jax.nn.sigmoid), z)
 
 
-def _highway(z_Bx2H: jax.Array, h_in_BxH: jax.Array, act: jax.Array) -> jax.Array:
+def _highway(z_Bx2H: jax.Array, h_in_BxH: jax.Array, act: jax.Array, dispatch: str
+             ) -> jax.Array:
   hidden = h_in_BxH.shape[-1]
   c_BxH = jax.nn.sigmoid(z_Bx2H[:, :hidden])
-  f_BxH = activate(act, z_Bx2H[:, hidden:])
+  f_BxH = activate(act, z_Bx2H[:, hidden:], dispatch)
   return h_in_BxH + c_BxH * (f_BxH - h_in_BxH)
 
 
@@ -245,11 +257,11 @@ def _scan_forward(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, 
   def step(h_prev_BxH, inputs):
     xw_Bx2H, valid = inputs
     z_Bx2H = [xw_Bx2H + _mm(drop(h_prev_BxH), w_h0_Hx2H, dt)]
-    nodes_BxH = [_highway(z_Bx2H[0], h_prev_BxH, act_N[0])]
+    nodes_BxH = [_highway(z_Bx2H[0], h_prev_BxH, act_N[0], opts.activation_dispatch)]
     for k in range(1, num_nodes):
       h_in_BxH = _pick(nodes_BxH, prev_N[k], k)
       z_Bx2H.append(_mm(drop(h_in_BxH), w_edges_Hx2H[k - 1], dt))
-      nodes_BxH.append(_highway(z_Bx2H[k], h_in_BxH, act_N[k]))
+      nodes_BxH.append(_highway(z_Bx2H[k], h_in_BxH, act_N[k], opts.activation_dispatch))
     h_new_BxH = _mix(out_w_N, nodes_BxH)
     if opts.hidden_norm_clip > 0:
       h_new_BxH = clip_norm(h_new_BxH, opts.hidden_norm_clip)

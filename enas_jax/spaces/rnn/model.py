@@ -45,6 +45,7 @@ class RNNModelConfig:
   # shared matrices, and resuming it must read the absent field as "shared".
   activation_weights: Literal["shared", "node0", "all"] = "shared"
   matmul_dtype: Literal["float32", "bfloat16"] = "float32"
+  activation_dispatch: Literal["switch", "select"] = "switch"
 
   def validate(self, section: str = "model") -> None:
     require(self, section, ">= 1", "num_nodes", "embed_dim", "hidden_dim", "scan_unroll")
@@ -59,6 +60,10 @@ class RNNModelConfig:
       raise UserError(f"Config field `{section}.activation_weights` is "
                       f"{self.activation_weights!r}; it must be one of "
                       f"{', '.join(cell_lib.ACTIVATION_WEIGHTS)}.")
+    if self.activation_dispatch not in cell_lib.ACTIVATION_DISPATCH:
+      raise UserError(f"Config field `{section}.activation_dispatch` is "
+                      f"{self.activation_dispatch!r}; it must be one of "
+                      f"{', '.join(cell_lib.ACTIVATION_DISPATCH)}.")
     if self.matmul_dtype not in cell_lib.MATMUL_DTYPES:
       raise UserError(f"Config field `{section}.matmul_dtype` is {self.matmul_dtype!r}; it must "
                       f"be one of {', '.join(cell_lib.MATMUL_DTYPES)}.")
@@ -72,7 +77,8 @@ class RNNModelConfig:
   @property
   def cell_options(self) -> cell_lib.CellOptions:
     return cell_lib.CellOptions(output=self.output, hidden_norm_clip=self.hidden_norm_clip,
-                                scan_unroll=self.scan_unroll, matmul_dtype=self.matmul_dtype)
+                                scan_unroll=self.scan_unroll, matmul_dtype=self.matmul_dtype,
+                                activation_dispatch=self.activation_dispatch)
 
 
 def dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Array:
