@@ -455,6 +455,17 @@ def test_short_training_alone_study_trains_as_the_report_and_reuses_its_rows(tmp
   monkeypatch.setattr(scoring, "cells_trained_alone",
                       lambda *a: pytest.fail("retrained a known row"))
   assert short_alone.run(str(folder), [2], ["linear", "constant"], [0, 1], earlier=result) == result
+  other = tmp_path / "other"  # another yardstick of the same cells: the rows scored again
+  other.mkdir()
+  yard2 = [28.0, 26.0, 27.0, 26.5]
+  common.write_json(str(other / "results.json"), {
+      "scale": "tiny", "corpus": {"name": "planted"},
+      "rows": [{"cell": c, "standalone_ppl": y} for c, y in zip(cells, yard2)]})
+  again = short_alone.run(str(other), [2], ["linear"], [1], earlier=result)["settings"][0]["seeds"]
+  assert again[0]["ppl"] == by_report and again[0]["seconds"] == row["seconds"]
+  assert again[0]["tau"] == report_stats.kendall_tau(by_report, yard2) != row["tau"]
+  with pytest.raises(UserError, match="other cells"):
+    short_alone.run(str(folder), [2], ["linear"], [0], earlier={**result, "cells": cells[::-1]})
   with pytest.raises(UserError, match="ran on the planted corpus, not ptb"):
     short_alone.run(str(folder), [2], ["linear"], [0], corpus="ptb")
 

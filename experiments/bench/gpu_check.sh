@@ -7,6 +7,8 @@
 #                    projected 150-epoch search (experiments/bench/search_epoch_time.py)
 #   micro.txt        paper-size CIFAR-10 micro search: the same projection
 #   ptb_deterministic.txt   the PTB projection again with --config.deterministic=True
+#   ptb_select.txt   the PTB projection with model.activation_dispatch=select (no conditional in
+#                    the time loop: a candidate for the GPU, not yet measured there)
 #   ptb_bfloat16.txt the PTB projection with bfloat16 products (model.matmul_dtype=bfloat16)
 # Targets: the PTB search and the CIFAR-10 micro search each in at most 1 hour.
 #
@@ -42,7 +44,11 @@ run() {  # name, seconds, arguments...
   timeout "$limit" $PY experiments/bench/search_epoch_time.py $SIZE "$@" 2>&1 \
     | tee "$OUT_DIR/$name.txt" || echo "($name: stopped or failed, status $?)" | tee -a "$OUT_DIR/$name.txt"
 }
-run ptb 150 --space=rnn --steps=20
-run micro 150 --space=micro --steps=10
-run ptb_deterministic 90 --space=rnn --steps=10 --deterministic
-run ptb_bfloat16 90 --space=rnn --steps=10 --set=model.matmul_dtype=bfloat16
+# Limits from the first run on an H200 (2026-12-04): the PTB runs took about 75 s each with the
+# planted corpus (now random words: about 20 s less); micro 231 s at --steps=5, 97 s of it setup.
+# Each run prints its figures as it measures them, so one stopped at its limit keeps its steps.
+run ptb 90 --space=rnn --steps=20
+run micro 250 --space=micro --steps=5
+run ptb_select 50 --space=rnn --steps=5 --set=model.activation_dispatch=select
+run ptb_deterministic 45 --space=rnn --steps=5 --deterministic
+run ptb_bfloat16 45 --space=rnn --steps=5 --set=model.matmul_dtype=bfloat16

@@ -19,7 +19,8 @@ NO_DROPOUT = {k: 0.0 for k in PAPER_RATES}
 
 def model_config(hidden: int, nodes: int, rates: dict[str, float], unroll: int = 1,
                  dropconnect_on: str = "all", matmul_dtype: str = "float32",
-                 activation_weights: str = "shared") -> RNNModelConfig:
+                 activation_weights: str = "shared",
+                 activation_dispatch: str = "switch") -> RNNModelConfig:
   """PTB's model at width `hidden`: the paper's regularisation at `rates`, the hidden-norm clip
   25, and (default) the paper's one matrix per (node, prev) key."""
   return RNNModelConfig(num_nodes=nodes, embed_dim=hidden, hidden_dim=hidden,
@@ -27,7 +28,8 @@ def model_config(hidden: int, nodes: int, rates: dict[str, float], unroll: int =
                         output_dropout=rates["output"], dropconnect=rates["dropconnect"],
                         dropconnect_on=dropconnect_on, hidden_norm_clip=25.0,
                         scan_unroll=unroll, matmul_dtype=matmul_dtype,
-                        activation_weights=activation_weights)
+                        activation_weights=activation_weights,
+                        activation_dispatch=activation_dispatch)
 
 
 class Ours:
@@ -36,9 +38,10 @@ class Ours:
   def __init__(self, hidden: int, vocab: int, nodes: int, batch: int, rates: dict[str, float],
                unroll: int = 1, l2: float = 1e-7, dropconnect_on: str = "all",
                matmul_dtype: str = "float32", l2_on: str = "all",
-               activation_weights: str = "shared"):
+               activation_weights: str = "shared", activation_dispatch: str = "switch"):
     self.model = RNNLanguageModel(model_config(hidden, nodes, rates, unroll, dropconnect_on,
-                                               matmul_dtype, activation_weights), vocab)
+                                               matmul_dtype, activation_weights,
+                                               activation_dispatch), vocab)
     opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig())
     self.arch = random_arch(jax.random.key(42), nodes)
     self.state = lm_steps.init_state(self.model, opt, jax.random.key(0), batch, self.arch)

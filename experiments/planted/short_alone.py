@@ -10,6 +10,9 @@ passes; `ranking_planted`).
   # 2026-12-04: annealed tau 0.77 +- 0.04, held 0.62 +- 0.07, paired p = 0.008 (science.md,
   # section 10); on PTB (--yardstick=workdirs/science/ranking_ptb --corpus=ptb --seeds=0,1,2,
   # 5-10 min a seed) 0.64 against 0.60, p = 0.25
+  # Against another yardstick of the same cells, reusing that study's trainings (rescored):
+  #   ... --yardstick=workdirs/science/v12/ptb_final_mean --corpus=ptb \
+  #   --reuse=experiments/results/science/short_alone_ptb.json --out=...
 
 The runs are the quickstart's search task (the benchmark's corpus and student), unexecuted; a
 seed is the report's `report.seed` (the fresh weights, the dropout keys); the training stream
@@ -51,8 +54,9 @@ def setting_row(got: list[float], yard: list[float]) -> dict[str, Any]:
 def run(yardstick: str, steps_list: list[int], schedules: list[str], seeds: list[int],
         corpus: str = "planted", ptb_dir: str = "", ptb_corpus: str = "",
         earlier: dict[str, Any] | None = None) -> dict[str, Any]:
-  """`earlier`: a previous result of the same yardstick and corpus (OUT.json), whose
-  (steps, schedule, seed) rows are reused."""
+  """`earlier`: a previous result on the same cells and corpus (OUT.json, or another yardstick's
+  study: `--reuse`), whose (steps, schedule, seed) rows are reused, their figures scored again
+  against this yardstick."""
   known = common.read_results(yardstick, "--yardstick")
   ran_on = "planted" if known["corpus"]["name"] == "planted" else "ptb"
   if ran_on != corpus:
@@ -64,6 +68,9 @@ def run(yardstick: str, steps_list: list[int], schedules: list[str], seeds: list
     config.data.source = "directory"
     config.data.dir = ranking.prepare_ptb(ptb_dir, ptb_corpus)
   search = scoring.search_run(config.to_dict(), "")  # its task only: nothing runs or is written
+  if earlier and (earlier["cells"], earlier.get("corpus", "planted")) != (cells, corpus):
+    raise UserError(f"The study to reuse ran on other cells or another corpus than "
+                    f"--yardstick={yardstick}; give another --out or --reuse.")
   reuse = {(s["steps"], s["schedule"], r["seed"]): r
            for s in (earlier or {}).get("settings", []) for r in s["seeds"]}
   out: dict[str, Any] = {"yardstick": yardstick, "corpus": corpus, "cells": cells,
@@ -72,7 +79,9 @@ def run(yardstick: str, steps_list: list[int], schedules: list[str], seeds: list
     per_seed = []
     for seed in seeds:
       row = reuse.get((steps, schedule, seed))
-      if row is None:
+      if row is not None:
+        row = {**setting_row(row["ppl"], yard), "seed": seed, "seconds": row["seconds"]}
+      else:
         started = time.time()
         row = setting_row(scoring.cells_trained_alone(
             search, [common.arch_of(c) for c in cells], steps, schedule, seed), yard)
@@ -125,6 +134,9 @@ def main() -> None:
                       help="--corpus=ptb: the folder the study's PTB corpus is built in")
   parser.add_argument("--out", required=True,
                       help="writes OUT.md and OUT.json (rows already in OUT.json are reused)")
+  parser.add_argument("--reuse", default="",
+                      help="a study of the same cells against another yardstick (its OUT.json): "
+                           "its rows are reused, scored against this one (when OUT.json is new)")
   args = parser.parse_args()
   try:
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -138,6 +150,9 @@ def main() -> None:
                                                                           args.corpus):
         raise UserError(f"{args.out}.json holds another yardstick's or corpus's study; give "
                         f"another --out.")
+    elif args.reuse:
+      with open(args.reuse) as f:
+        earlier = json.load(f)
     result = run(args.yardstick, args.steps, args.schedule, seeds, args.corpus, args.ptb_dir,
                  args.ptb_corpus, earlier)
   except (UserError, ValueError) as err:
