@@ -36,7 +36,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data.pad_crop = 4  # zero-pad by this many pixels and crop back at a random offset
   config.data.cutout = 0  # side of the cutout square (0: off; 16 in the best published result)
   config.data.synthetic = ml_collections.ConfigDict()  # only for source=synthetic
-  config.data.synthetic.train_images = 2000  # training images (valid_size more are made to hold out)
+  config.data.synthetic.train_images = 2000  # training images (valid_size more made to hold out)
   config.data.synthetic.test_images = 500  # test images
   config.data.synthetic.size = 16  # image side in pixels
   config.data.synthetic.num_classes = 10  # classes
@@ -111,7 +111,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     config.search.log_every = 10  # steps between records
   elif preset == "tiny":  # seconds, for tests of the pipeline itself
     config.data.source = "synthetic"  # generated in memory
-    config.data.synthetic.train_images = 96  # training images (valid_size more are made to hold out)
+    config.data.synthetic.train_images = 96  # training images (valid_size more made to hold out)
     config.data.synthetic.test_images = 16  # test images
     config.data.synthetic.size = 8  # 8x8 images
     config.data.valid_size = 32  # held-out images
