@@ -107,8 +107,8 @@ def test_bfloat16_products_in_the_fixed_model_as_in_the_shared_one():
   assert float(jnp.max(jnp.abs(out_fixed - out32))) > 1e-4
 
 
-def _train_setup():
-  cfg = RNNModelConfig(num_nodes=N, embed_dim=E, hidden_dim=H)
+def _train_setup(**model_fields):
+  cfg = RNNModelConfig(num_nodes=N, embed_dim=E, hidden_dim=H, **model_fields)
   model = RNNLanguageModel(cfg, V)
   opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig(lr=1.0))
   state = lm_steps.init_state(model, opt, jax.random.key(0), B, make_arch(*ARCHS["chain"]))
@@ -480,16 +480,9 @@ def test_activation_select_trains_as_switch_with_no_branch_in_the_time_loop():
   the "switch" dispatch's loss, gradients and weights bit for bit over three training steps of
   architectures using all four activations, and its time loop holds no conditional, where
   "switch" holds one per node."""
-  batch = {"inputs": jax.random.randint(jax.random.key(5), (B, T), 0, V),
-           "targets": jax.random.randint(jax.random.key(6), (B, T), 0, V),
-           "valid": jnp.ones((T,), bool), "lr_scale": jnp.ones(())}
   results, branches = {}, {}
   for dispatch in ("switch", "select"):
-    cfg = RNNModelConfig(num_nodes=N, embed_dim=E, hidden_dim=H, activation_dispatch=dispatch)
-    model = RNNLanguageModel(cfg, V)
-    opt = lm_steps.make_optimizer(lm_steps.SharedTrainConfig(lr=1.0))
-    state = lm_steps.init_state(model, opt, jax.random.key(0), B, make_arch(*ARCHS["chain"]))
-    train_step, _ = lm_steps.make_lm_steps(model, opt, l2=1e-7)
+    state, train_step, _, batch = _train_setup(activation_dispatch=dispatch)
     arch0 = make_arch(*ARCHS["random_a"])
     branches[dispatch] = _conditionals_in_loops(
         jax.make_jaxpr(train_step)(state, batch, arch0, jax.random.key(0)).jaxpr)

@@ -11,8 +11,8 @@ each, `--steps` shared steps, `--steps` controller updates, one derive step and 
 derive as the loop runs it (the derive step, the best architecture's whole validation evaluation,
 its records and pictures; timed at its second call: the first, printed as `derive_first_call_s`,
 compiles the validation program once per search); then
-    epoch = shared steps per epoch x t_shared + controller steps x t_controller + t_derive
-            + t_validation,   search = epochs x epoch.
+    epoch = shared steps per epoch x t_shared + controller steps x t_controller
+            + t_derive (validation included),   search = epochs x epoch.
 
 Usage:
   python experiments/bench/search_epoch_time.py --space=rnn             # paper sizes

@@ -296,8 +296,7 @@ def _highway_vjp(z_Bx2H: jax.Array, u_BxH: jax.Array, act: jax.Array, d_BxH: jax
   zc_BxH, zh_BxH = z_Bx2H[:, :hidden], z_Bx2H[:, hidden:]
   c_BxH = jax.nn.sigmoid(zc_BxH)
   tanh_BxH, sig_BxH = jnp.tanh(zh_BxH), jax.nn.sigmoid(zh_BxH)
-  f_BxH = jnp.where(act == 0, tanh_BxH, jnp.where(act == 1, jax.nn.relu(zh_BxH),
-                                                  jnp.where(act == 2, zh_BxH, sig_BxH)))
+  f_BxH = activate(act, zh_BxH, "select")  # its tanh and sigmoid are the ones above (CSE)
   df_BxH = jnp.where(act == 0, 1.0 - tanh_BxH * tanh_BxH,
                      jnp.where(act == 1, (zh_BxH > 0).astype(zh_BxH.dtype),
                                jnp.where(act == 2, 1.0, sig_BxH * (1.0 - sig_BxH))))
