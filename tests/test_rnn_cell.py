@@ -9,6 +9,7 @@ import pytest
 
 from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.spaces.rnn import arch as arch_lib
+from enas_jax.spaces.rnn import cell as cell_lib
 from enas_jax.spaces.rnn.arch import make_arch
 from enas_jax.io.errors import UserError
 from enas_jax.ops.params import count_params
@@ -297,7 +298,6 @@ def test_hand_written_gradient_equals_autodiff_of_the_plain_cell(name, output, c
   """`cell.unroll`'s custom VJP (sequential data gradients, then one weight-gradient product
   over all steps) against jax's own gradient of the plain cell: every activation, the norm
   clip active on some rows, between-node dropout, steps past the window's end."""
-  from enas_jax.spaces.rnn import cell as cell_lib
   prev, act = ARCHS[name]
   hidden, steps = 6, 7
   ks = jax.random.split(jax.random.key(5), 7)
@@ -340,7 +340,6 @@ def test_bfloat16_products_are_rounded_operands_summed_in_float32(name):
   """`matmul_dtype="bfloat16"`: the cell's outputs are the plain cell's with every product's
   operands rounded to bfloat16 (to float32 summation order), visibly not the float32 cell's;
   its hand-written gradient is that reference's within bfloat16 rounding of the gradient."""
-  from enas_jax.spaces.rnn import cell as cell_lib
   prev, act = ARCHS[name]
   hidden, steps = 16, 6
   ks = jax.random.split(jax.random.key(8), 5)
@@ -378,7 +377,6 @@ def test_bfloat16_matmul_gradient_rounds_the_incoming_gradient():
   """`cell.matmul(a, b, "bfloat16")` (the model's input and softmax products): forward and both
   gradients are products of bfloat16-rounded operands (the incoming gradient rounded too),
   summed in float32, for a 3-d `a`."""
-  from enas_jax.spaces.rnn import cell as cell_lib
   a = jax.random.normal(jax.random.key(0), (3, 5, 24))
   b = jax.random.normal(jax.random.key(1), (24, 7))
   g = jax.random.normal(jax.random.key(2), (3, 5, 7))
@@ -497,3 +495,14 @@ def test_activation_select_trains_as_switch_with_no_branch_in_the_time_loop():
     np.testing.assert_array_equal(got, want)
   with pytest.raises(UserError, match="activation_dispatch"):
     RNNModelConfig(activation_dispatch="where").validate()
+
+
+def test_activation_dispatch_auto_is_switch_on_the_cpu_and_select_elsewhere():
+  """The default "auto" resolves by backend; an explicit choice is kept on every backend."""
+  assert [cell_lib.resolve_dispatch("auto", b) for b in ("cpu", "gpu", "tpu")] == [
+      "switch", "select", "select"]
+  assert [cell_lib.resolve_dispatch(d, "gpu") for d in ("switch", "select")] == [
+      "switch", "select"]
+  assert RNNModelConfig().activation_dispatch == "auto"
+  assert RNNModelConfig().cell_options.activation_dispatch == (
+      "switch" if jax.default_backend() == "cpu" else "select")

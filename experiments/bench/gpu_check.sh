@@ -4,12 +4,14 @@
 # Records, each in its own file under OUT_DIR (default experiments/results/gpu):
 #   environment.txt  the GPU model, driver and CUDA version; Python, jax and jaxlib versions
 #   ptb.txt          paper-size PTB search: shared and controller step times, the epoch and the
-#                    projected 150-epoch search (experiments/bench/search_epoch_time.py)
+#                    projected 150-epoch search (experiments/bench/search_epoch_time.py), with the
+#                    default activation dispatch ("auto": "select" on a GPU)
 #   micro.txt        paper-size CIFAR-10 micro search: the same projection
 #   ptb_deterministic.txt   the PTB projection again with --config.deterministic=True
-#   ptb_select.txt   the PTB projection with model.activation_dispatch=select (no conditional in
-#                    the time loop: a candidate for the GPU, not yet measured there)
-#   ptb_bfloat16.txt the PTB projection with bfloat16 products (model.matmul_dtype=bfloat16)
+#   ptb_unroll.txt   the PTB projection with model.scan_unroll=5 (five time steps per iteration
+#                    of the time loop: fewer loop iterations; a candidate, not yet measured there)
+# Measured once and not repeated here (experiments/results/gpu/run2): "switch" dispatch (2.32 h
+# against 1.41 h), bfloat16 products (1.08 h with "select").
 # Targets: the PTB search and the CIFAR-10 micro search each in at most 1 hour.
 #
 # On the device machine (no internet: the two pure-Python packages its image lacks travel as
@@ -44,11 +46,10 @@ run() {  # name, seconds, arguments...
   timeout "$limit" $PY experiments/bench/search_epoch_time.py $SIZE "$@" 2>&1 \
     | tee "$OUT_DIR/$name.txt" || echo "($name: stopped or failed, status $?)" | tee -a "$OUT_DIR/$name.txt"
 }
-# Limits from the first run on an H200 (2026-12-04): the PTB runs took about 75 s each with the
-# planted corpus (now random words: about 20 s less); micro 231 s at --steps=5, 97 s of it setup.
+# Limits from the runs on an H200 (2026-12-04, run2): a PTB run takes 50-65 s at --steps=10
+# (setup 18 s, compiling, two derives), the micro run about 245 s (setup 102 s, compiling ~100 s).
 # Each run prints its figures as it measures them, so one stopped at its limit keeps its steps.
-run ptb 90 --space=rnn --steps=20
-run micro 250 --space=micro --steps=5
-run ptb_select 50 --space=rnn --steps=5 --set=model.activation_dispatch=select
-run ptb_deterministic 45 --space=rnn --steps=5 --deterministic
-run ptb_bfloat16 45 --space=rnn --steps=5 --set=model.matmul_dtype=bfloat16
+run ptb 80 --space=rnn --steps=20
+run micro 270 --space=micro --steps=10
+run ptb_deterministic 65 --space=rnn --steps=5 --deterministic
+run ptb_unroll 65 --space=rnn --steps=5 --set=model.scan_unroll=5

@@ -7,7 +7,8 @@ split sizes (929k training, 73k validation tokens), the micro search on syntheti
 CIFAR-10's numbers (45,000 training, 5,000 validation held out beside them, 10,000 test).
 
 It builds the real search (the `SearchRun` the CLI runs) and times, after one compiling call of
-each, `--steps` shared steps, `--steps` controller updates, one derive step and one whole
+each, `--steps` shared steps and `--steps` controller updates (each with its own key, so its own
+sampled architecture: the median is printed, and the range), one derive step and one whole
 derive as the loop runs it (the derive step, the best architecture's whole validation evaluation,
 its records and pictures; timed at its second call: the first, printed as `derive_first_call_s`,
 compiles the validation program once per search); then
@@ -81,15 +82,16 @@ def micro_config(small: bool) -> Any:
   return config
 
 
-def timed(fn, n: int) -> float:
-  """Median seconds of `fn()` over `n` calls after one untimed call."""
-  jax.block_until_ready(fn())
+def timed(fn, n: int) -> tuple[float, float, float]:
+  """Median, least and most seconds of `fn(i)` over calls i = 1..n after one untimed call
+  `fn(0)`; each call gets its own index (its own key: its own sampled architecture)."""
+  jax.block_until_ready(fn(0))
   times = []
-  for _ in range(n):
+  for i in range(1, n + 1):
     t0 = time.perf_counter()
-    jax.block_until_ready(fn())
+    jax.block_until_ready(fn(i))
     times.append(time.perf_counter() - t0)
-  return float(np.median(times))
+  return float(np.median(times)), min(times), max(times)
 
 
 def show(name: str, value: Any) -> None:
@@ -122,21 +124,25 @@ def measure(space: str, small: bool, steps: int, deterministic: bool = False,
     shared_batch = next(run.task.shared_batches(state, 1))
     reward_batch = next(run.task.reward_batches(state, 1))
 
-    def shared():
-      args = run.placed(shared_batch, state.model, state.ctrl.params, key, state.sums["shared"])
+    def shared(i: int):
+      args = run.placed(shared_batch, state.model, state.ctrl.params, jax.random.fold_in(key, i),
+                        state.sums["shared"])
       state.model, state.sums["shared"] = prog.shared_step(*args)
       return state.sums["shared"]
 
-    def controller():
+    def controller(i: int):
       args = run.placed(reward_batch, state.ctrl, state.model.params, state.model.batch_stats,
-                        key, state.sums["controller"])
+                        jax.random.fold_in(key, i), state.sums["controller"])
       state.ctrl, state.sums["controller"] = prog.controller_step(*args)
       return state.sums["controller"]
 
-    record("shared_step_s", timed(shared, steps))
-    record("controller_step_s", timed(controller, steps))
-    record("derive_step_s", timed(lambda: prog.derive_step(
-        state.ctrl.params, state.model.params, state.model.batch_stats, reward_batch, key), 1))
+    for name, fn in (("shared", shared), ("controller", controller)):
+      median, least, most = timed(fn, steps)
+      record(f"{name}_step_s", median)  # each call samples its own architecture:
+      record(f"{name}_step_range_s", f"{least:.4g} - {most:.4g}")  # the spread over them
+    record("derive_step_s", timed(lambda _: prog.derive_step(
+        state.ctrl.params, state.model.params, state.model.batch_stats, reward_batch, key),
+        1)[0])
     t0 = time.perf_counter()  # the epoch's derive as the loop runs it (validation included):
     run.derive(state, None)  # the first call compiles the validation program,
     record("derive_first_call_s", time.perf_counter() - t0)

@@ -9,8 +9,8 @@ The cell's output (and next recurrent state) is the mean of the loose ends, or o
 Speed (see DESIGN.md): the architecture is a traced input, so one compilation serves every cell.
 The per-edge matrices are picked once per call, before the scan over time (`lax.switch` over the
 (node, prev) keys); inside the scan, each node's input is picked from the earlier nodes by
-selects, and the activation by `lax.switch` (only the chosen one runs; `activation_dispatch`
-"select" computes all four and selects, for a GPU). The gradient is a custom
+selects, and the activation by `lax.switch` (only the chosen one runs) on a CPU, or by computing
+all four and selecting on a GPU or TPU (`activation_dispatch`). The gradient is a custom
 VJP: the reverse scan does only the sequential part, and each weight gradient is one large
 product over all steps (see `unroll`).
 """
@@ -50,7 +50,18 @@ MATMUL_DTYPES = ("float32", "bfloat16")
 # cheapest: no wasted tanh or sigmoid); "select": all four computed and the chosen one selected
 # elementwise, with no branch in the time loop (on a GPU each branch is a conditional the runtime
 # resolves one at a time). Same values: the chosen function is applied to the same input.
-ACTIVATION_DISPATCH = ("switch", "select")
+# "auto": "switch" on a CPU, "select" elsewhere. Measured (performance.md, "GPU check"): on one
+# H200 "select" makes the paper-size PTB controller step 1.8x and the shared step 1.3x faster;
+# on 2 CPU cores it costs nothing at hidden 256 and 1000 but 44% on the controller at hidden 128.
+ACTIVATION_DISPATCH = ("auto", "switch", "select")
+
+
+def resolve_dispatch(dispatch: str, backend: str | None = None) -> str:
+  """The activation dispatch a run uses: `dispatch` itself, or for "auto" "switch" on the CPU
+  and "select" on any other backend (`backend`: default JAX's default backend)."""
+  if dispatch != "auto":
+    return dispatch
+  return "switch" if (backend or jax.default_backend()) == "cpu" else "select"
 
 
 def _operand(x: jax.Array, dtype: str) -> jax.Array:

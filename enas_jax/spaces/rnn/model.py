@@ -45,7 +45,7 @@ class RNNModelConfig:
   # shared matrices, and resuming it must read the absent field as "shared".
   activation_weights: Literal["shared", "node0", "all"] = "shared"
   matmul_dtype: Literal["float32", "bfloat16"] = "float32"
-  activation_dispatch: Literal["switch", "select"] = "switch"
+  activation_dispatch: Literal["auto", "switch", "select"] = "auto"
 
   def validate(self, section: str = "model") -> None:
     require(self, section, ">= 1", "num_nodes", "embed_dim", "hidden_dim", "scan_unroll")
@@ -78,7 +78,8 @@ class RNNModelConfig:
   def cell_options(self) -> cell_lib.CellOptions:
     return cell_lib.CellOptions(output=self.output, hidden_norm_clip=self.hidden_norm_clip,
                                 scan_unroll=self.scan_unroll, matmul_dtype=self.matmul_dtype,
-                                activation_dispatch=self.activation_dispatch)
+                                activation_dispatch=cell_lib.resolve_dispatch(
+                                    self.activation_dispatch))
 
 
 def dropout_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Array:
