@@ -175,7 +175,30 @@ def test_any_write_error_at_the_command_is_one_paragraph(capsys):
     errors.run_main(bug)([])
 
 
-def test_unreadable_latest_checkpoint_and_killed_save_leftovers(reference, tmp_path):
+@pytest.fixture(scope="module")
+def four_epochs(reference, tmp_path_factory):
+  """The reference run continued for a fourth epoch."""
+  workdir = tmp_path_factory.mktemp("resume") / "four_epochs"
+  shutil.copytree(reference, workdir)
+  _run(workdir, _cfg(**{"search.epochs": 4}))
+  return workdir
+
+
+def test_speed_only_fields_may_change_on_resume_and_change_no_bit(four_epochs, reference,
+                                                                  tmp_path):
+  """A run resumed with another activation dispatch and scan unrolling (how the same values are
+  computed, e.g. a CPU run resumed on a GPU where "auto" means "select") goes on, says so, and
+  ends as the run that kept them."""
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  _, _, out = _run(workdir, _cfg(**{"search.epochs": 4, "model.activation_dispatch": "select",
+                                    "model.scan_unroll": 3}))
+  assert "model.activation_dispatch (auto -> select)" in out
+  assert "model.scan_unroll (1 -> 3)" in out
+  runs.assert_same_run(four_epochs, workdir)
+
+
+def test_unreadable_latest_checkpoint_and_killed_save_leftovers(four_epochs, reference, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   checkpoints = workdir / "checkpoints"
@@ -189,10 +212,7 @@ def test_unreadable_latest_checkpoint_and_killed_save_leftovers(reference, tmp_p
   _, _, out = _run(workdir, _cfg(**{"search.epochs": 4}))
   assert f"checkpoint {steps[-1]} could not be read" in out
   assert (checkpoints / f"{steps[-1]}.unreadable").is_dir()  # kept aside, not deleted
-  straight = tmp_path / "straight"
-  shutil.copytree(reference, straight)
-  _run(straight, _cfg(**{"search.epochs": 4}))
-  runs.assert_same_run(straight, workdir)
+  runs.assert_same_run(four_epochs, workdir)
 
 
 def test_resume_with_another_model_names_the_fields(reference, tmp_path):

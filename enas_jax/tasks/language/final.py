@@ -32,7 +32,8 @@ from enas_jax.tasks.language.data import load_corpus
 from enas_jax.types import Batch, Metrics
 
 LSTM = "lstm"
-RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "checkpoint.", "deterministic")
+RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "checkpoint.", "deterministic",
+                     "model.activation_dispatch", "model.scan_unroll")  # speed only
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,9 @@ RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence"
                      "search.rollback_lr_factor", "search.max_rollbacks", "search.finetune_steps",
                      "search.final_candidates",
                      "shared.lr", "shared.lr_decay", "shared.lr_decay_start_epoch",
-                     "checkpoint.", "deterministic", "parallel.", "report.")
+                     "checkpoint.", "deterministic", "parallel.", "report.",
+                     # how the same values are computed (a run may move to another backend)
+                     "model.activation_dispatch", "model.scan_unroll")
 
 
 class SearchTaskImpl:
