@@ -5,7 +5,9 @@
 #   environment.txt  the GPU model, driver and CUDA version; Python, jax and jaxlib versions
 #   ptb.txt          paper-size PTB search: shared and controller step times, the epoch and the
 #                    projected 150-epoch search (experiments/bench/search_epoch_time.py), with the
-#                    default activation dispatch ("auto": "select" on a GPU)
+#                    default activation dispatch ("auto": "select" on a GPU); then 3 shared and
+#                    3 controller steps traced (trace_ptb/) and summarised: kernels per step, the
+#                    device's busy fraction, the longest kernels (experiments/bench/device_trace.py)
 #   micro.txt        paper-size CIFAR-10 micro search: the same projection
 #   ptb_deterministic.txt   the PTB projection again with --config.deterministic=True
 #   ptb_unroll.txt   the PTB projection with model.scan_unroll=5 (five time steps per iteration
@@ -49,7 +51,8 @@ run() {  # name, seconds, arguments...
 # Limits from the runs on an H200 (2026-12-04, run2): a PTB run takes 50-65 s at --steps=10
 # (setup 18 s, compiling, two derives), the micro run about 245 s (setup 102 s, compiling ~100 s).
 # Each run prints its figures as it measures them, so one stopped at its limit keeps its steps.
-run ptb 80 --space=rnn --steps=20
+run ptb 80 --space=rnn --steps=20 --trace_dir="$OUT_DIR/trace_ptb"
 run micro 270 --space=micro --steps=10
 run ptb_deterministic 65 --space=rnn --steps=5 --deterministic
 run ptb_unroll 65 --space=rnn --steps=5 --set=model.scan_unroll=5
+find "$OUT_DIR" -name "*.xplane.pb" -delete  # the traces' perfetto_trace.json.gz stay

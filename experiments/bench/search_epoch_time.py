@@ -21,6 +21,7 @@ Usage:
   python experiments/bench/search_epoch_time.py --space=rnn --small     # a quick CPU check
   python experiments/bench/search_epoch_time.py --space=rnn --deterministic  # its GPU cost
   python experiments/bench/search_epoch_time.py --space=rnn --set=model.activation_weights=all
+  python experiments/bench/search_epoch_time.py --space=rnn --trace_dir=/tmp/t  # + device traces
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from enas_jax.data import text
 from enas_jax.io import metrics
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
+from experiments.bench import device_trace
 from experiments.planted import common
 
 
@@ -101,7 +103,7 @@ def show(name: str, value: Any) -> None:
 
 
 def measure(space: str, small: bool, steps: int, deterministic: bool = False,
-            settings: tuple[str, ...] = ()) -> dict[str, Any]:
+            settings: tuple[str, ...] = (), trace_dir: str | None = None) -> dict[str, Any]:
   """Times the phases and projects the search, printing each figure as it is measured."""
   r: dict[str, Any] = {}
 
@@ -158,6 +160,12 @@ def measure(space: str, small: bool, steps: int, deterministic: bool = False,
     record("epochs", cfg.epochs)
     record("search_h", cfg.epochs * epoch / 3600)
     record("derived", str(derived.get("authors", ""))[:40])
+    if trace_dir:  # last (a run stopped at its limit loses only this): 3 more calls of
+      for name, fn in (("shared", shared), ("controller", controller)):  # each, traced
+        calls = iter(range(1000, 1004))
+        print(f"# {name} step, traced:", flush=True)
+        print("\n".join(device_trace.traced(lambda f=fn, c=calls: f(next(c)), 3,
+                                             os.path.join(trace_dir, name))), flush=True)
   return r
 
 
@@ -168,6 +176,8 @@ def main() -> None:
   parser.add_argument("--small", action="store_true", help="small sizes: a quick CPU check")
   parser.add_argument("--deterministic", action="store_true",
                       help="--config.deterministic=True: XLA's deterministic GPU operations")
+  parser.add_argument("--trace_dir", default=None,
+                      help="also trace 3 shared and 3 controller steps here and summarise them")
   parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                       help="a config change, e.g. model.activation_weights=all (repeatable)")
   args = parser.parse_args()
@@ -180,7 +190,8 @@ def main() -> None:
         f"{'small' if args.small else 'paper'} sizes"
         f"{', deterministic GPU operations' if args.deterministic else ''}"
         f"{''.join(' --set=' + s for s in args.set)}")
-  measure(args.space, args.small, args.steps, args.deterministic, tuple(args.set))
+  measure(args.space, args.small, args.steps, args.deterministic, tuple(args.set),
+          args.trace_dir)
 
 
 if __name__ == "__main__":
