@@ -102,6 +102,15 @@ def show(name: str, value: Any) -> None:
         flush=True)
 
 
+def trace_steps(trace_dir: str, steps: dict[str, Any]) -> None:
+  """Traces 3 more calls of each step (keys of their own) and prints where the time went."""
+  for name, fn in steps.items():
+    calls = iter(range(1000, 1004))
+    print(f"# {name} step, traced:", flush=True)
+    print("\n".join(device_trace.traced(lambda f=fn, c=calls: f(next(c)), 3,
+                                         os.path.join(trace_dir, name))), flush=True)
+
+
 def measure(space: str, small: bool, steps: int, deterministic: bool = False,
             settings: tuple[str, ...] = (), trace_dir: str | None = None) -> dict[str, Any]:
   """Times the phases and projects the search, printing each figure as it is measured."""
@@ -160,12 +169,8 @@ def measure(space: str, small: bool, steps: int, deterministic: bool = False,
     record("epochs", cfg.epochs)
     record("search_h", cfg.epochs * epoch / 3600)
     record("derived", str(derived.get("authors", ""))[:40])
-    if trace_dir:  # last (a run stopped at its limit loses only this): 3 more calls of
-      for name, fn in (("shared", shared), ("controller", controller)):  # each, traced
-        calls = iter(range(1000, 1004))
-        print(f"# {name} step, traced:", flush=True)
-        print("\n".join(device_trace.traced(lambda f=fn, c=calls: f(next(c)), 3,
-                                             os.path.join(trace_dir, name))), flush=True)
+    if trace_dir:  # last: a run stopped at its limit loses only this
+      trace_steps(trace_dir, {"shared": shared, "controller": controller})
   return r
 
 
