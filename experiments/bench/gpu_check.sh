@@ -49,10 +49,11 @@ run() {  # name, seconds, arguments...
     | tee "$OUT_DIR/$name.txt" || echo "($name: stopped or failed, status $?)" | tee -a "$OUT_DIR/$name.txt"
 }
 # Limits from the runs on an H200 (2026-12-04, run2): a PTB run takes 50-65 s at --steps=10
-# (setup 18 s, compiling, two derives), the micro run about 245 s (setup 102 s, compiling ~100 s).
+# (setup 18 s, compiling, two derives; the first run here also traces 6 steps, last), the micro
+# run about 245 s (setup 102 s, compiling ~100 s).
 # Each run prints its figures as it measures them, so one stopped at its limit keeps its steps.
-run ptb 80 --space=rnn --steps=20 --trace_dir="$OUT_DIR/trace_ptb"
-run micro 270 --space=micro --steps=10
+run ptb 90 --space=rnn --steps=20 --trace_dir="$OUT_DIR/trace_ptb"
+run micro 260 --space=micro --steps=10
 run ptb_deterministic 65 --space=rnn --steps=5 --deterministic
 run ptb_unroll 65 --space=rnn --steps=5 --set=model.scan_unroll=5
 find "$OUT_DIR" -name "*.xplane.pb" -delete  # the traces' perfetto_trace.json.gz stay
