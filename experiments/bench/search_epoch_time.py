@@ -131,6 +131,8 @@ def measure(space: str, small: bool, steps: int, deterministic: bool = False,
     state = run.fresh_state()
     run.open_log(None)  # derive writes its records and pictures
     record("setup_s", time.perf_counter() - t0)
+    if space == "rnn":  # what "auto" resolved to on this backend
+      record("activation_dispatch", run.cfg.model.cell_options.activation_dispatch)
     prog, key = run.program, jax.random.key(0)
     shared_batch = next(run.task.shared_batches(state, 1))
     reward_batch = next(run.task.reward_batches(state, 1))
