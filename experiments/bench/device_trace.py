@@ -40,7 +40,7 @@ def _events(trace_dir: str) -> tuple[list[dict[str, Any]], dict[Any, str], dict[
   return [e for e in events if e.get("ph") == "X"], processes, threads
 
 
-def _work(trace_dir: str) -> tuple[str, list[dict[str, Any]]]:
+def device_work(trace_dir: str) -> tuple[str, list[dict[str, Any]]]:
   """("gpu kernels" or "cpu operations", the events that are the device's work)."""
   events, processes, threads = _events(trace_dir)
   devices = {pid for pid, name in processes.items() if name.startswith("/device:")}
@@ -64,7 +64,7 @@ def _busy(intervals: list[tuple[float, float]]) -> float:
 
 def summarize(trace_dir: str, calls: int, top: int = 12) -> list[str]:
   """Lines of figures per call (microseconds) for the trace under `trace_dir` of `calls` calls."""
-  kind, work = _work(trace_dir)
+  kind, work = device_work(trace_dir)
   if not work:
     return [f"# no {kind} in the trace under {trace_dir}"]
   spans = [(e["ts"], e["ts"] + e.get("dur", 0.0)) for e in work]

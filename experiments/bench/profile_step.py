@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import glob
-import gzip
-import json
 import os
 import resource
 import sys
@@ -24,25 +21,17 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import device_trace  # noqa: E402
 from ours_step import PAPER_RATES, Ours, jax_batch  # noqa: E402
 from enas_jax.io import memory  # noqa: E402
 
 
 def op_times(trace_dir: str) -> tuple[collections.Counter, collections.Counter]:
   """{op name: microseconds} and {op name: calls} over XLA's worker threads in the trace."""
-  path = sorted(glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"),
-                          recursive=True))[-1]
-  with gzip.open(path) as f:
-    data = json.load(f)
-  events = data["traceEvents"] if isinstance(data, dict) else data
-  threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
-             if e.get("ph") == "M" and e.get("name") == "thread_name"}
   micros, calls = collections.Counter(), collections.Counter()
-  for e in events:
-    worker = threads.get((e.get("pid"), e.get("tid")), "").startswith("tf_XLAEigen")
-    if e.get("ph") == "X" and worker and not e["name"].startswith("ThunkExecutor"):
-      micros[e["name"]] += e.get("dur", 0)
-      calls[e["name"]] += 1
+  for e in device_trace.device_work(trace_dir)[1]:
+    micros[e["name"]] += e.get("dur", 0)
+    calls[e["name"]] += 1
   return micros, calls
 
 
