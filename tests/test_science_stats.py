@@ -156,6 +156,49 @@ def test_compare_study_end_to_end_at_tiny_scale(tmp_path):
   assert "Permutation test" in (tmp_path / "table.md").read_text()
 
 
+def test_compare_reuses_random_searches_only_after_a_rerun_matches(tmp_path, monkeypatch):
+  """`--random_from`: random search's seeds past `verify_random` come from the earlier study,
+  the first ones are rerun and must match it to the bit; a setting that moves random search is
+  refused. The searches are stood in for (the real ones: the test above)."""
+  from experiments.planted import compare
+  calls = []
+
+  class Trainer:
+    def valid_perplexity(self, arch, seed=None):
+      return 30.0 + (seed or 0)
+
+  def search_row(out, scale, seed, kind, settings, standalone, ctx):
+    calls.append((kind, seed))
+    ctx.setdefault("corpus", type("C", (), {"info": {"teacher_arch": "0 0 0 0 2 1 1 0 3 3 1",
+                                                     "teacher_ppl_valid": 25.0}})())
+    ctx.setdefault("trainer", Trainer())
+    moved = kind == "random" and "shared.lr=1.0" in settings  # a setting random search feels
+    cell = "0 0 1 1 0 2 1 3 0 1 2" if kind == "enas" else f"1 0 0 0 {seed % 4} 0 0 0 0 0 0"
+    return {"method": kind, "seed": seed, "cell": cell, "shared_ppl": 40.0 + seed + moved,
+            "teacher_shared_ppl": 41.0, "standalone_ppl": 28.0 + seed, "entropy_end": 1.0}
+
+  monkeypatch.setattr(compare, "search_row", search_row)
+  monkeypatch.setattr(common, "corpus_facts", lambda corpus: {"name": "planted"})
+  for name in "abcd":
+    (tmp_path / name).mkdir()
+  first = compare.run(str(tmp_path / "a"), "tiny", seeds=3)
+  assert calls == [(k, s) for s in range(3) for k in compare.METHODS]
+  calls.clear()
+  second = compare.run(str(tmp_path / "b"), "tiny", seeds=3, settings=("controller.x=1",),
+                       random_from=str(tmp_path / "a"), verify_random=2)
+  assert calls == [("enas", 0), ("random", 0), ("enas", 1), ("random", 1), ("enas", 2)]
+  mine = [r for r in second["runs"] if r["method"] == "random"]
+  before = [r for r in first["runs"] if r["method"] == "random"]
+  assert [r["shared_ppl"] for r in mine] == [r["shared_ppl"] for r in before]
+  assert [r.get("reused_from") for r in mine] == [None, None, str(tmp_path / "a")]
+  assert second["verified_random"] == 2
+  with pytest.raises(UserError, match="random search seed 0 rerun here gives"):
+    compare.run(str(tmp_path / "c"), "tiny", seeds=3, settings=("shared.lr=1.0",),
+                random_from=str(tmp_path / "a"))
+  with pytest.raises(UserError, match="seeds 0-3"):
+    compare.run(str(tmp_path / "d"), "tiny", seeds=4, random_from=str(tmp_path / "a"))
+
+
 def test_summary_takes_each_key_from_its_study_and_leaves_missing_ones_null():
   from experiments.planted import summary
   ranking = {"kendall_tau": 0.4, "kendall_tau_p": 0.01, "cells": 31, "spread_over_noise": 12.0,

@@ -4,6 +4,9 @@ r"""ENAS against random search with weight sharing on the planted-cell corpus, a
   python -m experiments.planted.compare --out=DIR --scale=medium --seeds=10
   python -m experiments.planted.compare --out=DIR --seeds=10 --set=search.warmup_epochs=2
       # a remedy: any config field, for both methods (repeat --set for several)
+  python -m experiments.planted.compare --out=DIR --seeds=10 --set=controller.entropy_weight=0.01 \
+      --random_from=workdirs/science/v15/compare_defaults   # a remedy random search ignores:
+      # its searches reused from a study of the defaults, after one rerun matches to the bit
 
 For each seed, one search with the trained controller (`controller.kind=enas`) and one with the
 uniform controller (`random`): the same config otherwise, so both train the shared weights for the
@@ -29,29 +32,23 @@ from experiments.planted import common, stats
 METHODS = ("enas", "random")
 
 
-def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = ()) -> dict:
+def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = (),
+        random_from: str = "", verify_random: int = 1) -> dict:
   scale = common.scale_of(scale_name)
   started = time.time()
-  rows, corpus, trainer, standalone = [], None, None, {}
+  rows, standalone, ctx = [], {}, {}
+  earlier_rows, earlier_alone = reused_random(random_from, scale_name, seeds, verify_random)
   for seed in range(seeds):
     for kind in METHODS:
-      workdir = os.path.join(out, "searches", f"{kind}_seed{seed}")
-      config = common.override(common.search_config(scale, seed, kind), list(settings))
-      summary, search = common.run_search(config, workdir)
-      if corpus is None:
-        corpus = search.task.corpus
-        # the yardstick never takes the study's settings: every study measures with one recipe
-        trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"), corpus, scale)
-      found = summary["authors"]
-      if found not in standalone:
-        standalone[found] = trainer.valid_perplexity(common.arch_of(found))
-      rows.append({"method": kind, "seed": seed, "cell": found,
-                   "shared_ppl": summary["valid_ppl_shared"],
-                   "teacher_shared_ppl": summary.get("planted_arch_valid_ppl_shared"),
-                   "standalone_ppl": standalone[found],
-                   "entropy_end": common.last_entropy(workdir)})
-      print(f"{kind:>6} seed {seed}: {found}  shared {rows[-1]['shared_ppl']:.2f}  alone "
-            f"{standalone[found]:.2f}", flush=True)
+      if kind == "random" and seed >= verify_random and earlier_rows:
+        rows.append(dict(earlier_rows[seed], reused_from=random_from))
+        continue
+      rows.append(search_row(out, scale, seed, kind, settings, standalone, ctx))
+      if kind == "random" and earlier_rows:  # the reruns that license reusing the rest
+        check_same(rows[-1], earlier_rows[seed], random_from)
+        if seed == verify_random - 1:  # the recipe trains alone to the bit as it did then
+          standalone.update(earlier_alone)
+  corpus, trainer = ctx["corpus"], ctx["trainer"]
   teacher = corpus.info["teacher_arch"]
   t_arch = common.arch_of(teacher)
   optimal = float(corpus.info["teacher_ppl_valid"])
@@ -64,6 +61,7 @@ def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = ()) -
                                                      t_arch.act_N)
     row["gap_to_optimal"] = row["standalone_ppl"] - optimal
   result = {"scale": scale_name, "seeds": seeds, "settings": list(settings),
+            "random_from": random_from, "verified_random": verify_random if random_from else 0,
             "corpus": common.corpus_facts(corpus),
             "teacher_cell": teacher, "teacher_optimal_ppl": optimal,
             "teacher_standalone_ppl": teacher_alone,
@@ -75,6 +73,61 @@ def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = ()) -
   result["p_value_distance"] = stats.permutation_test(dist["enas"], dist["random"])
   write_outputs(out, result)
   return result
+
+
+def search_row(out: str, scale: common.Scale, seed: int, kind: str, settings: tuple[str, ...],
+               standalone: dict[str, float], ctx: dict) -> dict:
+  """One search of `kind` and its answer trained alone (`standalone`: by cell, filled here;
+  `ctx` receives the corpus and the trainer at the first search)."""
+  workdir = os.path.join(out, "searches", f"{kind}_seed{seed}")
+  config = common.override(common.search_config(scale, seed, kind), list(settings))
+  summary, search = common.run_search(config, workdir)
+  if not ctx:
+    ctx["corpus"] = search.task.corpus
+    # the yardstick never takes the study's settings: every study measures with one recipe
+    ctx["trainer"] = common.StandaloneTrainer(common.search_config(scale, 0, "enas"),
+                                              ctx["corpus"], scale)
+  found = summary["authors"]
+  if found not in standalone:
+    standalone[found] = ctx["trainer"].valid_perplexity(common.arch_of(found))
+  row = {"method": kind, "seed": seed, "cell": found, "shared_ppl": summary["valid_ppl_shared"],
+         "teacher_shared_ppl": summary.get("planted_arch_valid_ppl_shared"),
+         "standalone_ppl": standalone[found], "entropy_end": common.last_entropy(workdir)}
+  print(f"{kind:>6} seed {seed}: {found}  shared {row['shared_ppl']:.2f}  alone "
+        f"{standalone[found]:.2f}", flush=True)
+  return row
+
+
+def reused_random(folder: str, scale_name: str, seeds: int, verify: int
+                  ) -> tuple[dict[int, dict], dict[str, float]]:
+  """An earlier compare study's random-search rows by seed, and every answer it trained alone
+  by cell; nothing without `folder`. For settings the uniform controller ignores (the
+  controller's learning: entropy bonus, temperature, locality prior) random search runs as it
+  did there; the first `verify` seeds are rerun to prove it (`check_same`)."""
+  if not folder:
+    return {}, {}
+  earlier = common.read_results(folder, "--random_from")
+  rows = {r["seed"]: r for r in earlier["runs"] if r["method"] == "random"}
+  if earlier["scale"] != scale_name or any(s not in rows for s in range(seeds)):
+    raise UserError(f"--random_from={folder}: that study ran at scale {earlier['scale']!r} "
+                    f"with seeds {sorted(rows)}; this one needs scale {scale_name!r} and seeds "
+                    f"0-{seeds - 1}. Give a study that covers them, or drop the flag.")
+  if not 1 <= verify <= seeds:
+    raise UserError(f"--verify_random is {verify}; it must be 1..--seeds ({seeds}): at least "
+                    f"one random search is rerun to prove the reused ones still hold.")
+  return rows, {r["cell"]: r["standalone_ppl"] for r in earlier["runs"]}
+
+
+def check_same(rerun: dict, before: dict, folder: str) -> None:
+  """A rerun random search must give the earlier row to the bit (its answer, its shared and
+  trained-alone perplexities): otherwise the settings, or the code, changed random search."""
+  keys = ("cell", "shared_ppl", "standalone_ppl")
+  if any(rerun[k] != before[k] for k in keys):
+    raise UserError(
+        f"--random_from={folder}: random search seed {rerun['seed']} rerun here gives "
+        + ", ".join(f"{k} {rerun[k]!r}" for k in keys) + " where that study recorded "
+        + ", ".join(f"{k} {before[k]!r}" for k in keys) + ": this study's settings (or the "
+        "code since) change random search, so its rows cannot be reused. Drop --random_from.")
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -151,11 +204,18 @@ def main() -> None:
   parser.add_argument("--seeds", type=int, default=10)
   parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                       help="a config change for both methods' searches (a remedy)")
+  parser.add_argument("--random_from", default="",
+                      help="an earlier compare study's --out: reuse its random searches (for "
+                      "settings that change only the controller's learning)")
+  parser.add_argument("--verify_random", type=int, default=1,
+                      help="with --random_from: this many random searches rerun and checked "
+                      "to the bit before the others are reused")
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
   common.use_compilation_cache(args.out)
   try:
-    result = run(args.out, args.scale, args.seeds, tuple(args.set))
+    result = run(args.out, args.scale, args.seeds, tuple(args.set), args.random_from,
+                 args.verify_random)
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(args.out, "table.md")).read())
