@@ -199,6 +199,38 @@ def test_compare_reuses_random_searches_only_after_a_rerun_matches(tmp_path, mon
     compare.run(str(tmp_path / "d"), "tiny", seeds=4, random_from=str(tmp_path / "a"))
 
 
+def test_remedies_table_pairs_each_remedy_with_the_defaults_seed_for_seed(tmp_path):
+  from experiments.planted import remedies
+
+  def study(folder, enas_alone, random_alone, dist=3):
+    runs = [{"method": m, "seed": s, "standalone_ppl": v, "distance_to_teacher": dist + s,
+             "entropy_end": 5.0} for m, values in (("enas", enas_alone), ("random", random_alone))
+            for s, v in enumerate(values)]
+    (tmp_path / folder).mkdir()
+    common.write_json(str(tmp_path / folder / "results.json"), {"runs": runs, "settings": []})
+    return str(tmp_path / folder)
+
+  base = common.read_results(study("base", [27.0, 27.1, 27.2, 27.3, 27.4], [28.0] * 5), "x")
+  folder = study("remedy", [26.9, 27.0, 27.1, 27.2], [28.0, 28.0, 28.0, 28.0], dist=0)
+  tau_dirs = []
+  for seed, tau in ((0, 0.6), (1, 0.7)):
+    tau_dirs.append(str(tmp_path / f"tau{seed}"))
+    os.makedirs(tau_dirs[-1])
+    common.write_json(f"{tau_dirs[-1]}/results.json",
+                      {"settings": ["controller.x=1", f"seed={seed}"], "kendall_tau": tau})
+  row = remedies.remedy_row("x", folder, tau_dirs, base, {0: 0.5, 1: 0.5, 2: 0.1})
+  assert row["seeds"] == 4 and row["enas"][0] == pytest.approx(27.05)
+  assert row["vs_defaults_difference"] == pytest.approx(-0.1)  # seeds 0-3 of the baseline
+  assert row["vs_defaults_p"] == 2 / 16  # all four differences equal: 2 of the 16 sign flips
+  assert row["enas_vs_random_p"] == pytest.approx(2 / 70)  # the split and its mirror of C(8, 4)
+  assert row["within_2"] == 3  # distances 0, 1, 2, 3
+  assert row["tau"][0] == pytest.approx(0.65) and row["tau_vs_defaults"] == pytest.approx(0.15)
+  assert "| x | 4 |" in remedies.table([row], base)
+  short = common.read_results(study("short", [27.0] * 2, [28.0] * 2), "x")
+  with pytest.raises(UserError, match=r"seed\(s\) \[2, 3\]"):
+    remedies.remedy_row("x", folder, [], short, {})
+
+
 def test_summary_takes_each_key_from_its_study_and_leaves_missing_ones_null():
   from experiments.planted import summary
   ranking = {"kendall_tau": 0.4, "kendall_tau_p": 0.01, "cells": 31, "spread_over_noise": 12.0,
