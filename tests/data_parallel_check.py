@@ -36,7 +36,7 @@ def _steps(run, state, key, shared, controller):
   """`shared` shared steps, then `controller` controller steps, from `state`, placed as the loop
   places them (each split batch checked)."""
   for batch in run.task.shared_batches(state, shared):
-    args = run.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
+    args = run.placed(batch, state.model, state.ctrl, key, state.sums["shared"])
     _check_split(run, args[-3])
     state.model, state.sums["shared"] = run.program.shared_step(*args)
   for batch in run.task.reward_batches(state, controller):
@@ -58,7 +58,7 @@ def _one_of_each(run, key):
   out["controller"] = (state.ctrl.params, state.sums["controller"])
   # the derive step as the loop calls it: the states as the steps left them, one batch
   values, _, figures = run.program.derive_step(*run.placed(
-      run.task.derive_batch(0), state.ctrl.params, state.model.params, state.model.batch_stats,
+      run.task.derive_batch(0), state.ctrl, state.model.params, state.model.batch_stats,
       key, after=1))
   out["derive"] = (values, figures)
   return out
@@ -91,7 +91,7 @@ def check(name, config, workdir):
   state = _steps(sharded, sharded.fresh_state(), key, 3, 3)
   for epoch in range(2):
     sharded.program.derive_step(*sharded.placed(
-        sharded.task.derive_batch(epoch), state.ctrl.params, state.model.params,
+        sharded.task.derive_batch(epoch), state.ctrl, state.model.params,
         state.model.batch_stats, jax.random.fold_in(key, epoch), after=1))
   out[f"{name}_traces"] = [sharded.program.shared_step._cache_size(),
                            sharded.program.controller_step._cache_size(),

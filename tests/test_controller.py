@@ -156,7 +156,7 @@ def test_scanned_runs_score_exactly_like_the_unrolled_controller(name, attention
   against every decision unrolled, same parameters: equal log-probabilities, entropies and
   gradients for sampled architectures; samples of the scanned one are valid architectures with
   every choice reachable (no padded choice is ever drawn); the recurrent space is one run."""
-  from enas_jax.controller.policy import _segments
+  from enas_jax.controller.runs import segments as _segments
   from enas_jax.spaces.registry import get_space
   # micro with 3 nodes a cell (the default 5 compiles the unrolled controller for 50 s; the
   # runs' structure, inputs then alike nodes in each cell, is the same)

@@ -218,7 +218,7 @@ def test_final_candidates_widen_the_answers_pick_to_the_final_controllers_best_c
   assert _rows(tmp_path / "wide") == _rows(workdir) and wide["history"] == plain["history"]
   state = wide_run.final_state
   values_SxD, _, figures = wide_run.program.derive_step(
-      state.ctrl.params, state.model.params, state.model.batch_stats,
+      state.ctrl, state.model.params, state.model.batch_stats,
       wide_run.task.derive_batch(state.epoch), jax.random.fold_in(jax.random.key(run.cfg.seed), 6))
   score_S = np.asarray(figures["valid_ppl"])
   best = []

@@ -1,4 +1,6 @@
 """The search's jitted phases: architectures sampled on the device, each program compiled once."""
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -7,6 +9,7 @@ import pytest
 
 from enas_jax.controller import policy as ctl
 from enas_jax.controller import steps as controller_steps
+from enas_jax.io.errors import UserError
 from enas_jax.run import program
 from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.spaces.rnn import arch as arch_lib
@@ -40,7 +43,7 @@ def test_each_phase_compiles_once():
   shared = jax.jit(chex.assert_max_traces(shared_step, n=1))
   control = jax.jit(chex.assert_max_traces(controller_step, n=1))
   for i in range(30):
-    lm_state, m = shared(lm_state, cstate.params, batch, jax.random.key(i))
+    lm_state, m = shared(lm_state, cstate, batch, jax.random.key(i))
     cstate, cm = control(cstate, lm_state.params, lm_state.batch_stats, batch,
                          jax.random.key(1000 + i))
   assert np.isfinite(float(m["loss"])) and np.isfinite(float(cm["reward"]))
@@ -71,6 +74,58 @@ def test_entropy_weight_schedule_moves_linearly_and_enters_the_reward():
     assert float(m["reward"]) == pytest.approx(expected, rel=1e-5)
   constant = ctl.ControllerConfig(entropy_weight=0.3)
   assert float(ctl.entropy_weight_at(constant, jnp.asarray(1000))) == pytest.approx(0.3)
+
+
+def test_temperature_schedule_moves_linearly_and_samples_and_scores_at_the_step():
+  """`controller.temperature_schedule_steps`: the draw and the update's rescoring use the
+  temperature of the controller's step; the log-probability is that of the policy at it."""
+  cfg = ctl.ControllerConfig(hidden_dim=16, temperature=8.0, temperature_end=2.0,
+                             temperature_schedule_steps=3)
+  temps = [float(ctl.temperature_at(cfg, jnp.asarray(s))) for s in range(5)]
+  np.testing.assert_allclose(temps, [8.0, 6.0, 4.0, 2.0, 2.0], rtol=1e-6)
+  assert ctl.temperature_at(dataclasses.replace(cfg, temperature_schedule_steps=0), 3) == 8.0
+  scheduled = ctl.Controller(arch_lib.decisions(N), cfg)
+  params = ctl.init_controller(scheduled, jax.random.key(0))
+  key, values = jax.random.key(3), None
+  for s in range(5):  # a fixed controller at temperature t: the same draws as the schedule's
+    fixed = ctl.Controller(arch_lib.decisions(N), dataclasses.replace(
+        cfg, temperature=temps[s], temperature_schedule_steps=0))
+    got = ctl.sample(scheduled, params, key, jnp.asarray(s))
+    want = ctl.sample(fixed, params, key)
+    np.testing.assert_array_equal(got.values, want.values)
+    np.testing.assert_allclose(got.log_prob, want.log_prob, rtol=1e-5)
+    rescored = ctl.score_many(scheduled, params, got.values[None], jnp.asarray(s))
+    np.testing.assert_allclose(rescored.log_prob[0], got.log_prob, rtol=1e-5)
+    values = got.values if values is None else values
+  hot, cold = (ctl.score_many(scheduled, params, values[None], jnp.asarray(s)).entropy[0]
+               for s in (0, 4))
+  assert float(hot) > float(cold)  # hotter early: a flatter policy
+  with pytest.raises(UserError, match="temperature_end"):
+    ctl.ControllerConfig(temperature_schedule_steps=10).validate()
+
+
+def test_shared_step_and_draw_sample_at_the_controllers_step():
+  """Under a temperature schedule the shared step's architecture and the controller phase's
+  (and derive's) draws are those of the policy at the controller state's step."""
+  lm_state, cstate, _, _, batch, cfg = _setup(temperature=50.0, temperature_end=0.05,
+                                              temperature_schedule_steps=4)
+  controller = ctl.Controller(arch_lib.decisions(N), cfg)
+
+  def record(state, batch, values, key):  # a train step that reports what it was given
+    return state, {"values": values}
+
+  shared = jax.jit(program.sampled_train_step(controller, lambda v: v, record))
+  draw = jax.jit(program.stepped_draw(controller, 2))
+  key = jax.random.key(11)
+  want = {s: ctl.sample(controller, cstate.params, jax.random.fold_in(key, 0), jnp.asarray(s))
+          for s in (0, 4)}
+  assert not np.array_equal(want[0].values, want[4].values)  # the schedule matters here
+  for s in (0, 4):
+    ctrl = cstate.replace(step=jnp.asarray(s, cstate.step.dtype))
+    np.testing.assert_array_equal(shared(lm_state, ctrl, batch, key)[1]["values"],
+                                  want[s].values)
+    np.testing.assert_array_equal(draw(ctrl, key, 7), ctl.sample_many(
+        controller, cstate.params, jax.random.fold_in(key, 7), 2, jnp.asarray(s)).values)
 
 
 def test_random_controller_does_not_learn():
@@ -141,13 +196,13 @@ def test_the_search_programs_compute_the_composed_steps():
       prog.controller, cfg.controller, prog.ctrl_optimizer, score_S), "controller_loss"))
   model, ctrl, sums = state.model, state.ctrl, state.sums["shared"]
   for batch in task.shared_batches(state, 3):  # shared weights away from their initial values
-    model, sums = prog.shared_step(model, ctrl.params, batch, key, sums)
+    model, sums = prog.shared_step(model, ctrl, batch, key, sums)
 
   def copy(tree):  # the update program donates the controller state and the sums
     return jax.tree_util.tree_map(jnp.copy, tree)
 
   for batch in task.reward_batches(state, 3):
-    values = prog.controller_step.draw(ctrl.params, key, ctrl.step)
+    values = prog.controller_step.draw(ctrl, key, ctrl.step)
     want_values = ctl.sample_many(prog.controller, ctrl.params,
                                   jax.random.fold_in(key, ctrl.step), 2).values
     np.testing.assert_array_equal(values, want_values)
@@ -160,7 +215,7 @@ def test_the_search_programs_compute_the_composed_steps():
     assert float(got_sums["ok_steps"]) == 1.0
     ctrl = want
   batch = task.derive_batch(0)
-  values_SxD, reward_S, figures = prog.derive_step(ctrl.params, model.params, model.batch_stats,
+  values_SxD, reward_S, figures = prog.derive_step(ctrl, model.params, model.batch_stats,
                                                    batch, key)
   chunks = [ctl.sample_many(prog.controller, ctrl.params, jax.random.fold_in(key, c), 2).values
             for c in (0, 1)]
@@ -211,8 +266,8 @@ def test_fair_mix_trains_the_fair_cell_every_kth_step_and_the_controller_sample_
   fair_key = jax.random.fold_in(key, program.FAIR_FOLD)
   for t in range(7):
     state = lm_state.replace(step=jnp.asarray(t, lm_state.step.dtype))
-    _, got = mixed(state, cstate.params, batch, key)
-    _, want = plain(state, cstate.params, batch, jax.random.fold_in(key, t))
+    _, got = mixed(state, cstate, batch, key)
+    _, want = plain(state, cstate, batch, jax.random.fold_in(key, t))
     np.testing.assert_array_equal(got["key"], want["key"])
     if t % 3 == 0:
       np.testing.assert_array_equal(got["values"],

@@ -99,6 +99,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.controller.kind = "enas"  # "enas" (trained LSTM policy) or "random" (uniform baseline)
   config.controller.hidden_dim = 100  # LSTM units; paper: 100
   config.controller.temperature = 5.0  # logits divided by this; ENAS: 5.0
+  config.controller.temperature_end = -1.0  # schedule: the temperature moves linearly to this...
+  config.controller.temperature_schedule_steps = 0  # ...over this many controller steps (0: off;
+  # the shared steps sample at the controller's current step's temperature too)
   config.controller.tanh_c = 2.5  # then squashed to tanh_c * tanh(logits); ENAS: 2.5
   config.controller.attention = True  # prev-node choices attend over earlier controller states
   config.controller.lr = 3.5e-4  # Adam learning rate; paper: 3.5e-4

@@ -30,6 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from enas_jax.controller import runs
 from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.decisions import Decision
@@ -42,6 +43,8 @@ class ControllerConfig:
   kind: Literal["enas", "random"] = "enas"
   hidden_dim: int = 100
   temperature: float = 5.0
+  temperature_end: float = -1.0
+  temperature_schedule_steps: int = 0
   tanh_c: float = 2.5
   attention: bool = True
   lr: float = 3.5e-4
@@ -62,7 +65,12 @@ class ControllerConfig:
     require(self, section, ">= 1", "hidden_dim")
     require(self, section, "> 0", "lr", "tanh_c", "reward_c")
     require(self, section, ">= 0", "grad_clip", "entropy_weight", "skip_weight",
-            "entropy_schedule_steps", "locality_prior")
+            "entropy_schedule_steps", "locality_prior", "temperature_schedule_steps")
+    if self.temperature_schedule_steps and self.temperature_end <= 0:
+      raise UserError(f"Config field `{section}.temperature_schedule_steps` is "
+                      f"{self.temperature_schedule_steps} but `{section}.temperature_end` is "
+                      f"{self.temperature_end}: give the temperature the schedule ends at (> 0), "
+                      f"or set the steps to 0.")
     if self.entropy_schedule_steps and self.entropy_weight_end < 0:
       raise UserError(f"Config field `{section}.entropy_schedule_steps` is "
                       f"{self.entropy_schedule_steps} but `{section}.entropy_weight_end` is not "
@@ -84,6 +92,16 @@ def entropy_weight_at(cfg: ControllerConfig, step: jax.Array) -> jax.Array:
   return cfg.entropy_weight + frac * (cfg.entropy_weight_end - cfg.entropy_weight)
 
 
+def temperature_at(cfg: ControllerConfig, step: jax.Array | None) -> float | jax.Array:
+  """The sampling temperature at controller step `step`: `temperature`, moving linearly to
+  `temperature_end` over the first `temperature_schedule_steps` steps (then staying there);
+  the plain float without a schedule (or without a step: the schedule's start)."""
+  if not cfg.temperature_schedule_steps or step is None:
+    return cfg.temperature
+  frac = jnp.minimum(jnp.asarray(step, jnp.float32) / cfg.temperature_schedule_steps, 1.0)
+  return cfg.temperature + frac * (cfg.temperature_end - cfg.temperature)
+
+
 class Sample(NamedTuple):
   """One architecture's decisions and what REINFORCE needs about them."""
 
@@ -102,6 +120,15 @@ class _Walk(NamedTuple):
   anchors_h_NxH: jax.Array  # h at each node's last decision (skip and feed_anchor inputs)
   log_prob: jax.Array
   entropy: jax.Array
+
+
+class _Draw(NamedTuple):
+  """How decisions are taken: sampled from `key` (folded with the decision's index), or scored
+  at the `forced` values; scores divided by `temperature` before squashing."""
+
+  key: jax.Array
+  forced: jax.Array | None
+  temperature: Any  # a float, or a traced scalar under a schedule
 
 
 class _At(NamedTuple):
@@ -130,7 +157,8 @@ _MASKED = -1e9  # the score of a padded choice: never sampled, probability exact
 
 
 class Controller(nn.Module):
-  """`__call__(key, forced=None) -> Sample(values int32[D], log_prob, entropy, skip_kl)`.
+  """`__call__(key, forced=None, step=None) -> Sample(values int32[D], log_prob, entropy,
+  skip_kl)`; `step` (the controller's update count) sets the temperature under a schedule.
 
   With `forced` (int32[D]) the decisions are not sampled but scored: `log_prob` of a given
   architecture. Sampling and scoring are one code path, so they always agree.
@@ -146,29 +174,31 @@ class Controller(nn.Module):
   scan_runs: bool = True
 
   @nn.compact
-  def __call__(self, key: jax.Array, forced: jax.Array | None = None) -> Sample:
+  def __call__(self, key: jax.Array, forced: jax.Array | None = None,
+               step: jax.Array | None = None) -> Sample:
     hid = self.config.hidden_dim
+    draw = _Draw(key, forced, temperature_at(self.config, step))
     parts, start_1xH = self._parts(), self.param("start", nn.initializers.uniform(0.1), (1, hid))
     walk = _Walk(parts.lstm.initialize_carry(jax.random.key(0), (1, hid)), start_1xH,
                  jnp.zeros((self._num_nodes, hid)), jnp.zeros((self._num_nodes, hid)),
                  jnp.zeros(()), jnp.zeros(()))
     values, skip_kl, skip_bits = [], jnp.zeros(()), []
-    segments = _segments(self.decisions) if self.scan_runs and not self.is_initializing() else [
+    segments = runs.segments(self.decisions) if self.scan_runs and not self.is_initializing() else [
         (i, 1, 1) for i in range(len(self.decisions))]
     for first_i, block, blocks in segments:
       if blocks > 1:
         walk, values_R = self._scan_run(_pure(parts), start_1xH, first_i, block, blocks, walk,
-                                        key, forced)
+                                        draw)
         values.extend(values_R[j] for j in range(block * blocks))
         continue
       for i in range(first_i, first_i + block):
         d = self.decisions[i]
         if d.kind == "skip":
-          walk, value, kl, skip_bits = self._skip(parts, i, walk, skip_bits, key, forced)
+          walk, value, kl, skip_bits = self._skip(parts, i, walk, skip_bits, draw)
           skip_kl = skip_kl + kl
         else:
           walk, value = self._decide(parts, start_1xH, d, _At(i, d.node, d.first, d.num_choices),
-                                     d.num_choices, walk, key, forced, self._ends_node(i))
+                                     d.num_choices, walk, draw, self._ends_node(i))
         values.append(value)
     return Sample(jnp.stack(values), walk.log_prob, walk.entropy, skip_kl)
 
@@ -198,16 +228,16 @@ class Controller(nn.Module):
     return i + 1 == len(self.decisions) or self.decisions[i + 1].node != self.decisions[i].node
 
   def _decide(self, parts: _Parts, start_1xH: jax.Array, d: Decision, at: _At, width: int,
-              walk: _Walk, key: jax.Array, forced: jax.Array | None, ends_node: bool
-              ) -> tuple[_Walk, jax.Array]:
+              walk: _Walk, draw: _Draw, ends_node: bool) -> tuple[_Walk, jax.Array]:
     """One op, pointer or anchor decision: an LSTM step, its scores over `width` choices (those
     from `at.num` on masked), the sampled (or forced) value and what the next step reads."""
     carry, h_1xH = parts.lstm(walk.carry, walk.x_1xH)
-    logits_W, valid_W = self._scores(parts, d, at, width, h_1xH, walk.anchors_NxH)
+    logits_W, valid_W = self._scores(parts, d, at, width, h_1xH, walk.anchors_NxH,
+                                     draw.temperature)
     masked_W = jnp.where(valid_W, logits_W, _MASKED)
     logp_W = jax.nn.log_softmax(masked_W)
-    value = (jax.random.categorical(jax.random.fold_in(key, at.index), masked_W)
-             if forced is None else forced[at.index]).astype(jnp.int32)
+    value = (jax.random.categorical(jax.random.fold_in(draw.key, at.index), masked_W)
+             if draw.forced is None else draw.forced[at.index]).astype(jnp.int32)
     entropy = -jnp.sum(jnp.where(valid_W, jnp.exp(logp_W) * logp_W, 0.0))
     if d.kind == "anchor":
       x_1xH = start_1xH
@@ -225,7 +255,7 @@ class Controller(nn.Module):
                  walk.entropy + entropy), value
 
   def _scores(self, parts: _Parts, d: Decision, at: _At, width: int, h_1xH: jax.Array,
-              anchors_NxH: jax.Array) -> tuple[jax.Array, jax.Array]:
+              anchors_NxH: jax.Array, temperature: Any) -> tuple[jax.Array, jax.Array]:
     """Decision `d`'s squashed scores over `width` choices and which of them exist."""
     cfg = self.config
     valid_W = jnp.arange(width) < at.num
@@ -236,13 +266,13 @@ class Controller(nn.Module):
     elif d.kind == "anchor":
       logits = jnp.zeros((1,))
     elif cfg.attention:
-      chosen_from = _window(anchors_NxH, at.first, width)
+      chosen_from = runs.window(anchors_NxH, at.first, width)
       logits = parts.attn_v(jnp.tanh(chosen_from + parts.attn_query(h_1xH)))[:, 0]
     else:
-      logits = _window(parts.pointer_head(h_1xH)[0], at.first, width)
+      logits = runs.window(parts.pointer_head(h_1xH)[0], at.first, width)
     if cfg.kind == "random" or d.kind == "anchor":
       return jnp.zeros((width,)), valid_W
-    logits = tanh_c * jnp.tanh(logits / cfg.temperature)
+    logits = tanh_c * jnp.tanh(logits / temperature)
     if d.prior:
       logits = logits + jnp.asarray(d.prior, jnp.float32)
     if d.kind == "pointer" and cfg.locality_prior:  # the corrected ENAS LM code: (k - j)^2 / 6
@@ -250,8 +280,8 @@ class Controller(nn.Module):
       logits = logits - cfg.locality_prior * jnp.square(distance_W)
     return logits, valid_W
 
-  def _skip(self, parts: _Parts, i: int, walk: _Walk, skip_bits: list, key: jax.Array,
-            forced: jax.Array | None) -> tuple[_Walk, jax.Array, jax.Array, list]:
+  def _skip(self, parts: _Parts, i: int, walk: _Walk, skip_bits: list, draw: _Draw
+            ) -> tuple[_Walk, jax.Array, jax.Array, list]:
     """Skip bit i (the macro space): the group's first bit takes the LSTM step, every bit is
     scored by attention against its target's anchor, the group's last bit sets the next input
     (the mean of the chosen layers' states) and, at a node's end, the node's anchors."""
@@ -262,10 +292,10 @@ class Controller(nn.Module):
     s_j = parts.attn_v(jnp.tanh(walk.anchors_NxH[d.target] + parts.attn_query(h_1xH)))[0, 0]
     logits = jnp.stack([-s_j, s_j])
     logits = (jnp.zeros((2,)) if cfg.kind == "random"
-              else cfg.tanh_c * jnp.tanh(logits / cfg.temperature))
+              else cfg.tanh_c * jnp.tanh(logits / draw.temperature))
     logp = jax.nn.log_softmax(logits)
-    value = (jax.random.categorical(jax.random.fold_in(key, i), logits) if forced is None
-             else forced[i]).astype(jnp.int32)
+    value = (jax.random.categorical(jax.random.fold_in(draw.key, i), logits)
+             if draw.forced is None else draw.forced[i]).astype(jnp.int32)
     p_on, t = jnp.exp(logp[1]), cfg.skip_target
     kl = p_on * (logp[1] - jnp.log(t)) + (1 - p_on) * (logp[0] - jnp.log(1 - t))
     skip_bits = skip_bits + [(d.target, value)]
@@ -282,8 +312,7 @@ class Controller(nn.Module):
     return walk, value, kl, skip_bits
 
   def _scan_run(self, parts: _Parts, start_1xH: jax.Array, first_i: int, block: int,
-                blocks: int, walk: _Walk, key: jax.Array, forced: jax.Array | None
-                ) -> tuple[_Walk, jax.Array]:
+                blocks: int, walk: _Walk, draw: _Draw) -> tuple[_Walk, jax.Array]:
     """`blocks` consecutive nodes of `block` decisions each, as one `lax.scan` over nodes."""
     slots = self.decisions[first_i:first_i + block]
     rows = [self.decisions[first_i + b * block:first_i + (b + 1) * block] for b in range(blocks)]
@@ -297,7 +326,7 @@ class Controller(nn.Module):
       values = []
       for s, d in enumerate(slots):
         walk, value = self._decide(parts, start_1xH, d, _At(*(x[s] for x in at_L)), widths[s],
-                                   walk, key, forced, s == block - 1)
+                                   walk, draw, s == block - 1)
         values.append(value)
       return walk, jnp.stack(values)
 
@@ -315,42 +344,6 @@ class Controller(nn.Module):
   @property
   def _num_nodes(self) -> int:
     return max(d.node for d in self.decisions) + 1
-
-
-def _segments(decisions: tuple[Decision, ...]) -> list[tuple[int, int, int]]:
-  """(first decision, decisions per node, nodes) for each run of consecutive nodes whose
-  decisions have the same kinds, sizes and fixed settings (pointers' sizes may differ: padded);
-  nodes with skip bits stay single."""
-  nodes: list[list[int]] = []
-  for i, d in enumerate(decisions):
-    if nodes and decisions[nodes[-1][0]].node == d.node:
-      nodes[-1].append(i)
-    else:
-      nodes.append([i])
-
-  def signature(ids: list[int]) -> tuple:
-    if any(decisions[i].kind == "skip" for i in ids):
-      return ("single", ids[0])
-    return tuple((decisions[i].kind, None if decisions[i].kind == "pointer"
-                  else decisions[i].num_choices, decisions[i].feed_anchor, decisions[i].prior)
-                 for i in ids)
-
-  segments: list[tuple[int, int, int]] = []
-  for before, ids in zip([None] + nodes, nodes):
-    if before is not None and signature(before) == signature(ids):
-      first_i, block, blocks = segments[-1]
-      segments[-1] = (first_i, block, blocks + 1)
-    else:
-      segments.append((ids[0], len(ids), 1))
-  return segments
-
-
-def _window(x_NxK: jax.Array, first: Any, width: int) -> jax.Array:
-  """Rows first..first+width-1 of x (zeros past its end); `first` may be traced."""
-  if isinstance(first, int):
-    return x_NxK[first:first + width]
-  pad = jnp.zeros((width,) + x_NxK.shape[1:], x_NxK.dtype)
-  return jax.lax.dynamic_slice_in_dim(jnp.concatenate([x_NxK, pad]), first, width)
 
 
 class _PureLayer:
@@ -377,20 +370,25 @@ def init_controller(controller: Controller, key: jax.Array) -> Any:
   return controller.init(key, jax.random.key(0))["params"]
 
 
-def sample(controller: Controller, params: Any, key: jax.Array) -> Sample:
-  """One architecture's decision values, with their summed log-probability and entropy."""
-  return controller.apply({"params": params}, key)
+def sample(controller: Controller, params: Any, key: jax.Array, step: jax.Array | None = None
+           ) -> Sample:
+  """One architecture's decision values, with their summed log-probability and entropy, at
+  controller step `step` (the temperature schedule's; None: its start)."""
+  return controller.apply({"params": params}, key, None, step)
 
 
-def sample_many(controller: Controller, params: Any, key: jax.Array, n: int) -> Sample:
+def sample_many(controller: Controller, params: Any, key: jax.Array, n: int,
+                step: jax.Array | None = None) -> Sample:
   """`n` samples in one call (vmap over keys): every field gains a leading axis of size n."""
   keys = jax.random.split(key, n)
-  return jax.vmap(lambda k: controller.apply({"params": params}, k))(keys)
+  return jax.vmap(lambda k: controller.apply({"params": params}, k, None, step))(keys)
 
 
-def score_many(controller: Controller, params: Any, values_SxD: jax.Array) -> Sample:
+def score_many(controller: Controller, params: Any, values_SxD: jax.Array,
+               step: jax.Array | None = None) -> Sample:
   """`sample_many`'s figures for the given rows of decision values (scored, not sampled)."""
-  return jax.vmap(lambda v: controller.apply({"params": params}, jax.random.key(0), v))(values_SxD)
+  return jax.vmap(lambda v: controller.apply({"params": params}, jax.random.key(0), v, step))(
+      values_SxD)
 
 
 def log_prob(controller: Controller, params: Any, values_D: jax.Array

@@ -62,7 +62,7 @@ def make_controller_update(controller: ctl.Controller, cfg: ctl.ControllerConfig
     entropy_weight = ctl.entropy_weight_at(cfg, state.step)
 
     def loss_fn(p):
-      sample = ctl.score_many(controller, p, values_SxD)
+      sample = ctl.score_many(controller, p, values_SxD, state.step)
       rewarded_S = (jax.lax.stop_gradient(reward_S)
                     + entropy_weight * jax.lax.stop_gradient(sample.entropy))
       mean_reward = jnp.mean(rewarded_S)
@@ -102,7 +102,8 @@ def make_controller_step(controller: ctl.Controller, cfg: ctl.ControllerConfig,
 
   def controller_step(state: ControllerState, params: Any, batch_stats: Any, batch: Any,
                       key: jax.Array):
-    values_SxD = ctl.sample_many(controller, state.params, key, cfg.num_samples).values
+    values_SxD = ctl.sample_many(controller, state.params, key, cfg.num_samples,
+                                 state.step).values
     reward_S, figures = score_S(params, batch_stats, batch, values_SxD)
     return update(state, values_SxD, reward_S, figures, key)
 

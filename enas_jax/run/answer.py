@@ -34,7 +34,7 @@ def final_candidates(run: SearchRun, state: SearchState) -> dict[str, Any]:
     return {}
   key = jax.random.fold_in(run.base_key, FINAL_STREAM)
   values_SxD, _, figures = run.program.derive_step(*run.placed(
-      run.task.derive_batch(state.epoch), state.ctrl.params, state.model.params,
+      run.task.derive_batch(state.epoch), state.ctrl, state.model.params,
       state.model.batch_stats, key, after=1))
   score_S = figures[f"valid_{run.task.metric}"]  # NumPy arrays, as derive returns them
   order = np.argsort(score_S if run.task.lower_is_better else -score_S, kind="stable")

@@ -59,20 +59,20 @@ class _Programs:
 class ControllerPhase(_Programs):
   """`(ctrl_state, params, batch_stats, batch, key, sums) -> (ctrl_state, sums)`."""
 
-  draw: Any  # (ctrl_params, key, step) -> values_SxD
+  draw: Any  # (ctrl_state, key, index) -> values_SxD
   score: Any  # the task's ScoreFn, jitted
   update: Any  # guarded (ctrl_state, values_SxD, reward_S, figures, key, sums)
 
   def __call__(self, ctrl: Any, params: Any, batch_stats: Any, batch: Batch, key: jax.Array,
                sums: Metrics) -> tuple[Any, Metrics]:
-    values_SxD = self.draw(ctrl.params, key, ctrl.step)
+    values_SxD = self.draw(ctrl, key, ctrl.step)
     reward_S, figures = self.score(params, batch_stats, batch, values_SxD)
     return self.update(ctrl, values_SxD, reward_S, figures, key, sums)
 
 
 @dataclasses.dataclass(frozen=True)
 class DerivePhase(_Programs):
-  """`(ctrl_params, params, batch_stats, batch, key) -> (values_SxD, reward_S, figures)`, NumPy
+  """`(ctrl_state, params, batch_stats, batch, key) -> (values_SxD, reward_S, figures)`, NumPy
   arrays of `samples` rows: chunk c of `chunk` rows drawn from `key` folded with c."""
 
   draw: Any  # the controller phase's
@@ -81,11 +81,11 @@ class DerivePhase(_Programs):
   chunk: int
   sample_keys: tuple[str, ...]  # batch entries with a row per architecture (the task's)
 
-  def __call__(self, ctrl_params: Any, params: Any, batch_stats: Any, batch: Batch,
+  def __call__(self, ctrl: Any, params: Any, batch_stats: Any, batch: Batch,
                key: jax.Array) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     parts = []
     for c in range(-(-self.samples // self.chunk)):
-      values_SxD = self.draw(ctrl_params, key, _placed_like(key, c))
+      values_SxD = self.draw(ctrl, key, _placed_like(key, c))
       parts.append((values_SxD, *self.score(params, batch_stats, self._rows(batch, c),
                                             values_SxD)))
 
@@ -121,7 +121,7 @@ class SearchProgram:
 
   controller: ctl.Controller
   ctrl_optimizer: optax.GradientTransformation
-  shared_step: Any  # jitted, guarded (model_state, ctrl_params, batch, key, sums)
+  shared_step: Any  # jitted, guarded (model_state, ctrl_state, batch, key, sums)
   controller_step: ControllerPhase
   derive_step: DerivePhase
   warmup_shared_step: Any | None  # the shared step with uniform sampling (warm-up)
@@ -140,10 +140,11 @@ def metric_shapes(step: Callable[..., Any]) -> Callable[..., Any]:
 
 def sampled_train_step(controller: ctl.Controller, from_decisions: Callable[[Any], Any],
                        train_step: Callable[..., Any]) -> Callable[..., Any]:
-  """The pure shared step `(state, ctrl_params, batch, key) -> (state, metrics)`: samples an
-  architecture from the controller (key folded with 0) and trains on it (key folded with 1)."""
-  def shared_step(state, ctrl_params, batch, key):
-    values = ctl.sample(controller, ctrl_params, jax.random.fold_in(key, 0)).values
+  """The pure shared step `(state, ctrl, batch, key) -> (state, metrics)`: samples an
+  architecture from the controller at its step (key folded with 0) and trains on it (key folded
+  with 1)."""
+  def shared_step(state, ctrl, batch, key):
+    values = ctl.sample(controller, ctrl.params, jax.random.fold_in(key, 0), ctrl.step).values
     return train_step(state, batch, from_decisions(values), jax.random.fold_in(key, 1))
   return shared_step
 
@@ -174,9 +175,10 @@ def fair_mixed_train_step(controller: ctl.Controller, from_decisions: Callable[[
   draw and train exactly as without the mix."""
   num_choices = tuple(d.num_choices for d in controller.decisions)
 
-  def shared_step(state, ctrl_params, batch, key):
+  def shared_step(state, ctrl, batch, key):
     step_key = jax.random.fold_in(key, state.step)
-    sampled = ctl.sample(controller, ctrl_params, jax.random.fold_in(step_key, 0)).values
+    sampled = ctl.sample(controller, ctrl.params, jax.random.fold_in(step_key, 0),
+                         ctrl.step).values
     fair = fair_values(num_choices, jax.random.fold_in(key, FAIR_FOLD), state.step // every)
     values = jnp.where(state.step % every == 0, fair, sampled)
     return train_step(state, batch, from_decisions(values), jax.random.fold_in(step_key, 1))
@@ -184,10 +186,12 @@ def fair_mixed_train_step(controller: ctl.Controller, from_decisions: Callable[[
 
 
 def stepped_draw(controller: ctl.Controller, n: int) -> Callable[..., Any]:
-  """`(ctrl_params, key, step) -> values_nxD` with `key` folded with `step` (as `guards.guarded`
-  folds a step's key): the draw of the step counted `step`."""
-  def draw(ctrl_params, key, step):
-    return ctl.sample_many(controller, ctrl_params, jax.random.fold_in(key, step), n).values
+  """`(ctrl, key, index) -> values_nxD` at the controller's step (its temperature), `key` folded
+  with `index` (the controller phase: the step, as `guards.guarded` folds a step's key; derive:
+  the chunk)."""
+  def draw(ctrl, key, index):
+    return ctl.sample_many(controller, ctrl.params, jax.random.fold_in(key, index), n,
+                           ctrl.step).values
   return draw
 
 

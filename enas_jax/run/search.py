@@ -96,7 +96,7 @@ class SearchRun(Runner):
       train_batch, reward_batch = self.task.example_batches()
       key = jax.random.key(0)
       self._shapes = {
-          SHARED: prog.shared_metric_shapes(model, cstate.params, train_batch, key),
+          SHARED: prog.shared_metric_shapes(model, cstate, train_batch, key),
           CONTROLLER: prog.controller_metric_shapes(cstate, model.params, model.batch_stats,
                                                     reward_batch, key)}
     return self._shapes
@@ -223,9 +223,9 @@ class SearchRun(Runner):
     train = self.program.warmup_shared_step if warming else self.program.shared_step
 
     def step(batch: Any) -> None:
-      model, ctrl_params, batch, k, sums = self.placed(batch, state.model, state.ctrl.params,
-                                                       key, state.sums[SHARED])
-      state.model, state.sums[SHARED] = train(model, ctrl_params, batch, k, sums)
+      model, ctrl, batch, k, sums = self.placed(batch, state.model, state.ctrl, key,
+                                                state.sums[SHARED])
+      state.model, state.sums[SHARED] = train(model, ctrl, batch, k, sums)
 
     batches = self.task.shared_batches(state, state.phase_total - state.phase_step)
     self.phase_loop(state, SHARED, batches, step, {"lr": lr, "warmup": float(warming)},
@@ -295,7 +295,7 @@ class SearchRun(Runner):
     mean controller reward, None without controller steps); returns its history entry."""
     m, space = self.task.metric, self.space
     values_SxD, _, figures = self.program.derive_step(*self.placed(
-        self.task.derive_batch(state.epoch), state.ctrl.params, state.model.params,
+        self.task.derive_batch(state.epoch), state.ctrl, state.model.params,
         state.model.batch_stats,
         jax.random.fold_in(jax.random.fold_in(self.base_key, DERIVE_STREAM), state.epoch),
         after=1))

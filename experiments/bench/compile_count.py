@@ -121,7 +121,7 @@ def bench_space(name: str, config: Any, n_archs: int, workdir: str) -> list[str]
     # the architecture the step samples inside: its key folded with the step counter, then 0
     step_key = jax.random.fold_in(jax.random.fold_in(key, int(state.model.step)), 0)
     arch = np.asarray(sample_one(state.ctrl.params, step_key))
-    args = run.placed(batch, state.model, state.ctrl.params, key, state.sums["shared"])
+    args = run.placed(batch, state.model, state.ctrl, key, state.sums["shared"])
     state.model, state.sums["shared"] = shared.call([arch], *args)
 
   control = PhaseCounter("controller step", prog.controller_step)
@@ -137,7 +137,7 @@ def bench_space(name: str, config: Any, n_archs: int, workdir: str) -> list[str]
   derive = PhaseCounter("derive step", prog.derive_step)
   batch = next(run.task.reward_batches(state, 1))
   for i in range(math.ceil(n_archs / cfg.search.derive_samples)):
-    values, _, _ = derive.call([], state.ctrl.params, state.model.params,
+    values, _, _ = derive.call([], state.ctrl, state.model.params,
                                state.model.batch_stats, batch, jax.random.key(i))
     derive.archs += len(values)
     derive.distinct.update(_key_of(v) for v in np.asarray(values))

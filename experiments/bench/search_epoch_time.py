@@ -138,7 +138,7 @@ def measure(space: str, small: bool, steps: int, deterministic: bool = False,
     reward_batch = next(run.task.reward_batches(state, 1))
 
     def shared(i: int):
-      args = run.placed(shared_batch, state.model, state.ctrl.params, jax.random.fold_in(key, i),
+      args = run.placed(shared_batch, state.model, state.ctrl, jax.random.fold_in(key, i),
                         state.sums["shared"])
       state.model, state.sums["shared"] = prog.shared_step(*args)
       return state.sums["shared"]
@@ -154,7 +154,7 @@ def measure(space: str, small: bool, steps: int, deterministic: bool = False,
       record(f"{name}_step_s", median)  # each call samples its own architecture:
       record(f"{name}_step_range_s", f"{least:.4g} - {most:.4g}")  # the spread over them
     record("derive_step_s", timed(lambda _: prog.derive_step(
-        state.ctrl.params, state.model.params, state.model.batch_stats, reward_batch, key),
+        state.ctrl, state.model.params, state.model.batch_stats, reward_batch, key),
         1)[0])
     t0 = time.perf_counter()  # the epoch's derive as the loop runs it (validation included):
     run.derive(state, None)  # the first call compiles the validation program,

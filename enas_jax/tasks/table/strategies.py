@@ -150,7 +150,7 @@ def enas_traces(table: Table, space: SearchSpace, ctrl_cfg: ctl.ControllerConfig
       state, memory_K = carry
       k = jax.random.fold_in(jax.random.fold_in(key, 1), i)
       u_S = jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, 2), i), (n,))
-      sample = ctl.sample_many(controller, state.params, k, n)  # as the step samples
+      sample = ctl.sample_many(controller, state.params, k, n, state.step)  # as the step does
       index_S = index_of(sample.values)
       acc_S, new_S = _recall(memory_K, index_S, query(device_table, sample.values, u_S)[0],
                              budget.free_repeats)
