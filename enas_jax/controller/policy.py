@@ -17,9 +17,9 @@ vector first) and scores the choices:
   the mean of the chosen layers' anchors, `sum_j b_j h_j / (1 + sum_j b_j)`, as in the authors'
   code. `skip_kl` is the summed KL from each bit's Bernoulli to `skip_target`; the controller loss
   adds `skip_weight * skip_kl` (the paper's penalty toward a target skip rate).
-Scores are divided by `temperature` and squashed to `tanh_c * tanh(.)` before sampling with
-`jax.random.categorical` from explicit keys. `kind="random"` gives the uniform policy (the
-random-search-with-weight-sharing baseline): same interface, no parameters that matter.
+Scores are divided by the temperature (`temperature_at` the controller's step) and squashed to
+`tanh_c * tanh(.)` before sampling with `jax.random.categorical` from explicit keys.
+`kind="random"`: the uniform policy (random search with weight sharing), the same interface.
 """
 from __future__ import annotations
 
