@@ -87,7 +87,7 @@ def test_temperature_schedule_moves_linearly_and_samples_and_scores_at_the_step(
   scheduled = ctl.Controller(arch_lib.decisions(N), cfg)
   params = ctl.init_controller(scheduled, jax.random.key(0))
   key, values = jax.random.key(3), None
-  for s in range(5):  # a fixed controller at temperature t: the same draws as the schedule's
+  for s in (0, 2, 4):  # a fixed controller at temperature t: the same draws as the schedule's
     fixed = ctl.Controller(arch_lib.decisions(N), dataclasses.replace(
         cfg, temperature=temps[s], temperature_schedule_steps=0))
     got = ctl.sample(scheduled, params, key, jnp.asarray(s))
