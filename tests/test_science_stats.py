@@ -226,6 +226,7 @@ def test_remedies_table_pairs_each_remedy_with_the_defaults_seed_for_seed(tmp_pa
   assert row["within_2"] == 3  # distances 0, 1, 2, 3
   assert row["tau"][0] == pytest.approx(0.65) and row["tau_vs_defaults"] == pytest.approx(0.15)
   assert "| x | 4 |" in remedies.table([row], base)
+  assert remedies.remedy_row("x", folder, [], base, {}, seeds=2)["enas"][0] == pytest.approx(26.95)
   short = common.read_results(study("short", [27.0] * 2, [28.0] * 2), "x")
   with pytest.raises(UserError, match=r"seed\(s\) \[2, 3\]"):
     remedies.remedy_row("x", folder, [], short, {})

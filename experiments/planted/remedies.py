@@ -8,7 +8,7 @@ defaults, seed for seed.
           workdirs/science/v15/tau_entropy_weight_seed{0,1,2,3,4} \
       --out=experiments/results/science/remedies
 
-`--baseline` is a `compare` study of the defaults; each `--remedy NAME DIR [TAU_DIR ...]` a
+`--baseline` is a `compare` study of the defaults (name it as a remedy too for its own row); each `--remedy NAME DIR [TAU_DIR ...]` a
 `compare` study of the defaults plus the remedy (its `--set`s), then any `ranking` studies of the
 remedy, one search each. Reported per remedy, over the seeds the remedy's study ran: each method's
 answers trained alone (mean, sd), ENAS against random search (two-sided permutation test and the
@@ -31,8 +31,10 @@ from enas_jax.io.errors import UserError
 from experiments.planted import common, stats
 
 
-def by_seed(result: dict[str, Any], method: str) -> dict[int, dict[str, Any]]:
-  return {r["seed"]: r for r in result["runs"] if r["method"] == method}
+def by_seed(result: dict[str, Any], method: str, seeds: int = 0) -> dict[int, dict[str, Any]]:
+  """The study's runs of `method` by seed (the first `seeds` seeds only, when given)."""
+  return {r["seed"]: r for r in result["runs"]
+          if r["method"] == method and (not seeds or r["seed"] < seeds)}
 
 
 def baseline_taus(path: str) -> dict[int, float]:
@@ -51,9 +53,10 @@ def baseline_taus(path: str) -> dict[int, float]:
 
 
 def remedy_row(name: str, folder: str, tau_dirs: list[str], base: dict[str, Any],
-               base_tau: dict[int, float]) -> dict[str, Any]:
+               base_tau: dict[int, float], seeds: int = 0) -> dict[str, Any]:
   study = common.read_results(folder, f"--remedy {name}")
-  enas, rand, base_enas = by_seed(study, "enas"), by_seed(study, "random"), by_seed(base, "enas")
+  enas, rand = by_seed(study, "enas", seeds), by_seed(study, "random", seeds)
+  base_enas = by_seed(base, "enas")
   seeds = sorted(enas)
   missing = [s for s in seeds if s not in base_enas]
   if missing:
@@ -120,6 +123,8 @@ def main() -> None:
   parser.add_argument("--baseline_tau", default="", help="a tau_seeds output of the defaults")
   parser.add_argument("--remedy", nargs="+", action="append", default=[],
                       metavar="NAME DIR [TAU_DIR ...]")
+  parser.add_argument("--seeds", type=int, default=0,
+                      help="only each study's seeds 0..N-1 (0: all of them)")
   parser.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
   args = parser.parse_args()
   try:
@@ -128,7 +133,7 @@ def main() -> None:
     if any(len(words) < 2 for words in args.remedy):
       raise UserError("--remedy: write it as NAME DIR [TAU_DIR ...] (a finished compare study, "
                       "then any ranking studies of the same remedy).")
-    rows = [remedy_row(w[0], w[1], w[2:], base, base_tau) for w in args.remedy]
+    rows = [remedy_row(w[0], w[1], w[2:], base, base_tau, args.seeds) for w in args.remedy]
   except (UserError, OSError, KeyError, ValueError) as err:
     sys.exit(f"error: {err}")
   text = table(rows, base)
