@@ -94,11 +94,12 @@ def tau_figures(name: str, folders: list[str], base_tau: dict[int, float]) -> di
   return out
 
 
-def table(rows: list[dict[str, Any]], base: dict[str, Any]) -> str:
+def table(rows: list[dict[str, Any]], base: dict[str, Any], seeds: int = 0) -> str:
   ms = lambda v, d=3: f"{v[0]:.{d}f} ± {v[1]:.{d}f}"
   base_rows = list(by_seed(base, "enas").values())
-  lines = [f"Baseline: the defaults' compare study ({len(base_rows)} seeds); each remedy's ENAS "
-           "answers are paired with the baseline's of the same seeds.", "",
+  used = f", seeds 0-{seeds - 1} used" if seeds else ""
+  lines = [f"Baseline: the defaults' compare study ({len(base_rows)} seeds{used}); each remedy's "
+           "ENAS answers are paired with the baseline's of the same seeds.", "",
            "| remedy | seeds | ENAS alone | random alone | ENAS vs random p (95% interval) | "
            "ENAS vs defaults (paired p) | decisions from teacher | within 2 | final entropy | "
            "tau (searches; vs defaults, paired p) |",
@@ -110,11 +111,15 @@ def table(rows: list[dict[str, Any]], base: dict[str, Any]) -> str:
     reused = " (random reused)" if r["random_reused_from"] else ""
     lines.append(
         f"| {r['remedy']}{reused} | {r['seeds']} | {ms(r['enas'])} | {ms(r['random'])} | "
-        f"p = {r['enas_vs_random_p']:.4f} ({lo:+.3f} to {hi:+.3f}) | "
+        f"{_p(r['enas_vs_random_p'])} ({lo:+.3f} to {hi:+.3f}) | "
         f"{r['vs_defaults_difference']:+.3f} (p = {r['vs_defaults_p']:.3f}) | "
         f"{ms(r['distance'], 1)} | {r['within_2']}/{r['seeds']} | {ms(r['entropy_end'], 2)} | "
         f"{tau} |")
   return "\n".join(lines) + "\n"
+
+
+def _p(p: float) -> str:
+  return "p < 0.0001" if p < 1e-4 else f"p = {p:.4f}"
 
 
 def main() -> None:
@@ -136,7 +141,7 @@ def main() -> None:
     rows = [remedy_row(w[0], w[1], w[2:], base, base_tau, args.seeds) for w in args.remedy]
   except (UserError, OSError, KeyError, ValueError) as err:
     sys.exit(f"error: {err}")
-  text = table(rows, base)
+  text = table(rows, base, args.seeds)
   common.write_json(args.out + ".json", {"baseline": args.baseline, "remedies": rows})
   with open(args.out + ".md", "w") as f:
     f.write(text)
