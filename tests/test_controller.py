@@ -156,7 +156,7 @@ def test_scanned_runs_score_exactly_like_the_unrolled_controller(name, attention
   against every decision unrolled, same parameters: equal log-probabilities, entropies and
   gradients for sampled architectures; samples of the scanned one are valid architectures with
   every choice reachable (no padded choice is ever drawn); the recurrent space is one run."""
-  from enas_jax.controller.runs import segments as _segments
+  from enas_jax.controller.runs import segments
   from enas_jax.spaces.registry import get_space
   # micro with 3 nodes a cell (the default 5 compiles the unrolled controller for 50 s; the
   # runs' structure, inputs then alike nodes in each cell, is the same)
@@ -167,12 +167,12 @@ def test_scanned_runs_score_exactly_like_the_unrolled_controller(name, attention
   params = ctl.init_controller(scanned, jax.random.key(0))
   params = jax.tree_util.tree_map(lambda p: p * 3.0, params)  # far from uniform
   if name == "rnn":
-    assert _segments(decisions) == [(0, 1, 1), (1, 2, 11)]
+    assert segments(decisions) == [(0, 1, 1), (1, 2, 11)]
     macro = _space_decisions("macro")  # skip bits: every layer unrolled, as before
-    assert _segments(macro) == [(i, n, 1) for i, n in zip(
+    assert segments(macro) == [(i, n, 1) for i, n in zip(
         np.cumsum([0] + [1 + k for k in range(11)]), [1 + k for k in range(12)])]
   else:  # two cell inputs, then three alike nodes, in each of the two cells
-    assert _segments(decisions) == [(0, 1, 2), (2, 5, 3), (17, 1, 2), (19, 5, 3)]
+    assert segments(decisions) == [(0, 1, 2), (2, 5, 3), (17, 1, 2), (19, 5, 3)]
   many = jax.jit(lambda k: ctl.sample_many(scanned, params, k, 64))(jax.random.key(1))
 
   def scored(c):  # log-probability, entropy and the gradient of the first, for 6 architectures

@@ -88,18 +88,21 @@ def entropy_weight_at(cfg: ControllerConfig, step: jax.Array) -> jax.Array:
   `entropy_weight_end` over the first `entropy_schedule_steps` steps (then staying there)."""
   if not cfg.entropy_schedule_steps:
     return jnp.asarray(cfg.entropy_weight, jnp.float32)
-  frac = jnp.minimum(step.astype(jnp.float32) / cfg.entropy_schedule_steps, 1.0)
-  return cfg.entropy_weight + frac * (cfg.entropy_weight_end - cfg.entropy_weight)
+  return _linear(cfg.entropy_weight, cfg.entropy_weight_end, cfg.entropy_schedule_steps, step)
 
 
 def temperature_at(cfg: ControllerConfig, step: jax.Array | None) -> float | jax.Array:
-  """The sampling temperature at controller step `step`: `temperature`, moving linearly to
-  `temperature_end` over the first `temperature_schedule_steps` steps (then staying there);
-  the plain float without a schedule (or without a step: the schedule's start)."""
+  """The sampling temperature at controller step `step` (linear to `temperature_end`, as the
+  entropy weight); the config's float without a schedule or a step (the schedule's start)."""
   if not cfg.temperature_schedule_steps or step is None:
     return cfg.temperature
-  frac = jnp.minimum(jnp.asarray(step, jnp.float32) / cfg.temperature_schedule_steps, 1.0)
-  return cfg.temperature + frac * (cfg.temperature_end - cfg.temperature)
+  return _linear(cfg.temperature, cfg.temperature_end, cfg.temperature_schedule_steps, step)
+
+
+def _linear(start: float, end: float, steps: int, step: jax.Array) -> jax.Array:
+  """`start` moving linearly to `end` over `steps` steps, then staying there, at `step`."""
+  frac = jnp.minimum(jnp.asarray(step, jnp.float32) / steps, 1.0)
+  return start + frac * (end - start)
 
 
 class Sample(NamedTuple):
@@ -123,8 +126,7 @@ class _Walk(NamedTuple):
 
 
 class _Draw(NamedTuple):
-  """How decisions are taken: sampled from `key` (folded with the decision's index), or scored
-  at the `forced` values; scores divided by `temperature` before squashing."""
+  """Decisions sampled from `key` (folded with each one's index), or scored at `forced`."""
 
   key: jax.Array
   forced: jax.Array | None

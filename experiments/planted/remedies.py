@@ -8,15 +8,15 @@ defaults, seed for seed.
           workdirs/science/v15/tau_entropy_weight_seed{0,1,2,3,4} \
       --out=experiments/results/science/remedies
 
-`--baseline` is a `compare` study of the defaults (name it as a remedy too for its own row); each `--remedy NAME DIR [TAU_DIR ...]` a
-`compare` study of the defaults plus the remedy (its `--set`s), then any `ranking` studies of the
-remedy, one search each. Reported per remedy, over the seeds the remedy's study ran: each method's
-answers trained alone (mean, sd), ENAS against random search (two-sided permutation test and the
-95% interval of the difference), ENAS under the remedy against ENAS under the defaults on the same
-seeds (paired sign-flip test), decisions from the teacher's cell, answers within 2 decisions of
-it, the controller's final entropy; and, with ranking studies, Kendall tau over the searches
-against the defaults' taus of the same seeds (`--baseline_tau`, a `tau_seeds` output; paired
-sign-flip test). Writes OUT.md and OUT.json.
+`--baseline` is a `compare` study of the defaults (name it as a remedy too for its own row); each
+`--remedy NAME DIR [TAU_DIR ...]` a `compare` study of the defaults plus the remedy (its
+`--set`s), then any `ranking` studies of the remedy, one search each. Reported per remedy, over
+the seeds the remedy's study ran: each method's answers trained alone (mean, sd), ENAS against
+random search (two-sided permutation test and the 95% interval of the difference), ENAS under the
+remedy against ENAS under the defaults on the same seeds (paired sign-flip test), decisions from
+the teacher's cell, answers within 2 decisions of it, the controller's final entropy; and, with
+ranking studies, Kendall tau over the searches against the defaults' taus of the same seeds
+(`--baseline_tau`, a `tau_seeds` output; paired sign-flip test). Writes OUT.md and OUT.json.
 """
 from __future__ import annotations
 
