@@ -112,7 +112,7 @@ def _placed_like(x: jax.Array, value: int) -> jax.Array:
   derive calls the draw program with the argument placement it was compiled for."""
   if x.committed:
     return jax.device_put(np.int32(value), x.sharding)
-  return jnp.asarray(value, jnp.int32)
+  return np.int32(value)  # (jnp.asarray would compile a conversion program the first time)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,11 +130,28 @@ class SearchProgram:
 
 
 def metric_shapes(step: Callable[..., Any]) -> Callable[..., Any]:
-  """A function of `step`'s arguments (less the sums) giving its guarded metric sums' shapes."""
+  """A function of `step`'s arguments (less the sums) giving its guarded metric sums' shapes.
+  With `step` the jitted step that `guarded_jit` wraps, the trace made here is the one the
+  program's first call reuses (jax caches a jitted function's trace by argument types)."""
   def shapes(*args):
-    metrics = jax.eval_shape(step, *args)[1]
-    f32 = jax.ShapeDtypeStruct((), jnp.float32)
-    return {**metrics, "ok_steps": f32, "steps": f32}
+    return sums_shapes(jax.eval_shape(step, *args)[1])
+  return shapes
+
+
+def sums_shapes(metrics: Any) -> Any:
+  """The guarded metric sums' shapes for a step's metrics' shapes (`guards.guarded`'s)."""
+  f32 = jax.ShapeDtypeStruct((), jnp.float32)
+  return {**metrics, "ok_steps": f32, "steps": f32}
+
+
+def controller_metric_shapes(phase: ControllerPhase, update: Any) -> Callable[..., Any]:
+  """`(ctrl, params, batch_stats, batch, key) -> the controller phase's metric sums' shapes`,
+  traced through the phase's own programs (`update` the jitted step its guarded update wraps),
+  so their first calls reuse these traces."""
+  def shapes(ctrl, params, batch_stats, batch, key):
+    values_SxD = jax.eval_shape(phase.draw, ctrl, key, ctrl.step)
+    reward_S, figures = jax.eval_shape(phase.score, params, batch_stats, batch, values_SxD)
+    return sums_shapes(jax.eval_shape(update, ctrl, values_SxD, reward_S, figures, key)[1])
   return shapes
 
 
@@ -197,6 +214,9 @@ def stepped_draw(controller: ctl.Controller, n: int) -> Callable[..., Any]:
 
 def guarded_jit(step: Callable[..., Any], loss_name: str, donate: tuple[int, ...],
                 fold_key: bool = True) -> Any:
+  """`step` guarded (`guards.guarded`) and jitted. Pass `step` jitted to share its trace with
+  `metric_shapes`: a jitted function called inside another is inlined when compiled (one
+  program, as before) and traced once for both."""
   return jax.jit(guards.guarded(step, loss_name, fold_key), donate_argnums=donate)
 
 
@@ -209,9 +229,9 @@ def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
   (`fair_mixed_train_step`)."""
   controller = ctl.Controller(space.decisions(model_cfg), ctrl_cfg)
   ctrl_opt = controller_steps.make_controller_optimizer(ctrl_cfg)
-  shared_step = (fair_mixed_train_step(controller, space.from_decisions, task.train_step,
-                                       fair_every) if fair_every else
-                 sampled_train_step(controller, space.from_decisions, task.train_step))
+  shared_step = jax.jit(
+      fair_mixed_train_step(controller, space.from_decisions, task.train_step, fair_every)
+      if fair_every else sampled_train_step(controller, space.from_decisions, task.train_step))
   warmup_step = None
   if warmup:
     uniform = ctl.Controller(space.decisions(model_cfg),
@@ -221,15 +241,15 @@ def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
   draw = fast_jit(stepped_draw(controller, ctrl_cfg.num_samples))
   score_S: ScoreFn = task.score()
   score = jax.jit(score_S)
-  update = guarded_jit(controller_steps.make_controller_update(controller, ctrl_cfg, ctrl_opt),
-                       "controller_loss", (0, 5))
+  update_step = jax.jit(controller_steps.make_controller_update(controller, ctrl_cfg, ctrl_opt))
+  controller_phase = ControllerPhase(draw=draw, score=score,
+                                     update=guarded_jit(update_step, "controller_loss", (0, 5)))
   return SearchProgram(
       controller=controller, ctrl_optimizer=ctrl_opt,
       shared_step=guarded_jit(shared_step, "loss", (0, 4), fold_key=not fair_every),
-      controller_step=ControllerPhase(draw=draw, score=score, update=update),
+      controller_step=controller_phase,
       derive_step=DerivePhase(draw=draw, score=score, samples=derive_samples,
                               chunk=ctrl_cfg.num_samples, sample_keys=task.sample_keys),
       warmup_shared_step=warmup_step,
       shared_metric_shapes=metric_shapes(shared_step),
-      controller_metric_shapes=metric_shapes(
-          controller_steps.make_controller_step(controller, ctrl_cfg, ctrl_opt, score_S)))
+      controller_metric_shapes=controller_metric_shapes(controller_phase, update_step))

@@ -82,11 +82,14 @@ def random_arch(key: jax.Array, num_nodes: int) -> RNNArch:
   return RNNArch(prev_N, act_N)
 
 
-def loose_ends_mask(prev_N: jax.Array) -> jax.Array:
-  """float32[N]: 1 for nodes that no other node reads (the cell's default output)."""
+def loose_ends_mask(prev_N: jax.Array | np.ndarray) -> jax.Array | np.ndarray:
+  """float32[N]: 1 for nodes that no other node reads (the cell's default output); NumPy in,
+  NumPy out (the host's records and pictures compile nothing)."""
+  xp = jnp if isinstance(prev_N, jax.Array) else np
+  prev_N = xp.asarray(prev_N)
   n = prev_N.shape[0]
-  read_NxN = prev_N[1:, None] == jnp.arange(n)[None, :]
-  return 1.0 - jnp.any(read_NxN, axis=0).astype(jnp.float32)
+  read_NxN = prev_N[1:, None] == xp.arange(n)[None, :]
+  return 1.0 - xp.any(read_NxN, axis=0).astype(xp.float32)
 
 
 def decisions(num_nodes: int) -> tuple[Decision, ...]:
@@ -98,10 +101,13 @@ def decisions(num_nodes: int) -> tuple[Decision, ...]:
   return tuple(out)
 
 
-def from_decisions(values_D: jax.Array) -> RNNArch:
-  """Maps the controller's decision values (in `decisions` order) to an architecture."""
-  prev_N = jnp.concatenate([jnp.full((1,), -1, jnp.int32), values_D[1::2].astype(jnp.int32)])
-  act_N = jnp.concatenate([values_D[:1], values_D[2::2]]).astype(jnp.int32)
+def from_decisions(values_D: jax.Array | np.ndarray) -> RNNArch:
+  """Maps the controller's decision values (in `decisions` order) to an architecture
+  (traceable; NumPy in, NumPy out)."""
+  xp = jnp if isinstance(values_D, jax.Array) else np
+  values_D = xp.asarray(values_D)
+  prev_N = xp.concatenate([xp.full((1,), -1, xp.int32), values_D[1::2].astype(xp.int32)])
+  act_N = xp.concatenate([values_D[:1], values_D[2::2]]).astype(xp.int32)
   return RNNArch(prev_N, act_N)
 
 

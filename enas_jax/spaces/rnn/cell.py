@@ -190,17 +190,20 @@ def _highway(z_Bx2H: jax.Array, h_in_BxH: jax.Array, act: jax.Array, dispatch: s
   return h_in_BxH + c_BxH * (f_BxH - h_in_BxH)
 
 
-def output_weights(arch: RNNArch, output: str) -> jax.Array:
-  """float32[N]: the weights of the nodes in the cell output (they sum to 1)."""
+def output_weights(arch: RNNArch, output: str) -> jax.Array | np.ndarray:
+  """float32[N]: the weights of the nodes in the cell output (they sum to 1); computed with
+  NumPy when the architecture's arrays are NumPy's (the host's pictures)."""
+  xp = jnp if isinstance(arch.prev_N, jax.Array) else np
+  n = arch.prev_N.shape[0]
   if output == "all_nodes":
-    mask_N = jnp.ones(arch.prev_N.shape, jnp.float32)
+    mask_N = xp.ones((n,), xp.float32)
   elif output == "nodes_after_first":  # the corrected ENAS LM code: mean of nodes 1..N-1
-    mask_N = jnp.ones(arch.prev_N.shape, jnp.float32).at[0].set(0.0)
+    mask_N = (xp.arange(n) > 0).astype(xp.float32)
   elif output == "loose_ends":
-    mask_N = loose_ends_mask(jnp.asarray(arch.prev_N))
+    mask_N = loose_ends_mask(xp.asarray(arch.prev_N))
   else:
     raise ValueError(f"unknown cell output {output!r}")
-  return mask_N / jnp.sum(mask_N)
+  return mask_N / xp.sum(mask_N)
 
 
 def clip_norm(h_BxH: jax.Array, max_norm: float) -> jax.Array:

@@ -125,7 +125,7 @@ def to_dag_json(arch: RNNArch) -> dict[str, list[list[Any]]]:
                                      "-2": [[0, _DAG_NAMES_INV[int(act[0])]]]}
   for k in range(1, n):
     dag.setdefault(str(int(prev[k])), []).append([k, _DAG_NAMES_INV[int(act[k])]])
-  for k in np.nonzero(np.asarray(loose_ends_mask(prev)))[0]:
+  for k in np.nonzero(loose_ends_mask(np.asarray(prev)))[0]:
     dag.setdefault(str(int(k)), []).append([n, "avg"])
   dag[str(n)] = [[n + 1, "h[t]"]]
   return dag
@@ -180,7 +180,7 @@ def from_dag_json(dag: Mapping[str, Any], where: str = "dag.json") -> RNNArch:
   act = [_DAG_NAMES[edges[k][1]] for k in range(n)]
   arch = RNNArch(np.asarray(prev, np.int32), np.asarray(act, np.int32))
   validate(arch, where=where)
-  loose = set(int(i) for i in np.nonzero(np.asarray(loose_ends_mask(arch.prev_N)))[0])
+  loose = set(int(i) for i in np.nonzero(loose_ends_mask(np.asarray(arch.prev_N)))[0])
   if avg_inputs and avg_inputs != loose:
     raise UserError(
         f"In the {where}, the nodes averaged into the output are {sorted(avg_inputs)}, but the "

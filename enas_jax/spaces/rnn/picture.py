@@ -18,7 +18,7 @@ ACTIVATION_COLOURS = {"tanh": "#8dd3c7", "relu": "#fb8072", "identity": "#d9d9d9
 def averaged_nodes(arch: RNNArch, output: str = "loose_ends") -> list[int]:
   """The nodes whose mean is the cell output under `model.output` = `output` (the same rule as
   `cell.output_weights`, on the host)."""
-  weights = np.asarray(output_weights(arch, output))
+  weights = output_weights(RNNArch(np.asarray(arch.prev_N), np.asarray(arch.act_N)), output)
   return [int(k) for k in np.nonzero(weights)[0]]
 
 
