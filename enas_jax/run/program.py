@@ -112,7 +112,7 @@ def _placed_like(x: jax.Array, value: int) -> jax.Array:
   derive calls the draw program with the argument placement it was compiled for."""
   if x.committed:
     return jax.device_put(np.int32(value), x.sharding)
-  return np.int32(value)  # (jnp.asarray would compile a conversion program the first time)
+  return jax.device_put(np.int32(value))  # (jnp.asarray compiles a conversion the first time)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -128,7 +128,10 @@ def measure(space: str, small: bool, steps: int, deterministic: bool = False,
     common.override(config, list(settings))
     run = search_run.SearchRun(run_config.search_config(config), workdir, io.StringIO(),
                          metrics.Progress(enabled=False))
-    state = run.fresh_state()
+    record("setup_data_s", time.perf_counter() - t0)  # the data made or read, the programs built
+    t1 = time.perf_counter()
+    state = run.fresh_state()  # the steps traced for their metrics' shapes, the initialisers
+    record("setup_state_s", time.perf_counter() - t1)  # compiled and run
     run.open_log(None)  # derive writes its records and pictures
     record("setup_s", time.perf_counter() - t0)
     if space == "rnn":  # what "auto" resolved to on this backend
