@@ -36,5 +36,8 @@ def test_sharded_steps_and_a_whole_search_match_one_device_and_compile_once(tmp_
   assert figures["rnn_search_figure_rel_diff"] <= 5e-5, figures
   assert figures["rnn_search_param_diff"] <= 1e-4, figures
   assert figures["rnn_search_traces"] == [1, 1, 1], figures
+  # each step traced once, the search's metric shapes included (traced with the loop's
+  # shardings, so the sharded calls reuse those traces), over all of the above
+  assert figures["rnn_step_traces"] == {"train": 1, "draw": 1, "score": 1, "update": 1}, figures
   assert "does not split over the 8 devices" in figures["bad_batch_error"]
   assert "data.batch_size" in figures["bad_batch_error"]

@@ -172,6 +172,19 @@ class DataParallel:
     """Every leaf on every device (a no-op for leaves already placed so)."""
     return jax.tree_util.tree_map(lambda x: _put(x, self.replicated), tree)
 
+  def abstract(self, tree: Any, split: bool = False) -> Any:
+    """`tree`'s leaves as shapes with the sharding placing them gives (`split`: along the batch
+    axis), to trace ahead of the calls: the calls then reuse those traces."""
+    sharding = self.split if split else self.replicated
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)
+
+  def abstract_batch(self, batch: Mapping[str, Any], split_keys: Iterable[str]
+                     ) -> dict[str, Any]:
+    """`place_batch`'s result as shapes (`abstract`)."""
+    split_keys = set(split_keys)
+    return {k: self.abstract(v, k in split_keys) for k, v in batch.items()}
+
   def place_batch(self, batch: Mapping[str, Any], split_keys: Iterable[str]) -> dict[str, Any]:
     """The entries named in `split_keys` split along their first (batch) axis; the rest
     replicated."""

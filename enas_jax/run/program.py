@@ -147,10 +147,17 @@ def sums_shapes(metrics: Any) -> Any:
 def controller_metric_shapes(phase: ControllerPhase, update: Any) -> Callable[..., Any]:
   """`(ctrl, params, batch_stats, batch, key) -> the controller phase's metric sums' shapes`,
   traced through the phase's own programs (`update` the jitted step its guarded update wraps),
-  so their first calls reuse these traces."""
+  so their first calls reuse these traces (data-parallel: given the shardings the loop places
+  the arguments with, each program's outputs placed as the controller state, as they come)."""
   def shapes(ctrl, params, batch_stats, batch, key):
-    values_SxD = jax.eval_shape(phase.draw, ctrl, key, ctrl.step)
-    reward_S, figures = jax.eval_shape(phase.score, params, batch_stats, batch, values_SxD)
+    def placed(tree):
+      sharding = getattr(ctrl.step, "sharding", None)
+      return tree if sharding is None else jax.tree_util.tree_map(
+          lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree)
+
+    values_SxD = placed(jax.eval_shape(phase.draw, ctrl, key, ctrl.step))
+    reward_S, figures = placed(jax.eval_shape(phase.score, params, batch_stats, batch,
+                                              values_SxD))
     return sums_shapes(jax.eval_shape(update, ctrl, values_SxD, reward_S, figures, key)[1])
   return shapes
 

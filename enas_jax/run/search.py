@@ -95,6 +95,10 @@ class SearchRun(Runner):
       model, cstate = jax.eval_shape(self.init_model), jax.eval_shape(self.init_ctrl)
       train_batch, reward_batch = self.task.example_batches()
       key = jax.random.key(0)
+      if self.parallel is not None:  # traced with the loop's shardings: its calls reuse these
+        model, cstate, key = self.parallel.abstract((model, cstate, key))
+        train_batch, reward_batch = (self.parallel.abstract_batch(b, self.task.split_keys)
+                                     for b in (train_batch, reward_batch))
       self._shapes = {
           SHARED: prog.shared_metric_shapes(model, cstate, train_batch, key),
           CONTROLLER: prog.controller_metric_shapes(cstate, model.params, model.batch_stats,
