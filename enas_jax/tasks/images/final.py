@@ -98,10 +98,9 @@ class FinalTaskImpl:
     self.module = space.fixed_network(self.arch, cfg.model,
                                       (self.data.image_shape, self.data.num_classes))
     self.optimizer = cnn_steps.make_optimizer(cfg.train)
-    train_step, eval_step = make_steps(self.module, self.optimizer, cfg, self.data.mean_C,
-                                       self.data.std_C,
-                                       self.train.batches_per_pass * cfg.train.epochs)
-    self.train_step = jax.jit(train_step)  # traced once for `metric_shapes` and `step`
+    self.train_step, eval_step = make_steps(self.module, self.optimizer, cfg, self.data.mean_C,
+                                            self.data.std_C,
+                                            self.train.batches_per_pass * cfg.train.epochs)
     self.step = jax.jit(guards.guarded(self.train_step, "loss"), donate_argnums=(0, 3))
     self.eval_step = jax.jit(eval_step)
     self.key = jax.random.key(cfg.seed)

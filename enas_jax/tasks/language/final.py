@@ -160,9 +160,8 @@ class FinalTaskImpl:
     self.model = build_model(space, cfg, len(self.corpus.words), say)
     self.optimizer = lm_steps.make_optimizer(lm_steps.SharedTrainConfig(
         lr=cfg.train.lr, grad_clip=cfg.train.grad_clip, l2=cfg.train.weight_decay))
-    train_step, eval_step = lm_steps.make_lm_steps(
+    self.train_step, eval_step = lm_steps.make_lm_steps(
         self.model.module, self.optimizer, cfg.train.weight_decay, cfg.train.activation_l2)
-    self.train_step = jax.jit(train_step)  # traced once for `metric_shapes` and `step`
     self.step = jax.jit(make_train_step(self.train_step), donate_argnums=(0, 3))
     self.eval_step = jax.jit(eval_step)
     self.key = jax.random.key(cfg.seed)
