@@ -3,7 +3,6 @@ micro and recurrent spaces one shared, one controller and one derive step, data-
 against one device, then more steps the way the search loop places them, each phase function
 compiled once; then one whole tiny recurrent search data-parallel against one device. Prints one
 JSON line."""
-import contextlib
 import io
 import json
 import os
@@ -21,6 +20,7 @@ from enas_jax.io import metrics  # noqa: E402
 from enas_jax.io.errors import UserError  # noqa: E402
 from enas_jax.run import config as run_config  # noqa: E402
 from enas_jax.run import search as search_run  # noqa: E402
+from tests import runs  # noqa: E402
 
 
 def _run(config, workdir):
@@ -74,43 +74,13 @@ def _check_split(run, batch):
   assert split.addressable_shards[0].data.shape[0] == split.shape[0] // 8
 
 
-@contextlib.contextmanager
-def counting_traces(counts):
-  """Runs built inside count in `counts` how often their recurrent training step, controller
-  draw, score and update are traced (each Python call of them is a trace)."""
-  from enas_jax.controller import steps as controller_steps
-  from enas_jax.run import program
-  from enas_jax.tasks.language import steps as lm_steps
-
-  def counted(name, fn):
-    def wrapped(*args):
-      counts[name] = counts.get(name, 0) + 1
-      return fn(*args)
-    return wrapped
-
-  saved = (lm_steps.make_lm_steps, lm_steps.make_score, controller_steps.make_controller_update,
-           program.stepped_draw)
-  make_lm_steps, make_score, make_update, stepped_draw = saved
-  lm_steps.make_lm_steps = lambda *a, **k: (
-      lambda train, evaluate: (counted("train", train), evaluate))(*make_lm_steps(*a, **k))
-  lm_steps.make_score = lambda *a, **k: counted("score", make_score(*a, **k))
-  controller_steps.make_controller_update = lambda *a, **k: counted("update",
-                                                                    make_update(*a, **k))
-  program.stepped_draw = lambda *a, **k: counted("draw", stepped_draw(*a, **k))
-  try:
-    yield
-  finally:
-    (lm_steps.make_lm_steps, lm_steps.make_score, controller_steps.make_controller_update,
-     program.stepped_draw) = saved
-
-
 def check(name, config, workdir, traces=None):
   """Every phase data-parallel against one device; then more steps the way the loop makes them
   (new batches, architectures, states) with no recompilation. `traces`: a dict counting the
-  data-parallel run's traces (`counting_traces`)."""
+  data-parallel run's traces (`runs.counting_traces`)."""
   single = _run(config, os.path.join(workdir, "single"))
   config.parallel.data_parallel = True
-  with counting_traces(traces if traces is not None else {}):
+  with runs.counting_traces(traces if traces is not None else {}):
     sharded = _run(config, os.path.join(workdir, "sharded"))
   key = jax.random.key(7)
   one, many = _one_of_each(single, key), _one_of_each(sharded, key)

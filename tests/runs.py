@@ -1,5 +1,7 @@
 """Running a config's preset in-process, quietly, for the tests of the search and training loops;
-comparing two runs' outputs bit for bit; checking a search's report."""
+comparing two runs' outputs bit for bit; checking a search's report; counting a search's
+traces."""
+import contextlib
 import hashlib
 import io
 import os
@@ -13,10 +15,13 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from enas_jax.controller import steps as controller_steps
 from enas_jax.io import metrics
 from enas_jax.run import config as run_config
 from enas_jax.run import final as final_run
+from enas_jax.run import program
 from enas_jax.run import search as search_run
+from enas_jax.tasks.language import steps as lm_steps
 from tests import tensorboard_view
 
 
@@ -37,6 +42,32 @@ def search_config(config_module: Any, name: str = "tiny", **search: Any) -> Any:
 def final_config(config_module: Any, name: str = "tiny", **train: Any) -> Any:
   """The checked final-training config of a preset, with `train` section fields changed."""
   return run_config.final_config(preset(config_module, name, "train", **train))
+
+
+@contextlib.contextmanager
+def counting_traces(counts: dict[str, int]):
+  """Recurrent searches built inside count in `counts` how often their training step ("train"),
+  controller draw, score and update are traced (each Python call of them is one trace)."""
+  def counted(name, fn):
+    def wrapped(*args):
+      counts[name] = counts.get(name, 0) + 1
+      return fn(*args)
+    return wrapped
+
+  saved = (lm_steps.make_lm_steps, lm_steps.make_score, controller_steps.make_controller_update,
+           program.stepped_draw)
+  make_lm_steps, make_score, make_update, stepped_draw = saved
+  lm_steps.make_lm_steps = lambda *a, **k: (
+      lambda train, evaluate: (counted("train", train), evaluate))(*make_lm_steps(*a, **k))
+  lm_steps.make_score = lambda *a, **k: counted("score", make_score(*a, **k))
+  controller_steps.make_controller_update = lambda *a, **k: counted("update",
+                                                                    make_update(*a, **k))
+  program.stepped_draw = lambda *a, **k: counted("draw", stepped_draw(*a, **k))
+  try:
+    yield
+  finally:
+    (lm_steps.make_lm_steps, lm_steps.make_score, controller_steps.make_controller_update,
+     program.stepped_draw) = saved
 
 
 def search(cfg: Any, workdir: Any) -> tuple[search_run.SearchRun, dict]:

@@ -231,7 +231,7 @@ def test_the_search_programs_compute_the_composed_steps():
   assert prog.controller_step.score is prog.derive_step.score
 
 
-def test_a_search_traces_each_step_once_metric_shapes_included(monkeypatch):
+def test_a_search_traces_each_step_once_metric_shapes_included():
   """The search needs its metric sums' shapes before the first step: they come from the traces
   the programs' first calls then reuse, so the training step, the controller's draw, the score
   and the update are each traced exactly once (they were traced twice: once for the shapes,
@@ -242,26 +242,11 @@ def test_a_search_traces_each_step_once_metric_shapes_included(monkeypatch):
   from enas_jax.io import metrics
   from enas_jax.run import config as run_config
   from enas_jax.run import search as search_run
-  traces = {"train": 0, "draw": 0, "score": 0, "update": 0}
-
-  def counted(name, fn):
-    def wrapped(*args):
-      traces[name] += 1
-      return fn(*args)
-    return wrapped
-
-  make_lm_steps, make_score = lm_steps.make_lm_steps, lm_steps.make_score
-  make_update, stepped_draw = controller_steps.make_controller_update, program.stepped_draw
-  monkeypatch.setattr(lm_steps, "make_lm_steps", lambda *a, **k: (
-      lambda train, evaluate: (counted("train", train), evaluate))(*make_lm_steps(*a, **k)))
-  monkeypatch.setattr(lm_steps, "make_score",
-                      lambda *a, **k: counted("score", make_score(*a, **k)))
-  monkeypatch.setattr(controller_steps, "make_controller_update",
-                      lambda *a, **k: counted("update", make_update(*a, **k)))
-  monkeypatch.setattr(program, "stepped_draw",
-                      lambda *a, **k: counted("draw", stepped_draw(*a, **k)))
-  run = search_run.SearchRun(run_config.search_config(quickstart.get_config("tiny")),
-                             tempfile.mkdtemp(), io.StringIO(), metrics.Progress(enabled=False))
+  from tests import runs
+  traces = {}
+  with runs.counting_traces(traces):
+    run = search_run.SearchRun(run_config.search_config(quickstart.get_config("tiny")),
+                               tempfile.mkdtemp(), io.StringIO(), metrics.Progress(enabled=False))
   state = run.fresh_state()  # the metric sums' shapes
   assert traces == {"train": 1, "draw": 1, "score": 1, "update": 1}
   prog, key = run.program, jax.random.key(0)
