@@ -64,13 +64,29 @@ def _float_leaves(tree: Any) -> list[Any]:
           if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
 
 
+# Trees of at most this many floating-point elements are checked as one vector (`tree_finite`).
+_JOINED_MAX = 1 << 20
+
+
 def tree_finite(tree: Any) -> jax.Array:
   """True when every floating-point leaf of `tree` is finite (no leaf: True). Traceable: the
-  steps' NaN/Inf guard calls it inside their programs, `all_finite` as one program of its own."""
+  steps' NaN/Inf guard calls it inside their programs, `all_finite` as one program of its own.
+
+  A small tree (at most `_JOINED_MAX` elements: a controller's state) is joined into one vector
+  per dtype and checked by one reduction: one reduction per leaf made XLA's CPU compile of the
+  quickstart's controller update 0.4 s (a sixth) slower (61 leaves: the parameters and Adam's
+  two moments). A larger tree is checked leaf by leaf: joining copies it (5x slower at 35M
+  elements; performance.md)."""
   leaves = _float_leaves(tree)
   if not leaves:
     return jnp.asarray(True)
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+  if sum(np.size(x) for x in leaves) > _JOINED_MAX:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+  groups: dict[Any, list[jax.Array]] = {}
+  for x in leaves:
+    groups.setdefault(jnp.result_type(x), []).append(jnp.ravel(x))
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(jnp.concatenate(xs)))
+                            for xs in groups.values()]))
 
 
 # One program for the whole check (element-wise calls compiled a program per leaf shape: 0.8 s
