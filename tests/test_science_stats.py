@@ -199,6 +199,55 @@ def test_compare_reuses_random_searches_only_after_a_rerun_matches(tmp_path, mon
     compare.run(str(tmp_path / "d"), "tiny", seeds=4, random_from=str(tmp_path / "a"))
 
 
+def test_compare_on_ptb_reads_the_directory_corpus_and_reports_without_a_teacher(tmp_path,
+                                                                               monkeypatch):
+  """`--corpus=ptb`: every search reads the corpus folder built from --ptb_dir (the ranking
+  study's split), the rows get no distance or gap to a teacher, the noise is the first ENAS
+  answer trained from seeds 0, 1, 2, and the table and plot are written without teacher
+  columns. The searches are stood in for (their code is the planted studies')."""
+  from experiments.planted import compare
+  ptb = tmp_path / "ptb"
+  ptb.mkdir()
+  (ptb / "valid.txt").write_text(" a b c\n b c d\n")
+  (ptb / "test.txt").write_text(" a b\n c d\n d a\n b b\n")
+  seen_dirs = []
+
+  class Trainer:
+    def valid_perplexity(self, arch, seed=None):
+      return 100.0 + (seed or 0) + int(arch.act_N[0])
+
+  def search_row(out, scale, seed, kind, settings, standalone, ctx):
+    seen_dirs.append(ctx["data_dir"])
+    ctx.setdefault("corpus", type("C", (), {"info": {}})())
+    ctx.setdefault("trainer", Trainer())
+    cell = f"{seed % 2} 0 0 1 0 2 1 3 0 1 2" if kind == "enas" else "3 0 0 0 0 0 0 0 0 0 0"
+    standalone.setdefault(cell, ctx["trainer"].valid_perplexity(common.arch_of(cell)))
+    return {"method": kind, "seed": seed, "cell": cell, "shared_ppl": 150.0 + seed,
+            "teacher_shared_ppl": None, "standalone_ppl": standalone[cell], "entropy_end": 2.0}
+
+  monkeypatch.setattr(compare, "search_row", search_row)
+  monkeypatch.setattr(common, "corpus_facts", lambda corpus: {"name": "ptb"})
+  out = tmp_path / "out"
+  out.mkdir()
+  result = compare.run(str(out), "tiny", seeds=4, corpus_name="ptb", ptb_dir=str(ptb))
+  assert seen_dirs == [str(out / "ptb_corpus")] * 8
+  assert (out / "ptb_corpus" / "train.txt").read_text() == " a b c\n b c d\n"
+  assert (out / "ptb_corpus" / "valid.txt").read_text() == " a b\n c d\n"
+  assert "teacher_cell" not in result and "p_value_distance" not in result
+  assert all("distance_to_teacher" not in r for r in result["runs"])
+  assert result["noise_cell"] == "0 0 0 1 0 2 1 3 0 1 2"
+  assert result["noise_ppl_seeds"] == [100.0, 101.0, 102.0]
+  assert result["methods"]["enas"]["standalone_ppl"]["mean"] == pytest.approx(100.5)
+  assert result["methods"]["random"]["standalone_ppl"]["mean"] == pytest.approx(103.0)
+  assert "recovered" not in result["methods"]["enas"]
+  assert result["p_value_standalone_ppl"] < 0.05  # 4 against 4, every ENAS answer better
+  low, high = result["difference_interval"]
+  assert low < -2.5 < high < 0
+  table = (out / "table.md").read_text()
+  assert "| method | trained alone ppl | final entropy |" in table
+  assert "distance" not in table and (out / "compare.png").is_file()
+
+
 def test_remedies_table_pairs_each_remedy_with_the_defaults_seed_for_seed(tmp_path):
   from experiments.planted import remedies
 

@@ -1,6 +1,9 @@
 r"""ENAS against random search with weight sharing on the planted-cell corpus, at equal compute.
 
   python -m experiments.planted.compare --out=workdirs/science/compare            # small, 10 seeds
+  python -m experiments.planted.compare --corpus=ptb --out=DIR --seeds=10
+      # Penn Treebank at CPU scale (the ranking study's corpus: `ranking.prepare_ptb`); no
+      # teacher there, so no distance or gap to it, and the noise is the first ENAS answer's
   python -m experiments.planted.compare --out=DIR --scale=medium --seeds=10
   python -m experiments.planted.compare --out=DIR --seeds=10 --set=search.warmup_epochs=2
       # a remedy: any config field, for both methods (repeat --set for several)
@@ -23,20 +26,24 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 import numpy as np
 
 from enas_jax.io.errors import UserError
-from experiments.planted import common, stats
+from experiments.planted import common, ranking, stats
 
 METHODS = ("enas", "random")
 
 
 def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = (),
-        random_from: str = "", verify_random: int = 1) -> dict:
+        random_from: str = "", verify_random: int = 1, corpus_name: str = "planted",
+        ptb_dir: str = "../shared/data/ptb", ptb_corpus: str = "") -> dict:
   scale = common.scale_of(scale_name)
   started = time.time()
   rows, standalone, ctx = [], {}, {}
+  if corpus_name == "ptb":  # every search reads the ranking study's PTB corpus folder
+    ctx["data_dir"] = ranking.prepare_ptb(ptb_dir, ptb_corpus or os.path.join(out, "ptb_corpus"))
   earlier_rows, earlier_alone = reused_random(random_from, scale_name, seeds, verify_random)
   for seed in range(seeds):
     for kind in METHODS:
@@ -49,7 +56,28 @@ def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = (),
         if seed == verify_random - 1:  # the recipe trains alone to the bit as it did then
           standalone.update(earlier_alone)
   corpus, trainer = ctx["corpus"], ctx["trainer"]
-  teacher = corpus.info["teacher_arch"]
+  teacher = corpus.info.get("teacher_arch")  # None on PTB
+  result = {"scale": scale_name, "seeds": seeds, "settings": list(settings),
+            "random_from": random_from, "verified_random": verify_random if random_from else 0,
+            "corpus_name": corpus_name, "corpus": common.corpus_facts(corpus),
+            **(teacher_facts(rows, teacher, corpus, trainer) if teacher else {})}
+  if not teacher:  # the noise of "trained alone": the first ENAS answer from other inits
+    probe = rows[0]["cell"]
+    result.update(noise_cell=probe, noise_ppl_seeds=[standalone[probe]] + [
+        trainer.valid_perplexity(common.arch_of(probe), seed=s) for s in (1, 2)])
+  result.update(runs=rows, methods=summarize(rows), seconds=time.time() - started)
+  by = {m: [r["standalone_ppl"] for r in rows if r["method"] == m] for m in METHODS}
+  result["p_value_standalone_ppl"] = stats.permutation_test(by["enas"], by["random"])
+  result["difference_interval"] = list(stats.shift_interval(by["enas"], by["random"]))
+  if teacher:
+    dist = {m: [r["distance_to_teacher"] for r in rows if r["method"] == m] for m in METHODS}
+    result["p_value_distance"] = stats.permutation_test(dist["enas"], dist["random"])
+  write_outputs(out, result)
+  return result
+
+
+def teacher_facts(rows: list[dict], teacher: str, corpus: Any, trainer: Any) -> dict:
+  """The planted teacher's figures, and each row's distance and gap to it (set on the rows)."""
   t_arch = common.arch_of(teacher)
   optimal = float(corpus.info["teacher_ppl_valid"])
   teacher_alone = trainer.valid_perplexity(t_arch)
@@ -60,19 +88,8 @@ def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = (),
     row["distance_to_teacher"] = stats.cell_distance(a.prev_N, a.act_N, t_arch.prev_N,
                                                      t_arch.act_N)
     row["gap_to_optimal"] = row["standalone_ppl"] - optimal
-  result = {"scale": scale_name, "seeds": seeds, "settings": list(settings),
-            "random_from": random_from, "verified_random": verify_random if random_from else 0,
-            "corpus": common.corpus_facts(corpus),
-            "teacher_cell": teacher, "teacher_optimal_ppl": optimal,
-            "teacher_standalone_ppl": teacher_alone,
-            "teacher_standalone_ppl_seeds": noise, "runs": rows,
-            "methods": summarize(rows), "seconds": time.time() - started}
-  by = {m: [r["standalone_ppl"] for r in rows if r["method"] == m] for m in METHODS}
-  result["p_value_standalone_ppl"] = stats.permutation_test(by["enas"], by["random"])
-  dist = {m: [r["distance_to_teacher"] for r in rows if r["method"] == m] for m in METHODS}
-  result["p_value_distance"] = stats.permutation_test(dist["enas"], dist["random"])
-  write_outputs(out, result)
-  return result
+  return {"teacher_cell": teacher, "teacher_optimal_ppl": optimal,
+          "teacher_standalone_ppl": teacher_alone, "teacher_standalone_ppl_seeds": noise}
 
 
 def search_row(out: str, scale: common.Scale, seed: int, kind: str, settings: tuple[str, ...],
@@ -81,8 +98,10 @@ def search_row(out: str, scale: common.Scale, seed: int, kind: str, settings: tu
   `ctx` receives the corpus and the trainer at the first search)."""
   workdir = os.path.join(out, "searches", f"{kind}_seed{seed}")
   config = common.override(common.search_config(scale, seed, kind), list(settings))
+  if ctx.get("data_dir"):
+    config.data.source, config.data.dir = "directory", ctx["data_dir"]
   summary, search = common.run_search(config, workdir)
-  if not ctx:
+  if "corpus" not in ctx:
     ctx["corpus"] = search.task.corpus
     # the yardstick never takes the study's settings: every study measures with one recipe
     ctx["trainer"] = common.StandaloneTrainer(common.search_config(scale, 0, "enas"),
@@ -137,40 +156,62 @@ def summarize(rows: list[dict]) -> dict:
     out[m] = {}
     for key in ("standalone_ppl", "gap_to_optimal", "shared_ppl", "distance_to_teacher",
                 "entropy_end"):
-      mean, std = stats.mean_std([r[key] for r in mine])
-      out[m][key] = {"mean": mean, "std": std}
-    out[m]["recovered"] = sum(r["distance_to_teacher"] == 0 for r in mine)
+      if all(key in r for r in mine):  # no teacher (PTB): no distance or gap to it
+        mean, std = stats.mean_std([r[key] for r in mine])
+        out[m][key] = {"mean": mean, "std": std}
+    if all("distance_to_teacher" in r for r in mine):
+      out[m]["recovered"] = sum(r["distance_to_teacher"] == 0 for r in mine)
     out[m]["runs"] = len(mine)
   return out
 
 
 def write_outputs(out: str, result: dict) -> None:
   common.write_json(os.path.join(out, "results.json"), result)
-  lines = [f"Settings: {', '.join(result.get('settings') or ['the defaults'])}.", "",
-           f"Planted corpus: teacher cell `{result['teacher_cell']}`, optimal validation "
-           f"perplexity {result['teacher_optimal_ppl']:.2f}, the teacher's cell trained alone "
-           f"{result['teacher_standalone_ppl']:.2f} (with initialisation seeds 0, 1, 2: "
-           + ", ".join(f"{v:.2f}" for v in result["teacher_standalone_ppl_seeds"])
-           + ": the noise of training alone).", "",
-           "| method | seed | found cell | shared ppl | trained alone ppl | gap to optimal | "
-           "distance to teacher | final entropy |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+  if "teacher_cell" in result:
+    lines = [f"Settings: {', '.join(result.get('settings') or ['the defaults'])}.", "",
+             f"Planted corpus: teacher cell `{result['teacher_cell']}`, optimal validation "
+             f"perplexity {result['teacher_optimal_ppl']:.2f}, the teacher's cell trained alone "
+             f"{result['teacher_standalone_ppl']:.2f} (with initialisation seeds 0, 1, 2: "
+             + ", ".join(f"{v:.2f}" for v in result["teacher_standalone_ppl_seeds"])
+             + ": the noise of training alone).", ""]
+    run_cols, method_cols = ("trained alone ppl", "gap to optimal", "distance to teacher"), (
+        "trained alone ppl", "gap to optimal", "distance to teacher", "recovered")
+  else:
+    lines = [f"Settings: {', '.join(result.get('settings') or ['the defaults'])}.", "",
+             f"Corpus: {result['corpus_name']} (no planted teacher). The noise of training "
+             f"alone: the first ENAS answer `{result['noise_cell']}` from initialisation seeds "
+             "0, 1, 2: " + ", ".join(f"{v:.2f}" for v in result["noise_ppl_seeds"]) + ".", ""]
+    run_cols, method_cols = ("trained alone ppl",), ("trained alone ppl",)
+  lines += [table_head(("method", "seed", "found cell", "shared ppl", *run_cols,
+                        "final entropy"), 3)]
   for r in result["runs"]:
-    lines.append(f"| {r['method']} | {r['seed']} | `{r['cell']}` | {r['shared_ppl']:.2f} | "
-                 f"{r['standalone_ppl']:.2f} | {r['gap_to_optimal']:.2f} | "
-                 f"{r['distance_to_teacher']} | {r['entropy_end']:.2f} |")
-  lines += ["", "| method | trained alone ppl | gap to optimal | distance to teacher | recovered "
-            "| final entropy |", "|---|---:|---:|---:|---:|---:|"]
+    cells = [r["method"], r["seed"], f"`{r['cell']}`", f"{r['shared_ppl']:.2f}",
+             f"{r['standalone_ppl']:.2f}"]
+    if "distance_to_teacher" in r:
+      cells += [f"{r['gap_to_optimal']:.2f}", r["distance_to_teacher"]]
+    lines.append("| " + " | ".join(map(str, cells + [f"{r['entropy_end']:.2f}"])) + " |")
+  lines += ["", table_head(("method", *method_cols, "final entropy"), 1)]
   for m, s in result["methods"].items():
     f = lambda k: f"{s[k]['mean']:.2f} ± {s[k]['std']:.2f}"
-    lines.append(f"| {m} | {f('standalone_ppl')} | {f('gap_to_optimal')} | "
-                 f"{f('distance_to_teacher')} | {s['recovered']}/{s['runs']} | "
-                 f"{f('entropy_end')} |")
+    cells = [m, f("standalone_ppl")]
+    if "recovered" in s:
+      cells += [f("gap_to_optimal"), f("distance_to_teacher"), f"{s['recovered']}/{s['runs']}"]
+    lines.append("| " + " | ".join(cells + [f("entropy_end")]) + " |")
+  low, high = result["difference_interval"]
   lines += ["", f"Permutation test (two-sided, difference in means, ENAS vs random): trained-alone "
-            f"perplexity p = {result['p_value_standalone_ppl']:.3f}; distance to the teacher "
-            f"p = {result['p_value_distance']:.3f}."]
+            f"perplexity p = {result['p_value_standalone_ppl']:.3f} (95% interval of the "
+            f"difference {low:+.3f} to {high:+.3f})"
+            + (f"; distance to the teacher p = {result['p_value_distance']:.3f}."
+               if "p_value_distance" in result else ".")]
   with open(os.path.join(out, "table.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   plot(out, result)
+
+
+def table_head(columns: tuple[str, ...], text_columns: int) -> str:
+  """A markdown table's header and rule; the first `text_columns` left-aligned."""
+  rule = ["---"] * text_columns + ["---:"] * (len(columns) - text_columns)
+  return "| " + " | ".join(columns) + " |\n|" + "|".join(rule) + "|"
 
 
 def plot(out: str, result: dict) -> None:
@@ -178,9 +219,14 @@ def plot(out: str, result: dict) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-  for ax, key, title in ((axes[0], "standalone_ppl", "answer trained alone: valid ppl"),
-                         (axes[1], "distance_to_teacher", "decisions differing from the teacher")):
+  teacher = "teacher_cell" in result
+  fig, axes = plt.subplots(1, 2 if teacher else 1, figsize=(10 if teacher else 5, 4),
+                           squeeze=False)
+  axes = axes[0]
+  panels = [(axes[0], "standalone_ppl", "answer trained alone: valid ppl")]
+  if teacher:
+    panels.append((axes[1], "distance_to_teacher", "decisions differing from the teacher"))
+  for ax, key, title in panels:
     for i, m in enumerate(METHODS):
       values = [r[key] for r in result["runs"] if r["method"] == m]
       jitter = np.linspace(-0.08, 0.08, len(values))
@@ -188,9 +234,11 @@ def plot(out: str, result: dict) -> None:
       ax.hlines(np.mean(values), i - 0.2, i + 0.2, color="black")
     ax.set_xticks(range(len(METHODS)), METHODS)
     ax.set_title(title, fontsize=10)
-  axes[0].axhline(result["teacher_optimal_ppl"], ls="--", color="grey", label="teacher optimum")
-  axes[0].axhline(result["teacher_standalone_ppl"], ls=":", color="green",
-                  label="teacher cell alone")
+  if teacher:
+    axes[0].axhline(result["teacher_optimal_ppl"], ls="--", color="grey",
+                    label="teacher optimum")
+    axes[0].axhline(result["teacher_standalone_ppl"], ls=":", color="green",
+                    label="teacher cell alone")
   axes[0].legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(os.path.join(out, "compare.png"), dpi=100)
@@ -201,6 +249,12 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default="workdirs/science/compare")
   parser.add_argument("--scale", default="small", choices=sorted(common.SCALES))
+  parser.add_argument("--corpus", default="planted", choices=["planted", "ptb"])
+  parser.add_argument("--ptb_dir", default="../shared/data/ptb",
+                      help="with --corpus=ptb: PTB's valid.txt and test.txt (as for ranking)")
+  parser.add_argument("--ptb_corpus", default="",
+                      help="with --corpus=ptb: the folder the corpus is built in (default: "
+                      "OUT/ptb_corpus)")
   parser.add_argument("--seeds", type=int, default=10)
   parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                       help="a config change for both methods' searches (a remedy)")
@@ -215,7 +269,7 @@ def main() -> None:
   common.use_compilation_cache(args.out)
   try:
     result = run(args.out, args.scale, args.seeds, tuple(args.set), args.random_from,
-                 args.verify_random)
+                 args.verify_random, args.corpus, args.ptb_dir, args.ptb_corpus)
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(args.out, "table.md")).read())
