@@ -313,6 +313,28 @@ def test_summary_takes_each_key_from_its_study_and_leaves_missing_ones_null():
   assert out["planted_tau"] == 0.4  # the recorded yardstick's figure stays the headline
 
 
+def test_summary_adds_ptbs_enas_against_random_and_merges_into_an_earlier_summary():
+  """`--compare_ptb` puts a PTB compare study's figures under `ptb_` keys (a planted one is
+  refused); `--merge` keeps an earlier summary's figures and replaces only the new ones."""
+  from experiments.planted import summary
+  runs = [{"method": "enas", "standalone_ppl": v} for v in (1.0, 2.0, 1.0)] + [
+      {"method": "random", "standalone_ppl": v} for v in (5.0, 6.0, 7.0)]
+  compare_ptb = {"corpus_name": "ptb", "p_value_standalone_ppl": 0.1, "seeds": 3, "runs": runs,
+                 "methods": {"enas": {"standalone_ppl": {"mean": 4 / 3}},
+                             "random": {"standalone_ppl": {"mean": 6.0}}}}
+  now = summary.summarize(None, None, None, compare_ptb=compare_ptb)
+  assert (now["ptb_enas_vs_random_p"], now["ptb_enas_vs_random_seeds"]) == (0.1, 3)
+  assert (now["ptb_enas_standalone_ppl"], now["ptb_random_standalone_ppl"]) == (4 / 3, 6.0)
+  assert now["ptb_enas_vs_random_interval"] is None  # 3 against 3: p never below 0.1
+  assert now["planted_tau"] is None and "compare" in now["missing"]
+  earlier = {"planted_tau": 0.5, "enas_vs_random_p": 0.001, "ptb_tau": 0.56, "missing": []}
+  out = summary.merged(earlier, now)
+  assert (out["planted_tau"], out["enas_vs_random_p"], out["ptb_tau"]) == (0.5, 0.001, 0.56)
+  assert out["ptb_enas_vs_random_p"] == 0.1 and out["missing"] == []
+  with pytest.raises(UserError, match="--corpus=ptb"):
+    summary.summarize(None, None, None, compare_ptb=dict(compare_ptb, corpus_name="planted"))
+
+
 def test_study_settings_override_config_fields_and_reject_unknown_or_mistyped_ones():
   from enas_jax.io.errors import UserError
   config = common.search_config(common.SCALES["tiny"], 0, "enas")

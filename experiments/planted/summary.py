@@ -50,8 +50,14 @@ with itself over seeds (`final_recipe_seed_tau`, `..._top` among the yardstick's
 the yardstick, the teacher's rank under it and, when the study rescored searches, their tau against
 it (`planted_tau_against_final_recipe`); `--ptb_final_recipe_agreement` the same on PTB's cells,
 each key prefixed `ptb_` (`ptb_tau_against_final_recipe`).
+`--compare_ptb` (a `compare --corpus=ptb` study) adds ENAS against random search on PTB at CPU
+scale (`ptb_enas_vs_random_p`, its interval, seeds and both methods' means).
 A study not given, or not run, leaves its keys at null, and `missing`
-names it: a figure is never made up.
+names it: a figure is never made up. `--merge=FILE` (an earlier summary.json) keeps that file's
+figures and replaces only those of the studies given now (studies run in different sessions):
+
+  python -m experiments.planted.summary --merge=experiments/results/science/summary.json \
+      --compare_ptb=workdirs/science/v17/compare_ptb
 """
 from __future__ import annotations
 
@@ -198,6 +204,31 @@ def _compare_figures(compare: dict) -> dict[str, Any]:
           "compare_settings": compare.get("settings", [])}
 
 
+def _ptb_compare_figures(compare: dict | None) -> dict[str, Any]:
+  """ENAS against random search on PTB at CPU scale (a `compare --corpus=ptb` study)."""
+  if not compare:
+    return {}
+  if compare.get("corpus_name") != "ptb":
+    raise UserError("--compare_ptb: that compare study ran on the planted corpus; give one run "
+                    "with --corpus=ptb (or pass it as --compare).")
+  side = lambda m: [r["standalone_ppl"] for r in compare["runs"] if r["method"] == m]
+  return {"ptb_enas_vs_random_p": compare["p_value_standalone_ppl"],
+          "ptb_enas_vs_random_interval": versus_lib.interval(side("enas"), side("random")),
+          "ptb_enas_vs_random_seeds": compare["seeds"],
+          "ptb_enas_standalone_ppl": compare["methods"]["enas"]["standalone_ppl"]["mean"],
+          "ptb_random_standalone_ppl": compare["methods"]["random"]["standalone_ppl"]["mean"],
+          "ptb_compare_settings": compare.get("settings", [])}
+
+
+def merged(earlier: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+  """`earlier` (a summary.json) with the figures `now` has (not null) put in; `missing` stays
+  the earlier run's, less the studies given now."""
+  out = dict(earlier)
+  out.update({k: v for k, v in now.items() if v is not None and k != "missing"})
+  out["missing"] = [m for m in earlier.get("missing", []) if m in now.get("missing", [])]
+  return out
+
+
 def _versus_figures(versus: dict | None) -> dict[str, Any]:
   """ENAS against random search with the answers trained by another recipe: an
   `enas_jax.compare --json` file (ours: ENAS's trainings, baseline: random search's)."""
@@ -250,7 +281,8 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
               brief_random: dict | None = None, brief_budget: int = 16,
               final_recipe: dict | None = None,
               final_agreement: dict | None = None,
-              ptb_final_agreement: dict | None = None) -> dict[str, Any]:
+              ptb_final_agreement: dict | None = None,
+              compare_ptb: dict | None = None) -> dict[str, Any]:
   """The fixed keys (null where the study is missing), the other useful figures, the sources;
   `tau_group` (a tau_seeds group) makes `planted_tau` its mean over searches, `ptb_tau_group`
   likewise `ptb_tau`; `yardstick` (a yardstick study) adds its figures."""
@@ -291,6 +323,7 @@ def summarize(ranking_planted: dict | None, ranking_ptb: dict | None,
   out.update(_versus_figures(final_recipe))
   out.update(_final_agreement_figures(final_agreement))
   out.update(_final_agreement_figures(ptb_final_agreement, "ptb"))
+  out.update(_ptb_compare_figures(compare_ptb))
   if yardstick:
     out.update(yardstick_seed_tau=[a["tau"] for a in yardstick["agreement"]],
                yardstick_cell_sd_median=yardstick["per_cell_sd_median"],
@@ -329,6 +362,11 @@ def main() -> None:
                       help="a final_recipe study's OUT.json (the final recipe against itself)")
   parser.add_argument("--ptb_final_recipe_agreement", default="",
                       help="the same study on PTB's cells (final_recipe --ranking=...ranking_ptb)")
+  parser.add_argument("--compare_ptb", default="",
+                      help="a compare study run with --corpus=ptb (ENAS against random on PTB)")
+  parser.add_argument("--merge", default="",
+                      help="an earlier summary.json: keep its figures, replace those of the "
+                           "studies given now")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
@@ -351,7 +389,10 @@ def main() -> None:
                         _json(args.final_recipe_agreement, "final_recipe_agreement",
                               "final_recipe"),
                         _json(args.ptb_final_recipe_agreement, "ptb_final_recipe_agreement",
-                              "final_recipe"))
+                              "final_recipe"),
+                        _results(args.compare_ptb, "compare_ptb"))
+    if args.merge:
+      summary = merged(_json(args.merge, "merge", "summary") or {}, summary)
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   with open(args.out, "w") as f:
