@@ -10,11 +10,11 @@ from enas_jax.io import checkpoints
 from enas_jax.ops import guards
 
 
-def _tree(rng: np.random.Generator, scale: int = 1) -> dict:
+def _tree(rng: np.random.Generator) -> dict:
   """Float32, bfloat16 and integer leaves of a few shapes."""
-  return {"w": rng.normal(size=(3 * scale, 5)).astype(np.float32),
+  return {"w": rng.normal(size=(3, 5)).astype(np.float32),
           "b": rng.normal(size=(7,)).astype(np.float32),
-          "half": jnp.asarray(rng.normal(size=(4, 2 * scale)), jnp.bfloat16),
+          "half": jnp.asarray(rng.normal(size=(4, 2)), jnp.bfloat16),
           "scalar": np.float32(rng.normal()),
           "count": np.array([2**31 - 1, -5], np.int32)}
 

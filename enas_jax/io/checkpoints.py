@@ -74,7 +74,7 @@ def tree_finite(tree: Any) -> jax.Array:
 
   A small tree (at most `_JOINED_MAX` elements: a controller's state) is joined into one vector
   per dtype and checked by one reduction: one reduction per leaf made XLA's CPU compile of the
-  quickstart's controller update 0.4 s (a sixth) slower (61 leaves: the parameters and Adam's
+  quickstart's controller update 0.4 s (a sixth) slower (58 leaves: the parameters and Adam's
   two moments). A larger tree is checked leaf by leaf: joining copies it (5x slower at 35M
   elements; performance.md)."""
   leaves = _float_leaves(tree)

@@ -50,14 +50,10 @@ with itself over seeds (`final_recipe_seed_tau`, `..._top` among the yardstick's
 the yardstick, the teacher's rank under it and, when the study rescored searches, their tau against
 it (`planted_tau_against_final_recipe`); `--ptb_final_recipe_agreement` the same on PTB's cells,
 each key prefixed `ptb_` (`ptb_tau_against_final_recipe`).
-`--compare_ptb` (a `compare --corpus=ptb` study) adds ENAS against random search on PTB at CPU
-scale (`ptb_enas_vs_random_p`, its interval, seeds and both methods' means).
-A study not given, or not run, leaves its keys at null, and `missing`
-names it: a figure is never made up. `--merge=FILE` (an earlier summary.json) keeps that file's
-figures and replaces only those of the studies given now (studies run in different sessions):
-
-  python -m experiments.planted.summary --merge=experiments/results/science/summary.json \
-      --compare_ptb=workdirs/science/v17/compare_ptb
+`--compare_ptb` (a `compare --corpus=ptb` study) adds ENAS against random search on PTB
+(`ptb_enas_vs_random_p`, its interval, seeds, both means). A study not given, or not run, leaves
+its keys at null, and `missing` names it: a figure is never made up. `--merge=FILE` (an earlier
+summary.json) keeps its figures and replaces those of the studies given now.
 """
 from __future__ import annotations
 
@@ -364,9 +360,7 @@ def main() -> None:
                       help="the same study on PTB's cells (final_recipe --ranking=...ranking_ptb)")
   parser.add_argument("--compare_ptb", default="",
                       help="a compare study run with --corpus=ptb (ENAS against random on PTB)")
-  parser.add_argument("--merge", default="",
-                      help="an earlier summary.json: keep its figures, replace those of the "
-                           "studies given now")
+  parser.add_argument("--merge", default="", help="an earlier summary.json to update")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
   try:
