@@ -66,6 +66,32 @@ def test_reported_teacher_perplexity_is_exact(corpus, readout, reset):
   assert np.exp(nll) == pytest.approx(corpus.info["teacher_ppl_valid"], rel=1e-4)
 
 
+def test_a_stream_cut_into_chunks_is_the_same_stream_and_one_program_serves_every_split(
+    monkeypatch):
+  """Two chunks of C steps from the carried state give, to the bit, the tokens, log-probs and
+  state of one scan over 2C steps; a corpus traces (so compiles) its generator once for its
+  three splits."""
+  import jax
+  import jax.numpy as jnp
+  teacher = planted.make_teacher(SMALL)
+  key = jax.random.key(5)
+  carry0 = (jnp.zeros((7, SMALL.hidden_dim)), jnp.zeros((7,), jnp.int32))
+  run = lambda carry, first, steps: jax.jit(lambda c, f: planted._generate(
+      teacher, key, c, f, steps, 0.04, "linear", True))(carry, np.int32(first))
+  whole = run(carry0, 0, 64)
+  first = run(carry0, 0, 32)
+  second = run(first[0], 32, 32)
+  np.testing.assert_array_equal(np.concatenate([first[1], second[1]], 1), whole[1])
+  np.testing.assert_array_equal(np.concatenate([first[2], second[2]], 1), whole[2])
+  np.testing.assert_array_equal(second[0][0], whole[0][0])
+  assert np.sum(whole[1] == 0) > 0  # sentences ended inside: the resets crossed the cut too
+  traces = []
+  generate = planted._generate
+  monkeypatch.setattr(planted, "_generate", lambda *a, **k: traces.append(1) or generate(*a, **k))
+  planted.make_planted_corpus(dataclasses.replace(SMALL, seed=8))
+  assert len(traces) == 1
+
+
 def test_bad_planted_config():
   with pytest.raises(UserError, match="vocab_size"):
     planted.PlantedConfig(vocab_size=2).validate()

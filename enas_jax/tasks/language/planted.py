@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -109,12 +110,15 @@ def next_word_log_probs(logits_SxV: jax.Array, eos_prob: float) -> jax.Array:
   return jnp.concatenate([eos, words], axis=1)
 
 
-def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int, eos_prob: float,
-              readout: str = "standardize", reset_at_eos: bool = True
-              ) -> tuple[jax.Array, jax.Array]:
-  """Samples `steps` tokens in each of `num_streams` streams: (tokens [S, T], log-probs [S, T]);
-  `reset_at_eos`: the state is zeroed after each <eos> (independent sentences)."""
-  hidden = teacher.embedding_VxH.shape[1]
+def _generate(teacher: Teacher, key: jax.Array, carry: tuple[jax.Array, jax.Array],
+              first_step: jax.Array, steps: int, eos_prob: float, readout: str = "standardize",
+              reset_at_eos: bool = True) -> tuple[tuple[jax.Array, jax.Array], jax.Array,
+                                                  jax.Array]:
+  """Samples time steps `first_step` .. `first_step + steps - 1` of every stream from `carry`
+  (each stream's state [S, H] and last token [S]): (the carry after them, tokens [S, steps],
+  log-probs [S, steps]). Step t samples from `key` folded with t, so a stream cut into chunks is
+  the same stream. `reset_at_eos`: the state is zeroed after each <eos> (independent
+  sentences)."""
   arch = RNNArch(jnp.asarray(teacher.arch.prev_N), jnp.asarray(teacher.arch.act_N))
   w_edges = cell_lib.fixed_edge_weights(teacher.cell, tuple(int(p) for p in teacher.arch.prev_N))
   opts = cell_lib.CellOptions()
@@ -133,19 +137,37 @@ def _generate(teacher: Teacher, key: jax.Array, num_streams: int, steps: int, eo
       h_new_SxH = jnp.where((nxt_S == 0)[:, None], 0.0, h_new_SxH)
     return (h_new_SxH, nxt_S), (nxt_S, logp_S)
 
-  init = (jnp.zeros((num_streams, hidden)), jnp.zeros((num_streams,), jnp.int32))
-  _, (tok_TxS, logp_TxS) = jax.lax.scan(step, init, jnp.arange(steps))
-  return tok_TxS.T, logp_TxS.T
+  carry, (tok_TxS, logp_TxS) = jax.lax.scan(step, carry, first_step + jnp.arange(steps))
+  return carry, tok_TxS.T, logp_TxS.T
 
 
-def _split(teacher: Teacher, key: jax.Array, cfg: PlantedConfig, num_tokens: int
-           ) -> tuple[np.ndarray, float]:
+# Time steps per call of a corpus's one compiled generator: every split is generated in chunks of
+# this many steps (the last cut), so the three splits share one program (one compile instead of
+# three; performance.md) and give the same tokens as one scan over all their steps.
+_CHUNK_STEPS = 256
+
+
+def _generator(teacher: Teacher, cfg: PlantedConfig) -> Callable[..., Any]:
+  """The corpus's compiled `(key, carry, first_step) -> (carry, tokens, log-probs)` of
+  `_CHUNK_STEPS` steps."""
+  return jax.jit(lambda key, carry, first: _generate(
+      teacher, key, carry, first, _CHUNK_STEPS, 1.0 / cfg.mean_sentence_length, cfg.readout,
+      cfg.reset_at_eos))
+
+
+def _split(teacher: Teacher, generate: Callable[..., Any], key: jax.Array, cfg: PlantedConfig,
+           num_tokens: int) -> tuple[np.ndarray, float]:
   """A split of about `num_tokens` whole sentences and the teacher's mean NLL (nats/token)."""
   steps = int(math.ceil(1.2 * num_tokens / cfg.num_streams)) + 4 * int(cfg.mean_sentence_length)
-  tok_SxT, logp_SxT = jax.jit(lambda k: _generate(
-      teacher, k, cfg.num_streams, steps, 1.0 / cfg.mean_sentence_length, cfg.readout,
-      cfg.reset_at_eos))(key)
-  tok_SxT, logp_SxT = np.asarray(tok_SxT), np.asarray(logp_SxT, np.float64)
+  carry = (jnp.zeros((cfg.num_streams, teacher.embedding_VxH.shape[1])),
+           jnp.zeros((cfg.num_streams,), jnp.int32))
+  toks, logps = [], []
+  for first in range(0, steps, _CHUNK_STEPS):
+    carry, tok, logp = generate(key, carry, np.int32(first))
+    toks.append(np.asarray(tok))
+    logps.append(np.asarray(logp, np.float64))
+  tok_SxT = np.concatenate(toks, axis=1)[:, :steps]
+  logp_SxT = np.concatenate(logps, axis=1)[:, :steps]
   toks, logps = [], []
   for s in range(cfg.num_streams):  # keep whole sentences: cut each stream at its last <eos>
     ends = np.nonzero(tok_SxT[s] == 0)[0]
@@ -170,11 +192,12 @@ def unigram_perplexity(train: np.ndarray, split: np.ndarray, vocab_size: int) ->
 def make_planted_corpus(cfg: PlantedConfig) -> Corpus:
   """Generates the corpus; `info` holds the teacher's and the unigram perplexity per split."""
   teacher = make_teacher(cfg)
+  generate = _generator(teacher, cfg)
   base = jax.random.fold_in(jax.random.key(cfg.seed), 3)
   splits, info = {}, {}
   for i, (name, n) in enumerate((("train", cfg.train_tokens), ("valid", cfg.valid_tokens),
                                  ("test", cfg.test_tokens))):
-    splits[name], nll = _split(teacher, jax.random.fold_in(base, i), cfg, n)
+    splits[name], nll = _split(teacher, generate, jax.random.fold_in(base, i), cfg, n)
     info[f"teacher_ppl_{name}"] = math.exp(nll)
   for name in ("valid", "test"):
     info[f"unigram_ppl_{name}"] = unigram_perplexity(splits["train"], splits[name],
