@@ -161,13 +161,13 @@ def _split(teacher: Teacher, generate: Callable[..., Any], key: jax.Array, cfg: 
   steps = int(math.ceil(1.2 * num_tokens / cfg.num_streams)) + 4 * int(cfg.mean_sentence_length)
   carry = (jnp.zeros((cfg.num_streams, teacher.embedding_VxH.shape[1])),
            jnp.zeros((cfg.num_streams,), jnp.int32))
-  toks, logps = [], []
+  tok_chunks, logp_chunks = [], []
   for first in range(0, steps, _CHUNK_STEPS):
     carry, tok, logp = generate(key, carry, np.int32(first))
-    toks.append(np.asarray(tok))
-    logps.append(np.asarray(logp, np.float64))
-  tok_SxT = np.concatenate(toks, axis=1)[:, :steps]
-  logp_SxT = np.concatenate(logps, axis=1)[:, :steps]
+    tok_chunks.append(np.asarray(tok))
+    logp_chunks.append(np.asarray(logp, np.float64))
+  tok_SxT = np.concatenate(tok_chunks, axis=1)[:, :steps]
+  logp_SxT = np.concatenate(logp_chunks, axis=1)[:, :steps]
   toks, logps = [], []
   for s in range(cfg.num_streams):  # keep whole sentences: cut each stream at its last <eos>
     ends = np.nonzero(tok_SxT[s] == 0)[0]
