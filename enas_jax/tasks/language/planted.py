@@ -159,8 +159,8 @@ def _split(teacher: Teacher, generate: Callable[..., Any], key: jax.Array, cfg: 
            num_tokens: int) -> tuple[np.ndarray, float]:
   """A split of about `num_tokens` whole sentences and the teacher's mean NLL (nats/token)."""
   steps = int(math.ceil(1.2 * num_tokens / cfg.num_streams)) + 4 * int(cfg.mean_sentence_length)
-  carry = (jnp.zeros((cfg.num_streams, teacher.embedding_VxH.shape[1])),
-           jnp.zeros((cfg.num_streams,), jnp.int32))
+  carry = (np.zeros((cfg.num_streams, teacher.embedding_VxH.shape[1]), np.float32),
+           np.zeros((cfg.num_streams,), np.int32))  # host zeros: no eager programs compiled
   tok_chunks, logp_chunks = [], []
   for first in range(0, steps, _CHUNK_STEPS):
     carry, tok, logp = generate(key, carry, np.int32(first))
