@@ -199,6 +199,73 @@ def test_compare_reuses_random_searches_only_after_a_rerun_matches(tmp_path, mon
     compare.run(str(tmp_path / "d"), "tiny", seeds=4, random_from=str(tmp_path / "a"))
 
 
+def test_compare_extends_an_earlier_study_by_the_seeds_it_lacks(tmp_path, monkeypatch):
+  """`--extend_from`: both methods' rows for the earlier study's seeds are reused after its
+  first `verify_extend` seeds rerun to the bit; only the new seeds are searched, the earlier
+  answers are not trained alone again, and the noise figures (no teacher here) are reused. A
+  different setting, too few seeds, or both reuse flags are refused. Searches stood in for."""
+  from experiments.planted import compare
+  calls, trained, names = [], [], {}  # names: each cell by the first search that found it
+  code_changed = False
+
+  class Trainer:
+    def valid_perplexity(self, arch, seed=None):
+      trained.append((names[str(arch)], seed))
+      return 100.0 + (seed or 0) + int(arch.act_N[0])
+
+  def search_row(out, scale, seed, kind, settings, standalone, ctx):
+    calls.append((kind, seed))
+    ctx.setdefault("corpus", type("C", (), {"info": {}})())
+    ctx.setdefault("trainer", Trainer())
+    moved = kind == "enas" and code_changed  # the code since moved ENAS's searches
+    cell = (f"{seed % 4} 0 0 1 0 2 1 3 0 1 2" if kind == "enas"
+            else f"3 0 0 0 {seed % 3} 0 0 0 0 0 0")
+    names.setdefault(str(common.arch_of(cell)), f"{kind} {seed}")
+    if cell not in standalone:
+      standalone[cell] = ctx["trainer"].valid_perplexity(common.arch_of(cell))
+    return {"method": kind, "seed": seed, "cell": cell, "shared_ppl": 150.0 + seed + moved,
+            "teacher_shared_ppl": None, "standalone_ppl": standalone[cell], "entropy_end": 2.0}
+
+  monkeypatch.setattr(compare, "search_row", search_row)
+  monkeypatch.setattr(common, "corpus_facts", lambda corpus: {"name": "ptb"})
+  for name in "abcdefg":
+    (tmp_path / name).mkdir()
+  first = compare.run(str(tmp_path / "a"), "tiny", seeds=3, settings=("controller.x=1",))
+  calls.clear(), trained.clear()
+  second = compare.run(str(tmp_path / "b"), "tiny", seeds=5, settings=("controller.x=1",),
+                       extend_from=str(tmp_path / "a"))
+  assert calls == [("enas", 0), ("random", 0), ("enas", 3), ("random", 3), ("enas", 4),
+                   ("random", 4)]
+  # seed 0's two answers trained again (the proof), seed 3's ENAS answer is new, seed 4's ENAS
+  # answer is seed 0's cell and random's seed 3 and 4 answers are earlier ones: not trained again
+  assert trained == [("enas 0", None), ("random 0", None), ("enas 3", None)]
+  assert second["runs"][:6] == [dict(r, reused_from=str(tmp_path / "a")) if r["seed"] >= 1
+                                else r for r in first["runs"]]
+  assert [(r["method"], r["seed"]) for r in second["runs"]] == [
+      (k, s) for s in range(5) for k in compare.METHODS]
+  assert second["noise_ppl_seeds"] == first["noise_ppl_seeds"] == [100.0, 101.0, 102.0]
+  assert second["extended_from"] == str(tmp_path / "a") and second["verified_extend"] == 1
+  calls.clear()
+  third = compare.run(str(tmp_path / "c"), "tiny", seeds=6, settings=("controller.x=1",),
+                      extend_from=str(tmp_path / "b"), verify_extend=2)
+  assert calls == [("enas", 0), ("random", 0), ("enas", 1), ("random", 1), ("enas", 5),
+                   ("random", 5)]
+  # each reused row names the study that searched it: seed 2 study a, seed 4 study b
+  assert [third["runs"][i]["reused_from"] for i in (4, 8)] == [str(tmp_path / n) for n in "ab"]
+  with pytest.raises(UserError, match="same scale, corpus and settings"):
+    compare.run(str(tmp_path / "e"), "tiny", seeds=5, extend_from=str(tmp_path / "a"))
+  with pytest.raises(UserError, match="already has seeds 0-2"):
+    compare.run(str(tmp_path / "f"), "tiny", seeds=3, settings=("controller.x=1",),
+                extend_from=str(tmp_path / "a"))
+  with pytest.raises(UserError, match="both given"):
+    compare.run(str(tmp_path / "g"), "tiny", seeds=5, settings=("controller.x=1",),
+                extend_from=str(tmp_path / "a"), random_from=str(tmp_path / "a"))
+  code_changed = True
+  with pytest.raises(UserError, match="enas search seed 0 rerun here gives"):
+    compare.run(str(tmp_path / "d"), "tiny", seeds=5, settings=("controller.x=1",),
+                extend_from=str(tmp_path / "a"))
+
+
 def test_compare_on_ptb_reads_the_directory_corpus_and_reports_without_a_teacher(tmp_path,
                                                                                monkeypatch):
   """`--corpus=ptb`: every search reads the corpus folder built from --ptb_dir (the ranking

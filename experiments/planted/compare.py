@@ -10,6 +10,9 @@ r"""ENAS against random search with weight sharing on the planted-cell corpus, a
   python -m experiments.planted.compare --out=DIR --seeds=10 --set=controller.entropy_weight=0.01 \
       --random_from=workdirs/science/v15/compare_defaults   # a remedy random search ignores:
       # its searches reused from a study of the defaults, after one rerun matches to the bit
+  python -m experiments.planted.compare --corpus=ptb --out=DIR2 --seeds=20 --extend_from=DIR
+      # seeds 10-19 added to a 10-seed study: its rows reused after seed 0 (both methods) is
+      # rerun and matches to the bit
 
 For each seed, one search with the trained controller (`controller.kind=enas`) and one with the
 uniform controller (`random`): the same config otherwise, so both train the shared weights for the
@@ -24,6 +27,7 @@ difference in means. Writes results.json, table.md and compare.png to --out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from typing import Any
@@ -39,33 +43,41 @@ METHODS = ("enas", "random")
 
 def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = (),
         random_from: str = "", verify_random: int = 1, corpus_name: str = "planted",
-        ptb_dir: str = "../shared/data/ptb", ptb_corpus: str = "") -> dict:
+        ptb_dir: str = "../shared/data/ptb", ptb_corpus: str = "", extend_from: str = "",
+        verify_extend: int = 1) -> dict:
   scale = common.scale_of(scale_name)
   started = time.time()
   rows, standalone, ctx = [], {}, {}
   if corpus_name == "ptb":  # every search reads the ranking study's PTB corpus folder
     ctx["data_dir"] = ranking.prepare_ptb(ptb_dir, ptb_corpus or os.path.join(out, "ptb_corpus"))
-  earlier_rows, earlier_alone = reused_random(random_from, scale_name, seeds, verify_random)
+  if random_from and extend_from:
+    raise UserError("--random_from and --extend_from both given: extend a study that reused "
+                    "random searches by giving that study as --extend_from alone.")
+  reuse = (Reuse.extending(extend_from, scale_name, corpus_name, settings, seeds, verify_extend)
+           if extend_from else Reuse.random(random_from, scale_name, seeds, verify_random))
   for seed in range(seeds):
     for kind in METHODS:
-      if kind == "random" and seed >= verify_random and earlier_rows:
-        rows.append(dict(earlier_rows[seed], reused_from=random_from))
+      earlier = reuse.rows.get((kind, seed))
+      if earlier and seed >= reuse.verify:
+        rows.append(dict(earlier, reused_from=earlier.get("reused_from") or reuse.folder))
         continue
       rows.append(search_row(out, scale, seed, kind, settings, standalone, ctx))
-      if kind == "random" and earlier_rows:  # the reruns that license reusing the rest
-        check_same(rows[-1], earlier_rows[seed], random_from)
-        if seed == verify_random - 1:  # the recipe trains alone to the bit as it did then
-          standalone.update(earlier_alone)
+      if earlier:  # the reruns that license reusing the rest
+        check_same(rows[-1], earlier, reuse.folder)
+        if seed == reuse.verify - 1 and kind == METHODS[-1]:  # trains alone as it did then
+          standalone.update(reuse.alone)
   corpus, trainer = ctx["corpus"], ctx["trainer"]
   teacher = corpus.info.get("teacher_arch")  # None on PTB
   result = {"scale": scale_name, "seeds": seeds, "settings": list(settings),
             "random_from": random_from, "verified_random": verify_random if random_from else 0,
+            "extended_from": extend_from, "verified_extend": verify_extend if extend_from else 0,
             "corpus_name": corpus_name, "corpus": common.corpus_facts(corpus),
             **(teacher_facts(rows, teacher, corpus, trainer) if teacher else {})}
   if not teacher:  # the noise of "trained alone": the first ENAS answer from other inits
     probe = rows[0]["cell"]
-    result.update(noise_cell=probe, noise_ppl_seeds=[standalone[probe]] + [
-        trainer.valid_perplexity(common.arch_of(probe), seed=s) for s in (1, 2)])
+    result.update(noise_cell=probe, noise_ppl_seeds=reuse.noise.get(probe) or [
+        standalone[probe]] + [trainer.valid_perplexity(common.arch_of(probe), seed=s)
+                              for s in (1, 2)])
   result.update(runs=rows, methods=summarize(rows), seconds=time.time() - started)
   by = {m: [r["standalone_ppl"] for r in rows if r["method"] == m] for m in METHODS}
   result["p_value_standalone_ppl"] = stats.permutation_test(by["enas"], by["random"])
@@ -119,36 +131,75 @@ def search_row(out: str, scale: common.Scale, seed: int, kind: str, settings: tu
   return row
 
 
-def reused_random(folder: str, scale_name: str, seeds: int, verify: int
-                  ) -> tuple[dict[int, dict], dict[str, float]]:
-  """An earlier compare study's random-search rows by seed, and every answer it trained alone
-  by cell; nothing without `folder`. For settings the uniform controller ignores (the
-  controller's learning: entropy bonus, temperature, locality prior) random search runs as it
-  did there; the first `verify` seeds are rerun to prove it (`check_same`)."""
-  if not folder:
-    return {}, {}
-  earlier = common.read_results(folder, "--random_from")
-  rows = {r["seed"]: r for r in earlier["runs"] if r["method"] == "random"}
-  if earlier["scale"] != scale_name or any(s not in rows for s in range(seeds)):
-    raise UserError(f"--random_from={folder}: that study ran at scale {earlier['scale']!r} "
-                    f"with seeds {sorted(rows)}; this one needs scale {scale_name!r} and seeds "
-                    f"0-{seeds - 1}. Give a study that covers them, or drop the flag.")
-  if not 1 <= verify <= seeds:
-    raise UserError(f"--verify_random is {verify}; it must be 1..--seeds ({seeds}): at least "
-                    f"one random search is rerun to prove the reused ones still hold.")
-  return rows, {r["cell"]: r["standalone_ppl"] for r in earlier["runs"]}
+@dataclasses.dataclass(frozen=True)
+class Reuse:
+  """Rows an earlier compare study ran that this one takes instead of rerunning them.
+
+  rows: by (method, seed); the seeds below `verify` are rerun and must match (`check_same`).
+  alone: every answer the earlier study trained alone, by cell (used once the reruns match).
+  noise: the earlier study's noise figures of training alone, by cell (PTB's first answer)."""
+  folder: str = ""
+  rows: dict[tuple[str, int], dict] = dataclasses.field(default_factory=dict)
+  alone: dict[str, float] = dataclasses.field(default_factory=dict)
+  noise: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+  verify: int = 0
+
+  @classmethod
+  def random(cls, folder: str, scale_name: str, seeds: int, verify: int) -> "Reuse":
+    """`--random_from`: an earlier study's random searches for seeds 0..seeds-1. For settings the
+    uniform controller ignores (the controller's learning: entropy bonus, temperature, locality
+    prior) random search runs as it did there; the first `verify` seeds are rerun to prove it."""
+    if not folder:
+      return cls()
+    earlier = common.read_results(folder, "--random_from")
+    rows = {r["seed"]: r for r in earlier["runs"] if r["method"] == "random"}
+    if earlier["scale"] != scale_name or any(s not in rows for s in range(seeds)):
+      raise UserError(f"--random_from={folder}: that study ran at scale {earlier['scale']!r} "
+                      f"with seeds {sorted(rows)}; this one needs scale {scale_name!r} and seeds "
+                      f"0-{seeds - 1}. Give a study that covers them, or drop the flag.")
+    if not 1 <= verify <= seeds:
+      raise UserError(f"--verify_random is {verify}; it must be 1..--seeds ({seeds}): at least "
+                      f"one random search is rerun to prove the reused ones still hold.")
+    return cls(folder, {("random", s): rows[s] for s in range(seeds)},
+               {r["cell"]: r["standalone_ppl"] for r in earlier["runs"]}, verify=verify)
+
+  @classmethod
+  def extending(cls, folder: str, scale_name: str, corpus_name: str,
+                settings: tuple[str, ...], seeds: int, verify: int) -> "Reuse":
+    """`--extend_from`: an earlier study of the same scale, corpus and settings with fewer
+    seeds; both methods' rows for its seeds are reused, the first `verify` seeds of each rerun
+    to prove the code still gives them."""
+    earlier = common.read_results(folder, "--extend_from")
+    mine = {"scale": scale_name, "corpus_name": corpus_name, "settings": list(settings)}
+    theirs = {k: earlier.get(k, "planted" if k == "corpus_name" else None) for k in mine}
+    if theirs != mine:
+      raise UserError(f"--extend_from={folder}: that study ran with {theirs}, this one with "
+                      f"{mine}; only a study of the same scale, corpus and settings can be "
+                      f"extended. Give the same --scale, --corpus and --set as it had.")
+    done = earlier["seeds"]
+    if not done < seeds:
+      raise UserError(f"--extend_from={folder} already has seeds 0-{done - 1}; --seeds is "
+                      f"{seeds}. Give more seeds than it has (it adds seeds {done}..--seeds-1).")
+    if not 1 <= verify <= done:
+      raise UserError(f"--verify_extend is {verify}; it must be 1..{done} (the earlier study's "
+                      f"seeds): at least one seed is rerun to prove the reused rows still hold.")
+    noise = ({earlier["noise_cell"]: earlier["noise_ppl_seeds"]}
+             if "noise_cell" in earlier else {})
+    return cls(folder, {(r["method"], r["seed"]): r for r in earlier["runs"]},
+               {r["cell"]: r["standalone_ppl"] for r in earlier["runs"]}, noise, verify)
 
 
 def check_same(rerun: dict, before: dict, folder: str) -> None:
-  """A rerun random search must give the earlier row to the bit (its answer, its shared and
-  trained-alone perplexities): otherwise the settings, or the code, changed random search."""
+  """A rerun search must give the earlier study's row to the bit (its answer, its shared and
+  trained-alone perplexities): otherwise the settings, or the code, changed that search."""
   keys = ("cell", "shared_ppl", "standalone_ppl")
   if any(rerun[k] != before[k] for k in keys):
     raise UserError(
-        f"--random_from={folder}: random search seed {rerun['seed']} rerun here gives "
+        f"{folder}: {rerun['method']} search seed {rerun['seed']} rerun here gives "
         + ", ".join(f"{k} {rerun[k]!r}" for k in keys) + " where that study recorded "
         + ", ".join(f"{k} {before[k]!r}" for k in keys) + ": this study's settings (or the "
-        "code since) change random search, so its rows cannot be reused. Drop --random_from.")
+        "code since) change that search, so the earlier study's rows cannot be reused. Drop "
+        "--random_from / --extend_from and run every seed.")
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -266,12 +317,19 @@ def main() -> None:
   parser.add_argument("--verify_random", type=int, default=1,
                       help="with --random_from: this many random searches rerun and checked "
                       "to the bit before the others are reused")
+  parser.add_argument("--extend_from", default="",
+                      help="an earlier compare study's --out with fewer seeds (same scale, "
+                      "corpus, settings): reuse its rows, run only the seeds it lacks")
+  parser.add_argument("--verify_extend", type=int, default=1,
+                      help="with --extend_from: this many of its seeds rerun (both methods) and "
+                      "checked to the bit before the others are reused")
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
   common.use_compilation_cache(args.out)
   try:
     result = run(args.out, args.scale, args.seeds, tuple(args.set), args.random_from,
-                 args.verify_random, args.corpus, args.ptb_dir, args.ptb_corpus)
+                 args.verify_random, args.corpus, args.ptb_dir, args.ptb_corpus,
+                 args.extend_from, args.verify_extend)
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
   print(open(os.path.join(args.out, "table.md")).read())
