@@ -45,6 +45,20 @@ def test_permutation_test_exact_by_hand():
   assert abs(exact - sampled) < 0.01 and exact < 0.05
 
 
+def test_rank_permutation_test_by_hand():
+  """Ranks 1..4 split {1,2} against {3,4}: 2 of the 6 splits are as far apart (p = 1/3); ties
+  share a mean rank; a diverged value counts as one rank, so any order-keeping change of the
+  values leaves p as it is, where the test on the values moves."""
+  assert stats.rank_permutation_test([1.0, 2.0], [3.0, 4.0]) == pytest.approx(1 / 3)
+  assert stats.rank_permutation_test([5.0, 5.0], [5.0, 5.0]) == 1.0
+  # ties: ranks (1.5, 1.5 | 3, 4) give mean ranks 1.5 and 3.5; 2 of 6 splits as far apart
+  assert stats.rank_permutation_test([1.0, 1.0], [2.0, 3.0]) == pytest.approx(2 / 6)
+  a, b = [200.0, 202.0, 204.0, 206.0, 1105.0], [205.0, 207.0, 209.0, 211.0, 213.0]
+  tamed = [200.0, 202.0, 204.0, 206.0, 214.0]  # the outlier brought back to the same rank
+  assert stats.rank_permutation_test(a, b) == stats.rank_permutation_test(tamed, b)
+  assert stats.permutation_test(a, b) > 0.5 > stats.permutation_test(tamed, b)
+
+
 def test_cell_distance_counts_differing_decisions():
   prev, act = [-1, 0, 1, 1], [0, 1, 2, 3]
   assert stats.cell_distance(prev, act, prev, act) == 0
@@ -311,7 +325,11 @@ def test_compare_on_ptb_reads_the_directory_corpus_and_reports_without_a_teacher
   low, high = result["difference_interval"]
   assert low < -2.5 < high < 0
   table = (out / "table.md").read_text()
-  assert "| method | trained alone ppl | final entropy |" in table
+  assert "| method | trained alone ppl | median | final entropy |" in table
+  assert result["methods"]["enas"]["standalone_ppl"]["median"] == pytest.approx(100.5)
+  assert result["p_value_standalone_ranks"] == pytest.approx(
+      stats.rank_permutation_test([100.0, 101.0] * 2, [103.0] * 4))
+  assert f"by ranks p = {result['p_value_standalone_ranks']:.3f}" in table
   assert "distance" not in table and (out / "compare.png").is_file()
 
 
@@ -393,6 +411,10 @@ def test_summary_adds_ptbs_enas_against_random_and_merges_into_an_earlier_summar
   assert (now["ptb_enas_vs_random_p"], now["ptb_enas_vs_random_seeds"]) == (0.1, 3)
   assert (now["ptb_enas_standalone_ppl"], now["ptb_random_standalone_ppl"]) == (4 / 3, 6.0)
   assert now["ptb_enas_vs_random_interval"] is None  # 3 against 3: p never below 0.1
+  # by ranks every ENAS answer is below every random one: 2 of the 20 splits as far apart
+  assert now["ptb_enas_vs_random_p_ranks"] == pytest.approx(0.1)
+  assert (now["ptb_enas_standalone_ppl_median"], now["ptb_random_standalone_ppl_median"]) == (
+      1.0, 6.0)
   assert now["planted_tau"] is None and "compare" in now["missing"]
   earlier = {"planted_tau": 0.5, "enas_vs_random_p": 0.001, "ptb_tau": 0.56, "missing": []}
   out = summary.merged(earlier, now)

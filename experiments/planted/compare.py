@@ -81,6 +81,8 @@ def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = (),
   result.update(runs=rows, methods=summarize(rows), seconds=time.time() - started)
   by = {m: [r["standalone_ppl"] for r in rows if r["method"] == m] for m in METHODS}
   result["p_value_standalone_ppl"] = stats.permutation_test(by["enas"], by["random"])
+  # by ranks: an answer that trains alone badly (diverges) weighs one rank, not its perplexity
+  result["p_value_standalone_ranks"] = stats.rank_permutation_test(by["enas"], by["random"])
   # the 95% interval of ENAS's mean minus random's; None when too few seeds bound it
   result["difference_interval"] = versus_lib.interval(by["enas"], by["random"])
   if teacher:
@@ -211,7 +213,8 @@ def summarize(rows: list[dict]) -> dict:
                 "entropy_end"):
       if all(key in r for r in mine):  # no teacher (PTB): no distance or gap to it
         mean, std = stats.mean_std([r[key] for r in mine])
-        out[m][key] = {"mean": mean, "std": std}
+        out[m][key] = {"mean": mean, "std": std,
+                       "median": float(np.median([r[key] for r in mine]))}
     if all("distance_to_teacher" in r for r in mine):
       out[m]["recovered"] = sum(r["distance_to_teacher"] == 0 for r in mine)
     out[m]["runs"] = len(mine)
@@ -243,10 +246,11 @@ def write_outputs(out: str, result: dict) -> None:
     if "distance_to_teacher" in r:
       cells += [f"{r['gap_to_optimal']:.2f}", r["distance_to_teacher"]]
     lines.append("| " + " | ".join(map(str, cells + [f"{r['entropy_end']:.2f}"])) + " |")
-  lines += ["", table_head(("method", *method_cols, "final entropy"), 1)]
+  lines += ["", table_head(("method", *method_cols[:1], "median", *method_cols[1:],
+                            "final entropy"), 1)]
   for m, s in result["methods"].items():
     f = lambda k: f"{s[k]['mean']:.2f} ± {s[k]['std']:.2f}"
-    cells = [m, f("standalone_ppl")]
+    cells = [m, f("standalone_ppl"), f"{s['standalone_ppl']['median']:.2f}"]
     if "recovered" in s:
       cells += [f("gap_to_optimal"), f("distance_to_teacher"), f"{s['recovered']}/{s['runs']}"]
     lines.append("| " + " | ".join(cells + [f("entropy_end")]) + " |")
@@ -254,6 +258,8 @@ def write_outputs(out: str, result: dict) -> None:
   lines += ["", f"Permutation test (two-sided, difference in means, ENAS vs random): trained-alone "
             f"perplexity p = {result['p_value_standalone_ppl']:.3f} (95% interval of the "
             f"difference {low:+.3f} to {high:+.3f})"
+            + (f"; by ranks p = {result['p_value_standalone_ranks']:.3f}"
+               if "p_value_standalone_ranks" in result else "")
             + (f"; distance to the teacher p = {result['p_value_distance']:.3f}."
                if "p_value_distance" in result else ".")]
   with open(os.path.join(out, "table.md"), "w") as f:

@@ -46,15 +46,13 @@ the answers trained by the final training instead of the studies' recipe. Each c
 with random search also gets the 95% interval of the difference of means (ENAS - random) that
 inverts its permutation test (`enas_vs_random_interval`, `..._final_recipe`; null when unbounded).
 `--final_recipe_agreement` (a `final_recipe` study's OUT.json) adds the final recipe's agreement
-with itself over seeds (`final_recipe_seed_tau`, `..._top` among the yardstick's best cells), with
-the yardstick, the teacher's rank under it and, when the study rescored searches, their tau against
-it (`planted_tau_against_final_recipe`); `--ptb_final_recipe_agreement` the same on PTB's cells,
-each key prefixed `ptb_` (`ptb_tau_against_final_recipe`).
+with itself (`final_recipe_seed_tau`, `..._top` among the yardstick's best), with the yardstick,
+the teacher's rank and the rescored searches' tau (`planted_tau_against_final_recipe`);
+`--ptb_final_recipe_agreement` the same on PTB's cells, each key prefixed `ptb_`.
 `--compare_ptb` (a `compare --corpus=ptb` study) adds ENAS against random search on PTB
-(`ptb_enas_vs_random_p`, its interval, seeds, both means). A study not given, or not run, leaves
-its keys at null, and `missing` names it: a figure is never made up. `--merge=FILE` (an earlier
-summary.json) keeps its figures and replaces those of the studies given now.
-"""
+(`ptb_enas_vs_random_p`, `..._p_ranks` by ranks, the interval, seeds, means, medians). A study
+not given leaves its keys null, named in `missing`: a figure is never made up. `--merge=FILE`
+(an earlier summary.json) keeps its figures and replaces those of the studies given now."""
 from __future__ import annotations
 
 import argparse
@@ -66,7 +64,7 @@ import numpy as np
 from enas_jax.io.errors import UserError
 from enas_jax.report import versus as versus_lib
 from enas_jax.run import config as run_config
-from experiments.planted import common, short_alone
+from experiments.planted import common, short_alone, stats
 
 KEYS = ("planted_tau", "ptb_tau", "enas_vs_random_p", "enas_vs_random_seeds",
         "teacher_recovered_fraction", "spread_over_noise", "teacher_rank_fraction")
@@ -210,7 +208,11 @@ def _ptb_compare_figures(compare: dict | None) -> dict[str, Any]:
   side = lambda m: [r["standalone_ppl"] for r in compare["runs"] if r["method"] == m]
   return {"ptb_enas_vs_random_p": compare["p_value_standalone_ppl"],
           "ptb_enas_vs_random_interval": versus_lib.interval(side("enas"), side("random")),
+          "ptb_enas_vs_random_p_ranks": stats.rank_permutation_test(side("enas"),
+                                                                    side("random")),
           "ptb_enas_vs_random_seeds": compare["seeds"],
+          "ptb_enas_standalone_ppl_median": float(np.median(side("enas"))),
+          "ptb_random_standalone_ppl_median": float(np.median(side("random"))),
           "ptb_enas_standalone_ppl": compare["methods"]["enas"]["standalone_ppl"]["mean"],
           "ptb_random_standalone_ppl": compare["methods"]["random"]["standalone_ppl"]["mean"],
           "ptb_compare_settings": compare.get("settings", [])}
