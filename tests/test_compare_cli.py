@@ -50,6 +50,28 @@ def test_the_p_value_and_verdict_by_hand(tmp_path):
   assert compare.comparison(ours, base, "valid_ppl")["p"] == pytest.approx(4 / 20)
 
 
+def test_one_run_that_swamps_the_mean_is_flagged_by_the_rank_test(tmp_path):
+  """Six of our seven runs beat every baseline run, the seventh diverged (1000): the test on the
+  means sees nothing (p = 1), the test on ranks (ours 1-6 and 14 against 7-13) does, and the
+  verdict says the two disagree; the medians are reported beside the means."""
+  ours = compare.read_runs(_runs(tmp_path, "a", [{"valid_ppl": v} for v in
+                                                  (1, 2, 3, 4, 5, 6, 1000)]), "ours")
+  base = compare.read_runs(_runs(tmp_path, "b", [{"valid_ppl": v} for v in range(7, 14)]),
+                           "baseline")
+  result = compare.comparison(ours, base, "valid_ppl")
+  assert result["p"] == 1.0
+  assert result["p_ranks"] == stats.permutation_test([1, 2, 3, 4, 5, 6, 14], list(range(7, 14)))
+  assert result["p_ranks"] < 0.05
+  assert (result["ours_median"], result["baseline_median"]) == (4.0, 10.0)
+  assert "the two tests disagree" in result["verdict"]
+  lines = "\n".join(compare.report_lines(result))
+  assert "median 4.0000" in lines and f"by ranks p = {result['p_ranks']:.4g}" in lines
+  # when both tests agree nothing is added
+  tame = compare.read_runs(_runs(tmp_path, "c", [{"valid_ppl": v} for v in
+                                                  (1, 2, 3, 4, 5, 6, 6.5)]), "ours")
+  assert "disagree" not in compare.comparison(tame, base, "valid_ppl")["verdict"]
+
+
 def test_the_interval_of_the_difference_inverts_the_test(tmp_path):
   """a = 0, 1 against b = 10, 12 shifted by d: of the 6 splits, the observed one and its mirror
   differ by |D| = |-10.5 - d|, the two cross splits (0 + 10 | 1 + 12 and 0 + 12 | 1 + 10) by 1.5

@@ -1,7 +1,7 @@
 """Rank statistics for the search report and the studies, with nothing beyond NumPy: Kendall's
 tau-b with a permutation p-value, Spearman's rho (average ranks for ties), a figure's
-percentile among others, a two-sided permutation test of a difference in means, and the
-confidence interval of that difference that inverts the test."""
+percentile among others, a two-sided permutation test of a difference in means, its form on
+ranks, and the confidence interval of that difference that inverts the test."""
 from __future__ import annotations
 
 import itertools
@@ -107,6 +107,20 @@ def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 20
   chosen, exact = _splits(n, k, max_exact, samples, seed)
   hits = int(np.sum(np.asarray([diff(idx) for idx in chosen]) >= observed - 1e-12))
   return hits / len(chosen) if exact else (hits + 1) / (len(chosen) + 1)
+
+
+def rank_permutation_test(a: Sequence[float], b: Sequence[float]) -> float:
+  """Two-sided p-value for a difference in mean rank between groups `a` and `b` (the
+  permutation form of the Wilcoxon rank-sum test; ties share their mean rank): unlike
+  `permutation_test` on the values, one diverged run counts as one rank, not as its size."""
+  pooled = np.concatenate([np.asarray(a, float), np.asarray(b, float)])
+  order = np.argsort(pooled, kind="stable")
+  ranks = np.empty(pooled.size)
+  ranks[order] = np.arange(1, pooled.size + 1)
+  for value in np.unique(pooled):  # ties: the mean of the ranks they span
+    same = pooled == value
+    ranks[same] = ranks[same].mean()
+  return permutation_test(ranks[:len(a)], ranks[len(a):])
 
 
 def _splits(n: int, k: int, max_exact: int, samples: int, seed: int) -> tuple[np.ndarray, bool]:

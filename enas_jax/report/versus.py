@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from enas_jax.io.errors import UserError
-from enas_jax.report.stats import permutation_test, shift_interval
+from enas_jax.report.stats import permutation_test, rank_permutation_test, shift_interval
 
 AUTO_FIGURES = ("valid_ppl", "valid_acc", "valid_acc_table", "test_acc")
 SHARED_SUFFIX = "_shared"  # a search's figures under its shared weights
@@ -91,7 +91,7 @@ def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) ->
                       f"would mean nothing.")
   a = [float(s[figure]) for s in ours.values()]
   b = [float(s[figure]) for s in baseline.values()]
-  p = permutation_test(a, b)
+  p, p_ranks = permutation_test(a, b), rank_permutation_test(a, b)
   least = permutation_test(list(range(len(a))), list(range(len(a), len(a) + len(b))))
   lower = lower_is_better(figure)
   ours_better = (np.mean(a) < np.mean(b)) == lower
@@ -102,12 +102,16 @@ def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) ->
     if least >= ALPHA:
       verdict += (f"; with {len(a)} and {len(b)} runs no difference can reach it (least p "
                   f"{least:.3g}): run more seeds")
+  if (p < ALPHA) != (p_ranks < ALPHA):  # e.g. one run that trained badly swamps a mean
+    verdict += (f"; but by ranks p = {p_ranks:.3g}: the two tests disagree, so a few runs "
+                f"decide the means (look at the medians and the runs)")
   return {"figure": figure, "lower_is_better": lower,
           "ours": dict(zip(ours, a)), "baseline": dict(zip(baseline, b)),
           "ours_mean": float(np.mean(a)), "ours_std": float(np.std(a, ddof=1)),
           "baseline_mean": float(np.mean(b)), "baseline_std": float(np.std(b, ddof=1)),
+          "ours_median": float(np.median(a)), "baseline_median": float(np.median(b)),
           "difference": float(np.mean(a) - np.mean(b)),
-          "interval": interval(a, b), "p": p, "least_p": least,
+          "interval": interval(a, b), "p": p, "p_ranks": p_ranks, "least_p": least,
           "verdict": verdict}
 
 
@@ -119,13 +123,13 @@ def report_lines(result: dict[str, Any]) -> list[str]:
   for side in ("ours", "baseline"):
     runs = result[side]
     lines.append(f"{side} ({len(runs)} runs): {result[side + '_mean']:.4f} +- "
-                 f"{result[side + '_std']:.4f}")
+                 f"{result[side + '_std']:.4f}, median {result[side + '_median']:.4f}")
     lines += [f"  {value:.4f}  {path}" for path, value in runs.items()]
   interval = result["interval"]
   within = (f"{interval[0]:+.4f} to {interval[1]:+.4f}" if interval else
             "unbounded with these run counts")
   lines += [f"difference (ours - baseline): {result['difference']:+.4f}; two-sided permutation "
-            f"p = {result['p']:.4g}",
+            f"p = {result['p']:.4g} (by ranks p = {result['p_ranks']:.4g})",
             f"95% interval of the difference (the shifts the test does not reject): {within}",
             f"verdict: {result['verdict']}"]
   return lines

@@ -1,7 +1,7 @@
 """Small statistics for the studies, written out so that nothing beyond NumPy is needed: Kendall's
-tau-b and its p-value and an exact (or sampled) two-sided permutation test (from
+tau-b and its p-value and an exact (or sampled) two-sided permutation test and its rank form (from
 `enas_jax.report.stats`, shared with the search report and `enas_jax.compare`), the test's paired
-(sign-flip) and rank forms, and the distance between two cells."""
+(sign-flip) form, and the distance between two cells."""
 from __future__ import annotations
 
 import itertools
@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from enas_jax.report.stats import (  # noqa: F401  (the studies' names)
-    kendall_tau, permutation_test, shift_interval, tau_p_value)
+    kendall_tau, permutation_test, rank_permutation_test, shift_interval, tau_p_value)
 
 
 def paired_sign_test(differences: list[float], samples: int = 200_000, seed: int = 0) -> float:
@@ -23,20 +23,6 @@ def paired_sign_test(differences: list[float], samples: int = 200_000, seed: int
     return float(np.mean(np.abs(signs @ d / d.size) >= observed))
   signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(samples, d.size))
   return float((np.sum(np.abs(signs @ d / d.size) >= observed) + 1) / (samples + 1))
-
-
-def rank_permutation_test(a: Sequence[float], b: Sequence[float]) -> float:
-  """Two-sided p-value for a difference in mean rank between groups `a` and `b` (the
-  permutation form of the Wilcoxon rank-sum test; ties share their mean rank): unlike
-  `permutation_test` on the values, one diverged run counts as one rank, not as its size."""
-  pooled = np.concatenate([np.asarray(a, float), np.asarray(b, float)])
-  order = np.argsort(pooled, kind="stable")
-  ranks = np.empty(pooled.size)
-  ranks[order] = np.arange(1, pooled.size + 1)
-  for value in np.unique(pooled):  # ties: the mean of the ranks they span
-    same = pooled == value
-    ranks[same] = ranks[same].mean()
-  return permutation_test(ranks[:len(a)], ranks[len(a):])
 
 
 def cell_distance(a_prev: Sequence[int], a_act: Sequence[int], b_prev: Sequence[int],
