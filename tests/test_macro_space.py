@@ -12,7 +12,7 @@ from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.spaces.macro import arch as arch_lib
 from enas_jax.spaces.macro import network
-from tests import authors_counts
+from tests import authors_counts, jaxpr_counts
 
 CFG = network.MacroModelConfig(num_layers=6, filters=4)
 
@@ -255,3 +255,40 @@ def test_the_published_network_against_the_authors_code_part_by_part():
   assert code["op kxk"] - paper["op kxk"] == 11_611_968  # separable built as full convs
   assert count("layer", "skip_bn") == paper["skip"] == code["skip"] - 11_151_360
   assert count("") == sum(paper.values()) == 19_796_064
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_shared_weights_are_one_draw_per_branch_drawn_once_per_shape(double):
+  """`init_shared` draws the weights of one shape in one vmapped call; the numbers are, to the
+  bit, those of one call per branch and per reduction source with the keys taken in order
+  (written out here as the code before the grouping). With the width doubled at reductions the
+  layers fall into three widths, so three groups per operation."""
+  cfg = network.MacroModelConfig(num_layers=6, filters=4, double_filters_at_reduction=double)
+
+  def reference(key):
+    chans = network.layer_channels(cfg)
+    keys = iter(jax.random.split(key, 4 + cfg.num_layers * (arch_lib.NUM_OPS + 1)
+                                 + cfg.num_layers * 2))
+    layers = []
+    for c in chans:
+      layer = {op: network._branch_params(next(keys), op, c) for op in arch_lib.OPS}
+      layer["skip_bn"] = ops.bn_params(c)
+      layers.append(layer)
+    reduce = {}
+    for r in network.reduction_layers(cfg.num_layers):
+      c_out = chans[r] * (2 if double else 1)
+      reduce[f"after{r:02d}"] = {f"from{j:02d}": ops.factorized_reduce_params(
+          next(keys), chans[r], c_out) for j in range(r + 2)}
+    return {"stem": ops.conv_bn_params(next(keys), 3, 3, cfg.filters), "layers": layers,
+            "reduce": reduce, "head": {"w": ops.he_init(next(keys), (chans[-1], 10)) * 0.5,
+                                       "b": jnp.zeros((10,))}}
+
+  key = jax.random.key(5)
+  got = jax.jit(lambda k: network.init_shared(k, cfg, 3, 10))(key)
+  chex.assert_trees_all_equal(got, jax.jit(reference)(key))
+  # normal draws: a branch group 12 (6 input convs, 2 convs, 2 x 2 separable), a reduction
+  # group 2, the stem and the head 1 each; one call per branch: 6 layers x 12 + 8 sources x 2
+  assert network.layer_channels(cfg) == ([4, 4, 8, 8, 16, 16] if double else [4] * 6)
+  grouped = jaxpr_counts.named_calls(lambda k: network.init_shared(k, cfg, 3, 10), key)
+  assert grouped == (3 * 12 + 2 * 2 + 2 if double else 12 + 2 + 2)
+  assert jaxpr_counts.named_calls(reference, key) == 6 * 12 + 8 * 2 + 2

@@ -22,7 +22,7 @@ its branches, Flax BatchNorm with moving averages) for final training.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -104,24 +104,51 @@ BRANCHES = tuple(_branch(op) for op in OPS)  # index = operation id
 
 def init_shared(key: jax.Array, cfg: MacroModelConfig, image_channels: int,
                 num_classes: int) -> dict[str, Any]:
-  """Every branch of every layer, every (reduction, layer) factorized reduction, stem, head."""
+  """Every branch of every layer, every (reduction, layer) factorized reduction, stem, head.
+
+  Keys in order: each layer's branches (OPS order), each reduction's sources, the stem, the
+  head. Weights of one shape are drawn in one vmapped call (the layers of one width share an
+  operation's call, the reductions of one width theirs): XLA compiles each draw as its own
+  kernels, and a call per branch made the paper-size initialiser slow to compile. The numbers
+  are those of one call per branch."""
   chans = layer_channels(cfg)
-  keys = iter(jax.random.split(key, 4 + cfg.num_layers * (NUM_OPS + 1) + cfg.num_layers * 2))
-  layers = []
-  for c in chans:
-    layer = {op: _branch_params(next(keys), op, c) for op in OPS}
-    layer["skip_bn"] = ops.bn_params(c)
-    layers.append(layer)
-  reduce = {}
-  for r in reduction_layers(cfg.num_layers):
-    c_out = chans[r] * (2 if cfg.double_filters_at_reduction else 1)
-    reduce[f"after{r:02d}"] = {f"from{j:02d}": ops.factorized_reduce_params(next(keys), chans[r],
-                                                                            c_out)
-                               for j in range(r + 2)}  # sources: the stem, layers 0..r
-  return {"stem": ops.conv_bn_params(next(keys), 3, image_channels, cfg.filters),
+  keys = jax.random.split(key, 4 + cfg.num_layers * (NUM_OPS + 1) + cfg.num_layers * 2)
+  branch_keys_LxO = keys[:cfg.num_layers * NUM_OPS].reshape(cfg.num_layers, NUM_OPS)
+  branches = _by_shape([(k, op) for k in range(cfg.num_layers) for op in OPS],
+                       lambda k, op: (op, chans[k]),
+                       lambda k, op: branch_keys_LxO[k, OPS.index(op)],
+                       lambda k_op, op, c: _branch_params(k_op, op, c))
+  layers = [{op: branches[(k, op)] for op in OPS} | {"skip_bn": ops.bn_params(chans[k])}
+            for k in range(cfg.num_layers)]
+  sources = [(r, j) for r in reduction_layers(cfg.num_layers) for j in range(r + 2)]
+  width = lambda r: (chans[r], chans[r] * (2 if cfg.double_filters_at_reduction else 1))
+  first = cfg.num_layers * NUM_OPS  # the reductions' keys follow the branches'
+  found = _by_shape(sources, lambda r, j: width(r),
+                    lambda r, j: keys[first + sources.index((r, j))],
+                    lambda k_r, c_in, c_out: ops.factorized_reduce_params(k_r, c_in, c_out))
+  reduce = {f"after{r:02d}": {f"from{j:02d}": found[(r, j)] for j in range(r + 2)}
+            for r in reduction_layers(cfg.num_layers)}
+  k_stem, k_head = keys[first + len(sources)], keys[first + len(sources) + 1]
+  return {"stem": ops.conv_bn_params(k_stem, 3, image_channels, cfg.filters),
           "layers": layers, "reduce": reduce,
-          "head": {"w": ops.he_init(next(keys), (chans[-1], num_classes)) * 0.5,
+          "head": {"w": ops.he_init(k_head, (chans[-1], num_classes)) * 0.5,
                    "b": jnp.zeros((num_classes,))}}
+
+
+def _by_shape(items: list[tuple], shape_of: Callable[..., tuple], key_of: Callable[..., Any],
+              make: Callable[..., Any]) -> dict[tuple, Any]:
+  """`make(key_of(*item), *shape_of(*item))` for every item, the items of one shape made in
+  one vmapped call over their keys (the same numbers as one call each)."""
+  groups: dict[tuple, list[tuple]] = {}
+  for item in items:
+    groups.setdefault(shape_of(*item), []).append(item)
+  out = {}
+  for shape, members in groups.items():
+    keys_K = jnp.stack([key_of(*m) for m in members])
+    made = jax.vmap(lambda k, shape=shape: make(k, *shape))(keys_K)
+    out.update({m: jax.tree_util.tree_map(lambda x, i=i: x[i], made)
+                for i, m in enumerate(members)})
+  return out
 
 
 def shared_apply(params: dict[str, Any], arch: MacroArch, x_BxHxWxC: jax.Array,
