@@ -49,6 +49,12 @@ def _start_both(workdir: pathlib.Path, extra_1: tuple[str, ...] = ()) -> list[su
           for pid in range(2)]
 
 
+def _head_and_tail(err: str, size: int = 1500) -> str:
+  """A failed process's stderr for the assertion: its start (where XLA's fatal "Check failed"
+  line or Python's first error sits) and its end (the traceback)."""
+  return err if len(err) <= 2 * size else f"{err[:size]}\n[...]\n{err[-size:]}"
+
+
 def _finish(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
   """(exit status, stdout, stderr) of each process; kills both if either hangs."""
   try:
@@ -81,7 +87,7 @@ def reference(tmp_path_factory):
   result = subprocess.run([sys.executable, "-m", "enas_jax.search", f"--workdir={workdir}",
                            *ARGS], cwd=ROOT, env=_env(JAX_NUM_CPU_DEVICES="2"),
                           capture_output=True, text=True, timeout=TIMEOUT)
-  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.returncode == 0, _head_and_tail(result.stderr)
   return workdir
 
 
@@ -105,7 +111,7 @@ def test_two_processes_one_workdir_stop_kill_resume_equal_one_process(reference,
   results = _finish(procs)
   stops = set()
   for code, _, err in results:
-    assert code == 143, err[-3000:]
+    assert code == 143, _head_and_tail(err)
     err = " ".join(err.split())  # the message is wrapped at 100 columns
     assert "Traceback" not in err and "run the same command to resume" in err
     stops.add(err[err.index("stopped by SIGTERM"):].split(";")[0])
@@ -123,7 +129,7 @@ def test_two_processes_one_workdir_stop_kill_resume_equal_one_process(reference,
 
   results = _finish(_start_both(workdir))
   for code, out, err in results:
-    assert code == 0, err[-3000:]
+    assert code == 0, _head_and_tail(err)
     assert "resuming from checkpoint" in out
     assert "changed fields" not in out  # the coordinator's port and the process id may differ
     assert "found architecture" in out and "Traceback" not in err
@@ -134,7 +140,7 @@ def test_two_processes_one_workdir_stop_kill_resume_equal_one_process(reference,
 def test_processes_started_with_different_configs_stop_with_one_paragraph(tmp_path):
   results = _finish(_start_both(tmp_path / "w", extra_1=("--config.seed=1",)))
   for code, _, err in results:
-    assert code == 2 and "Traceback" not in err, err[-3000:]
+    assert code == 2 and "Traceback" not in err, _head_and_tail(err)
     assert "different configs: process(es) 1 differ from process 0" in " ".join(err.split())
   assert not (tmp_path / "w").exists()  # stopped before anything was written
 
@@ -143,6 +149,7 @@ def test_no_coordinator_is_one_paragraph(tmp_path):
   result = subprocess.run(_command(tmp_path / "w", f"localhost:{_free_port()}", 1,
                                    "--config.parallel.timeout_s=1"),
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
-  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+  assert result.returncode == 2 and "Traceback" not in result.stderr, _head_and_tail(
+      result.stderr)
   assert "No coordinator answered at localhost:" in result.stderr
   assert "parallel.timeout_s" in result.stderr
