@@ -48,13 +48,13 @@ def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = (),
   scale = common.scale_of(scale_name)
   started = time.time()
   rows, standalone, ctx = [], {}, {}
-  if corpus_name == "ptb":  # every search reads the ranking study's PTB corpus folder
-    ctx["data_dir"] = ranking.prepare_ptb(ptb_dir, ptb_corpus or os.path.join(out, "ptb_corpus"))
   if random_from and extend_from:
     raise UserError("--random_from and --extend_from both given: extend a study that reused "
                     "random searches by giving that study as --extend_from alone.")
   reuse = (Reuse.extending(extend_from, scale_name, corpus_name, settings, seeds, verify_extend)
            if extend_from else Reuse.random(random_from, scale_name, seeds, verify_random))
+  if corpus_name == "ptb":  # every search reads the ranking study's PTB corpus folder
+    ctx["data_dir"] = ranking.prepare_ptb(ptb_dir, ptb_corpus or os.path.join(out, "ptb_corpus"))
   for seed in range(seeds):
     for kind in METHODS:
       earlier = reuse.rows.get((kind, seed))
