@@ -138,8 +138,13 @@ def synthetic_images(cfg: SyntheticImagesConfig, valid_size: int) -> ImageSplits
       rows = np.nonzero((shift == sh).all(axis=1))[0]
       x[rows] = np.roll(x[rows], tuple(sh), axis=(1, 2))
     x[flip] = x[flip, :, ::-1]
-    x = x + cfg.noise * rng.normal(size=x.shape)
-    return np.clip(128 + 50 * x, 0, 255).astype(np.uint8), y.astype(np.int32)
+    noise = rng.normal(size=x.shape)  # the arithmetic below in place: the same numbers,
+    noise *= cfg.noise                # without four more image-sized float64 temporaries
+    x += noise
+    del noise
+    x *= 50
+    x += 128
+    return np.clip(x, 0, 255, out=x).astype(np.uint8), y.astype(np.int32)
 
   train = make(cfg.train_images + valid_size)
   test = make(cfg.test_images)
