@@ -22,7 +22,7 @@ its branches, Flax BatchNorm with moving averages) for final training.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -33,6 +33,7 @@ from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.ops.fixed_blocks import AuxHead, ConvBN, FactorizedReduce, SepConvBN
+from enas_jax.ops.initialize import by_shape
 from enas_jax.spaces.macro.arch import NUM_OPS, OPS, MacroArch
 
 
@@ -107,25 +108,22 @@ def init_shared(key: jax.Array, cfg: MacroModelConfig, image_channels: int,
   """Every branch of every layer, every (reduction, layer) factorized reduction, stem, head.
 
   Keys in order: each layer's branches (OPS order), each reduction's sources, the stem, the
-  head. Weights of one shape are drawn in one vmapped call (the layers of one width share an
-  operation's call, the reductions of one width theirs): XLA compiles each draw as its own
-  kernels, and a call per branch made the paper-size initialiser slow to compile. The numbers
-  are those of one call per branch."""
+  head. Weights of one shape are drawn in one call (`by_shape`: the layers of one width share an
+  operation's call, the reductions of one width theirs); the numbers are those of one call per
+  branch."""
   chans = layer_channels(cfg)
   keys = jax.random.split(key, 4 + cfg.num_layers * (NUM_OPS + 1) + cfg.num_layers * 2)
   branch_keys_LxO = keys[:cfg.num_layers * NUM_OPS].reshape(cfg.num_layers, NUM_OPS)
-  branches = _by_shape([(k, op) for k in range(cfg.num_layers) for op in OPS],
-                       lambda k, op: (op, chans[k]),
-                       lambda k, op: branch_keys_LxO[k, OPS.index(op)],
-                       lambda k_op, op, c: _branch_params(k_op, op, c))
+  branches = by_shape({(k, op): (branch_keys_LxO[k, j], (op, chans[k]))
+                       for k in range(cfg.num_layers) for j, op in enumerate(OPS)},
+                      _branch_params)
   layers = [{op: branches[(k, op)] for op in OPS} | {"skip_bn": ops.bn_params(chans[k])}
             for k in range(cfg.num_layers)]
   sources = [(r, j) for r in reduction_layers(cfg.num_layers) for j in range(r + 2)]
-  width = lambda r: (chans[r], chans[r] * (2 if cfg.double_filters_at_reduction else 1))
   first = cfg.num_layers * NUM_OPS  # the reductions' keys follow the branches'
-  found = _by_shape(sources, lambda r, j: width(r),
-                    lambda r, j: keys[first + sources.index((r, j))],
-                    lambda k_r, c_in, c_out: ops.factorized_reduce_params(k_r, c_in, c_out))
+  scale = 2 if cfg.double_filters_at_reduction else 1
+  found = by_shape({(r, j): (keys[first + i], (chans[r], chans[r] * scale))
+                    for i, (r, j) in enumerate(sources)}, ops.factorized_reduce_params)
   reduce = {f"after{r:02d}": {f"from{j:02d}": found[(r, j)] for j in range(r + 2)}
             for r in reduction_layers(cfg.num_layers)}
   k_stem, k_head = keys[first + len(sources)], keys[first + len(sources) + 1]
@@ -133,22 +131,6 @@ def init_shared(key: jax.Array, cfg: MacroModelConfig, image_channels: int,
           "layers": layers, "reduce": reduce,
           "head": {"w": ops.he_init(k_head, (chans[-1], num_classes)) * 0.5,
                    "b": jnp.zeros((num_classes,))}}
-
-
-def _by_shape(items: list[tuple], shape_of: Callable[..., tuple], key_of: Callable[..., Any],
-              make: Callable[..., Any]) -> dict[tuple, Any]:
-  """`make(key_of(*item), *shape_of(*item))` for every item, the items of one shape made in
-  one vmapped call over their keys (the same numbers as one call each)."""
-  groups: dict[tuple, list[tuple]] = {}
-  for item in items:
-    groups.setdefault(shape_of(*item), []).append(item)
-  out = {}
-  for shape, members in groups.items():
-    keys_K = jnp.stack([key_of(*m) for m in members])
-    made = jax.vmap(lambda k, shape=shape: make(k, *shape))(keys_K)
-    out.update({m: jax.tree_util.tree_map(lambda x, i=i: x[i], made)
-                for i, m in enumerate(members)})
-  return out
 
 
 def shared_apply(params: dict[str, Any], arch: MacroArch, x_BxHxWxC: jax.Array,

@@ -44,6 +44,7 @@ from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.ops.fixed_blocks import AuxHead, ConvBN, FactorizedReduce, ReluConvBN, SepStack
+from enas_jax.ops.initialize import by_shape
 from enas_jax.spaces.micro.arch import OPS, MicroArch, loose_ends, loose_ends_traced
 
 SEP_KERNELS = {"sep3x3": 3, "sep5x5": 5}
@@ -141,19 +142,16 @@ def _slot_params(key: jax.Array, num_inputs: int, c: int) -> dict[str, Any]:
   """Both slots' (x, y) separable convolutions (sep3x3, sep5x5), each two (depthwise, pointwise,
   batch norm) stacks with one row per (node, prev) pair.
 
-  Keys: `key` split in two per slot, op, stack and depthwise/pointwise, then one per pair; every
-  weight of one shape is drawn in one vmapped call (a layer's 16 draws become 3: XLA compiles
-  each draw as its own kernels, and the paper-size initialiser took 11 s to compile on a CPU
-  with a call per stack, 4 s like this; the same numbers either way)."""
+  Keys: `key` split in two per slot, op, stack and depthwise/pointwise, then one per pair; the
+  weights of one shape drawn in one call (`by_shape`: a layer's 16 draws become 3; the paper-size
+  initialiser compiled in 11 s on a CPU with a call per stack, 4 s like this; the same numbers)."""
   keys_SxOxTxWxP = _split_tree(key, (2, 2, 2, 2, num_inputs))
-
-  def draw(keys: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    drawn = jax.vmap(lambda k: ops.he_init(k, shape))(keys.reshape(-1))
-    return drawn.reshape(keys.shape + shape)
-
-  depth = [draw(keys_SxOxTxWxP[:, o, :, 0], (k, k, 1, c)) for o, k in enumerate((3, 5))]
-  point_SxOxTxP = draw(keys_SxOxTxWxP[:, :, :, 1], (1, 1, c, c))
-  stack = lambda s, o, t: {"depth": depth[o][s, t], "point": point_SxOxTxP[s, o, t],
+  shapes = lambda k: ((k, k, 1, c), (1, 1, c, c))  # depthwise, pointwise
+  drawn = by_shape({(s, o, t, w): (keys_SxOxTxWxP[s, o, t, w], shapes(k)[w])
+                    for s in range(2) for o, k in enumerate((3, 5)) for t in range(2)
+                    for w in range(2)},
+                   lambda keys_P, *shape: jax.vmap(lambda kk: ops.he_init(kk, shape))(keys_P))
+  stack = lambda s, o, t: {"depth": drawn[(s, o, t, 0)], "point": drawn[(s, o, t, 1)],
                            "bn": {"scale": jnp.ones((num_inputs, c)),
                                   "bias": jnp.zeros((num_inputs, c))}}
   return {slot: {op: [stack(s, o, t) for t in range(2)]
