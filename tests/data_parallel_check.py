@@ -105,7 +105,10 @@ def check(name, config, workdir, traces=None):
 def whole_search(name, single, sharded):
   """The two runs' whole searches (the loop, its placement, checkpoints, derived cells): the
   same cells and figures up to float rounding, the final weights likewise."""
-  a, b = single.execute(), sharded.execute()
+  compiles = []
+  a = single.execute()
+  with runs.counting_compiles(compiles):
+    b = sharded.execute()
   out = {f"{name}_search_cells_equal": [h["authors"] for h in a["history"]] ==
          [h["authors"] for h in b["history"]]}
   figures = [(h1[k], h2[k]) for h1, h2 in zip(a["history"], b["history"]) for k in h1
@@ -118,6 +121,14 @@ def whole_search(name, single, sharded):
   out[f"{name}_search_traces"] = [sharded.program.shared_step._cache_size(),
                                   sharded.program.controller_step._cache_size(),
                                   sharded.program.derive_step._cache_size()]
+  # which programs the sharded search compiled, by thread: its steps are compiled already
+  # (`check`), so only what compiling ahead lowered for other placements would show
+  counts = {}
+  for program, thread in compiles:
+    if program in ("jit(draw)", "jit(score_S)", "jit(guarded)", "jit(eval_step)"):
+      where = counts.setdefault("ahead" if thread == "compile-ahead" else "main", {})
+      where[program] = where.get(program, 0) + 1
+  out[f"{name}_search_compiles"] = counts
   return out
 
 

@@ -4,6 +4,7 @@ traces."""
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import pathlib
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import time
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -70,9 +72,32 @@ def counting_traces(counts: dict[str, int]):
      program.stepped_draw) = saved
 
 
-def search(cfg: Any, workdir: Any) -> tuple[search_run.SearchRun, dict]:
+@contextlib.contextmanager
+def counting_compiles(compiles: list[tuple[str, str]]):
+  """Appends to `compiles` (program, thread name) for every XLA compilation inside, in every
+  thread: JAX's own log of its compilations (`jax_log_compiles`), read as it is written."""
+  class Seen(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+      message = record.getMessage()
+      if message.startswith("Finished XLA compilation of "):
+        compiles.append((message.split(" of ")[1].split(" in ")[0], record.threadName))
+
+  handler, logger = Seen(level=logging.WARNING), logging.getLogger("jax")
+  was = jax.config.jax_log_compiles
+  logger.addHandler(handler)
+  jax.config.update("jax_log_compiles", True)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_log_compiles", was)
+    logger.removeHandler(handler)
+
+
+def search(cfg: Any, workdir: Any, compile_ahead: bool = True
+           ) -> tuple[search_run.SearchRun, dict]:
   """(the run, its summary) of a whole search, its output swallowed."""
-  run = search_run.SearchRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False))
+  run = search_run.SearchRun(cfg, str(workdir), io.StringIO(), metrics.Progress(enabled=False),
+                             compile_ahead)
   return run, run.execute()
 
 

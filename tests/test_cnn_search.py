@@ -33,7 +33,14 @@ _run = runs.search
 
 
 def test_tiny_macro_search_compiles_each_phase_once_and_resumes_bit_for_bit(tmp_path):
-  run, summary = _run(_cfg(), tmp_path / "straight")
+  compiles = []
+  with runs.counting_compiles(compiles):
+    run, summary = _run(_cfg(), tmp_path / "straight")
+  # the controller's programs and the whole-split accuracy compiled ahead, during the first
+  # shared phase (`run/ahead.py`), once each, and not again at their first calls
+  ahead = sorted(p for p, thread in compiles if thread == "compile-ahead")
+  assert ahead == ["jit(accuracy)", "jit(draw)", "jit(guarded)", "jit(score_S)"], compiles
+  assert [p for p, _ in compiles].count("jit(accuracy)") == 1, compiles
   arch = arch_lib.from_json(summary["architecture"])
   arch_lib.validate(arch, num_layers=3)
   assert 0.0 <= summary["valid_acc_shared"] <= 1.0

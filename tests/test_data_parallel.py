@@ -36,6 +36,9 @@ def test_sharded_steps_and_a_whole_search_match_one_device_and_compile_once(tmp_
   assert figures["rnn_search_figure_rel_diff"] <= 5e-5, figures
   assert figures["rnn_search_param_diff"] <= 1e-4, figures
   assert figures["rnn_search_traces"] == [1, 1, 1], figures
+  # compiled ahead (`run/ahead.py`) for the sharded placements: only the evaluation step, which
+  # the steps above did not need; the controller's programs were compiled for these placements
+  assert figures["rnn_search_compiles"] == {"ahead": {"jit(eval_step)": 1}}, figures
   # each step traced once, the search's metric shapes included (traced with the loop's
   # shardings, so the sharded calls reuse those traces), over all of the above
   assert figures["rnn_step_traces"] == {"train": 1, "draw": 1, "score": 1, "update": 1}, figures

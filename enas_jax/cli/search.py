@@ -31,6 +31,10 @@ _WORKDIR = flags.DEFINE_string(
 _PROGRESS = cli.define_progress_flags()
 _CACHE = cli.define_compilation_cache_flag()
 _MEMORY = cli.define_keep_freed_memory_flag()
+_AHEAD = flags.DEFINE_boolean(
+    "compile_ahead", True, "Compile the controller phase's programs and the whole-split "
+    "evaluation in a background thread during the first shared phase instead of at their first "
+    "calls (run/ahead.py): the same programs and results, less waiting.")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -40,7 +44,7 @@ def main(argv: Sequence[str]) -> None:
   cfg = search_config(cli.load_config(_CONFIG))
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])
-  summary = run_search(cfg, workdir, sys.stdout, _PROGRESS())
+  summary = run_search(cfg, workdir, sys.stdout, _PROGRESS(), _AHEAD.value)
   print("\n".join(outputs.result_lines(summary, workdir, cfg.model)))
   print(f"\noutputs in {workdir}: summary.json, best_arch.json/.txt, archs/, metrics.jsonl, tb/")
 

@@ -31,6 +31,7 @@ from enas_jax.controller import policy as ctl
 from enas_jax.controller import steps as controller_steps
 from enas_jax.ops import guards
 from enas_jax.ops.initialize import FAST_COMPILE
+from enas_jax.ops.shapes import abstract
 from enas_jax.spaces.base import SearchSpace
 from enas_jax.tasks.base import SearchTask
 from enas_jax.types import Batch, Metrics, ScoreFn
@@ -127,6 +128,7 @@ class SearchProgram:
   warmup_shared_step: Any | None  # the shared step with uniform sampling (warm-up)
   shared_metric_shapes: Callable[..., Any]  # shared_step's arguments less sums -> sums' shapes
   controller_metric_shapes: Callable[..., Any]  # likewise for controller_step
+  compile_controller: Callable[..., None]  # controller_step's arguments -> its programs compiled
 
 
 def metric_shapes(step: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,22 +146,46 @@ def sums_shapes(metrics: Any) -> Any:
   return {**metrics, "ok_steps": f32, "steps": f32}
 
 
+def controller_arguments(phase: ControllerPhase, update: Any, ctrl: Any, params: Any,
+                         batch_stats: Any, batch: Batch, key: jax.Array) -> dict[str, tuple]:
+  """Each controller-phase program's arguments as shapes, traced through the phase's own
+  programs (`update` the jitted step its guarded update wraps; the guarded update's own also
+  take the sums): `{"draw": ..., "score": ..., "update": ...}` (data-parallel: given the
+  shardings the loop places the arguments with, each program's outputs placed as the
+  controller state, as they come)."""
+  def placed(tree):
+    sharding = getattr(ctrl.step, "sharding", None)
+    return tree if sharding is None else jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree)
+
+  draw_args = (ctrl, key, ctrl.step)
+  values_SxD = placed(jax.eval_shape(phase.draw, *draw_args))
+  score_args = (params, batch_stats, batch, values_SxD)
+  reward_S, figures = placed(jax.eval_shape(phase.score, *score_args))
+  return {"draw": draw_args, "score": score_args,
+          "update": (ctrl, values_SxD, reward_S, figures, key)}
+
+
 def controller_metric_shapes(phase: ControllerPhase, update: Any) -> Callable[..., Any]:
   """`(ctrl, params, batch_stats, batch, key) -> the controller phase's metric sums' shapes`,
-  traced through the phase's own programs (`update` the jitted step its guarded update wraps),
-  so their first calls reuse these traces (data-parallel: given the shardings the loop places
-  the arguments with, each program's outputs placed as the controller state, as they come)."""
+  traced through the phase's own programs (`controller_arguments`), so their first calls reuse
+  these traces."""
   def shapes(ctrl, params, batch_stats, batch, key):
-    def placed(tree):
-      sharding = getattr(ctrl.step, "sharding", None)
-      return tree if sharding is None else jax.tree_util.tree_map(
-          lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree)
-
-    values_SxD = placed(jax.eval_shape(phase.draw, ctrl, key, ctrl.step))
-    reward_S, figures = placed(jax.eval_shape(phase.score, params, batch_stats, batch,
-                                              values_SxD))
-    return sums_shapes(jax.eval_shape(update, ctrl, values_SxD, reward_S, figures, key)[1])
+    args = controller_arguments(phase, update, ctrl, params, batch_stats, batch, key)
+    return sums_shapes(jax.eval_shape(update, *args["update"])[1])
   return shapes
+
+
+def compile_controller_phase(phase: ControllerPhase, update: Any) -> Callable[..., None]:
+  """`(ctrl, params, batch_stats, batch, key, sums) -> None`: compiles the phase's draw, score
+  and guarded update for these arguments (arrays or shapes placed as the loop places them)
+  without running them; their first calls then reuse the compiled programs."""
+  def compile_all(ctrl, params, batch_stats, batch, key, sums):
+    args = controller_arguments(phase, update, *abstract((ctrl, params, batch_stats, batch, key)))
+    phase.draw.lower(*args["draw"]).compile()
+    phase.score.lower(*args["score"]).compile()
+    phase.update.lower(*args["update"], abstract(sums)).compile()
+  return compile_all
 
 
 def sampled_train_step(controller: ctl.Controller, from_decisions: Callable[[Any], Any],
@@ -259,4 +285,5 @@ def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
                               chunk=ctrl_cfg.num_samples, sample_keys=task.sample_keys),
       warmup_shared_step=warmup_step,
       shared_metric_shapes=metric_shapes(shared_step),
-      controller_metric_shapes=controller_metric_shapes(controller_phase, update_step))
+      controller_metric_shapes=controller_metric_shapes(controller_phase, update_step),
+      compile_controller=compile_controller_phase(controller_phase, update_step))

@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterator, TextIO
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from enas_jax.controller import steps as controller_steps
 from enas_jax.data.cursor import Cursor
@@ -34,7 +33,10 @@ from enas_jax.io import metrics as metrics_lib
 from enas_jax.ops.params import count_params, set_learning_rate
 from enas_jax.ops import guards
 from enas_jax.ops.initialize import initialize
+from enas_jax.ops.shapes import abstract
 from enas_jax.run import answer as answer_lib
+from enas_jax.run import derive as derive_lib
+from enas_jax.run.ahead import CompileAhead
 from enas_jax.run import outputs
 from enas_jax.run import parallel as parallel_lib
 from enas_jax.run.config import SearchConfig
@@ -62,7 +64,7 @@ class SearchRun(Runner):
   """One search: the space, the task (data, steps, score), the compiled program, the loop."""
 
   def __init__(self, cfg: SearchConfig, workdir: str, out: TextIO,
-               progress: metrics_lib.Progress):
+               progress: metrics_lib.Progress, compile_ahead: bool = True):
     parallel_lib.start_processes(cfg.parallel)  # before anything touches JAX
     parallel_lib.check_same_config(dataclasses.asdict(cfg))
     self.space = get_space(cfg.space)
@@ -77,6 +79,10 @@ class SearchRun(Runner):
                                  cfg.search.fair_every)
     self._shapes: dict[str, Any] | None = None
     self._finetune_step: Any = None
+    # The controller phase's programs, compiled in the background during this process's first
+    # shared phase (`run/ahead.py`); not across processes (multi-host compiles stay in step).
+    self._ahead: CompileAhead | None = None
+    self._compile_ahead = compile_ahead and jax.process_count() == 1
 
   # --- state
   def init_model(self) -> Any:
@@ -127,8 +133,12 @@ class SearchRun(Runner):
   # --- the loop
   def execute(self) -> dict[str, Any]:
     self.prepare_workdir()
-    with self.stop_signals:  # SIGTERM/SIGINT: save at the next step boundary, then stop
-      return self._execute()
+    try:
+      with self.stop_signals:  # SIGTERM/SIGINT: save at the next step boundary, then stop
+        return self._execute()
+    finally:  # a run stopped before it needed them: no compile left running as Python exits
+      if self._ahead is not None:
+        self._ahead.join()
 
   def _execute(self) -> dict[str, Any]:
     state, step = self.restore_or_fresh()
@@ -230,10 +240,35 @@ class SearchRun(Runner):
       model, ctrl, batch, k, sums = self.placed(batch, state.model, state.ctrl, key,
                                                 state.sums[SHARED])
       state.model, state.sums[SHARED] = train(model, ctrl, batch, k, sums)
+      if self._compile_ahead:  # the first shared step is compiled: now the controller's
+        self._compile_ahead = False
+        arguments, model = self.controller_arguments(state), abstract(state.model)
+
+        def compile_next() -> None:  # in the order the epoch needs them
+          self.program.compile_controller(*arguments)
+          self.task.compile_evaluate(model)
+        self._ahead = CompileAhead(compile_next)
 
     batches = self.task.shared_batches(state, state.phase_total - state.phase_step)
     self.phase_loop(state, SHARED, batches, step, {"lr": lr, "warmup": float(warming)},
                     CONTROLLER)
+
+  def controller_arguments(self, state: SearchState) -> tuple[Any, ...]:
+    """The controller phase's arguments as shapes, placed as `controller_phase` places them."""
+    args = (state.ctrl, state.model.params, state.model.batch_stats,
+            jax.random.fold_in(self.base_key, CONTROLLER_STREAM), state.sums[CONTROLLER])
+    batch = self.task.example_batches()[1]
+    if self.parallel is None:
+      ctrl, params, stats, key, sums = abstract(args)
+      return ctrl, params, stats, abstract(batch), key, sums
+    ctrl, params, stats, key, sums = self.parallel.abstract(args)
+    return ctrl, params, stats, self.parallel.abstract_batch(batch, self.task.split_keys), key, sums
+
+  def compiled_ahead(self) -> None:
+    """Waits for the programs compiled ahead, if any (raising what their compilation raised)."""
+    if self._ahead is not None:
+      ahead, self._ahead = self._ahead, None
+      ahead.wait()
 
   def warming_up(self, state: SearchState) -> bool:
     """In the warm-up epochs the shared weights train on uniformly sampled architectures and
@@ -242,6 +277,7 @@ class SearchRun(Runner):
 
   def controller_phase(self, state: SearchState) -> None:
     """(b) REINFORCE updates of the controller, rewarded on validation batches."""
+    self.compiled_ahead()
     n = state.phase_total = 0 if self.warming_up(state) else self.cfg.search.controller_steps
     key = jax.random.fold_in(self.base_key, CONTROLLER_STREAM)
 
@@ -279,8 +315,8 @@ class SearchRun(Runner):
     shared, control = (guards.sums_to_record(state.epoch_sums[p]) for p in (SHARED, CONTROLLER))
     reward = control["reward"] if control["steps"] else None
     if control["steps"]:
-      self.add_cost(state, control["steps"] * self.cfg.controller.num_samples,
-                    control.get(self.task.cost_figure, 0.0))
+      derive_lib.add_cost(self.task, state, control["steps"] * self.cfg.controller.num_samples,
+                          control.get(self.task.cost_figure, 0.0))
     derived = (self.derive(state, reward)
                if (state.epoch + 1) % self.cfg.search.derive_every == 0 or last else None)
     state.epoch_sums = {p: zeros(s) for p, s in self.shapes.items()}
@@ -295,43 +331,10 @@ class SearchRun(Runner):
     self.check_stop(state)
 
   def derive(self, state: SearchState, reward: float | None) -> dict[str, Any]:
-    """(c) Derives, records, writes and draws this epoch's architecture (`reward`: the epoch's
-    mean controller reward, None without controller steps); returns its history entry."""
-    m, space = self.task.metric, self.space
-    values_SxD, _, figures = self.program.derive_step(*self.placed(
-        self.task.derive_batch(state.epoch), state.ctrl, state.model.params,
-        state.model.batch_stats,
-        jax.random.fold_in(jax.random.fold_in(self.base_key, DERIVE_STREAM), state.epoch),
-        after=1))
-    values_SxD, score_S = np.asarray(values_SxD), np.asarray(figures[f"valid_{m}"])
-    self.add_cost(state, len(score_S),
-                  float(np.mean(figures[self.task.cost_figure])) if self.task.cost_figure else 0)
-    best = int(np.argmin(score_S) if self.task.lower_is_better else np.argmax(score_S))
-    arch = space.from_decisions(values_SxD[best])
-    valid = self.task.evaluate(state.model, arch)
-    entry = {"epoch": state.epoch, "authors": space.to_authors_string(arch),
-             "arch": space.to_json(arch), f"batch_{m}": float(score_S[best]),
-             f"batch_{m}_median": float(np.median(score_S)), f"valid_{m}": valid,
-             "reward": reward}
-    state.history.append(entry)
-    title = outputs.picture_title(state.epoch, {"reward": reward, f"valid {m}": valid})
-    written = self.write_arch(space, f"archs/epoch_{state.epoch:04d}", arch,
-                              {"epoch": state.epoch, f"valid_{m}": valid, "reward": reward}, title)
-    sampled = space.from_decisions(values_SxD[0])
-    outputs.log_pictures(self.log, state.epoch, written,
-                         space.to_dot(sampled, model_cfg=self.cfg.model))
-    self.log.write("derive", state.epoch, {f"valid_{m}": valid, f"batch_{m}": entry[f"batch_{m}"],
-                                           f"batch_{m}_median": entry[f"batch_{m}_median"],
-                                           "arch": entry["authors"]})
-    return entry
-
-  def add_cost(self, state: SearchState, queries: float, mean_cost: float) -> None:
-    """Counts `queries` scored architectures costing `mean_cost` simulated seconds each (tasks
-    with a `cost_figure` only)."""
-    if self.task.cost_figure:
-      totals = state.totals
-      totals["queries"] = totals.get("queries", 0) + int(queries)
-      totals["simulated_seconds"] = totals.get("simulated_seconds", 0.0) + queries * mean_cost
+    """(c) This epoch's architecture derived, recorded, written and drawn (`run/derive.py`)."""
+    self.compiled_ahead()
+    key = jax.random.fold_in(jax.random.fold_in(self.base_key, DERIVE_STREAM), state.epoch)
+    return derive_lib.derive(self, state, reward, key)
 
   def evaluate(self, state: SearchState, arch: Any) -> float:
     return self.task.evaluate(state.model, arch)
@@ -387,7 +390,10 @@ class SearchRun(Runner):
 
 
 def run_search(cfg: SearchConfig, workdir: str, out: TextIO,
-               progress: metrics_lib.Progress | None = None) -> dict[str, Any]:
+               progress: metrics_lib.Progress | None = None, compile_ahead: bool = True
+               ) -> dict[str, Any]:
   """Runs (or resumes) the whole search; writes config.json, metrics, architectures,
-  checkpoints and summary.json to `workdir`."""
-  return SearchRun(cfg, workdir, out, progress or metrics_lib.Progress()).execute()
+  checkpoints and summary.json to `workdir`. `compile_ahead`: compile the controller phase's
+  programs in the background during the first shared phase (the same programs, sooner)."""
+  return SearchRun(cfg, workdir, out, progress or metrics_lib.Progress(),
+                   compile_ahead).execute()

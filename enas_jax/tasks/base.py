@@ -69,6 +69,11 @@ class SearchTask(Protocol):
   def evaluate(self, model: Any, arch: Any) -> float:
     """The figure of `arch` on the whole validation split under the shared weights."""
 
+  def compile_evaluate(self, model: Any) -> None:
+    """Compiles `evaluate`'s programs for `model` (shapes, as `ops.shapes.abstract` gives them)
+    without running them, so that the first `evaluate` reuses them (the search compiles them in
+    the background, `run/ahead.py`); nothing to do for a task without programs."""
+
   def evaluate_parts(self, model: Any, arch: Any, parts: int) -> list[float]:
     """The figure of `arch` on each of `parts` disjoint parts of the validation split (or of
     whatever the figure averages over), for the report's check that the score is stable."""

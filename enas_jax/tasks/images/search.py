@@ -21,6 +21,7 @@ from enas_jax.data.image_batches import ImageStream
 from enas_jax.data.images import load_images
 from enas_jax.io.errors import UserError
 from enas_jax.ops.params import count_params
+from enas_jax.ops.shapes import abstract, int32_shapes
 from enas_jax.spaces.base import SearchSpace
 from enas_jax.tasks.images import steps as cnn_steps
 from enas_jax.types import Batch, Metrics, ScoreFn
@@ -115,6 +116,14 @@ class SearchTaskImpl:
   def evaluate(self, model: cnn_steps.CNNState, arch: Any) -> float:
     """Accuracy on the validation split's full batches under the shared weights."""
     return self._accuracy_over(model, arch, self._eval_starts())
+
+  def compile_evaluate(self, model: Any) -> None:
+    """Compiles `evaluate`'s step for `model`'s shapes (`SearchTask.compile_evaluate`)."""
+    size = min(self.cfg.data.eval_batch_size, len(self.data.valid_x))
+    batch = _batch(self.data.valid_x[:size], self.data.valid_y[:size])
+    arch = int32_shapes(jax.eval_shape(
+        lambda: self.space.random_arch(jax.random.key(0), self.cfg.model)))
+    self.jit_accuracy.lower(model.params, abstract(batch), arch).compile()
 
   def evaluate_parts(self, model: cnn_steps.CNNState, arch: Any, parts: int) -> list[float]:
     """Accuracy on each of `parts` disjoint runs of the validation split's full batches."""

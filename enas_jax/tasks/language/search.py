@@ -17,6 +17,7 @@ import numpy as np
 
 from enas_jax.data.lm_batches import WindowStream, batchify, windows
 from enas_jax.ops.params import count_params
+from enas_jax.ops.shapes import abstract, int32_shapes
 from enas_jax.spaces.base import SearchSpace
 from enas_jax.spaces.rnn import formats
 from enas_jax.tasks.language import steps as lm_steps
@@ -99,6 +100,17 @@ class SearchTaskImpl:
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)  # one signature
     return lm_steps.evaluate_perplexity(self.jit_eval_step, model.params, model.batch_stats,
                                         self.valid_eval_BxN, self.cfg.data.bptt, arch)
+
+  def compile_evaluate(self, model: Any) -> None:
+    """Compiles `evaluate`'s step for `model`'s shapes (`SearchTask.compile_evaluate`)."""
+    bptt = self.cfg.data.bptt
+    batch = lm_steps.window_batch(next(windows(self.valid_eval_BxN, bptt)), bptt)
+    hidden = jax.ShapeDtypeStruct((self.valid_eval_BxN.shape[0], self.cfg.model.hidden_dim),
+                                  jnp.float32, sharding=lm_steps.replicated_like(model.params))
+    arch = int32_shapes(jax.eval_shape(
+        lambda: self.space.random_arch(jax.random.key(0), self.cfg.model)))
+    self.jit_eval_step.lower(model.params, model.batch_stats, abstract(batch), hidden,
+                             arch).compile()
 
   def evaluate_parts(self, model: lm_steps.LMState, arch: Any, parts: int) -> list[float]:
     """Perplexity on each of `parts` contiguous stretches of every row of the validation split

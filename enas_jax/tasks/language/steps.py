@@ -164,12 +164,28 @@ def evaluate_perplexity(eval_step: Callable[..., Any], params: Any, batch_stats:
   """
   state_size = state_size or _hidden_dim(params)
   hidden = jnp.zeros((data_BxN.shape[0], state_size), jnp.float32)
+  # data-parallel: the state replicated as the weights are, at every window (XLA may place the
+  # step's new state otherwise), so that every window's call is the one compiled program
+  sharding = replicated_like(params)
+  place = (lambda h: h) if sharding is None else (lambda h: jax.device_put(h, sharding))
+  hidden = place(hidden)
   total, count = jnp.zeros(()), jnp.zeros(())
   for window in windows(data_BxN, bptt):  # sums stay on the device: one sync at the end
     nll_sum, n, hidden = eval_step(params, batch_stats, window_batch(window, bptt), hidden, arch)
+    hidden = place(hidden)
     total, count = total + nll_sum, count + n
   with np.errstate(over="ignore"):  # a diverged model's perplexity is inf, not a warning
     return float(np.exp(float(total) / max(float(count), 1.0)))
+
+
+def replicated_like(params: Any) -> Any:
+  """The placement of `params` when they are placed on several devices (a data-parallel run's
+  replicated weights), else None: the evaluation's carried state is placed so."""
+  leaf = jax.tree_util.tree_leaves(params)[0]
+  sharding = getattr(leaf, "sharding", None)
+  if sharding is None or len(sharding.device_set) < 2:
+    return None
+  return sharding
 
 
 def _hidden_dim(params: Any) -> int:

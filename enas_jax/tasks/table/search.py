@@ -97,6 +97,9 @@ class SearchTaskImpl:
     """The cell's validation accuracy averaged over its seeds, as a fraction."""
     return float(self.table.mean_acc_K[cell_index(np.asarray(arch.ops_E))] / 100.0)
 
+  def compile_evaluate(self, model: Any) -> None:
+    """Nothing to compile: `evaluate` looks the cell up on the host."""
+
   def evaluate_parts(self, model: Any, arch: Any, parts: int) -> list[float]:
     """The cell's accuracy from each of `parts` disjoint groups of its training seeds (the
     table's figure is their mean; 2 parts: the first seed, the mean of the others)."""
