@@ -36,8 +36,9 @@ def _max_diff(a, b):
 def _steps(run, state, key, shared, controller):
   """`shared` shared steps, then `controller` controller steps, from `state`, placed as the loop
   places them (each split batch checked)."""
+  values = run.shared_architectures(state, key, False)
   for batch in run.task.shared_batches(state, shared):
-    args = run.placed(batch, state.model, state.ctrl, key, state.sums["shared"])
+    args = run.placed(batch, state.model, next(values), key, state.sums["shared"])
     _check_split(run, args[-3])
     state.model, state.sums["shared"] = run.program.shared_step(*args)
   for batch in run.task.reward_batches(state, controller):

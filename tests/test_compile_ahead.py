@@ -44,6 +44,7 @@ def test_the_controller_programs_and_evaluation_compile_once_ahead_and_change_no
   for program in ("jit(draw)", "jit(score_S)", "jit(guarded)", "jit(eval_step)"):
     assert ahead["ahead"][program] == 1, (program, ahead)
   assert ahead["main"]["jit(guarded)"] == 1  # the shared step
+  assert ahead["main"]["jit(block_draw)"] == 1  # its architectures' draw
   for program in ("jit(draw)", "jit(score_S)", "jit(eval_step)"):
     assert ahead["main"][program] == 0, (program, ahead)
     assert plain["main"][program] == 1, (program, plain)

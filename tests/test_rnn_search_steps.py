@@ -28,7 +28,7 @@ def _setup(kind="enas", num_samples=2, **ctrl):
   controller = ctl.Controller(arch_lib.decisions(N), cfg)
   copt = controller_steps.make_controller_optimizer(cfg)
   cstate = controller_steps.init_controller_state(controller, copt, jax.random.key(2))
-  shared_step = program.sampled_train_step(controller, arch_lib.from_decisions, train_step)
+  shared_step = program.shared_train_step(arch_lib.from_decisions, train_step)
   score_S = lm_steps.make_score(eval_step, arch_lib.from_decisions, cfg, H)
   controller_step = controller_steps.make_controller_step(controller, cfg, copt, score_S)
   batch = {"inputs": jax.random.randint(jax.random.key(5), (B, T), 0, V),
@@ -38,12 +38,15 @@ def _setup(kind="enas", num_samples=2, **ctrl):
 
 
 def test_each_phase_compiles_once():
-  lm_state, cstate, shared_step, controller_step, batch, _ = _setup()
+  lm_state, cstate, shared_step, controller_step, batch, cfg = _setup()
   chex.clear_trace_counter()
   shared = jax.jit(chex.assert_max_traces(shared_step, n=1))
   control = jax.jit(chex.assert_max_traces(controller_step, n=1))
+  draw = jax.jit(chex.assert_max_traces(program.shared_draw(
+      ctl.Controller(arch_lib.decisions(N), cfg), block=8), n=1))
   for i in range(30):
-    lm_state, m = shared(lm_state, cstate, batch, jax.random.key(i))
+    values_D = draw(cstate, jax.random.key(i), i)[i % 8]
+    lm_state, m = shared(lm_state, values_D, batch, jax.random.key(i))
     cstate, cm = control(cstate, lm_state.params, lm_state.batch_stats, batch,
                          jax.random.key(1000 + i))
   assert np.isfinite(float(m["loss"])) and np.isfinite(float(cm["reward"]))
@@ -104,26 +107,29 @@ def test_temperature_schedule_moves_linearly_and_samples_and_scores_at_the_step(
     ctl.ControllerConfig(temperature_schedule_steps=10).validate()
 
 
-def test_shared_step_and_draw_sample_at_the_controllers_step():
-  """Under a temperature schedule the shared step's architecture and the controller phase's
-  (and derive's) draws are those of the policy at the controller state's step."""
-  lm_state, cstate, _, _, batch, cfg = _setup(temperature=50.0, temperature_end=0.05,
-                                              temperature_schedule_steps=4)
+def test_shared_and_controller_draws_sample_at_the_controllers_step():
+  """Under a temperature schedule the shared steps' architectures (row t of the shared draw
+  from step `first`: the sample from the key folded with first + t, then 0) and the controller
+  phase's (and derive's) draws are those of the policy at the controller state's step; a
+  block's rows do not depend on where the block starts."""
+  _, cstate, _, _, _, cfg = _setup(temperature=50.0, temperature_end=0.05,
+                                   temperature_schedule_steps=4)
   controller = ctl.Controller(arch_lib.decisions(N), cfg)
-
-  def record(state, batch, values, key):  # a train step that reports what it was given
-    return state, {"values": values}
-
-  shared = jax.jit(program.sampled_train_step(controller, lambda v: v, record))
+  shared = jax.jit(program.shared_draw(controller, block=5))
   draw = jax.jit(program.stepped_draw(controller, 2))
   key = jax.random.key(11)
-  want = {s: ctl.sample(controller, cstate.params, jax.random.fold_in(key, 0), jnp.asarray(s))
-          for s in (0, 4)}
-  assert not np.array_equal(want[0].values, want[4].values)  # the schedule matters here
+
+  def want(s, t):  # the sample of shared step t at controller step s
+    return ctl.sample(controller, cstate.params,
+                      jax.random.fold_in(jax.random.fold_in(key, t), 0), jnp.asarray(s)).values
+
+  assert not np.array_equal(want(0, 3), want(4, 3))  # the schedule matters here
   for s in (0, 4):
     ctrl = cstate.replace(step=jnp.asarray(s, cstate.step.dtype))
-    np.testing.assert_array_equal(shared(lm_state, ctrl, batch, key)[1]["values"],
-                                  want[s].values)
+    rows = np.asarray(shared(ctrl, key, 3))
+    for t in range(5):
+      np.testing.assert_array_equal(rows[t], want(s, 3 + t))
+    np.testing.assert_array_equal(np.asarray(shared(ctrl, key, 5))[:3], rows[2:])
     np.testing.assert_array_equal(draw(ctrl, key, 7), ctl.sample_many(
         controller, cstate.params, jax.random.fold_in(key, 7), 2, jnp.asarray(s)).values)
 
@@ -195,8 +201,9 @@ def test_the_search_programs_compute_the_composed_steps():
   control_ref = jax.jit(guards.guarded(controller_steps.make_controller_step(
       prog.controller, cfg.controller, prog.ctrl_optimizer, score_S), "controller_loss"))
   model, ctrl, sums = state.model, state.ctrl, state.sums["shared"]
+  values = run.shared_architectures(state, key, False)
   for batch in task.shared_batches(state, 3):  # shared weights away from their initial values
-    model, sums = prog.shared_step(model, ctrl, batch, key, sums)
+    model, sums = prog.shared_step(model, next(values), batch, key, sums)
 
   def copy(tree):  # the update program donates the controller state and the sums
     return jax.tree_util.tree_map(jnp.copy, tree)
@@ -250,8 +257,9 @@ def test_a_search_traces_each_step_once_metric_shapes_included():
   state = run.fresh_state()  # the metric sums' shapes
   assert traces == {"train": 1, "draw": 1, "score": 1, "update": 1}
   prog, key = run.program, jax.random.key(0)
+  values = run.shared_architectures(state, key, False)
   for batch in run.task.shared_batches(state, 2):
-    state.model, state.sums["shared"] = prog.shared_step(state.model, state.ctrl, batch, key,
+    state.model, state.sums["shared"] = prog.shared_step(state.model, next(values), batch, key,
                                                          state.sums["shared"])
   for batch in run.task.reward_batches(state, 2):
     state.ctrl, state.sums["controller"] = prog.controller_step(
@@ -282,26 +290,18 @@ def test_fair_stream_takes_every_choice_once_per_block():
 
 def test_fair_mix_trains_the_fair_cell_every_kth_step_and_the_controller_sample_otherwise():
   """`search.fair_every=3`: steps 0, 3, 6, ... train the fair stream's architectures 0, 1,
-  2, ...; the others train what `sampled_train_step` (behind the guard's key folding) trains,
-  with the same training key."""
-  lm_state, cstate, _, _, batch, cfg = _setup()
+  2, ...; the others the controller's samples, as without the mix (the same key scheme)."""
+  _, cstate, _, _, _, cfg = _setup()
   controller = ctl.Controller(arch_lib.decisions(N), cfg)
-
-  def record(state, batch, values, key):  # a train step that reports what it was given
-    return state, {"values": values, "key": jax.random.key_data(key)}
-
-  mixed = jax.jit(program.fair_mixed_train_step(controller, lambda v: v, record, 3))
-  plain = jax.jit(program.sampled_train_step(controller, lambda v: v, record))
-  key = jax.random.key(7)
+  mixed = np.asarray(jax.jit(program.shared_draw(controller, block=7, fair_every=3))(
+      cstate, jax.random.key(7), 0))
+  plain = np.asarray(jax.jit(program.shared_draw(controller, block=7))(
+      cstate, jax.random.key(7), 0))
   num_choices = tuple(d.num_choices for d in controller.decisions)
-  fair_key = jax.random.fold_in(key, program.FAIR_FOLD)
+  fair_key = jax.random.fold_in(jax.random.key(7), program.FAIR_FOLD)
   for t in range(7):
-    state = lm_state.replace(step=jnp.asarray(t, lm_state.step.dtype))
-    _, got = mixed(state, cstate, batch, key)
-    _, want = plain(state, cstate, batch, jax.random.fold_in(key, t))
-    np.testing.assert_array_equal(got["key"], want["key"])
     if t % 3 == 0:
-      np.testing.assert_array_equal(got["values"],
-                                    program.fair_values(num_choices, fair_key, t // 3))
+      np.testing.assert_array_equal(mixed[t], program.fair_values(num_choices, fair_key, t // 3))
     else:
-      np.testing.assert_array_equal(got["values"], want["values"])
+      np.testing.assert_array_equal(mixed[t], plain[t])
+  assert not all(np.array_equal(mixed[t], plain[t]) for t in (0, 3, 6))

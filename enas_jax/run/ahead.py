@@ -9,7 +9,17 @@ first call reuses a program compiled for the same argument shapes and placements
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+import jax
+
+from enas_jax.ops.shapes import abstract
+from enas_jax.run.state import CONTROLLER
+
+if TYPE_CHECKING:
+  from enas_jax.run.program import SearchProgram
+  from enas_jax.run.state import SearchState
+  from enas_jax.tasks.base import SearchTask
 
 
 class CompileAhead:
@@ -39,3 +49,26 @@ class CompileAhead:
     error, self._error = self._error, None
     if error is not None:
       raise error
+
+
+def start_search(program: SearchProgram, task: SearchTask, parallel: Any, state: SearchState,
+                 controller_key: jax.Array) -> CompileAhead:
+  """Compiles, in the background, the controller phase's draw, score and update for the
+  arguments the search will call them with (`state`'s arrays and a reward batch, placed as the
+  loop places them: `parallel`, the run's `DataParallel` or None; `controller_key`, the
+  controller stream's key), then the task's whole-split evaluation for `state`'s model."""
+  args = (state.ctrl, state.model.params, state.model.batch_stats, controller_key,
+          state.sums[CONTROLLER])
+  batch = task.example_batches()[1]
+  if parallel is None:
+    ctrl, params, stats, key, sums = abstract(args)
+    batch = abstract(batch)
+  else:
+    ctrl, params, stats, key, sums = parallel.abstract(args)
+    batch = parallel.abstract_batch(batch, task.split_keys)
+  model = abstract(state.model)
+
+  def compile_next() -> None:  # in the order the epoch needs them
+    program.compile_controller(ctrl, params, stats, batch, key, sums)
+    task.compile_evaluate(model)
+  return CompileAhead(compile_next)

@@ -4,8 +4,8 @@ A one-axis mesh ("data") over `jax.devices()`: each batch is split along its bat
 devices; weights, optimiser and controller states, the PRNG key and the metric sums are
 replicated. The jitted phase functions are the same as on one device: XLA partitions them from
 the shardings of their inputs (the gradient all-reduce included), and the sampled architecture,
-drawn inside the step from the replicated controller and key, is the same on every device, so
-`lax.switch` still selects one branch. Every call gets its inputs placed the same way
+drawn from the replicated controller and key and passed replicated, is the same on every device,
+so `lax.switch` still selects one branch. Every call gets its inputs placed the same way
 (`place_replicated`, `place_batch`), so each step function still compiles once.
 
 Several hosts: set `parallel.distributed=True` and start the same command on every host with the

@@ -1,8 +1,9 @@
 """The compiled search program: the controller and the phase functions of any (space, task),
 each compiled once for the whole search.
 
-- shared step: sample an architecture from the controller inside the step and train the shared
-  weights on it (the task's step): one program, no host round-trip per step;
+- shared phase: the shared draw samples the architectures of `SHARED_BLOCK` consecutive shared
+  steps from the controller in one call (a small program, at XLA's lowest optimisation level on
+  the CPU), and the shared step trains the shared weights on one of them (the task's step);
 - controller phase: sample `num_samples` architectures (the draw program), reward them (the
   score program: the task's score), one REINFORCE update (the update program);
 - derive: sample and score `derive_samples` architectures, `num_samples` at a time, with the
@@ -14,8 +15,12 @@ again for the derive step, at XLA's full optimisation. Separate, the draw compil
 CPU at XLA's lowest optimisation level: a draw is a few hundred small operations, where the
 optimiser's time is wasted) and the score once, for both phases. The values are those of the pure
 composed `controller_steps.make_controller_step`; arrays stay on the device between the programs.
-The shared step keeps its sampling inside: it runs most often, and a second program per step
-cost 7% of the quickstart's step time (experiments/results/performance.md).
+The shared step's architectures come from a draw per block of steps, not from sampling inside
+the step: inlined, the controller's sampling was compiled into the shared step at XLA's full
+optimisation (0.85 s of the quickstart's first epoch); a draw per step would cost a second
+program call per step (7% of the quickstart's step time, experiments/results/performance.md).
+Step s's architecture is a function of (controller parameters and step, key, s) only, so the
+block a draw starts at does not change it.
 """
 from __future__ import annotations
 
@@ -122,10 +127,11 @@ class SearchProgram:
 
   controller: ctl.Controller
   ctrl_optimizer: optax.GradientTransformation
-  shared_step: Any  # jitted, guarded (model_state, ctrl_state, batch, key, sums)
+  shared_step: Any  # jitted, guarded (model_state, values_D, batch, key, sums)
+  shared_draw: Any  # (ctrl_state, key, first) -> values_KxD of shared steps first..first+K-1
   controller_step: ControllerPhase
   derive_step: DerivePhase
-  warmup_shared_step: Any | None  # the shared step with uniform sampling (warm-up)
+  warmup_draw: Any | None  # the shared draw with uniform sampling (warm-up)
   shared_metric_shapes: Callable[..., Any]  # shared_step's arguments less sums -> sums' shapes
   controller_metric_shapes: Callable[..., Any]  # likewise for controller_step
   compile_controller: Callable[..., None]  # controller_step's arguments -> its programs compiled
@@ -188,19 +194,43 @@ def compile_controller_phase(phase: ControllerPhase, update: Any) -> Callable[..
   return compile_all
 
 
-def sampled_train_step(controller: ctl.Controller, from_decisions: Callable[[Any], Any],
-                       train_step: Callable[..., Any]) -> Callable[..., Any]:
-  """The pure shared step `(state, ctrl, batch, key) -> (state, metrics)`: samples an
-  architecture from the controller at its step (key folded with 0) and trains on it (key folded
-  with 1)."""
-  def shared_step(state, ctrl, batch, key):
-    values = ctl.sample(controller, ctrl.params, jax.random.fold_in(key, 0), ctrl.step).values
-    return train_step(state, batch, from_decisions(values), jax.random.fold_in(key, 1))
+# Shared steps whose architectures one call of the shared draw samples.
+SHARED_BLOCK = 64
+# The fair stream's key: the shared stream's key folded with a step count no search reaches.
+FAIR_FOLD = 2**32 - 1
+
+
+def shared_train_step(from_decisions: Callable[[Any], Any], train_step: Callable[..., Any]
+                      ) -> Callable[..., Any]:
+  """The pure shared step `(state, values_D, batch, key) -> (state, metrics)`: trains on the
+  architecture of decision values `values_D` (the shared draw's for this step) with `key` folded
+  with 1 (`key`: the shared stream's key folded with the step, as the guard folds it)."""
+  def shared_step(state, values_D, batch, key):
+    return train_step(state, batch, from_decisions(values_D), jax.random.fold_in(key, 1))
   return shared_step
 
 
-# The fair stream's key: the shared stream's key folded with a step count no search reaches.
-FAIR_FOLD = 2**32 - 1
+def shared_draw(controller: ctl.Controller, block: int = SHARED_BLOCK, fair_every: int = 0
+                ) -> Callable[..., Any]:
+  """`(ctrl, key, first) -> values_KxD` (K = `block`): the architectures of shared steps
+  first, ..., first + K - 1. Step s's is the controller's sample at its step from the shared
+  stream's `key` folded with s, then with 0 (the step trains with it folded with s, then 1);
+  with `fair_every` > 0, every step with s % fair_every == 0 instead trains the fair stream's
+  architecture s // fair_every (`search.fair_every`, `fair_values`)."""
+  num_choices = tuple(d.num_choices for d in controller.decisions)
+
+  def one(ctrl, key, s):
+    values = ctl.sample(controller, ctrl.params,
+                        jax.random.fold_in(jax.random.fold_in(key, s), 0), ctrl.step).values
+    if fair_every:
+      fair = fair_values(num_choices, jax.random.fold_in(key, FAIR_FOLD), s // fair_every)
+      values = jnp.where(s % fair_every == 0, fair, values)
+    return values
+
+  def block_draw(ctrl, key, first):
+    steps_K = jnp.asarray(first, jnp.int32) + jnp.arange(block, dtype=jnp.int32)
+    return jax.vmap(lambda s: one(ctrl, key, s))(steps_K)
+  return block_draw
 
 
 def fair_values(num_choices: tuple[int, ...], key: jax.Array, index: jax.Array) -> jax.Array:
@@ -214,25 +244,6 @@ def fair_values(num_choices: tuple[int, ...], key: jax.Array, index: jax.Array) 
     block_key = jax.random.fold_in(jax.random.fold_in(key, d), index // c)
     values.append(jax.random.permutation(block_key, c)[index % c])
   return jnp.stack(values).astype(jnp.int32)
-
-
-def fair_mixed_train_step(controller: ctl.Controller, from_decisions: Callable[[Any], Any],
-                          train_step: Callable[..., Any], every: int) -> Callable[..., Any]:
-  """`sampled_train_step` with every `every`-th shared step (counted by the model state's
-  step: 0, every, 2 every, ...) training the fair stream's next architecture instead of the
-  controller's sample (`search.fair_every`). Takes the shared stream's key unfolded (guard it
-  with `fold_key=False`) and folds it as `sampled_train_step`'s guard does, so the other steps
-  draw and train exactly as without the mix."""
-  num_choices = tuple(d.num_choices for d in controller.decisions)
-
-  def shared_step(state, ctrl, batch, key):
-    step_key = jax.random.fold_in(key, state.step)
-    sampled = ctl.sample(controller, ctrl.params, jax.random.fold_in(step_key, 0),
-                         ctrl.step).values
-    fair = fair_values(num_choices, jax.random.fold_in(key, FAIR_FOLD), state.step // every)
-    values = jnp.where(state.step % every == 0, fair, sampled)
-    return train_step(state, batch, from_decisions(values), jax.random.fold_in(step_key, 1))
-  return shared_step
 
 
 def stepped_draw(controller: ctl.Controller, n: int) -> Callable[..., Any]:
@@ -256,21 +267,18 @@ def guarded_jit(step: Callable[..., Any], loss_name: str, donate: tuple[int, ...
 def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
                   ctrl_cfg: ctl.ControllerConfig, derive_samples: int,
                   warmup: bool = False, fair_every: int = 0) -> SearchProgram:
-  """`warmup`: also compile the shared step that samples uniformly (the uniform controller
+  """`warmup`: also compile the shared draw that samples uniformly (the uniform controller
   takes the same parameters and ignores them), for the search's warm-up epochs. `fair_every`
   (> 0): every this many shared steps train the fair stream's architecture instead
-  (`fair_mixed_train_step`)."""
+  (`shared_draw`)."""
   controller = ctl.Controller(space.decisions(model_cfg), ctrl_cfg)
   ctrl_opt = controller_steps.make_controller_optimizer(ctrl_cfg)
-  shared_step = jax.jit(
-      fair_mixed_train_step(controller, space.from_decisions, task.train_step, fair_every)
-      if fair_every else sampled_train_step(controller, space.from_decisions, task.train_step))
-  warmup_step = None
+  shared_step = jax.jit(shared_train_step(space.from_decisions, task.train_step))
+  warmup_draw = None
   if warmup:
     uniform = ctl.Controller(space.decisions(model_cfg),
                              dataclasses.replace(ctrl_cfg, kind="random"))
-    warmup_step = guarded_jit(sampled_train_step(uniform, space.from_decisions, task.train_step),
-                              "loss", (0, 4))
+    warmup_draw = fast_jit(shared_draw(uniform))
   draw = fast_jit(stepped_draw(controller, ctrl_cfg.num_samples))
   score_S: ScoreFn = task.score()
   score = jax.jit(score_S)
@@ -279,11 +287,12 @@ def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
                                      update=guarded_jit(update_step, "controller_loss", (0, 5)))
   return SearchProgram(
       controller=controller, ctrl_optimizer=ctrl_opt,
-      shared_step=guarded_jit(shared_step, "loss", (0, 4), fold_key=not fair_every),
+      shared_step=guarded_jit(shared_step, "loss", (0, 4)),
+      shared_draw=fast_jit(shared_draw(controller, fair_every=fair_every)),
       controller_step=controller_phase,
       derive_step=DerivePhase(draw=draw, score=score, samples=derive_samples,
                               chunk=ctrl_cfg.num_samples, sample_keys=task.sample_keys),
-      warmup_shared_step=warmup_step,
+      warmup_draw=warmup_draw,
       shared_metric_shapes=metric_shapes(shared_step),
       controller_metric_shapes=controller_metric_shapes(controller_phase, update_step),
       compile_controller=compile_controller_phase(controller_phase, update_step))

@@ -2,9 +2,8 @@
 
 Every epoch:
   (a) shared phase: `search.shared_steps` steps (0: one pass over the training split), each on
-      the next training batch with a fresh architecture sampled inside the jitted step;
-  (b) controller phase: `search.controller_steps` REINFORCE updates, each rewarded on the next
-      validation batch;
+      the next training batch with a fresh architecture from the controller;
+  (b) controller phase: `search.controller_steps` REINFORCE updates, each on a validation batch;
   (c) derive (every `search.derive_every` epochs and at the end): sample `search.derive_samples`
       architectures, score each on one validation batch, evaluate the best on the whole
       validation split, and write it to the workdir.
@@ -26,6 +25,7 @@ from typing import Any, Callable, Iterator, TextIO
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from enas_jax.controller import steps as controller_steps
 from enas_jax.data.cursor import Cursor
@@ -33,14 +33,14 @@ from enas_jax.io import metrics as metrics_lib
 from enas_jax.ops.params import count_params, set_learning_rate
 from enas_jax.ops import guards
 from enas_jax.ops.initialize import initialize
-from enas_jax.ops.shapes import abstract
 from enas_jax.run import answer as answer_lib
 from enas_jax.run import derive as derive_lib
+from enas_jax.run import ahead as ahead_lib
 from enas_jax.run.ahead import CompileAhead
 from enas_jax.run import outputs
 from enas_jax.run import parallel as parallel_lib
 from enas_jax.run.config import SearchConfig
-from enas_jax.run.program import build_program
+from enas_jax.run.program import SHARED_BLOCK, build_program
 from enas_jax.run.runner import Diverged, Runner
 from enas_jax.run.state import CONTROLLER, DERIVE, SHARED, SearchState
 from enas_jax.spaces.registry import get_space
@@ -79,10 +79,8 @@ class SearchRun(Runner):
                                  cfg.search.fair_every)
     self._shapes: dict[str, Any] | None = None
     self._finetune_step: Any = None
-    # The controller phase's programs, compiled in the background during this process's first
-    # shared phase (`run/ahead.py`); not across processes (multi-host compiles stay in step).
-    self._ahead: CompileAhead | None = None
-    self._compile_ahead = compile_ahead and jax.process_count() == 1
+    self._ahead: CompileAhead | None = None  # compiling in the background (`run/ahead.py`),
+    self._compile_ahead = compile_ahead and jax.process_count() == 1  # not across hosts
 
   # --- state
   def init_model(self) -> Any:
@@ -101,12 +99,13 @@ class SearchRun(Runner):
       model, cstate = jax.eval_shape(self.init_model), jax.eval_shape(self.init_ctrl)
       train_batch, reward_batch = self.task.example_batches()
       key = jax.random.key(0)
+      values = jax.ShapeDtypeStruct((len(prog.controller.decisions),), jnp.int32)
       if self.parallel is not None:  # traced with the loop's shardings: its calls reuse these
-        model, cstate, key = self.parallel.abstract((model, cstate, key))
+        model, cstate, key, values = self.parallel.abstract((model, cstate, key, values))
         train_batch, reward_batch = (self.parallel.abstract_batch(b, self.task.split_keys)
                                      for b in (train_batch, reward_batch))
       self._shapes = {
-          SHARED: prog.shared_metric_shapes(model, cstate, train_batch, key),
+          SHARED: prog.shared_metric_shapes(model, values, train_batch, key),
           CONTROLLER: prog.controller_metric_shapes(cstate, model.params, model.batch_stats,
                                                     reward_batch, key)}
     return self._shapes
@@ -224,7 +223,7 @@ class SearchRun(Runner):
       self.check_stop(state)
 
   def shared_phase(self, state: SearchState) -> None:
-    """(a) trains the shared weights on architectures sampled inside the step."""
+    """(a) trains the shared weights on architectures drawn a block at a time."""
     if state.phase_step == 0:
       state.phase_total = self.task.shared_phase_length(state)
     if state.phase_total == 0:  # a task without shared weights
@@ -234,35 +233,37 @@ class SearchRun(Runner):
     state.model = state.model.replace(opt_state=set_learning_rate(state.model.opt_state, lr))
     key = jax.random.fold_in(self.base_key, SHARED_STREAM)
     warming = self.warming_up(state)
-    train = self.program.warmup_shared_step if warming else self.program.shared_step
+    values = self.shared_architectures(state, key, warming)
 
     def step(batch: Any) -> None:
-      model, ctrl, batch, k, sums = self.placed(batch, state.model, state.ctrl, key,
-                                                state.sums[SHARED])
-      state.model, state.sums[SHARED] = train(model, ctrl, batch, k, sums)
+      model, values_D, batch, k, sums = self.placed(batch, state.model, next(values), key,
+                                                    state.sums[SHARED])
+      state.model, state.sums[SHARED] = self.program.shared_step(model, values_D, batch, k, sums)
       if self._compile_ahead:  # the first shared step is compiled: now the controller's
-        self._compile_ahead = False
-        arguments, model = self.controller_arguments(state), abstract(state.model)
-
-        def compile_next() -> None:  # in the order the epoch needs them
-          self.program.compile_controller(*arguments)
-          self.task.compile_evaluate(model)
-        self._ahead = CompileAhead(compile_next)
+        self.start_compile_ahead(state)
 
     batches = self.task.shared_batches(state, state.phase_total - state.phase_step)
     self.phase_loop(state, SHARED, batches, step, {"lr": lr, "warmup": float(warming)},
                     CONTROLLER)
 
-  def controller_arguments(self, state: SearchState) -> tuple[Any, ...]:
-    """The controller phase's arguments as shapes, placed as `controller_phase` places them."""
-    args = (state.ctrl, state.model.params, state.model.batch_stats,
-            jax.random.fold_in(self.base_key, CONTROLLER_STREAM), state.sums[CONTROLLER])
-    batch = self.task.example_batches()[1]
-    if self.parallel is None:
-      ctrl, params, stats, key, sums = abstract(args)
-      return ctrl, params, stats, abstract(batch), key, sums
-    ctrl, params, stats, key, sums = self.parallel.abstract(args)
-    return ctrl, params, stats, self.parallel.abstract_batch(batch, self.task.split_keys), key, sums
+  def shared_architectures(self, state: SearchState, key: jax.Array, warming: bool
+                           ) -> Iterator[np.ndarray]:
+    """The decision values of the shared steps from the model's step on, drawn a block at a
+    time from the controller as it is now (uniformly while warming up)."""
+    draw = self.program.warmup_draw if warming else self.program.shared_draw
+    first = int(state.model.step)  # every shared step, skipped or not, counts one
+    while True:
+      args = (state.ctrl, key, np.int32(first))
+      yield from np.asarray(draw(*(self.parallel.place_replicated(args) if self.parallel
+                                   else args)))
+      first += SHARED_BLOCK
+
+  def start_compile_ahead(self, state: SearchState) -> None:
+    """Starts compiling what the epoch needs next in the background (`run/ahead.py`), once."""
+    self._compile_ahead = False
+    self._ahead = ahead_lib.start_search(
+        self.program, self.task, self.parallel, state,
+        jax.random.fold_in(self.base_key, CONTROLLER_STREAM))
 
   def compiled_ahead(self) -> None:
     """Waits for the programs compiled ahead, if any (raising what their compilation raised)."""

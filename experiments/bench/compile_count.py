@@ -118,10 +118,11 @@ def bench_space(name: str, config: Any, n_archs: int, workdir: str) -> list[str]
   shared = PhaseCounter("shared step", prog.shared_step)
   key = jax.random.fold_in(base, 1)
   for batch in run.task.shared_batches(state, n_archs):
-    # the architecture the step samples inside: its key folded with the step counter, then 0
+    # the step's architecture, as the search draws it: the controller's sample from the key
+    # folded with the step counter, then 0
     step_key = jax.random.fold_in(jax.random.fold_in(key, int(state.model.step)), 0)
     arch = np.asarray(sample_one(state.ctrl.params, step_key))
-    args = run.placed(batch, state.model, state.ctrl, key, state.sums["shared"])
+    args = run.placed(batch, state.model, arch, key, state.sums["shared"])
     state.model, state.sums["shared"] = shared.call([arch], *args)
 
   control = PhaseCounter("controller step", prog.controller_step)

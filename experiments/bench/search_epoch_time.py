@@ -140,9 +140,15 @@ def measure(space: str, small: bool, steps: int, deterministic: bool = False,
     shared_batch = next(run.task.shared_batches(state, 1))
     reward_batch = next(run.task.reward_batches(state, 1))
 
+    # the shared steps' architectures: one block of the shared draw (timed: its share of a
+    # step is added to the step's time), each timed step its own
+    record("shared_draw_s", timed(lambda i: prog.shared_draw(state.ctrl, key, np.int32(i)),
+                                  1)[0])
+    values = np.asarray(prog.shared_draw(state.ctrl, key, np.int32(0)))
+
     def shared(i: int):
-      args = run.placed(shared_batch, state.model, state.ctrl, jax.random.fold_in(key, i),
-                        state.sums["shared"])
+      args = run.placed(shared_batch, state.model, values[i % len(values)],
+                        jax.random.fold_in(key, i), state.sums["shared"])
       state.model, state.sums["shared"] = prog.shared_step(*args)
       return state.sums["shared"]
 
@@ -168,7 +174,8 @@ def measure(space: str, small: bool, steps: int, deterministic: bool = False,
     cfg = run.cfg.search
     record("shared_steps_per_epoch", run.task.shared_phase_length(state))
     record("controller_steps_per_epoch", cfg.controller_steps)
-    epoch = (r["shared_steps_per_epoch"] * r["shared_step_s"]
+    epoch = (r["shared_steps_per_epoch"] * (r["shared_step_s"]
+                                             + r["shared_draw_s"] / len(values))
              + cfg.controller_steps * r["controller_step_s"] + r["derive_with_validation_s"])
     record("epoch_s", epoch)
     record("epochs", cfg.epochs)
