@@ -11,16 +11,15 @@ import numpy as np
 from enas_jax.io.checkpoints import tree_finite
 
 
-def guarded(step: Any, loss_name: str, fold_key: bool = True) -> Any:
+def guarded(step: Any, loss_name: str) -> Any:
   """`step(state, *args, key) -> (state, metrics)` made to keep the old state (its counter
   advanced) when the loss or anything in the new state (weights, optimizer state, carried hidden
   state, baseline) is not finite. The returned function takes `(state, *args, key, sums)`, folds
-  the step counter into `key` (`fold_key=False`: passes `key` as it is, for a step that folds
-  it itself), and adds the metrics to `sums`; `ok_steps` counts finite steps."""
+  the step counter into `key`, and adds the metrics to `sums`; `ok_steps` counts finite steps."""
 
   def guarded(state, *args):
     *step_args, key, sums = args
-    new, m = step(state, *step_args, jax.random.fold_in(key, state.step) if fold_key else key)
+    new, m = step(state, *step_args, jax.random.fold_in(key, state.step))
     ok = jnp.isfinite(m[loss_name]) & tree_finite(new)
     kept = state.replace(step=state.step + 1)
     # One conditional on the whole state, not an elementwise select per leaf: with `lax.switch`

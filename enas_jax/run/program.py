@@ -256,12 +256,11 @@ def stepped_draw(controller: ctl.Controller, n: int) -> Callable[..., Any]:
   return draw
 
 
-def guarded_jit(step: Callable[..., Any], loss_name: str, donate: tuple[int, ...],
-                fold_key: bool = True) -> Any:
+def guarded_jit(step: Callable[..., Any], loss_name: str, donate: tuple[int, ...]) -> Any:
   """`step` guarded (`guards.guarded`) and jitted. Pass `step` jitted to share its trace with
   `metric_shapes`: a jitted function called inside another is inlined when compiled (one
   program, as before) and traced once for both."""
-  return jax.jit(guards.guarded(step, loss_name, fold_key), donate_argnums=donate)
+  return jax.jit(guards.guarded(step, loss_name), donate_argnums=donate)
 
 
 def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
