@@ -36,7 +36,6 @@ from enas_jax.controller import policy as ctl
 from enas_jax.controller import steps as controller_steps
 from enas_jax.ops import guards
 from enas_jax.ops.initialize import FAST_COMPILE
-from enas_jax.ops.shapes import abstract
 from enas_jax.spaces.base import SearchSpace
 from enas_jax.tasks.base import SearchTask
 from enas_jax.types import Batch, Metrics, ScoreFn
@@ -184,13 +183,13 @@ def controller_metric_shapes(phase: ControllerPhase, update: Any) -> Callable[..
 
 def compile_controller_phase(phase: ControllerPhase, update: Any) -> Callable[..., None]:
   """`(ctrl, params, batch_stats, batch, key, sums) -> None`: compiles the phase's draw, score
-  and guarded update for these arguments (arrays or shapes placed as the loop places them)
-  without running them; their first calls then reuse the compiled programs."""
+  and guarded update for these arguments (shapes placed as the loop places the arrays:
+  `ops.shapes.abstract`) without running them; their first calls then reuse the programs."""
   def compile_all(ctrl, params, batch_stats, batch, key, sums):
-    args = controller_arguments(phase, update, *abstract((ctrl, params, batch_stats, batch, key)))
+    args = controller_arguments(phase, update, ctrl, params, batch_stats, batch, key)
     phase.draw.lower(*args["draw"]).compile()
     phase.score.lower(*args["score"]).compile()
-    phase.update.lower(*args["update"], abstract(sums)).compile()
+    phase.update.lower(*args["update"], sums).compile()
   return compile_all
 
 

@@ -36,7 +36,6 @@ from enas_jax.ops.initialize import initialize
 from enas_jax.run import answer as answer_lib
 from enas_jax.run import derive as derive_lib
 from enas_jax.run import ahead as ahead_lib
-from enas_jax.run.ahead import CompileAhead
 from enas_jax.run import outputs
 from enas_jax.run import parallel as parallel_lib
 from enas_jax.run.config import SearchConfig
@@ -79,7 +78,7 @@ class SearchRun(Runner):
                                  cfg.search.fair_every)
     self._shapes: dict[str, Any] | None = None
     self._finetune_step: Any = None
-    self._ahead: CompileAhead | None = None  # compiling in the background (`run/ahead.py`),
+    self._ahead: ahead_lib.CompileAhead | None = None  # compiling in the background
     self._compile_ahead = compile_ahead and jax.process_count() == 1  # not across hosts
 
   # --- state
