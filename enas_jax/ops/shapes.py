@@ -22,6 +22,11 @@ def abstract(tree: Any) -> Any:
   return jax.tree_util.tree_map(one, tree)
 
 
+def zeros(shapes: Any) -> Any:
+  """Zero arrays of `shapes` (a tree of `jax.ShapeDtypeStruct`s): a phase's fresh metric sums."""
+  return jax.tree_util.tree_map(lambda s: jax.numpy.zeros(s.shape, s.dtype), shapes)
+
+
 def int32_shapes(tree: Any) -> Any:
   """`tree`'s shapes as int32 (an architecture as the evaluations convert it)."""
   return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(np.shape(s), np.int32), tree)

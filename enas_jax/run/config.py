@@ -34,6 +34,7 @@ class SearchLoopConfig:
   derive_samples: int = 100
   finetune_steps: int = 0
   final_candidates: int = 0
+  screen_steps: int = 0
   log_every: int = 50
   on_divergence: Literal["skip", "rollback", "stop"] = "skip"
   rollback_lr_factor: float = 0.5
@@ -42,7 +43,8 @@ class SearchLoopConfig:
   def validate(self, section: str = "search") -> None:
     require(self, section, ">= 1", "epochs", "derive_every", "derive_samples", "log_every")
     require(self, section, ">= 0", "shared_steps", "controller_steps", "max_rollbacks",
-            "warmup_epochs", "fair_every", "finetune_steps", "final_candidates")
+            "warmup_epochs", "fair_every", "finetune_steps", "final_candidates",
+            "screen_steps")
     if self.warmup_epochs >= self.epochs:
       raise UserError(f"Config field `{section}.warmup_epochs` ({self.warmup_epochs}) must be "
                       f"less than `{section}.epochs` ({self.epochs}): the controller would never "

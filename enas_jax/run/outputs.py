@@ -46,6 +46,23 @@ def log_pictures(log: metrics_lib.MetricsLog, epoch: int, best: dict[str, str],
     log.events.image(epoch + 1, tag, png, *render.png_size(png))
 
 
+def screen_lines(screen: dict[str, Any] | None) -> list[str]:
+  """What the answer's screen (`search.screen_steps`, run/screen.py) found, if it ran."""
+  if not screen:
+    return []
+  steps, found = screen["steps"], screen["candidates"]
+  how = (f"training perplexity over the last {steps - steps // 2} of {steps} steps alone from "
+         f"fresh weights; a uniform guess: {screen['limit_ppl']:.4g}")
+  said = [f"{c['authors']} ({c['train_ppl']:.4g})" for c in found]
+  if screen["all_failed"]:
+    return [f"warning: every candidate failed the screen ({how}): {', '.join(said)}; the answer "
+            f"is the best-scored one, but it may not train alone at this learning rate"]
+  if len(found) == 1:
+    return [f"screen: it trains alone ({how}: {found[0]['train_ppl']:.4g})"]
+  return [f"screen: passed over {', '.join(said[:-1])} ({how}); the answer is the next "
+          f"best-scored, {said[-1]}"]
+
+
 def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -> list[str]:
   """The search's answer: the authors' string, one line per node or layer, its figure under
   the shared weights, and on the planted corpus the teacher's figures."""
@@ -63,6 +80,7 @@ def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -
   if summary.get("final_candidates"):
     lines.append(f"picked among {len(summary['rescored'])} cells: each epoch's derived cell and "
                  f"the final controller's {summary['final_candidates']} best")
+  lines += screen_lines(summary.get("screen"))
   if "valid_acc_table" in summary:
     lines.append(f"its validation accuracy in the {summary['dataset']} table (mean over its "
                  f"seeds): {100 * summary['valid_acc_table']:.2f}%, rank "

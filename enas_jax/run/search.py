@@ -9,7 +9,7 @@ Every epoch:
       validation split, and write it to the workdir.
 At the end every derived architecture is re-scored on the whole validation split under the final
 shared weights (scores from different epochs are not comparable: the weights kept training), and
-the best is the search's answer.
+the best is the search's answer (with `search.screen_steps`, the best that trains alone: screen.py).
 
 Randomness: one base key per run (`seed`); separate streams for initialisation, shared steps,
 controller steps and deriving, each folded with its step counter; data order a pure function of
@@ -33,11 +33,13 @@ from enas_jax.io import metrics as metrics_lib
 from enas_jax.ops.params import count_params, set_learning_rate
 from enas_jax.ops import guards
 from enas_jax.ops.initialize import initialize
+from enas_jax.ops.shapes import zeros
 from enas_jax.run import answer as answer_lib
 from enas_jax.run import derive as derive_lib
 from enas_jax.run import ahead as ahead_lib
 from enas_jax.run import outputs
 from enas_jax.run import parallel as parallel_lib
+from enas_jax.run import screen as screen_lib
 from enas_jax.run.config import SearchConfig
 from enas_jax.run.program import SHARED_BLOCK, build_program
 from enas_jax.run.runner import Diverged, Runner
@@ -47,16 +49,12 @@ from enas_jax.tasks import search_task
 
 # Streams folded into the run's base key.
 (INIT_MODEL, INIT_CONTROLLER, SHARED_STREAM, CONTROLLER_STREAM, DERIVE_STREAM,
- FINETUNE_STREAM) = range(6)
+ FINETUNE_STREAM, SCREEN_STREAM) = range(7)
 __all__ = ["Diverged", "SearchRun", "run_search"]
 
 
 class _Rollback(Exception):
   pass
-
-
-def zeros(shapes: Any) -> Any:
-  return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
 class SearchRun(Runner):
@@ -78,6 +76,7 @@ class SearchRun(Runner):
                                  cfg.search.fair_every)
     self._shapes: dict[str, Any] | None = None
     self._finetune_step: Any = None
+    self.screen_init: Any = None  # the answer's screen's initialiser, compiled (run/screen.py)
     self._ahead: ahead_lib.CompileAhead | None = None  # compiling in the background
     self._compile_ahead = compile_ahead and jax.process_count() == 1  # not across hosts
 
@@ -340,10 +339,9 @@ class SearchRun(Runner):
     return self.task.evaluate(state.model, arch)
 
   def finetuned(self, model: Any, arch: Any, steps: int) -> Any:
-    """`model` (the shared weights' training state) after `steps` shared steps on `arch` alone:
+    """A copy of `model` (the shared weights' state) after `steps` shared steps on `arch` alone:
     the training split's first `steps` batches from its start, the step keys a function of the
-    run's key and the step's index only, so every architecture gets the same batches and keys.
-    `model` itself is left as it is: the steps train one copy of it in place."""
+    run's key and the step's index only, so every architecture gets the same batches and keys."""
     if self._finetune_step is None:
       self._finetune_step = jax.jit(self.task.train_step, donate_argnums=0)
     copy = jax.tree_util.tree_map(jnp.copy, model)
@@ -369,7 +367,9 @@ class SearchRun(Runner):
     m, space, src = self.task.metric, self.space, self.task.figure_source
     archs = answer_lib.candidates(self, state)
     rescored = {authors: self.answer_score(state, arch) for authors, arch in archs.items()}
-    best = (min if self.task.lower_is_better else max)(rescored, key=rescored.get)
+    order = sorted(rescored, key=rescored.get, reverse=not self.task.lower_is_better)
+    best, screened = screen_lib.pick(self, order, archs,  # order[0] when not screening
+                                     jax.random.fold_in(self.base_key, SCREEN_STREAM))
     arch = archs[best]
     title = outputs.picture_title(None, {f"best: valid {m}": rescored[best]})
     self.write_arch(space, "best_arch", arch, {f"valid_{m}": rescored[best]}, title)
@@ -383,6 +383,7 @@ class SearchRun(Runner):
            if getattr(self.cfg.search, k)},
         "shared_params": count_params(state.model.params),
         **({"simulated_cost": dict(state.totals)} if state.totals else {}),
+        **({"screen": screened} if screened else {}),
         **self.task.summary_extras(lambda a: self.answer_score(state, a), arch)}
     self.close(summary)
     self.final_state = state

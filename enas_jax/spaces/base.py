@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any, Mapping, Protocol, Sequence
 
 import jax
+import numpy as np
 
 from enas_jax.spaces.decisions import Decision
 
@@ -36,6 +37,9 @@ class SearchSpace(Protocol):
 
   def from_decisions(self, values_D: jax.Array) -> Arch:
     """Decision values (traced or not, in `decisions` order) -> the architecture."""
+
+  def to_decisions(self, arch: Arch) -> np.ndarray:
+    """The architecture -> decision values `from_decisions` maps back to it (int32, host)."""
 
   def random_arch(self, key: jax.Array, model_cfg: Any) -> Arch:
     """A uniformly sampled architecture (traceable)."""
@@ -106,6 +110,9 @@ class ModuleSpace:
 
   def from_decisions(self, values_D: jax.Array) -> Arch:
     return self.arch_lib.from_decisions(values_D)
+
+  def to_decisions(self, arch: Arch) -> np.ndarray:
+    return np.asarray(self.arch_lib.to_decisions(arch), np.int32)
 
   def random_arch(self, key: jax.Array, model_cfg: Any) -> Arch:
     return self.arch_lib.random_arch(key, self._size(model_cfg))

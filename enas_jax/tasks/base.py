@@ -69,6 +69,11 @@ class SearchTask(Protocol):
   def evaluate(self, model: Any, arch: Any) -> float:
     """The figure of `arch` on the whole validation split under the shared weights."""
 
+  def screen_limit(self) -> tuple[str, float] | None:
+    """(the shared step's metric that is its mean cross-entropy, that metric's value for a
+    uniform guess over the classes: log of their number), which the answer's screen compares
+    (`run/screen.py`); None for a task whose answers are not trained."""
+
   def compile_evaluate(self, model: Any) -> None:
     """Compiles `evaluate`'s programs for `model` (shapes, as `ops.shapes.abstract` gives them)
     without running them, so that the first `evaluate` reuses them (the search compiles them in

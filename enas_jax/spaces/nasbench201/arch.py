@@ -51,6 +51,11 @@ def from_decisions(values_D: jax.Array | np.ndarray) -> Cell201:
   return Cell201(xp.asarray(values_D).astype(xp.int32))
 
 
+def to_decisions(cell: Cell201) -> np.ndarray:
+  """The inverse of `from_decisions` (host side)."""
+  return np.asarray(cell.ops_E, np.int32)
+
+
 def random_arch(key: jax.Array, size: int | None = None) -> Cell201:
   """A uniformly sampled cell (traceable)."""
   del size

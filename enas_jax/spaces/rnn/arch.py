@@ -111,11 +111,11 @@ def from_decisions(values_D: jax.Array | np.ndarray) -> RNNArch:
   return RNNArch(prev_N, act_N)
 
 
-def to_decisions(arch: RNNArch) -> jax.Array:
-  """The inverse of `from_decisions`."""
-  n = arch.act_N.shape[0]
-  values = jnp.zeros((2 * n - 1,), jnp.int32)
-  values = values.at[0].set(arch.act_N[0])
-  values = values.at[1::2].set(arch.prev_N[1:])
-  values = values.at[2::2].set(arch.act_N[1:])
+def to_decisions(arch: RNNArch) -> np.ndarray:
+  """The inverse of `from_decisions` (host side)."""
+  prev_N, act_N = np.asarray(arch.prev_N), np.asarray(arch.act_N)
+  values = np.zeros((2 * act_N.shape[0] - 1,), np.int32)
+  values[0] = act_N[0]
+  values[1::2] = prev_N[1:]
+  values[2::2] = act_N[1:]
   return values

@@ -28,7 +28,7 @@ from enas_jax.types import Batch, Metrics, ScoreFn
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "search.finetune_steps",
-                     "search.final_candidates",
+                     "search.final_candidates", "search.screen_steps",
                      "shared.lr", "shared.lr_min", "checkpoint.", "deterministic", "parallel.",
                      "report.")
 _TRAIN_STREAM, _VALID_STREAM, _DERIVE_STREAM = 0, 1, 2  # data-order streams
@@ -116,6 +116,10 @@ class SearchTaskImpl:
   def evaluate(self, model: cnn_steps.CNNState, arch: Any) -> float:
     """Accuracy on the validation split's full batches under the shared weights."""
     return self._accuracy_over(model, arch, self._eval_starts())
+
+  def screen_limit(self) -> tuple[str, float]:
+    """The training cross-entropy against a uniform guess over the classes (`SearchTask`)."""
+    return "loss", float(np.log(self.data.num_classes))
 
   def compile_evaluate(self, model: Any) -> None:
     """Compiles `evaluate`'s step for `model`'s shapes (`SearchTask.compile_evaluate`)."""

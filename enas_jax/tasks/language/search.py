@@ -26,7 +26,7 @@ from enas_jax.types import Batch, ScoreFn
 
 RESUMABLE_CHANGES = ("search.epochs", "search.log_every", "search.on_divergence",
                      "search.rollback_lr_factor", "search.max_rollbacks", "search.finetune_steps",
-                     "search.final_candidates",
+                     "search.final_candidates", "search.screen_steps",
                      "shared.lr", "shared.lr_decay", "shared.lr_decay_start_epoch",
                      "checkpoint.", "deterministic", "parallel.", "report.",
                      # how the same values are computed (a run may move to another backend)
@@ -100,6 +100,10 @@ class SearchTaskImpl:
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)  # one signature
     return lm_steps.evaluate_perplexity(self.jit_eval_step, model.params, model.batch_stats,
                                         self.valid_eval_BxN, self.cfg.data.bptt, arch)
+
+  def screen_limit(self) -> tuple[str, float]:
+    """The training NLL against a uniform guess over the vocabulary (`SearchTask`)."""
+    return "nll", float(np.log(len(self.corpus.words)))
 
   def compile_evaluate(self, model: Any) -> None:
     """Compiles `evaluate`'s step for `model`'s shapes (`SearchTask.compile_evaluate`)."""

@@ -20,6 +20,10 @@ def _check_search(cfg: Any) -> None:
     raise UserError(f"Config field `search.finetune_steps` is {cfg.search.finetune_steps}; a "
                     f"table search reads each cell's figure from the table and has no shared "
                     f"weights to train before scoring. Leave it at 0.")
+  if cfg.search.screen_steps:
+    raise UserError(f"Config field `search.screen_steps` is {cfg.search.screen_steps}; a table "
+                    f"search's cells are looked up, not trained, so there is no training alone "
+                    f"to screen its answer with. Leave it at 0.")
   if cfg.search.final_candidates:
     raise UserError(f"Config field `search.final_candidates` is "
                     f"{cfg.search.final_candidates}; a table search's queries are its budget "

@@ -97,6 +97,10 @@ class SearchTaskImpl:
     """The cell's validation accuracy averaged over its seeds, as a fraction."""
     return float(self.table.mean_acc_K[cell_index(np.asarray(arch.ops_E))] / 100.0)
 
+  def screen_limit(self) -> None:
+    """None: a table's cells are looked up, not trained (`SearchTask`)."""
+    return None
+
   def compile_evaluate(self, model: Any) -> None:
     """Nothing to compile: `evaluate` looks the cell up on the host."""
 
