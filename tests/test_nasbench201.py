@@ -248,6 +248,10 @@ def test_config_mistakes_and_missing_package_are_one_paragraph(monkeypatch):
   config.search.final_candidates = 4
   with pytest.raises(UserError, match="`search.final_candidates` is 4; a table search"):
     run_config.search_config(config).validate()
+  config.search.final_candidates = 0
+  config.search.screen_steps = 8
+  with pytest.raises(UserError, match="`search.screen_steps` is 8; a table search"):
+    run_config.search_config(config).validate()
   config = nb201_config.get_config("tiny")
   config.data.dataset = "imagenet"
   with pytest.raises(UserError, match="imagenet16-120"):
