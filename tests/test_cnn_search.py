@@ -17,6 +17,8 @@ import pytest
 from enas_jax.configs import cifar10_macro
 from enas_jax.data.cursor import Cursor
 from enas_jax.io import metrics
+from enas_jax.ops.initialize import FAST_COMPILE
+from enas_jax.ops.params import set_learning_rate
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
 from enas_jax.spaces.macro import arch as arch_lib
@@ -70,6 +72,29 @@ def test_tiny_macro_search_compiles_each_phase_once_and_resumes_bit_for_bit(tmp_
     model, _ = step(model, batch, answer, jax.random.fold_in(key, i))
   assert tuned["finetune_steps"] == 2
   assert tuned["valid_acc_shared"] == run.task.evaluate(model, answer)
+
+  # the answer's screen (`search.screen_steps`, run/screen.py) on images: the best-scored cell
+  # trained alone 4 steps from fresh weights; its figure exp(mean cross-entropy) of the last 2,
+  # by hand here, against a uniform guess over the 10 classes
+  shutil.copytree(tmp_path / "straight", tmp_path / "screened")
+  screen = _run(_cfg(screen_steps=4), tmp_path / "screened")[1]["screen"]
+  assert screen["steps"] == 4 and screen["limit_ppl"] == pytest.approx(10.0)
+  first = screen["candidates"][0]
+  assert first["authors"] == max(summary["rescored"], key=lambda r: r["valid_acc_shared"])[
+      "authors"]
+  key = jax.random.fold_in(jax.random.key(run.cfg.seed), 6)
+  fresh = jax.jit(run.task.init_model).lower(jax.random.fold_in(key, 0)).compile(
+      FAST_COMPILE)(jax.random.fold_in(key, 0))
+  walk = types.SimpleNamespace(model=fresh.replace(opt_state=set_learning_rate(
+      fresh.opt_state, run.cfg.shared.lr_at_epoch(0))), train_cursor=Cursor())
+  cell = jax.tree_util.tree_map(jnp.asarray, arch_lib.from_authors_string(first["authors"]))
+  losses = []
+  for i, batch in enumerate(run.task.shared_batches(walk, 4)):
+    step_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, 1), i), 1)
+    walk.model, m = step(walk.model, batch, cell, step_key)
+    losses.append(float(m["loss"]))
+  np.testing.assert_allclose(first["train_ppl"], np.exp(np.mean(losses[2:])), rtol=1e-5)
+  assert first["passed"] == (first["train_ppl"] <= 10.0)
 
   # one epoch from the command line (the search CLI picks the loop by the config's `space`),
   # then the same search with two epochs, resumed in-process: identical to the straight run
