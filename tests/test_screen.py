@@ -43,7 +43,7 @@ def _run(workdir, cfg, limit=None):
 @pytest.fixture(scope="module")
 def searches(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("screen")
-  plain = _run(tmp / "plain", _cfg())
+  plain = _run(tmp / "plain", _cfg(screen_steps=0))
   steps = plain[0].task.train.windows_per_pass(0) + 2  # across a pass boundary
   if steps % 2:
     steps += 1

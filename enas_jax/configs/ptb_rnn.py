@@ -130,9 +130,11 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   # many shared steps on it alone from the final weights (0: the weights as they are, the paper)
   config.search.final_candidates = 0  # the answer's pick also among this many best distinct
   # cells of one more derive from the final controller (0: only each epoch's derived cell, paper)
-  config.search.screen_steps = 0  # the answer's screen: each candidate, best-scored first,
+  config.search.screen_steps = 32  # the answer's screen: each candidate, best-scored first,
   # trained alone from fresh weights for this many steps; one whose training perplexity over the
-  # last half is above a uniform guess's is passed over (0: none, the paper; run/screen.py)
+  # last half is above a uniform guess's is passed over (0: none, the paper; run/screen.py;
+  # experiments/results/science.md, section 19: on PTB it replaced the one answer of 20 that
+  # cannot be trained alone, and passed over no other)
   config.search.log_every = 50  # steps between metric records
   config.search.on_divergence = "skip"  # NaN/Inf loss: "skip" the step, "rollback", or "stop"
   config.search.rollback_lr_factor = 0.5  # rollback: scale the shared lr by this each time

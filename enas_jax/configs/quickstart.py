@@ -11,7 +11,8 @@ Command:
 
 Expected runtime: about 35 seconds on 2 CPU cores (corpus generation, compilation, 8 epochs).
 Expected result: the program prints the cell it found, that cell's validation perplexity under the
-shared weights, the planted cell's perplexity under the same weights and the teacher's optimal
+shared weights, whether it trains alone (the answer's screen, `search.screen_steps`), the planted
+cell's perplexity under the same weights and the teacher's optimal
 perplexity (the floor no model can beat): on 2026-12-04, `0 0 0 0 0 0 0 0 0 0 0` (every node
 tanh of node 0) at 29.62, the planted cell 33.00, the floor 25.88; trained alone with the
 benchmark's recipe, 27.38 and 27.42 (science.md, section 5). Measured figures:
