@@ -116,6 +116,14 @@ def whole_search(name, single, sharded):
              if isinstance(h1[k], float) and k != "seconds" and "time" not in k]
   out[f"{name}_search_figure_rel_diff"] = max(abs(x - y) / max(abs(x), 1.0) for x, y in figures)
   out[f"{name}_search_figures"] = len(figures)
+  # the answer's screen (`search.screen_steps`), when the config runs it: the same candidates
+  # and verdicts, each figure (32 steps alone, data-parallel) within float rounding
+  screens = [s.get("screen") or {"candidates": []} for s in (a, b)]
+  out[f"{name}_screen_verdicts_equal"] = [
+      [(c["authors"], c["passed"]) for c in s["candidates"]] for s in screens]
+  out[f"{name}_screen_rel_diff"] = max(
+      [abs(x["train_ppl"] - y["train_ppl"]) / x["train_ppl"]
+       for x, y in zip(*(s["candidates"] for s in screens))], default=0.0)
   out[f"{name}_search_param_diff"] = _max_diff(
       (single.final_state.model.params, single.final_state.ctrl.params),
       (sharded.final_state.model.params, sharded.final_state.ctrl.params))

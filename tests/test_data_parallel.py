@@ -36,6 +36,11 @@ def test_sharded_steps_and_a_whole_search_match_one_device_and_compile_once(tmp_
   assert figures["rnn_search_figure_rel_diff"] <= 5e-5, figures
   assert figures["rnn_search_param_diff"] <= 1e-4, figures
   assert figures["rnn_search_traces"] == [1, 1, 1], figures
+  # the answer's screen (on in the recurrent configs) screens the same candidates with the same
+  # verdicts through the already compiled data-parallel shared step (the traces above)
+  single, sharded = figures["rnn_screen_verdicts_equal"]
+  assert single and single == sharded, figures
+  assert figures["rnn_screen_rel_diff"] <= 5e-5, figures
   # compiled ahead (`run/ahead.py`) for the sharded placements: only the evaluation step, which
   # the steps above did not need; the controller's programs were compiled for these placements
   assert figures["rnn_search_compiles"] == {"ahead": {"jit(eval_step)": 1}}, figures
