@@ -153,6 +153,23 @@ def test_report_of_a_tiny_search(space, tmp_path):
   config = quickstart if space == "rnn" else nasbench201
   run, summary = runs.search(runs.search_config(config), tmp_path / space)
   runs.check_report(run, summary, tmp_path / space, train_alone=1)
+  if space == "rnn":  # the answer's screen (on in the recurrent configs) shown on the page
+    md = " ".join((tmp_path / space / "report" / "report.md").read_text().split())
+    assert summary["screen"]["candidates"][0]["authors"] == summary["authors"]
+    assert "screen: it trains alone (training perplexity over the last 16 of 32 steps" in md
+    # as if the screen had passed over the best-scored cell: the page says why the search's
+    # answer is another cell, and which it passed over
+    passed_over = {"authors": summary["authors"], "train_ppl": 1e9, "skipped_steps": 0,
+                   "passed": False}
+    chosen = {"authors": "another cell", "train_ppl": 50.0, "skipped_steps": 0, "passed": True}
+    screen = dict(summary["screen"], candidates=[passed_over, chosen])
+    (tmp_path / space / "summary.json").write_text(json.dumps(
+        {**summary, "authors": "another cell", "screen": screen}))
+    build_report(str(tmp_path / space), {"random_cells": 3}, lambda _: None)
+    md = " ".join((tmp_path / space / "report" / "report.md").read_text().split())
+    assert ("the best candidate cell is not the search's own answer (another cell, its screen "
+            "passed over the better-scored cell(s), which did not train alone") in md
+    assert f"screen: passed over {summary['authors']} (1e+09) (training perplexity" in md
 
 
 def test_report_of_a_search_still_running(tmp_path):

@@ -17,6 +17,7 @@ from enas_jax.io import render
 from enas_jax.io.configuration import from_section
 from enas_jax.report import checks as checks_lib
 from enas_jax.report import figures, page, reading, scoring
+from enas_jax.run import outputs
 from enas_jax.run.config import ReportConfig
 from enas_jax.spaces.registry import read_json_file
 
@@ -89,12 +90,14 @@ def _answer_section(files: reading.SearchFiles, m: scoring.Measurements, folder:
   state = ("The search has finished." if files.finished else
            "The search is still running or stopped before its end: these figures are those of "
            "its newest checkpoint, and will change.")
-  searched = (files.summary or {}).get("authors")
+  searched, screen = ((files.summary or {}).get(k) for k in ("authors", "screen"))
   if searched and searched != answer.authors:  # the report scored another way than the search
+    how = ("its screen passed over the better-scored cell(s), which did not train alone: see "
+           "below" if screen and len(screen["candidates"]) > 1 else
+           f"picked with `search.finetune_steps` = "
+           f"{(files.summary or {}).get('finetune_steps', 0)}")
     state += (f" Scored as here, the best candidate cell is not the search's own answer "
-              f"({searched}, picked with `search.finetune_steps` = "
-              f"{(files.summary or {}).get('finetune_steps', 0)}); the checks judge the best "
-              f"one as scored here.")
+              f"({searched}, {how}); the checks judge the best one as scored here.")
   return page.Section(
       "The answer",
       paragraphs=[state,
@@ -102,7 +105,7 @@ def _answer_section(files: reading.SearchFiles, m: scoring.Measurements, folder:
                   f"Our JSON: {json.dumps(space.to_json(answer.arch))}",
                   f"Its {name} on the whole validation split: {_fmt(answer.whole)} (under the "
                   f"{under}).",
-                  spread],
+                  spread, *outputs.screen_lines(screen)],
       table=rows, figures=figs)
 
 
