@@ -156,7 +156,8 @@ def test_report_of_a_tiny_search(space, tmp_path):
   if space == "rnn":  # the answer's screen (on in the recurrent configs) shown on the page
     md = " ".join((tmp_path / space / "report" / "report.md").read_text().split())
     assert summary["screen"]["candidates"][0]["authors"] == summary["authors"]
-    assert "screen: it trains alone (training perplexity over the last 16 of 32 steps" in md
+    assert "screen: it trains alone (training perplexity " in md
+    assert "over the last 16 of 32 steps alone from fresh weights; a uniform guess: " in md
     # as if the screen had passed over the best-scored cell: the page says why the search's
     # answer is another cell, and which it passed over
     passed_over = {"authors": summary["authors"], "train_ppl": 1e9, "skipped_steps": 0,

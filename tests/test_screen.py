@@ -91,8 +91,9 @@ def test_the_screen_is_training_alone_and_leaves_the_search_as_it_was(searches):
   assert first["passed"] and first["skipped_steps"] == 0 and len(screen["candidates"]) == 1
   assert screened["authors"] == plain["authors"] and not screen["all_failed"]
   lines = "\n".join(outputs.result_lines(screened, str(tmp / "screened")))
-  assert f"screen: it trains alone (training perplexity over the last {steps - steps // 2} of " \
-         f"{steps} steps alone from fresh weights" in lines
+  assert (f"screen: it trains alone (training perplexity {first['train_ppl']:.4g} over the last "
+          f"{steps - steps // 2} of {steps} steps alone from fresh weights; a uniform guess: "
+          f"{screen['limit_ppl']:.4g})") in lines
 
 
 def test_a_finished_search_resumed_with_the_screen_screens_as_from_the_start(searches):

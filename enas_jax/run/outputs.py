@@ -51,16 +51,17 @@ def screen_lines(screen: dict[str, Any] | None) -> list[str]:
   if not screen:
     return []
   steps, found = screen["steps"], screen["candidates"]
-  how = (f"training perplexity over the last {steps - steps // 2} of {steps} steps alone from "
-         f"fresh weights; a uniform guess: {screen['limit_ppl']:.4g}")
+  how = (f"over the last {steps - steps // 2} of {steps} steps alone from fresh weights; a "
+         f"uniform guess: {screen['limit_ppl']:.4g}")
   said = [f"{c['authors']} ({c['train_ppl']:.4g})" for c in found]
   if screen["all_failed"]:
-    return [f"warning: every candidate failed the screen ({how}): {', '.join(said)}; the answer "
-            f"is the best-scored one, but it may not train alone at this learning rate"]
+    return [f"warning: every candidate failed the screen (training perplexity {how}): "
+            f"{', '.join(said)}; the answer is the best-scored one, but it may not train alone "
+            f"at this learning rate"]
   if len(found) == 1:
-    return [f"screen: it trains alone ({how}: {found[0]['train_ppl']:.4g})"]
-  return [f"screen: passed over {', '.join(said[:-1])} ({how}); the answer is the next "
-          f"best-scored, {said[-1]}"]
+    return [f"screen: it trains alone (training perplexity {found[0]['train_ppl']:.4g} {how})"]
+  return [f"screen: passed over {', '.join(said[:-1])} (training perplexity {how}); the answer "
+          f"is the next best-scored, {said[-1]}"]
 
 
 def result_lines(summary: dict[str, Any], workdir: str, model_cfg: Any = None) -> list[str]:
