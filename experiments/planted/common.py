@@ -17,7 +17,7 @@ import ast
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -175,9 +175,11 @@ class StandaloneTrainer:
     self.train_BxN = batchify(corpus.train, d.batch_size, "train", min_steps=1)
     self.valid_BxN = batchify(corpus.valid, d.eval_batch_size, "valid", min_steps=1)
 
-  def valid_perplexity(self, arch: RNNArch, seed: int | None = None) -> float:
+  def valid_perplexity(self, arch: RNNArch, seed: int | None = None,
+                       on_step: Callable[[dict[str, Any]], None] | None = None) -> float:
     """Trains `arch` alone from fresh weights; `seed` (default: the trainer's) sets the weights'
-    initialisation, the dropout masks and the data order."""
+    initialisation, the dropout masks and the data order; `on_step` (a probe's) is given each
+    step's metrics."""
     d, scale = self.cfg.data, self.scale
     seed = self.seed if seed is None else seed
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
@@ -191,7 +193,10 @@ class StandaloneTrainer:
                             opt_state=set_learning_rate(state.opt_state, lr))
       for window in windows(self.train_BxN, d.bptt, seed, epoch):
         step_key = jax.random.fold_in(jax.random.fold_in(key, 1), int(state.step))
-        state, _ = self.train_step(state, lm_steps.window_batch(window, d.bptt), arch, step_key)
+        state, metrics_ = self.train_step(state, lm_steps.window_batch(window, d.bptt), arch,
+                                          step_key)
+        if on_step is not None:
+          on_step(metrics_)
     return lm_steps.evaluate_perplexity(self.eval_step, state.params, state.batch_stats,
                                         self.valid_BxN, d.bptt, arch)
 
