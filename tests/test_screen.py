@@ -22,6 +22,7 @@ from enas_jax.run import outputs
 from enas_jax.run import search as search_run
 from enas_jax.spaces.rnn import formats
 from enas_jax.tasks.language import steps as lm_steps
+from tests import runs
 
 
 def _cfg(**search):
@@ -47,7 +48,11 @@ def searches(tmp_path_factory):
   steps = plain[0].task.train.windows_per_pass(0) + 2  # across a pass boundary
   if steps % 2:
     steps += 1
-  return tmp, plain, _run(tmp / "screened", _cfg(screen_steps=steps)), steps
+  jax.clear_caches()  # the screened search's compilations counted from nothing
+  compiles = []
+  with runs.counting_compiles(compiles):
+    screened = _run(tmp / "screened", _cfg(screen_steps=steps))
+  return tmp, plain, screened, steps, [program for program, _ in compiles]
 
 
 def _by_hand(run, authors, steps):
@@ -79,7 +84,11 @@ def _by_hand(run, authors, steps):
 
 
 def test_the_screen_is_training_alone_and_leaves_the_search_as_it_was(searches):
-  tmp, (_, plain), (run, screened), steps = searches
+  tmp, (_, plain), (run, screened), steps, compiles = searches
+  # the screen trains with the search's own compiled shared step and makes its fresh weights
+  # with the initialiser the search started from: nothing compiled twice
+  assert compiles.count("jit(init_model)") == 1, compiles
+  assert compiles.count("jit(guarded)") == 2, compiles  # the shared step and the update
   assert screened["history"] == plain["history"] and screened["rescored"] == plain["rescored"]
   screen = screened["screen"]
   assert screen["steps"] == steps and "screen" not in plain
@@ -97,13 +106,13 @@ def test_the_screen_is_training_alone_and_leaves_the_search_as_it_was(searches):
 
 
 def test_a_finished_search_resumed_with_the_screen_screens_as_from_the_start(searches):
-  tmp, _, (_, screened), steps = searches
+  tmp, _, (_, screened), steps, _ = searches
   shutil.copytree(tmp / "plain", tmp / "resumed")
   assert _run(tmp / "resumed", _cfg(screen_steps=steps))[1] == screened
 
 
 def test_a_candidate_over_the_limit_is_passed_over_and_all_failing_is_a_warning(searches):
-  tmp, (_, plain), (_, screened), steps = searches
+  tmp, (_, plain), (_, screened), steps, _ = searches
   order = [r["authors"] for r in sorted(plain["rescored"], key=lambda r: r["valid_ppl_shared"])]
   assert len(order) >= 2, "the tiny search should derive at least two distinct cells"
   # a limit just under the first candidate's figure: it fails, the next ones are screened in

@@ -29,6 +29,22 @@ def initialize(init: Callable[..., T], *args: Any, compiled: bool = True) -> T:
   return jax.jit(init).lower(*args).compile(compiler_options=FAST_COMPILE)(*args)
 
 
+class Initializer:
+  """`init(key)` as `initialize` runs it, compiled at the first call and the program reused by
+  later ones (a run that makes fresh weights more than once: a search's start and the answer's
+  screen, `run/screen.py`); `compiled=False` only calls it, as `initialize` does."""
+
+  def __init__(self, init: Callable[[jax.Array], T]):
+    self._init, self._compiled = init, None
+
+  def __call__(self, key: jax.Array, compiled: bool = True) -> T:
+    if not compiled:
+      return self._init(key)
+    if self._compiled is None:
+      self._compiled = jax.jit(self._init).lower(key).compile(compiler_options=FAST_COMPILE)
+    return self._compiled(key)
+
+
 def by_shape(requests: dict[Hashable, tuple[jax.Array, tuple]], make: Callable[..., Any]
              ) -> dict[Hashable, Any]:
   """`make(key, *shape)` for every request `name: (key, shape)`, the requests of one shape made

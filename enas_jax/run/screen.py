@@ -23,7 +23,6 @@ import jax
 
 from enas_jax.data.cursor import Cursor
 from enas_jax.ops import guards
-from enas_jax.ops.initialize import FAST_COMPILE
 from enas_jax.ops.params import set_learning_rate
 from enas_jax.ops.shapes import zeros
 from enas_jax.run.state import SHARED
@@ -39,7 +38,7 @@ def screen(run: SearchRun, arch: Any, key: jax.Array) -> dict[str, Any]:
   steps that were not finite, "passed": none skipped and not above a uniform guess's}."""
   steps = run.cfg.search.screen_steps
   name, limit = run.task.screen_limit()
-  model = _fresh_model(run, jax.random.fold_in(key, 0))
+  model = run.model_init(jax.random.fold_in(key, 0))  # the program the search started with
   model = model.replace(opt_state=set_learning_rate(model.opt_state, run.cfg.shared.lr_at_epoch(0)))
   values_D = run.space.to_decisions(arch)
   walk = types.SimpleNamespace(model=model, train_cursor=Cursor())  # shared_batches' view
@@ -75,13 +74,6 @@ def pick(run: SearchRun, order: list[str], archs: dict[str, Any], key: jax.Array
   return (screened[-1]["authors"] if passed else order[0]), {
       "steps": run.cfg.search.screen_steps, "limit_ppl": _exp(run.task.screen_limit()[1]),
       "candidates": screened, "all_failed": not passed}
-
-
-def _fresh_model(run: SearchRun, key: jax.Array) -> Any:
-  """The task's fresh shared weights from `key`, by one program compiled once per run."""
-  if run.screen_init is None:
-    run.screen_init = jax.jit(run.task.init_model).lower(key).compile(FAST_COMPILE)
-  return run.screen_init(key)
 
 
 def _exp(x: float) -> float:

@@ -32,7 +32,7 @@ from enas_jax.data.cursor import Cursor
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.ops.params import count_params, set_learning_rate
 from enas_jax.ops import guards
-from enas_jax.ops.initialize import initialize
+from enas_jax.ops.initialize import Initializer, initialize
 from enas_jax.ops.shapes import zeros
 from enas_jax.run import answer as answer_lib
 from enas_jax.run import derive as derive_lib
@@ -76,14 +76,11 @@ class SearchRun(Runner):
                                  cfg.search.fair_every)
     self._shapes: dict[str, Any] | None = None
     self._finetune_step: Any = None
-    self.screen_init: Any = None  # the answer's screen's initialiser, compiled (run/screen.py)
+    self.model_init = Initializer(self.task.init_model)  # the start's and the screen's weights
     self._ahead: ahead_lib.CompileAhead | None = None  # compiling in the background
     self._compile_ahead = compile_ahead and jax.process_count() == 1  # not across hosts
 
   # --- state
-  def init_model(self) -> Any:
-    return self.task.init_model(jax.random.fold_in(self.base_key, INIT_MODEL))
-
   def init_ctrl(self) -> controller_steps.ControllerState:
     return controller_steps.init_controller_state(
         self.program.controller, self.program.ctrl_optimizer,
@@ -94,7 +91,8 @@ class SearchRun(Runner):
     """Each phase's metric sums' shapes."""
     if self._shapes is None:
       prog = self.program
-      model, cstate = jax.eval_shape(self.init_model), jax.eval_shape(self.init_ctrl)
+      model = jax.eval_shape(self.task.init_model, self.base_key)
+      cstate = jax.eval_shape(self.init_ctrl)
       train_batch, reward_batch = self.task.example_batches()
       key = jax.random.key(0)
       values = jax.ShapeDtypeStruct((len(prog.controller.decisions),), jnp.int32)
@@ -109,7 +107,8 @@ class SearchRun(Runner):
     return self._shapes
 
   def fresh_state(self, compiled: bool = True) -> SearchState:
-    return SearchState(model=initialize(self.init_model, compiled=compiled),
+    key = jax.random.fold_in(self.base_key, INIT_MODEL)
+    return SearchState(model=self.model_init(key, compiled=compiled),
                        ctrl=initialize(self.init_ctrl, compiled=compiled),
                        sums={p: zeros(s) for p, s in self.shapes.items()},
                        epoch_sums={p: zeros(s) for p, s in self.shapes.items()})
