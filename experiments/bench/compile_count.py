@@ -111,17 +111,14 @@ def bench_space(name: str, config: Any, n_archs: int, workdir: str) -> list[str]
   prog, cfg = run.program, run.cfg
   state = run.fresh_state()
   base = jax.random.key(cfg.seed)
-  sample_one = jax.jit(lambda p, k: ctl.sample(prog.controller, p, k).values)
   sample_many = jax.jit(lambda p, k, n: ctl.sample_many(prog.controller, p, k, n).values,
                         static_argnums=2)
 
   shared = PhaseCounter("shared step", prog.shared_step)
   key = jax.random.fold_in(base, 1)
+  archs = run.shared_architectures(state, key, warming=False)  # as the search draws them
   for batch in run.task.shared_batches(state, n_archs):
-    # the step's architecture, as the search draws it: the controller's sample from the key
-    # folded with the step counter, then 0
-    step_key = jax.random.fold_in(jax.random.fold_in(key, int(state.model.step)), 0)
-    arch = np.asarray(sample_one(state.ctrl.params, step_key))
+    arch = next(archs)
     args = run.placed(batch, state.model, arch, key, state.sums["shared"])
     state.model, state.sums["shared"] = shared.call([arch], *args)
 

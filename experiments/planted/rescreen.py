@@ -36,8 +36,8 @@ def search_folder(study: str, row: dict) -> str:
 def refinish(study: str, row: dict, out: str, scale: common.Scale, settings: list[str],
              steps: int) -> tuple[dict, object]:
   """The row's search copied to `out` and re-finished with the screen: (its summary, its run)."""
-  source, workdir = search_folder(study, row), os.path.join(out, "searches", os.path.basename(
-      search_folder(study, row)))
+  source = search_folder(study, row)
+  workdir = os.path.join(out, "searches", os.path.basename(source))
   if not os.path.isdir(os.path.join(source, "checkpoints")):
     raise UserError(f"--study={study}: the search of {row['method']} seed {row['seed']} is not "
                     f"in {source} (no checkpoints): its folder was moved or deleted.")
