@@ -861,3 +861,34 @@ def test_final_recipe_on_a_ranking_without_teacher(tmp_path, monkeypatch):
   with pytest.raises(UserError, match="no rows with trained-alone figures"):
     common.write_json(str(tmp_path / "ranking" / "results.json"), {"rows": [{"cell": "0 0 0"}]})
     final_recipe.cells_to_train("", str(tmp_path / "ranking"))
+
+
+def test_held_out_tests_only_the_named_seeds_of_a_finished_study(tmp_path):
+  """`held_out`: a study's tests over the named seeds alone, against figures worked by hand."""
+  from experiments.planted import held_out
+  alone = {("enas", 0): 105.0, ("random", 0): 105.0, ("enas", 1): 90.0, ("random", 1): 200.0,
+           ("enas", 2): 100.0, ("random", 2): 103.0, ("enas", 3): 101.0, ("random", 3): 104.0}
+  runs = [{"method": m, "seed": s, "cell": f"{s} 0 0 0 0 0 0 0 0 0 0", "shared_ppl": 150.0,
+           "standalone_ppl": v, "entropy_end": 2.0} for (m, s), v in alone.items()]
+  study = tmp_path / "study"
+  study.mkdir()
+  (study / "results.json").write_text(json.dumps(
+      {"scale": "tiny", "seeds": 4, "settings": [], "corpus_name": "ptb", "runs": runs,
+       "noise_cell": "0 0 0 0 0 0 0 0 0 0 0", "noise_ppl_seeds": [1.0, 2.0, 3.0]}))
+  assert held_out.parse_seeds("0,2-3") == [0, 2, 3]
+  result = held_out.run(str(study), [2, 3], str(tmp_path / "out"))
+  assert [(r["method"], r["seed"]) for r in result["runs"]] == [
+      ("enas", 2), ("random", 2), ("enas", 3), ("random", 3)]
+  # pooled 100, 101, 103, 104: 2 of the 6 splits differ in mean by 3 or more
+  assert result["p_value_standalone_ppl"] == pytest.approx(1 / 3)
+  # differences -3, -3: 2 of the 4 sign flips reach |mean| 3
+  assert result["p_value_paired"] == pytest.approx(0.5)
+  assert (result["enas_better"], result["tied"], result["enas_worse"]) == (2, 0, 0)
+  assert result["methods"]["enas"]["standalone_ppl"]["mean"] == pytest.approx(100.5)
+  with_tie = held_out.run(str(study), [0, 2, 3], str(tmp_path / "tie"))
+  assert (with_tie["enas_better"], with_tie["tied"], with_tie["enas_worse"]) == (2, 1, 0)
+  assert "better in 2, tied in 1, worse in 0" in (tmp_path / "tie" / "table.md").read_text()
+  with pytest.raises(UserError, match=r"lacks both methods' rows for seeds \[7\]"):
+    held_out.run(str(study), [3, 7], str(tmp_path / "x"))
+  with pytest.raises(UserError, match="FIRST-LAST"):
+    held_out.parse_seeds("20-x")

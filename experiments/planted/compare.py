@@ -78,18 +78,26 @@ def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = (),
     result.update(noise_cell=probe, noise_ppl_seeds=reuse.noise.get(probe) or [
         standalone[probe]] + [trainer.valid_perplexity(common.arch_of(probe), seed=s)
                               for s in (1, 2)])
-  result.update(runs=rows, methods=summarize(rows), seconds=time.time() - started)
-  by = {m: [r["standalone_ppl"] for r in rows if r["method"] == m] for m in METHODS}
-  result["p_value_standalone_ppl"] = stats.permutation_test(by["enas"], by["random"])
-  # by ranks: an answer that trains alone badly (diverges) weighs one rank, not its perplexity
-  result["p_value_standalone_ranks"] = stats.rank_permutation_test(by["enas"], by["random"])
-  # the 95% interval of ENAS's mean minus random's; None when too few seeds bound it
-  result["difference_interval"] = versus_lib.interval(by["enas"], by["random"])
-  if teacher:
-    dist = {m: [r["distance_to_teacher"] for r in rows if r["method"] == m] for m in METHODS}
-    result["p_value_distance"] = stats.permutation_test(dist["enas"], dist["random"])
+  result.update(runs=rows, methods=summarize(rows), seconds=time.time() - started,
+                **tests(rows))
   write_outputs(out, result)
   return result
+
+
+def tests(rows: list[dict]) -> dict:
+  """ENAS against random search over `rows` (one per method and seed): the permutation test on
+  the means of the trained-alone perplexities, its rank form, the difference's interval, and
+  with a teacher the test on the distances to it."""
+  by = {m: [r["standalone_ppl"] for r in rows if r["method"] == m] for m in METHODS}
+  out = {"p_value_standalone_ppl": stats.permutation_test(by["enas"], by["random"]),
+         # by ranks: an answer that trains alone badly (diverges) weighs one rank, not its ppl
+         "p_value_standalone_ranks": stats.rank_permutation_test(by["enas"], by["random"]),
+         # the 95% interval of ENAS's mean minus random's; None when too few seeds bound it
+         "difference_interval": versus_lib.interval(by["enas"], by["random"])}
+  if all("distance_to_teacher" in r for r in rows):
+    dist = {m: [r["distance_to_teacher"] for r in rows if r["method"] == m] for m in METHODS}
+    out["p_value_distance"] = stats.permutation_test(dist["enas"], dist["random"])
+  return out
 
 
 def teacher_facts(rows: list[dict], teacher: str, corpus: Any, trainer: Any) -> dict:

@@ -23,7 +23,6 @@ import shutil
 import time
 
 from enas_jax.io.errors import UserError
-from enas_jax.report import versus as versus_lib
 from experiments.planted import common, compare, stats
 
 
@@ -77,19 +76,11 @@ def run(study: str, out: str, steps: int) -> dict:
     rows.append(new)
     print(f"{row['method']:>6} seed {row['seed']}: {row['cell']} -> {cell}  alone "
           f"{row['standalone_ppl']:.2f} -> {alone[cell]:.2f}", flush=True)
-  by = {m: [r["standalone_ppl"] for r in rows if r["method"] == m] for m in compare.METHODS}
   result = dict(earlier, study=study, screen_steps=steps, runs=rows,
                 methods=compare.summarize(rows), seconds=time.time() - started,
                 changed={m: sum(r["cell"] != r["cell_before"] for r in rows if r["method"] == m)
-                         for m in compare.METHODS},
-                p_value_standalone_ppl=stats.permutation_test(by["enas"], by["random"]),
-                p_value_standalone_ranks=stats.rank_permutation_test(by["enas"], by["random"]),
-                difference_interval=versus_lib.interval(by["enas"], by["random"]))
+                         for m in compare.METHODS}, **compare.tests(rows))
   result["settings"] = list(earlier["settings"]) + [f"search.screen_steps={steps}"]
-  if "p_value_distance" in earlier:
-    dist = {m: [r["distance_to_teacher"] for r in rows if r["method"] == m]
-            for m in compare.METHODS}
-    result["p_value_distance"] = stats.permutation_test(dist["enas"], dist["random"])
   compare.write_outputs(out, result)
   return result
 
