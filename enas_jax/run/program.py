@@ -36,6 +36,7 @@ from enas_jax.controller import policy as ctl
 from enas_jax.controller import steps as controller_steps
 from enas_jax.ops import guards
 from enas_jax.ops.initialize import FAST_COMPILE
+from enas_jax.run.state import CONTROLLER, SHARED
 from enas_jax.spaces.base import SearchSpace
 from enas_jax.tasks.base import SearchTask
 from enas_jax.types import Batch, Metrics, ScoreFn
@@ -143,6 +144,24 @@ def metric_shapes(step: Callable[..., Any]) -> Callable[..., Any]:
   def shapes(*args):
     return sums_shapes(jax.eval_shape(step, *args)[1])
   return shapes
+
+
+def phase_sums_shapes(prog: SearchProgram, task: SearchTask, model: Any, ctrl: Any,
+                      parallel: Any) -> dict[str, Any]:
+  """Each phase's metric sums' shapes (`{SHARED: ..., CONTROLLER: ...}`) for a state of these
+  shapes (`model`, `ctrl`: a fresh one's, `jax.eval_shape` of the initialisers), traced through
+  the phases' programs with the arguments placed as the loop places them (`parallel`: the run's
+  `DataParallel` or None), so that their first calls reuse these traces."""
+  train_batch, reward_batch = task.example_batches()
+  key = jax.random.key(0)
+  values = jax.ShapeDtypeStruct((len(prog.controller.decisions),), jnp.int32)
+  if parallel is not None:
+    model, ctrl, key, values = parallel.abstract((model, ctrl, key, values))
+    train_batch, reward_batch = (parallel.abstract_batch(b, task.split_keys)
+                                 for b in (train_batch, reward_batch))
+  return {SHARED: prog.shared_metric_shapes(model, values, train_batch, key),
+          CONTROLLER: prog.controller_metric_shapes(ctrl, model.params, model.batch_stats,
+                                                    reward_batch, key)}
 
 
 def sums_shapes(metrics: Any) -> Any:

@@ -41,7 +41,7 @@ from enas_jax.run import outputs
 from enas_jax.run import parallel as parallel_lib
 from enas_jax.run import screen as screen_lib
 from enas_jax.run.config import SearchConfig
-from enas_jax.run.program import SHARED_BLOCK, build_program
+from enas_jax.run.program import SHARED_BLOCK, build_program, phase_sums_shapes
 from enas_jax.run.runner import Diverged, Runner
 from enas_jax.run.state import CONTROLLER, DERIVE, SHARED, SearchState
 from enas_jax.spaces.registry import get_space
@@ -90,28 +90,17 @@ class SearchRun(Runner):
   def shapes(self) -> dict[str, Any]:
     """Each phase's metric sums' shapes."""
     if self._shapes is None:
-      prog = self.program
-      model = jax.eval_shape(self.task.init_model, self.base_key)
-      cstate = jax.eval_shape(self.init_ctrl)
-      train_batch, reward_batch = self.task.example_batches()
-      key = jax.random.key(0)
-      values = jax.ShapeDtypeStruct((len(prog.controller.decisions),), jnp.int32)
-      if self.parallel is not None:  # traced with the loop's shardings: its calls reuse these
-        model, cstate, key, values = self.parallel.abstract((model, cstate, key, values))
-        train_batch, reward_batch = (self.parallel.abstract_batch(b, self.task.split_keys)
-                                     for b in (train_batch, reward_batch))
-      self._shapes = {
-          SHARED: prog.shared_metric_shapes(model, values, train_batch, key),
-          CONTROLLER: prog.controller_metric_shapes(cstate, model.params, model.batch_stats,
-                                                    reward_batch, key)}
+      self._shapes = phase_sums_shapes(
+          self.program, self.task, jax.eval_shape(self.task.init_model, self.base_key),
+          jax.eval_shape(self.init_ctrl), self.parallel)
     return self._shapes
 
   def fresh_state(self, compiled: bool = True) -> SearchState:
-    key = jax.random.fold_in(self.base_key, INIT_MODEL)
+    key, sums = jax.random.fold_in(self.base_key, INIT_MODEL), self.shapes
     return SearchState(model=self.model_init(key, compiled=compiled),
                        ctrl=initialize(self.init_ctrl, compiled=compiled),
-                       sums={p: zeros(s) for p, s in self.shapes.items()},
-                       epoch_sums={p: zeros(s) for p, s in self.shapes.items()})
+                       sums={p: zeros(s) for p, s in sums.items()},
+                       epoch_sums={p: zeros(s) for p, s in sums.items()})
 
   def save(self, state: SearchState) -> None:
     super().save(state, must_be_finite={"model": state.model, "ctrl": state.ctrl})
