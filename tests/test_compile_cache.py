@@ -48,3 +48,30 @@ def test_enable_points_jax_at_the_directory_or_warns(tmp_path, restore_jax_cache
       in warnings[0]
   assert compile_cache.enable("off", environ={}) is None
   assert jax.config.jax_enable_compilation_cache is False
+
+
+def test_entries_without_access_times_get_them_so_the_size_limit_keeps_working(
+    tmp_path, restore_jax_cache_settings):
+  """Entries written while the cache had no size limit (no filelock) have no `-atime` file;
+  JAX's size-limited cache reads one for every entry before it writes a new one, so without the
+  repair every write failed (a warning per compilation, the cache frozen)."""
+  path = tmp_path / "xla"
+  path.mkdir()
+  (path / "old-cache").write_bytes(b"program")
+  (path / "kept-cache").write_bytes(b"program")
+  (path / "kept-atime").write_bytes((7).to_bytes(8, "little"))
+  (path / ".lockfile").write_bytes(b"")
+  os.utime(path / "old-cache", ns=(10**18, 1_234_567_890_123_456_789))
+  assert compile_cache.complete_access_times(str(path)) == 1
+  assert int.from_bytes((path / "old-atime").read_bytes(), "little") == 1_234_567_890_123_456_789
+  assert int.from_bytes((path / "kept-atime").read_bytes(), "little") == 7  # left as it was
+  assert compile_cache.complete_access_times(str(path)) == 0
+  assert compile_cache.complete_access_times(str(tmp_path / "none")) == 0
+  if importlib.util.find_spec("filelock"):  # JAX's own size-limited cache writes again
+    from jax._src import lru_cache
+    (path / "older-cache").write_bytes(b"program")
+    with pytest.raises(FileNotFoundError):  # what JAX does without the repair
+      lru_cache.LRUCache(str(path), max_size=compile_cache.MAX_BYTES).put("new", b"x")
+    compile_cache.enable(str(path), environ={})
+    lru_cache.LRUCache(str(path), max_size=compile_cache.MAX_BYTES).put("new", b"x")
+    assert (path / "new-cache").read_bytes() == b"x" and (path / "older-atime").is_file()

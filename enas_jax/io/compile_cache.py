@@ -9,8 +9,9 @@ Where (the first that applies):
   4. the per-user default `$XDG_CACHE_HOME/enas_jax/xla` (`~/.cache/enas_jax/xla`).
 With the `filelock` package installed the cache holds at most `MAX_BYTES` (least recently used
 entries go first; JAX needs filelock for that); without it, it grows: delete the directory to
-empty it. An unwritable directory turns the cache off with a warning; the run itself never
-depends on it (a cached program is the same program).
+empty it. Entries written without the limit get the access times the limit needs when it is
+turned on (`complete_access_times`). An unwritable directory turns the cache off with a warning;
+the run itself never depends on it (a cached program is the same program).
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from typing import Callable, Mapping
 import jax
 
 MAX_BYTES = 4 * 1024 ** 3  # the cache's size limit
+# JAX's size-limited cache (`jax._src.lru_cache`): entry KEY is the file KEY-cache, its last use
+# the file KEY-atime (nanoseconds since the epoch, 8 bytes, little-endian)
+CACHE_SUFFIX, ATIME_SUFFIX = "-cache", "-atime"
 MIN_COMPILE_SECONDS = 0.2  # programs that compile faster are not worth a file
 OFF = "off"
 AUTO = "auto"
@@ -67,5 +71,32 @@ def enable(setting: str, environ: Mapping[str, str] | None = None,
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
   if importlib.util.find_spec("filelock") is not None:  # JAX's size limit needs it
+    complete_access_times(path)
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
   return path
+
+
+def complete_access_times(path: str) -> int:
+  """Gives each entry of the cache at `path` that has no access-time file one (its file's
+  modification time); returns how many it gave. JAX's size-limited cache reads every entry's
+  access time before it writes a new entry, and an entry without one (written while the cache
+  had no limit: `filelock` was not installed then) made it fail every write with a warning
+  per compilation, the cache no longer growing. A file that vanishes meanwhile (another
+  process evicting it) or cannot be written is left to JAX, as before."""
+  try:
+    names = set(os.listdir(path))
+  except OSError:
+    return 0
+  given = 0
+  for name in sorted(names):
+    key = name[:-len(CACHE_SUFFIX)]
+    if not name.endswith(CACHE_SUFFIX) or key + ATIME_SUFFIX in names:
+      continue
+    try:
+      used_ns = os.stat(os.path.join(path, name)).st_mtime_ns
+      with open(os.path.join(path, key + ATIME_SUFFIX), "wb") as f:
+        f.write(used_ns.to_bytes(8, "little"))
+      given += 1
+    except OSError:
+      continue
+  return given
