@@ -75,3 +75,26 @@ def test_entries_without_access_times_get_them_so_the_size_limit_keeps_working(
     compile_cache.enable(str(path), environ={})
     lru_cache.LRUCache(str(path), max_size=compile_cache.MAX_BYTES).put("new", b"x")
     assert (path / "new-cache").read_bytes() == b"x" and (path / "older-atime").is_file()
+
+
+def test_jax_cache_failures_become_one_line_each(tmp_path, restore_jax_cache_settings):
+  """A full disk makes JAX warn once per compiled program; the commands show one line."""
+  import warnings
+  lines, other = [], []
+  with warnings.catch_warnings():
+    warnings.simplefilter("always")
+    warnings.showwarning = lambda message, *args, **kwargs: other.append(str(message))
+    path = compile_cache.enable(str(tmp_path / "xla"), environ={}, warn=lines.append)
+    compile_cache.enable(path, environ={}, warn=lines.append)  # a second enable: one hook
+    for name in ("jit_a", "jit_b", "jit_c"):
+      warnings.warn(f"Error writing persistent compilation cache entry for '{name}': OSError: "
+                    f"[Errno 28] No space left on device")
+    warnings.warn("Error reading persistent compilation cache entry for 'jit_a': "
+                  "ValueError: truncated")
+    warnings.warn("something else")
+  assert other == ["something else"]
+  assert len(lines) == 2, lines
+  assert lines[0].startswith(f"warning: the compilation cache in {path} could not be written "
+                             "(OSError: [Errno 28] No space left on device); the run goes on")
+  assert "could not be read (ValueError: truncated)" in lines[1]
+  assert all("--compilation_cache=off" in line for line in lines)

@@ -10,14 +10,17 @@ Where (the first that applies):
 With the `filelock` package installed the cache holds at most `MAX_BYTES` (least recently used
 entries go first; JAX needs filelock for that); without it, it grows: delete the directory to
 empty it. Entries written without the limit get the access times the limit needs when it is
-turned on (`complete_access_times`). An unwritable directory turns the cache off with a warning;
-the run itself never depends on it (a cached program is the same program).
+turned on (`complete_access_times`). An unwritable directory turns the cache off with a warning,
+and JAX's warnings when it cannot read or write an entry later (a full disk) become one line
+each (`report_failures_once`); the run itself never depends on the cache (a cached program is the
+same program).
 """
 from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Callable, Mapping
+import warnings
+from typing import Any, Callable, Mapping
 
 import jax
 
@@ -70,6 +73,7 @@ def enable(setting: str, environ: Mapping[str, str] | None = None,
     return None
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+  report_failures_once(path, warn)
   if importlib.util.find_spec("filelock") is not None:  # JAX's size limit needs it
     complete_access_times(path)
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
@@ -100,3 +104,33 @@ def complete_access_times(path: str) -> int:
     except OSError:
       continue
   return given
+
+
+# How JAX words its warning when it cannot read or write an entry (`jax._src.compiler`)
+JAX_FAILURES = {"read": "Error reading persistent compilation cache entry for ",
+                "write": "Error writing persistent compilation cache entry for "}
+
+
+def report_failures_once(path: str, warn: Callable[[str], None]) -> None:
+  """Turns JAX's warnings about the cache at `path` (one per compiled program when it cannot
+  write there: a full disk, a vanished directory; one per entry it cannot read) into one line
+  through `warn` for each kind, the first time; other warnings show as before. The run goes on
+  either way: a program JAX cannot read is compiled, one it cannot write is not kept."""
+  previous = getattr(warnings.showwarning, "enas_jax_previous", warnings.showwarning)
+  shown: set[str] = set()
+
+  def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    text = str(message)
+    kind = next((k for k, start in JAX_FAILURES.items() if text.startswith(start)), None)
+    if kind is None:
+      return previous(message, category, *args, **kwargs)
+    if kind not in shown:
+      shown.add(kind)
+      why = text.split("': ", 1)[-1]
+      done = ("compiling the programs it cannot read" if kind == "read"
+              else "without keeping its programs there (further failures not shown)")
+      warn(f"warning: the compilation cache in {path} could not be "
+           f"{'read' if kind == 'read' else 'written'} ({why}); the run goes on, {done}. Check that "
+           f"directory (free space, what is in it), or pass --compilation_cache=off or another.")
+  show.enas_jax_previous = previous  # type: ignore[attr-defined]
+  warnings.showwarning = show
