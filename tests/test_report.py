@@ -271,6 +271,11 @@ def test_what_is_not_a_search_is_a_clear_error(tmp_path):
   with pytest.raises(UserError, match="no checkpoint yet"):
     build_report(str(started), {}, print)
   assert sorted(os.listdir(started)) == ["config.json"]  # nothing written, not even report/
+  (started / "checkpoints" / "5").mkdir(parents=True)  # damaged: not "no checkpoint yet"
+  (started / "checkpoints" / "5" / "_CHECKPOINT_METADATA").write_text("garbage")
+  with pytest.raises(UserError, match=r"checkpoints \(5\) could be read: damaged.*same "
+                                      r"--workdir"):
+    build_report(str(started), {}, print)
 
 
 def test_the_command_prints_the_verdict_and_errors_are_one_paragraph(tmp_path, nb201_search):

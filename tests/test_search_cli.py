@@ -42,6 +42,18 @@ def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
   assert f"found architecture (rnn space): {summary['authors']}" in result.stdout
   assert "teacher's optimal validation perplexity" in result.stdout
   assert "\r" not in result.stderr  # no progress bar when not on a terminal
+  # the newest checkpoint's array files cut short: tensorstore's failed read left its callbacks
+  # printing a few hundred lines of "Event loop is closed" tracebacks beside the warning; now
+  # the warning alone, and the run goes on from the checkpoint before (none here: the start)
+  newest = max((p for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()),
+               key=lambda p: int(p.name))
+  for path in newest.rglob("d/*"):
+    path.write_bytes(path.read_bytes()[:100])
+  result = _search("--config=configs/quickstart.py:tiny", f"--workdir={workdir}",
+                   "--config.search.epochs=2", "--config.shared.lr=5")
+  assert result.returncode == 0, result.stderr
+  assert f"checkpoint {newest.name} could not be read" in result.stdout
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
 
 
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):

@@ -161,11 +161,12 @@ def _orbax_errors_unlogged() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _stderr_kept_unless_write_fails() -> Iterator[None]:
-  """Holds what the process writes to stderr (file descriptor 2, every thread) during a save:
-  passed on after a successful save or any other failure; dropped after a failed write, whose
-  stragglers (tensorstore callbacks reaching orbax's closed event loop print "RuntimeError: Event
-  loop is closed" tracebacks) are given 0.5 s to finish first. The failure is reported once."""
+def _stderr_held(dropped: Callable[[BaseException], bool]) -> Iterator[None]:
+  """Holds what the process writes to stderr (file descriptor 2, every thread) during a save or
+  a restore: passed on after success or a failure not `dropped`; dropped after a failure that
+  is (a failed write, an unreadable checkpoint), whose stragglers (tensorstore callbacks
+  reaching orbax's closed event loop print "RuntimeError: Event loop is closed" tracebacks, a
+  few hundred lines) are given 0.5 s to finish first. The caller reports the failure once."""
   sys.stderr.flush()
   saved = os.dup(2)
   with tempfile.TemporaryFile() as held:
@@ -174,7 +175,7 @@ def _stderr_kept_unless_write_fails() -> Iterator[None]:
     try:
       yield
     except Exception as err:
-      failed = is_write_failure(err)
+      failed = dropped(err)
       if failed:
         time.sleep(0.5)
       raise
@@ -244,7 +245,7 @@ class Checkpointer:
     arrays = {str(i): processes.host_copy(leaf) for i, leaf in enumerate(leaves)}
     meta = dict(meta, format_version=FORMAT_VERSION, leaves=leaf_table(state))
     try:
-      with _orbax_errors_unlogged(), _stderr_kept_unless_write_fails():
+      with _orbax_errors_unlogged(), _stderr_held(is_write_failure):
         self._manager.save(step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays),
                                                          meta=ocp.args.JsonSave(meta)))
         self._manager.wait_until_finished()
@@ -271,9 +272,7 @@ class Checkpointer:
         f"{'checkpoint ' + str(kept[-1]) if kept else 'the start'}.")
 
   def _restore(self, step: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-    return restored["arrays"], restored["meta"]
+    return _restore_step(self._manager, step)
 
   def restore_latest(self, template: Any, check_meta: Callable[[dict[str, Any]], None]
                      ) -> tuple[Any, dict[str, Any], int] | None:
@@ -317,16 +316,25 @@ def read_latest(directory: str, template: Any
   try:
     for step in sorted(manager.all_steps(), reverse=True):
       try:
-        restored = manager.restore(step, args=ocp.args.Composite(
-            arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+        arrays, meta = _restore_step(manager, step)
       except Exception:  # a checkpoint being written or damaged: the one before it
         continue
-      _check_leaves(restored["meta"], template, step, directory,
+      _check_leaves(meta, template, step, directory,
                     "This version of enas_jax cannot read it from the run's config.json.")
-      return _state_from(restored["arrays"], template), restored["meta"], step
+      return _state_from(arrays, template), meta, step
   finally:
     manager.close()
   return None
+
+
+def _restore_step(manager: ocp.CheckpointManager, step: int
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+  """Checkpoint `step`'s (arrays, meta); a damaged one raises, its stragglers' tracebacks
+  dropped (`_stderr_held`): the caller reports it in one line or skips it."""
+  with _orbax_errors_unlogged(), _stderr_held(lambda err: True):
+    restored = manager.restore(step, args=ocp.args.Composite(
+        arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+  return restored["arrays"], restored["meta"]
 
 
 def _read_only_manager(directory: str, attempts: int = 10) -> ocp.CheckpointManager:
