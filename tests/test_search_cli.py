@@ -100,6 +100,21 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
     assert result.returncode == 2, (flag, result.stderr)
     assert expected in message and "Traceback" not in message, (flag, message)
     _assert_one_paragraph(result.stderr)
+  # config files that do not load: the file, the line and Python's words, not a traceback
+  files = {"syntax.py": ("def get_config(:\n", "line 1: SyntaxError: invalid syntax"),
+           "raises.py": ("def get_config():\n  raise ValueError('no such width')\n",
+                         "line 2: ValueError: no such width"),
+           "none.py": ("x = 1\n", "it defines no get_config()")}
+  for name, (text, expected) in files.items():
+    (tmp_path / name).write_text(text)
+  for flag, expected in [(f"--config={tmp_path / n}", e) for n, (_, e) in files.items()] + [
+      (f"--config={tmp_path / 'raises.py'}:big",
+       "TypeError: get_config() takes 0 positional arguments")]:
+    result = _search(flag, f"--workdir={tmp_path / 'w'}")
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2, (flag, result.stderr)
+    assert f"The config file given by {flag} could not be loaded: {expected}" in message, message
+    _assert_one_paragraph(result.stderr)
   # the micro config has the macro space's skip-rate fields (at their defaults): set, they stop
   result = _search("--config=configs/cifar10_micro.py:tiny", "--config.controller.skip_weight=0.5",
                    f"--workdir={tmp_path / 'w'}")

@@ -36,14 +36,66 @@ def _root_message(err: BaseException) -> str:
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
-  """absl flag parsing, with bad flags and bad `--config.*` overrides reported plainly."""
+  """absl flag parsing, with bad flags, config files that do not load and bad `--config.*`
+  overrides reported plainly."""
   try:
     return flags.FLAGS(argv)
-  except flags.Error as err:
-    exit_with(UserError(f"Bad command-line flag: {_root_message(err)}. Run with --helpshort to "
-                        f"list the flags."))
-  except (KeyError, AttributeError, TypeError, ValueError) as err:  # an override's field
-    exit_with(_override_error("config", err))
+  except Exception as err:  # absl parses the config flags, so runs the config files
+    broken = _config_file_error(err)
+    if broken is not None:
+      exit_with(broken)
+    if isinstance(err, flags.Error):
+      exit_with(UserError(f"Bad command-line flag: {_root_message(err)}. Run with --helpshort "
+                          f"to list the flags."))
+    if isinstance(err, (KeyError, AttributeError, TypeError, ValueError)):  # an override's field
+      exit_with(_override_error("config", err))
+    raise
+
+
+_CONFIG_FLAGS: dict[str, str] = {}  # `define_config_file`'s flags: name -> default file
+
+
+def _config_file_error(err: BaseException) -> UserError | None:
+  """The one paragraph for a config file given by a `define_config_file` flag that fails to
+  load (its Python does not parse, raises, or defines no `get_config`), or None when `err` (or
+  what it wraps) did not come from one."""
+  given = {}  # file -> (the flag's value, its name): those on the command line first
+  for arg in sys.argv[1:]:
+    name, _, value = arg.lstrip("-").partition("=")
+    if name in _CONFIG_FLAGS and value:
+      given.setdefault(os.path.abspath(value.partition(":")[0]), (value, name))
+  for name, default in _CONFIG_FLAGS.items():
+    given.setdefault(os.path.abspath(default.partition(":")[0]), (default, name))
+  chain = []
+  while err is not None:
+    chain.append(err)
+    err = err.__cause__ or err.__context__
+  for err in reversed(chain):  # the innermost first
+    text = err.msg if isinstance(err, SyntaxError) else str(err).replace("\\n", "\n")
+    where = re.findall(r'File "([^"]+)", line (\d+)', text)  # a traceback inside the message
+    if "Traceback" in text:  # absl's: the exception's own line is the last
+      text = [line for line in text.splitlines() if line.strip()][-1]
+    else:
+      text = f"{type(err).__name__}: {text}"
+    if isinstance(err, SyntaxError) and err.filename:
+      where.append((err.filename, err.lineno))
+    tb = err.__traceback__
+    while tb is not None:
+      where.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+      tb = tb.tb_next
+    hit = [(os.path.abspath(f), line) for f, line in where if os.path.abspath(f) in given]
+    text = " ".join(text.split())
+    if hit or "get_config" in text:
+      value, name = given[hit[-1][0]] if hit else next(iter(given.values()))
+      why = (f"line {hit[-1][1]}: {text}" if hit
+             else "it defines no get_config()" if "has no attribute 'get_config'" in text
+             else text)
+      return UserError(
+          f"The config file given by --{name}={value} could not be loaded: {why}. Fix the file "
+          f"(it defines get_config(), or get_config(preset) for --{name}=FILE:PRESET, returning "
+          f"an ml_collections.ConfigDict), or pass the name of a config that comes with "
+          f"enas_jax ({', '.join(shipped_configs())}).")
+  return None
 
 
 def _override_error(name: str, err: BaseException) -> UserError:
@@ -81,6 +133,7 @@ def define_config_file(name: str, default: str, help_string: str) -> flags.FlagH
       sys.argv[i] = f"--{name}=" + config_path(arg.partition("=")[2])
     elif arg == f"--{name}" and i + 1 < len(sys.argv):
       sys.argv[i + 1] = config_path(sys.argv[i + 1])
+  _CONFIG_FLAGS[name] = config_path(default)
   try:
     return config_flags.DEFINE_config_file(name, config_path(default), help_string)
   except (KeyError, AttributeError, TypeError, ValueError) as err:
