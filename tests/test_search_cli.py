@@ -140,3 +140,19 @@ def test_unwritable_workdir_and_empty_split_are_clear(tmp_path):
   message = " ".join(result.stderr.split())
   assert result.returncode == 2 and "valid.txt" in message and "empty" in message, message
   assert "Traceback" not in message
+
+
+def test_a_second_signal_while_a_stopped_command_exits_is_no_traceback():
+  """After a stop on SIGINT the command exits; a second Ctrl-C during Python's exit handlers
+  raised KeyboardInterrupt inside one of them (a traceback under the stop's message). Now it
+  ends the process at once."""
+  code = ("import atexit, os, signal, time\n"
+          "from enas_jax.io.errors import Stopped, run_main\n"
+          "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(5)))\n"
+          "def main(argv):\n"
+          "  raise Stopped('stopped by SIGINT at epoch 1; checkpoint 3 saved', 130)\n"
+          "run_main(main)([])\n")
+  result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+  assert result.returncode == 130, result.stderr
+  assert result.stderr.strip() == "stopped by SIGINT at epoch 1; checkpoint 3 saved"

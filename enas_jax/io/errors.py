@@ -6,6 +6,8 @@ import sys
 import textwrap
 from typing import Callable, NoReturn, Sequence, TextIO
 
+from enas_jax.io.signals import exit_at_once_on_signals
+
 # Exit status for a user mistake (bad input, bad config, missing data).
 USER_ERROR_EXIT = 2
 
@@ -62,11 +64,13 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
     except UserError as err:
       exit_with(err)
     except Stopped as stop:
+      exit_at_once_on_signals()  # already stopping: a second signal needs no traceback
       sys.stdout.flush()
       sys.stderr.write(paragraph(str(stop)) + "\n")
       sys.stderr.flush()
       raise SystemExit(stop.exit_code) from None
     except KeyboardInterrupt:  # Ctrl-C before the run could save anything
+      exit_at_once_on_signals()
       sys.stderr.write("interrupted before the run started; nothing was saved.\n")
       raise SystemExit(130) from None
     except OSError as err:

@@ -44,3 +44,11 @@ class StopSignals:
     self.received = signum
     os.write(2, f"\n{name}: saving a checkpoint after the current step, then stopping (send it "
                 f"again to stop at once).\n".encode())
+
+
+def exit_at_once_on_signals() -> None:
+  """From now on SIGTERM or SIGINT ends the process at once, silently, with 128 + its number: for
+  a command that is already stopping (a second Ctrl-C while it exits, which otherwise raised
+  KeyboardInterrupt inside Python's exit handlers and printed their traceback)."""
+  for signum in STOP_SIGNALS:
+    signal.signal(signum, lambda n, frame: os._exit(128 + n))
