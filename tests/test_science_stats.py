@@ -402,13 +402,16 @@ def test_summary_adds_ptbs_enas_against_random_and_merges_into_an_earlier_summar
   """`--compare_ptb` puts a PTB compare study's figures under `ptb_` keys (a planted one is
   refused); `--merge` keeps an earlier summary's figures and replaces only the new ones."""
   from experiments.planted import summary
-  runs = [{"method": "enas", "standalone_ppl": v} for v in (1.0, 2.0, 1.0)] + [
-      {"method": "random", "standalone_ppl": v} for v in (5.0, 6.0, 7.0)]
+  runs = [{"method": "enas", "seed": 20 + i, "standalone_ppl": v}
+          for i, v in enumerate((1.0, 2.0, 1.0))] + [
+      {"method": "random", "seed": 20 + i, "standalone_ppl": v}
+      for i, v in enumerate((5.0, 6.0, 7.0))]
   compare_ptb = {"corpus_name": "ptb", "p_value_standalone_ppl": 0.1, "seeds": 3, "runs": runs,
                  "methods": {"enas": {"standalone_ppl": {"mean": 4 / 3}},
                              "random": {"standalone_ppl": {"mean": 6.0}}}}
   now = summary.summarize(None, None, None, compare_ptb=compare_ptb)
   assert (now["ptb_enas_vs_random_p"], now["ptb_enas_vs_random_seeds"]) == (0.1, 3)
+  assert now["ptb_enas_vs_random_seed_list"] == [20, 21, 22]  # (held_out's seeds of a study)
   assert (now["ptb_enas_standalone_ppl"], now["ptb_random_standalone_ppl"]) == (4 / 3, 6.0)
   assert now["ptb_enas_vs_random_interval"] is None  # 3 against 3: p never below 0.1
   # by ranks every ENAS answer is below every random one: 2 of the 20 splits as far apart

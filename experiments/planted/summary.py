@@ -49,10 +49,10 @@ inverts its permutation test (`enas_vs_random_interval`, `..._final_recipe`; nul
 with itself (`final_recipe_seed_tau`, `..._top` among the yardstick's best), with the yardstick,
 the teacher's rank and the rescored searches' tau (`planted_tau_against_final_recipe`);
 `--ptb_final_recipe_agreement` the same on PTB's cells, each key prefixed `ptb_`.
-`--compare_ptb` (a `compare --corpus=ptb` study) adds ENAS against random search on PTB
-(`ptb_enas_vs_random_p`, `..._p_ranks` by ranks, the interval, seeds, means, medians). A study
-not given leaves its keys null, named in `missing`: a figure is never made up. `--merge=FILE`
-(an earlier summary.json) keeps its figures and replaces those of the studies given now."""
+`--compare_ptb` (a `compare --corpus=ptb` study, or `held_out`'s) adds ENAS against random search
+on PTB (`ptb_enas_vs_random_p`, `..._p_ranks`, the interval, seeds, their list, means, medians).
+A study not given leaves its keys null, named in `missing`: a figure is never made up.
+`--merge=FILE` (an earlier summary.json) keeps its figures, replacing those given now."""
 from __future__ import annotations
 
 import argparse
@@ -208,9 +208,9 @@ def _ptb_compare_figures(compare: dict | None) -> dict[str, Any]:
   side = lambda m: [r["standalone_ppl"] for r in compare["runs"] if r["method"] == m]
   return {"ptb_enas_vs_random_p": compare["p_value_standalone_ppl"],
           "ptb_enas_vs_random_interval": versus_lib.interval(side("enas"), side("random")),
-          "ptb_enas_vs_random_p_ranks": stats.rank_permutation_test(side("enas"),
-                                                                    side("random")),
+          "ptb_enas_vs_random_p_ranks": stats.rank_permutation_test(side("enas"), side("random")),
           "ptb_enas_vs_random_seeds": compare["seeds"],
+          "ptb_enas_vs_random_seed_list": sorted({r["seed"] for r in compare["runs"]}),
           "ptb_enas_standalone_ppl_median": float(np.median(side("enas"))),
           "ptb_random_standalone_ppl_median": float(np.median(side("random"))),
           "ptb_enas_standalone_ppl": compare["methods"]["enas"]["standalone_ppl"]["mean"],
