@@ -71,7 +71,8 @@ def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
 def test_default_data_dir_missing_is_explained(tmp_path):
   result = _search(f"--config={ROOT / 'configs' / 'ptb_rnn.py'}", f"--workdir={tmp_path / 'w'}",
                    cwd=tmp_path)
-  assert result.returncode == 2 and "'data/ptb'" in result.stderr and "Traceback" not in result.stderr
+  assert result.returncode == 2 and "'data/ptb'" in result.stderr
+  assert "Traceback" not in result.stderr
 
 
 def _assert_one_paragraph(stderr):

@@ -127,10 +127,11 @@ def report_failures_once(path: str, warn: Callable[[str], None]) -> None:
     if kind not in shown:
       shown.add(kind)
       why = text.split("': ", 1)[-1]
-      done = ("compiling the programs it cannot read" if kind == "read"
-              else "without keeping its programs there (further failures not shown)")
-      warn(f"warning: the compilation cache in {path} could not be "
-           f"{'read' if kind == 'read' else 'written'} ({why}); the run goes on, {done}. Check that "
-           f"directory (free space, what is in it), or pass --compilation_cache=off or another.")
+      verb, then = (("read", ", compiling the programs it cannot read") if kind == "read" else
+                    ("written", " without keeping its programs there (further failures not "
+                     "shown)"))
+      warn(f"warning: the compilation cache in {path} could not be {verb} ({why}); the run goes "
+           f"on{then}. Check that directory (free space, what is in it), or pass "
+           f"--compilation_cache=off or another.")
   show.enas_jax_previous = previous  # type: ignore[attr-defined]
   warnings.showwarning = show
