@@ -17,14 +17,18 @@ from enas_jax.io.errors import UserError, exit_with, run_main
 from enas_jax.io.metrics import Progress
 
 
+def _traceback_tail(text: str) -> str:
+  """`text`, or for an exception's text that embeds a traceback (absl's), its last line."""
+  text = text.replace("\\n", "\n")
+  return [line for line in text.splitlines() if line.strip()][-1] if "Traceback" in text else text
+
+
 def _root_message(err: BaseException) -> str:
   """The innermost cause's message on one line; for an embedded traceback, its last line."""
   while err.__cause__ is not None:
     err = err.__cause__
-  text = str(err.args[0]) if isinstance(err, (KeyError, AttributeError)) and err.args else str(err)
-  text = text.replace("\\n", "\n")
-  if "Traceback" in text:
-    text = [line for line in text.splitlines() if line.strip()][-1]
+  text = _traceback_tail(str(err.args[0]) if isinstance(err, (KeyError, AttributeError))
+                         and err.args else str(err))
   suggestion = re.search(r'Did you mean "(\w+)" instead of "(\w+)"', text)
   if suggestion:
     return f'no field "{suggestion.group(2)}" (did you mean "{suggestion.group(1)}"?)'
@@ -73,10 +77,8 @@ def _config_file_error(err: BaseException) -> UserError | None:
   for err in reversed(chain):  # the innermost first
     text = err.msg if isinstance(err, SyntaxError) else str(err).replace("\\n", "\n")
     where = re.findall(r'File "([^"]+)", line (\d+)', text)  # a traceback inside the message
-    if "Traceback" in text:  # absl's: the exception's own line is the last
-      text = [line for line in text.splitlines() if line.strip()][-1]
-    else:
-      text = f"{type(err).__name__}: {text}"
+    text = (_traceback_tail(text) if "Traceback" in text  # absl's: the exception's last line
+            else f"{type(err).__name__}: {text}")
     if isinstance(err, SyntaxError) and err.filename:
       where.append((err.filename, err.lineno))
     tb = err.__traceback__

@@ -26,7 +26,12 @@ def initialize(init: Callable[..., T], *args: Any, compiled: bool = True) -> T:
   for a trace that wants the shapes (compiling there would be seconds of wasted work)."""
   if not compiled:
     return init(*args)
-  return jax.jit(init).lower(*args).compile(compiler_options=FAST_COMPILE)(*args)
+  return _compile(init, *args)(*args)
+
+
+def _compile(init: Callable[..., T], *args: Any) -> Callable[..., T]:
+  """`init` compiled for `args` at XLA's lowest optimisation level."""
+  return jax.jit(init).lower(*args).compile(compiler_options=FAST_COMPILE)
 
 
 class Initializer:
@@ -41,7 +46,7 @@ class Initializer:
     if not compiled:
       return self._init(key)
     if self._compiled is None:
-      self._compiled = jax.jit(self._init).lower(key).compile(compiler_options=FAST_COMPILE)
+      self._compiled = _compile(self._init, key)
     return self._compiled(key)
 
 

@@ -80,13 +80,13 @@ def newest_state(run: SearchRun) -> tuple[SearchState, int]:
   """The search's newest readable checkpoint, or a UserError when it has none yet."""
   directory = os.path.join(run.workdir, "checkpoints")
   found = ckpt_lib.read_latest(directory, run.state_shapes())
-  steps = sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if os.path.isdir(
-      directory) else []
-  if found is None and steps:
-    raise UserError(f"None of {run.workdir}'s checkpoints ({', '.join(map(str, steps))}) could "
-                    f"be read: damaged, or being written. Run the search again with the same "
-                    f"--workdir (it moves an unreadable checkpoint aside and resumes from the one "
-                    f"before, or from the start), then the report.")
+  if found is None and os.path.isdir(directory):
+    steps = sorted(int(n) for n in os.listdir(directory) if n.isdigit())
+    if steps:
+      raise UserError(f"None of {run.workdir}'s checkpoints ({', '.join(map(str, steps))}) "
+                      f"could be read: damaged, or being written. Run the search again with the "
+                      f"same --workdir (it moves an unreadable checkpoint aside and resumes from "
+                      f"the one before, or from the start), then the report.")
   if found is None:
     raise UserError(f"{run.workdir} has no checkpoint yet: the search saves its first at the "
                     f"end of epoch 1 (or after `checkpoint.every_steps` steps). Run the report "
