@@ -58,6 +58,8 @@ class Scale:
   tie_weights: bool = False  # the student's softmax its own matrix, as the teacher's is
   standalone_lr_decay: float = 0.75  # trained alone: lr multiplied by this every pass...
   standalone_decay_start: int = 2  # ...from this pass on
+  standalone_warmup_steps: int = 0  # trained alone: lr ramps linearly up to the pass's over
+  # the first this many steps (lr * (t + 1) / N at step t); 0: none (the yardstick's recipe)
 
 
 SCALES = {
@@ -192,7 +194,13 @@ class StandaloneTrainer:
       state = state.replace(hidden=jnp.zeros_like(state.hidden),
                             opt_state=set_learning_rate(state.opt_state, lr))
       for window in windows(self.train_BxN, d.bptt, seed, epoch):
-        step_key = jax.random.fold_in(jax.random.fold_in(key, 1), int(state.step))
+        step = int(state.step)
+        if step < scale.standalone_warmup_steps:
+          state = state.replace(opt_state=set_learning_rate(
+              state.opt_state, lr * (step + 1) / scale.standalone_warmup_steps))
+        elif step == scale.standalone_warmup_steps > 0:
+          state = state.replace(opt_state=set_learning_rate(state.opt_state, lr))
+        step_key = jax.random.fold_in(jax.random.fold_in(key, 1), step)
         state, metrics_ = self.train_step(state, lm_steps.window_batch(window, d.bptt), arch,
                                           step_key)
         if on_step is not None:
