@@ -1,5 +1,6 @@
 """Final training: the enas_lm format pinned, the recipe's pieces against hand computations and
 plain references, the LSTM baseline, the test protocol, and bit-exact resume."""
+import dataclasses
 import io
 import json
 import os
@@ -307,3 +308,47 @@ def test_lstm_through_the_same_command_and_config_errors(tmp_path):
   assert summary["model"].startswith("LSTM baseline") and np.isfinite(summary["test_ppl"])
   with pytest.raises(UserError, match="Config field `arch` is empty"):
     _cfg(arch="")
+
+
+def test_lr_warmup_scales_each_update_and_resumes_bit_for_bit(straight, tmp_path):
+  """`train.lr_warmup_steps=N`: step t's update is the plain one times (t + 1) / N (one SGD step
+  from the same weights, by hand), the steps after N are as without it, and a run resumed from a
+  checkpoint inside the warm-up (step 7 of 12) ends as the straight run does, bit for bit."""
+  cfg = _cfg(**{"train.lr_warmup_steps": 12, "checkpoint.keep": 100})
+  run = final_run.FinalRun(cfg, str(tmp_path / "by_hand"), io.StringIO(),
+                           metrics.Progress(enabled=False))
+  state = run.fresh_state()
+  run.task.start_epoch(state)
+  start = dataclasses.replace(state.cursor)  # `batches` advances the cursor in place
+
+  def first_batch(steps_done):
+    state.cursor, state.train_steps = dataclasses.replace(start), steps_done
+    return next(iter(run.task.batches(state, 1)))
+
+  warm = first_batch(4)  # the fifth step of the run: factor 5 / 12
+  plain = {**warm, "lr_scale": warm["lr_scale"] * 12 / 5}
+  key = jax.random.key(3)
+  moved = [jax.tree_util.tree_map(  # the step donates the weights and sums: fresh ones each
+      jnp.subtract, run.task.step(run.fresh_state().model, batch, key, run.zero_sums())[0]
+      .lm.params,
+      state.model.lm.params) for batch in (warm, plain)]
+  # (new - old weights) in float32: exact to about the weights' rounding, 3e-8 at most here
+  jax.tree_util.tree_map(lambda w, p: np.testing.assert_allclose(w, p * 5 / 12, rtol=1e-5,
+                                                                 atol=3e-8), *moved)
+  assert max(float(jnp.abs(m).max()) for m in jax.tree_util.tree_leaves(moved[1])) > 1e-4
+  # the warm-up's last step (factor 12 / 12) and after it: the plain batch
+  for t in (11, 12, 10**6):
+    assert float(first_batch(t)["lr_scale"]) == float(plain["lr_scale"])
+  _, summary, _ = _train(tmp_path / "warm", cfg)
+  assert summary["test_ppl"] != straight[2]["test_ppl"]  # the warm-up changed the run
+  copy = tmp_path / "resumed"
+  shutil.copytree(tmp_path / "warm", copy)
+  (copy / "summary.json").unlink()
+  for step in (p for p in (copy / "checkpoints").iterdir() if p.name.isdigit()):
+    if int(step.name) > 7:
+      shutil.rmtree(step)
+  _, resumed, out = _train(copy, cfg)
+  assert "resuming from checkpoint 7" in out
+  assert resumed == summary and _rows(copy) == _rows(tmp_path / "warm")
+  with pytest.raises(UserError, match="lr_warmup_steps"):
+    _cfg(**{"train.lr_warmup_steps": -1})

@@ -68,6 +68,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.train.asgd_nonmono = 10  # trigger window in epochs; enas_lm: 10
   config.train.asgd_start_epoch = 0  # 0: that trigger (enas_lm); k: averaging from the end of
   # epoch k whatever the validation figures (a fixed protocol for comparing cells)
+  config.train.lr_warmup_steps = 0  # N > 0: step t's update x (t + 1) / N for t < N (a linear
+  # learning-rate warm-up; enas_lm: none; the records' lr is the rate it ramps up to)
   config.train.log_every = 200  # steps between metric records
 
   config.checkpoint = ml_collections.ConfigDict()  # orbax checkpoints in <workdir>/checkpoints

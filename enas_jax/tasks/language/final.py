@@ -48,11 +48,12 @@ class FinalTrainConfig:
   asgd: bool = True
   asgd_nonmono: int = 10
   asgd_start_epoch: int = 0  # 0: NT-ASGD's trigger; k: averaging from the end of epoch k
+  lr_warmup_steps: int = 0  # N > 0: step t's update scaled by (t + 1) / N while t < N
   log_every: int = 200
 
   def validate(self, section: str = "train") -> None:
     require(self, section, ">= 0", "grad_clip", "weight_decay", "activation_l2",
-            "asgd_start_epoch")
+            "asgd_start_epoch", "lr_warmup_steps")
     require(self, section, ">= 1", "epochs", "log_every", "asgd_nonmono")
     require(self, section, "> 0", "lr")
 
@@ -193,9 +194,14 @@ class FinalTaskImpl:
     return self.cfg.train.lr
 
   def batches(self, state: Any, n: int) -> Iterator[Batch]:
-    d = self.cfg.data
-    for window, _ in self.train.take(state.cursor, n):
-      yield lm_steps.window_batch(window, d.bptt, d.variable_bptt)
+    """The windows as batches; within `train.lr_warmup_steps` of the start, each batch's
+    `lr_scale` (the step's update factor) also carries the warm-up's (t + 1) / N."""
+    d, warmup, first = self.cfg.data, self.cfg.train.lr_warmup_steps, state.train_steps
+    for i, (window, _) in enumerate(self.train.take(state.cursor, n)):
+      batch = lm_steps.window_batch(window, d.bptt, d.variable_bptt)
+      if first + i < warmup:
+        batch = {**batch, "lr_scale": batch["lr_scale"] * jnp.float32((first + i + 1) / warmup)}
+      yield batch
 
   def progress_figures(self, record: dict[str, float]) -> dict[str, float]:
     return {"ppl": record["ppl"]}
