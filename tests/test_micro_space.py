@@ -60,9 +60,14 @@ def test_bad_authors_strings_are_named(text, message):
     arch_lib.from_authors_string(text)
 
 
-def test_wrong_node_count_and_other_space_are_clear():
+def test_wrong_node_count_and_other_space_are_clear(tmp_path):
   with pytest.raises(UserError, match="model.num_nodes"):
     arch_lib.from_authors_string(AUTHORS, num_nodes=4)
+  missing = str(tmp_path / "best_arch.json")  # a path that names nothing: not read as a string
+  with pytest.raises(UserError, match=f"no file or directory '{missing}'"):
+    arch_lib.load_arch(missing)
+  with pytest.raises(UserError, match="^The architecture string '0 x' must be"):  # named once
+    arch_lib.load_arch("0 x")
   with pytest.raises(UserError, match="not a micro-space architecture"):
     arch_lib.from_json({"space": "macro", "layers": []})
 

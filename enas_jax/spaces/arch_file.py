@@ -13,6 +13,7 @@ def read_arch_json(spec: str, space: str) -> tuple[str, Any] | None:
   when it names neither (then it is an architecture string). Unreadable JSON is a UserError."""
   path = os.path.join(spec, "best_arch.json") if os.path.isdir(spec) else spec
   if not os.path.isfile(path):
+    require_path_if_named(spec, space)
     return None
   try:
     with open(path, encoding="utf-8") as f:
@@ -22,6 +23,17 @@ def read_arch_json(spec: str, space: str) -> tuple[str, Any] | None:
                     f"by the search as best_arch.json) or the authors' {space} string.") from None
 
 
+def require_path_if_named(spec: str, space: str) -> None:
+  """A UserError when `spec` reads as a path (a directory separator, or a .json or .txt ending)
+  but names nothing there: otherwise it would be parsed as an architecture string, and the
+  error would be about its tokens, not the missing file."""
+  looks_like_path = os.sep in spec or "/" in spec or spec.endswith((".json", ".txt"))
+  if looks_like_path and not os.path.exists(spec):
+    raise UserError(f"There is no file or directory {spec!r} (given as the architecture). Point "
+                    f"--config.arch at a finished search's workdir, an architecture file, or "
+                    f"give the authors' {space} string itself.")
+
+
 def load_arch(spec: str, space: str, size: int | None,
               from_authors_string: Callable[..., Any], from_json: Callable[..., Any],
               validate: Callable[..., None]) -> Any:
@@ -29,7 +41,7 @@ def load_arch(spec: str, space: str, size: int | None,
   space's own functions; `size` (layers or nodes, None: any) is checked either way."""
   found = read_arch_json(spec, space)
   if found is None:
-    return from_authors_string(spec, size, where=f"architecture {spec!r}")
+    return from_authors_string(spec, size, where="architecture string")
   path, data = found
   arch = from_json(data, where=path)
   validate(arch, size, path)

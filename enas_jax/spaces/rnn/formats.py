@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from enas_jax.io.errors import UserError
+from enas_jax.spaces.arch_file import require_path_if_named
 from enas_jax.spaces.rnn.arch import ACTIVATIONS, RNNArch, loose_ends_mask, validate
 
 SPACE_NAME = "rnn"
@@ -251,6 +252,7 @@ def load_arch_spec(spec: str, num_nodes: int | None = None) -> ArchSpec:
                       f"best_arch.json. Point --config.arch at a search's --workdir after the "
                       f"search ends, or at an architecture file or string.")
     return ArchSpec(load_arch(best, num_nodes), None, best)
+  require_path_if_named(spec, "recurrent")
   text = spec
   if os.path.isfile(spec):
     try:
