@@ -199,6 +199,14 @@ def test_any_space_reads_each_format_and_asks_when_ambiguous(tmp_path):
   assert registry.load_any(str(path))[0] == "micro"
   with pytest.raises(UserError, match="any search space"):
     registry.load_any("nonsense")
+  # a path that names nothing, or an empty file: one sentence, not every space's complaint
+  for spec, said in ((tmp_path / "gone.json", "no file or directory"),
+                     (tmp_path / "empty.txt", "is empty")):
+    if "empty" in spec.name:
+      spec.write_text("")
+    with pytest.raises(UserError, match=said) as err:
+      registry.load_any(str(spec))
+    assert "as rnn" not in str(err.value) and str(spec) in str(err.value)
   # 45 integers: a 9-layer macro string and a 23-node recurrent string alike
   ambiguous = " ".join(["0"] * 45)
   with pytest.raises(UserError, match="--space"):

@@ -11,9 +11,10 @@ from enas_jax.io.errors import UserError
 def read_arch_json(spec: str, space: str) -> tuple[str, Any] | None:
   """(path, parsed JSON) when `spec` is a search workdir (its best_arch.json) or a file; None
   when it names neither (then it is an architecture string). Unreadable JSON is a UserError."""
+  if not os.path.isdir(spec):
+    require_path_if_named(spec, f"the authors' {space} string")
   path = os.path.join(spec, "best_arch.json") if os.path.isdir(spec) else spec
   if not os.path.isfile(path):
-    require_path_if_named(spec, space)
     return None
   try:
     with open(path, encoding="utf-8") as f:
@@ -23,15 +24,18 @@ def read_arch_json(spec: str, space: str) -> tuple[str, Any] | None:
                     f"by the search as best_arch.json) or the authors' {space} string.") from None
 
 
-def require_path_if_named(spec: str, space: str) -> None:
+def require_path_if_named(spec: str, string: str, given_as: str = "--config.arch") -> None:
   """A UserError when `spec` reads as a path (a directory separator, or a .json or .txt ending)
-  but names nothing there: otherwise it would be parsed as an architecture string, and the
-  error would be about its tokens, not the missing file."""
+  but names nothing there, or names an empty file: otherwise it would be parsed as an
+  architecture string, and the error would be about its tokens, not the file."""
   looks_like_path = os.sep in spec or "/" in spec or spec.endswith((".json", ".txt"))
   if looks_like_path and not os.path.exists(spec):
-    raise UserError(f"There is no file or directory {spec!r} (given as the architecture). Point "
-                    f"--config.arch at a finished search's workdir, an architecture file, or "
-                    f"give the authors' {space} string itself.")
+    raise UserError(f"There is no file or directory {spec!r} (given as {given_as}). Give a "
+                    f"finished search's workdir, an architecture file, or {string} itself.")
+  if os.path.isfile(spec) and os.path.getsize(spec) == 0:
+    raise UserError(f"The architecture file {spec!r} (given as {given_as}) is empty. Give a "
+                    f"finished search's workdir, a file holding an architecture, or {string} "
+                    f"itself.")
 
 
 def load_arch(spec: str, space: str, size: int | None,

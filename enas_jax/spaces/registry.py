@@ -13,6 +13,7 @@ import json
 from typing import Any, Mapping
 
 from enas_jax.io.errors import UserError
+from enas_jax.spaces import arch_file
 from enas_jax.spaces.base import Arch, SearchSpace
 from enas_jax.spaces.macro.space import SPACE as MACRO
 from enas_jax.spaces.micro.space import SPACE as MICRO
@@ -36,6 +37,7 @@ def load_any(spec: str, space: str | None = None) -> tuple[str, Arch]:
   """(space name, architecture) read from `spec`; `space` forces one space's loader."""
   if space:
     return space, get_space(space, "--space").load(spec)
+  arch_file.require_path_if_named(spec, "an authors' string", "the architecture")
   found, reasons = [], []
   for name, candidate in SPACES.items():
     try:

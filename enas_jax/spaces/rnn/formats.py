@@ -252,7 +252,7 @@ def load_arch_spec(spec: str, num_nodes: int | None = None) -> ArchSpec:
                       f"best_arch.json. Point --config.arch at a search's --workdir after the "
                       f"search ends, or at an architecture file or string.")
     return ArchSpec(load_arch(best, num_nodes), None, best)
-  require_path_if_named(spec, "recurrent")
+  require_path_if_named(spec, "the authors' recurrent string")
   text = spec
   if os.path.isfile(spec):
     try:
