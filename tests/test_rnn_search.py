@@ -16,6 +16,7 @@ from enas_jax.data.lm_batches import batchify
 from enas_jax.io.errors import UserError
 from enas_jax.ops.initialize import initialize
 from enas_jax.io import workdir as workdir_lib
+from enas_jax.run import answer as answer_lib
 from enas_jax.run import config as run_config
 from enas_jax.report import scoring
 from enas_jax.run import outputs
@@ -309,3 +310,15 @@ def test_unwritable_workdir_is_a_user_error(tmp_path):
   blocker.write_text("not a directory")
   with pytest.raises(UserError, match="cannot be written"):
     workdir_lib.prepare(str(blocker / "run"))
+
+
+def test_a_nan_score_ranks_last_when_deriving_and_picking_the_answer():
+  """`answer.best_first` orders every score list the search and the report pick from (the
+  derive's batch scores, the final candidates, the answer's rescoring, the report's random
+  cells): best first, the first of equal scores first (as argmin), a NaN last, where a plain
+  argmin or sort would put it first or leave the order undefined."""
+  nan = float("nan")
+  assert answer_lib.best_first([nan, 3.0, 1.0, 1.0, 2.0], True) == [2, 3, 4, 1, 0]
+  assert answer_lib.best_first([nan, 3.0, 1.0, 3.0], False) == [1, 3, 2, 0]
+  assert answer_lib.best_first(np.asarray([5.0, nan, 4.0], np.float32), True) == [2, 0, 1]
+  assert int(np.argmin([nan, 3.0, 1.0])) == 0  # what derive did before

@@ -170,8 +170,7 @@ def scorer(run: SearchRun, state: SearchState, finetune: int
 
 def alone_choice(random: list[Cell], k: int, lower_is_better: bool) -> list[Cell]:
   """The top-`k` random cells by their shared-weight figure, then `k` more in drawing order."""
-  order = sorted(range(len(random)), key=lambda i: random[i].whole,
-                 reverse=not lower_is_better)
+  order = answer_lib.best_first([c.whole for c in random], lower_is_better)
   top = order[:k]
   rest = [i for i in range(len(random)) if i not in top][:k]
   return [random[i] for i in top + rest]

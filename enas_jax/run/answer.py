@@ -5,10 +5,10 @@ that the finish's score (plain, or few-shot: `search.finetune_steps`) chooses am
 controller's cells than one per epoch. Used by the search's finish and by the report."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+from typing import TYPE_CHECKING, Any, Sequence
 
 import jax
-import numpy as np
 
 if TYPE_CHECKING:
   from enas_jax.run.search import SearchRun
@@ -37,7 +37,7 @@ def final_candidates(run: SearchRun, state: SearchState) -> dict[str, Any]:
       run.task.derive_batch(state.epoch), state.ctrl, state.model.params,
       state.model.batch_stats, key, after=1))
   score_S = figures[f"valid_{run.task.metric}"]  # NumPy arrays, as derive returns them
-  order = np.argsort(score_S if run.task.lower_is_better else -score_S, kind="stable")
+  order = best_first(score_S, run.task.lower_is_better)
   out: dict[str, Any] = {}
   for i in order:
     arch = run.space.from_decisions(values_SxD[i])
@@ -45,3 +45,13 @@ def final_candidates(run: SearchRun, state: SearchState) -> dict[str, Any]:
     if len(out) == count:
       break
   return out
+
+
+def best_first(scores: Sequence[float], lower_is_better: bool) -> list[int]:
+  """The indices of `scores`, best first; ties keep their order (the first of equal scores wins,
+  as `argmin` has it), and a NaN score (a figure that could not be computed: non-finite
+  weights after few-shot steps, an overflow) ranks last, never first."""
+  def rank(i: int) -> tuple[bool, float]:
+    s = float(scores[i])
+    return math.isnan(s), (s if lower_is_better else -s)
+  return sorted(range(len(scores)), key=rank)

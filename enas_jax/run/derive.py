@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from enas_jax.run import outputs
+from enas_jax.run import answer, outputs
 
 if TYPE_CHECKING:
   from enas_jax.run.search import SearchRun
@@ -29,7 +29,7 @@ def derive(run: SearchRun, state: SearchState, reward: float | None, key: jax.Ar
   values_SxD, score_S = np.asarray(values_SxD), np.asarray(figures[f"valid_{m}"])
   add_cost(task, state, len(score_S),
            float(np.mean(figures[task.cost_figure])) if task.cost_figure else 0)
-  best = int(np.argmin(score_S) if task.lower_is_better else np.argmax(score_S))
+  best = answer.best_first(score_S, task.lower_is_better)[0]
   arch = space.from_decisions(values_SxD[best])
   valid = task.evaluate(state.model, arch)
   entry = {"epoch": state.epoch, "authors": space.to_authors_string(arch),

@@ -355,7 +355,9 @@ class SearchRun(Runner):
     m, space, src = self.task.metric, self.space, self.task.figure_source
     archs = answer_lib.candidates(self, state)
     rescored = {authors: self.answer_score(state, arch) for authors, arch in archs.items()}
-    order = sorted(rescored, key=rescored.get, reverse=not self.task.lower_is_better)
+    names = list(rescored)
+    order = [names[i] for i in answer_lib.best_first(list(rescored.values()),
+                                                     self.task.lower_is_better)]
     best, screened = screen_lib.pick(self, order, archs,  # order[0] when not screening
                                      jax.random.fold_in(self.base_key, SCREEN_STREAM))
     arch = archs[best]
