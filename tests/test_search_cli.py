@@ -91,6 +91,7 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
       "--config=configs/nope.py": "there is no file 'configs/nope.py'",
       "--config=configs/quickstart.py:huge": "unknown preset 'huge'",
       "--config.data.bptt=ten": "--config.data.bptt=ten",
+      "--config.data.bptt=1.5": "invalid literal for int() with base 10: '1.5'. Run",  # quoted
       "--config.data.source=web": "`data.source` is 'web'",
       "--config.typo=1": 'no field "typo"',  # a top-level field the config does not have
       "--config.controller.reward=accuracy": "a language model's reward",

@@ -32,7 +32,7 @@ def _root_message(err: BaseException) -> str:
   suggestion = re.search(r'Did you mean "(\w+)" instead of "(\w+)"', text)
   if suggestion:
     return f'no field "{suggestion.group(2)}" (did you mean "{suggestion.group(1)}"?)'
-  text = text.replace("\\'", "'").strip("'")
+  text = text.replace("\\'", "'")
   bare = re.fullmatch(r"""["']*(\w+)["']*""", text)
   if bare:  # a KeyError/AttributeError carrying only the missing field's name
     return f'no field "{bare.group(1)}"'
