@@ -288,6 +288,12 @@ def test_training_alone_anneals_the_learning_rate_linearly_to_zero(seed0_run):
       np.float32), *[m.params for m in models[2:]])
   by_hand = run.task.evaluate(models[-1].replace(params=mean), arch)
   assert averaged == pytest.approx(by_hand, rel=1e-5) and averaged != constant
+  # a cell whose weights go non-finite alone ranks last: +inf, not a NaN that Kendall's tau
+  # would count as discordant with every other cell
+  def poisoned(model, batch, arch_, step_key):
+    model, m = jitted(model, batch, arch_, step_key)
+    return model.replace(params=jax.tree_util.tree_map(lambda p: p * np.nan, model.params)), m
+  assert scoring.trained_alone(run, poisoned, fresh, arch, 2, "linear", key) == math.inf
   with pytest.raises(UserError, match="report.train_alone_schedule.*linear, constant, averaged"):
     run_config.ReportConfig(train_alone_schedule="cosine").validate()
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from enas_jax.io.errors import UserError
+from enas_jax.report import stats as report_stats
 from experiments.planted import common, stats
 
 
@@ -21,6 +22,13 @@ def test_kendall_tau_by_hand():
   # with a tie in x: x = (1,1,2), y = (1,2,3): pairs (0,1) tie in x, (0,2) c, (1,2) c
   # tau-b = 2 / sqrt((2 + 1) * 2)
   assert stats.kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+  # two cells that diverged (inf): ranked last and tied with each other, as (1, 2, 3, 3) is;
+  # by differences inf - inf was NaN and both pairs counted as discordant
+  inf = math.inf
+  assert stats.kendall_tau([1, 2, inf, inf], [1, 2, 3, 4]) == stats.kendall_tau(
+      [1, 2, 3, 3], [1, 2, 3, 4]) == pytest.approx(5 / math.sqrt(5 * 6))
+  assert report_stats.tau_p_value([1, 2, inf, inf, 5], [1, 2, 4, 5, 3], 200) == (
+      report_stats.tau_p_value([1, 2, 9, 9, 5], [1, 2, 4, 5, 3], 200))
 
 
 def test_kendall_tau_matches_a_plain_count_on_random_data():
@@ -666,7 +674,6 @@ def test_short_training_alone_study_trains_as_the_report_and_reuses_its_rows(tmp
   yardstick rank of the cell it puts first, a paired test between settings; rows already in
   OUT.json are reused, not retrained."""
   from enas_jax.report import scoring
-  from enas_jax.report import stats as report_stats
   from experiments.planted import short_alone
   cells = common.random_cells(6, 4, seed=1, exclude=set())
   yard = [27.0, 27.5, 26.5, 28.0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 from typing import Any, Callable, Iterable, Iterator
 
@@ -190,7 +191,9 @@ def trained_alone(run: SearchRun, step: Callable[..., Any], fresh: Any, arch: An
   step i's key `key` folded with i + 1. `schedule`: "linear" anneals the learning rate from the
   search's first (epoch 0) value to 0 over the steps; "constant" keeps `fresh`'s; "averaged"
   keeps it and scores the mean of the weights after each of the last `steps - steps // 2` steps
-  (averaged SGD from the middle, as the final training's NT-ASGD averages)."""
+  (averaged SGD from the middle, as the final training's NT-ASGD averages). A cell whose
+  weights went non-finite (NaN figure) gets the worst figure, +inf perplexity (or -inf for a
+  higher-is-better figure), so that it ranks last, not as a tie."""
   holder = SearchState(model=fresh, ctrl=None, sums={}, epoch_sums={})
   arch = jax.tree_util.tree_map(lambda x: np.asarray(x, np.int32), arch)
   lr0 = run.cfg.shared.lr_at_epoch(0)
@@ -204,9 +207,11 @@ def trained_alone(run: SearchRun, step: Callable[..., Any], fresh: Any, arch: An
       averaged += 1
       mean = holder.model.params if mean is None else _running_mean(
           mean, holder.model.params, np.float32(1.0 / averaged))
-  if mean is not None:
-    return run.task.evaluate(holder.model.replace(params=mean), arch)
-  return run.task.evaluate(holder.model, arch)
+  figure = run.task.evaluate(holder.model if mean is None else holder.model.replace(params=mean),
+                             arch)
+  if math.isnan(figure):  # the weights went non-finite: the cell diverged, the worst figure
+    return math.inf if run.task.lower_is_better else -math.inf
+  return figure
 
 
 @jax.jit

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     raise ValueError("two sequences of the same length >= 2")
   concordant = discordant = ties_x = ties_y = 0
   for i, j in itertools.combinations(range(x.size), 2):
-    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    dx, dy = _order_sign(x[i], x[j]), _order_sign(y[i], y[j])
     if dx == 0 and dy == 0:
       continue
     if dx == 0:
@@ -34,6 +34,12 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
   return (concordant - discordant) / denom if denom else float("nan")
 
 
+def _order_sign(a: Any, b: Any) -> Any:
+  """sign(a - b) by comparison, elementwise: the same for finite values, and an infinite figure
+  (a cell that diverged) ties with another infinite one of its sign instead of making a NaN."""
+  return np.greater(a, b).astype(float) - np.less(a, b).astype(float)
+
+
 def tau_p_value(x: Sequence[float], y: Sequence[float], samples: int = 20_000,
                 seed: int = 0) -> float:
   """Two-sided p-value of tau under independence: the share of random re-pairings of y whose
@@ -43,13 +49,13 @@ def tau_p_value(x: Sequence[float], y: Sequence[float], samples: int = 20_000,
   observed = abs(kendall_tau(x, y))
   x, y = np.asarray(x, float), np.asarray(y, float)
   i, j = np.triu_indices(x.size, 1)
-  sx = np.sign(x[i] - x[j])
+  sx = _order_sign(x[i], x[j])
   rng = np.random.default_rng(seed)
   hits, left = 0, samples
   while left:
     chunk = min(left, 1000)
     y_PxN = y[np.stack([rng.permutation(y.size) for _ in range(chunk)])]
-    sy_PxM = np.sign(y_PxN[:, i] - y_PxN[:, j])
+    sy_PxM = _order_sign(y_PxN[:, i], y_PxN[:, j])
     with np.errstate(invalid="ignore", divide="ignore"):
       tau_P = (sy_PxM @ sx) / np.sqrt(np.sum(sx * sx) * np.sum(sy_PxM * sy_PxM, axis=1))
     hits += int(np.sum(np.abs(tau_P) >= observed - 1e-12))
