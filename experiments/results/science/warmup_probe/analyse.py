@@ -3,7 +3,8 @@ the warm-up (section 19's `same_draw.jsonl`, section 20's `compare_ptb40.json`).
 
   PYTHONPATH=. python experiments/results/science/warmup_probe/analyse.py \
       --tune=workdirs/science/v22/tune_w64.jsonl --held_out=workdirs/science/v22/heldout_w64.jsonl \
-      --study_out=workdirs/science/v22/compare_ptb40_warmup64 --out=experiments/results/science/warmup_ptb.json
+      --study_out=workdirs/science/v22/compare_ptb40_warmup64 \
+      --out=experiments/results/science/warmup_ptb64.json
 
 Writes `--study_out/results.json`: section 20's study with every seed-20-39 answer's trained-alone
 figure replaced by the warm-up's (for `experiments.planted.held_out`, which runs the planned
@@ -30,7 +31,8 @@ def lines(path):
 
 def tuning(tune_path):
   before = {(r["cell"], r["seed"]): r for r in lines(f"{SCIENCE}/screen_probe/same_draw.jsonl")}
-  rows = [{"cell": r["cell"], "seed": r["seed"], "before": before[r["cell"], r["seed"]]["valid_ppl"],
+  rows = [{"cell": r["cell"], "seed": r["seed"],
+           "before": before[r["cell"], r["seed"]]["valid_ppl"],
            "after": r["valid_ppl"], "screen_before": before[r["cell"], r["seed"]]["screen_ppl"],
            "screen_after": r["screen_ppl"]} for r in lines(tune_path)]
   return {"rows": rows, "failed_before": sum(r["before"] > FAILED for r in rows),

@@ -13,8 +13,8 @@ JSON line per training: the cell, the initialisation seed, exp(mean training NLL
       --corpus=workdirs/science/ptb_corpus --seeds=0,1,2 CELL ...
   # the answers of a compare study (its JSON), seed 0 as the study trains them
   PYTHONPATH=. python experiments/results/science/warmup_probe/warmup.py --warmup=64 \
-      --corpus=workdirs/science/ptb_corpus --answers=experiments/results/science/compare_ptb40.json \
-      --answer_seeds=20-39
+      --corpus=workdirs/science/ptb_corpus \
+      --answers=experiments/results/science/compare_ptb40.json --answer_seeds=20-39
 """
 import argparse
 import dataclasses
