@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+from enas_jax.cli import common
 from tests import tensorboard_view
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -91,7 +92,6 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
       "--config=configs/nope.py": "there is no file 'configs/nope.py'",
       "--config=configs/quickstart.py:huge": "unknown preset 'huge'",
       "--config.data.bptt=ten": "--config.data.bptt=ten",
-      "--config.data.bptt=1.5": "invalid literal for int() with base 10: '1.5'. Run",  # quoted
       "--config.data.source=web": "`data.source` is 'web'",
       "--config.typo=1": 'no field "typo"',  # a top-level field the config does not have
       "--config.controller.reward=accuracy": "a language model's reward",
@@ -124,6 +124,14 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
   assert result.returncode == 2 and "Traceback" not in message, message
   assert "`controller.skip_weight` is set to 0.5, but only the macro space(s) use it" in message
   _assert_one_paragraph(result.stderr)
+
+
+def test_a_root_message_keeps_its_quotes():
+  """Only a KeyError's bare field name loses its quotes; a message ending in a quoted value
+  keeps its closing quote (`--config.data.bptt=1.5` lost it: "base 10: '1.5. Run with")."""
+  err = ValueError("invalid literal for int() with base 10: '1.5'")
+  assert common._root_message(err) == "invalid literal for int() with base 10: '1.5'"
+  assert common._root_message(KeyError("'typo'")) == 'no field "typo"'
 
 
 def test_unwritable_workdir_and_empty_split_are_clear(tmp_path):
