@@ -339,7 +339,8 @@ def test_lr_warmup_scales_each_update_and_resumes_bit_for_bit(straight, tmp_path
   # the warm-up's last step (factor 12 / 12) and after it: the plain batch
   for t in (11, 12, 10**6):
     assert float(first_batch(t)["lr_scale"]) == float(plain["lr_scale"])
-  _, summary, _ = _train(tmp_path / "warm", cfg)
+  warm_run, summary, _ = _train(tmp_path / "warm", cfg)
+  assert warm_run.task.step._cache_size() == 1  # the ramp rides in lr_scale: no recompilation
   first = [r for r in _rows(tmp_path / "warm") if r["phase"] == "train"][0]
   plain_first = [r for r in _rows(straight[0]) if r["phase"] == "train"][0]
   assert first["step"] == plain_first["step"] and first["loss"] != plain_first["loss"]
