@@ -194,12 +194,10 @@ class StandaloneTrainer:
       state = state.replace(hidden=jnp.zeros_like(state.hidden),
                             opt_state=set_learning_rate(state.opt_state, lr))
       for window in windows(self.train_BxN, d.bptt, seed, epoch):
-        step = int(state.step)
-        if step < scale.standalone_warmup_steps:
+        step, warmup = int(state.step), scale.standalone_warmup_steps
+        if step <= warmup and warmup:  # the ramp, then the pass's rate back at step N
           state = state.replace(opt_state=set_learning_rate(
-              state.opt_state, lr * (step + 1) / scale.standalone_warmup_steps))
-        elif step == scale.standalone_warmup_steps > 0:
-          state = state.replace(opt_state=set_learning_rate(state.opt_state, lr))
+              state.opt_state, lr * lm_steps.warmup_factor(step, warmup)))
         step_key = jax.random.fold_in(jax.random.fold_in(key, 1), step)
         state, metrics_ = self.train_step(state, lm_steps.window_batch(window, d.bptt), arch,
                                           step_key)

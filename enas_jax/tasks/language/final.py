@@ -200,7 +200,8 @@ class FinalTaskImpl:
     for i, (window, _) in enumerate(self.train.take(state.cursor, n)):
       batch = lm_steps.window_batch(window, d.bptt, d.variable_bptt)
       if first + i < warmup:
-        batch = {**batch, "lr_scale": batch["lr_scale"] * jnp.float32((first + i + 1) / warmup)}
+        factor = jnp.float32(lm_steps.warmup_factor(first + i, warmup))
+        batch = {**batch, "lr_scale": batch["lr_scale"] * factor}
       yield batch
 
   def progress_figures(self, record: dict[str, float]) -> dict[str, float]:

@@ -146,6 +146,12 @@ def make_lm_steps(model: Any, optimizer: optax.GradientTransformation, l2: float
   return train_step, eval_step
 
 
+def warmup_factor(step: int, warmup_steps: int) -> float:
+  """A linear learning-rate warm-up's factor at the 0-based `step`: (step + 1) / N over the first
+  N = `warmup_steps` steps, then 1 (N = 0: no warm-up)."""
+  return (step + 1) / warmup_steps if step < warmup_steps else 1.0
+
+
 def window_batch(window: Window, bptt: int, variable: bool = False) -> dict[str, jax.Array]:
   """A window as the step functions' batch dict; variable windows scale the update by
   length / bptt, as AWD-LSTM scales its learning rate."""
