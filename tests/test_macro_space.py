@@ -10,10 +10,9 @@ import pytest
 from enas_jax.controller import policy as ctl
 from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
-from enas_jax.ops import initialize
 from enas_jax.spaces.macro import arch as arch_lib
 from enas_jax.spaces.macro import network
-from tests import authors_counts, jaxpr_counts
+from tests import authors_counts, fast_compile, jaxpr_counts
 
 CFG = network.MacroModelConfig(num_layers=6, filters=4)
 
@@ -287,8 +286,8 @@ def test_shared_weights_are_one_draw_per_branch_drawn_once_per_shape(double):
   key = jax.random.key(5)
   # both compiled as the product compiles an initialiser (XLA's lowest level: seconds, not a
   # minute, to compile; the same program for both, so the comparison is still to the bit)
-  got = initialize.initialize(lambda k: network.init_shared(k, cfg, 3, 10), key)
-  chex.assert_trees_all_equal(got, initialize.initialize(reference, key))
+  got = fast_compile.call(lambda k: network.init_shared(k, cfg, 3, 10), key)
+  chex.assert_trees_all_equal(got, fast_compile.call(reference, key))
   # normal draws: a branch group 12 (6 input convs, 2 convs, 2 x 2 separable), a reduction
   # group 2, the stem and the head 1 each; one call per branch: 6 layers x 12 + 8 sources x 2
   assert network.layer_channels(cfg) == ([4, 4, 8, 8, 16, 16] if double else [4] * 6)
