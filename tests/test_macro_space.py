@@ -1,4 +1,5 @@
 """The macro search space: formats, decisions, one compilation, real operation selection."""
+import functools
 import math
 
 import chex
@@ -15,6 +16,13 @@ from enas_jax.spaces.macro import network
 from tests import authors_counts, fast_compile, jaxpr_counts
 
 CFG = network.MacroModelConfig(num_layers=6, filters=4)
+
+
+@functools.cache
+def _shared_params() -> dict:
+  """`init_shared(key 0, CFG, 3 channels, 10 classes)`, made once for the module and compiled
+  (`tests/fast_compile.py`), not op by op."""
+  return fast_compile.call(lambda k: network.init_shared(k, CFG, 3, 10), jax.random.key(0))
 
 
 def test_authors_string_round_trip_and_layout():
@@ -63,7 +71,7 @@ def _images(b=4, size=8):
 
 def test_each_operation_index_selects_its_own_computation():
   """The authors' macro code returned max-pool from every branch; here index i must be op i."""
-  params = network.init_shared(jax.random.key(0), CFG, 3, 10)
+  params = _shared_params()
   x_BxHxWxC = jax.random.normal(jax.random.key(2), (4, 8, 8, CFG.filters))
   layer = params["layers"][2]
 
@@ -135,7 +143,7 @@ def _reference_forward(params, arch, x):
 
 
 def test_shared_network_matches_a_plain_reference_for_fixed_architectures():
-  params = network.init_shared(jax.random.key(0), CFG, 3, 10)
+  params = _shared_params()
   apply = jax.jit(lambda p, a, x: network.shared_apply(p, a, x, CFG))
   x = _images()
   for seed in range(3):
@@ -145,7 +153,7 @@ def test_shared_network_matches_a_plain_reference_for_fixed_architectures():
 
 
 def test_one_compilation_for_200_architectures():
-  params = network.init_shared(jax.random.key(0), CFG, 3, 10)
+  params = _shared_params()
   x = _images(b=2)
 
   @jax.jit

@@ -1,6 +1,7 @@
 """The micro search space: formats, the controller's order and biases, cells against a plain
 reference, one compilation over 200 architectures, the fixed cells against a plain reference and
 the fixed network's size."""
+import functools
 import math
 
 import chex
@@ -14,7 +15,7 @@ from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
 from enas_jax.spaces.micro import arch as arch_lib
 from enas_jax.spaces.micro import network
-from tests import authors_counts, jaxpr_counts
+from tests import authors_counts, fast_compile, jaxpr_counts
 
 # The authors' published cells (cifar10_micro_final.sh): normal cell, then reduction cell.
 AUTHORS = ("0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1 "
@@ -186,13 +187,20 @@ CELL_CFG = network.MicroModelConfig(num_layers=3, num_nodes=5, filters=4, stem_m
                                     aux_head=False)
 
 
+@functools.cache
+def _shared_params(cfg: network.MicroModelConfig) -> dict:
+  """`init_shared` for 8x8 images and 10 classes, key 0, made once per module and config: op by
+  op it took 18 s (`tests/fast_compile.py`: 3 s)."""
+  return fast_compile.call(lambda k: network.init_shared(k, cfg, (8, 8, 3), 10), jax.random.key(0))
+
+
 @pytest.mark.parametrize("cell", [
     AUTHORS.split()[:20], AUTHORS.split()[20:],
     "1 4 0 3 2 1 2 2 3 0 1 4 0 1 4 2 3 3 5 0".split(),
 ])
 def test_shared_cell_equals_a_plain_reference(cell):
   rows = np.asarray([int(v) for v in cell], np.int32).reshape(5, 4)
-  params = network.init_shared(jax.random.key(0), CELL_CFG, (8, 8, 3), 10)
+  params = _shared_params(CELL_CFG)
   p = params["layers"][0]
   k0, k1 = jax.random.split(jax.random.key(4))
   x0 = jax.random.normal(k0, (3, 8, 8, 4))
@@ -204,7 +212,7 @@ def test_shared_cell_equals_a_plain_reference(cell):
 
 
 def test_each_operation_index_selects_its_own_computation():
-  params = network.init_shared(jax.random.key(0), CELL_CFG, (8, 8, 3), 10)
+  params = _shared_params(CELL_CFG)
   slot = params["layers"][0]["slots"]["x"]
   x = jax.random.normal(jax.random.key(2), (2, 8, 8, 4))
   outs = [np.asarray(jax.jit(lambda op: jax.lax.switch(
@@ -220,7 +228,7 @@ def test_each_operation_index_selects_its_own_computation():
 def test_weights_are_keyed_by_node_and_input():
   """A slot's tables have one row per (node, prev) pair: 2 + 3 + 4 + 5 + 6 = 20 for B = 5, the
   authors' count; each pair's weights are their own and only they get its gradient."""
-  params = network.init_shared(jax.random.key(0), CELL_CFG, (8, 8, 3), 10)
+  params = _shared_params(CELL_CFG)
   depth = np.asarray(params["layers"][0]["slots"]["y"]["sep5x5"][1]["depth"])
   assert depth.shape == (20, 5, 5, 1, 4) and network.num_pairs(5) == 20
   assert network.pair_offsets(5).tolist() == [0, 2, 5, 9, 14]
@@ -238,7 +246,7 @@ TINY = network.MicroModelConfig(num_layers=1, num_nodes=2, filters=4, stem_multi
 
 
 def test_compiles_once_over_200_random_architectures():
-  params = network.init_shared(jax.random.key(0), TINY, (8, 8, 3), 10)
+  params = _shared_params(TINY)
   x = jax.random.normal(jax.random.key(1), (2, 8, 8, 3))
 
   @jax.jit
