@@ -41,7 +41,8 @@ EXTRAS = {
 setup(
     name="enas_jax",
     version="0.1.0",
-    description="Efficient Neural Architecture Search (ENAS) in JAX/Flax, functional and reproducible",
+    description=("Efficient Neural Architecture Search (ENAS) in JAX/Flax, functional and "
+                 "reproducible"),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["enas_jax", "enas_jax.*"]),

@@ -1,4 +1,5 @@
-"""A plain NumPy ENAS cell, written separately from enas_jax.spaces.rnn.cell, for equivalence tests."""
+"""A plain NumPy ENAS cell, written separately from enas_jax.spaces.rnn.cell, for equivalence
+tests."""
 import numpy as np
 
 

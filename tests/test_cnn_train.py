@@ -1,4 +1,5 @@
-"""Final training of CNNs (macro and micro): the loop, parameter count, resume bit for bit, the CLI."""
+"""Final training of CNNs (macro and micro): the loop, parameter count, resume bit for bit, the
+CLI."""
 import io
 import json
 import os

@@ -59,7 +59,8 @@ def test_unknown_and_mistyped_fields_are_clear_errors():
   with pytest.raises(UserError, match=r"Unknown config field\(s\) `model.hiden_dim`"):
     from_section(RNNModelConfig, "model", model)
   data = dict(c.data.to_dict(), bptt="ten")
-  with pytest.raises(UserError, match="`data.bptt` has value 'ten' of type str, but it must be int"):
+  with pytest.raises(UserError,
+                     match="`data.bptt` has value 'ten' of type str, but it must be int"):
     from_section(TextDataConfig, "data", data)
   data = dict(c.data.to_dict(), source="web")
   with pytest.raises(UserError, match="one of"):

@@ -207,6 +207,9 @@ def test_any_space_reads_each_format_and_asks_when_ambiguous(tmp_path):
     with pytest.raises(UserError, match=said) as err:
       registry.load_any(str(spec))
     assert "as rnn" not in str(err.value) and str(spec) in str(err.value)
+    # the same with the space named (`show --space=micro`): not blamed on --config.arch
+    with pytest.raises(UserError, match="given as the architecture"):
+      registry.load_any(str(spec), "micro")
   # 45 integers: a 9-layer macro string and a 23-node recurrent string alike
   ambiguous = " ".join(["0"] * 45)
   with pytest.raises(UserError, match="--space"):

@@ -277,7 +277,7 @@ def test_drop_path_and_its_schedule_by_hand():
   assert float(network.drop_path_keep(cfg, 7, 1.0)) == pytest.approx(0.6)
 
 
-# --- the fixed (final-training) cells against a plain NumPy reference --------------------------------
+# --- the fixed (final-training) cells against a plain NumPy reference ---------------------------
 
 def _same_pads(size, k, stride):
   """TensorFlow's SAME: (output size, padding before); the odd pixel of padding goes after."""

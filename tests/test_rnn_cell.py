@@ -304,7 +304,8 @@ def test_hand_written_gradient_equals_autodiff_of_the_plain_cell(name, output, c
   xw, w_h0, w_edges, h0 = _cell_inputs(ks, hidden, steps, 0.6)
   valid = jnp.array([1, 1, 1, 0, 1, 0, 0], bool)
   mask = jax.random.bernoulli(ks[4], 0.7, (B, hidden)) / 0.7 if masked else None
-  ct_out, ct_last = jax.random.normal(ks[5], (steps, B, hidden)), jax.random.normal(ks[6], (B, hidden))
+  ct_out = jax.random.normal(ks[5], (steps, B, hidden))
+  ct_last = jax.random.normal(ks[6], (B, hidden))
   opts = cell_lib.CellOptions(output=output, hidden_norm_clip=clip)
   arch = make_arch(prev, act)
 

@@ -78,7 +78,8 @@ def test_search_writes_its_outputs_and_compiles_each_phase_once(seed0_run):
   assert phases == (["shared"] * 3 + ["controller"] * 2 + ["derive", "epoch"]) * 2
   assert [r["step"] for r in rows if r["phase"] == "shared"] == [2, 4, 5, 7, 9, 10]
   for epoch in range(2):
-    arch = formats.from_json(json.loads((workdir / "archs" / f"epoch_{epoch:04d}.json").read_text()))
+    arch = formats.from_json(
+        json.loads((workdir / "archs" / f"epoch_{epoch:04d}.json").read_text()))
     text = (workdir / "archs" / f"epoch_{epoch:04d}.txt").read_text().strip()
     assert formats.to_authors_string(arch) == text == summary["history"][epoch]["authors"]
   best = json.loads((workdir / "best_arch.json").read_text())

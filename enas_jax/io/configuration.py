@@ -1,8 +1,8 @@
 """ConfigDict sections -> frozen dataclasses, with clear errors for unknown or mistyped fields.
 
-Modules take frozen dataclasses, never a ConfigDict: the conversion at the boundary is where a user's
-typo (`--config.model.hiden_dim=...`) or a wrong type (`--config.data.bptt=ten`) is caught and
-explained.
+Modules take frozen dataclasses, never a ConfigDict: the conversion at the boundary is where a
+user's typo (`--config.model.hiden_dim=...`) or a wrong type (`--config.data.bptt=ten`) is
+caught and explained.
 """
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ same data in the same order (data order is a pure function of the seed) and feed
 devices' slice of each global batch (`place_batch`: `jax.make_array_from_callback` asks each
 process for its addressable shards only). Every process runs the same loop and takes part in
 every collective (steps, checkpoint saves); only process 0 writes the workdir's files
-(`io.processes.is_primary`), and checkpoints go through orbax's multi-process saving into the one shared
-workdir. Host-side decisions that could differ between processes (a stop signal reaching one of
-them) are agreed on (`io.processes.agree_max`) before acting on them.
+(`io.processes.is_primary`), and checkpoints go through orbax's multi-process saving into the one
+shared workdir. Host-side decisions that could differ between processes (a stop signal reaching
+one of them) are agreed on (`io.processes.agree_max`) before acting on them.
 """
 from __future__ import annotations
 

@@ -35,9 +35,9 @@ def get_space(name: str, where: str = "Config field `space`") -> SearchSpace:
 
 def load_any(spec: str, space: str | None = None) -> tuple[str, Arch]:
   """(space name, architecture) read from `spec`; `space` forces one space's loader."""
+  arch_file.require_path_if_named(spec, "an authors' string", "the architecture")
   if space:
     return space, get_space(space, "--space").load(spec)
-  arch_file.require_path_if_named(spec, "an authors' string", "the architecture")
   found, reasons = [], []
   for name, candidate in SPACES.items():
     try:

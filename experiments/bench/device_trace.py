@@ -74,8 +74,9 @@ def summarize(trace_dir: str, calls: int, top: int = 12) -> list[str]:
   for e in work:
     micros[e["name"]] += e.get("dur", 0.0)
     counts[e["name"]] += 1
-  lines = [f"# {kind} per call: {len(work) / calls:.0f} of them, {sum(micros.values()) / calls:.0f} "
-           f"us summed; busy {busy / calls:.0f} us of a {span / calls:.0f} us span "
+  lines = [f"# {kind} per call: {len(work) / calls:.0f} of them, "
+           f"{sum(micros.values()) / calls:.0f} us summed; busy {busy / calls:.0f} us of a "
+           f"{span / calls:.0f} us span "
            f"({100 * busy / max(span, 1e-9):.0f}%)",
            f"# {'us/call':>9} {'n/call':>7}  name (the {top} longest)"]
   for name, us in micros.most_common(top):

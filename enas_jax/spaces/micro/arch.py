@@ -165,7 +165,8 @@ def to_decisions(arch: MicroArch) -> np.ndarray:
 
 def to_authors_string(arch: MicroArch) -> str:
   validate(arch)
-  values = np.concatenate([np.asarray(arch.normal_Bx4).ravel(), np.asarray(arch.reduce_Bx4).ravel()])
+  values = np.concatenate([np.asarray(arch.normal_Bx4).ravel(),
+                           np.asarray(arch.reduce_Bx4).ravel()])
   return " ".join(str(int(v)) for v in values)
 
 

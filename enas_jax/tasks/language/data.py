@@ -34,7 +34,8 @@ class TextDataConfig:
                       f"`{section}.bptt` ({self.bptt}).")
     if self.source == "directory" and not self.dir:
       raise UserError(f"Config field `{section}.dir` is empty: set it to the corpus directory "
-                      f"(with train.txt, valid.txt, test.txt), e.g. --config.{section}.dir=data/ptb, "
+                      f"(with train.txt, valid.txt, test.txt), e.g. "
+                      f"--config.{section}.dir=data/ptb, "
                       f"or use `{section}.source=planted` for the built-in synthetic corpus.")
 
   @property

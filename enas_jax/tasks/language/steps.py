@@ -131,7 +131,8 @@ def make_lm_steps(model: Any, optimizer: optax.GradientTransformation, l2: float
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
                               hidden=jax.lax.stop_gradient(hidden), step=state.step + 1)
-    metrics = {"loss": loss, "nll": nll, "ppl": jnp.exp(nll), "grad_norm": jnp.sqrt(l2_penalty(grads))}
+    metrics = {"loss": loss, "nll": nll, "ppl": jnp.exp(nll),
+               "grad_norm": jnp.sqrt(l2_penalty(grads))}
     return new_state, metrics
 
   def eval_step(params: Any, batch_stats: Any, batch: Batch, hidden: jax.Array, arch: RNNArch
