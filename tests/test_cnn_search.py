@@ -65,7 +65,10 @@ def test_tiny_macro_search_compiles_each_phase_once_and_resumes_bit_for_bit(tmp_
   shutil.copytree(tmp_path / "straight", tmp_path / "tuned")
   tuned = _run(_cfg(finetune_steps=2), tmp_path / "tuned")[1]
   answer = jax.tree_util.tree_map(jnp.asarray, arch_lib.from_json(tuned["architecture"]))
-  model, step = run.final_state.model, jax.jit(run.task.train_step)
+  # the step compiled as `finetuned` compiles it (donating the state), so this is that program,
+  # not a second compilation; the run's final state is copied, not donated
+  step = jax.jit(run.task.train_step, donate_argnums=0)
+  model = jax.tree_util.tree_map(jnp.copy, run.final_state.model)
   key = jax.random.fold_in(jax.random.key(run.cfg.seed), 5)
   walk = types.SimpleNamespace(model=model, train_cursor=Cursor())
   for i, batch in enumerate(run.task.shared_batches(walk, 2)):

@@ -152,11 +152,11 @@ def test_finetuned_scoring_rescores_the_derived_cells_after_steps_on_each_alone(
                   jax.tree_util.tree_leaves(run.final_state.model.params)):
     np.testing.assert_array_equal(a, b)
   d, stream = run.cfg.data, run.task.train
-  step = jax.jit(run.task.train_step)
+  step = jax.jit(run.task.train_step, donate_argnums=0)  # as `finetuned` compiles it: reused
   key = jax.random.fold_in(jax.random.key(run.cfg.seed), 5)
 
   def by_hand(arch):
-    model, i = final, 0
+    model, i = jax.tree_util.tree_map(jnp.copy, final), 0  # a copy: the step donates it
     for epoch in range(2):
       for w in lm_batches.windows(stream.data_BxN, d.bptt, run.cfg.seed, epoch, d.variable_bptt,
                                   stream.width):
