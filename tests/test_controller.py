@@ -176,8 +176,7 @@ def test_scanned_runs_score_exactly_like_the_unrolled_controller(name, attention
     assert segments(decisions) == [(0, 1, 2), (2, 5, 3), (17, 1, 2), (19, 5, 3)]
   # compiled at XLA's lowest level (`tests/fast_compile.py`): the unrolled controller's gradient
   # takes most of a minute to compile at the default level; the arithmetic is the same
-  many = fast_compile.call(lambda k: ctl.sample_many(scanned, params, k, 64),
-                               jax.random.key(1))
+  many = fast_compile.call(lambda k: ctl.sample_many(scanned, params, k, 64), jax.random.key(1))
 
   def scored(c):  # log-probability, entropy and the gradient of the first, for 6 architectures
     def one(p, v):

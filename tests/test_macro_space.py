@@ -292,8 +292,8 @@ def test_shared_weights_are_one_draw_per_branch_drawn_once_per_shape(double):
                                        "b": jnp.zeros((10,))}}
 
   key = jax.random.key(5)
-  # both compiled as the product compiles an initialiser (XLA's lowest level: seconds, not a
-  # minute, to compile; the same program for both, so the comparison is still to the bit)
+  # both compiled as the product compiles its initialisers (`ops/initialize.py`: XLA's lowest
+  # level, seconds to compile where the default level took most of a minute here)
   got = fast_compile.call(lambda k: network.init_shared(k, cfg, 3, 10), key)
   chex.assert_trees_all_equal(got, fast_compile.call(reference, key))
   # normal draws: a branch group 12 (6 input convs, 2 convs, 2 x 2 separable), a reduction
