@@ -355,3 +355,38 @@ def test_lr_warmup_scales_each_update_and_resumes_bit_for_bit(straight, tmp_path
   assert resumed == summary and _rows(copy) == _rows(tmp_path / "warm")
   with pytest.raises(UserError, match="lr_warmup_steps"):
     _cfg(**{"train.lr_warmup_steps": -1})
+
+
+def test_an_epoch_whose_validation_perplexity_is_not_finite_stops_the_run(straight, tmp_path,
+                                                                           monkeypatch):
+  """`train.stop_on_divergence` (on by default): after an epoch whose validation perplexity is
+  not finite (here the second epoch's, made NaN), the run stops with one paragraph naming the
+  warm-up and the lower rate, the epoch's record and checkpoint written and no summary; resumed
+  with the option off, it trains on to the end, every figure as the straight run's but that
+  one."""
+  real = lm_final.FinalTaskImpl.perplexity
+
+  def overflowing(self, state, data_BxN):
+    is_valid = data_BxN is self.valid_BxN
+    return float("nan") if is_valid and state.epoch == 1 else real(self, state, data_BxN)
+
+  monkeypatch.setattr(lm_final.FinalTaskImpl, "perplexity", overflowing)
+  workdir = tmp_path / "diverged"
+  with pytest.raises(UserError, match="Epoch 2 ended with validation perplexity nan") as err:
+    _train(workdir, _cfg())
+  message = " ".join(str(err.value).split())
+  assert "--config.train.lr_warmup_steps=" in message
+  assert "--config.train.lr (now 20.0)" in message
+  epochs = [r for r in _rows(workdir) if r["phase"] == "epoch"]
+  assert len(epochs) == 2 and epochs[1]["valid_ppl"] == "nan"  # as metrics.jsonl writes NaN
+  assert not (workdir / "summary.json").exists()
+  _, summary, out = _train(workdir, _cfg(**{"train.stop_on_divergence": False}))
+  assert "epoch 3, step 0 of it" in out  # the epoch's end was saved before stopping
+  assert summary["epochs"] == 3
+  rows, plain = _rows(workdir), _rows(straight[0])
+  assert len(rows) == len(plain)
+  for row, want in zip(rows, plain):
+    if row["phase"] == "epoch" and row["step"] == epochs[1]["step"]:
+      assert row["valid_ppl"] == "nan"
+      row, want = ({k: v for k, v in r.items() if k != "valid_ppl"} for r in (row, want))
+    assert row == want

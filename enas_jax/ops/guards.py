@@ -39,6 +39,7 @@ def sums_to_record(sums: dict[str, jax.Array]) -> dict[str, float]:
   ok, steps = values.pop("ok_steps"), values.pop("steps")
   record = {k: v / max(ok, 1.0) for k, v in values.items() if k != "ppl"}
   if "nll" in record:
-    record["ppl"] = float(np.exp(record["nll"])) if ok else float("nan")
+    with np.errstate(over="ignore"):  # a diverging run's mean NLL: inf, without a warning
+      record["ppl"] = float(np.exp(record["nll"])) if ok else float("nan")
   record.update(steps=steps, skipped_steps=steps - ok)
   return record

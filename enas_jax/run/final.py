@@ -15,7 +15,7 @@ from enas_jax.io import metrics as metrics_lib
 from enas_jax.ops import guards
 from enas_jax.ops.initialize import initialize
 from enas_jax.run.config import FinalConfig
-from enas_jax.run.runner import Runner
+from enas_jax.run.runner import Diverged, Runner
 from enas_jax.run.state import TrainState
 from enas_jax.spaces.registry import get_space
 from enas_jax.tasks import final_task
@@ -97,6 +97,10 @@ class FinalRun(Runner):
     self.log.write("epoch", state.epoch, {**figures, "seconds": time.time() - start})
     self.save(state)
     self.say(f"epoch {state.epoch}/{cfg.train.epochs}  {text}  ({time.time() - start:.1f} s)")
+    why = self.task.divergence(state, figures)
+    if why:  # the epoch's record and checkpoint are written; no summary
+      self.log.flush()
+      raise Diverged(why)
     self.check_stop(state)
 
   def record(self, state: TrainState, lr: float, n: int) -> None:

@@ -151,6 +151,11 @@ class FinalTaskImpl:
     valid = f"  valid acc {figures['valid_acc']:.4f}" if "valid_acc" in figures else ""
     return figures, f"lr {lr:.4g}{valid}  test acc {figures['test_acc']:.4f}"
 
+  def divergence(self, state: Any, figures: dict[str, Any]) -> str | None:
+    """None: an accuracy is always finite (the guarded steps keep the weights finite)."""
+    del state, figures
+    return None
+
   def accuracy(self, state: Any, x: np.ndarray, y: np.ndarray) -> float:
     correct, count = jnp.zeros(()), jnp.zeros(())  # summed on the device: one transfer
     for images, labels, mask in eval_batches(x, y, self.cfg.data.eval_batch_size):

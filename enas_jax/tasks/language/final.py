@@ -11,6 +11,7 @@ The loop, checkpoints and resume are `run/final.py`'s.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Iterator
 
 import flax.struct
@@ -33,7 +34,8 @@ from enas_jax.types import Batch, Metrics
 
 LSTM = "lstm"
 RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "checkpoint.", "deterministic",
-                     "model.activation_dispatch", "model.scan_unroll")  # speed only
+                     "model.activation_dispatch", "model.scan_unroll",  # speed only
+                     "train.stop_on_divergence")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,7 @@ class FinalTrainConfig:
   asgd_nonmono: int = 10
   asgd_start_epoch: int = 0  # 0: NT-ASGD's trigger; k: averaging from the end of epoch k
   lr_warmup_steps: int = 0  # N > 0: step t's update scaled by (t + 1) / N while t < N
+  stop_on_divergence: bool = True  # stop after an epoch whose validation perplexity is not finite
   log_every: int = 200
 
   def validate(self, section: str = "train") -> None:
@@ -230,6 +233,23 @@ class FinalTaskImpl:
             f"{'  (averaged weights)' if averaged else ''}"
             f"{'  -> averaged SGD from now on' if started else ''}")
     return figures, text
+
+  def divergence(self, state: Any, figures: dict[str, Any]) -> str | None:
+    """Why the run stops after this epoch (`train.stop_on_divergence`), or None: a validation
+    perplexity that is not finite. The guarded steps keep the weights finite, so this is a model
+    whose outputs overflow on the validation split; the steps that still pass do not bring it
+    back (science.md, section 22), and every later epoch would be spent on it."""
+    cfg = self.cfg.train
+    if not cfg.stop_on_divergence or math.isfinite(figures["valid_ppl"]):
+      return None
+    epoch_steps = self.steps_per_epoch(state.epoch - 1)
+    return (f"Epoch {state.epoch} ended with validation perplexity {figures['valid_ppl']} (not "
+            f"finite): the weights stayed finite (steps with a NaN/Inf loss are skipped), but "
+            f"the model's outputs overflow, and training on does not recover it. The epoch's "
+            f"checkpoint is saved. Start again in a new workdir with a learning-rate warm-up "
+            f"(--config.train.lr_warmup_steps={epoch_steps}, about one epoch) or a lower "
+            f"--config.train.lr (now {cfg.lr}); --config.train.stop_on_divergence=False "
+            f"trains on regardless.")
 
   def eval_params(self, state: Any) -> Any:
     """The averaged weights once averaging has taken at least one step, else the weights."""
