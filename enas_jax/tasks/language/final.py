@@ -245,8 +245,8 @@ class FinalTaskImpl:
     epoch_steps = self.steps_per_epoch(state.epoch - 1)
     return (f"Epoch {state.epoch} ended with validation perplexity {figures['valid_ppl']} (not "
             f"finite): the weights stayed finite (steps with a NaN/Inf loss are skipped), but "
-            f"the model's outputs overflow, and training on does not recover it. The epoch's "
-            f"checkpoint is saved. Start again in a new workdir with a learning-rate warm-up "
+            f"the model's outputs overflow, and in the runs measured training on did not recover "
+            f"it (science.md, section 22). The epoch's checkpoint is saved. Start again in a new workdir with a learning-rate warm-up "
             f"(--config.train.lr_warmup_steps={epoch_steps}, about one epoch) or a lower "
             f"--config.train.lr (now {cfg.lr}); --config.train.stop_on_divergence=False "
             f"trains on regardless.")
