@@ -238,7 +238,8 @@ class FinalTaskImpl:
     """Why the run stops after this epoch (`train.stop_on_divergence`), or None: a validation
     perplexity that is not finite. The guarded steps keep the weights finite, so this is a model
     whose outputs overflow on the validation split; the steps that still pass do not bring it
-    back (science.md, section 22), and every later epoch would be spent on it."""
+    back (experiments/results/science.md, section 22), and every later epoch would be spent
+    on it."""
     cfg = self.cfg.train
     if not cfg.stop_on_divergence or math.isfinite(figures["valid_ppl"]):
       return None
@@ -246,7 +247,8 @@ class FinalTaskImpl:
     return (f"Epoch {state.epoch} ended with validation perplexity {figures['valid_ppl']} (not "
             f"finite): the weights stayed finite (steps with a NaN/Inf loss are skipped), but "
             f"the model's outputs overflow, and in the runs measured training on did not recover "
-            f"it (science.md, section 22). The epoch's checkpoint is saved. Start again in a new workdir with a learning-rate warm-up "
+            f"it (experiments/results/science.md, section 22). The epoch's checkpoint is saved. "
+            f"Start again in a new workdir with a learning-rate warm-up "
             f"(--config.train.lr_warmup_steps={epoch_steps}, about one epoch) or a lower "
             f"--config.train.lr (now {cfg.lr}); --config.train.stop_on_divergence=False "
             f"trains on regardless.")
