@@ -853,7 +853,9 @@ def test_final_recipe_on_a_ranking_without_teacher(tmp_path, monkeypatch):
   monkeypatch.setattr(final_recipe.subprocess, "run", lambda cmd, check: commands.append(cmd))
   final_recipe.train_missing(data["cells"][:1], str(tmp_path / "s0"), 7,
                              ["data.source=directory", "data.dir=/x"])
-  assert commands[0][-4:] == ["--config.seed=7", f"--workdir={tmp_path / 's0' / 'cell0'}",
+  # a diverging cell is trained to the end and recorded, as the study's recorded runs were
+  assert commands[0][-5:] == ["--config.seed=7", f"--workdir={tmp_path / 's0' / 'cell0'}",
+                              "--config.train.stop_on_divergence=False",
                               "--config.data.source=directory", "--config.data.dir=/x"]
   assert "--config=configs/ptb_final.py:planted" in commands[0]
   result = final_recipe.summarize(data, [[1.0, 3.0, 2.0], [1.0, 2.0, 3.0]], 3)

@@ -92,9 +92,12 @@ def train_missing(cells: Sequence[str], folder: str, seed: int, settings: Sequen
     if os.path.isfile(os.path.join(workdir, "summary.json")):
       continue
     print(f"# training cell {i} ({cell}), seed {seed}", flush=True)
+    # a cell whose training diverges is trained to the end and recorded as it ends, as before
+    # the final training learned to stop on a non-finite validation figure
     subprocess.run([sys.executable, "-m", "enas_jax.train",
                     f"--config={RECIPE}", f"--config.arch={cell}",
                     f"--config.seed={seed}", f"--workdir={workdir}",
+                    "--config.train.stop_on_divergence=False",
                     *[f"--config.{setting}" for setting in settings]], check=True)
 
 
