@@ -33,11 +33,11 @@ def pytest_sessionfinish(session, exitstatus):
 # The heaviest test files, heaviest first (their tests' seconds in one run on a 2-core VM,
 # 2026-12-05: 191, 157, 147, 127, 117, 109, 107; the other 25 files 96 s or less; the macro and
 # micro space files were 244 and 177 s until their initialisers and references were compiled at
-# XLA's lowest level, tests/fast_compile.py). pytest-xdist's `--dist loadfile` hands whole files
-# to the workers in collection order (with `--no-loadscope-reorder`, pyproject.toml; its default
-# orders files by their number of tests, which sent the one-test data-parallel file out last, to
-# run alone for the suite's last three minutes); with these first, the short files fill in at the
-# end: 14 min 36 s -> 13 min 13 s for the same tests (2026-12-04).
+# XLA's lowest level, `ops.initialize.initialize`). pytest-xdist's `--dist loadfile` hands whole
+# files to the workers in collection order (with `--no-loadscope-reorder`, pyproject.toml; its
+# default orders files by their number of tests, which sent the one-test data-parallel file out
+# last, to run alone for the suite's last three minutes); with these first, the short files fill
+# in at the end: 14 min 36 s -> 13 min 13 s for the same tests (2026-12-04).
 _HEAVY_FIRST = ("test_cnn_search.py", "test_resume.py", "test_data_parallel.py",
                 "test_science_stats.py", "test_multihost.py", "test_rnn_cell.py",
                 "test_controller.py")

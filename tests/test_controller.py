@@ -9,8 +9,8 @@ import pytest
 
 from enas_jax.controller import policy as ctl
 from enas_jax.controller import reinforce
+from enas_jax.ops.initialize import initialize
 from enas_jax.spaces.rnn import arch as arch_lib
-from tests import fast_compile
 
 
 def test_reward_baseline_and_loss_by_hand():
@@ -174,15 +174,15 @@ def test_scanned_runs_score_exactly_like_the_unrolled_controller(name, attention
         np.cumsum([0] + [1 + k for k in range(11)]), [1 + k for k in range(12)])]
   else:  # two cell inputs, then three alike nodes, in each of the two cells
     assert segments(decisions) == [(0, 1, 2), (2, 5, 3), (17, 1, 2), (19, 5, 3)]
-  # compiled at XLA's lowest level (`tests/fast_compile.py`): the unrolled controller's gradient
-  # takes most of a minute to compile at the default level; the arithmetic is the same
-  many = fast_compile.call(lambda k: ctl.sample_many(scanned, params, k, 64), jax.random.key(1))
+  # compiled at XLA's lowest level (`ops.initialize.initialize`, not only for initialisers): the
+  # unrolled controller's gradient takes most of a minute at the default level; same arithmetic
+  many = initialize(lambda k: ctl.sample_many(scanned, params, k, 64), jax.random.key(1))
 
   def scored(c):  # log-probability, entropy and the gradient of the first, for 6 architectures
     def one(p, v):
       (lp, ent), g = jax.value_and_grad(lambda q: ctl.log_prob(c, q, v), has_aux=True)(p)
       return lp, ent, g
-    return fast_compile.call(jax.vmap(one, in_axes=(None, 0)), params, many.values[:6])
+    return initialize(jax.vmap(one, in_axes=(None, 0)), params, many.values[:6])
 
   for got, want in zip(jax.tree_util.tree_leaves(scored(scanned)),
                        jax.tree_util.tree_leaves(scored(unrolled))):

@@ -11,9 +11,10 @@ import pytest
 from enas_jax.controller import policy as ctl
 from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
+from enas_jax.ops.initialize import initialize
 from enas_jax.spaces.macro import arch as arch_lib
 from enas_jax.spaces.macro import network
-from tests import authors_counts, fast_compile, jaxpr_counts
+from tests import authors_counts, jaxpr_counts
 
 CFG = network.MacroModelConfig(num_layers=6, filters=4)
 
@@ -21,8 +22,8 @@ CFG = network.MacroModelConfig(num_layers=6, filters=4)
 @functools.cache
 def _shared_params() -> dict:
   """`init_shared(key 0, CFG, 3 channels, 10 classes)`, made once for the module and compiled
-  (`tests/fast_compile.py`), not op by op."""
-  return fast_compile.call(lambda k: network.init_shared(k, CFG, 3, 10), jax.random.key(0))
+  (`ops.initialize.initialize`), not op by op."""
+  return initialize(lambda k: network.init_shared(k, CFG, 3, 10), jax.random.key(0))
 
 
 def test_authors_string_round_trip_and_layout():
@@ -294,8 +295,8 @@ def test_shared_weights_are_one_draw_per_branch_drawn_once_per_shape(double):
   key = jax.random.key(5)
   # both compiled as the product compiles its initialisers (`ops/initialize.py`: XLA's lowest
   # level, seconds to compile where the default level took most of a minute here)
-  got = fast_compile.call(lambda k: network.init_shared(k, cfg, 3, 10), key)
-  chex.assert_trees_all_equal(got, fast_compile.call(reference, key))
+  got = initialize(lambda k: network.init_shared(k, cfg, 3, 10), key)
+  chex.assert_trees_all_equal(got, initialize(reference, key))
   # normal draws: a branch group 12 (6 input convs, 2 convs, 2 x 2 separable), a reduction
   # group 2, the stem and the head 1 each; one call per branch: 6 layers x 12 + 8 sources x 2
   assert network.layer_channels(cfg) == ([4, 4, 8, 8, 16, 16] if double else [4] * 6)

@@ -13,9 +13,10 @@ import pytest
 from enas_jax.controller import policy as ctl
 from enas_jax.io.errors import UserError
 from enas_jax.ops import conv as ops
+from enas_jax.ops.initialize import initialize
 from enas_jax.spaces.micro import arch as arch_lib
 from enas_jax.spaces.micro import network
-from tests import authors_counts, fast_compile, jaxpr_counts
+from tests import authors_counts, jaxpr_counts
 
 # The authors' published cells (cifar10_micro_final.sh): normal cell, then reduction cell.
 AUTHORS = ("0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1 "
@@ -190,8 +191,8 @@ CELL_CFG = network.MicroModelConfig(num_layers=3, num_nodes=5, filters=4, stem_m
 @functools.cache
 def _shared_params(cfg: network.MicroModelConfig) -> dict:
   """`init_shared` for 8x8 images and 10 classes, key 0, made once per module and config: op by
-  op it took 18 s (`tests/fast_compile.py`: 3 s)."""
-  return fast_compile.call(lambda k: network.init_shared(k, cfg, (8, 8, 3), 10), jax.random.key(0))
+  op it took 18 s (`ops.initialize.initialize`: 3 s)."""
+  return initialize(lambda k: network.init_shared(k, cfg, (8, 8, 3), 10), jax.random.key(0))
 
 
 @pytest.mark.parametrize("cell", [
