@@ -12,6 +12,10 @@ CORE = [
     "absl-py>=1.4",
     "ml-collections>=1.1.0",  # 0.1.1 reports a missing config file as an object, not its path
     "numpy>=1.26",
+    # jax's own floor; 0.7.0 excluded: its extension takes 0.7-0.9 s to load (numpy's
+    # PyUFunc_AddLoop scanning its ufunc loops, quadratic in their number), 0.06 s for 0.6.0,
+    # paid by every command and test process (experiments/results/performance.md, "Startup")
+    "ml_dtypes>=0.5.0,!=0.7.0",
     "pillow>=10",  # the search GIF (python -m enas_jax.gif)
     "matplotlib>=3.7.2",  # curves (python -m enas_jax.plot)
     "tensorboardX>=2.6",  # TensorBoard event files, without TensorFlow
