@@ -179,6 +179,10 @@ def test_a_micro_field_in_a_macro_config_is_named():
     ("ptb_final", "train.weight_decay", -1e-6), ("nasbench201", "controller.num_samples", 0),
     ("quickstart", "parallel.distributed", True), ("quickstart", "parallel.process_id", -2),
     ("quickstart", "parallel.timeout_s", 0), ("quickstart", "report.train_alone_schedule", "cos"),
+    # not finite: an inf rate passed every range check and made every step non-finite (the
+    # final training stopped only at its first checkpoint, the optimizer state holding inf)
+    ("ptb_final", "train.lr", float("inf")), ("cifar10_macro_final", "train.lr", float("inf")),
+    ("cifar10_micro", "shared.lr", float("inf")), ("quickstart", "shared.l2", float("nan")),
 ])
 def test_impossible_values_are_rejected_before_any_work(config_name, dotted, value):
   """Every one of these used to reach the data, the compiler or the checkpointer first."""

@@ -7,6 +7,7 @@ caught and explained.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Mapping, Type, TypeVar
 
@@ -48,6 +49,9 @@ def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
     if isinstance(value, (tuple, list)):
       return tuple(value)
   elif annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if not math.isfinite(value):  # an inf rate makes every step non-finite; no field means it
+      raise UserError(f"Config field `{field}` is {value!r}; it must be a finite number. Fix "
+                      f"the value in the config file or the --config.{field} override.")
     return float(value)
   elif annotation is int and isinstance(value, int) and not isinstance(value, bool):
     return value
