@@ -49,6 +49,26 @@ def test_final_training_resumes_bit_for_bit_and_counts_parameters(tmp_path):
                          run.final_state.model)
 
 
+def test_an_epoch_whose_every_step_was_skipped_stops_the_training(tmp_path):
+  """`train.stop_on_divergence` (on by default): at a learning rate of 1e30 the first epoch's
+  steps still pass (batch norm keeps the huge weights' outputs finite) and every step of the
+  second has a non-finite result and is skipped, so the weights do not change in it: the run
+  stops after it with one paragraph, its record and checkpoint written and no summary; resumed
+  with the option off, it finishes."""
+  workdir = tmp_path / "stalled"
+  with pytest.raises(UserError, match="Every one of epoch 2's 6 training steps had a NaN/Inf"
+                     ) as err:
+    _run(_cfg(lr=1e30), workdir)
+  message = " ".join(str(err.value).split())
+  assert "--config.train.lr (now 1e+30)" in message and "grad_clip (now 5.0)" in message
+  rows = metrics.read_metrics(str(workdir / "metrics.jsonl"))
+  assert [r["step"] for r in rows if r["phase"] == "epoch"] == [1, 2]  # epochs
+  assert [r["skipped_steps"] for r in rows if r["phase"] == "train"][-1] == 6
+  assert not (workdir / "summary.json").exists()
+  _, summary = _run(_cfg(lr=1e30, stop_on_divergence=False), workdir)
+  assert summary["epochs"] == 2 and len(summary["history"]) == 2
+
+
 def test_missing_or_wrong_architecture_is_a_clear_error(tmp_path):
   config = cifar10_macro_final.get_config("tiny")
   config.arch = ""

@@ -7,6 +7,7 @@ import os
 import pathlib
 import shutil
 import signal
+import types
 
 import jax
 import jax.numpy as jnp
@@ -355,6 +356,30 @@ def test_lr_warmup_scales_each_update_and_resumes_bit_for_bit(straight, tmp_path
   assert resumed == summary and _rows(copy) == _rows(tmp_path / "warm")
   with pytest.raises(UserError, match="lr_warmup_steps"):
     _cfg(**{"train.lr_warmup_steps": -1})
+
+
+def test_an_epoch_whose_every_step_was_skipped_stops_the_run(straight):
+  """The language task's stop rule on hand-made records: an epoch whose every training step was
+  skipped stops the run, whatever its validation perplexity; one step kept, or the option off,
+  does not stop it. (The loop passing the epoch's record: tests/test_cnn_train.py.)"""
+  _, run, _, _ = straight
+  task, after = run.task, types.SimpleNamespace(epoch=2)
+  finite = {"valid_ppl": 95.0}
+  message = task.divergence(after, finite, {"steps": 88.0, "skipped_steps": 88.0})
+  message = " ".join(message.split())
+  assert message.startswith("Every one of epoch 2's 88 training steps had a NaN/Inf loss")
+  steps = task.steps_per_epoch(1)
+  assert f"--config.train.lr_warmup_steps={steps}," in message
+  assert "--config.train.lr (now 20.0)" in message
+  assert task.divergence(after, finite, {"steps": 88.0, "skipped_steps": 87.0}) is None
+  assert task.divergence(after, finite, {"steps": 0.0, "skipped_steps": 0.0}) is None
+  off = dataclasses.replace(task.cfg, train=dataclasses.replace(task.cfg.train,
+                                                                stop_on_divergence=False))
+  task.cfg, kept = off, task.cfg
+  try:
+    assert task.divergence(after, finite, {"steps": 88.0, "skipped_steps": 88.0}) is None
+  finally:
+    task.cfg = kept
 
 
 def test_an_epoch_whose_validation_perplexity_is_not_finite_stops_the_run(straight, tmp_path,

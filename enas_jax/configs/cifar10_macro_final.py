@@ -52,6 +52,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.train.nesterov = True  # Nesterov (True) or heavy-ball momentum
   config.train.l2 = 2e-4  # L2 weight on the sum of squared weights
   config.train.grad_clip = 5.0  # global-norm gradient clipping (0: off)
+  config.train.stop_on_divergence = True  # stop after an epoch in which every training step had
+  # a NaN/Inf loss or result and was skipped (the weights did not change in it)
 
   config.checkpoint = search.checkpoint  # every 500 steps and each epoch's end, keep 3
 

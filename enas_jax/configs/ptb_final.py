@@ -71,7 +71,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.train.lr_warmup_steps = 0  # N > 0: step t's update x (t + 1) / N for t < N (a linear
   # learning-rate warm-up; enas_lm: none; the records' lr is the rate it ramps up to)
   config.train.stop_on_divergence = True  # stop after an epoch whose validation perplexity is
-  # not finite (such a model did not recover in the runs of science.md, section 22)
+  # not finite (such a model did not recover in the runs of science.md, section 22), or in
+  # which every training step had a NaN/Inf loss or result and was skipped
   config.train.log_every = 200  # steps between metric records
 
   config.checkpoint = ml_collections.ConfigDict()  # orbax checkpoints in <workdir>/checkpoints

@@ -43,3 +43,9 @@ def sums_to_record(sums: dict[str, jax.Array]) -> dict[str, float]:
       record["ppl"] = float(np.exp(record["nll"])) if ok else float("nan")
   record.update(steps=steps, skipped_steps=steps - ok)
   return record
+
+
+def every_step_skipped(record: dict[str, float]) -> bool:
+  """Whether `sums_to_record`'s record counts steps and every one of them was skipped (so the
+  state it covers did not change but for the step counter)."""
+  return record["steps"] > 0 and record["skipped_steps"] == record["steps"]

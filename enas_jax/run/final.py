@@ -91,13 +91,14 @@ class FinalRun(Runner):
       if state.epoch_step < n:  # the epoch's last step is followed by its evaluation and save
         self.check_stop(state)
     figures, text = self.task.end_epoch(state)
+    train = guards.sums_to_record(state.epoch_sums)
     state.epoch_sums = self.zero_sums()
     state.epoch += 1
     state.epoch_step = 0
     self.log.write("epoch", state.epoch, {**figures, "seconds": time.time() - start})
     self.save(state)
     self.say(f"epoch {state.epoch}/{cfg.train.epochs}  {text}  ({time.time() - start:.1f} s)")
-    why = self.task.divergence(state, figures)
+    why = self.task.divergence(state, figures, train)
     if why:  # the epoch's record and checkpoint are written; no summary
       self.log.flush()
       raise Diverged(why)

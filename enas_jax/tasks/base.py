@@ -125,8 +125,10 @@ class FinalTask(Protocol):
   def end_epoch(self, state: Any) -> tuple[dict[str, Any], str]:
     """(figures recorded for the epoch, the epoch line's figures); may update `state`."""
 
-  def divergence(self, state: Any, figures: dict[str, Any]) -> str | None:
-    """Why the run stops after the epoch `end_epoch` just scored (its figures), or None."""
+  def divergence(self, state: Any, figures: dict[str, Any],
+                 train: dict[str, float]) -> str | None:
+    """Why the run stops after the epoch `end_epoch` just scored (its figures; `train`: the
+    epoch's training steps, `guards.sums_to_record`), or None."""
 
   def describe(self, state: Any, workdir: str) -> str: ...
 

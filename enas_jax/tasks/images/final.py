@@ -27,7 +27,8 @@ from enas_jax.spaces.base import SearchSpace
 from enas_jax.tasks.images import steps as cnn_steps
 from enas_jax.types import Batch, Metrics
 
-RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "checkpoint.", "deterministic")
+RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "checkpoint.", "deterministic",
+                     "train.stop_on_divergence")
 AUX_HEAD = "aux_head"  # left out of parameter counts, as in the papers
 
 
@@ -37,6 +38,7 @@ class CNNTrainConfig(cnn_steps.ImageTrainConfig):
 
   epochs: int = 630
   log_every: int = 100
+  stop_on_divergence: bool = True  # stop after an epoch in which every step was skipped
 
   def validate(self, section: str = "train") -> None:
     super().validate(section)
@@ -151,10 +153,20 @@ class FinalTaskImpl:
     valid = f"  valid acc {figures['valid_acc']:.4f}" if "valid_acc" in figures else ""
     return figures, f"lr {lr:.4g}{valid}  test acc {figures['test_acc']:.4f}"
 
-  def divergence(self, state: Any, figures: dict[str, Any]) -> str | None:
-    """None: an accuracy is always finite (the guarded steps keep the weights finite)."""
-    del state, figures
-    return None
+  def divergence(self, state: Any, figures: dict[str, Any],
+                 train: dict[str, float]) -> str | None:
+    """Why the run stops after this epoch (`train.stop_on_divergence`), or None: every training
+    step of the epoch skipped, so the weights did not change in it (an accuracy is always
+    finite: the guarded steps keep the weights finite)."""
+    del figures
+    cfg = self.cfg.train
+    if not cfg.stop_on_divergence or not guards.every_step_skipped(train):
+      return None
+    return (f"Every one of epoch {state.epoch}'s {int(train['steps'])} training steps had a "
+            f"NaN/Inf loss or result and was skipped, so the weights did not change in it. The "
+            f"epoch's checkpoint is saved. Start again in a new workdir with a lower "
+            f"--config.train.lr (now {cfg.lr}) or a tighter --config.train.grad_clip (now "
+            f"{cfg.grad_clip}); --config.train.stop_on_divergence=False trains on regardless.")
 
   def accuracy(self, state: Any, x: np.ndarray, y: np.ndarray) -> float:
     correct, count = jnp.zeros(()), jnp.zeros(())  # summed on the device: one transfer

@@ -51,7 +51,7 @@ class FinalTrainConfig:
   asgd_nonmono: int = 10
   asgd_start_epoch: int = 0  # 0: NT-ASGD's trigger; k: averaging from the end of epoch k
   lr_warmup_steps: int = 0  # N > 0: step t's update scaled by (t + 1) / N while t < N
-  stop_on_divergence: bool = True  # stop after an epoch whose validation perplexity is not finite
+  stop_on_divergence: bool = True  # stop after an epoch with no step kept or a NaN/Inf valid ppl
   log_every: int = 200
 
   def validate(self, section: str = "train") -> None:
@@ -234,24 +234,31 @@ class FinalTaskImpl:
             f"{'  -> averaged SGD from now on' if started else ''}")
     return figures, text
 
-  def divergence(self, state: Any, figures: dict[str, Any]) -> str | None:
-    """Why the run stops after this epoch (`train.stop_on_divergence`), or None: a validation
-    perplexity that is not finite. The guarded steps keep the weights finite, so this is a model
-    whose outputs overflow on the validation split; the steps that still pass do not bring it
-    back (experiments/results/science.md, section 22), and every later epoch would be spent
-    on it."""
+  def divergence(self, state: Any, figures: dict[str, Any],
+                 train: dict[str, float]) -> str | None:
+    """Why the run stops after this epoch (`train.stop_on_divergence`), or None: every training
+    step of the epoch skipped (so the weights did not change in it), or a validation perplexity
+    that is not finite. The guarded steps keep the weights finite, so the latter is a model whose
+    outputs overflow on the validation split; the steps that still pass do not bring it back
+    (experiments/results/science.md, section 22), and every later epoch would be spent on it."""
     cfg = self.cfg.train
-    if not cfg.stop_on_divergence or math.isfinite(figures["valid_ppl"]):
+    if not cfg.stop_on_divergence:
+      return None
+    if guards.every_step_skipped(train):
+      what = (f"Every one of epoch {state.epoch}'s {int(train['steps'])} training steps had a "
+              f"NaN/Inf loss or result and was skipped, so the weights did not change in it.")
+    elif not math.isfinite(figures["valid_ppl"]):
+      what = (f"Epoch {state.epoch} ended with validation perplexity {figures['valid_ppl']} (not "
+              f"finite): the weights stayed finite (steps with a NaN/Inf loss are skipped), but "
+              f"the model's outputs overflow, and in the runs measured training on did not "
+              f"recover it (experiments/results/science.md, section 22).")
+    else:
       return None
     epoch_steps = self.steps_per_epoch(state.epoch - 1)
-    return (f"Epoch {state.epoch} ended with validation perplexity {figures['valid_ppl']} (not "
-            f"finite): the weights stayed finite (steps with a NaN/Inf loss are skipped), but "
-            f"the model's outputs overflow, and in the runs measured training on did not recover "
-            f"it (experiments/results/science.md, section 22). The epoch's checkpoint is saved. "
-            f"Start again in a new workdir with a learning-rate warm-up "
-            f"(--config.train.lr_warmup_steps={epoch_steps}, about one epoch) or a lower "
-            f"--config.train.lr (now {cfg.lr}); --config.train.stop_on_divergence=False "
-            f"trains on regardless.")
+    return (f"{what} The epoch's checkpoint is saved. Start again in a new workdir with a "
+            f"learning-rate warm-up (--config.train.lr_warmup_steps={epoch_steps}, about one "
+            f"epoch) or a lower --config.train.lr (now {cfg.lr}); "
+            f"--config.train.stop_on_divergence=False trains on regardless.")
 
   def eval_params(self, state: Any) -> Any:
     """The averaged weights once averaging has taken at least one step, else the weights."""
