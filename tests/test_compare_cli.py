@@ -121,6 +121,18 @@ def test_a_search_workdir_and_other_mistakes_are_refused(tmp_path):
   (tmp_path / "broken" / "summary.json").write_text("{not json")
   with pytest.raises(UserError, match="cannot be read as JSON"):
     compare.read_runs([shared[0], str(tmp_path / "broken")], "ours")
+  # a training that stopped (here after its second epoch, diverged) has records and no summary
+  stopped = tmp_path / "stopped"
+  stopped.mkdir()
+  (stopped / "metrics.jsonl").write_text("".join(
+      json.dumps(r) + "\n" for r in [{"phase": "train", "step": 10, "loss": 4.0},
+                                     {"phase": "epoch", "step": 1, "valid_ppl": 90.5},
+                                     {"phase": "epoch", "step": 2, "valid_ppl": "nan"}]))
+  with pytest.raises(UserError) as err:
+    compare.read_runs([shared[0], str(stopped)], "ours")
+  assert ("summary.json does not exist: that run has not finished. Its metrics.jsonl records 2 "
+          "finished epoch(s), the last with validation perplexity nan; it is still running, was "
+          "stopped by a signal") in str(err.value)
 
 
 def test_the_command_prints_the_test_writes_json_and_fails_in_one_paragraph(tmp_path):

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from enas_jax.io.errors import UserError
+from enas_jax.report.reading import read_records
 from enas_jax.report.stats import permutation_test, rank_permutation_test, shift_interval
 
 AUTO_FIGURES = ("valid_ppl", "valid_acc", "valid_acc_table", "test_acc")
@@ -33,13 +34,27 @@ def read_runs(given: Sequence[str], side: str) -> dict[str, dict[str, Any]]:
       with open(file) as f:
         runs[path] = json.load(f)
     except FileNotFoundError:
-      raise UserError(f"--{side}: {file} does not exist; give finished runs' workdirs (a "
-                      f"training writes summary.json when it ends).") from None
+      raise UserError(f"--{side}: {file} does not exist{_unfinished(path)}. Give finished "
+                      f"runs' workdirs (a training writes summary.json when it ends).") from None
     except (OSError, ValueError) as err:
       raise UserError(f"--{side}: {file} cannot be read as JSON ({err}).") from None
     if not isinstance(runs[path], dict):
       raise UserError(f"--{side}: {file} is not a summary (a JSON object).")
   return runs
+
+
+def _unfinished(path: str) -> str:
+  """What a workdir without a summary has written, for the error's words ("" when it has no
+  records): its finished epochs and the last one's validation perplexity when it has one."""
+  records = read_records(os.path.join(path, "metrics.jsonl")) if os.path.isdir(path) else []
+  if not records:
+    return ""
+  epochs = [r for r in records if r.get("phase") == "epoch"]
+  last = (f", the last with validation perplexity {epochs[-1]['valid_ppl']}"
+          if epochs and "valid_ppl" in epochs[-1] else "")
+  return (f": that run has not finished. Its metrics.jsonl records {len(epochs)} finished "
+          f"epoch(s){last}; it is still running, was stopped by a signal (the same command "
+          f"resumes it), or stopped on divergence (its last output said which)")
 
 
 def choose_figure(runs: dict[str, dict[str, Any]], asked: str) -> str:
