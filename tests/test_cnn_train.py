@@ -55,12 +55,15 @@ def test_an_epoch_whose_every_step_was_skipped_stops_the_training(tmp_path):
   second has a non-finite result and is skipped, so the weights do not change in it: the run
   stops after it with one paragraph, its record and checkpoint written and no summary; resumed
   with the option off, it finishes."""
-  workdir = tmp_path / "stalled"
+  workdir, out = tmp_path / "stalled", io.StringIO()
+  run = final_run.FinalRun(_cfg(lr=1e30), str(workdir), out, metrics.Progress(enabled=False))
   with pytest.raises(UserError, match="Every one of epoch 2's 6 training steps had a NaN/Inf"
                      ) as err:
-    _run(_cfg(lr=1e30), workdir)
+    run.execute()
   message = " ".join(str(err.value).split())
   assert "--config.train.lr (now 1e+30)" in message and "grad_clip (now 5.0)" in message
+  assert ("warning: 6 step(s) up to step 12 had a NaN/Inf loss or result and were skipped; if it "
+          "repeats, lower --config.train.lr or tighten --config.train.grad_clip.") in out.getvalue()
   rows = metrics.read_metrics(str(workdir / "metrics.jsonl"))
   assert [r["step"] for r in rows if r["phase"] == "epoch"] == [1, 2]  # epochs
   assert [r["skipped_steps"] for r in rows if r["phase"] == "train"][-1] == 6

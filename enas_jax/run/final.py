@@ -113,7 +113,8 @@ class FinalRun(Runner):
     state.sums = self.zero_sums()
     if record["skipped_steps"]:
       self.say(f"warning: {int(record['skipped_steps'])} step(s) up to step {state.steps} had a "
-               f"NaN/Inf loss and were skipped; lower --config.train.lr if it repeats.")
+               f"NaN/Inf loss or result and were skipped; if it repeats, "
+               f"{self.task.skip_advice}.")
     self.progress.show(f"epoch {state.epoch + 1}", state.epoch_step, n,
                        self.task.progress_figures(record), force=True)
 

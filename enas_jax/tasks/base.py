@@ -102,6 +102,7 @@ class FinalTask(Protocol):
   """A task as the final-training loop sees it: one architecture trained from scratch."""
 
   resumable_changes: tuple[str, ...]
+  skip_advice: str  # what the warning of skipped (NaN/Inf) steps tells the user to change
 
   def init_model(self) -> Any:
     """The fresh training state (traceable)."""

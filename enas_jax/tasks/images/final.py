@@ -90,6 +90,7 @@ class FinalTaskImpl:
   """One network of the space trained on the images; accuracies after every epoch."""
 
   resumable_changes = RESUMABLE_CHANGES
+  skip_advice = "lower --config.train.lr or tighten --config.train.grad_clip"
 
   def __init__(self, space: SearchSpace, cfg: Any, say: Callable[[str], None]):
     self.space, self.cfg = space, cfg

@@ -152,6 +152,8 @@ class FinalTaskImpl:
   """A fixed cell (or the LSTM baseline) trained on the corpus with the ENAS LM recipe."""
 
   resumable_changes = RESUMABLE_CHANGES
+  skip_advice = ("lower --config.train.lr or warm it up (--config.train.lr_warmup_steps, about "
+                 "one epoch's steps)")
 
   def __init__(self, space: SearchSpace, cfg: Any, say: Callable[[str], None]):
     self.cfg = cfg
