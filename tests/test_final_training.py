@@ -359,27 +359,28 @@ def test_lr_warmup_scales_each_update_and_resumes_bit_for_bit(straight, tmp_path
 
 
 def test_an_epoch_whose_every_step_was_skipped_stops_the_run(straight):
-  """The language task's stop rule on hand-made records: an epoch whose every training step was
-  skipped stops the run, whatever its validation perplexity; one step kept, or the option off,
-  does not stop it. (The loop passing the epoch's record: tests/test_cnn_train.py.)"""
+  """The loop's stop rule (`FinalRun.stop_reason`) on hand-made records, with the language
+  task's advice: an epoch whose every training step was skipped stops the run, whatever its
+  validation perplexity; one step kept, or the option off, does not stop it. (The loop passing
+  the epoch's record: tests/test_cnn_train.py.)"""
   _, run, _, _ = straight
   task, after = run.task, types.SimpleNamespace(epoch=2)
   finite = {"valid_ppl": 95.0}
-  message = task.divergence(after, finite, {"steps": 88.0, "skipped_steps": 88.0})
+  message = run.stop_reason(after, finite, {"steps": 88.0, "skipped_steps": 88.0})
   message = " ".join(message.split())
   assert message.startswith("Every one of epoch 2's 88 training steps had a NaN/Inf loss")
   steps = task.steps_per_epoch(1)
   assert f"--config.train.lr_warmup_steps={steps}," in message
   assert "--config.train.lr (now 20.0)" in message
-  assert task.divergence(after, finite, {"steps": 88.0, "skipped_steps": 87.0}) is None
-  assert task.divergence(after, finite, {"steps": 0.0, "skipped_steps": 0.0}) is None
-  off = dataclasses.replace(task.cfg, train=dataclasses.replace(task.cfg.train,
-                                                                stop_on_divergence=False))
-  task.cfg, kept = off, task.cfg
+  assert run.stop_reason(after, finite, {"steps": 88.0, "skipped_steps": 87.0}) is None
+  assert run.stop_reason(after, finite, {"steps": 0.0, "skipped_steps": 0.0}) is None
+  off = dataclasses.replace(run.cfg, train=dataclasses.replace(run.cfg.train,
+                                                               stop_on_divergence=False))
+  run.cfg, kept = off, run.cfg
   try:
-    assert task.divergence(after, finite, {"steps": 88.0, "skipped_steps": 88.0}) is None
+    assert run.stop_reason(after, finite, {"steps": 88.0, "skipped_steps": 88.0}) is None
   finally:
-    task.cfg = kept
+    run.cfg = kept
 
 
 def test_an_epoch_whose_validation_perplexity_is_not_finite_stops_the_run(straight, tmp_path,

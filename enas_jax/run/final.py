@@ -98,11 +98,29 @@ class FinalRun(Runner):
     self.log.write("epoch", state.epoch, {**figures, "seconds": time.time() - start})
     self.save(state)
     self.say(f"epoch {state.epoch}/{cfg.train.epochs}  {text}  ({time.time() - start:.1f} s)")
-    why = self.task.divergence(state, figures, train)
+    why = self.stop_reason(state, figures, train)
     if why:  # the epoch's record and checkpoint are written; no summary
       self.log.flush()
       raise Diverged(why)
     self.check_stop(state)
+
+  def stop_reason(self, state: TrainState, figures: dict[str, Any],
+                  train: dict[str, float]) -> str | None:
+    """Why the run stops after the epoch it just finished (`train.stop_on_divergence`), or None:
+    every training step of the epoch skipped (so the weights did not change in it), or the
+    task's own reason (`FinalTask.divergence`: its figures). `train`: the epoch's record."""
+    if not self.cfg.train.stop_on_divergence:
+      return None
+    if guards.every_step_skipped(train):
+      what = (f"Every one of epoch {state.epoch}'s {int(train['steps'])} training steps had a "
+              f"NaN/Inf loss or result and was skipped, so the weights did not change in it.")
+    else:
+      what = self.task.divergence(state, figures)
+    if what is None:
+      return None
+    return (f"{what} The epoch's checkpoint is saved. Start again in a new workdir with "
+            f"{self.task.restart_advice(state)}; --config.train.stop_on_divergence=False trains "
+            f"on regardless.")
 
   def record(self, state: TrainState, lr: float, n: int) -> None:
     """Logs the sums since the last record, adds them to the epoch's, warns of skipped steps."""

@@ -126,10 +126,12 @@ class FinalTask(Protocol):
   def end_epoch(self, state: Any) -> tuple[dict[str, Any], str]:
     """(figures recorded for the epoch, the epoch line's figures); may update `state`."""
 
-  def divergence(self, state: Any, figures: dict[str, Any],
-                 train: dict[str, float]) -> str | None:
-    """Why the run stops after the epoch `end_epoch` just scored (its figures; `train`: the
-    epoch's training steps, `guards.sums_to_record`), or None."""
+  def divergence(self, state: Any, figures: dict[str, Any]) -> str | None:
+    """The task's own reason to stop after the epoch `end_epoch` just scored (its figures), one
+    sentence, or None (the loop itself stops on an epoch whose every step was skipped)."""
+
+  def restart_advice(self, state: Any) -> str:
+    """What a stopped run's paragraph tells the user to start again with ("a lower ...")."""
 
   def describe(self, state: Any, workdir: str) -> str: ...
 

@@ -154,20 +154,17 @@ class FinalTaskImpl:
     valid = f"  valid acc {figures['valid_acc']:.4f}" if "valid_acc" in figures else ""
     return figures, f"lr {lr:.4g}{valid}  test acc {figures['test_acc']:.4f}"
 
-  def divergence(self, state: Any, figures: dict[str, Any],
-                 train: dict[str, float]) -> str | None:
-    """Why the run stops after this epoch (`train.stop_on_divergence`), or None: every training
-    step of the epoch skipped, so the weights did not change in it (an accuracy is always
-    finite: the guarded steps keep the weights finite)."""
-    del figures
+  def divergence(self, state: Any, figures: dict[str, Any]) -> str | None:
+    """None: an accuracy is always finite (the guarded steps keep the weights finite); the loop
+    stops on an epoch whose every step was skipped."""
+    del state, figures
+    return None
+
+  def restart_advice(self, state: Any) -> str:
+    del state
     cfg = self.cfg.train
-    if not cfg.stop_on_divergence or not guards.every_step_skipped(train):
-      return None
-    return (f"Every one of epoch {state.epoch}'s {int(train['steps'])} training steps had a "
-            f"NaN/Inf loss or result and was skipped, so the weights did not change in it. The "
-            f"epoch's checkpoint is saved. Start again in a new workdir with a lower "
-            f"--config.train.lr (now {cfg.lr}) or a tighter --config.train.grad_clip (now "
-            f"{cfg.grad_clip}); --config.train.stop_on_divergence=False trains on regardless.")
+    return (f"a lower --config.train.lr (now {cfg.lr}) or a tighter --config.train.grad_clip "
+            f"(now {cfg.grad_clip})")
 
   def accuracy(self, state: Any, x: np.ndarray, y: np.ndarray) -> float:
     correct, count = jnp.zeros(()), jnp.zeros(())  # summed on the device: one transfer

@@ -236,31 +236,22 @@ class FinalTaskImpl:
             f"{'  -> averaged SGD from now on' if started else ''}")
     return figures, text
 
-  def divergence(self, state: Any, figures: dict[str, Any],
-                 train: dict[str, float]) -> str | None:
-    """Why the run stops after this epoch (`train.stop_on_divergence`), or None: every training
-    step of the epoch skipped (so the weights did not change in it), or a validation perplexity
-    that is not finite. The guarded steps keep the weights finite, so the latter is a model whose
-    outputs overflow on the validation split; the steps that still pass do not bring it back
-    (experiments/results/science.md, section 22), and every later epoch would be spent on it."""
-    cfg = self.cfg.train
-    if not cfg.stop_on_divergence:
+  def divergence(self, state: Any, figures: dict[str, Any]) -> str | None:
+    """A validation perplexity that is not finite, or None. The guarded steps keep the weights
+    finite, so this is a model whose outputs overflow on the validation split; the steps that
+    still pass do not bring it back (experiments/results/science.md, section 22), and every later
+    epoch would be spent on it."""
+    if math.isfinite(figures["valid_ppl"]):
       return None
-    if guards.every_step_skipped(train):
-      what = (f"Every one of epoch {state.epoch}'s {int(train['steps'])} training steps had a "
-              f"NaN/Inf loss or result and was skipped, so the weights did not change in it.")
-    elif not math.isfinite(figures["valid_ppl"]):
-      what = (f"Epoch {state.epoch} ended with validation perplexity {figures['valid_ppl']} (not "
-              f"finite): the weights stayed finite (steps with a NaN/Inf loss are skipped), but "
-              f"the model's outputs overflow, and in the runs measured training on did not "
-              f"recover it (experiments/results/science.md, section 22).")
-    else:
-      return None
+    return (f"Epoch {state.epoch} ended with validation perplexity {figures['valid_ppl']} (not "
+            f"finite): the weights stayed finite (steps with a NaN/Inf loss are skipped), but the "
+            f"model's outputs overflow, and in the runs measured training on did not recover it "
+            f"(experiments/results/science.md, section 22).")
+
+  def restart_advice(self, state: Any) -> str:
     epoch_steps = self.steps_per_epoch(state.epoch - 1)
-    return (f"{what} The epoch's checkpoint is saved. Start again in a new workdir with a "
-            f"learning-rate warm-up (--config.train.lr_warmup_steps={epoch_steps}, about one "
-            f"epoch) or a lower --config.train.lr (now {cfg.lr}); "
-            f"--config.train.stop_on_divergence=False trains on regardless.")
+    return (f"a learning-rate warm-up (--config.train.lr_warmup_steps={epoch_steps}, about one "
+            f"epoch) or a lower --config.train.lr (now {self.cfg.train.lr})")
 
   def eval_params(self, state: Any) -> Any:
     """The averaged weights once averaging has taken at least one step, else the weights."""
