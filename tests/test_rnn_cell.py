@@ -12,6 +12,7 @@ from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn import cell as cell_lib
 from enas_jax.spaces.rnn.arch import make_arch
 from enas_jax.io.errors import UserError
+from enas_jax.ops.initialize import initialize
 from enas_jax.ops.params import count_params
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, used_weights_penalty
 from tests.reference_cell import reference_lm
@@ -318,8 +319,11 @@ def test_hand_written_gradient_equals_autodiff_of_the_plain_cell(name, output, c
   ours = objective(lambda *d: cell_lib.unroll(*d[:3], arch, d[3], valid, opts, mask))
   plain = objective(lambda *d: _plain_unroll(*d[:3], prev, act, d[3], valid, output, clip, mask))
   args = (xw, w_h0, w_edges, h0)
+  # ours compiled as the search compiles it; the plain reference at XLA's lowest level
+  # (`initialize`: the same arithmetic up to float rounding; it ran op by op, 47 -> 39 s for
+  # these 12 cases)
   got = jax.jit(jax.grad(ours, argnums=(0, 1, 2, 3)))(*args)
-  want = jax.grad(plain, argnums=(0, 1, 2, 3))(*args)
+  want = initialize(jax.grad(plain, argnums=(0, 1, 2, 3)), *args)
   for name_, g, w in zip(("xw", "w_h0", "w_edges", "h0"), got, want):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(w))),
                                err_msg=name_)
