@@ -2,20 +2,26 @@
 import json
 import os
 import pathlib
+import resource
 import shutil
 import subprocess
 import sys
 
 from enas_jax.cli import common
+from enas_jax.io import errors
 from tests import tensorboard_view
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def _search(*args, cwd=ROOT):
+def _search(*args, cwd=ROOT, file_size_limit=None):
+  """The search command; `file_size_limit`: the largest file (bytes) it may write (`ulimit -f`),
+  so that a longer write fails as on a full disk."""
   env = dict(os.environ, PYTHONPATH=str(ROOT))
+  limit = None if file_size_limit is None else (
+      lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit)))
   return subprocess.run([sys.executable, "-m", "enas_jax.search", *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=600)
+                        capture_output=True, text=True, timeout=600, preexec_fn=limit)
 
 
 def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
@@ -43,6 +49,18 @@ def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
   assert f"found architecture (rnn space): {summary['authors']}" in result.stdout
   assert "teacher's optimal validation perplexity" in result.stdout
   assert "\r" not in result.stderr  # no progress bar when not on a terminal
+  # the same command again, where no file over 1 KiB can be written (as on a full disk): the
+  # first rewrite (config.json, 2.6 KiB) fails; one paragraph, and every file is as it was
+  # (config.json was cut to 1 KiB before it was written through a temporary file)
+  saved = {p: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+  result = _search("--config=configs/quickstart.py:tiny", f"--workdir={workdir}",
+                   "--config.search.epochs=1", "--config.shared.lr=5", file_size_limit=1024)
+  assert result.returncode == errors.USER_ERROR_EXIT, result.stderr[-3000:]
+  assert " ".join(result.stderr.split()).startswith(
+      f"error: Cannot write {workdir / 'config.json'}: File too large. Nothing saved before it "
+      f"is lost"), result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  assert {p: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == saved
   # the newest checkpoint's array files cut short: tensorstore's failed read left its callbacks
   # printing a few hundred lines of "Event loop is closed" tracebacks beside the warning; now
   # the warning alone, and the run goes on from the checkpoint before (none here: the start)

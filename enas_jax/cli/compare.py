@@ -16,12 +16,12 @@ refused unless its figure is named with --figure (then said so in the output).
 """
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 from absl import flags
 
 from enas_jax.cli import common as cli
+from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import UserError
 from enas_jax.report import versus
 
@@ -46,8 +46,7 @@ def main(argv: Sequence[str]) -> None:
   print("\n".join(versus.report_lines(result)))
   if _JSON.value:
     try:
-      with open(_JSON.value, "w") as f:
-        json.dump(result, f, indent=2)
+      workdir_lib.write_json(_JSON.value, result)
     except OSError as err:
       raise UserError(f"--json={_JSON.value}: cannot write it ({err}).") from None
 

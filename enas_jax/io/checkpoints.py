@@ -143,8 +143,8 @@ class NonFiniteState(ValueError):
   """A state with NaN or Inf is never saved."""
 
 
-_WRITE_FAILURE_TEXT = ("No space left on device", "Disk quota exceeded", "Read-only file system",
-                       "Permission denied", "Input/output error")
+_WRITE_FAILURE_TEXT = ("No space left on device", "Disk quota exceeded", "File too large",
+                       "Read-only file system", "Permission denied", "Input/output error")
 
 
 @contextlib.contextmanager

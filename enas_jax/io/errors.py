@@ -28,9 +28,11 @@ class Stopped(Exception):
     self.exit_code = exit_code
 
 
-# Write failures a user fixes outside the program (disk full, quota, read-only or lost disk,
-# permissions): one paragraph naming the file, not a traceback.
-WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+# Write failures a user fixes outside the program (disk full, quota, a file-size limit such as
+# `ulimit -f`, read-only or lost disk, permissions): one paragraph naming the file, not a
+# traceback.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES,
+                errno.EPERM}
 
 
 def write_failure(err: OSError) -> UserError:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from typing import Callable, Sequence
 
+from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import UserError
 
 FORMATS = ("png", "svg")
@@ -54,15 +55,13 @@ def write_picture(dot_source: str, stem: str, formats: Sequence[str] = FORMATS,
   the files written."""
   os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
   written = {"dot": stem + ".dot"}
-  with open(written["dot"], "w", encoding="utf-8") as f:
-    f.write(dot_source)
+  workdir_lib.write_atomically(written["dot"], dot_source)
   if dot_program() is None:
     warn_once(say)
     return written
   for fmt in formats:
     path = f"{stem}.{fmt}"
-    with open(path, "wb") as f:
-      f.write(render(dot_source, fmt))
+    workdir_lib.write_atomically(path, render(dot_source, fmt))
     written[fmt] = path
   return written
 

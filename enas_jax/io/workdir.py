@@ -2,6 +2,7 @@
 cut back to what the checkpoint being resumed had seen."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -24,8 +25,22 @@ def prepare(workdir: str) -> None:
 
 
 def write_json(path: str, data: Any) -> None:
-  with open(path, "w") as f:
-    json.dump(data, f, indent=2)
+  write_atomically(path, json.dumps(data, indent=2))
+
+
+def write_atomically(path: str, data: str | bytes) -> None:
+  """Writes `data` (text as UTF-8) to `path` through a temporary file beside it and a rename: a
+  write that fails (a full disk, a file-size limit) leaves an earlier `path` as it was, never cut
+  short, and removes the temporary file. Its OSError names `path`."""
+  temp = f"{path}.tmp{os.getpid()}"
+  try:
+    with open(temp, "wb") as f:
+      f.write(data.encode("utf-8") if isinstance(data, str) else data)
+    os.replace(temp, path)
+  except OSError as err:
+    with contextlib.suppress(OSError):
+      os.remove(temp)
+    raise OSError(err.errno, err.strerror, path) from None
 
 
 def truncate(path: str, size: int) -> None:

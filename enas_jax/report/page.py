@@ -13,6 +13,7 @@ import html
 import os
 from typing import Sequence
 
+from enas_jax.io import workdir as workdir_lib
 from enas_jax.report.checks import Check
 
 _MIME = {".png": "image/png", ".gif": "image/gif", ".svg": "image/svg+xml"}
@@ -69,8 +70,7 @@ def write_markdown(page: Page, path: str) -> None:
       lines.append("")
     for f in s.figures:
       lines += [f"![{f.caption}]({os.path.relpath(f.path, folder)})", "", f"*{f.caption}*", ""]
-  with open(path, "w") as out:
-    out.write("\n".join(lines).rstrip() + "\n")
+  workdir_lib.write_atomically(path, "\n".join(lines).rstrip() + "\n")
 
 
 def _data_uri(path: str) -> str:
@@ -136,5 +136,4 @@ def write_html(page: Page, path: str) -> None:
       parts.append(f"<figure><img src=\"{_data_uri(f.path)}\" alt=\"{e(f.caption)}\">"
                    f"<figcaption>{e(f.caption)}</figcaption></figure>")
   parts.append("</body></html>")
-  with open(path, "w") as out:
-    out.write("\n".join(parts) + "\n")
+  workdir_lib.write_atomically(path, "\n".join(parts) + "\n")

@@ -2,12 +2,12 @@
 their captions, the pictures TensorBoard shows, and the lines a search prints about its answer."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable
 
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.io import render
+from enas_jax.io import workdir as workdir_lib
 from enas_jax.spaces.base import Arch, SearchSpace
 from enas_jax.spaces.registry import get_space
 
@@ -19,10 +19,8 @@ def write_arch(space: SearchSpace, stem: str, arch: Arch, extra: dict[str, Any],
   picture under `model_cfg` captioned `title` (`stem.dot`, and `stem.png`/`stem.svg` when
   Graphviz is installed); returns the picture's {extension: path}."""
   os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-  with open(stem + ".json", "w") as f:
-    json.dump({**space.to_json(arch), **extra}, f, indent=2)
-  with open(stem + ".txt", "w") as f:
-    f.write(space.to_authors_string(arch) + "\n")
+  workdir_lib.write_json(stem + ".json", {**space.to_json(arch), **extra})
+  workdir_lib.write_atomically(stem + ".txt", space.to_authors_string(arch) + "\n")
   return render.write_picture(space.to_dot(arch, title or None, model_cfg), stem, say=say)
 
 
