@@ -11,6 +11,7 @@ import pytest
 
 from enas_jax.report import stats
 from enas_jax.report import versus as compare
+from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import UserError
 
 
@@ -19,7 +20,7 @@ def _runs(tmp_path, name, figures):
   for i, figure in enumerate(figures):
     folder = tmp_path / f"{name}{i}"
     folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps(figure))
+    workdir_lib.write_json(str(folder / "summary.json"), figure)  # as a run writes it
     paths.append(str(folder))
   return paths
 
@@ -114,6 +115,9 @@ def test_a_search_workdir_and_other_mistakes_are_refused(tmp_path):
     compare.read_runs([shared[0], shared[0]], "ours")
   diverged = compare.read_runs(_runs(tmp_path, "n", [{"valid_ppl": 30.0},
                                                      {"valid_ppl": float("nan")}]), "ours")
+  # written as strict JSON (the text "nan"), read back as the number
+  assert json.loads((tmp_path / "n1" / "summary.json").read_text(),
+                    parse_constant=lambda c: pytest.fail(c)) == {"valid_ppl": "nan"}
   with pytest.raises(UserError, match=r"n1: its valid_ppl is nan \(the run diverged"):
     compare.comparison(diverged, {"x": {"valid_ppl": 31.0}, "y": {"valid_ppl": 32.0}},
                        "valid_ppl")

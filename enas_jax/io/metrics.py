@@ -3,22 +3,16 @@ of each phase."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
 from typing import Any, Callable, Mapping, TextIO
 
 from enas_jax.io import events as events_lib
+from enas_jax.io import workdir as workdir_lib
 
 
 # --- the run's metric log ------------------------------------------------------------------------
-
-def _jsonable(value: Any) -> Any:
-  if isinstance(value, float) and not math.isfinite(value):
-    return str(value)  # JSON has no NaN/Inf; keep them visible
-  return value
-
 
 class MetricsLog:
   """Writes each record to `metrics.jsonl` and its numbers to TensorBoard under `tb/`.
@@ -35,8 +29,8 @@ class MetricsLog:
 
   def write(self, phase: str, step: int, values: Mapping[str, Any]) -> None:
     record = {"phase": phase, "step": int(step)}
-    record.update({k: _jsonable(v) for k, v in values.items()})
-    self._jsonl.write(json.dumps(record) + "\n")
+    record.update(workdir_lib.jsonable(dict(values)))  # NaN/Inf as text, kept visible
+    self._jsonl.write(json.dumps(record, allow_nan=False) + "\n")
     numbers = {f"{phase}/{k}": float(v) for k, v in values.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if numbers:

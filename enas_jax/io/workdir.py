@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 from typing import Any
@@ -24,8 +25,21 @@ def prepare(workdir: str) -> None:
                     f"writable directory with --workdir=DIR.") from None
 
 
+def jsonable(value: Any) -> Any:
+  """`value` with each float that is not finite as its text ("nan", "inf", "-inf"): JSON has no
+  such numbers, and strict readers reject the `NaN` Python's json would write."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)
+  if isinstance(value, dict):
+    return {k: jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [jsonable(v) for v in value]
+  return value
+
+
 def write_json(path: str, data: Any) -> None:
-  write_atomically(path, json.dumps(data, indent=2))
+  """`data` (`jsonable`) as indented JSON, written atomically."""
+  write_atomically(path, json.dumps(jsonable(data), indent=2, allow_nan=False))
 
 
 def write_atomically(path: str, data: str | bytes) -> None:

@@ -40,7 +40,13 @@ def read_runs(given: Sequence[str], side: str) -> dict[str, dict[str, Any]]:
       raise UserError(f"--{side}: {file} cannot be read as JSON ({err}).") from None
     if not isinstance(runs[path], dict):
       raise UserError(f"--{side}: {file} is not a summary (a JSON object).")
+    runs[path] = {k: _NON_FINITE.get(v, v) if isinstance(v, str) else v
+                  for k, v in runs[path].items()}
   return runs
+
+
+# Figures that are not finite, as summary.json writes them (`io.workdir.jsonable`).
+_NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 
 
 def _unfinished(path: str) -> str:
