@@ -185,6 +185,11 @@ def test_plot_draws_the_panels_the_log_has(tmp_path):
                     "derived architecture: validation perplexity (shared weights)"]
   with Image.open(tmp_path / "curves.png") as image:
     assert image.format == "PNG" and image.size == (1200, 720)
+  # a damaged line in the log (here the first) is one paragraph, not a traceback
+  log = workdir / "metrics.jsonl"
+  log.write_text("{" + log.read_text())
+  with pytest.raises(UserError, match="line 1 is not JSON: the metrics log is damaged"):
+    curves.plot_workdir(str(workdir), str(tmp_path / "curves.png"))
 
 
 def test_any_space_reads_each_format_and_asks_when_ambiguous(tmp_path):

@@ -4,8 +4,11 @@ import io
 import json
 import os
 
+import pytest
+
 from enas_jax.io import events as events_lib
 from enas_jax.io import metrics
+from enas_jax.io.errors import UserError
 from tests import tensorboard_view
 
 
@@ -64,6 +67,19 @@ def test_metrics_log_writes_json_lines_and_events(tmp_path):
   assert len(list((tmp_path / "tb").iterdir())) == 1
   curves = tensorboard_view.curves(tmp_path / "tb")
   assert curves["shared/loss"][0] == (3, 1.5) and curves["shared/loss"][1][0] == 4
+
+
+def test_the_log_reader_skips_a_line_being_written_and_names_a_damaged_one(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  assert metrics.read_metrics(str(path)) == []  # nothing written yet
+  whole = ['{"phase": "shared", "step": 1, "loss": 2.5}', '{"phase": "epoch", "step": 1}']
+  path.write_text("\n".join(whole) + '\n{"phase": "sha')  # a running search mid-line
+  assert metrics.read_metrics(str(path)) == [{"phase": "shared", "step": 1, "loss": 2.5},
+                                             {"phase": "epoch", "step": 1}]
+  path.write_text(whole[0][:20] + "\n" + whole[1] + "\n")  # damaged before the last line
+  with pytest.raises(UserError, match=f"{path} line 1 is not JSON: the metrics log is "
+                                      f"damaged. Resume the run from its checkpoint"):
+    metrics.read_metrics(str(path))
 
 
 class _Clock:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping, TextIO
 
 from enas_jax.io import events as events_lib
 from enas_jax.io import workdir as workdir_lib
+from enas_jax.io.errors import UserError
 
 
 # --- the run's metric log ------------------------------------------------------------------------
@@ -88,8 +89,25 @@ class SilentLog:
 
 
 def read_metrics(path: str) -> list[dict[str, Any]]:
+  """metrics.jsonl's records ([] when there is no such file); a last line that a running search
+  or training is still writing is skipped. A damaged line before it is a UserError naming it."""
+  if not os.path.isfile(path):
+    return []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = f.read().split("\n")
+  records = []
+  for i, line in enumerate(lines):
+    if not line.strip():
+      continue
+    try:
+      records.append(json.loads(line))
+    except ValueError:
+      if i >= len(lines) - 2:  # the line being written
+        break
+      raise UserError(f"{path} line {i + 1} is not JSON: the metrics log is damaged. Resume "
+                      f"the run from its checkpoint (the same command; it rewrites the log from "
+                      f"there).") from None
+  return records
 
 
 # --- progress bar --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import json
 import os
 from typing import Any
 
+from enas_jax.io import metrics
 from enas_jax.io.errors import UserError
 
 
@@ -39,26 +40,6 @@ def _read_json(path: str, what: str) -> dict[str, Any]:
   return data
 
 
-def read_records(path: str) -> list[dict[str, Any]]:
-  """metrics.jsonl's records; a last line a running search is still writing is skipped."""
-  if not os.path.isfile(path):
-    return []
-  with open(path) as f:
-    lines = f.read().split("\n")
-  records = []
-  for i, line in enumerate(lines):
-    if not line.strip():
-      continue
-    try:
-      records.append(json.loads(line))
-    except ValueError:
-      if i >= len(lines) - 2:  # the line being written
-        break
-      raise UserError(f"{path} line {i + 1} is not JSON: the metrics log is damaged. Resume "
-                      f"the search from its checkpoint (it rewrites the log from there).") from None
-  return records
-
-
 def read_search(workdir: str) -> SearchFiles:
   """The workdir's files, or a UserError when it is not a search's workdir."""
   if not os.path.isdir(workdir):
@@ -79,7 +60,7 @@ def read_search(workdir: str) -> SearchFiles:
   summary = (_read_json(summary_path, "the search summary") if os.path.isfile(summary_path)
              else None)
   return SearchFiles(workdir=workdir, config=config,
-                     records=read_records(os.path.join(workdir, "metrics.jsonl")),
+                     records=metrics.read_metrics(os.path.join(workdir, "metrics.jsonl")),
                      summary=summary,
                      epoch_archs=sorted(glob.glob(os.path.join(workdir, "archs",
                                                                "epoch_*.json"))))

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from enas_jax.io.errors import UserError
-from enas_jax.report.reading import read_records
+from enas_jax.io.metrics import read_metrics
 from enas_jax.report.stats import permutation_test, rank_permutation_test, shift_interval
 
 AUTO_FIGURES = ("valid_ppl", "valid_acc", "valid_acc_table", "test_acc")
@@ -52,7 +52,7 @@ _NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 def _unfinished(path: str) -> str:
   """What a workdir without a summary has written, for the error's words ("" when it has no
   records): its finished epochs and the last one's validation perplexity when it has one."""
-  records = read_records(os.path.join(path, "metrics.jsonl")) if os.path.isdir(path) else []
+  records = read_metrics(os.path.join(path, "metrics.jsonl")) if os.path.isdir(path) else []
   if not records:
     return ""
   epochs = [r for r in records if r.get("phase") == "epoch"]
