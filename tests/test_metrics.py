@@ -3,6 +3,9 @@ leaves each curve once; JSON lines; the progress lines and bar."""
 import io
 import json
 import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -10,6 +13,8 @@ from enas_jax.io import events as events_lib
 from enas_jax.io import metrics
 from enas_jax.io.errors import UserError
 from tests import tensorboard_view
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_events_read_back_by_tensorboard(tmp_path):
@@ -80,6 +85,20 @@ def test_the_log_reader_skips_a_line_being_written_and_names_a_damaged_one(tmp_p
   with pytest.raises(UserError, match=f"{path} line 1 is not JSON: the metrics log is "
                                       f"damaged. Resume the run from its checkpoint"):
     metrics.read_metrics(str(path))
+
+
+def test_the_event_writer_does_not_load_torch_when_it_is_installed(tmp_path):
+  """tensorboardX's package would import torch (over a second, 200 MB); a stand-in torch on the
+  path shows it is not loaded, and can still be imported afterwards."""
+  (tmp_path / "torch").mkdir()
+  (tmp_path / "torch" / "__init__.py").write_text("LOADED = True\nclass Tensor: pass\n")
+  code = ("import sys; import enas_jax.io.events; print('torch' in sys.modules); "
+          "import torch; print(torch.LOADED)")
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]))
+  result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["False", "True"]
 
 
 class _Clock:
