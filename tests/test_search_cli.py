@@ -2,7 +2,6 @@
 import json
 import os
 import pathlib
-import resource
 import shutil
 import subprocess
 import sys
@@ -18,10 +17,12 @@ def _search(*args, cwd=ROOT, file_size_limit=None):
   """The search command; `file_size_limit`: the largest file (bytes) it may write (`ulimit -f`),
   so that a longer write fails as on a full disk."""
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  limit = None if file_size_limit is None else (
-      lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit)))
-  return subprocess.run([sys.executable, "-m", "enas_jax.search", *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=600, preexec_fn=limit)
+  limited = [] if file_size_limit is None else [  # set in the child, then the command
+      "-c", f"import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, "
+            f"({file_size_limit}, {file_size_limit})); "
+            f"os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
+  command = [sys.executable, *limited, "-m", "enas_jax.search", *args]
+  return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
