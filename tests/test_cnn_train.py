@@ -63,7 +63,8 @@ def test_an_epoch_whose_every_step_was_skipped_stops_the_training(tmp_path):
   message = " ".join(str(err.value).split())
   assert "--config.train.lr (now 1e+30)" in message and "grad_clip (now 5.0)" in message
   assert ("warning: 6 step(s) up to step 12 had a NaN/Inf loss or result and were skipped; if it "
-          "repeats, lower --config.train.lr or tighten --config.train.grad_clip.") in out.getvalue()
+          "repeats, start again with a lower --config.train.lr (now 1e+30) or a tighter "
+          "--config.train.grad_clip (now 5.0).") in out.getvalue()
   rows = metrics.read_metrics(str(workdir / "metrics.jsonl"))
   assert [r["step"] for r in rows if r["phase"] == "epoch"] == [1, 2]  # epochs
   assert [r["skipped_steps"] for r in rows if r["phase"] == "train"][-1] == 6

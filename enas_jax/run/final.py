@@ -90,8 +90,8 @@ class FinalRun(Runner):
         self.save(state)
       if state.epoch_step < n:  # the epoch's last step is followed by its evaluation and save
         self.check_stop(state)
-    figures, text = self.task.end_epoch(state)
     train = guards.sums_to_record(state.epoch_sums)
+    figures, text = self.task.end_epoch(state, train)
     state.epoch_sums = self.zero_sums()
     state.epoch += 1
     state.epoch_step = 0
@@ -119,7 +119,7 @@ class FinalRun(Runner):
     if what is None:
       return None
     return (f"{what} The epoch's checkpoint is saved. Start again in a new workdir with "
-            f"{self.task.restart_advice(state)}; --config.train.stop_on_divergence=False trains "
+            f"{self.task.advice(state.epoch - 1)}; --config.train.stop_on_divergence=False trains "
             f"on regardless.")
 
   def record(self, state: TrainState, lr: float, n: int) -> None:
@@ -131,8 +131,8 @@ class FinalRun(Runner):
     state.sums = self.zero_sums()
     if record["skipped_steps"]:
       self.say(f"warning: {int(record['skipped_steps'])} step(s) up to step {state.steps} had a "
-               f"NaN/Inf loss or result and were skipped; if it repeats, "
-               f"{self.task.skip_advice}.")
+               f"NaN/Inf loss or result and were skipped; if it repeats, start again with "
+               f"{self.task.advice(state.epoch)}.")
     self.progress.show(f"epoch {state.epoch + 1}", state.epoch_step, n,
                        self.task.progress_figures(record), force=True)
 

@@ -102,7 +102,6 @@ class FinalTask(Protocol):
   """A task as the final-training loop sees it: one architecture trained from scratch."""
 
   resumable_changes: tuple[str, ...]
-  skip_advice: str  # what the warning of skipped (NaN/Inf) steps tells the user to change
 
   def init_model(self) -> Any:
     """The fresh training state (traceable)."""
@@ -123,15 +122,18 @@ class FinalTask(Protocol):
 
   def progress_figures(self, record: dict[str, float]) -> dict[str, float]: ...
 
-  def end_epoch(self, state: Any) -> tuple[dict[str, Any], str]:
-    """(figures recorded for the epoch, the epoch line's figures); may update `state`."""
+  def end_epoch(self, state: Any, train: dict[str, float]) -> tuple[dict[str, Any], str]:
+    """(figures recorded for the epoch, the epoch line's figures); may update `state`. `train`:
+    the epoch's training record (`guards.sums_to_record` of its sums)."""
 
   def divergence(self, state: Any, figures: dict[str, Any]) -> str | None:
     """The task's own reason to stop after the epoch `end_epoch` just scored (its figures), one
     sentence, or None (the loop itself stops on an epoch whose every step was skipped)."""
 
-  def restart_advice(self, state: Any) -> str:
-    """What a stopped run's paragraph tells the user to start again with ("a lower ...")."""
+  def advice(self, epoch: int) -> str:
+    """What to change when steps are skipped (the warning) or the run stops (its paragraph), a
+    noun phrase with the current values ("a lower --config.train.lr (now 20.0) or ..."), sized
+    for `epoch` (0-based, the epoch the trouble was in)."""
 
   def describe(self, state: Any, workdir: str) -> str: ...
 

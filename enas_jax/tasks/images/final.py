@@ -90,8 +90,6 @@ class FinalTaskImpl:
   """One network of the space trained on the images; accuracies after every epoch."""
 
   resumable_changes = RESUMABLE_CHANGES
-  skip_advice = "lower --config.train.lr or tighten --config.train.grad_clip"
-
   def __init__(self, space: SearchSpace, cfg: Any, say: Callable[[str], None]):
     self.space, self.cfg = space, cfg
     self.arch = space.load(cfg.arch, cfg.model)
@@ -144,7 +142,7 @@ class FinalTaskImpl:
   def progress_figures(self, record: dict[str, float]) -> dict[str, float]:
     return {"loss": record["loss"], "acc": record["accuracy"]}
 
-  def end_epoch(self, state: Any) -> tuple[dict[str, Any], str]:
+  def end_epoch(self, state: Any, train: dict[str, float]) -> tuple[dict[str, Any], str]:
     """Test (and validation) accuracy after the epoch, kept in the history."""
     lr = self.cfg.train.lr_at_epoch(state.epoch)
     figures = {"lr": lr, "test_acc": self.accuracy(state, self.data.test_x, self.data.test_y)}
@@ -160,8 +158,8 @@ class FinalTaskImpl:
     del state, figures
     return None
 
-  def restart_advice(self, state: Any) -> str:
-    del state
+  def advice(self, epoch: int) -> str:
+    del epoch
     cfg = self.cfg.train
     return (f"a lower --config.train.lr (now {cfg.lr}) or a tighter --config.train.grad_clip "
             f"(now {cfg.grad_clip})")

@@ -152,9 +152,6 @@ class FinalTaskImpl:
   """A fixed cell (or the LSTM baseline) trained on the corpus with the ENAS LM recipe."""
 
   resumable_changes = RESUMABLE_CHANGES
-  skip_advice = ("lower --config.train.lr or warm it up (--config.train.lr_warmup_steps, about "
-                 "one epoch's steps)")
-
   def __init__(self, space: SearchSpace, cfg: Any, say: Callable[[str], None]):
     self.cfg = cfg
     d = cfg.data
@@ -212,7 +209,7 @@ class FinalTaskImpl:
   def progress_figures(self, record: dict[str, float]) -> dict[str, float]:
     return {"ppl": record["ppl"]}
 
-  def end_epoch(self, state: Any) -> tuple[dict[str, Any], str]:
+  def end_epoch(self, state: Any, train: dict[str, float]) -> tuple[dict[str, Any], str]:
     """The validation perplexity; NT-ASGD's trigger; the epoch's history entry."""
     cfg = self.cfg.train
     valid_ppl = self.perplexity(state, self.valid_BxN)
@@ -228,7 +225,6 @@ class FinalTaskImpl:
       state.model = state.model.replace(avg=avg.replace(active=jnp.ones((), bool),
                                                         count=jnp.zeros(())))
     state.history.append({"valid_ppl": valid_ppl, "asgd_started": bool(started)})
-    train = guards.sums_to_record(state.epoch_sums)
     figures = {"valid_ppl": valid_ppl, "train_ppl": train["ppl"],
                "averaging": float(bool(state.model.avg.active))}
     text = (f"train ppl {train['ppl']:.2f}  valid ppl {valid_ppl:.2f}"
@@ -248,8 +244,8 @@ class FinalTaskImpl:
             f"model's outputs overflow, and in the runs measured training on did not recover it "
             f"(experiments/results/science.md, section 22).")
 
-  def restart_advice(self, state: Any) -> str:
-    epoch_steps = self.steps_per_epoch(state.epoch - 1)
+  def advice(self, epoch: int) -> str:
+    epoch_steps = self.steps_per_epoch(epoch)
     return (f"a learning-rate warm-up (--config.train.lr_warmup_steps={epoch_steps}, about one "
             f"epoch) or a lower --config.train.lr (now {self.cfg.train.lr})")
 
