@@ -8,6 +8,7 @@ import sys
 
 from enas_jax.cli import common
 from enas_jax.io import errors
+from enas_jax.io import workdir as workdir_lib
 from tests import tensorboard_view
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -23,6 +24,11 @@ def _search(*args, cwd=ROOT, file_size_limit=None):
             f"os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
   command = [sys.executable, *limited, "-m", "enas_jax.search", *args]
   return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _files(workdir):
+  """{path: bytes} of the workdir's files but its lock (which names the last run that held it)."""
+  return {p: p.read_bytes() for p in workdir.iterdir() if p.is_file() and p.name != ".lock"}
 
 
 def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
@@ -53,7 +59,7 @@ def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
   # the same command again, where no file over 1 KiB can be written (as on a full disk): the
   # first rewrite (config.json, 2.6 KiB) fails; one paragraph, and every file is as it was
   # (config.json was cut to 1 KiB before it was written through a temporary file)
-  saved = {p: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+  saved = _files(workdir)
   result = _search("--config=configs/quickstart.py:tiny", f"--workdir={workdir}",
                    "--config.search.epochs=1", "--config.shared.lr=5", file_size_limit=1024)
   assert result.returncode == errors.USER_ERROR_EXIT, result.stderr[-3000:]
@@ -61,7 +67,20 @@ def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
       f"error: Cannot write {workdir / 'config.json'}: File too large. Nothing saved before it "
       f"is lost"), result.stderr[-3000:]
   assert "Traceback" not in result.stderr
-  assert {p: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == saved
+  assert _files(workdir) == saved
+  # while another run holds the workdir (its lock), the command is refused before it writes
+  lock = workdir_lib.Lock(str(workdir))
+  assert lock.acquire() is None
+  try:
+    result = _search("--config=configs/quickstart.py:tiny", f"--workdir={workdir}",
+                     "--config.search.epochs=1", "--config.shared.lr=5")
+  finally:
+    lock.release()
+  err = " ".join(result.stderr.split())
+  assert result.returncode == errors.USER_ERROR_EXIT and "Traceback" not in err, err[-3000:]
+  assert err.startswith(f"error: The workdir {workdir} is in use by another run (process "
+                        f"{os.getpid()} on host "), err[-3000:]
+  assert _files(workdir) == saved
   # the newest checkpoint's array files cut short: tensorstore's failed read left its callbacks
   # printing a few hundred lines of "Event loop is closed" tracebacks beside the warning; now
   # the warning alone, and the run goes on from the checkpoint before (none here: the start)

@@ -3,10 +3,13 @@ cut back to what the checkpoint being resumed had seen."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import math
 import os
 import socket
+import time
 from typing import Any
 
 from enas_jax.io.errors import UserError
@@ -23,6 +26,44 @@ def prepare(workdir: str) -> None:
   except OSError as err:
     raise UserError(f"The workdir {workdir!r} cannot be written ({err.strerror}). Pass a "
                     f"writable directory with --workdir=DIR.") from None
+
+
+class Lock:
+  """An exclusive `flock` on `<workdir>/.lock` while a run writes there, so that a second run
+  started in the same workdir (a job requeued while the first still runs) is refused instead of
+  interleaving its checkpoints and logs with the first's. The operating system releases it when
+  the process ends, however it ends (a SIGKILL included), so a stale lock cannot block a resume.
+  The file keeps the words of the last process that held it."""
+
+  FILE = ".lock"
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, self.FILE)
+    self._fd: int | None = None
+
+  def acquire(self) -> str | None:
+    """Takes the lock: None when taken (or when the filesystem has no locks, where nothing can
+    be checked), else the holder's words ("process 123 on host h, since ...")."""
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+      if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # ENOLCK, EOPNOTSUPP: no locks
+        os.close(fd)
+        return None
+      holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip()
+      os.close(fd)
+      return holder or "another process"
+    self._fd = fd
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (f"process {os.getpid()} on host {socket.gethostname()}, since "
+                   f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n").encode(), 0)
+    return None
+
+  def release(self) -> None:
+    if self._fd is not None:
+      os.close(self._fd)  # closing the file releases the lock
+      self._fd = None
 
 
 def jsonable(value: Any) -> Any:

@@ -63,8 +63,8 @@ class FinalRun(Runner):
     return state
 
   def execute(self) -> dict[str, Any]:
-    self.prepare_workdir()
-    with self.stop_signals:  # SIGTERM/SIGINT: save at the next step boundary, then stop
+    # the workdir held; SIGTERM/SIGINT: save at the next step boundary, then stop
+    with self.workdir_held(), self.stop_signals:
       return self._execute()
 
   def _execute(self) -> dict[str, Any]:

@@ -13,10 +13,11 @@ config.json, metrics.jsonl, TensorBoard events, architecture files, pictures and
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 import jax
 
@@ -54,9 +55,25 @@ class Runner:
     self.log: metrics_lib.MetricsLog | metrics_lib.SilentLog | None = None
     self.stop_signals = StopSignals()  # entered by the subclass's `execute`
 
-  def prepare_workdir(self) -> None:
-    """Creates the workdir and checks it can be written (a UserError naming it otherwise)."""
+  @contextlib.contextmanager
+  def workdir_held(self) -> Iterator[None]:
+    """Creates the workdir, checks it can be written, and holds its lock (`io.workdir.Lock`,
+    process 0's) while the run is in it: a UserError, before anything is written, when another
+    run holds it (every process of a multi-host run stops together)."""
     workdir_lib.prepare(self.workdir)
+    lock = workdir_lib.Lock(self.workdir) if self.primary else None
+    holder = lock.acquire() if lock else None
+    if processes.agree_max(int(holder is not None)):
+      raise UserError(
+          f"The workdir {self.workdir} is in use by another run ({holder or 'see process 0'}; "
+          f"{workdir_lib.Lock.FILE} there). Two runs in one workdir would interleave their "
+          f"checkpoints and logs. Wait for that run to end (SIGTERM stops it at a checkpoint; "
+          f"the same command resumes it), or pass another --workdir.")
+    try:
+      yield
+    finally:
+      if lock:
+        lock.release()
 
   @property
   def checkpointer(self) -> ckpt_lib.Checkpointer:

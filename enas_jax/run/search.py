@@ -117,9 +117,8 @@ class SearchRun(Runner):
 
   # --- the loop
   def execute(self) -> dict[str, Any]:
-    self.prepare_workdir()
-    try:
-      with self.stop_signals:  # SIGTERM/SIGINT: save at the next step boundary, then stop
+    try:  # the workdir held; SIGTERM/SIGINT: save at the next step boundary, then stop
+      with self.workdir_held(), self.stop_signals:
         return self._execute()
     finally:  # a run stopped before it needed them: no compile left running as Python exits
       if self._ahead is not None:
