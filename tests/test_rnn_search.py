@@ -329,3 +329,12 @@ def test_a_nan_score_ranks_last_when_deriving_and_picking_the_answer():
   assert answer_lib.best_first([nan, 3.0, 1.0, 3.0], False) == [1, 3, 2, 0]
   assert answer_lib.best_first(np.asarray([5.0, nan, 4.0], np.float32), True) == [2, 0, 1]
   assert int(np.argmin([nan, 3.0, 1.0])) == 0  # what derive did before
+  # and the finish says so: some candidates unscored, or every one (the answer then blind)
+  assert answer_lib.unscored_note({"a": 2.0, "b": 3.0}, "valid ppl", 0) is None
+  assert answer_lib.unscored_note({"a": nan, "b": 3.0, "c": float("inf")}, "valid ppl", 8) == (
+      "note: 2 of 3 candidates' valid ppl is not finite after search.finetune_steps=8 steps on "
+      "each alone (lower it or shared.lr); they rank last")
+  assert answer_lib.unscored_note({"a": nan}, "valid ppl", 0) == (
+      "warning: every candidate's valid ppl is not finite under the final shared weights (their "
+      "outputs overflow): the answer is the first candidate, not chosen by any figure; train "
+      "candidates alone to choose")

@@ -47,6 +47,23 @@ def final_candidates(run: SearchRun, state: SearchState) -> dict[str, Any]:
   return out
 
 
+def unscored_note(scores: dict[str, float], figure: str, finetune_steps: int) -> str | None:
+  """The line the finish prints when some candidates' `figure` (the answer's rescoring, by
+  authors' string) is not finite, or None: they rank last, and if every one is, the answer is
+  picked blind and summary.json's figure is not finite either."""
+  bad = [a for a, v in scores.items() if not math.isfinite(v)]
+  if not bad:
+    return None
+  after = (f"after search.finetune_steps={finetune_steps} steps on each alone (lower it or "
+           "shared.lr)" if finetune_steps else "under the final shared weights (their outputs "
+           "overflow)")
+  if len(bad) < len(scores):
+    return (f"note: {len(bad)} of {len(scores)} candidates' {figure} is not finite {after}; "
+            f"they rank last")
+  return (f"warning: every candidate's {figure} is not finite {after}: the answer is the first "
+          f"candidate, not chosen by any figure; train candidates alone to choose")
+
+
 def best_first(scores: Sequence[float], lower_is_better: bool) -> list[int]:
   """The indices of `scores`, best first; ties keep their order (the first of equal scores wins,
   as `argmin` has it), and a NaN score (a figure that could not be computed: non-finite

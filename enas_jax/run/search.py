@@ -354,6 +354,9 @@ class SearchRun(Runner):
     m, space, src = self.task.metric, self.space, self.task.figure_source
     archs = answer_lib.candidates(self, state)
     rescored = {authors: self.answer_score(state, arch) for authors, arch in archs.items()}
+    note = answer_lib.unscored_note(rescored, f"valid {m}", self.cfg.search.finetune_steps)
+    if note:
+      self.say(note)
     names = list(rescored)
     order = [names[i] for i in answer_lib.best_first(list(rescored.values()),
                                                      self.task.lower_is_better)]
