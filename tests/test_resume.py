@@ -22,6 +22,7 @@ from enas_jax.io import errors
 from enas_jax.io.errors import UserError
 from enas_jax.io.signals import StopSignals
 from enas_jax.run import config as run_config
+from enas_jax.run import screen as screen_lib
 from enas_jax.run import search as search_run
 from tests import runs
 
@@ -235,6 +236,39 @@ def test_finished_run_rerun_only_rewrites_the_summary(reference, tmp_path):
   # a resumable field changed (a schedule): said once, in one line, with old and new values
   _, _, out = _run(workdir, _cfg(**{"search.log_every": 5}))
   assert "note: resuming with changed fields: search.log_every (3 -> 5)\n" in out
+
+
+@pytest.mark.parametrize("during", ["rescoring", "screen"])
+def test_a_signal_while_choosing_the_answer_stops_there(reference, tmp_path, monkeypatch,
+                                                         during):
+  """A SIGTERM after the last epoch, while the finish rescores or screens the candidates (minutes
+  at paper size; it was honoured only after the whole finish, which exited 0): the run stops
+  after that candidate with the stop paragraph and no summary, and the same command then writes
+  the uninterrupted run's summary."""
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  (workdir / "summary.json").unlink()
+  rows = runs.metric_rows(workdir)
+  target, name = ((search_run.SearchRun, "answer_score") if during == "rescoring"
+                  else (screen_lib, "screen"))
+  real = getattr(target, name)
+
+  def signalled(run, *args):  # the signal arrives while this candidate is worked on
+    run.stop_signals.received = signal.SIGTERM
+    return real(run, *args)
+
+  monkeypatch.setattr(target, name, signalled)
+  with pytest.raises(errors.Stopped) as stop:
+    _run(workdir)
+  assert stop.value.exit_code == 143
+  assert " ".join(str(stop.value).split()).startswith(
+      "stopped by SIGTERM while choosing the answer after the last epoch (the search itself is "
+      "complete); checkpoint")
+  assert not (workdir / "summary.json").exists() and runs.metric_rows(workdir) == rows
+  monkeypatch.setattr(target, name, real)
+  _, _, out = _run(workdir)
+  assert "is complete" in out
+  runs.assert_same_run(reference, workdir)
 
 
 @pytest.mark.parametrize("policy", ["skip", "stop", "rollback"])

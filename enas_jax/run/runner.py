@@ -98,9 +98,10 @@ class Runner:
       raise Diverged(f"Not saving a checkpoint: {err}. The run stops; it resumes from the last "
                      f"good checkpoint in {self.checkpointer.directory}.") from None
 
-  def check_stop(self, state: RunState) -> None:
+  def check_stop(self, state: RunState, where: str = "") -> None:
     """After a SIGTERM or SIGINT: saves `state` (a step boundary) unless just saved, closes the
-    log and raises `Stopped` (exit 143 or 130)."""
+    log and raises `Stopped` (exit 143 or 130). `where`: the message's words for where it
+    stopped (default: the epoch and step)."""
     signum = processes.agree_max(self.stop_signals.received or 0)  # every process stops together
     if not signum:
       return
@@ -108,9 +109,10 @@ class Runner:
       self.save(state)  # the subclass's save: what must be finite
     self.log.close()
     self.checkpointer.close()
-    raise Stopped(f"stopped by {signal.Signals(signum).name} at epoch {state.epoch + 1}, step "
-                  f"{state.steps}; checkpoint {state.save_index} saved in "
-                  f"{self.checkpointer.directory}; run the same command to resume.", 128 + signum)
+    where = where or f"at epoch {state.epoch + 1}, step {state.steps}"
+    raise Stopped(f"stopped by {signal.Signals(signum).name} {where}; checkpoint "
+                  f"{state.save_index} saved in {self.checkpointer.directory}; run the same "
+                  f"command to resume.", 128 + signum)
 
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
     diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, self.resumable_changes,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import jax
 
@@ -57,17 +57,19 @@ def screen(run: SearchRun, arch: Any, key: jax.Array) -> dict[str, Any]:
           "passed": bool(skipped == 0 and figure <= limit)}
 
 
-def pick(run: SearchRun, order: list[str], archs: dict[str, Any], key: jax.Array
-         ) -> tuple[str, dict[str, Any] | None]:
+def pick(run: SearchRun, order: list[str], archs: dict[str, Any], key: jax.Array,
+         after_each: Callable[[], None] = lambda: None) -> tuple[str, dict[str, Any] | None]:
   """The first of `order` (authors' strings, best-scored first; a stable sort keeps ties as
   `min` and `max` break them) that passes the screen, or the first when none does; and the
   screen's summary entry (each candidate screened, in order). Without a screen
-  (`search.screen_steps` 0): the first, and None."""
+  (`search.screen_steps` 0): the first, and None. `after_each` is called after each candidate's
+  screen (the search's stop check)."""
   if not run.cfg.search.screen_steps:
     return order[0], None
   screened = []
   for authors in order:
     screened.append({"authors": authors, **screen(run, archs[authors], key)})
+    after_each()
     if screened[-1]["passed"]:
       break
   passed = screened[-1]["passed"]

@@ -50,6 +50,7 @@ from enas_jax.tasks import search_task
 # Streams folded into the run's base key.
 (INIT_MODEL, INIT_CONTROLLER, SHARED_STREAM, CONTROLLER_STREAM, DERIVE_STREAM,
  FINETUNE_STREAM, SCREEN_STREAM) = range(7)
+CHOOSING = "while choosing the answer after the last epoch (the search itself is complete)"
 __all__ = ["Diverged", "SearchRun", "run_search"]
 
 
@@ -343,6 +344,7 @@ class SearchRun(Runner):
   def answer_score(self, state: SearchState, arch: Any) -> float:
     """The whole-split figure that picks the answer among the derived architectures: under the
     final shared weights, or after `search.finetune_steps` steps of them on `arch` alone."""
+    self.check_stop(state, CHOOSING)  # a signal: stop between candidates
     steps = self.cfg.search.finetune_steps
     model = self.finetuned(state.model, arch, steps) if steps else state.model
     return self.task.evaluate(model, arch)
@@ -361,7 +363,8 @@ class SearchRun(Runner):
     order = [names[i] for i in answer_lib.best_first(list(rescored.values()),
                                                      self.task.lower_is_better)]
     best, screened = screen_lib.pick(self, order, archs,  # order[0] when not screening
-                                     jax.random.fold_in(self.base_key, SCREEN_STREAM))
+                                     jax.random.fold_in(self.base_key, SCREEN_STREAM),
+                                     lambda: self.check_stop(state, CHOOSING))
     arch = archs[best]
     title = outputs.picture_title(None, {f"best: valid {m}": rescored[best]})
     self.write_arch(space, "best_arch", arch, {f"valid_{m}": rescored[best]}, title)
