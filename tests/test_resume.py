@@ -185,6 +185,24 @@ def four_epochs(reference, tmp_path_factory):
   return workdir
 
 
+def test_ctrl_c_outside_a_run_loop_is_one_line(capsys):
+  """SIGINT during a command's setup, a report or a picture (outside the loops' own handling):
+  one line, exit 130, no traceback."""
+  def main(argv):
+    raise KeyboardInterrupt
+
+  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    with pytest.raises(SystemExit) as exit_info:
+      errors.run_main(main)([])
+  finally:  # run_main makes later signals end the process at once: not this test process
+    for signum, handler in handlers.items():
+      signal.signal(signum, handler)
+  assert exit_info.value.code == 130
+  assert capsys.readouterr().err == ("interrupted (SIGINT) before this command saved anything; "
+                                     "what was saved before is unchanged.\n")
+
+
 def test_speed_only_fields_may_change_on_resume(four_epochs, reference, tmp_path):
   """A run may be resumed computing the same values another way (e.g. a CPU run resumed on a GPU,
   where the default "auto" dispatch means "select"): it goes on and says so. Another activation

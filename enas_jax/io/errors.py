@@ -71,9 +71,10 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       sys.stderr.write(paragraph(str(stop)) + "\n")
       sys.stderr.flush()
       raise SystemExit(stop.exit_code) from None
-    except KeyboardInterrupt:  # Ctrl-C before the run could save anything
+    except KeyboardInterrupt:  # Ctrl-C outside a run's loop (its setup; a report, a picture)
       exit_at_once_on_signals()
-      sys.stderr.write("interrupted before the run started; nothing was saved.\n")
+      sys.stderr.write("interrupted (SIGINT) before this command saved anything; what was "
+                       "saved before is unchanged.\n")
       raise SystemExit(130) from None
     except OSError as err:
       if err.errno not in WRITE_ERRNOS:
