@@ -55,9 +55,10 @@ class Lock:
       os.close(fd)
       return holder or "another process"
     self._fd = fd
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (f"process {os.getpid()} on host {socket.gethostname()}, since "
-                   f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n").encode(), 0)
+    with contextlib.suppress(OSError):  # held either way; a full disk shows at the next write
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, (f"process {os.getpid()} on host {socket.gethostname()}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n").encode(), 0)
     return None
 
   def release(self) -> None:
