@@ -1,5 +1,6 @@
 """Checkpoint and resume: a SIGKILLed search resumed ends bit-identical to an uninterrupted one;
 unreadable checkpoints, leftovers of a killed save, changed configs and divergence."""
+import dataclasses
 import errno
 import io
 import os
@@ -17,6 +18,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from enas_jax.configs import quickstart
+from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io import metrics
 from enas_jax.io import errors
 from enas_jax.io.errors import UserError
@@ -241,6 +243,22 @@ def test_resume_with_another_model_names_the_fields(reference, tmp_path):
   with pytest.raises(UserError, match=r"model.num_nodes \(4 -> 5\).*new --workdir"):
     _run(workdir, _cfg(**{"model.num_nodes": 5}))
   assert (workdir / "config.json").read_text() == config_before  # nothing overwritten
+  # many fields: the first eight named, the rest counted
+  changed = {"model.num_nodes": 5, "model.hidden_dim": 12, "model.embed_dim": 12,
+             "model.dropconnect": 0.2, "model.input_dropout": 0.2, "model.output_dropout": 0.2,
+             "model.init_range": 0.2, "model.hidden_norm_clip": 5.0, "data.bptt": 9,
+             "data.batch_size": 5}
+  with pytest.raises(UserError) as err:
+    _run(workdir, _cfg(**changed))
+  assert str(err.value).count(" -> ") == 8 and " and 2 more differ from the saved run" in str(
+      err.value)
+  # a final training's workdir: said in one sentence, not field by field
+  saved = {**dataclasses.asdict(_cfg()), "train": {"epochs": 3}}
+  del saved["search"]
+  with pytest.raises(UserError) as err:
+    ckpt_lib.check_resumable(saved, _cfg(), ("search.epochs",), "/w", "search")
+  assert str(err.value) == ("The workdir /w holds a final training's checkpoints, and this is a "
+                            "search: the two cannot share a workdir. Pass another --workdir.")
 
 
 def test_finished_run_rerun_only_rewrites_the_summary(reference, tmp_path):

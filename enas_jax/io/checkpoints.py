@@ -128,15 +128,28 @@ def check_resumable(saved: Mapping[str, Any], current: Any, allowed: tuple[str, 
   Returns the differences in `allowed` field prefixes (schedules, bookkeeping) for the caller to
   report; raises a UserError naming every other difference.
   """
-  diffs = config_differences(saved, dataclasses.asdict(current),
-                             dataclasses.asdict(type(current)()))
+  current_dict = dataclasses.asdict(current)
+  saved_kind, current_kind = _kind(saved), _kind(current_dict)
+  if saved_kind != current_kind:
+    raise UserError(f"The workdir {workdir} holds a {saved_kind}'s checkpoints, and this is a "
+                    f"{current_kind}: the two cannot share a workdir. Pass another --workdir.")
+  diffs = config_differences(saved, current_dict, dataclasses.asdict(type(current)()))
   blocking = [d for d in diffs if not d.startswith(allowed)]
   if blocking:
+    more = (f" and {len(blocking) - _LISTED} more" if len(blocking) > _LISTED else "")
     raise UserError(
         f"The workdir {workdir} holds checkpoints of a different {what}: config fields "
-        f"{'; '.join(blocking)} differ from the saved run. Resume with the original values, or "
-        f"pass a new --workdir to start another {what}.")
+        f"{'; '.join(blocking[:_LISTED])}{more} differ from the saved run. Resume with the "
+        f"original values, or pass a new --workdir to start another {what}.")
   return diffs
+
+
+_LISTED = 8  # the differing fields a refused resume names (the rest counted)
+
+
+def _kind(config: Mapping[str, Any]) -> str:
+  """Which run a config (as saved) belongs to: a search has `search`, a training `train`."""
+  return "search" if "search" in config else "final training" if "train" in config else "run"
 
 
 class NonFiniteState(ValueError):
