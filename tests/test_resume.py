@@ -275,7 +275,7 @@ def test_finished_run_rerun_only_rewrites_the_summary(reference, tmp_path):
 
 
 @pytest.mark.parametrize("during", ["rescoring", "screen"])
-def test_a_signal_while_choosing_the_answer_stops_there(reference, tmp_path, monkeypatch,
+def test_a_signal_while_choosing_the_answer_stops_there(reference, tmp_path, monkeypatch, capfd,
                                                          during):
   """A SIGTERM after the last epoch, while the finish rescores or screens the candidates (minutes
   at paper size; it was honoured only after the whole finish, which exited 0): the run stops
@@ -290,7 +290,7 @@ def test_a_signal_while_choosing_the_answer_stops_there(reference, tmp_path, mon
   real = getattr(target, name)
 
   def signalled(run, *args):  # the signal arrives while this candidate is worked on
-    run.stop_signals.received = signal.SIGTERM
+    run.stop_signals._handle(signal.SIGTERM, None)
     return real(run, *args)
 
   monkeypatch.setattr(target, name, signalled)
@@ -301,6 +301,8 @@ def test_a_signal_while_choosing_the_answer_stops_there(reference, tmp_path, mon
       "stopped by SIGTERM while choosing the answer after the last epoch (the search itself is "
       "complete); checkpoint")
   assert not (workdir / "summary.json").exists() and runs.metric_rows(workdir) == rows
+  assert ("SIGTERM: stopping after the candidate in progress (the search is saved) (send it "
+          "again to stop at once).") in capfd.readouterr().err
   monkeypatch.setattr(target, name, real)
   _, _, out = _run(workdir)
   assert "is complete" in out

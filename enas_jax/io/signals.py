@@ -18,6 +18,8 @@ class StopSignals:
 
   def __init__(self) -> None:
     self.received: int | None = None
+    # what the first signal leads to, in the line it prints (a loop past its last step says so)
+    self.then = "saving a checkpoint after the current step, then stopping"
     self._previous: dict[int, Any] = {}
 
   def __enter__(self) -> "StopSignals":
@@ -42,8 +44,7 @@ class StopSignals:
       os.write(2, f"\n{name} again: stopping at once, without saving.\n".encode())
       os._exit(128 + signum)
     self.received = signum
-    os.write(2, f"\n{name}: saving a checkpoint after the current step, then stopping (send it "
-                f"again to stop at once).\n".encode())
+    os.write(2, f"\n{name}: {self.then} (send it again to stop at once).\n".encode())
 
 
 def exit_at_once_on_signals() -> None:

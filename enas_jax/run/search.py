@@ -354,6 +354,7 @@ class SearchRun(Runner):
     `answer.candidates`) under the final shared weights (scores from different epochs are not
     comparable), writes the best and the summary."""
     m, space, src = self.task.metric, self.space, self.task.figure_source
+    self.stop_signals.then = "stopping after the candidate in progress (the search is saved)"
     archs = answer_lib.candidates(self, state)
     rescored = {authors: self.answer_score(state, arch) for authors, arch in archs.items()}
     note = answer_lib.unscored_note(rescored, f"valid {m}", self.cfg.search.finetune_steps)
