@@ -79,6 +79,14 @@ def jsonable(value: Any) -> Any:
   return value
 
 
+def from_jsonable(value: Any) -> Any:
+  """A value as `jsonable` wrote it: "nan", "inf" and "-inf" back to floats, the rest as is."""
+  return _NON_FINITE.get(value, value) if isinstance(value, str) else value
+
+
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
 def write_json(path: str, data: Any) -> None:
   """`data` (`jsonable`) as indented JSON, written atomically."""
   write_atomically(path, json.dumps(jsonable(data), indent=2, allow_nan=False))

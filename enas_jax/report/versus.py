@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import UserError
 from enas_jax.io.metrics import read_metrics
 from enas_jax.report.stats import permutation_test, rank_permutation_test, shift_interval
@@ -40,13 +41,8 @@ def read_runs(given: Sequence[str], side: str) -> dict[str, dict[str, Any]]:
       raise UserError(f"--{side}: {file} cannot be read as JSON ({err}).") from None
     if not isinstance(runs[path], dict):
       raise UserError(f"--{side}: {file} is not a summary (a JSON object).")
-    runs[path] = {k: _NON_FINITE.get(v, v) if isinstance(v, str) else v
-                  for k, v in runs[path].items()}
+    runs[path] = {k: workdir_lib.from_jsonable(v) for k, v in runs[path].items()}
   return runs
-
-
-# Figures that are not finite, as summary.json writes them (`io.workdir.jsonable`).
-_NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 
 
 def _unfinished(path: str) -> str:

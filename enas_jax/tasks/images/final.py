@@ -90,6 +90,7 @@ class FinalTaskImpl:
   """One network of the space trained on the images; accuracies after every epoch."""
 
   resumable_changes = RESUMABLE_CHANGES
+
   def __init__(self, space: SearchSpace, cfg: Any, say: Callable[[str], None]):
     self.space, self.cfg = space, cfg
     self.arch = space.load(cfg.arch, cfg.model)
@@ -144,6 +145,7 @@ class FinalTaskImpl:
 
   def end_epoch(self, state: Any, train: dict[str, float]) -> tuple[dict[str, Any], str]:
     """Test (and validation) accuracy after the epoch, kept in the history."""
+    del train  # the epoch line shows the test and validation accuracy only
     lr = self.cfg.train.lr_at_epoch(state.epoch)
     figures = {"lr": lr, "test_acc": self.accuracy(state, self.data.test_x, self.data.test_y)}
     if len(self.data.valid_x):
