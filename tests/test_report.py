@@ -18,8 +18,8 @@ import pytest
 
 from enas_jax.configs import nasbench201, quickstart
 from enas_jax.io import render
-from enas_jax.io.errors import UserError
-from enas_jax.report import checks, page, stats
+from enas_jax.io.errors import Stopped, UserError
+from enas_jax.report import checks, page, scoring, stats
 from enas_jax.report.build import build_report
 from tests import runs
 
@@ -147,12 +147,14 @@ _snapshot = runs.snapshot
 
 
 @pytest.mark.parametrize("space", ["rnn", "nasbench201"])
-def test_report_of_a_tiny_search(space, tmp_path):
+def test_report_of_a_tiny_search(space, tmp_path, monkeypatch):
   """The recurrent and the table spaces here; the macro and micro searches' reports are checked
   on the searches tests/test_cnn_search.py runs anyway (runs.check_report)."""
   config = quickstart if space == "rnn" else nasbench201
   run, summary = runs.search(runs.search_config(config), tmp_path / space)
-  runs.check_report(run, summary, tmp_path / space, train_alone=1)
+  report = runs.check_report(run, summary, tmp_path / space, train_alone=1)
+  if space == "rnn":
+    _trained_alone_is_kept_and_a_stop_resumes(tmp_path / space, report, monkeypatch)
   if space == "rnn":  # the answer's screen (on in the recurrent configs) shown on the page
     md = " ".join((tmp_path / space / "report" / "report.md").read_text().split())
     assert summary["screen"]["candidates"][0]["authors"] == summary["authors"]
@@ -171,6 +173,50 @@ def test_report_of_a_tiny_search(space, tmp_path):
     assert ("the best candidate cell is not the search's own answer (another cell, its screen "
             "passed over the better-scored cell(s), which did not train alone") in md
     assert f"screen: passed over {summary['authors']} (1e+09) (training perplexity" in md
+
+
+def _trained_alone_is_kept_and_a_stop_resumes(workdir, report, monkeypatch):
+  """The figures of cells trained alone are kept in report/trained_alone.json: a second report
+  trains none of them again and judges the same; a SIGTERM while training alone stops after the
+  cell in progress (exit 143) with that cell kept, and the same command trains only the rest,
+  to the same figures, bit for bit, as the report that was not stopped."""
+  cache = workdir / "report" / "trained_alone.json"
+  reference = json.loads(cache.read_text())["entries"]
+  assert len(reference) == 3  # the top cell, one more random cell, the answer
+  trained = scoring.trained_alone
+
+  def refuse(*args):
+    raise AssertionError("a kept cell was trained again")
+
+  monkeypatch.setattr(scoring, "trained_alone", refuse)
+  lines = []
+  again = build_report(str(workdir), {"train_alone": 1}, lines.append)
+  assert any("3 kept from an earlier report" in line for line in lines), lines
+  assert again.checks[3].figure == report.checks[3].figure  # the same tau, from the same figures
+
+  def then_sigterm(*args):
+    figure = trained(*args)
+    os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler would, while a cell trains
+    return figure
+
+  cache.unlink()
+  monkeypatch.setattr(scoring, "trained_alone", then_sigterm)
+  with pytest.raises(Stopped, match="stopped by SIGTERM while training cells alone: 1 of 3 "
+                     "trained and kept in .*; run the same command to train the other 2") as stop:
+    build_report(str(workdir), {"train_alone": 1}, lambda _: None)
+  assert stop.value.exit_code == 128 + signal.SIGTERM
+  kept = json.loads(cache.read_text())["entries"]
+  assert len(kept) == 1 and kept.items() <= reference.items()
+  monkeypatch.setattr(scoring, "trained_alone", trained)
+  lines = []
+  build_report(str(workdir), {"train_alone": 1}, lines.append)
+  assert any("1 kept from an earlier report" in line for line in lines), lines
+  assert json.loads(cache.read_text())["entries"] == reference
+  cache.write_text("{not json")  # a damaged file: a warning, every cell trained again
+  lines = []
+  build_report(str(workdir), {"train_alone": 1, "train_alone_steps": 1}, lines.append)
+  assert any("trained_alone.json cannot be read" in line for line in lines), lines
+  assert len(json.loads(cache.read_text())["entries"]) == 3  # other steps: three other keys
 
 
 def test_report_of_a_search_still_running(tmp_path):

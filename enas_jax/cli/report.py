@@ -9,7 +9,9 @@ and report.md with its images beside it), and a short verdict printed.
 Health checks, each a measured figure with a reading and what to do when it fails: controller
 collapse (from the logged entropy), the answer against random cells under the same shared
 weights, the stability of the shared-weight score between two halves of the validation split,
-and optionally (--train_alone=K) the top-K and K random cells trained alone briefly. Every
+and optionally (--train_alone=K) the top-K and K random cells trained alone briefly (each
+figure kept in WORKDIR/report/trained_alone.json as it is done: a report stopped there by Ctrl-C
+or SIGTERM, or run again, trains only the cells it has no figure for). Every
 shared-weight figure is taken as the search picked its answer: from the weights as they are, or
 after `search.finetune_steps` steps of them on the cell alone (`--finetune_steps` to choose). The
 figures come from the search's newest checkpoint, read without writing to the workdir; nothing

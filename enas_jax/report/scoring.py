@@ -5,7 +5,8 @@ them on each cell alone: `report.finetune_steps`), and (optionally) cells traine
 
 The run is rebuilt from the workdir's config.json on one process (a multi-host or data-parallel
 search is read the same way: its checkpoints hold host copies), its data loaded as the search
-loaded it; nothing is written to the workdir (`Runner` touches no file until `execute`).
+loaded it; nothing is written to the workdir (`Runner` touches no file until `execute`) but the
+figures of cells trained alone, kept in WORKDIR/report/ as each is done (`alone_cache`).
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ import jax
 import numpy as np
 
 from enas_jax.io import checkpoints as ckpt_lib
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import Stopped, UserError
 from enas_jax.io.metrics import Progress
+from enas_jax.io.signals import StopSignals
 from enas_jax.ops.initialize import initialize
 from enas_jax.ops.params import set_learning_rate
+from enas_jax.report import alone_cache
 from enas_jax.run import answer as answer_lib
 from enas_jax.run import config as run_config
 from enas_jax.run.search import SearchRun
@@ -140,7 +143,8 @@ def measure(config: dict[str, Any], workdir: str, options: run_config.ReportConf
       out.notes.append("Training alone does not apply: this search's figures come from a "
                        "benchmark's table, already those of cells trained alone.")
     else:
-      train_alone(run, out, options, say)
+      cache = alone_cache.AloneCache(os.path.join(workdir, "report"), config, say)
+      train_alone(run, out, options, cache, say)
   return out
 
 
@@ -238,17 +242,32 @@ def cells_trained_alone(run: SearchRun, archs: list[Any], steps: int, schedule: 
 
 
 def train_alone(run: SearchRun, out: Measurements, options: run_config.ReportConfig,
-                say: Callable[[str], None]) -> None:
+                cache: alone_cache.AloneCache, say: Callable[[str], None]) -> None:
   """Trains the chosen cells and the answer alone: fresh shared-network weights (one key for
   every cell), the search's optimizer and training stream, `options.train_alone_steps` steps on
   the cell alone (the learning rate annealed as `options.train_alone_schedule` says); then its
-  figure on the whole validation split."""
+  figure on the whole validation split. Each figure is kept in `cache` as it is done, and a
+  figure already there is reused; a SIGTERM or SIGINT stops the command after the cell in
+  progress (`Stopped`), the cells done kept."""
+  steps, schedule = options.train_alone_steps, options.train_alone_schedule
   cells = alone_choice(out.random, options.train_alone, out.lower_is_better) + [out.answer]
-  say(f"training {len(cells)} cells alone, {options.train_alone_steps} steps each "
-      f"({options.train_alone_schedule} learning rate)")
-  figures = cells_trained_alone(run, [c.arch for c in cells], options.train_alone_steps,
-                                options.train_alone_schedule, options.seed)
-  for cell, figure in zip(cells, figures):
-    cell.alone = figure
-  out.alone_steps, out.alone_schedule, out.alone = (options.train_alone_steps,
-                                                    options.train_alone_schedule, cells)
+  keys = [cache.key(run.space.to_json(c.arch), steps, schedule, options.seed) for c in cells]
+  todo = [i for i, key in enumerate(keys) if cache.get(key) is None]
+  kept = len(cells) - len(todo)
+  say(f"training {len(cells)} cells alone, {steps} steps each ({schedule} learning rate)"
+      + (f"; {kept} kept from an earlier report in {cache.path}" if kept else ""))
+  with StopSignals() as signals:
+    signals.then = "stopping after the cell in progress (the cells trained so far are kept)"
+    figures = each_trained_alone(run, [cells[i].arch for i in todo], steps, schedule,
+                                 options.seed)
+    for done, (i, figure) in enumerate(zip(todo, figures), start=1):
+      cache.put(keys[i], figure, cells[i].authors)
+      if signals.received is not None:
+        left = len(todo) - done
+        rest = f"train the other {left} and write" if left else "write"
+        raise Stopped(f"stopped by {signals.name} while training cells alone: {kept + done} "
+                      f"of {len(cells)} trained and kept in {cache.path}; run the same command "
+                      f"to {rest} the report.", 128 + signals.received)
+  for cell, key in zip(cells, keys):
+    cell.alone = cache.get(key)
+  out.alone_steps, out.alone_schedule, out.alone = steps, schedule, cells
