@@ -19,7 +19,7 @@ import pytest
 from enas_jax.configs import nasbench201, quickstart
 from enas_jax.io import render
 from enas_jax.io.errors import Stopped, UserError
-from enas_jax.report import checks, page, scoring, stats
+from enas_jax.report import alone_cache, checks, page, scoring, stats
 from enas_jax.report.build import build_report
 from tests import runs
 
@@ -152,9 +152,9 @@ def test_report_of_a_tiny_search(space, tmp_path, monkeypatch):
   on the searches tests/test_cnn_search.py runs anyway (runs.check_report)."""
   config = quickstart if space == "rnn" else nasbench201
   run, summary = runs.search(runs.search_config(config), tmp_path / space)
-  report = runs.check_report(run, summary, tmp_path / space, train_alone=1)
+  runs.check_report(run, summary, tmp_path / space, train_alone=1)
   if space == "rnn":
-    _trained_alone_is_kept_and_a_stop_resumes(tmp_path / space, report, monkeypatch)
+    _trained_alone_is_kept_and_a_stop_resumes(tmp_path / space, monkeypatch)
   if space == "rnn":  # the answer's screen (on in the recurrent configs) shown on the page
     md = " ".join((tmp_path / space / "report" / "report.md").read_text().split())
     assert summary["screen"]["candidates"][0]["authors"] == summary["authors"]
@@ -175,24 +175,15 @@ def test_report_of_a_tiny_search(space, tmp_path, monkeypatch):
     assert f"screen: passed over {summary['authors']} (1e+09) (training perplexity" in md
 
 
-def _trained_alone_is_kept_and_a_stop_resumes(workdir, report, monkeypatch):
-  """The figures of cells trained alone are kept in report/trained_alone.json: a second report
-  trains none of them again and judges the same; a SIGTERM while training alone stops after the
-  cell in progress (exit 143) with that cell kept, and the same command trains only the rest,
-  to the same figures, bit for bit, as the report that was not stopped."""
+def _trained_alone_is_kept_and_a_stop_resumes(workdir, monkeypatch):
+  """The figures of cells trained alone are kept in report/trained_alone.json: a SIGTERM while
+  training alone stops after the cell in progress (exit 143) with that cell kept, and the same
+  command trains only the other two, to the same figures, bit for bit, as the report that was
+  not stopped."""
   cache = workdir / "report" / "trained_alone.json"
   reference = json.loads(cache.read_text())["entries"]
   assert len(reference) == 3  # the top cell, one more random cell, the answer
-  trained = scoring.trained_alone
-
-  def refuse(*args):
-    raise AssertionError("a kept cell was trained again")
-
-  monkeypatch.setattr(scoring, "trained_alone", refuse)
-  lines = []
-  again = build_report(str(workdir), {"train_alone": 1}, lines.append)
-  assert any("3 kept from an earlier report" in line for line in lines), lines
-  assert again.checks[3].figure == report.checks[3].figure  # the same tau, from the same figures
+  trained, calls = scoring.trained_alone, []
 
   def then_sigterm(*args):
     figure = trained(*args)
@@ -207,16 +198,39 @@ def _trained_alone_is_kept_and_a_stop_resumes(workdir, report, monkeypatch):
   assert stop.value.exit_code == 128 + signal.SIGTERM
   kept = json.loads(cache.read_text())["entries"]
   assert len(kept) == 1 and kept.items() <= reference.items()
-  monkeypatch.setattr(scoring, "trained_alone", trained)
+  monkeypatch.setattr(scoring, "trained_alone", lambda *a: calls.append(1) or trained(*a))
   lines = []
   build_report(str(workdir), {"train_alone": 1}, lines.append)
   assert any("1 kept from an earlier report" in line for line in lines), lines
-  assert json.loads(cache.read_text())["entries"] == reference
-  cache.write_text("{not json")  # a damaged file: a warning, every cell trained again
-  lines = []
-  build_report(str(workdir), {"train_alone": 1, "train_alone_steps": 1}, lines.append)
-  assert any("trained_alone.json cannot be read" in line for line in lines), lines
-  assert len(json.loads(cache.read_text())["entries"]) == 3  # other steps: three other keys
+  assert len(calls) == 2 and json.loads(cache.read_text())["entries"] == reference
+
+
+def test_the_cells_trained_alone_are_kept_by_what_their_training_depends_on(tmp_path):
+  """`alone_cache`: a figure is found again under the same config, cell, steps, schedule and
+  seed (the config's report and parallel sections aside), and under no other; inf survives the
+  file; a damaged file is a warning and is rewritten whole."""
+  config = {"model": {"hidden": 8}, "report": {"train_alone": 2}, "parallel": {"devices": 2}}
+  said = []
+  cache = alone_cache.AloneCache(str(tmp_path / "report"), config, said.append)
+  key = cache.key({"nodes": [0, 1]}, 200, "linear", 0)
+  cache.put(key, math.inf, "cell A")
+  same = alone_cache.AloneCache(str(tmp_path / "report"),
+                                {**config, "report": {}, "parallel": {}}, said.append)
+  assert same.get(key) == math.inf and said == []
+  others = [same.key({"nodes": [0, 2]}, 200, "linear", 0), same.key({"nodes": [0, 1]}, 100,
+            "linear", 0), same.key({"nodes": [0, 1]}, 200, "constant", 0),
+            same.key({"nodes": [0, 1]}, 200, "linear", 1),
+            alone_cache.AloneCache(str(tmp_path / "report"), {**config, "model": {"hidden": 9}},
+                                   said.append).key({"nodes": [0, 1]}, 200, "linear", 0)]
+  assert key not in others and len(set(others)) == 5
+  assert all(same.get(k) is None for k in others)
+  path = tmp_path / "report" / alone_cache.FILE
+  path.write_text('{"entries": [1, 2]')
+  damaged = alone_cache.AloneCache(str(tmp_path / "report"), config, said.append)
+  assert len(damaged) == 0 and len(said) == 1 and "cannot be read" in said[0]
+  damaged.put(key, 3.5, "cell A")
+  assert json.loads(path.read_text()) == {"format": 1, "entries": {
+      key: {"figure": 3.5, "authors": "cell A"}}}
 
 
 def test_report_of_a_search_still_running(tmp_path):
