@@ -304,6 +304,25 @@ def test_sigterm_mid_epoch_saves_there_and_resume_is_bit_identical(straight, tmp
                          run.final_state.model.lm.params)
 
 
+def test_a_signal_in_the_finish_lets_the_summary_be_written(straight, tmp_path, capfd):
+  """A SIGTERM while the finished training evaluates the test split (seconds): it says that it
+  writes the summary first, and does, exit 0, the same summary as the run's own."""
+  workdir, _, summary, _ = straight
+  shutil.copytree(workdir, tmp_path / "copy")
+  run = final_run.FinalRun(_cfg(), str(tmp_path / "copy"), io.StringIO(),
+                           metrics.Progress(enabled=False))
+  finish = run.task.finish
+
+  def sigterm_then_finish(state):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return finish(state)
+
+  run.task.finish = sigterm_then_finish
+  assert run.execute() == summary
+  assert ("SIGTERM: the training is complete: writing its summary (seconds), then exiting"
+          in capfd.readouterr().err)
+
+
 def test_lstm_through_the_same_command_and_config_errors(tmp_path):
   _, summary, _ = _train(tmp_path / "lstm", _cfg(arch="lstm", **{"train.epochs": 1}))
   assert summary["model"].startswith("LSTM baseline") and np.isfinite(summary["test_ppl"])

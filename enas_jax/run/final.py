@@ -137,6 +137,8 @@ class FinalRun(Runner):
                        self.task.progress_figures(record), force=True)
 
   def finish(self, state: TrainState) -> dict[str, Any]:
+    # seconds (the test split's evaluation): a signal here lets it end, saved and summarised
+    self.stop_signals.then = "the training is complete: writing its summary (seconds), then exiting"
     summary, record, line = self.task.finish(state)
     self.log.write("final", state.steps, record)
     self.close(summary)
