@@ -167,14 +167,38 @@ def default_workdir(config_flag: Any, prefix: str = "") -> str:
   return os.path.join("workdirs", prefix + (f"{name}_{preset}" if preset else name))
 
 
-def workdir_and_output(workdir: str | None, output: str, command: str, default_name: str
-                       ) -> tuple[str, str]:
+def workdir_and_output(workdir: str | None, output: str, command: str, default_name: str,
+                       extensions: Sequence[str]) -> tuple[str, str]:
   """(--workdir, --output or WORKDIR/`default_name`) of a command that reads a run's workdir;
-  a missing --workdir is a UserError showing `command`'s use."""
+  a missing --workdir, or an --output that cannot be written (`output_file`), is a UserError
+  showing `command`'s use."""
   if not workdir:
     raise UserError(f"Give the run's workdir: python -m enas_jax.{command} --workdir=DIR "
                     f"[--output={default_name}].")
-  return workdir, output or os.path.join(workdir, default_name)
+  if output:
+    return workdir, output_file(output, "output", extensions)
+  return workdir, os.path.join(workdir, default_name)
+
+
+def output_file(path: str, flag: str, extensions: Sequence[str] = ()) -> str:
+  """`path` (a command's `--flag`), checked before any work: not a folder, no folder on its way
+  that is a file, and (with `extensions`, the first the usual one) ending in one of them; else a
+  UserError naming the flag and a path that works."""
+  ext = extensions[0] if extensions else ""
+  example = os.path.join(path.rstrip("/" + os.sep) or ".", f"out{ext}")
+  if path.endswith(("/", os.sep)) or os.path.isdir(path):
+    raise UserError(f"--{flag}={path} is a folder; give a file path in it, e.g. "
+                    f"--{flag}={example}.")
+  parent = os.path.dirname(os.path.abspath(path))
+  while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise UserError(f"--{flag}={path}: {parent} is a file, not a folder, so nothing can be "
+                    f"written under it. Give another path.")
+  if extensions and not path.lower().endswith(tuple(extensions)):
+    raise UserError(f"--{flag}={path} must end in {' or '.join(extensions)} (the file's format); "
+                    f"e.g. --{flag}={os.path.splitext(path)[0]}{ext}.")
+  return path
 
 
 def define_progress_flags() -> Callable[[], Progress]:

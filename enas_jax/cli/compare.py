@@ -39,6 +39,8 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise UserError(f"Unexpected arguments {' '.join(argv[1:])!r}: compare takes only flags "
                     f"(--ours=RUN,RUN,... --baseline=RUN,RUN,...).")
+  if _JSON.value:
+    cli.output_file(_JSON.value, "json")  # a path that cannot be written: said before any work
   ours = versus.read_runs(_OURS.value, "ours")
   baseline = versus.read_runs(_BASELINE.value, "baseline")
   result = versus.comparison(ours, baseline,

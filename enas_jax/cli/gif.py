@@ -22,7 +22,8 @@ _FRAME_MS = flags.DEFINE_integer("frame_ms", 800, "Milliseconds per frame (the l
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "python -m enas_jax.gif")
-  workdir, output = cli.workdir_and_output(_WORKDIR.value, _OUTPUT.value, "gif", "search.gif")
+  workdir, output = cli.workdir_and_output(_WORKDIR.value, _OUTPUT.value, "gif", "search.gif",
+                                           (".gif",))
   n = build_gif(workdir, output, _FRAME_MS.value)
   print(f"wrote {output} ({n} frames)")
 

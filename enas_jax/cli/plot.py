@@ -15,15 +15,17 @@ from typing import Sequence
 from absl import flags
 
 from enas_jax.cli import common as cli
-from enas_jax.drawing.curves import plot_workdir
+from enas_jax.drawing.curves import PICTURE_FORMATS, plot_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A search or training workdir.")
-_OUTPUT = flags.DEFINE_string("output", "", "The PNG to write (default: WORKDIR/curves.png).")
+_OUTPUT = flags.DEFINE_string("output", "", "The picture to write: .png, .svg or .pdf (default: "
+                              "WORKDIR/curves.png).")
 
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "python -m enas_jax.plot")
-  workdir, output = cli.workdir_and_output(_WORKDIR.value, _OUTPUT.value, "plot", "curves.png")
+  workdir, output = cli.workdir_and_output(_WORKDIR.value, _OUTPUT.value, "plot", "curves.png",
+                                           PICTURE_FORMATS)
   titles = plot_workdir(workdir, output)
   print(f"wrote {output}: " + "; ".join(titles))
 

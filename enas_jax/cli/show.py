@@ -33,6 +33,8 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) != 2:
     raise UserError("Give exactly one architecture: python -m enas_jax.show ARCH, where ARCH is "
                     "a search workdir, a JSON file or a quoted authors' string.")
+  if _OUTPUT.value:
+    cli.output_file(_OUTPUT.value, "output")  # a path that cannot be written: said first
   name, arch = load_any(argv[1], _SPACE.value or None)
   space = SPACES[name]
   model_cfg = space.spec_model_config(argv[1])  # what its format implies training will use

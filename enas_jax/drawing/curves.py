@@ -1,12 +1,16 @@
-"""A run's curves from its metrics.jsonl as one PNG of panels (matplotlib, Agg backend)."""
+"""A run's curves from its metrics.jsonl as one picture of panels (matplotlib, Agg backend)."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from typing import Any
 
 from enas_jax.io.errors import UserError
 from enas_jax.io.metrics import read_metrics
+from enas_jax.io.workdir import write_atomically
+
+PICTURE_FORMATS = (".png", ".svg", ".pdf")  # what `plot_records` writes, by the file's ending
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +70,9 @@ def plot_workdir(workdir: str, output: str) -> list[str]:
 
 
 def plot_records(records: list[dict[str, Any]], output: str, title: str) -> list[str]:
-  """Writes the panels that `records` have figures for to the PNG `output` (nothing when there
-  are none); returns their titles."""
+  """Writes the panels that `records` have figures for to the picture `output` (its format by
+  its ending, one of `PICTURE_FORMATS`; nothing when there are none), atomically; returns their
+  titles."""
   drawn = [(p, s) for p in PANELS if (s := series(records, p))]
   if not drawn:
     return []
@@ -92,7 +97,9 @@ def plot_records(records: list[dict[str, Any]], output: str, title: str) -> list
     ax.axis("off")
   fig.suptitle(title)
   fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  fig.savefig(output, dpi=100)
+  picture = io.BytesIO()
+  fig.savefig(picture, dpi=100, format=os.path.splitext(output)[1][1:].lower() or "png")
   plt.close(fig)
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  write_atomically(output, picture.getvalue())
   return [p.title for p, _ in drawn]

@@ -7,6 +7,8 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from enas_jax.io.workdir import write_atomically
+
 BAND_PX = 36  # height of the caption band
 
 
@@ -38,7 +40,10 @@ def captioned_frames(pngs: Sequence[bytes], captions: Sequence[str]) -> list[Ima
 
 def write_gif(frames: Sequence[Image.Image], path: str, frame_ms: int = 800,
               last_frame_ms: int = 2500) -> None:
-  """An endlessly looping GIF; the last frame (the final architecture) stays up longer."""
+  """An endlessly looping GIF, written atomically; the last frame (the final architecture)
+  stays up longer."""
   durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms]
-  frames[0].save(path, save_all=True, append_images=list(frames[1:]), duration=durations,
-                 loop=0, optimize=False, disposal=1)
+  gif = io.BytesIO()
+  frames[0].save(gif, format="GIF", save_all=True, append_images=list(frames[1:]),
+                 duration=durations, loop=0, optimize=False, disposal=1)
+  write_atomically(path, gif.getvalue())
