@@ -1,5 +1,6 @@
 """Metric outputs: TensorBoard's own reader gets back what was written, and a checkpoint's cut
 leaves each curve once; JSON lines; the progress lines and bar."""
+import errno
 import io
 import json
 import os
@@ -85,6 +86,32 @@ def test_the_log_reader_skips_a_line_being_written_and_names_a_damaged_one(tmp_p
   with pytest.raises(UserError, match=f"{path} line 1 is not JSON: the metrics log is "
                                       f"damaged. Resume the run from its checkpoint"):
     metrics.read_metrics(str(path))
+
+
+def test_a_failed_write_to_the_log_or_the_events_names_the_file(tmp_path):
+  """A write() or flush() that fails (a full disk, a file-size limit) raises an OSError without a
+  file name; the log's and the events writer's name their file, so the paragraph says which."""
+  log = metrics.MetricsLog(str(tmp_path))
+
+  class Full(io.StringIO):
+    def write(self, text):
+      raise OSError(errno.ENOSPC, "No space left on device")
+
+    flush = close = lambda self: self.write("")
+
+  log._jsonl = Full()
+  for call in (lambda: log.write("shared", 1, {"loss": 1.0}), log.flush, log.close):
+    with pytest.raises(OSError) as err:
+      call()
+    assert (err.value.errno, err.value.filename) == (errno.ENOSPC, log.path)
+  events = events_lib.EventWriter(str(tmp_path / "tb"))
+  events._writer._py_recordio_writer = Full()
+  for call in (lambda: events.scalars(1, {"a": 1.0}), events.flush, events.close):
+    with pytest.raises(OSError) as err:
+      call()
+    assert err.value.filename == events.path
+  assert os.path.dirname(events.path) == str(tmp_path / "tb")
+  assert os.path.basename(events.path).startswith("events.out.tfevents.")
 
 
 def test_the_event_writer_does_not_load_torch_when_it_is_installed(tmp_path):

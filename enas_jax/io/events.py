@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Iterator, Mapping
 
+from enas_jax.io.workdir import naming
+
 
 @contextlib.contextmanager
 def _torch_hidden() -> Iterator[None]:
@@ -51,12 +53,15 @@ class EventWriter:
     # tensorboardX names the file by the second and the host, and opens it for writing afresh:
     # the process id and a count keep two writers within one second (a relaunch, a rollback
     # reopening the log) from overwriting each other, in the order they were opened.
-    self._writer = EventsWriter(os.path.join(logdir, "events"),
-                                f".{os.getpid()}.{next(_OPENED):04d}")
+    suffix = f".{os.getpid()}.{next(_OPENED):04d}"
+    with naming(os.path.join(logdir, f"{_PREFIX}*{suffix}")):
+      self._writer = EventsWriter(os.path.join(logdir, "events"), suffix)
+    self.path = self._writer._file_name  # a failed write names it
 
   def _write(self, step: int, values: list[summary_pb2.Summary.Value]) -> None:
-    self._writer.write_event(event_pb2.Event(wall_time=time.time(), step=int(step),
-                                             summary=summary_pb2.Summary(value=values)))
+    with naming(self.path):
+      self._writer.write_event(event_pb2.Event(wall_time=time.time(), step=int(step),
+                                               summary=summary_pb2.Summary(value=values)))
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
     self._write(step, [summary_pb2.Summary.Value(tag=tag, simple_value=float(v))
@@ -68,10 +73,12 @@ class EventWriter:
     self._write(step, [summary_pb2.Summary.Value(tag=tag, image=image)])
 
   def flush(self) -> None:
-    self._writer.flush()
+    with naming(self.path):
+      self._writer.flush()
 
   def close(self) -> None:
-    self._writer.close()
+    with naming(self.path):
+      self._writer.close()
 
 
 def sizes(logdir: str) -> dict[str, int]:

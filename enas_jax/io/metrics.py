@@ -31,14 +31,16 @@ class MetricsLog:
   def write(self, phase: str, step: int, values: Mapping[str, Any]) -> None:
     record = {"phase": phase, "step": int(step)}
     record.update(workdir_lib.jsonable(dict(values)))  # NaN/Inf as text, kept visible
-    self._jsonl.write(json.dumps(record, allow_nan=False) + "\n")
+    with workdir_lib.naming(self.path):
+      self._jsonl.write(json.dumps(record, allow_nan=False) + "\n")
     numbers = {f"{phase}/{k}": float(v) for k, v in values.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if numbers:
       self.events.scalars(int(step), numbers)
 
   def flush(self) -> None:
-    self._jsonl.flush()
+    with workdir_lib.naming(self.path):
+      self._jsonl.flush()
     self.events.flush()
 
   def position(self) -> dict[str, Any]:
@@ -48,7 +50,8 @@ class MetricsLog:
     return {"metrics_bytes": self._jsonl.tell(), "event_bytes": events_lib.sizes(self.events_dir)}
 
   def close(self) -> None:
-    self._jsonl.close()
+    with workdir_lib.naming(self.path):
+      self._jsonl.close()
     self.events.close()
 
 

@@ -10,7 +10,7 @@ import math
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from enas_jax.io.errors import UserError
 
@@ -85,6 +85,18 @@ def from_jsonable(value: Any) -> Any:
 
 
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+@contextlib.contextmanager
+def naming(path: str) -> Iterator[None]:
+  """An OSError raised inside without a file name (a failed `write()` or `flush()` on an open
+  file has none) is raised again naming `path`, so that its paragraph says which file."""
+  try:
+    yield
+  except OSError as err:
+    if err.filename:
+      raise
+    raise OSError(err.errno, err.strerror, path) from None
 
 
 def write_json(path: str, data: Any) -> None:
