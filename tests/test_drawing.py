@@ -245,7 +245,17 @@ def test_any_space_reads_each_format_and_asks_when_ambiguous(tmp_path):
   assert registry.load_any(str(path))[0] == "micro"
   with pytest.raises(UserError, match="any search space"):
     registry.load_any("nonsense")
-  # a path that names nothing, or an empty file: one sentence, not every space's complaint
+  # a file that is not JSON, a workdir without its answer (a search still running): one
+  # sentence, not every space's complaint
+  (tmp_path / "running").mkdir()
+  (tmp_path / "bad.json").write_text('{"space": "rnn",')
+  for spec, said in ((tmp_path / "bad.json", "is not valid JSON"),
+                     (tmp_path / "running", "not a finished search workdir: it has no "
+                                            "best_arch.json")):
+    with pytest.raises(UserError, match=said) as err:
+      registry.load_any(str(spec))
+    assert "as rnn" not in str(err.value) and str(spec) in str(err.value)
+  # a path that names nothing, or an empty file: likewise
   for spec, said in ((tmp_path / "gone.json", "no file or directory"),
                      (tmp_path / "empty.txt", "is empty")):
     if "empty" in spec.name:

@@ -38,6 +38,32 @@ def require_path_if_named(spec: str, string: str, given_as: str = "--config.arch
                     f"itself.")
 
 
+def require_readable_path(spec: str) -> None:
+  """For a command that tries every space on `spec`: a UserError, said once, when `spec` is a
+  directory without best_arch.json or a .json file (or a workdir's best_arch.json) that is not
+  JSON; no space could read it, and each space's own reason would repeat the same fault."""
+  if os.path.isdir(spec):
+    path = os.path.join(spec, "best_arch.json")
+    if not os.path.isfile(path):
+      raise UserError(f"The directory {spec!r} is not a finished search workdir: it has no "
+                      f"best_arch.json (a search writes it when it ends). Give it after the "
+                      f"search ends, or give an architecture file (archs/epoch_*.json while it "
+                      f"runs) or string.")
+  elif os.path.isfile(spec) and spec.endswith(".json"):
+    path = spec
+  else:
+    return
+  try:
+    with open(path, encoding="utf-8") as f:
+      json.load(f)
+  except ValueError as err:
+    raise UserError(f"The architecture file {path} is not valid JSON ({err}). Give our JSON (a "
+                    f"search's best_arch.json), ENAS-pytorch's dag.json or an authors' string."
+                    ) from None
+  except OSError as err:
+    raise UserError(f"Cannot read the architecture file {path}: {err.strerror}.") from None
+
+
 def load_arch(spec: str, space: str, size: int | None,
               from_authors_string: Callable[..., Any], from_json: Callable[..., Any],
               validate: Callable[..., None]) -> Any:

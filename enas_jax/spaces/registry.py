@@ -38,6 +38,7 @@ def load_any(spec: str, space: str | None = None) -> tuple[str, Arch]:
   arch_file.require_path_if_named(spec, "an authors' string", "the architecture")
   if space:
     return space, get_space(space, "--space").load(spec)
+  arch_file.require_readable_path(spec)
   found, reasons = [], []
   for name, candidate in SPACES.items():
     try:
