@@ -55,6 +55,7 @@ def test_authors_string_round_trip_and_layout():
     ("1 6 1", "operation id 6"),
     ("1 5 2", "not 0/1 bits"),
     ("1 five 1", "integers"),
+    ("1 5 1_0", "integers"),  # Python's int() reads "1_0" as 10
 ])
 def test_bad_authors_strings_are_named(text, message):
   with pytest.raises(UserError, match=message):

@@ -56,6 +56,8 @@ def test_loose_ends_traced_matches_host():
     ("0 2 2 0 0 0 0 0", "normal cell node 2 reads node 2"),
     ("0 5 0 0 0 0 0 0", "operation id 5"),
     ("0 0 0 0 0 0 0 x", "integers"),
+    ("0_1_1_3_1_0_0_2", "integers"),  # Python's int() reads it as 1131002
+    ("0 +1 1 3 1 0 0 2", "integers"),
 ])
 def test_bad_authors_strings_are_named(text, message):
   with pytest.raises(UserError, match=message):

@@ -64,6 +64,7 @@ def test_json_is_readable():
 @pytest.mark.parametrize("text,match", [
     ("0 0 1 1", "2N - 1"),
     ("0 0 x", "Token 2 .* 'x'"),
+    ("0_0_1", "Token 0 .* '0_0_1', which is not an integer"),  # int() reads it as 1
     ("0 0 7", "Token 2 .*activation"),
     ("0 1 1", "Token 1 .*prev"),
     ("0 0 1 2 1", "Token 3 .*prev"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Callable, Mapping
 
 from enas_jax.io.errors import UserError
@@ -22,6 +23,14 @@ def read_arch_json(spec: str, space: str) -> tuple[str, Any] | None:
   except (OSError, ValueError) as err:
     raise UserError(f"Cannot read the architecture file {path}: {err}. Give our JSON (written "
                     f"by the search as best_arch.json) or the authors' {space} string.") from None
+
+
+def integer(token: str) -> int:
+  """A token of an architecture string as an integer: ASCII digits with an optional minus, no
+  more (Python's `int` also takes "0_1_1" as 11 and "+3"), else ValueError."""
+  if not re.fullmatch(r"-?[0-9]+", token):
+    raise ValueError(f"not an integer: {token!r}")
+  return int(token)
 
 
 def require_path_if_named(spec: str, string: str, given_as: str = "--config.arch") -> None:

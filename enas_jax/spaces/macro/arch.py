@@ -149,7 +149,7 @@ def from_authors_string(text: str, num_layers: int | None = None,
   """Reads the authors' macro string (see the module docstring); errors name the token."""
   tokens = text.replace(",", " ").split()
   try:
-    values = [int(t) for t in tokens]
+    values = [arch_file.integer(t) for t in tokens]
   except ValueError:
     raise UserError(f"The {where} {text!r} must be whitespace-separated integers: for layer k, "
                     f"the operation id then k skip bits.") from None

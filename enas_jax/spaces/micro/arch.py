@@ -175,7 +175,7 @@ def from_authors_string(text: str, num_nodes: int | None = None,
   """Reads the authors' micro string (see the module docstring); errors name the node."""
   tokens = text.replace(",", " ").split()
   try:
-    values = [int(t) for t in tokens]
+    values = [arch_file.integer(t) for t in tokens]
   except ValueError:
     raise UserError(f"The {where} {text!r} must be whitespace-separated integers: the normal "
                     f"cell then the reduction cell, each node as [input 1, op 1, input 2, op 2]."

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from enas_jax.io.errors import UserError
-from enas_jax.spaces.arch_file import require_path_if_named
+from enas_jax.spaces.arch_file import integer, require_path_if_named
 from enas_jax.spaces.rnn.arch import ACTIVATIONS, RNNArch, loose_ends_mask, validate
 
 SPACE_NAME = "rnn"
@@ -194,7 +194,7 @@ def _int_tokens(text: str, where: str) -> list[int]:
   values = []
   for i, tok in enumerate(tokens):
     try:
-      values.append(int(tok))
+      values.append(integer(tok))
     except ValueError:
       raise UserError(f"Token {i} of the {where} is {tok!r}, which is not an integer.") from None
   return values
