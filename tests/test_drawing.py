@@ -144,6 +144,40 @@ def _fake_search_workdir(tmp_path, n_epochs=3):
   return workdir
 
 
+_FAKE_DOT = """#!{python}
+import os, signal, sys
+log = os.environ["FAKE_DOT_LOG"]
+runs = open(log).read().count("\\n") if os.path.exists(log) else 0
+with open(log, "a") as f:
+  f.write(f"{{os.getsid(0)}}\\n")
+sys.stdin.read()
+if runs < int(os.environ["FAKE_DOT_KILLS"]):
+  os.kill(os.getpid(), signal.SIGTERM)
+sys.stdout.write("PICTURE")
+"""
+
+
+def test_dot_runs_in_its_own_session_and_a_signal_that_kills_it_is_survived(tmp_path, monkeypatch):
+  """A Ctrl-C reaches the terminal's whole process group, and a scheduler signals each process of
+  a job: `dot` killed mid-picture ended a search with "Graphviz `dot -Tpng` failed:" instead of a
+  clean stop. `dot` now runs in a session of its own and, killed by a signal, runs once more."""
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  (bin_dir / "dot").write_text(_FAKE_DOT.format(python=sys.executable))
+  (bin_dir / "dot").chmod(0o755)
+  log = tmp_path / "runs"
+  monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+  monkeypatch.setenv("FAKE_DOT_LOG", str(log))
+  monkeypatch.setenv("FAKE_DOT_KILLS", "1")
+  assert render.render("digraph {}", "png") == b"PICTURE"
+  sessions = log.read_text().split()
+  assert len(sessions) == 2 and str(os.getsid(0)) not in sessions
+  log.unlink()
+  monkeypatch.setenv("FAKE_DOT_KILLS", "2")
+  with pytest.raises(UserError, match="Graphviz `dot -Tsvg` failed: killed by SIGTERM."):
+    render.render("digraph {}", "svg")
+
+
 @needs_dot
 def test_gif_has_one_captioned_frame_per_epoch(tmp_path):
   workdir = _fake_search_workdir(tmp_path)

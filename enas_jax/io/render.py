@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -42,11 +43,21 @@ def render(dot_source: str, fmt: str) -> bytes:
   if program is None:
     raise UserError(f"Graphviz `dot` is needed to draw architectures and was not found on the "
                     f"PATH; {INSTALL_HINT}.")
-  result = subprocess.run([program, f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
-                          check=False)
+  result = _run_dot(program, fmt, dot_source)
+  if result.returncode < 0:  # killed by a signal: a scheduler signals each process of a job
+    result = _run_dot(program, fmt, dot_source)  # (this one stops at its next step boundary)
   if result.returncode != 0:
-    raise UserError(f"Graphviz `dot -T{fmt}` failed: {result.stderr.decode().strip()}")
+    why = (f"killed by {signal.Signals(-result.returncode).name}" if result.returncode < 0 else
+           result.stderr.decode(errors="replace").strip() or f"exit status {result.returncode}")
+    raise UserError(f"Graphviz `dot -T{fmt}` failed: {why}.")
   return result.stdout
+
+
+def _run_dot(program: str, fmt: str, dot_source: str) -> subprocess.CompletedProcess[bytes]:
+  """`dot` in a session of its own: a Ctrl-C (SIGINT to the terminal's process group) or a
+  `timeout`'s signal reaches this process, which stops cleanly, and not `dot` mid-picture."""
+  return subprocess.run([program, f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
+                        check=False, start_new_session=True)
 
 
 def write_picture(dot_source: str, stem: str, formats: Sequence[str] = FORMATS,
