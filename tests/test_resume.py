@@ -201,8 +201,7 @@ def test_ctrl_c_outside_a_run_loop_is_one_line(capsys):
     for signum, handler in handlers.items():
       signal.signal(signum, handler)
   assert exit_info.value.code == 130
-  assert capsys.readouterr().err == ("interrupted (SIGINT) before this command saved anything; "
-                                     "what was saved before is unchanged.\n")
+  assert capsys.readouterr().err == "interrupted (SIGINT); what was saved before it is kept.\n"
 
 
 def test_speed_only_fields_may_change_on_resume(four_epochs, reference, tmp_path):

@@ -35,19 +35,6 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO,
                 errno.EPERM}
 
 
-# A path that cannot be used as given (a folder that is missing and cannot be made, a file where
-# a folder should be, a folder where a file should be): the commands check the paths they are
-# given first; this is the paragraph for any such path they did not foresee.
-PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
-
-
-def path_failure(err: OSError) -> UserError:
-  """The paragraph for an OSError about a path (`err.errno` in `PATH_ERRNOS`)."""
-  return UserError(f"Cannot use {err.filename}: {err.strerror or err}. If it comes from a path "
-                   f"you gave (--workdir, --output, a data path in the config), give one whose "
-                   f"folders exist or can be made and that is not a folder itself.")
-
-
 def write_failure(err: OSError) -> UserError:
   """The paragraph for an OSError from writing an output (`err.errno` in `WRITE_ERRNOS`)."""
   where = f" {err.filename}" if err.filename else ""
@@ -86,14 +73,12 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       raise SystemExit(stop.exit_code) from None
     except KeyboardInterrupt:  # Ctrl-C outside a run's loop (its setup; a report, a picture)
       exit_at_once_on_signals()
-      sys.stderr.write("interrupted (SIGINT) before this command saved anything; what was "
-                       "saved before is unchanged.\n")
+      # (the files the commands rewrite are replaced whole, so none is left half-written)
+      sys.stderr.write("interrupted (SIGINT); what was saved before it is kept.\n")
       raise SystemExit(130) from None
     except OSError as err:
-      if err.errno in WRITE_ERRNOS:
-        exit_with(write_failure(err))
-      if err.errno in PATH_ERRNOS and err.filename:
-        exit_with(path_failure(err))
-      raise
+      if err.errno not in WRITE_ERRNOS:
+        raise
+      exit_with(write_failure(err))
 
   return wrapped
