@@ -3,6 +3,7 @@ import json
 import os
 import pathlib
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -93,6 +94,23 @@ def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
   assert result.returncode == 0, result.stderr
   assert f"checkpoint {newest.name} could not be read" in result.stdout
   assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+def test_an_atomic_rewrite_keeps_a_symlink_and_the_files_permissions(tmp_path):
+  """`io.workdir.write_atomically` (config.json, summary.json, best_arch.*, pictures, the
+  report): a file the user made a symbolic link has its target rewritten, the link kept; a file
+  whose permissions the user changed keeps them; no temporary file is left."""
+  target = tmp_path / "kept" / "best_arch.json"
+  target.parent.mkdir()
+  target.write_text("old")
+  link = tmp_path / "best_arch.json"
+  link.symlink_to(target)
+  workdir_lib.write_atomically(str(link), "new")
+  assert link.is_symlink() and target.read_text() == "new"
+  target.chmod(0o600)
+  workdir_lib.write_atomically(str(target), b"newer")
+  assert target.read_bytes() == b"newer" and stat.S_IMODE(target.stat().st_mode) == 0o600
+  assert sorted(os.listdir(target.parent)) == ["best_arch.json"]
 
 
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import socket
+import stat
 import time
 from typing import Any, Iterator
 
@@ -107,11 +108,15 @@ def write_json(path: str, data: Any) -> None:
 def write_atomically(path: str, data: str | bytes) -> None:
   """Writes `data` (text as UTF-8) to `path` through a temporary file beside it and a rename: a
   write that fails (a full disk, a file-size limit) leaves an earlier `path` as it was, never cut
-  short, and removes the temporary file. Its OSError names `path`."""
+  short, and removes the temporary file. Its OSError names `path`. A `path` that is a symbolic
+  link has its target rewritten (the link stays), and an earlier file's permissions are kept."""
+  path = os.path.realpath(path) if os.path.islink(path) else path
   temp = f"{path}.tmp{os.getpid()}"
   try:
     with open(temp, "wb") as f:
       f.write(data.encode("utf-8") if isinstance(data, str) else data)
+    if os.path.exists(path):
+      os.chmod(temp, stat.S_IMODE(os.stat(path).st_mode))
     os.replace(temp, path)
   except OSError as err:
     with contextlib.suppress(OSError):
