@@ -235,6 +235,31 @@ def test_unreadable_latest_checkpoint_and_killed_save_leftovers(four_epochs, ref
   runs.assert_same_run(four_epochs, workdir)
 
 
+def test_a_log_that_a_crash_left_short_or_zeroed_is_cut_at_its_last_whole_line(
+    four_epochs, reference, tmp_path):
+  """A host that crashes can lose the end of metrics.jsonl that the system had not written out,
+  or leave those blocks as zeros. Cutting the log back to the checkpoint's recorded size then
+  extended it with zeros (or kept them), which joined the next record and damaged the log for
+  the report and the plot. Now the log is cut at its last whole line before the gap, the run
+  says so, and appends the same records as a run that never crashed."""
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  log = workdir / "metrics.jsonl"
+  data = log.read_bytes()
+  whole = data.index(b"\n", len(data) // 3) + 1
+  log.write_bytes(data[:whole + 10] + b"\0" * 100)  # half a line, then unwritten blocks
+  _, _, out = _run(workdir, _cfg(**{"search.epochs": 4}))
+  assert f"metrics.jsonl holds {whole:,} whole bytes of the " in out
+  rows, expected = runs.metric_rows(workdir), runs.metric_rows(four_epochs)
+  kept = data[:whole].count(b"\n")
+  assert rows[:kept] == expected[:kept]
+  assert rows[kept:] == expected[len(expected) - (len(rows) - kept):]  # the resumed records
+  assert rows[kept]["phase"] == "shared" and b"\0" not in log.read_bytes()
+  log.unlink()  # a log deleted by hand: the resumed run's records alone, said
+  _, _, out = _run(workdir, _cfg(**{"search.epochs": 4}))
+  assert "metrics.jsonl holds 0 whole bytes of the " in out
+
+
 def test_resume_with_another_model_names_the_fields(reference, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)

@@ -124,8 +124,18 @@ def write_atomically(path: str, data: str | bytes) -> None:
     raise OSError(err.errno, err.strerror, path) from None
 
 
-def truncate(path: str, size: int) -> None:
-  """Cuts `path` (if it exists) to `size` bytes: records after a checkpoint are dropped."""
-  if os.path.exists(path):
-    with open(path, "r+b") as f:
-      f.truncate(size)
+def cut_log(path: str, size: int) -> int:
+  """Cuts the JSON-lines log `path` (if it exists) back to the `size` bytes a checkpoint saw, so
+  that the records written after it are dropped; returns the bytes kept. When the file holds
+  less than that (a host that crashed before the system wrote it out, a log cut by hand) or
+  zero bytes inside it (a crash's unwritten blocks), it is cut at the last whole line before the
+  gap instead: never extended with zeros, which would join the next record and damage the log."""
+  if not os.path.exists(path):
+    return 0
+  with open(path, "r+b") as f:
+    kept = f.read(size)
+    if b"\0" in kept or len(kept) < size:
+      kept = kept.split(b"\0", 1)[0]
+      kept = kept[:kept.rfind(b"\n") + 1]
+    f.truncate(len(kept))
+  return len(kept)

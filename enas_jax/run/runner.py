@@ -149,7 +149,12 @@ class Runner:
       self.log = metrics_lib.SilentLog()
       return
     resumed = resumed or {"metrics_bytes": 0, "event_bytes": {}}
-    workdir_lib.truncate(os.path.join(self.workdir, "metrics.jsonl"), resumed["metrics_bytes"])
+    path, size = os.path.join(self.workdir, "metrics.jsonl"), resumed["metrics_bytes"]
+    kept = workdir_lib.cut_log(path, size)
+    if kept < size:
+      self.say(f"warning: {path} holds {kept:,} whole bytes of the {size:,} this checkpoint had "
+               f"written (lost in a crash, or cut): the records after byte {kept:,} up to the "
+               f"checkpoint are missing from it; the run appends after them.")
     if "event_bytes" in resumed:  # checkpoints before this record: the events are kept
       events_lib.cut_back(os.path.join(self.workdir, "tb"), resumed["event_bytes"])
     self.log = metrics_lib.MetricsLog(self.workdir)
