@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 from typing import Any
 
 from enas_jax.io.errors import UserError
 from enas_jax.io.metrics import read_metrics
-from enas_jax.io.workdir import write_atomically
+from enas_jax.io.render import write_figure
 
 PICTURE_FORMATS = (".png", ".svg", ".pdf")  # what `plot_records` writes, by the file's ending
 
@@ -97,9 +96,6 @@ def plot_records(records: list[dict[str, Any]], output: str, title: str) -> list
     ax.axis("off")
   fig.suptitle(title)
   fig.tight_layout()
-  picture = io.BytesIO()
-  fig.savefig(picture, dpi=100, format=os.path.splitext(output)[1][1:].lower() or "png")
+  write_figure(fig, output, dpi=100)
   plt.close(fig)
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  write_atomically(output, picture.getvalue())
   return [p.title for p, _ in drawn]

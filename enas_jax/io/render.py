@@ -6,13 +6,14 @@ how to install it; nothing else fails, the DOT source is there to render later.
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
 import struct
 import subprocess
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import UserError
@@ -75,6 +76,15 @@ def write_picture(dot_source: str, stem: str, formats: Sequence[str] = FORMATS,
     workdir_lib.write_atomically(path, render(dot_source, fmt))
     written[fmt] = path
   return written
+
+
+def write_figure(fig: Any, path: str, dpi: int) -> None:
+  """A matplotlib figure written to `path` atomically, in the format its ending names (png
+  without one); its folder made."""
+  picture = io.BytesIO()
+  fig.savefig(picture, dpi=dpi, format=os.path.splitext(path)[1][1:].lower() or "png")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  workdir_lib.write_atomically(path, picture.getvalue())
 
 
 def png_size(png: bytes) -> tuple[int, int]:

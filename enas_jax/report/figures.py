@@ -4,8 +4,8 @@ stand-alone figures."""
 from __future__ import annotations
 
 import math
-import os
 
+from enas_jax.io import render
 from enas_jax.report.scoring import Measurements
 
 
@@ -14,7 +14,7 @@ def _finite(values: list[float]) -> list[float]:
 
 
 def draw_checks(m: Measurements, output: str) -> None:
-  """Writes the PNG `output`: two panels, three when cells were trained alone."""
+  """Writes the PNG `output` (atomically): two panels, three when cells were trained alone."""
   import matplotlib  # imported here: only the report and the plots need it
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -31,8 +31,7 @@ def draw_checks(m: Measurements, output: str) -> None:
   for a in axes.flat:
     a.grid(alpha=0.3)
   fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  fig.savefig(output, dpi=90)
+  render.write_figure(fig, output, dpi=90)
   plt.close(fig)
 
 
