@@ -2,6 +2,8 @@
 unwritable directory is a warning, never a failure."""
 import importlib.util
 import os
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -98,3 +100,42 @@ def test_jax_cache_failures_become_one_line_each(tmp_path, restore_jax_cache_set
                              "(OSError: [Errno 28] No space left on device); the run goes on")
   assert "could not be read (ValueError: truncated)" in lines[1]
   assert all("--compilation_cache=off" in line for line in lines)
+
+
+_COMPILE_ONE = """
+import sys
+from enas_jax.io import compile_cache
+compile_cache.MIN_COMPILE_SECONDS = 0.0  # keep every program, however quick
+said = []
+compile_cache.enable(sys.argv[1], environ={}, warn=said.append)
+import jax, jax.numpy as jnp
+print(float(jax.jit(lambda x: jnp.sin(x) * 2.0)(1.0)), said)
+"""
+
+
+def test_an_entry_cut_short_is_compiled_again_and_replaced_not_warned_of_forever(tmp_path):
+  """JAX writes a cache entry in place and never replaces one that exists: an entry a full disk
+  or a kill cut short was unreadable for good (a warning and a compile in every later run).
+  Now the first run after it warns once and keeps the program again; the next reads it."""
+  path = tmp_path / "xla"
+  env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env["PYTHONPATH"] = root
+
+  def run():
+    out = subprocess.run([sys.executable, "-c", _COMPILE_ONE, str(path)], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+  first = run()
+  assert first.endswith("[]")
+  entries = sorted(path.glob("*-cache"))
+  assert entries
+  whole = {p.name: p.stat().st_size for p in entries}
+  for entry in entries:  # what a full disk or a kill mid-write leaves
+    entry.write_bytes(entry.read_bytes()[:entry.stat().st_size // 2])
+  second = run()
+  assert second.startswith(first.split()[0]) and "could not be read" in second
+  assert {p.name: p.stat().st_size for p in sorted(path.glob("*-cache"))} == whole
+  assert run() == first  # read from the cache, no warning

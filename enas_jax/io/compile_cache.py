@@ -17,6 +17,7 @@ same program).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import warnings
@@ -59,6 +60,7 @@ def enable(setting: str, environ: Mapping[str, str] | None = None,
   path = directory(setting, environ)
   if path is None:
     if setting == AUTO and environ.get("JAX_COMPILATION_CACHE_DIR"):
+      heal_unreadable_entries()
       return environ["JAX_COMPILATION_CACHE_DIR"]  # JAX's own setting stands
     jax.config.update("jax_enable_compilation_cache", False)  # asked for off
     return None
@@ -74,6 +76,7 @@ def enable(setting: str, environ: Mapping[str, str] | None = None,
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
   report_failures_once(path, warn)
+  heal_unreadable_entries()
   if importlib.util.find_spec("filelock") is not None:  # JAX's size limit needs it
     complete_access_times(path)
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
@@ -106,6 +109,37 @@ def complete_access_times(path: str) -> int:
   return given
 
 
+def heal_unreadable_entries() -> bool:
+  """Makes an entry JAX cannot read be deleted (with its access time) before JAX compiles the
+  program in its stead, so that the new program is kept. JAX writes an entry in place and never
+  replaces one that exists: an entry cut short (a full disk, a file-size limit, a process killed
+  while writing it) stayed unreadable for good, every later run warning and compiling that
+  program again. Wraps `jax._src.compilation_cache.get_executable_and_time` (once); returns
+  whether it could (a JAX without it: nothing done, as before)."""
+  try:
+    from jax._src import compilation_cache as jax_cache
+  except ImportError:
+    return False
+  read = getattr(jax_cache, "get_executable_and_time", None)
+  if read is None or getattr(read, "enas_jax_heals", False):
+    return read is not None
+
+  def read_or_remove(cache_key: str, *args: Any, **kwargs: Any) -> Any:
+    try:
+      return read(cache_key, *args, **kwargs)
+    except Exception:
+      folder = str(getattr(getattr(jax_cache, "_cache", None), "path", "")
+                   or jax.config.jax_compilation_cache_dir or "")
+      for suffix in (CACHE_SUFFIX, ATIME_SUFFIX):
+        with contextlib.suppress(OSError, TypeError):
+          os.remove(os.path.join(folder, cache_key + suffix))
+      raise  # JAX warns (`report_failures_once`) and compiles
+
+  read_or_remove.enas_jax_heals = True  # type: ignore[attr-defined]
+  jax_cache.get_executable_and_time = read_or_remove
+  return True
+
+
 # How JAX words its warning when it cannot read or write an entry (`jax._src.compiler`)
 JAX_FAILURES = {"read": "Error reading persistent compilation cache entry for ",
                 "write": "Error writing persistent compilation cache entry for "}
@@ -127,7 +161,8 @@ def report_failures_once(path: str, warn: Callable[[str], None]) -> None:
     if kind not in shown:
       shown.add(kind)
       why = text.split("': ", 1)[-1]
-      verb, then = (("read", ", compiling the programs it cannot read") if kind == "read" else
+      verb, then = (("read", ", compiling the programs it cannot read and keeping them in "
+                     "their stead") if kind == "read" else
                     ("written", " without keeping its programs there (further failures not "
                      "shown)"))
       warn(f"warning: the compilation cache in {path} could not be {verb} ({why}); the run goes "
