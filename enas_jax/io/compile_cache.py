@@ -12,8 +12,9 @@ entries go first; JAX needs filelock for that); without it, it grows: delete the
 empty it. Entries written without the limit get the access times the limit needs when it is
 turned on (`complete_access_times`). An unwritable directory turns the cache off with a warning,
 and JAX's warnings when it cannot read or write an entry later (a full disk) become one line
-each (`report_failures_once`); the run itself never depends on the cache (a cached program is the
-same program).
+each (`report_failures_once`); an entry JAX cannot read is removed so that the program
+compiled in its stead is kept (`heal_unreadable_entries`); the run itself never depends on the
+cache (a cached program is the same program).
 """
 from __future__ import annotations
 
