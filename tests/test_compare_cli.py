@@ -109,6 +109,10 @@ def test_a_search_workdir_and_other_mistakes_are_refused(tmp_path):
   with pytest.raises(UserError, match="a search's workdir: its figures are under the shared"):
     compare.choose_figure(runs, "")
   assert compare.choose_figure(runs, "valid_ppl_shared") == "valid_ppl_shared"  # when asked
+  by_summary = compare.read_runs([f"{shared[0]}/summary.json", shared[1]], "ours")
+  with pytest.raises(UserError, match=f"summary.json is a search's summary: .*--config.arch="
+                                      f"{shared[0]}\\) and compare"):  # its workdir, not the file
+    compare.choose_figure(by_summary, "")
   with pytest.raises(UserError, match="knows which way is better"):
     compare.lower_is_better("params")
   with pytest.raises(UserError, match="names a run twice"):

@@ -72,11 +72,14 @@ def choose_figure(runs: dict[str, dict[str, Any]], asked: str) -> str:
       return figure
   shared = [p for p, s in runs.items() if any(k.endswith(SHARED_SUFFIX) for k in s)]
   if shared:
-    raise UserError(f"{shared[0]} is a search's workdir: its figures are under the shared "
-                    f"weights, which rank cells poorly. Train each answer alone first (python "
-                    f"-m enas_jax.train --config=... --config.arch={shared[0]}) and compare "
-                    f"those workdirs, or name the shared figure with --figure to compare it "
-                    f"anyway.")
+    given = shared[0]
+    summary = given.endswith(".json")  # a summary.json given: its search's workdir is beside it
+    workdir = (os.path.dirname(given) or ".") if summary else given
+    raise UserError(f"{given} is a search's {'summary' if summary else 'workdir'}: its figures "
+                    f"are under the shared weights, which rank cells poorly. Train each answer "
+                    f"alone first (python -m enas_jax.train --config=... --config.arch={workdir}) "
+                    f"and compare those workdirs, or name the shared figure with --figure to "
+                    f"compare it anyway.")
   raise UserError(f"No figure that every run has among {', '.join(AUTO_FIGURES)}; name one of "
                   f"the summaries' keys with --figure.")
 
