@@ -7,6 +7,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from enas_jax.cli import common
 from enas_jax.io import errors
 from enas_jax.io import workdir as workdir_lib
@@ -111,6 +113,25 @@ def test_an_atomic_rewrite_keeps_a_symlink_and_the_files_permissions(tmp_path):
   workdir_lib.write_atomically(str(target), b"newer")
   assert target.read_bytes() == b"newer" and stat.S_IMODE(target.stat().st_mode) == 0o600
   assert sorted(os.listdir(target.parent)) == ["best_arch.json"]
+
+
+def test_a_file_where_a_run_keeps_a_folder_is_one_paragraph(tmp_path):
+  """A file named checkpoints, archs, tb (or report, for the report) in a workdir: the first
+  write there ended in a FileExistsError or NotADirectoryError traceback; now one paragraph
+  before the run starts, naming the file."""
+  from enas_jax.report import reading
+  for name in ("checkpoints", "archs", "tb", "report"):
+    workdir = tmp_path / name
+    workdir.mkdir()
+    (workdir / "config.json").write_text(json.dumps({"search": {}, "controller": {}}))
+    (workdir / name).write_text("not the run's")
+    check = reading.read_search if name == "report" else workdir_lib.prepare
+    with pytest.raises(errors.UserError, match=f"{workdir / name} is a file, but the commands keep the "
+                                        f".* in a folder of that name there. Move or delete"):
+      check(str(workdir))
+    (workdir / name).unlink()
+    (workdir / name).mkdir()
+    check(str(workdir))  # a folder: fine
 
 
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):

@@ -16,8 +16,26 @@ from typing import Any, Iterator
 from enas_jax.io.errors import UserError
 
 
+# The folders the commands keep in a workdir, in words.
+FOLDERS = {"checkpoints": "checkpoints", "archs": "per-epoch architectures",
+           "tb": "TensorBoard events", "report": "search report"}
+RUN_FOLDERS = ("checkpoints", "archs", "tb")  # what a search or a final training writes
+
+
+def check_folders(workdir: str, names: tuple[str, ...]) -> None:
+  """A UserError when one of `names` (keys of `FOLDERS`) in `workdir` is there and is not a
+  folder: a file of that name would make the run's first write there fail with a traceback."""
+  for name in names:
+    path = os.path.join(workdir, name)
+    if os.path.lexists(path) and not os.path.isdir(path):
+      raise UserError(f"{path} is a file, but the commands keep the {FOLDERS[name]} in a folder "
+                      f"of that name there. Move or delete that file (none of the commands "
+                      f"writes it), then run the same command.")
+
+
 def prepare(workdir: str) -> None:
-  """Creates `workdir` and checks it can be written, or raises a UserError naming it."""
+  """Creates `workdir` and checks it can be written and that what should be a folder in it is
+  one (`RUN_FOLDERS`), or raises a UserError naming it."""
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, f".write_test.{socket.gethostname()}.{os.getpid()}")
@@ -27,6 +45,7 @@ def prepare(workdir: str) -> None:
   except OSError as err:
     raise UserError(f"The workdir {workdir!r} cannot be written ({err.strerror}). Pass a "
                     f"writable directory with --workdir=DIR.") from None
+  check_folders(workdir, RUN_FOLDERS)
 
 
 class Lock:

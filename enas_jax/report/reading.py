@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from enas_jax.io import metrics
+from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import UserError
 
 
@@ -50,6 +51,7 @@ def read_search(workdir: str) -> SearchFiles:
     raise UserError(f"{workdir} is not a search's workdir: it has no config.json (a search "
                     f"writes one when it starts). Pass the --workdir given to "
                     f"`python -m enas_jax.search`.")
+  workdir_lib.check_folders(workdir, ("report",))  # where the report writes, before any work
   config = _read_json(config_path, "the search config")
   if "search" not in config or "controller" not in config:
     kind = "a final training's" if "train" in config else "not a search's"
