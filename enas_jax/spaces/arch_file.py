@@ -17,12 +17,14 @@ def read_arch_json(spec: str, space: str) -> tuple[str, Any] | None:
   path = os.path.join(spec, "best_arch.json") if os.path.isdir(spec) else spec
   if not os.path.isfile(path):
     return None
+  give = f"Give our JSON (written by the search as best_arch.json) or the authors' {space} string."
   try:
     with open(path, encoding="utf-8") as f:
       return path, json.load(f)
-  except (OSError, ValueError) as err:
-    raise UserError(f"Cannot read the architecture file {path}: {err}. Give our JSON (written "
-                    f"by the search as best_arch.json) or the authors' {space} string.") from None
+  except ValueError as err:
+    raise UserError(f"The architecture file {path} is not valid JSON ({err}). {give}") from None
+  except OSError as err:
+    raise UserError(f"Cannot read the architecture file {path}: {err}. {give}") from None
 
 
 def integer(token: str) -> int:
@@ -50,27 +52,15 @@ def require_path_if_named(spec: str, string: str, given_as: str = "--config.arch
 def require_readable_path(spec: str) -> None:
   """For a command that tries every space on `spec`: a UserError, said once, when `spec` is a
   directory without best_arch.json or a .json file (or a workdir's best_arch.json) that is not
-  JSON; no space could read it, and each space's own reason would repeat the same fault."""
-  if os.path.isdir(spec):
-    path = os.path.join(spec, "best_arch.json")
-    if not os.path.isfile(path):
-      raise UserError(f"The directory {spec!r} is not a finished search workdir: it has no "
-                      f"best_arch.json (a search writes it when it ends). Give it after the "
-                      f"search ends, or give an architecture file (archs/epoch_*.json while it "
-                      f"runs) or string.")
-  elif os.path.isfile(spec) and spec.endswith(".json"):
-    path = spec
-  else:
-    return
-  try:
-    with open(path, encoding="utf-8") as f:
-      json.load(f)
-  except ValueError as err:
-    raise UserError(f"The architecture file {path} is not valid JSON ({err}). Give our JSON (a "
-                    f"search's best_arch.json), ENAS-pytorch's dag.json or an authors' string."
-                    ) from None
-  except OSError as err:
-    raise UserError(f"Cannot read the architecture file {path}: {err.strerror}.") from None
+  JSON (`read_arch_json`'s); no space could read it, and each space's own reason would repeat
+  the same fault."""
+  if os.path.isdir(spec) and not os.path.isfile(os.path.join(spec, "best_arch.json")):
+    raise UserError(f"The directory {spec!r} is not a finished search workdir: it has no "
+                    f"best_arch.json (a search writes it when it ends). Give it after the search "
+                    f"ends, or give an architecture file (archs/epoch_*.json while it runs) or "
+                    f"string.")
+  if os.path.isdir(spec) or spec.endswith(".json"):
+    read_arch_json(spec, "rnn, macro or micro")
 
 
 def load_arch(spec: str, space: str, size: int | None,
