@@ -217,7 +217,7 @@ def build_report(workdir: str, overrides: Mapping[str, Any], say: Callable[[str]
   m = scoring.measure(files.config, workdir, options, say)
   checks = judge(files, m, options)
   word, sentence = checks_lib.verdict(checks)
-  folder = os.path.join(workdir, "report")
+  folder = reading.report_folder(workdir)
   os.makedirs(folder, exist_ok=True)
   chart = os.path.join(folder, "checks.png")
   figures.draw_checks(m, chart)

@@ -14,6 +14,13 @@ from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import UserError
 
 
+REPORT_FOLDER = "report"  # WORKDIR/report/: the only place the report writes
+
+
+def report_folder(workdir: str) -> str:
+  return os.path.join(workdir, REPORT_FOLDER)
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchFiles:
   """A search workdir's files as the report reads them."""
@@ -51,7 +58,7 @@ def read_search(workdir: str) -> SearchFiles:
     raise UserError(f"{workdir} is not a search's workdir: it has no config.json (a search "
                     f"writes one when it starts). Pass the --workdir given to "
                     f"`python -m enas_jax.search`.")
-  workdir_lib.check_folders(workdir, ("report",))  # where the report writes, before any work
+  workdir_lib.check_folders(workdir, (REPORT_FOLDER,))  # where the report writes, before any work
   config = _read_json(config_path, "the search config")
   if "search" not in config or "controller" not in config:
     kind = "a final training's" if "train" in config else "not a search's"

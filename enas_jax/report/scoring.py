@@ -25,7 +25,7 @@ from enas_jax.io.metrics import Progress
 from enas_jax.io.signals import StopSignals
 from enas_jax.ops.initialize import initialize
 from enas_jax.ops.params import set_learning_rate
-from enas_jax.report import alone_cache
+from enas_jax.report import alone_cache, reading
 from enas_jax.run import answer as answer_lib
 from enas_jax.run import config as run_config
 from enas_jax.run.search import SearchRun
@@ -143,7 +143,7 @@ def measure(config: dict[str, Any], workdir: str, options: run_config.ReportConf
       out.notes.append("Training alone does not apply: this search's figures come from a "
                        "benchmark's table, already those of cells trained alone.")
     else:
-      cache = alone_cache.AloneCache(os.path.join(workdir, "report"), config, say)
+      cache = alone_cache.AloneCache(reading.report_folder(workdir), config, say)
       train_alone(run, out, options, cache, say)
   return out
 
