@@ -187,6 +187,19 @@ def four_epochs(reference, tmp_path_factory):
   return workdir
 
 
+def test_output_piped_to_a_reader_that_goes_away_ends_quietly():
+  """`python -m enas_jax.show ... | head -2`: the reader closes the pipe and the next print
+  raised BrokenPipeError, a traceback (and another at Python's exit flush). Now exit 141, as a
+  shell reports SIGPIPE, and nothing on stderr."""
+  script = ("from enas_jax.io.errors import run_main\n"
+            "run_main(lambda argv: [print('x' * 1000) for _ in range(10000)])([])\n")
+  proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+  proc.stdout.close()  # the reader goes away before the first line
+  err = proc.stderr.read().decode()
+  assert proc.wait(timeout=60) == 128 + signal.SIGPIPE and err == ""
+
+
 def test_ctrl_c_outside_a_run_loop_is_one_line(capsys):
   """SIGINT during a command's setup, a report or a picture (outside the loops' own handling):
   one line, exit 130, no traceback."""

@@ -1,7 +1,10 @@
 """User-facing errors: one clear paragraph and a non-zero exit instead of a traceback."""
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import signal
 import sys
 import textwrap
 from typing import Callable, NoReturn, Sequence, TextIO
@@ -76,6 +79,10 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       # (the files the commands rewrite are replaced whole, so none is left half-written)
       sys.stderr.write("interrupted (SIGINT); what was saved before it is kept.\n")
       raise SystemExit(130) from None
+    except BrokenPipeError:  # the reader of the output went away (`... | head`): stop quietly
+      with contextlib.suppress(OSError, ValueError):  # Python's flush at exit would fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+      raise SystemExit(128 + signal.SIGPIPE) from None  # as a shell reports it
     except OSError as err:
       if err.errno not in WRITE_ERRNOS:
         raise
