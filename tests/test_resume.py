@@ -2,14 +2,19 @@
 unreadable checkpoints, leftovers of a killed save, changed configs and divergence."""
 import dataclasses
 import errno
+import fcntl
 import io
 import os
 import pathlib
+import pty
 import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import termios
+import threading
 import time
 
 import jax
@@ -130,6 +135,76 @@ def test_a_second_signal_exits_at_once(monkeypatch):
   assert signal.getsignal(signal.SIGTERM) != stop._handle  # restored
 
 
+def _drain(fd, stop):
+  """Reads a pseudo-terminal's output until `stop` is set (a terminal that is read, as a shell's
+  is, so the run never blocks on a full buffer)."""
+  while not stop.is_set():
+    if select.select([fd], [], [], 0.05)[0]:
+      try:
+        os.read(fd, 65536)
+      except OSError:
+        return
+
+
+def test_a_closed_terminal_saves_where_it_stopped_and_resume_is_bit_identical(reference,
+                                                                              tmp_path):
+  """An ssh connection or terminal window closed under a run (no tmux, no nohup): the terminal
+  hangs up, so the kernel sends SIGHUP, and the shell sends another. It used to kill the run at
+  once (the steps since the last checkpoint lost); now it saves and stops, exit 129, though
+  every write to the hung-up terminal fails (the run's output then goes to the null device)."""
+  workdir = tmp_path / "hung_up"
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  main, terminal = pty.openpty()
+
+  def own_the_terminal():  # the run leads its session and the terminal is its controlling one
+    fcntl.ioctl(1, termios.TIOCSCTTY, 0)
+
+  proc = subprocess.Popen(_cli_args(workdir), cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                          stdout=terminal, stderr=terminal, start_new_session=True,
+                          preexec_fn=own_the_terminal)
+  os.close(terminal)
+  stop = threading.Event()
+  reader = threading.Thread(target=_drain, args=(main, stop))
+  reader.start()
+  checkpoints, deadline = workdir / "checkpoints", time.time() + 300
+  while not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
+    assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
+    time.sleep(0.005)
+  stop.set()
+  reader.join()
+  os.close(main)  # the terminal goes away: the kernel hangs it up and sends SIGHUP
+  time.sleep(0.05)
+  proc.send_signal(signal.SIGHUP)  # then the shell passes one on too
+  assert proc.wait(timeout=300) == 128 + signal.SIGHUP
+  assert not (workdir / "summary.json").exists()
+  resumed = subprocess.run(_cli_args(workdir), cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr
+  assert "resuming from checkpoint" in resumed.stdout
+  runs.assert_same_run(reference, workdir)
+
+
+def test_a_hang_up_is_ignored_under_nohup_and_never_stops_at_once(monkeypatch):
+  """`nohup` starts a run with SIGHUP ignored: it stays ignored. A second SIGHUP (the kernel's
+  after the shell's) is not a request to stop at once, as a second SIGTERM or SIGINT is."""
+  exits = []
+  monkeypatch.setattr(os, "_exit", exits.append)
+  previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+  try:
+    with StopSignals():
+      assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    with StopSignals() as stop:
+      assert signal.getsignal(signal.SIGHUP) == stop._handle
+      stop._handle(signal.SIGHUP, None)
+      stop._handle(signal.SIGHUP, None)
+      assert stop.received == signal.SIGHUP and not exits
+      stop._handle(signal.SIGTERM, None)
+      assert exits == [143]
+  finally:
+    signal.signal(signal.SIGHUP, previous)
+
+
 def test_disk_full_during_a_save_is_one_paragraph_and_the_rerun_resumes(reference, tmp_path,
                                                                         monkeypatch):
   """orbax reports a full disk from tensorstore's writer as a ValueError carrying the OS text;
@@ -206,7 +281,7 @@ def test_ctrl_c_outside_a_run_loop_is_one_line(capsys):
   def main(argv):
     raise KeyboardInterrupt
 
-  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
   try:
     with pytest.raises(SystemExit) as exit_info:
       errors.run_main(main)([])

@@ -23,7 +23,7 @@ class UserError(Exception):
 
 
 class Stopped(Exception):
-  """The run stopped on a signal (SIGTERM, SIGINT) after saving a checkpoint; the process exits
+  """The run stopped on a signal (SIGTERM, SIGINT, SIGHUP) after saving a checkpoint; the process exits
   with `exit_code` (128 + the signal's number, as a shell reports a process the signal killed)."""
 
   def __init__(self, message: str, exit_code: int):

@@ -1,30 +1,68 @@
-"""SIGTERM and SIGINT as a request to stop cleanly: the run loops finish the step in progress,
-save a checkpoint and exit with 128 + the signal's number (143, 130); a second signal exits at
-once. A cluster scheduler sends SIGTERM before it preempts a job; Ctrl-C sends SIGINT."""
+"""SIGTERM, SIGINT and SIGHUP as a request to stop cleanly: the run loops finish the step in
+progress, save a checkpoint and exit with 128 + the signal's number (143, 130, 129); a second
+signal (not a second hang-up) exits at once. A cluster scheduler sends SIGTERM before it preempts a job; Ctrl-C sends
+SIGINT; a closed terminal or ssh connection sends SIGHUP (then the terminal is gone, so the
+output that went to it goes nowhere; a run started under `nohup` ignores SIGHUP, as asked)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 from types import FrameType
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _handled(signum: int) -> bool:
+  """Whether `signum` is to be handled: not a SIGHUP this process was started to ignore
+  (`nohup`)."""
+  return signum != signal.SIGHUP or signal.getsignal(signum) != signal.SIG_IGN
+
+
+def _terminal_outputs() -> list[int]:
+  """The standard output and error descriptors that write to a terminal."""
+  outputs = []
+  for fd in (1, 2):
+    with contextlib.suppress(OSError):
+      if os.isatty(fd):
+        outputs.append(fd)
+  return outputs
+
+
+def _detach(fds: list[int]) -> None:
+  """Points `fds` (a hung-up terminal's) at the null device, so that what the run prints while
+  it saves and stops does not fail with an I/O error (a write to a hung-up terminal does)."""
+  with contextlib.suppress(OSError):
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in fds:
+      os.dup2(null, fd)
+    os.close(null)
+
+
+def _tell(text: str) -> None:
+  with contextlib.suppress(OSError):  # stderr may be gone: the signal still stops the run
+    os.write(2, text.encode())
 
 
 class StopSignals:
-  """While entered (in the main thread), the first SIGTERM or SIGINT is recorded in `received`
-  for the loop to honour at its next step boundary; the second ends the process at once."""
+  """While entered (in the main thread), the first SIGTERM, SIGINT or SIGHUP is recorded in
+  `received` for the loop to honour at its next step boundary; the second (not a SIGHUP) ends the
+  process at once. A SIGHUP also detaches standard output and error from the terminal they
+  wrote to."""
 
   def __init__(self) -> None:
     self.received: int | None = None
     # what the first signal leads to, in the line it prints (a loop past its last step says so)
     self.then = "saving a checkpoint after the current step, then stopping"
     self._previous: dict[int, Any] = {}
+    self._terminals: list[int] = []
 
   def __enter__(self) -> "StopSignals":
     if threading.current_thread() is threading.main_thread():
-      for signum in STOP_SIGNALS:
+      self._terminals = _terminal_outputs()
+      for signum in filter(_handled, STOP_SIGNALS):
         self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
@@ -39,17 +77,22 @@ class StopSignals:
 
   def _handle(self, signum: int, frame: FrameType | None) -> None:
     del frame
+    if signum == signal.SIGHUP:
+      _detach(self._terminals)
+      if self.received is not None:  # a hang-up comes twice (the shell's, then the kernel's
+        return                       # as the shell exits): never a request to stop at once
     name = signal.Signals(signum).name
     if self.received is not None:
-      os.write(2, f"\n{name} again: stopping at once, without saving.\n".encode())
+      _tell(f"\n{name} again: stopping at once, without saving.\n")
       os._exit(128 + signum)
     self.received = signum
-    os.write(2, f"\n{name}: {self.then} (send it again to stop at once).\n".encode())
+    _tell(f"\n{name}: {self.then} (send it again to stop at once).\n")
 
 
 def exit_at_once_on_signals() -> None:
-  """From now on SIGTERM or SIGINT ends the process at once, silently, with 128 + its number: for
-  a command that is already stopping (a second Ctrl-C while it exits, which otherwise raised
-  KeyboardInterrupt inside Python's exit handlers and printed their traceback)."""
-  for signum in STOP_SIGNALS:
+  """From now on SIGTERM, SIGINT or SIGHUP (unless ignored) ends the process at once, silently,
+  with 128 + its number: for a command that is already stopping (a second Ctrl-C while it
+  exits, which otherwise raised KeyboardInterrupt inside Python's exit handlers and printed
+  their traceback)."""
+  for signum in filter(_handled, STOP_SIGNALS):
     signal.signal(signum, lambda n, frame: os._exit(128 + n))

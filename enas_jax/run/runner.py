@@ -99,9 +99,9 @@ class Runner:
                      f"good checkpoint in {self.checkpointer.directory}.") from None
 
   def check_stop(self, state: RunState, where: str = "") -> None:
-    """After a SIGTERM or SIGINT: saves `state` (a step boundary) unless just saved, closes the
-    log and raises `Stopped` (exit 143 or 130). `where`: the message's words for where it
-    stopped (default: the epoch and step)."""
+    """After a SIGTERM, SIGINT or SIGHUP: saves `state` (a step boundary) unless just saved,
+    closes the log and raises `Stopped` (exit 143, 130 or 129). `where`: the message's words
+    for where it stopped (default: the epoch and step)."""
     signum = processes.agree_max(self.stop_signals.received or 0)  # every process stops together
     if not signum:
       return
