@@ -3,6 +3,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -113,6 +114,23 @@ def test_an_atomic_rewrite_keeps_a_symlink_and_the_files_permissions(tmp_path):
   workdir_lib.write_atomically(str(target), b"newer")
   assert target.read_bytes() == b"newer" and stat.S_IMODE(target.stat().st_mode) == 0o600
   assert sorted(os.listdir(target.parent)) == ["best_arch.json"]
+
+
+def test_an_atomic_rewrite_interrupted_leaves_the_old_file_and_no_temporary(tmp_path,
+                                                                            monkeypatch):
+  """A Ctrl-C or SIGTERM (raised as an exception outside a run's loop) between the temporary
+  file's write and its rename: the old file stays and the temporary file is removed (it was
+  left beside it)."""
+  target = tmp_path / "summary.json"
+  target.write_text("old")
+
+  def interrupted(src, dst):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(os, "replace", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    workdir_lib.write_atomically(str(target), "new")
+  assert sorted(os.listdir(tmp_path)) == ["summary.json"] and target.read_text() == "old"
 
 
 def test_a_file_where_a_run_keeps_a_folder_is_one_paragraph(tmp_path):
@@ -227,6 +245,31 @@ def test_unwritable_workdir_and_empty_split_are_clear(tmp_path):
   message = " ".join(result.stderr.split())
   assert result.returncode == 2 and "valid.txt" in message and "empty" in message, message
   assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_outside_a_run_loop_is_one_line_and_runs_the_cleanup(sig):
+  """SIGTERM or SIGHUP while a command is not in a run's loop (its setup, a report scoring cells,
+  a picture) ended the process silently (the default action), skipping its cleanup. Now it ends
+  as Ctrl-C does there: one line, exit 128 + the signal's number, `finally` blocks run."""
+  code = ("import os, signal, sys, time\n"
+          "from enas_jax.io.errors import run_main\n"
+          "def main(argv):\n"
+          "  try:\n"
+          "    print('ready', flush=True)\n"
+          "    time.sleep(60)\n"
+          "  finally:\n"
+          "    print('cleaned up', flush=True)\n"
+          "run_main(main)([])\n")
+  proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+  assert proc.stdout.readline() == "ready\n"
+  proc.send_signal(sig)
+  out, err = proc.communicate(timeout=60)
+  assert proc.returncode == 128 + sig, err
+  assert out == "cleaned up\n"
+  assert err == f"interrupted ({sig.name}); what was saved before it is kept.\n"
 
 
 def test_a_second_signal_while_a_stopped_command_exits_is_no_traceback():

@@ -9,7 +9,7 @@ import sys
 import textwrap
 from typing import Callable, NoReturn, Sequence, TextIO
 
-from enas_jax.io.signals import exit_at_once_on_signals
+from enas_jax.io.signals import exit_at_once_on_signals, interrupt_on_signals
 
 # Exit status for a user mistake (bad input, bad config, missing data).
 USER_ERROR_EXIT = 2
@@ -64,6 +64,7 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
   """Wraps an absl `main` so that a `UserError` ends the program cleanly."""
 
   def wrapped(argv: Sequence[str]) -> None:
+    previous = interrupt_on_signals()
     try:
       main(argv)
     except UserError as err:
@@ -74,11 +75,14 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       sys.stderr.write(paragraph(str(stop)) + "\n")
       sys.stderr.flush()
       raise SystemExit(stop.exit_code) from None
-    except KeyboardInterrupt:  # Ctrl-C outside a run's loop (its setup; a report, a picture)
-      exit_at_once_on_signals()
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM or SIGHUP outside a run's loop
+      exit_at_once_on_signals()               # (its setup; a report, a picture)
+      signum = getattr(interrupt, "signum", signal.SIGINT)
       # (the files the commands rewrite are replaced whole, so none is left half-written)
-      sys.stderr.write("interrupted (SIGINT); what was saved before it is kept.\n")
-      raise SystemExit(130) from None
+      with contextlib.suppress(OSError):
+        sys.stderr.write(f"interrupted ({signal.Signals(signum).name}); what was saved before it "
+                         f"is kept.\n")
+      raise SystemExit(128 + signum) from None
     except BrokenPipeError:  # the reader of the output went away (`... | head`): stop quietly
       with contextlib.suppress(OSError, ValueError):  # Python's flush at exit would fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -87,5 +91,7 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       if err.errno not in WRITE_ERRNOS:
         raise
       exit_with(write_failure(err))
+    for signum, handler in previous.items():  # returned: the caller's handlers again
+      signal.signal(signum, handler)
 
   return wrapped

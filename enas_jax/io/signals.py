@@ -89,6 +89,34 @@ class StopSignals:
     _tell(f"\n{name}: {self.then} (send it again to stop at once).\n")
 
 
+class Interrupted(KeyboardInterrupt):
+  """A SIGTERM or SIGHUP outside a run's loop: raised where the program is, as Python raises
+  KeyboardInterrupt for a Ctrl-C there, so that the command ends through its cleanup (a lock
+  released, a temporary file removed) with one line instead of silently."""
+
+  def __init__(self, signum: int):
+    super().__init__(signal.Signals(signum).name)
+    self.signum = signum
+
+
+def interrupt_on_signals() -> dict[int, Any]:
+  """From now on a SIGTERM or SIGHUP (unless ignored) raises `Interrupted` in the main thread,
+  outside a `StopSignals` (a run's loop); a SIGHUP detaches the terminal's outputs first.
+  Returns the handlers it replaced (none outside the main thread, where Python has none)."""
+  if threading.current_thread() is not threading.main_thread():
+    return {}
+  terminals = _terminal_outputs()
+
+  def interrupt(signum: int, frame: FrameType | None) -> None:
+    del frame
+    if signum == signal.SIGHUP:
+      _detach(terminals)
+    raise Interrupted(signum)
+
+  return {signum: signal.signal(signum, interrupt)
+          for signum in (signal.SIGTERM, signal.SIGHUP) if _handled(signum)}
+
+
 def exit_at_once_on_signals() -> None:
   """From now on SIGTERM, SIGINT or SIGHUP (unless ignored) ends the process at once, silently,
   with 128 + its number: for a command that is already stopping (a second Ctrl-C while it

@@ -137,10 +137,12 @@ def write_atomically(path: str, data: str | bytes) -> None:
     if os.path.exists(path):
       os.chmod(temp, stat.S_IMODE(os.stat(path).st_mode))
     os.replace(temp, path)
-  except OSError as err:
+  except BaseException as err:  # a failed write, or a signal's exception (Ctrl-C, SIGTERM)
     with contextlib.suppress(OSError):
       os.remove(temp)
-    raise OSError(err.errno, err.strerror, path) from None
+    if isinstance(err, OSError):
+      raise OSError(err.errno, err.strerror, path) from None
+    raise
 
 
 def cut_log(path: str, size: int) -> int:
