@@ -152,6 +152,28 @@ def test_a_file_where_a_run_keeps_a_folder_is_one_paragraph(tmp_path):
     check(str(workdir))  # a folder: fine
 
 
+def test_a_folder_where_a_run_writes_a_file_is_one_paragraph(tmp_path):
+  """A folder named summary.json, best_arch.png, metrics.jsonl ... in a workdir: the write there
+  ended in an IsADirectoryError traceback (summary.json's at the end of the search, after all
+  its hours). Now a search refuses it before it writes anything, and a late write (a folder
+  made while the run goes on, or where a command writes elsewhere) is one paragraph too."""
+  from enas_jax.configs import quickstart
+  from tests import runs
+  cfg = runs.search_config(quickstart)
+  for name in ("summary.json", "best_arch.png", "metrics.jsonl", "config.json"):
+    workdir = tmp_path / name.replace(".", "_")
+    (workdir / name).mkdir(parents=True)
+    with pytest.raises(errors.UserError, match=f"{workdir / name} is a folder, but the run "
+                                               f"writes a file of that name there. Move or"):
+      runs.search(cfg, workdir)
+    assert os.listdir(workdir) == [name]  # nothing written, not even the lock
+  late = tmp_path / "report" / "index.html"
+  late.mkdir(parents=True)
+  with pytest.raises(errors.UserError, match=f"{late} is a folder, but this command writes"):
+    workdir_lib.write_atomically(str(late), "<html>")
+  assert os.listdir(late.parent) == ["index.html"] and late.is_dir()
+
+
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
   missing = tmp_path / "no-ptb-in-this-rather-long-hyphenated-directory-name-that-must-stay-whole"
   result = _search("--config=configs/ptb_rnn.py", f"--workdir={tmp_path / 'w'}",

@@ -33,9 +33,20 @@ def check_folders(workdir: str, names: tuple[str, ...]) -> None:
                       f"writes it), then run the same command.")
 
 
-def prepare(workdir: str) -> None:
-  """Creates `workdir` and checks it can be written and that what should be a folder in it is
-  one (`RUN_FOLDERS`), or raises a UserError naming it."""
+def check_files(workdir: str, names: tuple[str, ...]) -> None:
+  """A UserError when one of `names`, files a run writes in `workdir`, is a folder there: the
+  write would fail with a traceback, perhaps hours later (summary.json at the end)."""
+  for name in names:
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path):
+      raise UserError(f"{path} is a folder, but the run writes a file of that name there. Move "
+                      f"or rename that folder (the run writes nothing in it), then run the same "
+                      f"command.")
+
+
+def prepare(workdir: str, files: tuple[str, ...] = ()) -> None:
+  """Creates `workdir` and checks it can be written, that what should be a folder in it is one
+  (`RUN_FOLDERS`) and that none of `files` is a folder, or raises a UserError naming it."""
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, f".write_test.{socket.gethostname()}.{os.getpid()}")
@@ -46,6 +57,7 @@ def prepare(workdir: str) -> None:
     raise UserError(f"The workdir {workdir!r} cannot be written ({err.strerror}). Pass a "
                     f"writable directory with --workdir=DIR.") from None
   check_folders(workdir, RUN_FOLDERS)
+  check_files(workdir, files)
 
 
 class Lock:
@@ -130,6 +142,10 @@ def write_atomically(path: str, data: str | bytes) -> None:
   short, and removes the temporary file. Its OSError names `path`. A `path` that is a symbolic
   link has its target rewritten (the link stays), and an earlier file's permissions are kept."""
   path = os.path.realpath(path) if os.path.islink(path) else path
+  if os.path.isdir(path):  # the rename would fail (IsADirectoryError) after the whole write
+    raise UserError(f"{path} is a folder, but this command writes a file of that name. Move or "
+                    f"rename that folder, then run the same command; nothing saved before is "
+                    f"lost.")
   temp = f"{path}.tmp{os.getpid()}"
   try:
     with open(temp, "wb") as f:

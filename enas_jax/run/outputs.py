@@ -24,6 +24,11 @@ def write_arch(space: SearchSpace, stem: str, arch: Arch, extra: dict[str, Any],
   return render.write_picture(space.to_dot(arch, title or None, model_cfg), stem, say=say)
 
 
+def arch_files(stem: str) -> tuple[str, ...]:
+  """The files `write_arch` writes for `stem`, at most."""
+  return tuple(f"{stem}.{ext}" for ext in ("json", "txt", "dot") + tuple(render.FORMATS))
+
+
 def picture_title(epoch: int | None, figures: dict[str, float | None]) -> str:
   """The caption of an architecture picture: "epoch 3  reward 0.412  valid ppl 123.4"."""
   parts = [f"epoch {epoch + 1}"] if epoch is not None else []

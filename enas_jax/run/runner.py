@@ -46,6 +46,9 @@ class Runner:
   `what`: "search" or "training", for messages.
   """
 
+  # the files the run writes at the top of its workdir (none may be a folder there)
+  OUTPUT_FILES = ("config.json", "metrics.jsonl", "summary.json")
+
   def __init__(self, cfg: Any, workdir: str, out: TextIO, progress: metrics_lib.Progress,
                resumable_changes: tuple[str, ...], what: str):
     self.cfg, self.workdir, self.out, self.progress = cfg, workdir, out, progress
@@ -60,7 +63,7 @@ class Runner:
     """Creates the workdir, checks it can be written, and holds its lock (`io.workdir.Lock`,
     process 0's) while the run is in it: a UserError, before anything is written, when another
     run holds it (every process of a multi-host run stops together)."""
-    workdir_lib.prepare(self.workdir)
+    workdir_lib.prepare(self.workdir, self.OUTPUT_FILES)
     lock = workdir_lib.Lock(self.workdir) if self.primary else None
     holder = lock.acquire() if lock else None
     if processes.agree_max(int(holder is not None)):

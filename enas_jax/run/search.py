@@ -60,6 +60,7 @@ class _Rollback(Exception):
 
 class SearchRun(Runner):
   """One search: the space, the task (data, steps, score), the compiled program, the loop."""
+  OUTPUT_FILES = Runner.OUTPUT_FILES + outputs.arch_files("best_arch")  # and its answer's
 
   def __init__(self, cfg: SearchConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress, compile_ahead: bool = True):
