@@ -233,6 +233,22 @@ def test_the_cells_trained_alone_are_kept_by_what_their_training_depends_on(tmp_
       key: {"figure": 3.5, "authors": "cell A"}}}
 
 
+def test_two_reports_at_once_keep_both_reports_cells(tmp_path):
+  """Two reports of one workdir running at once (say `--train_alone=5` and `=10`), each opened
+  the file before the other wrote: the last writer dropped the other's new figures. Now each
+  write merges what is on disk, under a lock."""
+  folder, config = str(tmp_path / "report"), {"model": {"hidden": 8}}
+  first = alone_cache.AloneCache(folder, config, print)
+  second = alone_cache.AloneCache(folder, config, print)
+  keys = [first.key({"nodes": [0, n]}, 200, "linear", 0) for n in range(3)]
+  first.put(keys[0], 5.0, "cell 0")
+  second.put(keys[1], 6.0, "cell 1")
+  first.put(keys[2], 7.0, "cell 2")
+  again = alone_cache.AloneCache(folder, config, print)
+  assert [again.get(k) for k in keys] == [5.0, 6.0, 7.0]
+  assert second.get(keys[0]) == 5.0  # what the other wrote is read as this one writes
+
+
 def test_report_of_a_search_still_running(tmp_path):
   """A search in another process, read while it runs: the report uses its newest checkpoint,
   says it is running, and the search goes on undisturbed and finishes."""

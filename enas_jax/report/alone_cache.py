@@ -8,12 +8,14 @@ A figure is kept under a hash of everything its training depends on: the search'
 the cell, the steps, the learning-rate schedule and `report.seed`, and the JAX version and
 backend that computed it (another JAX can round differently). Training alone starts from fresh
 weights, never from the search's checkpoint, so the figure of a cell does not change as the
-search goes on. Each write replaces the file atomically; a file that cannot be read is not
+search goes on. Each write replaces the file atomically, merged with what another report of
+the same workdir wrote meanwhile (under a lock); a file that cannot be read is not
 trusted: a warning, its cells trained again, the file rewritten. Delete the file to train every
 cell again (after changing enas_jax's own code, say).
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +26,7 @@ import jax
 from enas_jax.io.workdir import from_jsonable, write_json
 
 FILE = "trained_alone.json"
+LOCK = ".trained_alone.lock"  # held while the file is read and rewritten
 _FORMAT = 1  # bumped when what a figure means changes
 
 
@@ -72,10 +75,14 @@ class AloneCache:
     return float(figure) if isinstance(figure, (int, float)) else None
 
   def put(self, key: str, figure: float, authors: str) -> None:
-    """Keeps `figure` and rewrites the file at once (atomically)."""
+    """Keeps `figure` and rewrites the file at once (atomically), with the figures another
+    report of the same workdir has written since (two reports at once keep both's cells)."""
     self._entries[key] = {"figure": figure, "authors": authors}
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    write_json(self.path, {"format": _FORMAT, "entries": self._entries})
+    with open(os.path.join(os.path.dirname(self.path), LOCK), "a") as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+      self._entries = {**self._read(lambda text: None), **self._entries}
+      write_json(self.path, {"format": _FORMAT, "entries": self._entries})
 
   def __len__(self) -> int:
     return len(self._entries)
