@@ -174,6 +174,24 @@ def test_a_folder_where_a_run_writes_a_file_is_one_paragraph(tmp_path):
   assert os.listdir(late.parent) == ["index.html"] and late.is_dir()
 
 
+@pytest.mark.parametrize("platform", ["cuda", "nonsense"])
+def test_a_backend_jax_cannot_start_is_one_paragraph(tmp_path, platform):
+  """JAX_PLATFORMS=cuda where JAX's CUDA build is not installed ended in a bare AssertionError
+  traceback from inside JAX (a platform JAX does not know: a RuntimeError traceback)."""
+  import importlib.util
+  if platform == "cuda" and importlib.util.find_spec("jax_cuda12_plugin"):
+    pytest.skip("JAX's CUDA build is installed here")
+  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS=platform)
+  result = subprocess.run([sys.executable, "-m", "enas_jax.search", "--config=quickstart:tiny",
+                           f"--workdir={tmp_path / 'w'}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+  message = " ".join(result.stderr.split())
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+  assert message.startswith(f"error: JAX cannot start its backend (JAX_PLATFORMS='{platform}')")
+  assert "set JAX_PLATFORMS=cpu or unset it" in message
+  assert not (tmp_path / "w").exists()
+
+
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
   missing = tmp_path / "no-ptb-in-this-rather-long-hyphenated-directory-name-that-must-stay-whole"
   result = _search("--config=configs/ptb_rnn.py", f"--workdir={tmp_path / 'w'}",

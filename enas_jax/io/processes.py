@@ -3,11 +3,30 @@ processes. On one host (every single-process run) these are trivial: process 0 w
 value agreed on is the value itself."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
+
+from enas_jax.io.errors import UserError
+
+
+def check_backend() -> None:
+  """A UserError naming JAX_PLATFORMS and the fix when JAX cannot start the backend it is asked
+  for (`JAX_PLATFORMS=cuda` where JAX's CUDA build is not installed or sees no GPU: an
+  AssertionError or RuntimeError traceback inside JAX at the first array). After
+  `parallel.start_processes` in a multi-host run."""
+  try:
+    jax.devices()
+  except (RuntimeError, AssertionError) as err:
+    asked = os.environ.get("JAX_PLATFORMS", "")
+    why = " ".join(str(err).split())[:300] or f"no installed backend is one of {asked!r}"
+    raise UserError(
+        f"JAX cannot start its backend (JAX_PLATFORMS={asked!r}): {why}. For a GPU, install "
+        f"JAX's CUDA build in this environment (pip install -U \"jax[cuda12]\") and check that "
+        f"nvidia-smi lists the GPU; to run on the CPU, set JAX_PLATFORMS=cpu or unset it.") from None
 
 
 def is_primary() -> bool:

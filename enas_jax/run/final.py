@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from enas_jax.io import metrics as metrics_lib
+from enas_jax.io import processes
 from enas_jax.ops import guards
 from enas_jax.ops.initialize import initialize
 from enas_jax.run.config import FinalConfig
@@ -28,6 +29,7 @@ class FinalRun(Runner):
 
   def __init__(self, cfg: FinalConfig, workdir: str, out: TextIO,
                progress: metrics_lib.Progress):
+    processes.check_backend()
     self.out, self.progress = out, progress  # the task may say notes while it loads
     self.space = get_space(cfg.space)
     self.task = final_task(self.space, cfg, self.say)

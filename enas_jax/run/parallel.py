@@ -76,9 +76,14 @@ def start_processes(cfg: ParallelConfig) -> None:
   A coordinator address that cannot work (its port taken on process 0, nothing listening there
   for the others within `parallel.timeout_s`) is a UserError before JAX is asked: JAX ends the
   process with a C++ abort when its own connection times out. A process that never joins still
-  ends that way, after `parallel.timeout_s`."""
-  if not cfg.distributed or jax.distributed.is_initialized():
-    return
+  ends that way, after `parallel.timeout_s`. Then JAX's backend must start
+  (`io.processes.check_backend`)."""
+  if cfg.distributed and not jax.distributed.is_initialized():
+    _join(cfg)
+  processes.check_backend()
+
+
+def _join(cfg: ParallelConfig) -> None:
   if cfg.coordinator_address:
     _probe_coordinator(cfg)
   try:  # empty fields: detected (TPU pods, Slurm, Open MPI)
