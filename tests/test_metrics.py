@@ -86,6 +86,10 @@ def test_the_log_reader_skips_a_line_being_written_and_names_a_damaged_one(tmp_p
   with pytest.raises(UserError, match=f"{path} line 1 is not JSON: the metrics log is "
                                       f"damaged. Resume the run from its checkpoint"):
     metrics.read_metrics(str(path))
+  path.write_bytes(b"\xff\xfe" + whole[0].encode() + b"\n" + whole[1].encode() + b"\n")
+  with pytest.raises(UserError, match=f"line 1 is not JSON: the metrics log is damaged.*"
+                                      f"delete it \\(sed -i '1d' {path}\\)"):
+    metrics.read_metrics(str(path))  # bytes that are not UTF-8: a UnicodeDecodeError traceback
 
 
 def test_a_failed_write_to_the_log_or_the_events_names_the_file(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 from typing import Any, Callable, Mapping, TextIO
@@ -96,20 +97,22 @@ def read_metrics(path: str) -> list[dict[str, Any]]:
   or training is still writing is skipped. A damaged line before it is a UserError naming it."""
   if not os.path.isfile(path):
     return []
-  with open(path) as f:
-    lines = f.read().split("\n")
+  with open(path, "rb") as f:
+    lines = f.read().split(b"\n")
   records = []
   for i, line in enumerate(lines):
     if not line.strip():
       continue
     try:
-      records.append(json.loads(line))
+      records.append(json.loads(line))  # bytes: UTF-8, and bytes that are not are damage too
     except ValueError:
       if i >= len(lines) - 2:  # the line being written
         break
       raise UserError(f"{path} line {i + 1} is not JSON: the metrics log is damaged. Resume "
-                      f"the run from its checkpoint (the same command; it rewrites the log from "
-                      f"there).") from None
+                      f"the run from its checkpoint (the same command; it rewrites the log after "
+                      f"the point that checkpoint reached, and cuts a crash's damage at the end); "
+                      f"a line damaged before that point stays: delete it (sed -i '{i + 1}d' "
+                      f"{shlex.quote(path)}) to read the others.") from None
   return records
 
 
