@@ -120,6 +120,10 @@ def _write_folder(root, bad=None):
   elif bad == "label":
     with open(root / "test.txt", "a") as f:
       f.write("im0.png bird\n")
+  elif bad == "latin1":  # a listing saved in another encoding: a UnicodeDecodeError traceback
+    listing = (root / "test.txt").read_bytes().split(b"\n")
+    listing[1] = listing[1].replace(b".png", b"\xe9.png")
+    (root / "test.txt").write_bytes(b"\n".join(listing))
   elif bad == "size":
     Image.fromarray(np.zeros((6, 4, 3), np.uint8)).save(root / "test" / "im2.png")
 
@@ -160,6 +164,7 @@ def test_image_folder_classes_txt_and_valid_txt(tmp_path):
     ("unreadable", r"test.txt line 2: cannot read the image .*im1.png"),
     ("label", r"test.txt line 4: unknown label 'bird'"),
     ("size", r"test.txt line 3: image im2.png is 4x6 but the first image is 4x5; all images"),
+    ("latin1", r"test.txt line 2 is not UTF-8 text \(byte \d+\); write the file as UTF-8"),
 ])
 def test_image_folder_errors_name_file_and_line(tmp_path, bad, message):
   pytest.importorskip("PIL")

@@ -98,6 +98,12 @@ def test_malformed_files(tmp_path):
     formats.load_arch("no/such/file.json")
   with pytest.raises(UserError, match="search space has 12"):
     formats.load_arch("0 0 1", num_nodes=12)
+  binary = tmp_path / "best_arch.json"
+  binary.write_bytes(b'\xff\xfe{"nodes": []}')  # a UnicodeDecodeError traceback, in both readers
+  for read in (formats.load_arch, formats.load_arch_spec, lambda spec: formats.load_arch_spec(
+      str(tmp_path))):
+    with pytest.raises(UserError, match=f"{binary} is not text \\(byte 0 cannot be read"):
+      read(str(binary))
 
 
 def test_validate_names_the_node():

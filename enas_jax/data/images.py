@@ -243,26 +243,38 @@ def tfds_images(name: str, data_dir: str, valid_size: int, field: str = "data") 
 
 # --- image folder ---------------------------------------------------------------------------------
 
+def _text_lines(path: str) -> list[str]:
+  """The lines of a listing or classes.txt, or a UserError naming it (unreadable, not UTF-8)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return f.read().split("\n")
+  except OSError as err:
+    raise UserError(f"Cannot read {path}: {err.strerror}.") from None
+  except UnicodeDecodeError as err:
+    with open(path, "rb") as f:
+      line = f.read(err.start).count(b"\n") + 1
+    raise UserError(f"{path} line {line} is not UTF-8 text (byte {err.start}); write the file "
+                    f"as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).") from None
+
+
 def _read_listing(path: str) -> list[tuple[int, str, str]]:
   """(line number, file name, label) per non-empty line of a split listing."""
   rows = []
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, 1):
-      parts = line.split()
-      if not parts:
-        continue
-      if len(parts) != 2:
-        raise UserError(f"{path} line {number}: expected `FILE LABEL` (two fields separated by "
-                        f"a space), got {line.strip()!r}.")
-      rows.append((number, parts[0], parts[1]))
+  for number, line in enumerate(_text_lines(path), 1):
+    parts = line.split()
+    if not parts:
+      continue
+    if len(parts) != 2:
+      raise UserError(f"{path} line {number}: expected `FILE LABEL` (two fields separated by "
+                      f"a space), got {line.strip()!r}.")
+    rows.append((number, parts[0], parts[1]))
   return rows
 
 
 def _class_names(root: str, train_rows: list[tuple[int, str, str]]) -> list[str]:
   path = os.path.join(root, "classes.txt")
   if os.path.isfile(path):
-    with open(path, encoding="utf-8") as f:
-      names = [line.strip() for line in f if line.strip()]
+    names = [line.strip() for line in _text_lines(path) if line.strip()]
     if not names:
       raise UserError(f"{path} lists no classes; write one class name per line or delete it.")
     return names

@@ -255,11 +255,7 @@ def load_arch_spec(spec: str, num_nodes: int | None = None) -> ArchSpec:
   require_path_if_named(spec, "the authors' recurrent string")
   text = spec
   if os.path.isfile(spec):
-    try:
-      with open(spec, encoding="utf-8") as f:
-        text = f.read().strip()
-    except OSError as err:
-      raise UserError(f"Cannot read the architecture file {spec}: {err.strerror}.") from None
+    text = _read_text(spec).strip()
   if text.startswith(ENAS_LM_PREFIX):
     arch = from_enas_lm_string(text[len(ENAS_LM_PREFIX):], where=f"enas_lm string {spec!r}")
     validate(arch, num_nodes=num_nodes)
@@ -273,15 +269,23 @@ def load_arch_spec(spec: str, num_nodes: int | None = None) -> ArchSpec:
   return ArchSpec(load_arch(spec, num_nodes), None, spec)
 
 
+def _read_text(path: str) -> str:
+  """An architecture file's text, or a UserError naming it (unreadable, or not UTF-8)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return f.read()
+  except OSError as err:
+    raise UserError(f"Cannot read the architecture file {path}: {err.strerror}.") from None
+  except UnicodeDecodeError as err:
+    raise UserError(f"The architecture file {path} is not text (byte {err.start} cannot be "
+                    f"read as UTF-8): give our JSON (a search's best_arch.json), a dag.json or "
+                    f"the authors' string of integers.") from None
+
+
 def load_arch(spec: str, num_nodes: int | None = None) -> RNNArch:
   """Reads an architecture from a file path (our JSON or dag.json) or an authors' string."""
   if os.path.exists(spec):
-    try:
-      with open(spec, encoding="utf-8") as f:
-        text = f.read()
-    except OSError as err:
-      raise UserError(f"Cannot read the architecture file {spec}: {err.strerror}.") from None
-    stripped = text.strip()
+    stripped = _read_text(spec).strip()
     if stripped.startswith("{"):
       try:
         data = json.loads(stripped)
