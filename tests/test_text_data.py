@@ -38,6 +38,9 @@ def test_missing_directory_and_split(tmp_path):
   (tmp_path / "valid.txt").write_text("a\n")
   with pytest.raises(UserError, match="no test split: looked for test.txt, ptb.test.txt"):
     text.read_corpus(str(tmp_path))
+  (tmp_path / "test.txt").mkdir()  # it said the split was missing, while test.txt was there
+  with pytest.raises(UserError, match=f"corpus file {tmp_path / 'test.txt'} .* is not a file"):
+    text.read_corpus(str(tmp_path))
 
 
 def test_empty_split_and_bad_bytes(tmp_path):

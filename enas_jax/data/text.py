@@ -54,6 +54,10 @@ def find_split(directory: str, split: str, field: str = "data.dir") -> str:
     path = os.path.join(directory, name)
     if os.path.isfile(path):
       return path
+    if os.path.exists(path):
+      raise UserError(f"The corpus file {path} (config field `{field}`) is not a file: the "
+                      f"{split} split must be a text file of that name. Move it away and put the "
+                      f"file there.")
   raise UserError(
       f"The corpus directory {directory!r} (config field `{field}`) has no {split} split: "
       f"looked for {', '.join(names)}. Add the file or point `{field}` at the right directory.")
