@@ -205,6 +205,17 @@ def test_a_hang_up_is_ignored_under_nohup_and_never_stops_at_once(monkeypatch):
     signal.signal(signal.SIGHUP, previous)
 
 
+def test_a_scheduler_signal_ahead_of_the_time_limit_stops_at_a_checkpoint():
+  """Slurm's `--signal=B:USR1@120` (or USR2) warns a job before its time limit; their default
+  action killed the run at once. Now they stop it like SIGTERM (exit 138, 140)."""
+  for signum in (signal.SIGUSR1, signal.SIGUSR2):
+    with StopSignals() as stop:
+      assert signal.getsignal(signum) == stop._handle
+      stop._handle(signum, None)
+      assert stop.received == signum and stop.name == signum.name
+    assert signal.getsignal(signum) == signal.SIG_DFL
+
+
 def test_disk_full_during_a_save_is_one_paragraph_and_the_rerun_resumes(reference, tmp_path,
                                                                         monkeypatch):
   """orbax reports a full disk from tensorstore's writer as a ValueError carrying the OS text;

@@ -287,7 +287,7 @@ def test_unwritable_workdir_and_empty_split_are_clear(tmp_path):
   assert "Traceback" not in message
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1])
 def test_a_signal_outside_a_run_loop_is_one_line_and_runs_the_cleanup(sig):
   """SIGTERM or SIGHUP while a command is not in a run's loop (its setup, a report scoring cells,
   a picture) ended the process silently (the default action), skipping its cleanup. Now it ends

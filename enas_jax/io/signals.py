@@ -1,8 +1,10 @@
-"""SIGTERM, SIGINT and SIGHUP as a request to stop cleanly: the run loops finish the step in
-progress, save a checkpoint and exit with 128 + the signal's number (143, 130, 129); a second
-signal (not a second hang-up) exits at once. A cluster scheduler sends SIGTERM before it preempts a job; Ctrl-C sends
-SIGINT; a closed terminal or ssh connection sends SIGHUP (then the terminal is gone, so the
-output that went to it goes nowhere; a run started under `nohup` ignores SIGHUP, as asked)."""
+"""SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 as a request to stop cleanly: the run loops
+finish the step in progress, save a checkpoint and exit with 128 + the signal's number (143,
+130, 129, 138, 140); a second signal (not a second hang-up) exits at once. A cluster scheduler
+sends SIGTERM before it preempts a job, or the signal a job asks for ahead of its time limit
+(Slurm's `--signal=B:USR1@120`); Ctrl-C sends SIGINT; a closed terminal or ssh connection sends
+SIGHUP (then the terminal is gone, so the output that went to it goes nowhere; a run started
+under `nohup` ignores SIGHUP, as asked)."""
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +14,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def _handled(signum: int) -> bool:
@@ -47,10 +49,9 @@ def _tell(text: str) -> None:
 
 
 class StopSignals:
-  """While entered (in the main thread), the first SIGTERM, SIGINT or SIGHUP is recorded in
-  `received` for the loop to honour at its next step boundary; the second (not a SIGHUP) ends the
-  process at once. A SIGHUP also detaches standard output and error from the terminal they
-  wrote to."""
+  """While entered (in the main thread), the first of `STOP_SIGNALS` is recorded in `received`
+  for the loop to honour at its next step boundary; the second (not a SIGHUP) ends the process
+  at once. A SIGHUP also detaches standard output and error from the terminal they wrote to."""
 
   def __init__(self) -> None:
     self.received: int | None = None
@@ -90,9 +91,9 @@ class StopSignals:
 
 
 class Interrupted(KeyboardInterrupt):
-  """A SIGTERM or SIGHUP outside a run's loop: raised where the program is, as Python raises
-  KeyboardInterrupt for a Ctrl-C there, so that the command ends through its cleanup (a lock
-  released, a temporary file removed) with one line instead of silently."""
+  """A stop signal but SIGINT, outside a run's loop: raised where the program is, as Python
+  raises KeyboardInterrupt for a Ctrl-C there, so that the command ends through its cleanup (a
+  lock released, a temporary file removed) with one line instead of silently."""
 
   def __init__(self, signum: int):
     super().__init__(signal.Signals(signum).name)
@@ -100,8 +101,9 @@ class Interrupted(KeyboardInterrupt):
 
 
 def interrupt_on_signals() -> dict[int, Any]:
-  """From now on a SIGTERM or SIGHUP (unless ignored) raises `Interrupted` in the main thread,
-  outside a `StopSignals` (a run's loop); a SIGHUP detaches the terminal's outputs first.
+  """From now on the stop signals but SIGINT (which Python raises as KeyboardInterrupt itself;
+  SIGHUP unless ignored) raise `Interrupted` in the main thread, outside a `StopSignals` (a
+  run's loop); a SIGHUP detaches the terminal's outputs first.
   Returns the handlers it replaced (none outside the main thread, where Python has none)."""
   if threading.current_thread() is not threading.main_thread():
     return {}
@@ -114,11 +116,11 @@ def interrupt_on_signals() -> dict[int, Any]:
     raise Interrupted(signum)
 
   return {signum: signal.signal(signum, interrupt)
-          for signum in (signal.SIGTERM, signal.SIGHUP) if _handled(signum)}
+          for signum in STOP_SIGNALS if signum != signal.SIGINT and _handled(signum)}
 
 
 def exit_at_once_on_signals() -> None:
-  """From now on SIGTERM, SIGINT or SIGHUP (unless ignored) ends the process at once, silently,
+  """From now on a stop signal (SIGHUP unless ignored) ends the process at once, silently,
   with 128 + its number: for a command that is already stopping (a second Ctrl-C while it
   exits, which otherwise raised KeyboardInterrupt inside Python's exit handlers and printed
   their traceback)."""
