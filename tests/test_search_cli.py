@@ -144,8 +144,9 @@ def test_a_file_where_a_run_keeps_a_folder_is_one_paragraph(tmp_path):
     (workdir / "config.json").write_text(json.dumps({"search": {}, "controller": {}}))
     (workdir / name).write_text("not the run's")
     check = reading.read_search if name == "report" else workdir_lib.prepare
-    with pytest.raises(errors.UserError, match=f"{workdir / name} is a file, but the commands keep the "
-                                        f".* in a folder of that name there. Move or delete"):
+    with pytest.raises(errors.UserError, match=f"{workdir / name} is a file, but the commands "
+                                               f"keep the .* in a folder of that name there. "
+                                               f"Move or delete"):
       check(str(workdir))
     (workdir / name).unlink()
     (workdir / name).mkdir()

@@ -23,8 +23,9 @@ class UserError(Exception):
 
 
 class Stopped(Exception):
-  """The run stopped on a signal (SIGTERM, SIGINT, SIGHUP) after saving a checkpoint; the process exits
-  with `exit_code` (128 + the signal's number, as a shell reports a process the signal killed)."""
+  """The run stopped on a signal (`io.signals.STOP_SIGNALS`) after saving a checkpoint; the
+  process exits with `exit_code` (128 + the signal's number, as a shell reports a process the
+  signal killed)."""
 
   def __init__(self, message: str, exit_code: int):
     super().__init__(" ".join(message.split()))
@@ -75,8 +76,8 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       sys.stderr.write(paragraph(str(stop)) + "\n")
       sys.stderr.flush()
       raise SystemExit(stop.exit_code) from None
-    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM or SIGHUP outside a run's loop
-      exit_at_once_on_signals()               # (its setup; a report, a picture)
+    except KeyboardInterrupt as interrupt:  # a stop signal outside a run's loop (its setup; a
+      exit_at_once_on_signals()               # report, a picture): `Interrupted` or Ctrl-C
       signum = getattr(interrupt, "signum", signal.SIGINT)
       # (the files the commands rewrite are replaced whole, so none is left half-written)
       with contextlib.suppress(OSError):

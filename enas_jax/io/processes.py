@@ -26,7 +26,8 @@ def check_backend() -> None:
     raise UserError(
         f"JAX cannot start its backend (JAX_PLATFORMS={asked!r}): {why}. For a GPU, install "
         f"JAX's CUDA build in this environment (pip install -U \"jax[cuda12]\") and check that "
-        f"nvidia-smi lists the GPU; to run on the CPU, set JAX_PLATFORMS=cpu or unset it.") from None
+        f"nvidia-smi lists the GPU; to run on the CPU, set JAX_PLATFORMS=cpu or unset it."
+    ) from None
 
 
 def is_primary() -> bool:

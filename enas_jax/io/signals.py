@@ -107,12 +107,15 @@ def interrupt_on_signals() -> dict[int, Any]:
   Returns the handlers it replaced (none outside the main thread, where Python has none)."""
   if threading.current_thread() is not threading.main_thread():
     return {}
-  terminals = _terminal_outputs()
+  terminals, hung_up = _terminal_outputs(), []
 
   def interrupt(signum: int, frame: FrameType | None) -> None:
     del frame
     if signum == signal.SIGHUP:
       _detach(terminals)
+      if hung_up:  # the second hang-up (see `StopSignals`): the command is already ending
+        return
+      hung_up.append(signum)
     raise Interrupted(signum)
 
   return {signum: signal.signal(signum, interrupt)
