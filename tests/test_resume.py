@@ -27,6 +27,7 @@ from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io import metrics
 from enas_jax.io import errors
 from enas_jax.io.errors import UserError
+from enas_jax.io import signals as signals_lib
 from enas_jax.io.signals import StopSignals
 from enas_jax.run import config as run_config
 from enas_jax.run import screen as screen_lib
@@ -203,6 +204,25 @@ def test_a_hang_up_is_ignored_under_nohup_and_never_stops_at_once(monkeypatch):
       assert exits == [143]
   finally:
     signal.signal(signal.SIGHUP, previous)
+
+
+def test_outside_a_run_loop_a_signal_raises_once_per_hang_up():
+  """Outside a run's loop a stop signal raises `Interrupted` (the command ends through its
+  cleanup); the second hang-up, arriving during that cleanup, does not raise again."""
+  handlers = {s: signal.getsignal(s) for s in signals_lib.STOP_SIGNALS}
+  try:
+    signals_lib.interrupt_on_signals()
+    assert signal.getsignal(signal.SIGINT) == handlers[signal.SIGINT]  # Python's own
+    interrupt = signal.getsignal(signal.SIGHUP)
+    with pytest.raises(signals_lib.Interrupted) as raised:
+      interrupt(signal.SIGHUP, None)
+    assert raised.value.signum == signal.SIGHUP
+    interrupt(signal.SIGHUP, None)  # ignored
+    with pytest.raises(signals_lib.Interrupted):
+      signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+  finally:
+    for signum, handler in handlers.items():
+      signal.signal(signum, handler)
 
 
 def test_a_scheduler_signal_ahead_of_the_time_limit_stops_at_a_checkpoint():
