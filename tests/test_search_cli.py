@@ -193,6 +193,31 @@ def test_a_backend_jax_cannot_start_is_one_paragraph(tmp_path, platform):
   assert not (tmp_path / "w").exists()
 
 
+def test_temporary_files_a_killed_run_left_are_removed_when_the_next_holds_the_workdir(
+    tmp_path):
+  """A SIGKILL or a crash during an atomic rewrite left `summary.json.tmp<PID>` (and the like)
+  in the workdir for good. The next run of the workdir, holding its lock (so no other process
+  writes those files), removes them and says so; files of other names stay."""
+  import io
+  from enas_jax.configs import quickstart
+  from enas_jax.io import metrics
+  from enas_jax.run import search as search_run
+  from tests import runs
+  workdir = tmp_path / "w [1]"  # glob's special characters in the path
+  (workdir / "archs").mkdir(parents=True)
+  left = ["summary.json.tmp4242", "best_arch.png.tmp7", "archs/epoch_0002.dot.tmp99"]
+  kept = ["notes.tmp1", "summary.json.tmpx", "archs/epoch_0002.dot", "config.json"]
+  for name in left + kept:
+    (workdir / name).write_text("x")
+  out = io.StringIO()
+  run = search_run.SearchRun(runs.search_config(quickstart), str(workdir), out,
+                             metrics.Progress(enabled=False))
+  with run.workdir_held():
+    assert not any((workdir / name).exists() for name in left)
+    assert all((workdir / name).exists() for name in kept)
+  assert out.getvalue().startswith("note: removed 3 temporary file(s) that a killed run left (")
+
+
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
   missing = tmp_path / "no-ptb-in-this-rather-long-hyphenated-directory-name-that-must-stay-whole"
   result = _search("--config=configs/ptb_rnn.py", f"--workdir={tmp_path / 'w'}",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import json
 import math
 import os
+import re
 import socket
 import stat
 import time
@@ -159,6 +161,23 @@ def write_atomically(path: str, data: str | bytes) -> None:
     if isinstance(err, OSError):
       raise OSError(err.errno, err.strerror, path) from None
     raise
+
+
+def remove_leftover_temporaries(workdir: str, names: tuple[str, ...]) -> list[str]:
+  """Removes the temporary files (`NAME.tmpPID`, see `write_atomically`) that a killed run (a
+  SIGKILL, a host crash) left beside `names` at the top of `workdir` and in its `archs`
+  folder; returns their paths. Only for the run that holds the workdir's `Lock`: no other
+  process writes those files then, so every such file is a leftover."""
+  patterns = [os.path.join(glob.escape(workdir), f"{glob.escape(name)}.tmp[0-9]*")
+              for name in names]
+  patterns.append(os.path.join(glob.escape(workdir), "archs", "*.tmp[0-9]*"))
+  removed = []
+  for path in sorted({p for pattern in patterns for p in glob.glob(pattern)}):
+    if re.fullmatch(r".*\.tmp[0-9]+", path) and os.path.isfile(path):
+      with contextlib.suppress(OSError):
+        os.remove(path)
+        removed.append(path)
+  return removed
 
 
 def cut_log(path: str, size: int) -> int:

@@ -72,6 +72,11 @@ class Runner:
           f"{workdir_lib.Lock.FILE} there). Two runs in one workdir would interleave their "
           f"checkpoints and logs. Wait for that run to end (SIGTERM stops it at a checkpoint; "
           f"the same command resumes it), or pass another --workdir.")
+    if lock:
+      left = workdir_lib.remove_leftover_temporaries(self.workdir, self.OUTPUT_FILES)
+      if left:
+        self.say(f"note: removed {len(left)} temporary file(s) that a killed run left "
+                 f"({', '.join(os.path.basename(p) for p in left[:3])}{', ...' * (len(left) > 3)})")
     try:
       yield
     finally:
