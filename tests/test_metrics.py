@@ -92,6 +92,16 @@ def test_the_log_reader_skips_a_line_being_written_and_names_a_damaged_one(tmp_p
     metrics.read_metrics(str(path))  # bytes that are not UTF-8: a UnicodeDecodeError traceback
 
 
+def test_the_log_knows_when_its_file_was_deleted(tmp_path):
+  log = metrics.MetricsLog(str(tmp_path))
+  log.write("shared", 1, {"loss": 1.0})
+  assert not log.removed()
+  os.remove(tmp_path / "metrics.jsonl")
+  assert log.removed()  # the run stops at its next checkpoint (`Runner.check_workdir`)
+  log.close()
+  assert not log.removed() and not metrics.SilentLog().removed()
+
+
 def test_a_failed_write_to_the_log_or_the_events_names_the_file(tmp_path):
   """A write() or flush() that fails (a full disk, a file-size limit) raises an OSError without a
   file name; the log's and the events writer's name their file, so the paragraph says which."""

@@ -218,6 +218,29 @@ def test_temporary_files_a_killed_run_left_are_removed_when_the_next_holds_the_w
   assert out.getvalue().startswith("note: removed 3 temporary file(s) that a killed run left (")
 
 
+def test_a_workdir_removed_under_a_run_is_one_paragraph(tmp_path, monkeypatch):
+  """`rm -rf WORKDIR` (a scratch clean-up, the wrong folder) while a search runs: orbax made the
+  checkpoints folder again and the run went on, ending "complete" in a workdir without its
+  config.json, metrics.jsonl and TensorBoard files, or died in a traceback wherever a write
+  failed. Now the next checkpoint (or the failure) says the workdir was removed, exit 2."""
+  from enas_jax.configs import quickstart
+  from enas_jax.run import runner
+  from tests import runs
+  workdir, real_save, saves = tmp_path / "w", runner.Runner.save, []
+
+  def removed_before_the_second_save(run, *args, **kwargs):
+    saves.append(1)
+    if len(saves) == 2:
+      shutil.rmtree(workdir)
+    return real_save(run, *args, **kwargs)
+
+  monkeypatch.setattr(runner.Runner, "save", removed_before_the_second_save)
+  with pytest.raises(errors.UserError, match=f"The workdir {workdir} \\(or its metrics.jsonl\\) "
+                                             f"was removed while the search was using it"):
+    runs.search(runs.search_config(quickstart), workdir)
+  assert len(saves) == 2 and not workdir.exists()  # stopped there: nothing made again
+
+
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
   missing = tmp_path / "no-ptb-in-this-rather-long-hyphenated-directory-name-that-must-stay-whole"
   result = _search("--config=configs/ptb_rnn.py", f"--workdir={tmp_path / 'w'}",

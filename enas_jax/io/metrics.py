@@ -44,6 +44,13 @@ class MetricsLog:
       self._jsonl.flush()
     self.events.flush()
 
+  def removed(self) -> bool:
+    """Whether the log file was deleted (a workdir emptied under the run) while open here."""
+    try:
+      return os.fstat(self._jsonl.fileno()).st_nlink == 0
+    except (OSError, ValueError):  # closed
+      return False
+
   def position(self) -> dict[str, Any]:
     """What a checkpoint records to cut the log back to it on resume: the bytes of
     `metrics.jsonl` and of every events file written so far."""
@@ -78,6 +85,9 @@ class SilentLog:
 
   def __init__(self) -> None:
     self.events = _NoEvents()
+
+  def removed(self) -> bool:
+    return False
 
   def write(self, phase: str, step: int, values: Mapping[str, Any]) -> None:
     del phase, step, values

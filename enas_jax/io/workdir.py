@@ -62,6 +62,16 @@ def prepare(workdir: str, files: tuple[str, ...] = ()) -> None:
   check_files(workdir, files)
 
 
+def identity(path: str) -> tuple[int, int] | None:
+  """(device, inode) of `path`, None when it is gone: a folder removed and made again (as
+  orbax makes a checkpoint's parents) has another."""
+  try:
+    info = os.stat(path)
+  except OSError:
+    return None
+  return info.st_dev, info.st_ino
+
+
 class Lock:
   """An exclusive `flock` on `<workdir>/.lock` while a run writes there, so that a second run
   started in the same workdir (a job requeued while the first still runs) is refused instead of

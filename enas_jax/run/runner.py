@@ -57,6 +57,7 @@ class Runner:
     self._checkpointer: ckpt_lib.Checkpointer | None = None
     self.log: metrics_lib.MetricsLog | metrics_lib.SilentLog | None = None
     self.stop_signals = StopSignals()  # entered by the subclass's `execute`
+    self._identity: tuple[int, int] | None = None  # the workdir's, while the run holds it
 
   @contextlib.contextmanager
   def workdir_held(self) -> Iterator[None]:
@@ -77,8 +78,14 @@ class Runner:
       if left:
         self.say(f"note: removed {len(left)} temporary file(s) that a killed run left "
                  f"({', '.join(os.path.basename(p) for p in left[:3])}{', ...' * (len(left) > 3)})")
+    self._identity = workdir_lib.identity(self.workdir)
     try:
       yield
+    except Exception as err:  # a workdir removed under the run: whatever failed, that is why
+      if isinstance(err, UserError):
+        raise
+      self.check_workdir(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
+      raise
     finally:
       if lock:
         lock.release()
@@ -95,8 +102,22 @@ class Runner:
     self.out.write(text + "\n")
     self.out.flush()
 
+  def check_workdir(self, failure: str = "") -> None:
+    """A UserError when the workdir was removed (or replaced, or emptied: the log deleted) since
+    the run took it: its checkpoints and log are gone, and writing on would leave a workdir
+    without them."""
+    if self._identity is None or (workdir_lib.identity(self.workdir) == self._identity
+                                  and not (self.log and self.log.removed())):
+      return
+    raise UserError(f"The workdir {self.workdir} (or its metrics.jsonl) was removed while the "
+                    f"{self.what} was using it"
+                    f"{f' ({failure})' if failure else ''}. Its checkpoints and log went with "
+                    f"it: run the same command to start again, with the workdir somewhere it is "
+                    f"kept.")
+
   def save(self, state: RunState, must_be_finite: Any) -> None:
     """Checkpoint `state.save_index`; NaN/Inf in `must_be_finite` stops the run unsaved."""
+    self.check_workdir()
     meta = {"position": state.position(), "log": self.log.position(),
             "config": dataclasses.asdict(self.cfg)}
     try:
