@@ -241,6 +241,30 @@ def test_a_workdir_removed_under_a_run_is_one_paragraph(tmp_path, monkeypatch):
   assert len(saves) == 2 and not workdir.exists()  # stopped there: nothing made again
 
 
+def test_device_memory_running_out_is_one_paragraph(tmp_path, monkeypatch):
+  """XLA's RESOURCE_EXHAUSTED (a batch or a model too large for the GPU) was a traceback; now a
+  paragraph naming the fields to lower and where the checkpoints are (simulated here: a CPU
+  has no device memory to run out of)."""
+  import jax
+  from enas_jax.configs import quickstart
+  from enas_jax.run import search as search_run
+  from tests import runs
+
+  def out_of_memory(run):
+    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
+                                     "allocate 85899345920 bytes.\nBufferAssignment OOM Debugging")
+
+  monkeypatch.setattr(search_run.SearchRun, "restore_or_fresh", out_of_memory)
+  with pytest.raises(errors.UserError) as err:
+    runs.search(runs.search_config(quickstart), tmp_path / "w")
+  assert str(err.value) == (
+      "The search ran out of CPU memory (RESOURCE_EXHAUSTED: Out of memory while trying to "
+      "allocate 85899345920 bytes.). Lower `data.batch_size` or the model's size (`model.*`) in "
+      "the config, or use a device with more memory (on a GPU, JAX takes 75% of it unless "
+      "XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95). The checkpoints saved so far "
+      f"are kept in {tmp_path / 'w' / 'checkpoints'}.")
+
+
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
   missing = tmp_path / "no-ptb-in-this-rather-long-hyphenated-directory-name-that-must-stay-whole"
   result = _search("--config=configs/ptb_rnn.py", f"--workdir={tmp_path / 'w'}",

@@ -38,6 +38,13 @@ class Diverged(UserError):
   """The loss became NaN/Inf and the policy says stop."""
 
 
+def _out_of_device_memory(err: Exception) -> bool:
+  """Whether `err` is XLA's report that the device's memory ran out (a batch or model too large
+  for it)."""
+  return (isinstance(err, jax.errors.JaxRuntimeError)
+          and str(err).startswith("RESOURCE_EXHAUSTED"))
+
+
 class Runner:
   """The workdir, log, checkpointer and messages of one run of config `cfg`.
 
@@ -85,6 +92,13 @@ class Runner:
       if isinstance(err, UserError):
         raise
       self.check_workdir(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
+      if _out_of_device_memory(err):
+        raise UserError(
+            f"The {self.what} ran out of {jax.default_backend().upper()} memory "
+            f"({str(err).splitlines()[0][:200]}). Lower `data.batch_size` or the model's size "
+            f"(`model.*`) in the config, or use a device with more memory (on a GPU, JAX takes "
+            f"75% of it unless XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95). The "
+            f"checkpoints saved so far are kept in {self.checkpointer.directory}.") from None
       raise
     finally:
       if lock:
