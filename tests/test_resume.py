@@ -337,6 +337,37 @@ def test_speed_only_fields_may_change_on_resume(four_epochs, reference, tmp_path
   assert "is complete" in out and "model.scan_unroll (1 -> 3)" in out
 
 
+def test_a_resume_on_other_data_is_refused_and_other_software_is_said(reference, tmp_path,
+                                                                       monkeypatch):
+  """Each checkpoint keeps a hash of the data (`data.fingerprint`) and the JAX version and
+  device. A corpus regenerated (or a folder of images changed) under the same config resumed
+  silently, mixing two datasets in one run; now it is refused. Other software resumes, with a
+  note that the continuation need not be bit-exact."""
+  from enas_jax.data import text
+  from enas_jax.run import runner
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  _, _, meta = runs.latest_checkpoint(workdir)
+  assert meta["data"] == text.Corpus.fingerprint(_quickstart_corpus()) and meta["software"] == {
+      "jax": jax.__version__, "device": jax.devices()[0].device_kind}
+  real = text.Corpus.fingerprint
+  monkeypatch.setattr(text.Corpus, "fingerprint", lambda corpus: "0" * 64)
+  with pytest.raises(UserError, match=f"The data this search reads differs from the data its "
+                                      f"checkpoints in {workdir / 'checkpoints'} were trained on "
+                                      f"\\(fingerprint {meta['data'][:12]}, now 000000000000\\)"):
+    _run(workdir)
+  monkeypatch.setattr(text.Corpus, "fingerprint", real)
+  monkeypatch.setattr(runner, "software", lambda: {"jax": "9.9", "device": "TPU v9"})
+  _, _, out = _run(workdir)
+  assert (f"note: the checkpoint was saved under jax {jax.__version__} on "
+          f"{jax.devices()[0].device_kind}; this run uses jax 9.9 on TPU v9: it goes on") in out
+
+
+def _quickstart_corpus():
+  from enas_jax.tasks.language.data import load_corpus
+  return load_corpus(_cfg().data)
+
+
 def test_unreadable_latest_checkpoint_and_killed_save_leftovers(four_epochs, reference, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from enas_jax.data.fingerprint import fingerprint
 from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 
@@ -88,6 +89,11 @@ class ImageSplits:
   num_classes: int
   mean_C: np.ndarray  # per-channel mean of the training images, in [0, 1]
   std_C: np.ndarray  # per-channel standard deviation, in [0, 1]
+
+  def fingerprint(self) -> str:
+    """The hash of the three splits' images and labels (`data.fingerprint`)."""
+    return fingerprint(self.train_x, self.train_y, self.valid_x, self.valid_y, self.test_x,
+                       self.test_y)
 
   @property
   def image_shape(self) -> tuple[int, int, int]:

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from enas_jax.data.fingerprint import fingerprint
 from enas_jax.io.errors import UserError
 
 NUM_EDGES, NUM_OPS = 6, 5
@@ -51,6 +52,11 @@ class Table:
   train_time_K: np.ndarray
   model_size_K: np.ndarray
   latency_K: np.ndarray
+
+  def fingerprint(self) -> str:
+    """The hash of the table's figures (`data.fingerprint`)."""
+    return fingerprint(self.name, self.acc_KxS, self.seeds_K, self.train_time_K,
+                       self.model_size_K, self.latency_K)
 
   @functools.cached_property
   def mean_acc_K(self) -> np.ndarray:

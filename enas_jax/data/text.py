@@ -14,6 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
+from enas_jax.data.fingerprint import fingerprint
 from enas_jax.io.errors import UserError
 
 EOS = "<eos>"
@@ -33,6 +34,10 @@ class Corpus:
   name: str = "corpus"
   # Extra facts a synthetic corpus knows, e.g. the planted teacher's perplexity per split.
   info: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+  def fingerprint(self) -> str:
+    """The hash of the vocabulary and the three splits' token ids (`data.fingerprint`)."""
+    return fingerprint(self.words, self.train, self.valid, self.test)
 
   @property
   def vocab_size(self) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import signal
 from typing import Any, Iterator, TextIO
@@ -38,6 +39,16 @@ class Diverged(UserError):
   """The loss became NaN/Inf and the policy says stop."""
 
 
+def software() -> dict[str, str]:
+  """What a run's figures depend on besides the config and the data: JAX and the device."""
+  return {"jax": jax.__version__, "device": jax.devices()[0].device_kind}
+
+
+def describe(versions: Any) -> str:
+  return f"jax {versions.get('jax')} on {versions.get('device')}" if isinstance(
+      versions, dict) else repr(versions)
+
+
 def _out_of_device_memory(err: Exception) -> bool:
   """Whether `err` is XLA's report that the device's memory ran out (a batch or model too large
   for it)."""
@@ -55,6 +66,7 @@ class Runner:
 
   # the files the run writes at the top of its workdir (none may be a folder there)
   OUTPUT_FILES = ("config.json", "metrics.jsonl", "summary.json")
+  task: Any  # the subclass's SearchTask or FinalTask (tasks/base.py)
 
   def __init__(self, cfg: Any, workdir: str, out: TextIO, progress: metrics_lib.Progress,
                resumable_changes: tuple[str, ...], what: str):
@@ -133,7 +145,8 @@ class Runner:
     """Checkpoint `state.save_index`; NaN/Inf in `must_be_finite` stops the run unsaved."""
     self.check_workdir()
     meta = {"position": state.position(), "log": self.log.position(),
-            "config": dataclasses.asdict(self.cfg)}
+            "config": dataclasses.asdict(self.cfg), "data": self.data_fingerprint,
+            "software": software()}
     try:
       self.checkpointer.save(state.save_index, state.arrays(), meta,
                              must_be_finite=must_be_finite)
@@ -157,12 +170,30 @@ class Runner:
                   f"{state.save_index} saved in {self.checkpointer.directory}; run the same "
                   f"command to resume.", 128 + signum)
 
+  @functools.cached_property
+  def data_fingerprint(self) -> str:
+    """The hash of the data the subclass's task trains and scores on, computed once."""
+    return self.task.data_fingerprint()
+
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
     diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, self.resumable_changes,
                                      self.workdir, self.what)
     diffs = [d for d in diffs if not d.startswith(PER_PROCESS_FIELDS)]
     if diffs:
       self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
+    saved = meta.get("data")  # (none in a checkpoint written before it was kept)
+    if saved is not None and saved != self.data_fingerprint:
+      raise UserError(
+          f"The data this {self.what} reads differs from the data its checkpoints in "
+          f"{self.checkpointer.directory} were trained on (fingerprint {saved[:12]}, now "
+          f"{self.data_fingerprint[:12]}): the files the config's `data` section names changed "
+          f"since. A resumed run would mix the two. Put the data it was saved with back, or use "
+          f"a new --workdir.")
+    now = software()
+    if meta.get("software", now) != now:
+      self.say(f"note: the checkpoint was saved under {describe(meta['software'])}; this run "
+               f"uses {describe(now)}: it goes on, but need not round as the saved run would "
+               f"have (a resume is bit-exact under the same software and device)")
 
   def fresh_state(self, compiled: bool = True) -> RunState:
     """A new state (the subclass's); `compiled=False` when only its shapes will be used."""

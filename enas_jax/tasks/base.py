@@ -41,6 +41,10 @@ class SearchTask(Protocol):
   figure_source: str
   cost_figure: str
 
+  def data_fingerprint(self) -> str:
+    """The hash of the data it trains and scores on (`data.fingerprint`): a checkpoint keeps
+    it, and a resume on other data is refused."""
+
   def init_model(self, key: jax.Array) -> Any:
     """The shared weights' fresh training state (traceable)."""
 
@@ -102,6 +106,9 @@ class FinalTask(Protocol):
   """A task as the final-training loop sees it: one architecture trained from scratch."""
 
   resumable_changes: tuple[str, ...]
+
+  def data_fingerprint(self) -> str:
+    """As `SearchTask.data_fingerprint`."""
 
   def init_model(self) -> Any:
     """The fresh training state (traceable)."""

@@ -107,6 +107,9 @@ class FinalTaskImpl:
     self.eval_step = jax.jit(eval_step)
     self.key = jax.random.key(cfg.seed)
 
+  def data_fingerprint(self) -> str:
+    return self.data.fingerprint()
+
   def init_model(self) -> cnn_steps.CNNState:
     h, w, c = self.data.image_shape
     variables = self.module.init({"params": jax.random.fold_in(self.key, 0),

@@ -73,6 +73,9 @@ class SearchTaskImpl:
         self.data.std_C, aux_weight, per_epoch * cfg.search.epochs)
     self.jit_accuracy = jax.jit(self.accuracy)
 
+  def data_fingerprint(self) -> str:
+    return self.data.fingerprint()
+
   def init_model(self, key: jax.Array) -> cnn_steps.CNNState:
     params = self.network.init(key)
     return cnn_steps.CNNState(params=params, batch_stats={},

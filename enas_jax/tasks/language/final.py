@@ -170,6 +170,9 @@ class FinalTaskImpl:
     self.eval_step = jax.jit(eval_step)
     self.key = jax.random.key(cfg.seed)
 
+  def data_fingerprint(self) -> str:
+    return self.corpus.fingerprint()
+
   def init_model(self) -> AveragedLM:
     lm = lm_steps.init_state(self.model.module, self.optimizer, jax.random.fold_in(self.key, 0),
                              self.cfg.data.batch_size, None)

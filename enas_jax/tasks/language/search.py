@@ -60,6 +60,9 @@ class SearchTaskImpl:
         self.model, self.optimizer, cfg.shared.l2, l2_on=cfg.shared.l2_on)
     self.jit_eval_step = jax.jit(self.eval_step)
 
+  def data_fingerprint(self) -> str:
+    return self.corpus.fingerprint()
+
   def init_model(self, key: jax.Array) -> lm_steps.LMState:
     arch = self.space.random_arch(jax.random.key(0), self.cfg.model)  # shapes only
     return lm_steps.init_state(self.model, self.optimizer, key, self.cfg.data.batch_size, arch)

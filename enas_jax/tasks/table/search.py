@@ -51,6 +51,9 @@ class SearchTaskImpl:
     self.table: Table = load_table(cfg.data.dataset)
     self.device_table = DeviceTable.of(self.table)
 
+  def data_fingerprint(self) -> str:
+    return self.table.fingerprint()
+
   def init_model(self, key: jax.Array) -> NoWeights:
     del key
     return NoWeights(params={}, batch_stats={}, step=jnp.zeros((), jnp.int32))
