@@ -270,8 +270,11 @@ def test_any_write_error_at_the_command_is_one_paragraph(capsys):
   def main(argv):
     raise OSError(errno.ENOSPC, "No space left on device", "/w/metrics.jsonl")
 
+  before = {s: signal.getsignal(s) for s in signals_lib.STOP_SIGNALS}
   with pytest.raises(SystemExit) as exit_info:
     errors.run_main(main)([])
+  # the handlers run_main put in are gone again (they leaked into later tests of the process)
+  assert {s: signal.getsignal(s) for s in signals_lib.STOP_SIGNALS} == before
   assert exit_info.value.code == errors.USER_ERROR_EXIT
   err = capsys.readouterr().err
   assert err.startswith("error: Cannot write /w/metrics.jsonl: No space left on device.")

@@ -65,19 +65,21 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
   """Wraps an absl `main` so that a `UserError` ends the program cleanly."""
 
   def wrapped(argv: Sequence[str]) -> None:
-    previous = interrupt_on_signals()
+    previous, stopping = interrupt_on_signals(), False
     try:
       main(argv)
     except UserError as err:
       exit_with(err)
     except Stopped as stop:
+      stopping = True
       exit_at_once_on_signals()  # already stopping: a second signal needs no traceback
       sys.stdout.flush()
       sys.stderr.write(paragraph(str(stop)) + "\n")
       sys.stderr.flush()
       raise SystemExit(stop.exit_code) from None
     except KeyboardInterrupt as interrupt:  # a stop signal outside a run's loop (its setup; a
-      exit_at_once_on_signals()               # report, a picture): `Interrupted` or Ctrl-C
+      stopping = True                         # report, a picture): `Interrupted` or Ctrl-C
+      exit_at_once_on_signals()
       signum = getattr(interrupt, "signum", signal.SIGINT)
       # (the files the commands rewrite are replaced whole, so none is left half-written)
       with contextlib.suppress(OSError):
@@ -92,7 +94,9 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       if err.errno not in WRITE_ERRNOS:
         raise
       exit_with(write_failure(err))
-    for signum, handler in previous.items():  # returned: the caller's handlers again
-      signal.signal(signum, handler)
+    finally:  # the caller's handlers again, unless a stop made signals end the process at once
+      if not stopping:
+        for signum, handler in previous.items():
+          signal.signal(signum, handler)
 
   return wrapped
