@@ -45,6 +45,7 @@ def software() -> dict[str, str]:
 
 
 def describe(versions: Any) -> str:
+  """`software()`'s figures (or what a checkpoint kept of them) in words."""
   return f"jax {versions.get('jax')} on {versions.get('device')}" if isinstance(
       versions, dict) else repr(versions)
 
@@ -82,7 +83,8 @@ class Runner:
   def workdir_held(self) -> Iterator[None]:
     """Creates the workdir, checks it can be written, and holds its lock (`io.workdir.Lock`,
     process 0's) while the run is in it: a UserError, before anything is written, when another
-    run holds it (every process of a multi-host run stops together)."""
+    run holds it (every process of a multi-host run stops together). A failure inside whose
+    cause is outside the program (`_explain`) becomes a UserError."""
     workdir_lib.prepare(self.workdir, self.OUTPUT_FILES)
     lock = workdir_lib.Lock(self.workdir) if self.primary else None
     holder = lock.acquire() if lock else None
@@ -93,28 +95,36 @@ class Runner:
           f"checkpoints and logs. Wait for that run to end (SIGTERM stops it at a checkpoint; "
           f"the same command resumes it), or pass another --workdir.")
     if lock:
-      left = workdir_lib.remove_leftover_temporaries(self.workdir, self.OUTPUT_FILES)
-      if left:
-        self.say(f"note: removed {len(left)} temporary file(s) that a killed run left "
-                 f"({', '.join(os.path.basename(p) for p in left[:3])}{', ...' * (len(left) > 3)})")
+      self._remove_leftovers()
     self._identity = workdir_lib.identity(self.workdir)
     try:
       yield
-    except Exception as err:  # a workdir removed under the run: whatever failed, that is why
-      if isinstance(err, UserError):
-        raise
-      self.check_workdir(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
-      if _out_of_device_memory(err):
-        raise UserError(
-            f"The {self.what} ran out of {jax.default_backend().upper()} memory "
-            f"({str(err).splitlines()[0][:200]}). Lower `data.batch_size` or the model's size "
-            f"(`model.*`) in the config, or use a device with more memory (on a GPU, JAX takes "
-            f"75% of it unless XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95). The "
-            f"checkpoints saved so far are kept in {self.checkpointer.directory}.") from None
+    except Exception as err:
+      if not isinstance(err, UserError):
+        self._explain(err)
       raise
     finally:
       if lock:
         lock.release()
+
+  def _remove_leftovers(self) -> None:
+    """The temporary files a killed run left (`io.workdir.remove_leftover_temporaries`)."""
+    left = workdir_lib.remove_leftover_temporaries(self.workdir, self.OUTPUT_FILES)
+    if left:
+      names = ", ".join(os.path.basename(p) for p in left[:3]) + ", ..." * (len(left) > 3)
+      self.say(f"note: removed {len(left)} temporary file(s) that a killed run left ({names})")
+
+  def _explain(self, err: Exception) -> None:
+    """A UserError for a failure whose cause is outside the program: the workdir removed under
+    the run (whatever failed, that is why), or the device's memory run out."""
+    self.check_workdir(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
+    if _out_of_device_memory(err):
+      raise UserError(
+          f"The {self.what} ran out of {jax.default_backend().upper()} memory "
+          f"({str(err).splitlines()[0][:200]}). Lower `data.batch_size` or the model's size "
+          f"(`model.*`) in the config, or use a device with more memory (on a GPU, JAX takes "
+          f"75% of it unless XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95). The "
+          f"checkpoints saved so far are kept in {self.checkpointer.directory}.") from None
 
   @property
   def checkpointer(self) -> ckpt_lib.Checkpointer:
@@ -155,9 +165,9 @@ class Runner:
                      f"good checkpoint in {self.checkpointer.directory}.") from None
 
   def check_stop(self, state: RunState, where: str = "") -> None:
-    """After a SIGTERM, SIGINT or SIGHUP: saves `state` (a step boundary) unless just saved,
-    closes the log and raises `Stopped` (exit 143, 130 or 129). `where`: the message's words
-    for where it stopped (default: the epoch and step)."""
+    """After a stop signal (`io.signals.STOP_SIGNALS`): saves `state` (a step boundary) unless
+    just saved, closes the log and raises `Stopped` (exit 128 + the signal's number). `where`:
+    the message's words for where it stopped (default: the epoch and step)."""
     signum = processes.agree_max(self.stop_signals.received or 0)  # every process stops together
     if not signum:
       return
