@@ -2,7 +2,6 @@
 unreadable checkpoints, leftovers of a killed save, changed configs and divergence."""
 import dataclasses
 import errno
-import fcntl
 import io
 import os
 import pathlib
@@ -13,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import termios
 import threading
 import time
 
@@ -156,13 +154,14 @@ def test_a_closed_terminal_saves_where_it_stopped_and_resume_is_bit_identical(re
   workdir = tmp_path / "hung_up"
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   main, terminal = pty.openpty()
-
-  def own_the_terminal():  # the run leads its session and the terminal is its controlling one
-    fcntl.ioctl(1, termios.TIOCSCTTY, 0)
-
-  proc = subprocess.Popen(_cli_args(workdir), cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                          stdout=terminal, stderr=terminal, start_new_session=True,
-                          preexec_fn=own_the_terminal)
+  # the run leads its own session, and the terminal is its controlling one (set in the child,
+  # then the command: a `preexec_fn` would fork this multithreaded JAX process)
+  own_the_terminal = [sys.executable, "-c", "import fcntl, os, sys, termios; "
+                      "fcntl.ioctl(1, termios.TIOCSCTTY, 0); os.execv(sys.executable, "
+                      "[sys.executable, *sys.argv[1:]])"]
+  proc = subprocess.Popen(own_the_terminal + _cli_args(workdir)[1:], cwd=ROOT, env=env,
+                          stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+                          start_new_session=True)
   os.close(terminal)
   stop = threading.Event()
   reader = threading.Thread(target=_drain, args=(main, stop))
