@@ -3,6 +3,7 @@ unreadable checkpoints, leftovers of a killed save, changed configs and divergen
 import dataclasses
 import errno
 import io
+import json
 import os
 import pathlib
 import pty
@@ -358,6 +359,11 @@ def test_a_resume_on_other_data_is_refused_and_other_software_is_said(reference,
                                       f"checkpoints in {workdir / 'checkpoints'} were trained on "
                                       f"\\(fingerprint {meta['data'][:12]}, now 000000000000\\)"):
     _run(workdir)
+  from enas_jax.report import scoring
+  config = json.loads((workdir / "config.json").read_text())
+  with pytest.raises(UserError, match="differs from the data its checkpoints .* The report "
+                                      "would score the search's cells on data it never saw"):
+    scoring.newest_state(scoring.search_run(config, str(workdir)))
   monkeypatch.setattr(text.Corpus, "fingerprint", real)
   monkeypatch.setattr(runner, "software", lambda: {"jax": "9.9", "device": "TPU v9"})
   _, _, out = _run(workdir)

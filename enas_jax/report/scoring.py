@@ -96,6 +96,7 @@ def newest_state(run: SearchRun) -> tuple[SearchState, int]:
                     f"end of epoch 1 (or after `checkpoint.every_steps` steps). Run the report "
                     f"again after that.")
   arrays, meta, step = found
+  run.check_same_data(meta, "The report would score the search's cells on data it never saw")
   return SearchState.from_saved(arrays, meta["position"]), step
 
 

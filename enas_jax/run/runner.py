@@ -185,20 +185,25 @@ class Runner:
     """The hash of the data the subclass's task trains and scores on, computed once."""
     return self.task.data_fingerprint()
 
+  def check_same_data(self, meta: dict[str, Any], harm: str) -> None:
+    """A UserError, saying `harm`, when a checkpoint's metadata `meta` was saved on other data
+    than this run reads (none kept in a checkpoint written before the fingerprint was)."""
+    saved = meta.get("data")
+    if saved is not None and saved != self.data_fingerprint:
+      raise UserError(
+          f"The data this {self.what} reads differs from the data its checkpoints in "
+          f"{os.path.join(self.workdir, 'checkpoints')} were trained on (fingerprint "
+          f"{saved[:12]}, now {self.data_fingerprint[:12]}): the files the config's `data` "
+          f"section names changed since. {harm}. Put the data it was saved with back, or use "
+          f"a new --workdir.")
+
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
     diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, self.resumable_changes,
                                      self.workdir, self.what)
     diffs = [d for d in diffs if not d.startswith(PER_PROCESS_FIELDS)]
     if diffs:
       self.say(f"note: resuming with changed fields: {'; '.join(diffs)}")
-    saved = meta.get("data")  # (none in a checkpoint written before it was kept)
-    if saved is not None and saved != self.data_fingerprint:
-      raise UserError(
-          f"The data this {self.what} reads differs from the data its checkpoints in "
-          f"{self.checkpointer.directory} were trained on (fingerprint {saved[:12]}, now "
-          f"{self.data_fingerprint[:12]}): the files the config's `data` section names changed "
-          f"since. A resumed run would mix the two. Put the data it was saved with back, or use "
-          f"a new --workdir.")
+    self.check_same_data(meta, "A resumed run would mix the two")
     now = software()
     if meta.get("software", now) != now:
       self.say(f"note: the checkpoint was saved under {describe(meta['software'])}; this run "
