@@ -1,4 +1,5 @@
 """Image data: the three sources, clear errors, augmentation by hand, data order."""
+import dataclasses
 import os
 
 import jax
@@ -20,6 +21,12 @@ def test_synthetic_images_are_deterministic_and_split():
   assert a.valid_x.shape == (20, 8, 8, 3) and a.test_x.shape == (30, 8, 8, 3)
   assert set(np.unique(a.train_y)) <= set(range(4)) and a.num_classes == 4
   np.testing.assert_allclose(a.mean_C, a.train_x.reshape(-1, 3).mean(0) / 255, rtol=1e-5)
+  # the fingerprint a checkpoint keeps: the same for the same images, another for one pixel
+  assert a.fingerprint() == b.fingerprint()
+  changed = a.train_x.copy()
+  changed[3, 2, 1, 0] ^= 1
+  assert dataclasses.replace(a, train_x=changed).fingerprint() != a.fingerprint()
+  assert dataclasses.replace(a, train_y=a.train_y[::-1].copy()).fingerprint() != a.fingerprint()
 
 
 def _write_cifar_batches(root, sizes=(6, 6, 6, 6, 7), test_size=5):

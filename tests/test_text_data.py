@@ -92,3 +92,21 @@ def test_batch_size_one_and_too_short_corpus():
   assert data.shape == (1, 10)
   with pytest.raises(UserError, match="too few for batch size 4 with windows of 35"):
     lm_batches.batchify(np.arange(100, dtype=np.int32), 4, split="train", min_steps=35)
+
+
+def test_fingerprint_by_hand():
+  """`data.fingerprint`: SHA-256 over tagged parts, checked against hashlib by hand; a corpus's
+  changes with a word or a token id."""
+  import hashlib
+  from enas_jax.data.fingerprint import fingerprint
+  ids = np.array([[1, 2], [3, 4]], np.int32)
+  by_hand = hashlib.sha256(b"l2:s1:a" + b"s2:bc" + b"a<i4(2, 2):" + ids.tobytes()).hexdigest()
+  assert fingerprint(("a", "bc"), ids) == by_hand
+  assert fingerprint(("a", "bc"), ids.astype(np.int64)) != by_hand  # the dtype counts
+  assert fingerprint(("ab", "c"), ids) != by_hand  # so do the words' boundaries
+  corpus = text.Corpus(("<eos>", "a"), np.array([0, 1], np.int32), np.array([1], np.int32),
+                       np.array([0], np.int32))
+  other = text.Corpus(("<eos>", "b"), corpus.train, corpus.valid, corpus.test)
+  assert corpus.fingerprint() != other.fingerprint()
+  assert corpus.fingerprint() != text.Corpus(corpus.words, corpus.train, corpus.test,
+                                             corpus.valid).fingerprint()
