@@ -183,6 +183,9 @@ def test_a_micro_field_in_a_macro_config_is_named():
     # final training stopped only at its first checkpoint, the optimizer state holding inf)
     ("ptb_final", "train.lr", float("inf")), ("cifar10_macro_final", "train.lr", float("inf")),
     ("cifar10_micro", "shared.lr", float("inf")), ("quickstart", "shared.l2", float("nan")),
+    # beyond a 64-bit integer: an OverflowError traceback at the first key or the data order
+    ("quickstart", "seed", 10 ** 20), ("ptb_final", "seed", -2 ** 64),
+    ("quickstart", "data.planted.seed", 2 ** 70),
 ])
 def test_impossible_values_are_rejected_before_any_work(config_name, dotted, value):
   """Every one of these used to reach the data, the compiler or the checkpointer first."""

@@ -54,6 +54,9 @@ def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
                       f"the value in the config file or the --config.{field} override.")
     return float(value)
   elif annotation is int and isinstance(value, int) and not isinstance(value, bool):
+    if not -2 ** 63 <= value < 2 ** 63:  # what NumPy and JAX take (a seed beyond: OverflowError)
+      raise UserError(f"Config field `{field}` is {value}, beyond a 64-bit integer's range. Fix "
+                      f"the value in the config file or the --config.{field} override.")
     return value
   elif annotation is bool and isinstance(value, bool):
     return value
