@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 
 import pytest
 
@@ -143,6 +144,26 @@ def test_processes_started_with_different_configs_stop_with_one_paragraph(tmp_pa
     assert code == 2 and "Traceback" not in err, _head_and_tail(err)
     assert "different configs: process(es) 1 differ from process 0" in " ".join(err.split())
   assert not (tmp_path / "w").exists()  # stopped before anything was written
+
+
+def test_hosts_reading_different_data_stop_with_one_paragraph(monkeypatch):
+  """A host whose copy of the corpus (or image folder) differs, under the same config, trained
+  on other data unnoticed. The data fingerprints are compared like the configs (here the
+  processes' gather simulated: two real processes cannot read two copies under one path)."""
+  import jax
+  from enas_jax.io.errors import UserError
+  from enas_jax.run import parallel
+  fingerprints = {0: "a" * 64, 1: "a" * 64, 2: "b" * 64}
+  monkeypatch.setattr(jax, "process_count", lambda: 3)
+  monkeypatch.setattr(parallel.processes, "gather", lambda value: [
+      zlib.crc32(f.encode()) for f in fingerprints.values()])
+  with pytest.raises(UserError, match=r"read different data under the same config: "
+                                      r"process\(es\) 2 differ from process 0"):
+    parallel.check_same_data(lambda: fingerprints[0])
+  fingerprints[2] = "a" * 64
+  parallel.check_same_data(lambda: fingerprints[0])
+  monkeypatch.setattr(jax, "process_count", lambda: 1)
+  parallel.check_same_data(lambda: 1 / 0)  # one process: never computed
 
 
 def test_no_coordinator_is_one_paragraph(tmp_path):

@@ -27,7 +27,7 @@ import json
 import socket
 import time
 import zlib
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import jax
 import numpy as np
@@ -144,8 +144,7 @@ def check_same_config(config: Mapping[str, Any]) -> None:
                        if f"{section}.{k}" not in PER_PROCESS_FIELDS}
                       if isinstance(fields, Mapping) else fields)
             for section, fields in config.items()}
-  digests = processes.gather(zlib.crc32(json.dumps(shared, sort_keys=True).encode()))
-  differ = [i for i, digest in enumerate(digests) if digest != digests[0]]
+  differ = _differing(json.dumps(shared, sort_keys=True))
   if differ:
     raise UserError(
         f"The processes of this multi-host run were started with different configs: process(es) "
@@ -153,6 +152,26 @@ def check_same_config(config: Mapping[str, Any]) -> None:
         f"same config file and overrides, on every host; only "
         f"--config.parallel.process_id (and the coordinator's address as each host reaches it) "
         f"may differ.")
+
+
+def _differing(text: str) -> list[int]:
+  """The processes whose `text` differs from process 0's (compared by checksum)."""
+  digests = processes.gather(zlib.crc32(text.encode()))
+  return [i for i, digest in enumerate(digests) if digest != digests[0]]
+
+
+def check_same_data(fingerprint: Callable[[], str]) -> None:
+  """Raises a UserError on every process of a multi-host run unless all read the same data
+  (`fingerprint`: the run's data fingerprint, computed only when there are several processes):
+  a host whose copy of a corpus or an image folder differs would train on other data."""
+  if jax.process_count() == 1:
+    return
+  differ = _differing(fingerprint())
+  if differ:
+    raise UserError(
+        f"The processes of this multi-host run read different data under the same config: "
+        f"process(es) {', '.join(map(str, differ))} differ from process 0. Give every host the "
+        f"same copy of the files the config's `data` section names.")
 
 
 class DataParallel:

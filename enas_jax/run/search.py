@@ -69,6 +69,7 @@ class SearchRun(Runner):
     self.space = get_space(cfg.space)
     self.task = search_task(self.space, cfg)  # loads and checks the data
     super().__init__(cfg, workdir, out, progress, self.task.resumable_changes, "search")
+    parallel_lib.check_same_data(lambda: self.data_fingerprint)
     self.base_key = jax.random.key(cfg.seed)
     self.parallel = (parallel_lib.DataParallel(cfg.parallel, {"data.batch_size":
                                                               cfg.data.batch_size})
