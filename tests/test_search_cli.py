@@ -161,7 +161,7 @@ def test_a_folder_where_a_run_writes_a_file_is_one_paragraph(tmp_path):
   from enas_jax.configs import quickstart
   from tests import runs
   cfg = runs.search_config(quickstart)
-  for name in ("summary.json", "best_arch.png", "metrics.jsonl", "config.json"):
+  for name in ("summary.json", "best_arch.png", "metrics.jsonl", "config.json", ".lock"):
     workdir = tmp_path / name.replace(".", "_")
     (workdir / name).mkdir(parents=True)
     with pytest.raises(errors.UserError, match=f"{workdir / name} is a folder, but the run "

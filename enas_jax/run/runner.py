@@ -85,7 +85,7 @@ class Runner:
     process 0's) while the run is in it: a UserError, before anything is written, when another
     run holds it (every process of a multi-host run stops together). A failure inside whose
     cause is outside the program (`_explain`) becomes a UserError."""
-    workdir_lib.prepare(self.workdir, self.OUTPUT_FILES)
+    workdir_lib.prepare(self.workdir, self.OUTPUT_FILES + (workdir_lib.Lock.FILE,))
     lock = workdir_lib.Lock(self.workdir) if self.primary else None
     holder = lock.acquire() if lock else None
     if processes.agree_max(int(holder is not None)):
