@@ -15,6 +15,7 @@ cell again (after changing enas_jax's own code, say).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -80,7 +81,8 @@ class AloneCache:
     self._entries[key] = {"figure": figure, "authors": authors}
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
     with open(os.path.join(os.path.dirname(self.path), LOCK), "a") as lock:
-      fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+      with contextlib.suppress(OSError):  # a filesystem without locks: merged all the same
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
       self._entries = {**self._read(lambda text: None), **self._entries}
       write_json(self.path, {"format": _FORMAT, "entries": self._entries})
 
