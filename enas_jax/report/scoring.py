@@ -248,8 +248,8 @@ def train_alone(run: SearchRun, out: Measurements, options: run_config.ReportCon
   every cell), the search's optimizer and training stream, `options.train_alone_steps` steps on
   the cell alone (the learning rate annealed as `options.train_alone_schedule` says); then its
   figure on the whole validation split. Each figure is kept in `cache` as it is done, and a
-  figure already there is reused; a SIGTERM, SIGINT or SIGHUP stops the command after the cell
-  in progress (`Stopped`), the cells done kept."""
+  figure already there is reused; a stop signal (SIGTERM, SIGINT, ...: `io.signals`) stops the
+  command after the cell in progress (`Stopped`), the cells done kept."""
   steps, schedule = options.train_alone_steps, options.train_alone_schedule
   cells = alone_choice(out.random, options.train_alone, out.lower_is_better) + [out.answer]
   keys = [cache.key(run.space.to_json(c.arch), steps, schedule, options.seed) for c in cells]
