@@ -194,8 +194,9 @@ class Runner:
           f"The data this {self.what} reads differs from the data its checkpoints in "
           f"{os.path.join(self.workdir, 'checkpoints')} were trained on (fingerprint "
           f"{saved[:12]}, now {self.data_fingerprint[:12]}): the files the config's `data` "
-          f"section names changed since. {harm}. Put the data it was saved with back, or use "
-          f"a new --workdir.")
+          f"section names changed since, or a generated corpus came out otherwise on other "
+          f"software or another device. {harm}. Put the data it was saved with back (or run "
+          f"where it was made), or use a new --workdir.")
 
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
     diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, self.resumable_changes,
