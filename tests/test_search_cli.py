@@ -314,7 +314,9 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
   files = {"syntax.py": ("def get_config(:\n", "line 1: SyntaxError: invalid syntax"),
            "raises.py": ("def get_config():\n  raise ValueError('no such width')\n",
                          "line 2: ValueError: no such width"),
-           "none.py": ("x = 1\n", "it defines no get_config()")}
+           "none.py": ("x = 1\n", "it defines no get_config()"),
+           "returns_none.py": ("def get_config():\n  pass\n",  # was a traceback
+                               "its get_config() returned None, not an ml_collections.ConfigDict")}
   for name, (text, expected) in files.items():
     (tmp_path / name).write_text(text)
   for flag, expected in [(f"--config={tmp_path / n}", e) for n, (_, e) in files.items()] + [

@@ -42,6 +42,8 @@ def _root_message(err: BaseException) -> str:
 def parse_flags(argv: Sequence[str]) -> list[str]:
   """absl flag parsing, with bad flags, config files that do not load and bad `--config.*`
   overrides reported plainly."""
+  level = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)  # config_flags' warnings: our paragraph says it
   try:
     return flags.FLAGS(argv)
   except Exception as err:  # absl parses the config flags, so runs the config files
@@ -54,6 +56,9 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     if isinstance(err, (KeyError, AttributeError, TypeError, ValueError)):  # an override's field
       exit_with(_override_error("config", err))
     raise
+  finally:  # --verbosity, when given, sets its own level as it is parsed
+    if "verbosity" not in flags.FLAGS or not flags.FLAGS["verbosity"].present:
+      absl_logging.set_verbosity(level)
 
 
 _CONFIG_FLAGS: dict[str, str] = {}  # `define_config_file`'s flags: name -> default file
@@ -147,11 +152,12 @@ def load_config(holder: flags.FlagHolder, flag: str = "config") -> Any:
   try:
     holder.value.to_dict()  # a failed load only raises on first use
     return holder.value
-  except (OSError, ValueError, AttributeError, ImportError) as err:
+  except (OSError, ValueError, AttributeError, ImportError, flags.Error) as err:
     given = flags.FLAGS[flag].serialize().partition("=")[2] if flag in flags.FLAGS else "?"
     path = given.partition(":")[0]
     reason = (f"there is no file {path!r} relative to {os.getcwd()}" if not os.path.exists(path)
-              else _root_message(err))
+              else "its get_config() returned None, not an ml_collections.ConfigDict"
+              if isinstance(err, flags.IllegalFlagValueError) else _root_message(err))
     raise UserError(
         f"The config file given by --{flag}={given} could not be loaded: {reason}. "
         f"Pass the name of a config that comes with enas_jax ({', '.join(shipped_configs())}) "
