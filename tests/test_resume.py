@@ -344,8 +344,9 @@ def test_a_resume_on_other_data_is_refused_and_other_software_is_said(reference,
                                                                        monkeypatch):
   """Each checkpoint keeps a hash of the data (`data.fingerprint`) and the JAX version and
   device. A corpus regenerated (or a folder of images changed) under the same config resumed
-  silently, mixing two datasets in one run; now it is refused. Other software resumes, with a
-  note that the continuation need not be bit-exact."""
+  silently, mixing two datasets in one run; now it is refused. The same data moved elsewhere
+  resumes (a changed `data.dir` was refused). Other software resumes, with a note that the
+  continuation need not be bit-exact."""
   from enas_jax.data import text
   from enas_jax.run import runner
   workdir = tmp_path / "run"
@@ -365,6 +366,9 @@ def test_a_resume_on_other_data_is_refused_and_other_software_is_said(reference,
                                       "would score the search's cells on data it never saw"):
     scoring.newest_state(scoring.search_run(config, str(workdir)))
   monkeypatch.setattr(text.Corpus, "fingerprint", real)
+  # the same data elsewhere (a corpus moved): `data.dir` may change, its content checked
+  _, _, out = _run(workdir, _cfg(**{"data.dir": "/moved/corpus"}))
+  assert "note: resuming with changed fields: data.dir ('data/ptb' -> '/moved/corpus')" in out
   monkeypatch.setattr(runner, "software", lambda: {"jax": "9.9", "device": "TPU v9"})
   _, _, out = _run(workdir)
   assert (f"note: the checkpoint was saved under jax {jax.__version__} on "

@@ -199,7 +199,8 @@ class Runner:
           f"where it was made), or use a new --workdir.")
 
   def _check_saved_config(self, meta: dict[str, Any]) -> None:
-    diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, self.resumable_changes,
+    moved = self.task.data_location if meta.get("data") else ()  # content: by fingerprint
+    diffs = ckpt_lib.check_resumable(meta["config"], self.cfg, self.resumable_changes + moved,
                                      self.workdir, self.what)
     diffs = [d for d in diffs if not d.startswith(PER_PROCESS_FIELDS)]
     if diffs:

@@ -26,6 +26,8 @@ class SearchTask(Protocol):
     sample_keys: batch entries with one row per scored architecture (a table's seed draws): a
       derive that scores its architectures a few at a time gives each its rows.
     resumable_changes: config-field prefixes that may change on resume.
+    data_location: config fields that only say where the data is (a corpus or an image folder
+      moved): they may change on resume too, the data's fingerprint checking its content.
     figure_source: where an architecture's whole-split figure comes from: "shared" (the shared
       weights) or "table" (a benchmark's table); the summary names it `valid_<metric>_<source>`.
     cost_figure: the per-architecture figure of `score` that is the simulated cost (seconds) of
@@ -38,6 +40,7 @@ class SearchTask(Protocol):
   split_keys: tuple[str, ...]
   sample_keys: tuple[str, ...]
   resumable_changes: tuple[str, ...]
+  data_location: tuple[str, ...]
   figure_source: str
   cost_figure: str
 
@@ -106,6 +109,7 @@ class FinalTask(Protocol):
   """A task as the final-training loop sees it: one architecture trained from scratch."""
 
   resumable_changes: tuple[str, ...]
+  data_location: tuple[str, ...]  # as `SearchTask`'s
 
   def data_fingerprint(self) -> str:
     """As `SearchTask.data_fingerprint`."""

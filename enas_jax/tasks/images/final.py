@@ -90,6 +90,7 @@ class FinalTaskImpl:
   """One network of the space trained on the images; accuracies after every epoch."""
 
   resumable_changes = RESUMABLE_CHANGES
+  data_location = ("data.data_dir",)  # where the data is; its content is checked by fingerprint
 
   def __init__(self, space: SearchSpace, cfg: Any, say: Callable[[str], None]):
     self.space, self.cfg = space, cfg

@@ -152,6 +152,7 @@ class FinalTaskImpl:
   """A fixed cell (or the LSTM baseline) trained on the corpus with the ENAS LM recipe."""
 
   resumable_changes = RESUMABLE_CHANGES
+  data_location = ("data.dir",)  # where the data is; its content is checked by fingerprint
 
   def __init__(self, space: SearchSpace, cfg: Any, say: Callable[[str], None]):
     self.cfg = cfg

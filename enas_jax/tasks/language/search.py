@@ -41,6 +41,7 @@ class SearchTaskImpl:
   split_keys = ("inputs", "targets")  # [batch, window]
   sample_keys = ()  # the reward batch serves every scored architecture
   resumable_changes = RESUMABLE_CHANGES
+  data_location = ("data.dir",)  # where the data is; its content is checked by fingerprint
   figure_source = "shared"  # figures under the shared weights
   cost_figure = ""  # scoring costs what the run takes
 

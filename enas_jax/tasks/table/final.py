@@ -17,6 +17,7 @@ class FinalTaskImpl:
   """Refuses with the reason: the table's figures are already those of trained cells."""
 
   resumable_changes: tuple[str, ...] = ()
+  data_location: tuple[str, ...] = ()
 
   def __init__(self, space: SearchSpace, cfg: Any, say: Any):
     raise UserError(f"The {space.name} space has no final training: {REASON}")
