@@ -296,6 +296,28 @@ def four_epochs(reference, tmp_path_factory):
   return workdir
 
 
+def test_device_memory_running_out_outside_a_run_is_one_paragraph(capsys):
+  """A report (or any command) whose device runs out of memory outside a run's loop: XLA's
+  RESOURCE_EXHAUSTED was a traceback; now one paragraph, exit 2 (simulated: a CPU has no device
+  memory to run out of). Other JAX errors keep their traceback: they are bugs."""
+  def main(argv):
+    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
+                                     "allocate 1024 bytes.\nmore lines")
+
+  with pytest.raises(SystemExit) as exit_info:
+    errors.run_main(main)([])
+  assert exit_info.value.code == errors.USER_ERROR_EXIT
+  assert " ".join(capsys.readouterr().err.split()) == (
+      "error: The device ran out of memory (RESOURCE_EXHAUSTED: Out of memory while trying to "
+      "allocate 1024 bytes.). " + errors.OUT_OF_MEMORY_ADVICE)
+
+  def bug(argv):
+    raise jax.errors.JaxRuntimeError("INVALID_ARGUMENT: a shape")
+
+  with pytest.raises(jax.errors.JaxRuntimeError):
+    errors.run_main(bug)([])
+
+
 def test_output_piped_to_a_reader_that_goes_away_ends_quietly():
   """`python -m enas_jax.show ... | head -2`: the reader closes the pipe and the next print
   raised BrokenPipeError, a traceback (and another at Python's exit flush). Now exit 141, as a

@@ -47,6 +47,20 @@ def write_failure(err: OSError) -> UserError:
                    f"--workdir) and run the same command; it resumes from the newest checkpoint.")
 
 
+def out_of_device_memory(err: BaseException) -> bool:
+  """Whether `err` is XLA's report that the device's memory ran out (a batch or a model too
+  large for it). JAX is not imported for the check: without it, no JAX error was raised."""
+  jax = sys.modules.get("jax")
+  return (jax is not None and isinstance(err, jax.errors.JaxRuntimeError)
+          and str(err).startswith("RESOURCE_EXHAUSTED"))
+
+
+# What to do about it, after the failure's own words.
+OUT_OF_MEMORY_ADVICE = ("Lower `data.batch_size` or the model's size (`model.*`) in the config, "
+                        "or use a device with more memory (on a GPU, JAX takes 75% of it unless "
+                        "XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95).")
+
+
 def paragraph(text: str) -> str:
   """`text` wrapped at 100 columns, never inside a word: a path or a flag (hyphens included)
   stays whole on one line, so it can be copied."""
@@ -94,6 +108,11 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       if err.errno not in WRITE_ERRNOS:
         raise
       exit_with(write_failure(err))
+    except Exception as err:  # outside a run's loop (a report, a picture): the run says more
+      if not out_of_device_memory(err):
+        raise
+      exit_with(UserError(f"The device ran out of memory ({str(err).splitlines()[0][:200]}). "
+                          f"{OUT_OF_MEMORY_ADVICE}"))
     finally:  # the caller's handlers again, unless a stop made signals end the process at once
       if not stopping:
         for signum, handler in previous.items():

@@ -23,6 +23,7 @@ from typing import Any, Iterator, TextIO
 import jax
 
 from enas_jax.io import checkpoints as ckpt_lib
+from enas_jax.io import errors as errors_lib
 from enas_jax.io import events as events_lib
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.io import processes
@@ -48,13 +49,6 @@ def describe(versions: Any) -> str:
   """`software()`'s figures (or what a checkpoint kept of them) in words."""
   return f"jax {versions.get('jax')} on {versions.get('device')}" if isinstance(
       versions, dict) else repr(versions)
-
-
-def _out_of_device_memory(err: Exception) -> bool:
-  """Whether `err` is XLA's report that the device's memory ran out (a batch or model too large
-  for it)."""
-  return (isinstance(err, jax.errors.JaxRuntimeError)
-          and str(err).startswith("RESOURCE_EXHAUSTED"))
 
 
 class Runner:
@@ -118,12 +112,10 @@ class Runner:
     """A UserError for a failure whose cause is outside the program: the workdir removed under
     the run (whatever failed, that is why), or the device's memory run out."""
     self.check_workdir(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
-    if _out_of_device_memory(err):
+    if errors_lib.out_of_device_memory(err):
       raise UserError(
           f"The {self.what} ran out of {jax.default_backend().upper()} memory "
-          f"({str(err).splitlines()[0][:200]}). Lower `data.batch_size` or the model's size "
-          f"(`model.*`) in the config, or use a device with more memory (on a GPU, JAX takes "
-          f"75% of it unless XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95). The "
+          f"({str(err).splitlines()[0][:200]}). {errors_lib.OUT_OF_MEMORY_ADVICE} The "
           f"checkpoints saved so far are kept in {self.checkpointer.directory}.") from None
 
   @property
