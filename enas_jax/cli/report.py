@@ -75,8 +75,6 @@ def main(argv: Sequence[str]) -> None:
     raise UserError("Give the search's workdir: python -m enas_jax.report --workdir=DIR "
                     "[--random_cells=N] [--train_alone=K].")
   from enas_jax.report.build import build_report  # after the flags: JAX starts here
-  from enas_jax.io.processes import check_backend
-  check_backend()
   report = build_report(_WORKDIR.value, overrides(), print)
   print(f"wrote {report.folder}/index.html and report.md")
   print(f"verdict: {report.verdict_word}. {report.verdict}")
