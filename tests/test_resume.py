@@ -87,13 +87,20 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference, tmp_path):
 def _start_and_wait_for_a_checkpoint(workdir, env):
   proc = subprocess.Popen(_cli_args(workdir), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
+  if not _wait_for_a_checkpoint(proc, workdir):
+    raise AssertionError(f"no checkpoint appeared: {proc.communicate()}")
+  return proc
+
+
+def _wait_for_a_checkpoint(proc, workdir):
+  """Whether `proc`'s run wrote a checkpoint in `workdir` (within 300 s, while it runs)."""
   checkpoints = workdir / "checkpoints"
   deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None:
     if checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()):
-      return proc
+      return True
     time.sleep(0.005)
-  raise AssertionError(f"no checkpoint appeared: {proc.communicate()}")
+  return False
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -167,12 +174,10 @@ def test_a_closed_terminal_saves_where_it_stopped_and_resume_is_bit_identical(re
   stop = threading.Event()
   reader = threading.Thread(target=_drain, args=(main, stop))
   reader.start()
-  checkpoints, deadline = workdir / "checkpoints", time.time() + 300
-  while not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
-    assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
-    time.sleep(0.005)
+  appeared = _wait_for_a_checkpoint(proc, workdir)
   stop.set()
   reader.join()
+  assert appeared, "no checkpoint appeared"
   os.close(main)  # the terminal goes away: the kernel hangs it up and sends SIGHUP
   time.sleep(0.05)
   proc.send_signal(signal.SIGHUP)  # then the shell passes one on too
