@@ -35,18 +35,23 @@ def _env(**extra: str) -> dict[str, str]:
   return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **extra)
 
 
-def _command(workdir: pathlib.Path, address: str, pid: int, *extra: str) -> list[str]:
-  return [sys.executable, "-m", "enas_jax.search", f"--workdir={workdir}", *ARGS,
+def _command(workdir: pathlib.Path, address: str, pid: int, *extra: str,
+             config: str = ARGS[0]) -> list[str]:
+  return [sys.executable, "-m", "enas_jax.search", f"--workdir={workdir}", config, *ARGS[1:],
           "--config.parallel.distributed=True", f"--config.parallel.coordinator_address={address}",
           "--config.parallel.num_processes=2", f"--config.parallel.process_id={pid}", *extra]
 
 
-def _start_both(workdir: pathlib.Path, extra_1: tuple[str, ...] = ()) -> list[subprocess.Popen]:
-  """The same command on "both hosts" (process 1 with `extra_1` too): process 0 coordinates on
-  a fresh localhost port."""
+def _start_both(workdir: pathlib.Path, extra_1: tuple[str, ...] = (),
+                cwds: tuple[pathlib.Path, ...] = (ROOT, ROOT), extra: tuple[str, ...] = (),
+                config: str = ARGS[0]) -> list[subprocess.Popen]:
+  """The same command on "both hosts" (with `extra`; process 1 with `extra_1` too; process i
+  started in `cwds[i]`): process 0 coordinates on a fresh localhost port."""
   address = f"localhost:{_free_port()}"
-  return [subprocess.Popen(_command(workdir, address, pid, *(extra_1 if pid else ())), cwd=ROOT,
-                           env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return [subprocess.Popen(_command(workdir, address, pid, *extra, *(extra_1 if pid else ()),
+                                    config=config),
+                           cwd=cwds[pid], env=_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
           for pid in range(2)]
 
 
@@ -56,10 +61,11 @@ def _head_and_tail(err: str, size: int = 1500) -> str:
   return err if len(err) <= 2 * size else f"{err[:size]}\n[...]\n{err[-size:]}"
 
 
-def _finish(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
+def _finish(procs: list[subprocess.Popen], timeout: float = TIMEOUT
+            ) -> list[tuple[int, str, str]]:
   """(exit status, stdout, stderr) of each process; kills both if either hangs."""
   try:
-    outs = [p.communicate(timeout=TIMEOUT) for p in procs]
+    outs = [p.communicate(timeout=timeout) for p in procs]
   finally:
     for p in procs:
       if p.poll() is None:
@@ -144,6 +150,38 @@ def test_processes_started_with_different_configs_stop_with_one_paragraph(tmp_pa
     assert code == 2 and "Traceback" not in err, _head_and_tail(err)
     assert "different configs: process(es) 1 differ from process 0" in " ".join(err.split())
   assert not (tmp_path / "w").exists()  # stopped before anything was written
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_failure_on_one_process_stops_the_other_with_one_paragraph(failing, tmp_path):
+  """One host's own mistake (here its copy of the corpus missing: the processes start in
+  different folders and `data.dir` is relative) left the other processes waiting for it in a
+  collective for ever, and the failed one in JAX's shutdown barrier (both hung past 200 s).
+  Now the failed process says why and the other says which process failed and why, both exit
+  with its status, in seconds, whichever of them failed (process 0 hosts the coordination
+  service)."""
+  corpus = tmp_path / "has_data" / "corp"
+  corpus.mkdir(parents=True)
+  text = " ".join(f"w{i % 37}" for i in range(3000)) + "\n"
+  for split in ("train", "valid", "test"):
+    (corpus / f"{split}.txt").write_text(text * (8 if split == "train" else 2))
+  (tmp_path / "no_data").mkdir()
+  folders = [tmp_path / "has_data", tmp_path / "has_data"]
+  folders[failing] = tmp_path / "no_data"
+  results = _finish(_start_both(tmp_path / "w", cwds=tuple(folders), extra=(
+      "--config.data.source=directory", "--config.data.dir=corp"),
+      config="--config=quickstart:tiny"), timeout=60)  # (a shipped config, from any folder)
+  for pid, (code, _, err) in enumerate(results):
+    assert code == 2, _head_and_tail(err)
+    assert "Traceback" not in err and "Check failure" not in err, _head_and_tail(err)
+    err = " ".join(err.split())
+    missing = "error: The corpus directory 'corp' does not exist (config field `data.dir`)"
+    if pid == failing:
+      assert missing in err and "multi-host run failed" not in err
+    else:
+      assert (f"error: process {failing} of this multi-host run failed: "
+              f"{missing[len('error: '):]}") in err
+      assert f"This process (process {pid}) stops too" in err
 
 
 def test_hosts_reading_different_data_stop_with_one_paragraph(monkeypatch):

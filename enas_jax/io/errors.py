@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import textwrap
+import traceback
 from typing import Callable, NoReturn, Sequence, TextIO
 
 from enas_jax.io.signals import exit_at_once_on_signals, interrupt_on_signals
@@ -72,13 +73,54 @@ def exit_with(err: UserError, stream: TextIO | None = None) -> NoReturn:
   stream = stream or sys.stderr
   stream.write(paragraph(f"error: {err}") + "\n")
   stream.flush()
+  _leave_shared_run(USER_ERROR_EXIT, str(err))
   raise SystemExit(USER_ERROR_EXIT)
+
+
+def _processes():
+  """`io.processes` when this program loaded it (every command that joins a multi-host run
+  does), else None: errors are reported without importing JAX."""
+  return sys.modules.get("enas_jax.io.processes")
+
+
+def _leave_shared_run(code: int, message: str) -> None:
+  """In a multi-host run: the other processes are told of this failure and stop too, and this
+  process ends at once (`io.processes.leave_after_failure`); returns on one host."""
+  processes = _processes()
+  if processes is not None:
+    processes.leave_after_failure(code, message)
+
+
+def _traceback_in_shared_run(err: BaseException) -> None:
+  """An unforeseen error in a multi-host run: after another process's failure (most likely its
+  consequence: a collective that lost a peer) one paragraph, else the traceback; either way the
+  other processes stop too. Returns on one host, where the traceback comes as usual."""
+  processes = _processes()
+  if processes is None or not processes.shared_run():
+    return
+  peer = processes.peer_failure()
+  if peer:
+    sys.stderr.write(paragraph(f"error: {peer[0]}") + "\n")
+  else:
+    traceback.print_exception(err)
+  first = (str(err).splitlines() or [""])[0][:300]
+  processes.leave_after_failure(peer[1] if peer else 1, f"{type(err).__name__}: {first} (its "
+                                                        f"traceback is in its error output).")
 
 
 def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:
   """Wraps an absl `main` so that a `UserError` ends the program cleanly."""
 
   def wrapped(argv: Sequence[str]) -> None:
+    try:
+      reported(argv)
+    except (SystemExit, Stopped):
+      raise
+    except BaseException as err:  # a traceback: in a multi-host run the others must stop too
+      _traceback_in_shared_run(err)
+      raise
+
+  def reported(argv: Sequence[str]) -> None:
     previous, stopping = interrupt_on_signals(), False
     try:
       main(argv)
@@ -99,6 +141,7 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       with contextlib.suppress(OSError):
         sys.stderr.write(f"interrupted ({signal.Signals(signum).name}); what was saved before it "
                          f"is kept.\n")
+      _leave_shared_run(128 + signum, f"interrupted ({signal.Signals(signum).name}).")
       raise SystemExit(128 + signum) from None
     except BrokenPipeError:  # the reader of the output went away (`... | head`): stop quietly
       with contextlib.suppress(OSError, ValueError):  # Python's flush at exit would fail again

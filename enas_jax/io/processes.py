@@ -1,16 +1,21 @@
-"""Which process of a multi-host run writes files, and the few host-side agreements between
-processes. On one host (every single-process run) these are trivial: process 0 writes, and a
-value agreed on is the value itself."""
+"""Which process of a multi-host run writes files, the few host-side agreements between
+processes, and how a failure on one process ends them all. On one host (every single-process run)
+these are trivial: process 0 writes, a value agreed on is the value itself, and a failure ends the
+one process as any program ends."""
 from __future__ import annotations
 
+import atexit
 import os
-from typing import Any
+import sys
+import threading
+import time
+from typing import Any, NoReturn
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, paragraph
 
 
 def check_backend() -> None:
@@ -62,3 +67,134 @@ def host_copy(x: Any) -> np.ndarray:
       return np.asarray(x.addressable_data(0))
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(x)
+
+
+# A failure on one process of a multi-host run (a user error such as its own copy of the data
+# missing, a full disk on the process that writes, a traceback) would leave the others waiting in
+# their next collective for ever, and the failed process itself in JAX's shutdown barrier, which
+# waits for them. So the failed process posts its failure in the coordination service's key-value
+# store and leaves at once; a thread in every process (`watch_peers`) reads it and ends that
+# process too, with one paragraph naming the process that failed and why.
+_FAILED_KEY = "enas_jax/failed"  # "<process id>\n<exit status>\n<message>" of the first failure
+_LEFT_PREFIX = "enas_jax/left/"  # + process id: set by each process as it leaves after a failure
+_POLL_MS = 250  # how long the watcher waits for a failure at a time (so how long exits wait)
+_GRACE_S = 5.0  # how long a process whose peer failed waits to fail by itself (the same mistake)
+_WAIT_FOR_PEERS_S = 15.0  # how long process 0, which hosts the service, waits for the others
+_leaving = threading.Event()  # set when this process leaves, after a failure or at its end
+_stderr_fd = 2  # where the paragraph of a peer's failure goes (`watch_peers`)
+
+
+def _client() -> Any:
+  """JAX's coordination-service client of a joined multi-host run (JAX internal), else None."""
+  if jax.process_count() == 1:
+    return None
+  from jax._src import distributed  # pylint: disable=import-outside-toplevel
+  return distributed.global_state.client
+
+
+def shared_run() -> bool:
+  """Whether this process is one of a joined multi-host run's."""
+  return _client() is not None
+
+
+def watch_peers() -> None:
+  """In a multi-host run, after joining it: a daemon thread that ends this process (one
+  paragraph, the failed process's exit status) when another process posts a failure
+  (`leave_after_failure`), unless this one fails by itself within a few seconds."""
+  global _stderr_fd  # pylint: disable=global-statement
+  client = _client()
+  if client is not None:
+    _stderr_fd = os.dup(2)  # the stream the command started with: a checkpoint's save holds fd 2
+    watcher = threading.Thread(target=_watch, args=(client,), daemon=True, name="peer-failures")
+    watcher.start()
+    atexit.register(_stop_watching, watcher)  # runs before JAX's shutdown (registered earlier)
+
+
+def _stop_watching(watcher: threading.Thread) -> None:
+  """At a normal exit: the watcher ends before the interpreter does (a daemon thread coming back
+  from JAX's C++ call during finalisation would abort the process)."""
+  _leaving.set()
+  watcher.join(timeout=5.0)
+
+
+def _watch(client: Any) -> None:
+  while not _leaving.is_set():
+    try:
+      posted = client.blocking_key_value_get(_FAILED_KEY, _POLL_MS)
+    except Exception:  # pylint: disable=broad-except  # nothing posted yet (or shutting down)
+      continue
+    if _leaving.wait(_GRACE_S):  # this process failed too and leaves by its own path
+      return
+    _leaving.set()
+    failed, code, message = _parse(posted)
+    _write(f"error: {_peer_failed(failed, message)}")
+    _leave(client, code)
+
+
+def _parse(posted: str) -> tuple[str, int, str]:
+  failed, _, rest = posted.partition("\n")
+  code, _, message = rest.partition("\n")
+  return failed, int(code) if code.isdigit() else 1, message
+
+
+def _peer_failed(failed: str, message: str) -> str:
+  return (f"process {failed} of this multi-host run failed: {message} This process (process "
+          f"{jax.process_index()}) stops too; what was saved before is kept. Fix what process "
+          f"{failed} reports and start the same commands again: they resume from the newest "
+          f"checkpoint.")
+
+
+def peer_failure() -> tuple[str, int] | None:
+  """The failure another process of this multi-host run posted, as this process's paragraph,
+  and that process's exit status; None when none did (always on one host)."""
+  client = _client()
+  if client is None:
+    return None
+  try:
+    failed, code, message = _parse(client.key_value_try_get(_FAILED_KEY))
+  except Exception:  # pylint: disable=broad-except  # none posted
+    return None
+  return None if failed == str(jax.process_index()) else (_peer_failed(failed, message), code)
+
+
+def leave_after_failure(code: int, message: str) -> None:
+  """In a multi-host run: posts this process's failure (`message`, its exit status `code`) for
+  the others and ends this process at once (standard streams flushed), skipping JAX's shutdown
+  barrier. Returns only on one host, where the caller exits as usual."""
+  client = _client()
+  if client is None:
+    return
+  _leaving.set()
+  try:
+    client.key_value_set(_FAILED_KEY, f"{jax.process_index()}\n{code}\n{message}")
+  except Exception:  # pylint: disable=broad-except  # another process posted first
+    pass
+  _leave(client, code)
+
+
+def _leave(client: Any, code: int) -> NoReturn:
+  """Marks this process as gone and exits with `code`. Process 0 hosts the coordination
+  service, so it goes last: the others would otherwise see the service vanish and abort with
+  XLA's fatal log before their own paragraph."""
+  index = jax.process_index()
+  try:
+    client.key_value_set(f"{_LEFT_PREFIX}{index}", "1", allow_overwrite=True)
+    deadline = time.monotonic() + _WAIT_FOR_PEERS_S
+    while (index == 0 and time.monotonic() < deadline
+           and len(client.key_value_dir_get(_LEFT_PREFIX)) < jax.process_count()):
+      time.sleep(0.05)
+  except Exception:  # pylint: disable=broad-except  # the service is gone: leave all the same
+    pass
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (OSError, ValueError):
+      pass
+  os._exit(code)  # pylint: disable=protected-access  # not SystemExit: no shutdown barrier
+
+
+def _write(text: str) -> None:
+  try:
+    os.write(_stderr_fd, (paragraph(text) + "\n").encode())
+  except OSError:
+    pass

@@ -80,6 +80,7 @@ def start_processes(cfg: ParallelConfig) -> None:
   (`io.processes.check_backend`)."""
   if cfg.distributed and not jax.distributed.is_initialized():
     _join(cfg)
+    processes.watch_peers()
   processes.check_backend()
 
 
