@@ -327,6 +327,20 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
     assert result.returncode == 2, (flag, result.stderr)
     assert f"The config file given by {flag} could not be loaded: {expected}" in message, message
     _assert_one_paragraph(result.stderr)
+  # the same with an override after the file: a missing file was a traceback, a file whose
+  # get_config() returns None an override's error about a field of None
+  for args, expected in [
+      (("--config=configs/nope.py", "--config.seed=1"),
+       "--config=configs/nope.py could not be loaded: there is no file 'configs/nope.py'"),
+      (("--config=nope:tiny",), "--config=nope:tiny could not be loaded: no config named 'nope' "
+                                "comes with enas_jax"),
+      (("--config=nope:tiny", "--config.seed=1"), "no config named 'nope' comes with enas_jax"),
+      ((f"--config={tmp_path / 'returns_none.py'}", "--config.seed=1"),
+       "could not be loaded: its get_config() returned None")]:
+    result = _search(*args, f"--workdir={tmp_path / 'w'}")
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2 and expected in message, (args, message)
+    _assert_one_paragraph(result.stderr)
   # the micro config has the macro space's skip-rate fields (at their defaults): set, they stop
   result = _search("--config=configs/cifar10_micro.py:tiny", "--config.controller.skip_weight=0.5",
                    f"--workdir={tmp_path / 'w'}")

@@ -47,7 +47,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except Exception as err:  # absl parses the config flags, so runs the config files
-    broken = _config_file_error(err)
+    broken = _given_config_unusable(err) or _config_file_error(err)
     if broken is not None:
       exit_with(broken)
     if isinstance(err, flags.Error):
@@ -62,6 +62,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
 
 
 _CONFIG_FLAGS: dict[str, str] = {}  # `define_config_file`'s flags: name -> default file
+_TYPED: dict[str, str] = {}  # a config flag's value as given -> as the user typed it (a name)
 
 
 def _config_file_error(err: BaseException) -> UserError | None:
@@ -98,11 +99,49 @@ def _config_file_error(err: BaseException) -> UserError | None:
              else "it defines no get_config()" if "has no attribute 'get_config'" in text
              else text)
       return UserError(
-          f"The config file given by --{name}={value} could not be loaded: {why}. Fix the file "
+          f"The config file given by --{name}={_TYPED.get(value, value)} could not be loaded: "
+          f"{why}. Fix the file "
           f"(it defines get_config(), or get_config(preset) for --{name}=FILE:PRESET, returning "
           f"an ml_collections.ConfigDict), or pass the name of a config that comes with "
           f"enas_jax ({', '.join(shipped_configs())}).")
   return None
+
+
+def _given_config_unusable(err: BaseException) -> UserError | None:
+  """The paragraph for a config file given on the command line that does not exist, or whose
+  get_config() returned None, found while absl applied `--config.*` overrides to it (which
+  hides the cause: a traceback about an earlier failure to load, or an override naming a field
+  of None); None otherwise."""
+  for arg in sys.argv[1:]:
+    name, _, value = arg.lstrip("-").partition("=")
+    if name not in _CONFIG_FLAGS or not value:
+      continue
+    path = value.partition(":")[0]
+    if not os.path.exists(path):
+      return _unloadable(name, value, _missing(path))
+    if "<class 'NoneType'>" in str(err):
+      return _unloadable(name, value, RETURNED_NONE)
+  return None
+
+
+def _missing(path: str) -> str:
+  """Why the config file at `path` (a shipped config's name turned into its path) is missing."""
+  if os.path.dirname(path) == CONFIG_DIR:
+    return f"no config named {os.path.basename(path)[:-3]!r} comes with enas_jax"
+  return f"there is no file {path!r} relative to {os.getcwd()}"
+
+
+RETURNED_NONE = "its get_config() returned None, not an ml_collections.ConfigDict"
+
+
+def _unloadable(flag: str, given: str, reason: str) -> UserError:
+  """The paragraph for the config file given by `--{flag}={given}` that could not be loaded."""
+  return UserError(
+      f"The config file given by --{flag}={_TYPED.get(given, given)} could not be loaded: "
+      f"{reason}. "
+      f"Pass the name of a config that comes with enas_jax ({', '.join(shipped_configs())}) "
+      f"or a config file's path, with an optional preset after a colon "
+      f"(--{flag}=ptb_rnn:cpu, --{flag}=my_configs/ptb.py).")
 
 
 def _override_error(name: str, err: BaseException) -> UserError:
@@ -137,9 +176,13 @@ def define_config_file(name: str, default: str, help_string: str) -> flags.FlagH
   reported here, at import, as a clear error."""
   for i, arg in enumerate(sys.argv):  # names -> paths, before absl reads them
     if arg.startswith(f"--{name}="):
-      sys.argv[i] = f"--{name}=" + config_path(arg.partition("=")[2])
+      typed = arg.partition("=")[2]
+      _TYPED.setdefault(config_path(typed), typed)
+      sys.argv[i] = f"--{name}=" + config_path(typed)
     elif arg == f"--{name}" and i + 1 < len(sys.argv):
-      sys.argv[i + 1] = config_path(sys.argv[i + 1])
+      typed = sys.argv[i + 1]
+      _TYPED.setdefault(config_path(typed), typed)
+      sys.argv[i + 1] = config_path(typed)
   _CONFIG_FLAGS[name] = config_path(default)
   try:
     return config_flags.DEFINE_config_file(name, config_path(default), help_string)
@@ -155,14 +198,10 @@ def load_config(holder: flags.FlagHolder, flag: str = "config") -> Any:
   except (OSError, ValueError, AttributeError, ImportError, flags.Error) as err:
     given = flags.FLAGS[flag].serialize().partition("=")[2] if flag in flags.FLAGS else "?"
     path = given.partition(":")[0]
-    reason = (f"there is no file {path!r} relative to {os.getcwd()}" if not os.path.exists(path)
-              else "its get_config() returned None, not an ml_collections.ConfigDict"
-              if isinstance(err, flags.IllegalFlagValueError) else _root_message(err))
-    raise UserError(
-        f"The config file given by --{flag}={given} could not be loaded: {reason}. "
-        f"Pass the name of a config that comes with enas_jax ({', '.join(shipped_configs())}) "
-        f"or a config file's path, with an optional preset after a colon "
-        f"(--{flag}=ptb_rnn:cpu, --{flag}=my_configs/ptb.py).") from None
+    reason = (_missing(path) if not os.path.exists(path)
+              else RETURNED_NONE if isinstance(err, flags.IllegalFlagValueError)
+              else _root_message(err))
+    raise _unloadable(flag, given, reason) from None
 
 
 def default_workdir(config_flag: Any, prefix: str = "") -> str:
