@@ -84,17 +84,18 @@ _leaving = threading.Event()  # set when this process leaves, after a failure or
 _stderr_fd = 2  # where the paragraph of a peer's failure goes (`watch_peers`)
 
 
-def _client() -> Any:
-  """JAX's coordination-service client of a joined multi-host run (JAX internal), else None."""
-  if jax.process_count() == 1:
-    return None
+def _joined() -> Any:
+  """JAX's record of the joined multi-host run (JAX internal: its client, this process's id and
+  the process count), or None on one host. Never starts a backend (a failure to start one is
+  reported through here)."""
   from jax._src import distributed  # pylint: disable=import-outside-toplevel
-  return distributed.global_state.client
+  state = distributed.global_state
+  return state if state.client is not None and state.num_processes > 1 else None
 
 
 def shared_run() -> bool:
   """Whether this process is one of a joined multi-host run's."""
-  return _client() is not None
+  return _joined() is not None
 
 
 def watch_peers() -> None:
@@ -102,10 +103,10 @@ def watch_peers() -> None:
   paragraph, the failed process's exit status) when another process posts a failure
   (`leave_after_failure`), unless this one fails by itself within a few seconds."""
   global _stderr_fd  # pylint: disable=global-statement
-  client = _client()
-  if client is not None:
+  joined = _joined()
+  if joined is not None:
     _stderr_fd = os.dup(2)  # the stream the command started with: a checkpoint's save holds fd 2
-    watcher = threading.Thread(target=_watch, args=(client,), daemon=True, name="peer-failures")
+    watcher = threading.Thread(target=_watch, args=(joined,), daemon=True, name="peer-failures")
     watcher.start()
     atexit.register(_stop_watching, watcher)  # runs before JAX's shutdown (registered earlier)
 
@@ -117,18 +118,18 @@ def _stop_watching(watcher: threading.Thread) -> None:
   watcher.join(timeout=5.0)
 
 
-def _watch(client: Any) -> None:
+def _watch(joined: Any) -> None:
   while not _leaving.is_set():
     try:
-      posted = client.blocking_key_value_get(_FAILED_KEY, _POLL_MS)
+      posted = joined.client.blocking_key_value_get(_FAILED_KEY, _POLL_MS)
     except Exception:  # pylint: disable=broad-except  # nothing posted yet (or shutting down)
       continue
     if _leaving.wait(_GRACE_S):  # this process failed too and leaves by its own path
       return
     _leaving.set()
     failed, code, message = _parse(posted)
-    _write(f"error: {_peer_failed(failed, message)}")
-    _leave(client, code)
+    _write(f"error: {_peer_failed(joined, failed, message)}")
+    _leave(joined, code)
 
 
 def _parse(posted: str) -> tuple[str, int, str]:
@@ -137,9 +138,9 @@ def _parse(posted: str) -> tuple[str, int, str]:
   return failed, int(code) if code.isdigit() else 1, message
 
 
-def _peer_failed(failed: str, message: str) -> str:
+def _peer_failed(joined: Any, failed: str, message: str) -> str:
   return (f"process {failed} of this multi-host run failed: {message} This process (process "
-          f"{jax.process_index()}) stops too; what was saved before is kept. Fix what process "
+          f"{joined.process_id}) stops too; what was saved before is kept. Fix what process "
           f"{failed} reports and start the same commands again: they resume from the newest "
           f"checkpoint.")
 
@@ -147,41 +148,42 @@ def _peer_failed(failed: str, message: str) -> str:
 def peer_failure() -> tuple[str, int] | None:
   """The failure another process of this multi-host run posted, as this process's paragraph,
   and that process's exit status; None when none did (always on one host)."""
-  client = _client()
-  if client is None:
+  joined = _joined()
+  if joined is None:
     return None
   try:
-    failed, code, message = _parse(client.key_value_try_get(_FAILED_KEY))
+    failed, code, message = _parse(joined.client.key_value_try_get(_FAILED_KEY))
   except Exception:  # pylint: disable=broad-except  # none posted
     return None
-  return None if failed == str(jax.process_index()) else (_peer_failed(failed, message), code)
+  if failed == str(joined.process_id):
+    return None
+  return _peer_failed(joined, failed, message), code
 
 
 def leave_after_failure(code: int, message: str) -> None:
   """In a multi-host run: posts this process's failure (`message`, its exit status `code`) for
   the others and ends this process at once (standard streams flushed), skipping JAX's shutdown
   barrier. Returns only on one host, where the caller exits as usual."""
-  client = _client()
-  if client is None:
+  joined = _joined()
+  if joined is None:
     return
   _leaving.set()
   try:
-    client.key_value_set(_FAILED_KEY, f"{jax.process_index()}\n{code}\n{message}")
+    joined.client.key_value_set(_FAILED_KEY, f"{joined.process_id}\n{code}\n{message}")
   except Exception:  # pylint: disable=broad-except  # another process posted first
     pass
-  _leave(client, code)
+  _leave(joined, code)
 
 
-def _leave(client: Any, code: int) -> NoReturn:
+def _leave(joined: Any, code: int) -> NoReturn:
   """Marks this process as gone and exits with `code`. Process 0 hosts the coordination
   service, so it goes last: the others would otherwise see the service vanish and abort with
   XLA's fatal log before their own paragraph."""
-  index = jax.process_index()
   try:
-    client.key_value_set(f"{_LEFT_PREFIX}{index}", "1", allow_overwrite=True)
+    joined.client.key_value_set(f"{_LEFT_PREFIX}{joined.process_id}", "1", allow_overwrite=True)
     deadline = time.monotonic() + _WAIT_FOR_PEERS_S
-    while (index == 0 and time.monotonic() < deadline
-           and len(client.key_value_dir_get(_LEFT_PREFIX)) < jax.process_count()):
+    while (joined.process_id == 0 and time.monotonic() < deadline
+           and len(joined.client.key_value_dir_get(_LEFT_PREFIX)) < joined.num_processes):
       time.sleep(0.05)
   except Exception:  # pylint: disable=broad-except  # the service is gone: leave all the same
     pass
