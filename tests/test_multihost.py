@@ -184,6 +184,74 @@ def test_a_failure_on_one_process_stops_the_other_with_one_paragraph(failing, tm
       assert f"This process (process {pid}) stops too" in err
 
 
+class _Service:
+  """The coordination service's key-value store, as one process of a run sees it."""
+
+  def __init__(self, posted: dict[str, str]):
+    self.posted = posted
+
+  def key_value_try_get(self, key: str) -> str:
+    if key not in self.posted:
+      raise RuntimeError(f"NOT_FOUND: {key}")
+    return self.posted[key]
+
+  def key_value_set(self, key: str, value: str, allow_overwrite: bool = False) -> None:
+    if key in self.posted and not allow_overwrite:
+      raise RuntimeError(f"ALREADY_EXISTS: {key}")
+    self.posted[key] = value
+
+
+@pytest.mark.parametrize("case", ["lost_peer", "after_a_peer_failed", "unforeseen"])
+def test_an_error_in_one_process_ends_it_with_the_others_told(case, monkeypatch, capsys):
+  """What a process of a two-process run prints and posts when its main code raises: a
+  collective that lost its peer (killed: a Gloo error traceback before) is one paragraph; an
+  error after another process posted its failure is that failure's paragraph; anything else keeps
+  its traceback. In every case the others are told (a failure posted for them, unless one already
+  was) and the process leaves at once with the status said. JAX's joined-run record and the exit
+  are simulated: a SIGKILL'd peer gives a Gloo error or JAX's own abort, by timing."""
+  import threading
+  from types import SimpleNamespace
+  import jax
+  from enas_jax.io import errors, processes
+  posted = {"enas_jax/failed": "1\n2\nThe corpus directory 'corp' does not exist."} if (
+      case == "after_a_peer_failed") else {}
+  monkeypatch.setattr(processes, "_joined", lambda: SimpleNamespace(
+      client=_Service(posted), process_id=0, num_processes=2))
+  monkeypatch.setattr(processes, "_leaving", threading.Event())
+  left = []
+
+  def leave(joined, code):
+    left.append(code)
+    raise SystemExit(code)
+
+  monkeypatch.setattr(processes, "_leave", leave)
+  failure = (jax.errors.JaxRuntimeError(
+      "UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/pair.cc:547] "
+      "Connection closed by peer [127.0.0.1]:40080") if case != "unforeseen"
+             else KeyError("width"))
+
+  def main(argv):
+    raise failure
+
+  with pytest.raises(SystemExit):
+    errors.run_main(main)(["search"])
+  err = " ".join(capsys.readouterr().err.split())
+  if case == "lost_peer":
+    assert left == [2] and "Traceback" not in err, err
+    assert err.startswith("error: process 0 lost its connection to another process of this "
+                          "multi-host run (UNKNOWN: Gloo AllGather failed:"), err
+    assert posted["enas_jax/failed"].startswith("0\n2\nprocess 0 lost its connection")
+  elif case == "after_a_peer_failed":
+    assert left == [2] and "Traceback" not in err, err
+    assert err.startswith("error: process 1 of this multi-host run failed: The corpus directory "
+                          "'corp' does not exist. This process (process 0) stops too"), err
+    assert posted["enas_jax/failed"].startswith("1\n")  # the first failure's post stands
+  else:
+    assert left == [1] and "Traceback" in err and "KeyError: 'width'" in err, err
+    assert posted["enas_jax/failed"] == ("0\n1\nKeyError: 'width' (its traceback is in its "
+                                         "error output).")
+
+
 def test_hosts_reading_different_data_stop_with_one_paragraph(monkeypatch):
   """A host whose copy of the corpus (or image folder) differs, under the same config, trained
   on other data unnoticed. The data fingerprints are compared like the configs (here the

@@ -93,19 +93,24 @@ def _leave_shared_run(code: int, message: str) -> None:
 
 def _traceback_in_shared_run(err: BaseException) -> None:
   """An unforeseen error in a multi-host run: after another process's failure (most likely its
-  consequence: a collective that lost a peer) one paragraph, else the traceback; either way the
-  other processes stop too. Returns on one host, where the traceback comes as usual."""
+  consequence: a collective that lost a peer) or a peer lost without one (killed) one paragraph,
+  else the traceback; either way the other processes stop too. Returns on one host, where the
+  traceback comes as usual."""
   processes = _processes()
   if processes is None or not processes.shared_run():
     return
-  peer = processes.peer_failure()
-  if peer:
+  peer, lost = processes.peer_failure(), processes.lost_peer(err)
+  first = (str(err).splitlines() or [""])[0][:300]
+  if peer:  # (no post of this process's own: the first failure's stands)
     sys.stderr.write(paragraph(f"error: {peer[0]}") + "\n")
+    processes.leave_after_failure(peer[1], first)
+  elif lost:
+    sys.stderr.write(paragraph(f"error: {lost}") + "\n")
+    processes.leave_after_failure(USER_ERROR_EXIT, lost)
   else:
     traceback.print_exception(err)
-  first = (str(err).splitlines() or [""])[0][:300]
-  processes.leave_after_failure(peer[1] if peer else 1, f"{type(err).__name__}: {first} (its "
-                                                        f"traceback is in its error output).")
+    processes.leave_after_failure(1, f"{type(err).__name__}: {first} (its traceback is in its "
+                                     f"error output).")
 
 
 def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:

@@ -79,7 +79,7 @@ _FAILED_KEY = "enas_jax/failed"  # "<process id>\n<exit status>\n<message>" of t
 _LEFT_PREFIX = "enas_jax/left/"  # + process id: set by each process as it leaves after a failure
 _POLL_MS = 250  # how long the watcher waits for a failure at a time (so how long exits wait)
 _GRACE_S = 5.0  # how long a process whose peer failed waits to fail by itself (the same mistake)
-_WAIT_FOR_PEERS_S = 15.0  # how long process 0, which hosts the service, waits for the others
+_WAIT_FOR_PEERS_S = 10.0  # how long process 0, which hosts the service, waits for the others
 _leaving = threading.Event()  # set when this process leaves, after a failure or at its end
 _stderr_fd = 2  # where the paragraph of a peer's failure goes (`watch_peers`)
 
@@ -158,6 +158,26 @@ def peer_failure() -> tuple[str, int] | None:
   if failed == str(joined.process_id):
     return None
   return _peer_failed(joined, failed, message), code
+
+
+# How a collective reports that a peer process went away (Gloo on CPU hosts; NCCL and the
+# coordination service elsewhere).
+_LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "Socket closed",
+              "Broken pipe", "peer task", "remote process exited")
+
+
+def lost_peer(err: BaseException) -> str | None:
+  """The paragraph for `err` when it is a collective of this multi-host run that lost a peer
+  (killed, out of memory, its host down: it could post no failure of its own), else None."""
+  joined = _joined()
+  text = " ".join(str(err).split())
+  if joined is None or not any(words in text for words in _LOST_PEER):
+    return None
+  return (f"process {joined.process_id} lost its connection to another process of this "
+          f"multi-host run ({text[:200]}): that process was killed, ran out of memory, or its "
+          f"host went down; its own output or the cluster's log says which. This process stops "
+          f"too; what was saved before is kept. Start the same commands again on every host: "
+          f"they resume from the newest checkpoint.")
 
 
 def leave_after_failure(code: int, message: str) -> None:
