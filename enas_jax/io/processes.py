@@ -160,10 +160,9 @@ def peer_failure() -> tuple[str, int] | None:
   return _peer_failed(joined, failed, message), code
 
 
-# How a collective reports that a peer process went away (Gloo on CPU hosts; NCCL and the
-# coordination service elsewhere).
-_LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "Socket closed",
-              "Broken pipe", "peer task", "remote process exited")
+# How a collective reports that a peer process went away (Gloo, on CPU hosts, as seen when a
+# peer is killed; GPU collectives' words for it are not known here, so they keep the traceback).
+_LOST_PEER = ("Connection closed by peer", "Connection reset by peer")
 
 
 def lost_peer(err: BaseException) -> str | None:

@@ -18,7 +18,9 @@ process for its addressable shards only). Every process runs the same loop and t
 every collective (steps, checkpoint saves); only process 0 writes the workdir's files
 (`io.processes.is_primary`), and checkpoints go through orbax's multi-process saving into the one
 shared workdir. Host-side decisions that could differ between processes (a stop signal reaching
-one of them) are agreed on (`io.processes.agree_max`) before acting on them.
+one of them) are agreed on (`io.processes.agree_max`) before acting on them, and a failure on one
+process (its own user error, a traceback) is posted to the others, which stop too
+(`io.processes.watch_peers`).
 """
 from __future__ import annotations
 
