@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import zlib
 
@@ -245,6 +246,7 @@ def test_an_error_in_one_process_ends_it_with_the_others_told(case, monkeypatch,
     assert left == [2] and "Traceback" not in err, err
     assert err.startswith("error: process 1 of this multi-host run failed: The corpus directory "
                           "'corp' does not exist. This process (process 0) stops too"), err
+    assert "See process 1's own output, then start the same commands again" in err
     assert posted["enas_jax/failed"].startswith("1\n")  # the first failure's post stands
   else:
     assert left == [1] and "Traceback" in err and "KeyError: 'width'" in err, err
@@ -270,6 +272,28 @@ def test_hosts_reading_different_data_stop_with_one_paragraph(monkeypatch):
   parallel.check_same_data(lambda: fingerprints[0])
   monkeypatch.setattr(jax, "process_count", lambda: 1)
   parallel.check_same_data(lambda: 1 / 0)  # one process: never computed
+
+
+def test_joining_leaves_the_run_its_own_stop_signal_handler():
+  """`jax.distributed.initialize` installed JAX's preemption notifier, whose SIGTERM handler only
+  notes the signal: a SIGTERM between joining and the run's loop (the setup, compiling) was
+  swallowed and the run went on to its end. A one-process join here: the caller's handler must
+  still be the one a SIGTERM reaches."""
+  script = textwrap.dedent(f"""
+      import os, signal, time
+      got = []
+      signal.signal(signal.SIGTERM, lambda n, frame: got.append(n))
+      from enas_jax.run import parallel
+      parallel.start_processes(parallel.ParallelConfig(
+          data_parallel=True, distributed=True, coordinator_address="localhost:{_free_port()}",
+          num_processes=1, process_id=0))
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(0.2)
+      print("handled" if got else "swallowed")""")
+  result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=TIMEOUT)
+  assert result.returncode == 0 and result.stdout.strip() == "handled", _head_and_tail(
+      result.stdout + result.stderr)
 
 
 def test_no_coordinator_is_one_paragraph(tmp_path):

@@ -140,9 +140,9 @@ def _parse(posted: str) -> tuple[str, int, str]:
 
 def _peer_failed(joined: Any, failed: str, message: str) -> str:
   return (f"process {failed} of this multi-host run failed: {message} This process (process "
-          f"{joined.process_id}) stops too; what was saved before is kept. Fix what process "
-          f"{failed} reports and start the same commands again: they resume from the newest "
-          f"checkpoint.")
+          f"{joined.process_id}) stops too; what was saved before is kept. See process "
+          f"{failed}'s own output, then start the same commands again: they resume from the "
+          f"newest checkpoint.")
 
 
 def peer_failure() -> tuple[str, int] | None:

@@ -89,6 +89,10 @@ def start_processes(cfg: ParallelConfig) -> None:
 def _join(cfg: ParallelConfig) -> None:
   if cfg.coordinator_address:
     _probe_coordinator(cfg)
+  # JAX's preemption service would install its own SIGTERM handler, which only notes the signal:
+  # one reaching a process between here and the run's loop was swallowed and the run went on to
+  # its end. The run's own handlers stop every process together (`io.processes.agree_max`).
+  jax.config.update("jax_enable_preemption_service", False)
   try:  # empty fields: detected (TPU pods, Slurm, Open MPI)
     jax.distributed.initialize(cfg.coordinator_address or None, cfg.num_processes or None,
                                cfg.process_id if cfg.process_id >= 0 else None,
