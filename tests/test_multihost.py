@@ -201,21 +201,28 @@ class _Service:
       raise RuntimeError(f"ALREADY_EXISTS: {key}")
     self.posted[key] = value
 
+  def key_value_dir_get(self, prefix: str) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in self.posted.items() if k.startswith(prefix)]
 
-@pytest.mark.parametrize("case", ["lost_peer", "after_a_peer_failed", "unforeseen"])
+
+@pytest.mark.parametrize("case", ["lost_peer", "after_a_peer_failed", "unforeseen",
+                                  "user_error_after_the_others_finished"])
 def test_an_error_in_one_process_ends_it_with_the_others_told(case, monkeypatch, capsys):
   """What a process of a two-process run prints and posts when its main code raises: a
   collective that lost its peer (killed: a Gloo error traceback before) is one paragraph; an
   error after another process posted its failure is that failure's paragraph; anything else keeps
   its traceback. In every case the others are told (a failure posted for them, unless one already
-  was) and the process leaves at once with the status said. JAX's joined-run record and the exit
-  are simulated: a SIGKILL'd peer gives a Gloo error or JAX's own abort, by timing."""
+  was) and the process leaves at once with the status said, unless the others have finished
+  their run: they wait in JAX's shutdown barrier, so it exits as usual to meet them there. JAX's
+  joined-run record and the exit are simulated: a SIGKILL'd peer gives a Gloo error or JAX's own
+  abort, by timing."""
   import threading
   from types import SimpleNamespace
   import jax
   from enas_jax.io import errors, processes
-  posted = {"enas_jax/failed": "1\n2\nThe corpus directory 'corp' does not exist."} if (
-      case == "after_a_peer_failed") else {}
+  posted = {"after_a_peer_failed": {
+      "enas_jax/failed": "1\n2\nThe corpus directory 'corp' does not exist."},
+      "user_error_after_the_others_finished": {"enas_jax/done/1": "1"}}.get(case, {})
   monkeypatch.setattr(processes, "_joined", lambda: SimpleNamespace(
       client=_Service(posted), process_id=0, num_processes=2))
   monkeypatch.setattr(processes, "_leaving", threading.Event())
@@ -226,17 +233,22 @@ def test_an_error_in_one_process_ends_it_with_the_others_told(case, monkeypatch,
     raise SystemExit(code)
 
   monkeypatch.setattr(processes, "_leave", leave)
-  failure = (jax.errors.JaxRuntimeError(
-      "UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/pair.cc:547] "
-      "Connection closed by peer [127.0.0.1]:40080") if case != "unforeseen"
-             else KeyError("width"))
+  failure = {"unforeseen": KeyError("width"),
+             "user_error_after_the_others_finished": errors.UserError("Cannot write summary.json.")
+             }.get(case, jax.errors.JaxRuntimeError(
+                 "UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/pair.cc:547] "
+                 "Connection closed by peer [127.0.0.1]:40080"))
 
   def main(argv):
     raise failure
 
-  with pytest.raises(SystemExit):
+  with pytest.raises(SystemExit) as ended:
     errors.run_main(main)(["search"])
   err = " ".join(capsys.readouterr().err.split())
+  if case == "user_error_after_the_others_finished":
+    assert left == [] and ended.value.code == 2 and err == "error: Cannot write summary.json."
+    assert posted["enas_jax/failed"] == "0\n2\nCannot write summary.json."
+    return
   if case == "lost_peer":
     assert left == [2] and "Traceback" not in err, err
     assert err.startswith("error: process 0 lost its connection to another process of this "

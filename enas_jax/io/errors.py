@@ -103,14 +103,15 @@ def _traceback_in_shared_run(err: BaseException) -> None:
   first = (str(err).splitlines() or [""])[0][:300]
   if peer:  # (no post of this process's own: the first failure's stands)
     sys.stderr.write(paragraph(f"error: {peer[0]}") + "\n")
-    processes.leave_after_failure(peer[1], first)
+    code, message = peer[1], first
   elif lost:
     sys.stderr.write(paragraph(f"error: {lost}") + "\n")
-    processes.leave_after_failure(USER_ERROR_EXIT, lost)
+    code, message = USER_ERROR_EXIT, lost
   else:
     traceback.print_exception(err)
-    processes.leave_after_failure(1, f"{type(err).__name__}: {first} (its traceback is in its "
-                                     f"error output).")
+    code, message = 1, f"{type(err).__name__}: {first} (its traceback is in its error output)."
+  processes.leave_after_failure(code, message)
+  raise SystemExit(code)  # the others finished: exit as they did (reported above)
 
 
 def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:

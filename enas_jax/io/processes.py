@@ -77,6 +77,7 @@ def host_copy(x: Any) -> np.ndarray:
 # process too, with one paragraph naming the process that failed and why.
 _FAILED_KEY = "enas_jax/failed"  # "<process id>\n<exit status>\n<message>" of the first failure
 _LEFT_PREFIX = "enas_jax/left/"  # + process id: set by each process as it leaves after a failure
+_DONE_PREFIX = "enas_jax/done/"  # + process id: set by each process that ends its run normally
 _POLL_MS = 250  # how long the watcher waits for a failure at a time (so how long exits wait)
 _GRACE_S = 5.0  # how long a process whose peer failed waits to fail by itself (the same mistake)
 _WAIT_FOR_PEERS_S = 10.0  # how long process 0, which hosts the service, waits for the others
@@ -112,8 +113,14 @@ def watch_peers() -> None:
 
 
 def _stop_watching(watcher: threading.Thread) -> None:
-  """At a normal exit: the watcher ends before the interpreter does (a daemon thread coming back
-  from JAX's C++ call during finalisation would abort the process)."""
+  """At a normal exit: this process is marked finished (a process failing after it then meets
+  it in JAX's shutdown barrier), and the watcher ends before the interpreter does (a daemon
+  thread coming back from JAX's C++ call during finalisation would abort the process)."""
+  joined = _joined()
+  try:
+    joined.client.key_value_set(f"{_DONE_PREFIX}{joined.process_id}", "1", allow_overwrite=True)
+  except Exception:  # pylint: disable=broad-except  # the service is gone
+    pass
   _leaving.set()
   watcher.join(timeout=5.0)
 
@@ -182,7 +189,9 @@ def lost_peer(err: BaseException) -> str | None:
 def leave_after_failure(code: int, message: str) -> None:
   """In a multi-host run: posts this process's failure (`message`, its exit status `code`) for
   the others and ends this process at once (standard streams flushed), skipping JAX's shutdown
-  barrier. Returns only on one host, where the caller exits as usual."""
+  barrier, where the others would wait for it. Returns (the caller exits as usual) on one host,
+  and when every other process has already finished its run: they wait in that barrier, so
+  this one meets them there."""
   joined = _joined()
   if joined is None:
     return
@@ -191,7 +200,21 @@ def leave_after_failure(code: int, message: str) -> None:
     joined.client.key_value_set(_FAILED_KEY, f"{joined.process_id}\n{code}\n{message}")
   except Exception:  # pylint: disable=broad-except  # another process posted first
     pass
-  _leave(joined, code)
+  if not _all_others_finished(joined):
+    _leave(joined, code)
+
+
+def _others(joined: Any, prefix: str) -> set[str]:
+  """The other processes' ids under `prefix` in the key-value store."""
+  return {key.rpartition("/")[2] for key, _ in joined.client.key_value_dir_get(prefix)} - {
+      str(joined.process_id)}
+
+
+def _all_others_finished(joined: Any) -> bool:
+  try:
+    return len(_others(joined, _DONE_PREFIX)) == joined.num_processes - 1
+  except Exception:  # pylint: disable=broad-except  # the service is gone
+    return False
 
 
 def _leave(joined: Any, code: int) -> NoReturn:
@@ -202,7 +225,8 @@ def _leave(joined: Any, code: int) -> NoReturn:
     joined.client.key_value_set(f"{_LEFT_PREFIX}{joined.process_id}", "1", allow_overwrite=True)
     deadline = time.monotonic() + _WAIT_FOR_PEERS_S
     while (joined.process_id == 0 and time.monotonic() < deadline
-           and len(joined.client.key_value_dir_get(_LEFT_PREFIX)) < joined.num_processes):
+           and len(_others(joined, _LEFT_PREFIX) | _others(joined, _DONE_PREFIX))
+           < joined.num_processes - 1):
       time.sleep(0.05)
   except Exception:  # pylint: disable=broad-except  # the service is gone: leave all the same
     pass
