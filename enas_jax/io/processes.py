@@ -127,9 +127,11 @@ def _stop_watching(watcher: threading.Thread) -> None:
 
 def _watch(joined: Any) -> None:
   while not _leaving.is_set():
+    asked = time.monotonic()
     try:
       posted = joined.client.blocking_key_value_get(_FAILED_KEY, _POLL_MS)
-    except Exception:  # pylint: disable=broad-except  # nothing posted yet (or shutting down)
+    except Exception:  # pylint: disable=broad-except  # nothing posted yet, or no service
+      _leaving.wait(max(0.0, _POLL_MS / 1000 - (time.monotonic() - asked)))  # never a busy loop
       continue
     if _leaving.wait(_GRACE_S):  # this process failed too and leaves by its own path
       return
