@@ -65,15 +65,20 @@ _CONFIG_FLAGS: dict[str, str] = {}  # `define_config_file`'s flags: name -> defa
 _TYPED: dict[str, str] = {}  # a config flag's value as given -> as the user typed it (a name)
 
 
+def _config_files_given() -> list[tuple[str, str]]:
+  """(flag name, value) of each `define_config_file` flag given on the command line as
+  `--NAME=VALUE` (a shipped config's name already turned into its path)."""
+  pairs = [arg.lstrip("-").partition("=")[::2] for arg in sys.argv[1:]]
+  return [(name, value) for name, value in pairs if name in _CONFIG_FLAGS and value]
+
+
 def _config_file_error(err: BaseException) -> UserError | None:
   """The one paragraph for a config file given by a `define_config_file` flag that fails to
   load (its Python does not parse, raises, or defines no `get_config`), or None when `err` (or
   what it wraps) did not come from one."""
   given = {}  # file -> (the flag's value, its name): those on the command line first
-  for arg in sys.argv[1:]:
-    name, _, value = arg.lstrip("-").partition("=")
-    if name in _CONFIG_FLAGS and value:
-      given.setdefault(os.path.abspath(value.partition(":")[0]), (value, name))
+  for name, value in _config_files_given():
+    given.setdefault(os.path.abspath(value.partition(":")[0]), (value, name))
   for name, default in _CONFIG_FLAGS.items():
     given.setdefault(os.path.abspath(default.partition(":")[0]), (default, name))
   chain = []
@@ -112,10 +117,7 @@ def _given_config_unusable(err: BaseException) -> UserError | None:
   get_config() returned None, found while absl applied `--config.*` overrides to it (which
   hides the cause: a traceback about an earlier failure to load, or an override naming a field
   of None); None otherwise."""
-  for arg in sys.argv[1:]:
-    name, _, value = arg.lstrip("-").partition("=")
-    if name not in _CONFIG_FLAGS or not value:
-      continue
+  for name, value in _config_files_given():
     path = value.partition(":")[0]
     if not os.path.exists(path):
       return _unloadable(name, value, _missing(path))

@@ -120,7 +120,7 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
   def wrapped(argv: Sequence[str]) -> None:
     try:
       reported(argv)
-    except (SystemExit, Stopped):
+    except SystemExit:
       raise
     except BaseException as err:  # a traceback: in a multi-host run the others must stop too
       _traceback_in_shared_run(err)

@@ -43,7 +43,7 @@ class SearchTaskImpl:
   split_keys = ("u",)
   sample_keys = ("u",)  # one seed draw per scored cell
   resumable_changes = RESUMABLE_CHANGES
-  data_location = ()  # where the data is; its content is checked by fingerprint
+  data_location = ()  # the table is named (`data.dataset`), not found at a path
   figure_source = "table"  # a cell's figure: the table's mean over its seeds
   cost_figure = "train_time"  # seconds of training a query stands for
 
