@@ -266,6 +266,58 @@ def test_an_error_in_one_process_ends_it_with_the_others_told(case, monkeypatch,
                                          "error output).")
 
 
+class _Watched:
+  """The coordination service as the peer watcher's blocking read sees it: gone (every read
+  fails at once), or a failure posted on the read numbered `posted_at` (each read before it
+  waits its whole timeout, as the real one does)."""
+
+  def __init__(self, posted_at: int | None):
+    self.posted_at, self.reads = posted_at, 0
+
+  def blocking_key_value_get(self, key: str, timeout_ms: int) -> str:
+    self.reads += 1
+    if self.posted_at is None:
+      raise RuntimeError("UNAVAILABLE: the coordination service is gone")
+    if self.reads < self.posted_at:
+      time.sleep(timeout_ms / 1000)
+      raise RuntimeError(f"DEADLINE_EXCEEDED: {key}")
+    return "1\n3\nThe corpus directory 'corp' does not exist."
+
+
+@pytest.mark.parametrize("posted_at", [None, 3])
+def test_the_peer_watcher_never_spins_and_ends_its_process_on_a_posted_failure(
+    posted_at, monkeypatch, tmp_path):
+  """The watcher thread of every process of a multi-host run: when the coordination service is
+  gone its reads fail at once, and it used to retry at once, a busy loop; now it waits out the
+  poll interval. When another process posts its failure, it writes that paragraph to the
+  command's own standard error and ends the process with the failed one's exit status."""
+  import threading
+  from types import SimpleNamespace
+  from enas_jax.io import processes
+  service = _Watched(posted_at)
+  joined = SimpleNamespace(client=service, process_id=0, num_processes=2)
+  leaving, left = threading.Event(), []
+  monkeypatch.setattr(processes, "_leaving", leaving)
+  monkeypatch.setattr(processes, "_GRACE_S", 0.05)
+  monkeypatch.setattr(processes, "_leave", lambda joined, code: left.append(code))
+  err_path = tmp_path / "stderr"
+  monkeypatch.setattr(processes, "_stderr_fd", os.open(err_path, os.O_WRONLY | os.O_CREAT))
+  watcher = threading.Thread(target=processes._watch, args=(joined,), daemon=True)
+  watcher.start()
+  watcher.join(timeout=1.0)
+  leaving.set()
+  watcher.join(timeout=5.0)
+  os.close(processes._stderr_fd)
+  assert not watcher.is_alive()
+  err = " ".join(err_path.read_text().split())
+  if posted_at is None:  # about 1 s / 250 ms reads; the busy loop made thousands
+    assert 3 <= service.reads <= 6 and left == [] and err == "", service.reads
+  else:
+    assert service.reads == 3 and left == [3], (service.reads, left)
+    assert err.startswith("error: process 1 of this multi-host run failed: The corpus directory "
+                          "'corp' does not exist. This process (process 0) stops too"), err
+
+
 def test_hosts_reading_different_data_stop_with_one_paragraph(monkeypatch):
   """A host whose copy of the corpus (or image folder) differs, under the same config, trained
   on other data unnoticed. The data fingerprints are compared like the configs (here the
