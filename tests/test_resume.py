@@ -92,6 +92,20 @@ def _start_and_wait_for_a_checkpoint(workdir, env):
   return proc
 
 
+def test_jax_64_bit_mode_set_in_the_environment_runs_the_same_32_bit_search(reference, tmp_path):
+  """JAX_ENABLE_X64, set globally in many scientific set-ups, made every search end in a dtype
+  traceback (a scan's float32 carry came back float64); the command now turns the mode off with
+  a note, and the run is the one without it, bit for bit."""
+  workdir = tmp_path / "x64"
+  result = subprocess.run(_cli_args(workdir), cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), JAX_ENABLE_X64="1"),
+                          timeout=600)
+  assert result.returncode == 0, result.stderr
+  assert "note: JAX_ENABLE_X64 is set in the environment" in result.stderr
+  assert "Traceback" not in result.stderr
+  runs.assert_same_run(reference, workdir)
+
+
 def _wait_for_a_checkpoint(proc, workdir):
   """Whether `proc`'s run wrote a checkpoint in `workdir` (within 300 s, while it runs)."""
   checkpoints = workdir / "checkpoints"

@@ -13,7 +13,7 @@ from ml_collections import config_flags
 
 from enas_jax import configs
 from enas_jax.io import compile_cache, memory
-from enas_jax.io.errors import UserError, exit_with, run_main
+from enas_jax.io.errors import UserError, exit_with, paragraph, run_main
 from enas_jax.io.metrics import Progress
 
 
@@ -313,12 +313,26 @@ def quiet_logging_unless_asked() -> None:
     absl_logging.set_verbosity(absl_logging.WARNING)
 
 
+def thirty_two_bits() -> None:
+  """JAX's 64-bit mode off for the command, with a note, when the environment turned it on
+  (JAX_ENABLE_X64, set globally in many scientific set-ups): enas_jax computes in float32 and
+  int32, and its programs failed to trace under the mode (a dtype traceback from a scan)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  if jax.config.jax_enable_x64:
+    jax.config.update("jax_enable_x64", False)
+    sys.stderr.write(paragraph("note: JAX_ENABLE_X64 is set in the environment; enas_jax "
+                               "computes in 32 bits, so this command runs with JAX's 64-bit mode "
+                               "off (its results are those of a run without it).") + "\n")
+
+
 def run(main: Callable[[Sequence[str]], None]) -> None:
-  """`app.run` with the clear-error wrapper, the flag parser and JAX's start-up chatter (the
-  backend probe's "Unable to initialize backend 'tpu'" line) off unless --verbosity is given."""
+  """`app.run` with the clear-error wrapper, the flag parser, JAX's 64-bit mode off and JAX's
+  start-up chatter (the backend probe's "Unable to initialize backend 'tpu'" line) off unless
+  --verbosity is given."""
 
   def quiet_main(argv: Sequence[str]) -> None:
     quiet_logging_unless_asked()
+    thirty_two_bits()
     main(argv)
 
   app.run(run_main(quiet_main), argv=sys.argv, flags_parser=parse_flags)
