@@ -350,6 +350,22 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
   _assert_one_paragraph(result.stderr)
 
 
+@pytest.mark.parametrize("command", ["search", "train", "report"])
+def test_jit_disabled_in_the_environment_is_one_paragraph_for_each_compiling_command(command,
+                                                                                    tmp_path):
+  """JAX_DISABLE_JIT (a debugging switch) ended each command in a ValueError traceback from
+  JAX's ahead-of-time path; it is refused before anything is written."""
+  workdir = tmp_path / "w"
+  result = subprocess.run([sys.executable, "-m", f"enas_jax.{command}", f"--workdir={workdir}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), JAX_DISABLE_JIT="1"))
+  message = " ".join(result.stderr.split())
+  assert result.returncode == 2, result.stderr
+  assert message.startswith("error: JAX_DISABLE_JIT is set in the environment"), message
+  assert "Unset it (JAX_DISABLE_JIT=0)" in message and not workdir.exists()
+  _assert_one_paragraph(result.stderr)
+
+
 def test_a_root_message_keeps_its_quotes():
   """Only a KeyError's bare field name loses its quotes; a message ending in a quoted value
   keeps its closing quote (`--config.data.bptt=1.5` lost it: "base 10: '1.5. Run with")."""

@@ -313,11 +313,19 @@ def quiet_logging_unless_asked() -> None:
     absl_logging.set_verbosity(absl_logging.WARNING)
 
 
-def thirty_two_bits() -> None:
-  """JAX's 64-bit mode off for the command, with a note, when the environment turned it on
-  (JAX_ENABLE_X64, set globally in many scientific set-ups): enas_jax computes in float32 and
-  int32, and its programs failed to trace under the mode (a dtype traceback from a scan)."""
+def check_jax_modes() -> None:
+  """For the commands that compile (search, train, report): JAX's global modes, as the
+  environment may set them. The 64-bit mode (JAX_ENABLE_X64, set globally in many scientific
+  set-ups) is turned off for the command with a note: enas_jax computes in float32 and int32,
+  and its programs failed to trace under it (a dtype traceback from a scan). Jit disabled
+  (JAX_DISABLE_JIT) is refused: the run's programs are compiled ahead of time (a ValueError
+  traceback from JAX's AOT path)."""
   import jax  # pylint: disable=import-outside-toplevel
+  if jax.config.jax_disable_jit:
+    raise UserError("JAX_DISABLE_JIT is set in the environment (or jax_disable_jit in JAX's "
+                    "config), but enas_jax compiles its steps ahead of time and cannot run them "
+                    "op by op. Unset it (JAX_DISABLE_JIT=0) for this command; to look inside a "
+                    "step, jax.debug.print and jax.debug.breakpoint work in compiled code.")
   if jax.config.jax_enable_x64:
     jax.config.update("jax_enable_x64", False)
     sys.stderr.write(paragraph("note: JAX_ENABLE_X64 is set in the environment; enas_jax "
@@ -326,13 +334,11 @@ def thirty_two_bits() -> None:
 
 
 def run(main: Callable[[Sequence[str]], None]) -> None:
-  """`app.run` with the clear-error wrapper, the flag parser, JAX's 64-bit mode off and JAX's
-  start-up chatter (the backend probe's "Unable to initialize backend 'tpu'" line) off unless
-  --verbosity is given."""
+  """`app.run` with the clear-error wrapper, the flag parser and JAX's start-up chatter (the
+  backend probe's "Unable to initialize backend 'tpu'" line) off unless --verbosity is given."""
 
   def quiet_main(argv: Sequence[str]) -> None:
     quiet_logging_unless_asked()
-    thirty_two_bits()
     main(argv)
 
   app.run(run_main(quiet_main), argv=sys.argv, flags_parser=parse_flags)

@@ -69,6 +69,7 @@ def overrides() -> dict[str, int | str]:
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "python -m enas_jax.report")
+  cli.check_jax_modes()
   cli.use_compilation_cache(_CACHE.value)
   cli.use_kept_memory(_MEMORY.value)
   if not _WORKDIR.value:

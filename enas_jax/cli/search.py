@@ -39,6 +39,7 @@ _AHEAD = flags.DEFINE_boolean(
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "the search")
+  cli.check_jax_modes()
   cli.use_compilation_cache(_CACHE.value)
   cli.use_kept_memory(_MEMORY.value)
   cfg = search_config(cli.load_config(_CONFIG))

@@ -35,6 +35,7 @@ _MEMORY = cli.define_keep_freed_memory_flag()
 
 def main(argv: Sequence[str]) -> None:
   cli.reject_positional(argv, "training")
+  cli.check_jax_modes()
   cli.use_compilation_cache(_CACHE.value)
   cli.use_kept_memory(_MEMORY.value)
   cfg = final_config(cli.load_config(_CONFIG))
