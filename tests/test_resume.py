@@ -106,15 +106,21 @@ def test_jax_64_bit_mode_set_in_the_environment_runs_the_same_32_bit_search(refe
   runs.assert_same_run(reference, workdir)
 
 
-def _wait_for_a_checkpoint(proc, workdir):
-  """Whether `proc`'s run wrote a checkpoint in `workdir` (within 300 s, while it runs)."""
-  checkpoints = workdir / "checkpoints"
+def _wait_for(proc, condition):
+  """Whether `condition()` became true within 300 s while `proc` runs."""
   deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None:
-    if checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()):
+    if condition():
       return True
     time.sleep(0.005)
   return False
+
+
+def _wait_for_a_checkpoint(proc, workdir):
+  """Whether `proc`'s run wrote a checkpoint in `workdir` (within 300 s, while it runs)."""
+  checkpoints = workdir / "checkpoints"
+  return _wait_for(proc, lambda: checkpoints.is_dir() and any(
+      p.name.isdigit() for p in checkpoints.iterdir()))
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -167,13 +173,35 @@ def _drain(fd, stop):
         return
 
 
+# The search, run by a child that first makes its checkpoint saves pause, the second one for 2 s
+# after creating the file named by its first argument (a terminal hung up during a save).
+_PAUSING_SAVES = """
+import pathlib, runpy, sys, time
+import orbax.checkpoint as ocp
+marker, saves, original = pathlib.Path(sys.argv.pop(1)), [], ocp.CheckpointManager.save
+def save(self, *args, **kwargs):
+  saves.append(1)
+  if len(saves) == 2:
+    marker.touch()
+    time.sleep(2)
+  return original(self, *args, **kwargs)
+ocp.CheckpointManager.save = save
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("when", ["between_saves", "during_a_save"])
 def test_a_closed_terminal_saves_where_it_stopped_and_resume_is_bit_identical(reference,
-                                                                              tmp_path):
+                                                                              tmp_path, when):
   """An ssh connection or terminal window closed under a run (no tmux, no nohup): the terminal
   hangs up, so the kernel sends SIGHUP, and the shell sends another. It used to kill the run at
   once (the steps since the last checkpoint lost); now it saves and stops, exit 129, though
-  every write to the hung-up terminal fails (the run's output then goes to the null device)."""
+  every write to the hung-up terminal fails (the run's output then goes to the null device).
+  During a checkpoint's save, which holds standard error and puts it back afterwards, the
+  terminal came back with it and the run ended on the next write's I/O error."""
   workdir = tmp_path / "hung_up"
+  marker = tmp_path / "saving"
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   main, terminal = pty.openpty()
   # the run leads its own session, and the terminal is its controlling one (set in the child,
@@ -181,14 +209,20 @@ def test_a_closed_terminal_saves_where_it_stopped_and_resume_is_bit_identical(re
   own_the_terminal = [sys.executable, "-c", "import fcntl, os, sys, termios; "
                       "fcntl.ioctl(1, termios.TIOCSCTTY, 0); os.execv(sys.executable, "
                       "[sys.executable, *sys.argv[1:]])"]
-  proc = subprocess.Popen(own_the_terminal + _cli_args(workdir)[1:], cwd=ROOT, env=env,
+  command = _cli_args(workdir)[1:]  # "-m", "enas_jax.search", flags
+  if when == "during_a_save":
+    command = ["-c", _PAUSING_SAVES, str(marker)] + command[1:]
+  proc = subprocess.Popen(own_the_terminal + command, cwd=ROOT, env=env,
                           stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
                           start_new_session=True)
   os.close(terminal)
   stop = threading.Event()
   reader = threading.Thread(target=_drain, args=(main, stop))
   reader.start()
-  appeared = _wait_for_a_checkpoint(proc, workdir)
+  if when == "during_a_save":
+    appeared = _wait_for(proc, marker.exists)
+  else:
+    appeared = _wait_for_a_checkpoint(proc, workdir)
   stop.set()
   reader.join()
   assert appeared, "no checkpoint appeared"

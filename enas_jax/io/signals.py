@@ -23,23 +23,39 @@ def _handled(signum: int) -> bool:
   return signum != signal.SIGHUP or signal.getsignal(signum) != signal.SIG_IGN
 
 
-def _terminal_outputs() -> list[int]:
-  """The standard output and error descriptors that write to a terminal."""
-  outputs = []
+def _terminal_outputs() -> set[tuple[int, int]]:
+  """The terminal(s) standard output and error write to, each as its (device, inode)."""
+  outputs = set()
   for fd in (1, 2):
     with contextlib.suppress(OSError):
       if os.isatty(fd):
-        outputs.append(fd)
+        status = os.fstat(fd)
+        outputs.add((status.st_dev, status.st_ino))
   return outputs
 
 
-def _detach(fds: list[int]) -> None:
-  """Points `fds` (a hung-up terminal's) at the null device, so that what the run prints while
-  it saves and stops does not fail with an I/O error (a write to a hung-up terminal does)."""
+def _open_descriptors() -> list[int]:
+  try:
+    return [int(name) for name in os.listdir("/dev/fd")]  # Linux and macOS
+  except (OSError, ValueError):
+    return [1, 2]
+
+
+def _detach(terminals: set[tuple[int, int]]) -> None:
+  """Points every descriptor of this process on `terminals` (a hung-up terminal) at the null
+  device, so that what the run prints while it saves and stops does not fail with an I/O error
+  (a write to a hung-up terminal does). Every one, not only 1 and 2: a checkpoint's save holds
+  a copy of fd 2 while fd 2 collects what the save prints, and puts it back afterwards
+  (`io/checkpoints.py::_stderr_held`); a multi-host run's peer watcher writes to a copy too."""
+  if not terminals:
+    return
   with contextlib.suppress(OSError):
-    null = os.open(os.devnull, os.O_WRONLY)
-    for fd in fds:
-      os.dup2(null, fd)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in _open_descriptors():
+      with contextlib.suppress(OSError):
+        status = os.fstat(fd)
+        if fd != null and (status.st_dev, status.st_ino) in terminals:
+          os.dup2(null, fd)
     os.close(null)
 
 
@@ -58,7 +74,7 @@ class StopSignals:
     # what the first signal leads to, in the line it prints (a loop past its last step says so)
     self.then = "saving a checkpoint after the current step, then stopping"
     self._previous: dict[int, Any] = {}
-    self._terminals: list[int] = []
+    self._terminals: set[tuple[int, int]] = set()
 
   def __enter__(self) -> "StopSignals":
     if threading.current_thread() is threading.main_thread():
