@@ -162,6 +162,24 @@ def test_a_second_signal_exits_at_once(monkeypatch):
   assert signal.getsignal(signal.SIGTERM) != stop._handle  # restored
 
 
+def test_signals_during_a_save_are_said_at_once(monkeypatch, capfd):
+  """A checkpoint's save holds standard error (what orbax prints is passed on after it): the
+  lines a stop signal prints waited for the save's end, and a second signal during the save
+  exited at once with neither line ever shown."""
+  def exit_at_once(code):
+    raise SystemExit(code)
+
+  monkeypatch.setattr(os, "_exit", exit_at_once)
+  with StopSignals() as stop, ckpt_lib._stderr_held(lambda err: False):
+    stop._handle(signal.SIGINT, None)
+    with pytest.raises(SystemExit) as exited:
+      stop._handle(signal.SIGINT, None)
+    said = capfd.readouterr().err  # while the save still holds fd 2
+  assert exited.value.code == 130
+  assert said == ("\nSIGINT: saving a checkpoint after the current step, then stopping (send it "
+                  "again to stop at once).\n\nSIGINT again: stopping at once, without saving.\n")
+
+
 def _drain(fd, stop):
   """Reads a pseudo-terminal's output until `stop` is set (a terminal that is read, as a shell's
   is, so the run never blocks on a full buffer)."""

@@ -59,11 +59,6 @@ def _detach(terminals: set[tuple[int, int]]) -> None:
     os.close(null)
 
 
-def _tell(text: str) -> None:
-  with contextlib.suppress(OSError):  # stderr may be gone: the signal still stops the run
-    os.write(2, text.encode())
-
-
 class StopSignals:
   """While entered (in the main thread), the first of `STOP_SIGNALS` is recorded in `received`
   for the loop to honour at its next step boundary; the second (not a SIGHUP) ends the process
@@ -75,10 +70,15 @@ class StopSignals:
     self.then = "saving a checkpoint after the current step, then stopping"
     self._previous: dict[int, Any] = {}
     self._terminals: set[tuple[int, int]] = set()
+    self._stderr: int | None = None  # the command's standard error, as it was when entered
 
   def __enter__(self) -> "StopSignals":
     if threading.current_thread() is threading.main_thread():
       self._terminals = _terminal_outputs()
+      # a copy: a checkpoint's save holds fd 2 (and a second signal during it would exit with
+      # the lines said unseen)
+      with contextlib.suppress(OSError):
+        self._stderr = os.dup(2)
       for signum in filter(_handled, STOP_SIGNALS):
         self._previous[signum] = signal.signal(signum, self._handle)
     return self
@@ -87,6 +87,9 @@ class StopSignals:
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
     self._previous = {}
+    if self._stderr is not None:
+      os.close(self._stderr)
+      self._stderr = None
 
   @property
   def name(self) -> str:
@@ -100,10 +103,14 @@ class StopSignals:
         return                       # as the shell exits): never a request to stop at once
     name = signal.Signals(signum).name
     if self.received is not None:
-      _tell(f"\n{name} again: stopping at once, without saving.\n")
+      self._tell(f"\n{name} again: stopping at once, without saving.\n")
       os._exit(128 + signum)
     self.received = signum
-    _tell(f"\n{name}: {self.then} (send it again to stop at once).\n")
+    self._tell(f"\n{name}: {self.then} (send it again to stop at once).\n")
+
+  def _tell(self, text: str) -> None:
+    with contextlib.suppress(OSError):  # stderr may be gone: the signal still stops the run
+      os.write(2 if self._stderr is None else self._stderr, text.encode())
 
 
 class Interrupted(KeyboardInterrupt):
