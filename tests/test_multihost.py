@@ -206,14 +206,16 @@ class _Service:
 
 
 @pytest.mark.parametrize("case", ["lost_peer", "after_a_peer_failed", "unforeseen",
-                                  "user_error_after_the_others_finished"])
+                                  "user_error_after_the_others_finished",
+                                  "user_error_after_one_of_two_others_finished"])
 def test_an_error_in_one_process_ends_it_with_the_others_told(case, monkeypatch, capsys):
   """What a process of a two-process run prints and posts when its main code raises: a
   collective that lost its peer (killed: a Gloo error traceback before) is one paragraph; an
   error after another process posted its failure is that failure's paragraph; anything else keeps
   its traceback. In every case the others are told (a failure posted for them, unless one already
-  was) and the process leaves at once with the status said, unless the others have finished
-  their run: they wait in JAX's shutdown barrier, so it exits as usual to meet them there. JAX's
+  was) and the process leaves at once with the status said, unless another has finished its
+  run (of three: one finished, one still finishing): every process is then past the collectives
+  and the finished ones wait in JAX's shutdown barrier, so it exits as usual to meet them. JAX's
   joined-run record and the exit are simulated: a SIGKILL'd peer gives a Gloo error or JAX's own
   abort, by timing."""
   import threading
@@ -222,9 +224,11 @@ def test_an_error_in_one_process_ends_it_with_the_others_told(case, monkeypatch,
   from enas_jax.io import errors, processes
   posted = {"after_a_peer_failed": {
       "enas_jax/failed": "1\n2\nThe corpus directory 'corp' does not exist."},
-      "user_error_after_the_others_finished": {"enas_jax/done/1": "1"}}.get(case, {})
+      "user_error_after_the_others_finished": {"enas_jax/done/1": "1"},
+      "user_error_after_one_of_two_others_finished": {"enas_jax/done/2": "1"}}.get(case, {})
   monkeypatch.setattr(processes, "_joined", lambda: SimpleNamespace(
-      client=_Service(posted), process_id=0, num_processes=2))
+      client=_Service(posted), process_id=0,
+      num_processes=3 if case == "user_error_after_one_of_two_others_finished" else 2))
   monkeypatch.setattr(processes, "_leaving", threading.Event())
   left = []
 
@@ -233,8 +237,9 @@ def test_an_error_in_one_process_ends_it_with_the_others_told(case, monkeypatch,
     raise SystemExit(code)
 
   monkeypatch.setattr(processes, "_leave", leave)
-  failure = {"unforeseen": KeyError("width"),
-             "user_error_after_the_others_finished": errors.UserError("Cannot write summary.json.")
+  late = errors.UserError("Cannot write summary.json.")
+  failure = {"unforeseen": KeyError("width"), "user_error_after_the_others_finished": late,
+             "user_error_after_one_of_two_others_finished": late
              }.get(case, jax.errors.JaxRuntimeError(
                  "UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/pair.cc:547] "
                  "Connection closed by peer [127.0.0.1]:40080"))
@@ -245,7 +250,7 @@ def test_an_error_in_one_process_ends_it_with_the_others_told(case, monkeypatch,
   with pytest.raises(SystemExit) as ended:
     errors.run_main(main)(["search"])
   err = " ".join(capsys.readouterr().err.split())
-  if case == "user_error_after_the_others_finished":
+  if case.startswith("user_error_after"):  # the others are past the collectives: it exits
     assert left == [] and ended.value.code == 2 and err == "error: Cannot write summary.json."
     assert posted["enas_jax/failed"] == "0\n2\nCannot write summary.json."
     return
@@ -271,8 +276,11 @@ class _Watched:
   fails at once), or a failure posted on the read numbered `posted_at` (each read before it
   waits its whole timeout, as the real one does)."""
 
-  def __init__(self, posted_at: int | None):
-    self.posted_at, self.reads = posted_at, 0
+  def __init__(self, posted_at: int | None, finished: tuple[str, ...] = ()):
+    self.posted_at, self.reads, self.finished = posted_at, 0, finished
+
+  def key_value_dir_get(self, prefix: str) -> list[tuple[str, str]]:
+    return [(f"{prefix}{pid}", "1") for pid in self.finished if prefix == "enas_jax/done/"]
 
   def blocking_key_value_get(self, key: str, timeout_ms: int) -> str:
     self.reads += 1
@@ -284,18 +292,20 @@ class _Watched:
     return "1\n3\nThe corpus directory 'corp' does not exist."
 
 
-@pytest.mark.parametrize("posted_at", [None, 3])
+@pytest.mark.parametrize("posted_at, finished", [(None, ()), (3, ()), (3, ("2",))])
 def test_the_peer_watcher_never_spins_and_ends_its_process_on_a_posted_failure(
-    posted_at, monkeypatch, tmp_path):
+    posted_at, finished, monkeypatch, tmp_path):
   """The watcher thread of every process of a multi-host run: when the coordination service is
   gone its reads fail at once, and it used to retry at once, a busy loop; now it waits out the
   poll interval. When another process posts its failure, it writes that paragraph to the
-  command's own standard error and ends the process with the failed one's exit status."""
+  command's own standard error and ends the process with the failed one's exit status, unless
+  a third has finished its run: then all are past the collectives, and this one finishes too
+  to meet it in JAX's shutdown barrier (leaving at once left that one to abort there)."""
   import threading
   from types import SimpleNamespace
   from enas_jax.io import processes
-  service = _Watched(posted_at)
-  joined = SimpleNamespace(client=service, process_id=0, num_processes=2)
+  service = _Watched(posted_at, finished)
+  joined = SimpleNamespace(client=service, process_id=0, num_processes=2 + len(finished))
   leaving, left = threading.Event(), []
   monkeypatch.setattr(processes, "_leaving", leaving)
   monkeypatch.setattr(processes, "_GRACE_S", 0.05)
@@ -312,6 +322,8 @@ def test_the_peer_watcher_never_spins_and_ends_its_process_on_a_posted_failure(
   err = " ".join(err_path.read_text().split())
   if posted_at is None:  # about 1 s / 250 ms reads; the busy loop made thousands
     assert 3 <= service.reads <= 6 and left == [] and err == "", service.reads
+  elif finished:
+    assert service.reads == 3 and left == [] and err == "", (service.reads, left)
   else:
     assert service.reads == 3 and left == [3], (service.reads, left)
     assert err.startswith("error: process 1 of this multi-host run failed: The corpus directory "

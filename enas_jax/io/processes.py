@@ -133,8 +133,8 @@ def _watch(joined: Any) -> None:
     except Exception:  # pylint: disable=broad-except  # nothing posted yet, or no service
       _leaving.wait(max(0.0, _POLL_MS / 1000 - (time.monotonic() - asked)))  # never a busy loop
       continue
-    if _leaving.wait(_GRACE_S):  # this process failed too and leaves by its own path
-      return
+    if _leaving.wait(_GRACE_S) or _another_finished(joined):  # this process failed too and
+      return  # leaves by its own path, or it is past the collectives: it finishes as usual
     _leaving.set()
     failed, code, message = _parse(posted)
     _write(f"error: {_peer_failed(joined, failed, message)}")
@@ -192,8 +192,8 @@ def leave_after_failure(code: int, message: str) -> None:
   """In a multi-host run: posts this process's failure (`message`, its exit status `code`) for
   the others and ends this process at once (standard streams flushed), skipping JAX's shutdown
   barrier, where the others would wait for it. Returns (the caller exits as usual) on one host,
-  and when every other process has already finished its run: they wait in that barrier, so
-  this one meets them there."""
+  and when another process has already finished its run (`_another_finished`): the others are
+  past the run's collectives and wait, or will, in that barrier, so this one meets them there."""
   joined = _joined()
   if joined is None:
     return
@@ -202,7 +202,7 @@ def leave_after_failure(code: int, message: str) -> None:
     joined.client.key_value_set(_FAILED_KEY, f"{joined.process_id}\n{code}\n{message}")
   except Exception:  # pylint: disable=broad-except  # another process posted first
     pass
-  if not _all_others_finished(joined):
+  if not _another_finished(joined):
     _leave(joined, code)
 
 
@@ -212,9 +212,13 @@ def _others(joined: Any, prefix: str) -> set[str]:
       str(joined.process_id)}
 
 
-def _all_others_finished(joined: Any) -> bool:
+def _another_finished(joined: Any) -> bool:
+  """Whether another process has finished its run. A process finishes only after the run's
+  last collective, which every process took part in, so then none waits for another in a
+  collective: each finishes its own work and they all meet in JAX's shutdown barrier (a process
+  leaving without it would leave those already there waiting, then aborting)."""
   try:
-    return len(_others(joined, _DONE_PREFIX)) == joined.num_processes - 1
+    return bool(_others(joined, _DONE_PREFIX))
   except Exception:  # pylint: disable=broad-except  # the service is gone
     return False
 
