@@ -92,14 +92,19 @@ def _start_and_wait_for_a_checkpoint(workdir, env):
   return proc
 
 
-def test_jax_64_bit_mode_set_in_the_environment_runs_the_same_32_bit_search(reference, tmp_path):
-  """JAX_ENABLE_X64, set globally in many scientific set-ups, made every search end in a dtype
-  traceback (a scan's float32 carry came back float64); the command now turns the mode off with
-  a note, and the run is the one without it, bit for bit."""
+def test_64_bit_mode_and_a_closed_standard_output_run_the_same_search(reference, tmp_path):
+  """Two ways a command's environment can differ from a terminal user's. JAX_ENABLE_X64, set
+  globally in many scientific set-ups, made every search end in a dtype traceback (a scan's
+  float32 carry came back float64): the mode is now turned off with a note. A standard output
+  closed by the caller (`>&-`, a job launcher) leaves Python's `sys.stdout` None, and the
+  search's first line ended in an AttributeError, exit 1: it now goes to the null device. The
+  run is the one without either, bit for bit."""
   workdir = tmp_path / "x64"
-  result = subprocess.run(_cli_args(workdir), cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT), JAX_ENABLE_X64="1"),
-                          timeout=600)
+  closing = [sys.executable, "-c", "import os, sys; os.close(1); "
+             "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
+  result = subprocess.run(closing + _cli_args(workdir)[1:], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), JAX_ENABLE_X64="1"))
   assert result.returncode == 0, result.stderr
   assert "note: JAX_ENABLE_X64 is set in the environment" in result.stderr
   assert "Traceback" not in result.stderr
@@ -396,6 +401,20 @@ def test_output_piped_to_a_reader_that_goes_away_ends_quietly():
   proc.stdout.close()  # the reader goes away before the first line
   err = proc.stderr.read().decode()
   assert proc.wait(timeout=60) == 128 + signal.SIGPIPE and err == ""
+
+
+def test_a_closed_standard_error_is_the_null_device(tmp_path):
+  """`2>&-` (or a job launcher that closes it): Python leaves `sys.stderr` None, and a command's
+  first line there ended in an AttributeError, exit 1 (unseen). Now it ends as it would: here a
+  config mistake, exit 2, nothing written. (A closed standard output: the 64-bit mode's test.)"""
+  closing = [sys.executable, "-c", "import os, sys; os.close(2); "
+             "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
+  result = subprocess.run(closing + ["-m", "enas_jax.search", "--config=configs/nope.py",
+                                     f"--workdir={tmp_path / 'w'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+  assert result.returncode == 2 and result.stdout == "", result.stdout
+  assert not (tmp_path / "w").exists()
 
 
 def test_ctrl_c_outside_a_run_loop_is_one_line(capsys):

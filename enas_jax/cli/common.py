@@ -333,9 +333,26 @@ def check_jax_modes() -> None:
                                "off (its results are those of a run without it).") + "\n")
 
 
+def reopen_closed_streams() -> None:
+  """Standard output or error closed by the caller (`>&-`, `2>&-`, a job launcher that closes
+  them): Python then leaves `sys.stdout` or `sys.stderr` None, and a run ended at its first line
+  in an AttributeError (exit 1, even where nothing else was wrong). The closed descriptor is
+  reopened on the null device, so what the command prints goes nowhere, as asked."""
+  for fd, name in ((1, "stdout"), (2, "stderr")):
+    if getattr(sys, name) is not None:
+      continue
+    null = os.open(os.devnull, os.O_WRONLY)  # the lowest free descriptor: `fd` itself, if closed
+    if null != fd:
+      os.dup2(null, fd)
+      os.close(null)
+    setattr(sys, name, open(fd, "w", buffering=1, encoding="utf-8", closefd=False))
+
+
 def run(main: Callable[[Sequence[str]], None]) -> None:
   """`app.run` with the clear-error wrapper, the flag parser and JAX's start-up chatter (the
-  backend probe's "Unable to initialize backend 'tpu'" line) off unless --verbosity is given."""
+  backend probe's "Unable to initialize backend 'tpu'" line) off unless --verbosity is given;
+  closed standard streams reopened on the null device first."""
+  reopen_closed_streams()
 
   def quiet_main(argv: Sequence[str]) -> None:
     quiet_logging_unless_asked()
