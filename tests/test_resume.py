@@ -92,6 +92,12 @@ def _start_and_wait_for_a_checkpoint(workdir, env):
   return proc
 
 
+def _closing(fd):
+  """The start of a command line whose Python runs with descriptor `fd` closed (`>&-`)."""
+  return [sys.executable, "-c", f"import os, sys; os.close({fd}); "
+          f"os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
+
+
 def test_64_bit_mode_and_a_closed_standard_output_run_the_same_search(reference, tmp_path):
   """Two ways a command's environment can differ from a terminal user's. JAX_ENABLE_X64, set
   globally in many scientific set-ups, made every search end in a dtype traceback (a scan's
@@ -100,9 +106,7 @@ def test_64_bit_mode_and_a_closed_standard_output_run_the_same_search(reference,
   search's first line ended in an AttributeError, exit 1: it now goes to the null device. The
   run is the one without either, bit for bit."""
   workdir = tmp_path / "x64"
-  closing = [sys.executable, "-c", "import os, sys; os.close(1); "
-             "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
-  result = subprocess.run(closing + _cli_args(workdir)[1:], cwd=ROOT, capture_output=True,
+  result = subprocess.run(_closing(1) + _cli_args(workdir)[1:], cwd=ROOT, capture_output=True,
                           text=True, timeout=600,
                           env=dict(os.environ, PYTHONPATH=str(ROOT), JAX_ENABLE_X64="1"))
   assert result.returncode == 0, result.stderr
@@ -407,10 +411,8 @@ def test_a_closed_standard_error_is_the_null_device(tmp_path):
   """`2>&-` (or a job launcher that closes it): Python leaves `sys.stderr` None, and a command's
   first line there ended in an AttributeError, exit 1 (unseen). Now it ends as it would: here a
   config mistake, exit 2, nothing written. (A closed standard output: the 64-bit mode's test.)"""
-  closing = [sys.executable, "-c", "import os, sys; os.close(2); "
-             "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
-  result = subprocess.run(closing + ["-m", "enas_jax.search", "--config=configs/nope.py",
-                                     f"--workdir={tmp_path / 'w'}"],
+  result = subprocess.run(_closing(2) + ["-m", "enas_jax.search", "--config=configs/nope.py",
+                                         f"--workdir={tmp_path / 'w'}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
   assert result.returncode == 2 and result.stdout == "", result.stdout
