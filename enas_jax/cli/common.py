@@ -7,6 +7,7 @@ import re
 import sys
 from typing import Any, Callable, Sequence
 
+import jax
 from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
@@ -15,6 +16,7 @@ from enas_jax import configs
 from enas_jax.io import compile_cache, memory
 from enas_jax.io.errors import UserError, exit_with, paragraph, run_main
 from enas_jax.io.metrics import Progress
+from enas_jax.io.signals import to_null_device
 
 
 def _traceback_tail(text: str) -> str:
@@ -320,7 +322,6 @@ def check_jax_modes() -> None:
   and its programs failed to trace under it (a dtype traceback from a scan). Jit disabled
   (JAX_DISABLE_JIT) is refused: the run's programs are compiled ahead of time (a ValueError
   traceback from JAX's AOT path)."""
-  import jax  # pylint: disable=import-outside-toplevel
   if jax.config.jax_disable_jit:
     raise UserError("JAX_DISABLE_JIT is set in the environment (or jax_disable_jit in JAX's "
                     "config), but enas_jax compiles its steps ahead of time and cannot run them "
@@ -341,10 +342,7 @@ def reopen_closed_streams() -> None:
   for fd, name in ((1, "stdout"), (2, "stderr")):
     if getattr(sys, name) is not None:
       continue
-    null = os.open(os.devnull, os.O_WRONLY)  # the lowest free descriptor: `fd` itself, if closed
-    if null != fd:
-      os.dup2(null, fd)
-      os.close(null)
+    to_null_device([fd])
     setattr(sys, name, open(fd, "w", buffering=1, encoding="utf-8", closefd=False))
 
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import signal
 import sys
 import textwrap
 import traceback
 from typing import Callable, NoReturn, Sequence, TextIO
 
-from enas_jax.io.signals import exit_at_once_on_signals, interrupt_on_signals
+from enas_jax.io.signals import (exit_at_once_on_signals, interrupt_on_signals,
+                                 to_null_device)
 
 # Exit status for a user mistake (bad input, bad config, missing data).
 USER_ERROR_EXIT = 2
@@ -111,7 +111,7 @@ def _traceback_in_shared_run(err: BaseException) -> None:
     traceback.print_exception(err)
     code, message = 1, f"{type(err).__name__}: {first} (its traceback is in its error output)."
   processes.leave_after_failure(code, message)
-  raise SystemExit(code)  # the others finished: exit as they did (reported above)
+  raise SystemExit(code)  # another process finished: exit as it did (reported above)
 
 
 def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:
@@ -151,7 +151,7 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       raise SystemExit(128 + signum) from None
     except BrokenPipeError:  # the reader of the output went away (`... | head`): stop quietly
       with contextlib.suppress(OSError, ValueError):  # Python's flush at exit would fail again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        to_null_device([sys.stdout.fileno()])
       raise SystemExit(128 + signal.SIGPIPE) from None  # as a shell reports it
     except OSError as err:
       if err.errno not in WRITE_ERRNOS:

@@ -23,14 +23,22 @@ def _handled(signum: int) -> bool:
   return signum != signal.SIGHUP or signal.getsignal(signum) != signal.SIG_IGN
 
 
+def _file_id(fd: int) -> tuple[int, int] | None:
+  """The file descriptor `fd` is open on, as its (device, inode); None if it is not open."""
+  try:
+    status = os.fstat(fd)
+  except OSError:
+    return None
+  return status.st_dev, status.st_ino
+
+
 def _terminal_outputs() -> set[tuple[int, int]]:
   """The terminal(s) standard output and error write to, each as its (device, inode)."""
   outputs = set()
   for fd in (1, 2):
     with contextlib.suppress(OSError):
       if os.isatty(fd):
-        status = os.fstat(fd)
-        outputs.add((status.st_dev, status.st_ino))
+        outputs.add(_file_id(fd))
   return outputs
 
 
@@ -41,22 +49,25 @@ def _open_descriptors() -> list[int]:
     return [1, 2]
 
 
+def to_null_device(fds: list[int]) -> None:
+  """Points each of `fds` at the null device (one that is closed is opened there)."""
+  null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: one of `fds`, if closed
+  for fd in fds:
+    if fd != null:
+      os.dup2(null, fd)
+  if null not in fds:
+    os.close(null)
+
+
 def _detach(terminals: set[tuple[int, int]]) -> None:
   """Points every descriptor of this process on `terminals` (a hung-up terminal) at the null
   device, so that what the run prints while it saves and stops does not fail with an I/O error
   (a write to a hung-up terminal does). Every one, not only 1 and 2: a checkpoint's save holds
   a copy of fd 2 while fd 2 collects what the save prints, and puts it back afterwards
   (`io/checkpoints.py::_stderr_held`); a multi-host run's peer watcher writes to a copy too."""
-  if not terminals:
-    return
-  with contextlib.suppress(OSError):
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in _open_descriptors():
-      with contextlib.suppress(OSError):
-        status = os.fstat(fd)
-        if fd != null and (status.st_dev, status.st_ino) in terminals:
-          os.dup2(null, fd)
-    os.close(null)
+  if terminals:
+    with contextlib.suppress(OSError):
+      to_null_device([fd for fd in _open_descriptors() if _file_id(fd) in terminals])
 
 
 class StopSignals:
