@@ -1,4 +1,5 @@
 """`python -m enas_jax.search` end to end in a subprocess, and its clear errors."""
+import io
 import json
 import os
 import pathlib
@@ -12,8 +13,9 @@ import pytest
 
 from enas_jax.cli import common
 from enas_jax.io import errors
+from enas_jax.io import metrics as metrics_lib
 from enas_jax.io import workdir as workdir_lib
-from tests import tensorboard_view
+from tests import runs, tensorboard_view
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -85,6 +87,21 @@ def test_cli_runs_a_tiny_search_and_writes_its_files(tmp_path):
   assert err.startswith(f"error: The workdir {workdir} is in use by another run (process "
                         f"{os.getpid()} on host "), err[-3000:]
   assert _files(workdir) == saved
+  # a model whose state cannot fit in memory (a size mistyped): refused before the state is made
+  # or a checkpoint read, in one paragraph, every file as it was (it was an out-of-memory kill,
+  # a swapping machine, or under `ulimit -v` a C++ abort or a hang)
+  before = runs.snapshot(workdir)
+  result = _search("--config=configs/quickstart.py:tiny", f"--workdir={workdir}",
+                   "--config.search.epochs=1", "--config.shared.lr=5",
+                   "--config.model.hidden_dim=200000")
+  err = " ".join(result.stderr.split())
+  assert result.returncode == errors.USER_ERROR_EXIT and "Traceback" not in err, err[-3000:]
+  assert err.startswith("error: The search's state alone (weights and optimizer states) takes "
+                        ), err[-3000:]
+  assert "TiB, more than this process may still use (" in err and "cannot run here" in err, err
+  _assert_one_paragraph(result.stderr)
+  assert {k: v for k, v in runs.snapshot(workdir).items() if k != ".lock"} == {
+      k: v for k, v in before.items() if k != ".lock"}
   # the newest checkpoint's array files cut short: tensorstore's failed read left its callbacks
   # printing a few hundred lines of "Event loop is closed" tracebacks beside the warning; now
   # the warning alone, and the run goes on from the checkpoint before (none here: the start)
@@ -263,6 +280,44 @@ def test_device_memory_running_out_is_one_paragraph(tmp_path, monkeypatch):
       "the config, or use a device with more memory (on a GPU, JAX takes 75% of it unless "
       "XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95). The checkpoints saved so far "
       f"are kept in {tmp_path / 'w' / 'checkpoints'}.")
+
+
+def test_a_state_the_memory_left_cannot_hold_is_refused_and_a_tight_one_noted(tmp_path,
+                                                                              monkeypatch):
+  """The check before a run makes or restores its state: the state's bytes (every array of a
+  fresh state), against what `io.memory.host_headroom` says this process may still use."""
+  import jax
+  from enas_jax.configs import quickstart
+  from enas_jax.io import memory
+  from enas_jax.run import runner
+  from enas_jax.run import search as search_run
+
+  out = io.StringIO()
+  run = search_run.SearchRun(runs.search_config(quickstart), str(tmp_path / "w"), out,
+                             metrics_lib.Progress(enabled=False))
+  need = sum(x.nbytes for x in jax.tree_util.tree_leaves(run.fresh_state().arrays()))
+  rooms = {}
+  monkeypatch.setattr(memory, "host_headroom", lambda: rooms["now"])
+  rooms["now"] = memory.Headroom(need - 1, "a bound")
+  with pytest.raises(errors.UserError) as err:
+    run.check_memory(run.state_shapes())
+  assert str(err.value) == (
+      f"The search's state alone (weights and optimizer states) takes "
+      f"{runner.size_in_words(need)}, more than this process may still use "
+      f"({runner.size_in_words(need - 1)}: a bound), so it cannot run here. Lower the model's "
+      f"sizes in the config (the `model.*` widths and node or layer counts), or run it where "
+      f"more memory is free. No checkpoint or log in {tmp_path / 'w'} was changed.")
+  rooms["now"] = memory.Headroom(2 * need - 1, "a bound")  # no room for the gradients
+  run.check_memory(run.state_shapes())
+  assert out.getvalue() == (
+      f"note: the search's state takes {runner.size_in_words(need)} and this process may still "
+      f"use {runner.size_in_words(2 * need - 1)} (a bound); a step needs room for the gradients "
+      f"too (up to the weights again), so it may run out of memory\n")
+  rooms["now"] = memory.Headroom(2 * need, "a bound")
+  run.check_memory(run.state_shapes())
+  rooms["now"] = None  # nothing known: no check
+  run.check_memory(run.state_shapes())
+  assert out.getvalue().count("note:") == 1
 
 
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):

@@ -17,6 +17,7 @@ from typing import Sequence
 from absl import flags
 
 from enas_jax.cli import common as cli
+from enas_jax.io import memory
 from enas_jax.run import outputs
 from enas_jax.run.config import search_config
 from enas_jax.run.search import run_search
@@ -42,6 +43,7 @@ def main(argv: Sequence[str]) -> None:
   cli.check_jax_modes()
   cli.use_compilation_cache(_CACHE.value)
   cli.use_kept_memory(_MEMORY.value)
+  memory.load_lapack()  # before the run's arrays: see its docstring
   cfg = search_config(cli.load_config(_CONFIG))
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])

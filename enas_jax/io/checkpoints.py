@@ -173,13 +173,35 @@ def _orbax_errors_unlogged() -> Iterator[None]:
     logger.setLevel(level)
 
 
+STRAGGLERS_WAIT_S = 0.5  # after a failed save or restore, for its stragglers' output
+
+
+def _closed_loop_reports_dropped() -> None:
+  """From now on, drops Python's report of a "RuntimeError: Event loop is closed" raised where
+  nothing can catch it (`sys.unraisablehook`): after a failed save or restore, tensorstore's
+  callbacks still reach orbax's closed event loop, each with a traceback on stderr, a few
+  hundred lines in all, some after any wait (one came late under load). Other reports go to
+  the hook there was."""
+  previous = sys.unraisablehook
+  if getattr(previous, "drops_closed_loop_reports", False):
+    return
+
+  def hook(unraisable: Any) -> None:
+    value = unraisable.exc_value
+    if not (isinstance(value, RuntimeError) and str(value) == "Event loop is closed"):
+      previous(unraisable)
+
+  hook.drops_closed_loop_reports = True  # type: ignore[attr-defined]
+  sys.unraisablehook = hook
+
+
 @contextlib.contextmanager
 def _stderr_held(dropped: Callable[[BaseException], bool]) -> Iterator[None]:
   """Holds what the process writes to stderr (file descriptor 2, every thread) during a save or
   a restore: passed on after success or a failure not `dropped`; dropped after a failure that
-  is (a failed write, an unreadable checkpoint), whose stragglers (tensorstore callbacks
-  reaching orbax's closed event loop print "RuntimeError: Event loop is closed" tracebacks, a
-  few hundred lines) are given 0.5 s to finish first. The caller reports the failure once."""
+  is (a failed write, an unreadable checkpoint), whose stragglers are given
+  `STRAGGLERS_WAIT_S` to finish first, and whose closed-event-loop tracebacks are dropped from
+  then on (`_closed_loop_reports_dropped`). The caller reports the failure once."""
   sys.stderr.flush()
   saved = os.dup(2)
   with tempfile.TemporaryFile() as held:
@@ -190,7 +212,8 @@ def _stderr_held(dropped: Callable[[BaseException], bool]) -> Iterator[None]:
     except Exception as err:
       failed = dropped(err)
       if failed:
-        time.sleep(0.5)
+        _closed_loop_reports_dropped()
+        time.sleep(STRAGGLERS_WAIT_S)
       raise
     finally:
       sys.stderr.flush()

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
+import importlib
+import os
 import platform
+import resource
+from typing import Any
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_MAX = -4
@@ -37,3 +42,110 @@ def keep_freed_memory(enabled: bool = True) -> bool:
               (M_MMAP_MAX, 0),  # ...which grows for large blocks instead of mapping each one...
               (M_TRIM_THRESHOLD, NEVER_TRIM))  # ...and keeps what is freed
   return all(libc.mallopt(param, value) == 1 for param, value in settings)
+
+
+def load_lapack() -> None:
+  """Loads now the LAPACK that jaxlib's CPU linear algebra calls (SciPy's OpenBLAS), which JAX
+  would load at the first lowering of a decomposition (in a search: the controller's orthogonal
+  initialiser, after the shared weights exist). OpenBLAS takes its buffers as it loads and, when
+  an allocation fails (the process near an address-space limit, `ulimit -v` or a cluster's
+  h_vmem), retries for ever: the search then hung at 100% CPU, deaf to SIGTERM. Loaded at the
+  start, the buffers come before the run's arrays (measured: with 1 GiB of address space left,
+  the first lowering of a QR hangs without this and finishes with it)."""
+  try:
+    importlib.import_module("scipy.linalg.cython_lapack")
+  except ImportError:  # no SciPy: jaxlib has no CPU LAPACK to load either
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Headroom:
+  """How much more memory this process may take, and what bounds it (in words)."""
+
+  free_bytes: int
+  bound: str
+
+
+def _kib_fields(path: str, names: tuple[str, ...]) -> dict[str, int] | None:
+  """The named "Name: N kB" fields of /proc/meminfo or /proc/self/status, in bytes."""
+  try:
+    with open(path) as f:
+      lines = [line.split() for line in f]
+  except OSError:
+    return None
+  found = {w[0].rstrip(":"): int(w[1]) * 1024 for w in lines if len(w) >= 2
+           and w[0].rstrip(":") in names and w[1].isdigit()}
+  return found if len(found) == len(names) else None
+
+
+def _cgroup_limits(proc: str, root: str) -> list[Headroom]:
+  """Each memory-limited cgroup (v2, or v1's memory controller) this process is in, up to the
+  root: what its limit leaves. Its page cache counts as free (the kernel reclaims it before it
+  fails an allocation), so a cgroup whose memory.stat cannot be read is left out."""
+  out = []
+  try:
+    with open(os.path.join(proc, "self", "cgroup")) as f:
+      entries = [line.strip().split(":", 2) for line in f if line.count(":") >= 2]
+  except OSError:
+    return out
+  for _, controllers, path in entries:
+    if controllers == "":  # v2
+      base, files = root, ("memory.max", "memory.current", "file")
+    elif "memory" in controllers.split(","):  # v1
+      base = os.path.join(root, "memory")
+      files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache")
+    else:
+      continue
+    parts = [p for p in path.split("/") if p]
+    for depth in range(len(parts), -1, -1):
+      folder = os.path.join(base, *parts[:depth])
+      left = _cgroup_left(folder, *files)
+      if left is not None:
+        out.append(Headroom(left, f"its cgroup's memory limit, "
+                                  f"{os.path.join(folder, files[0])}"))
+  return out
+
+
+def _cgroup_left(folder: str, limit_file: str, usage_file: str, cache_field: str
+                 ) -> int | None:
+  """A cgroup folder's limit less its use without its page cache; None without a limit."""
+  try:
+    limit, used = (open(os.path.join(folder, name)).read().strip()
+                   for name in (limit_file, usage_file))
+    with open(os.path.join(folder, "memory.stat")) as f:
+      stat = dict(line.split()[:2] for line in f if len(line.split()) >= 2)
+  except (OSError, ValueError):
+    return None
+  cache = stat.get(cache_field, "")
+  if not (limit.isdigit() and used.isdigit() and cache.isdigit()) or int(limit) >= 2 ** 62:
+    return None
+  return int(limit) - max(int(used) - int(cache), 0)
+
+
+def host_headroom(proc: str = "/proc", cgroup_root: str = "/sys/fs/cgroup") -> Headroom | None:
+  """The least of what the machine has available (MemAvailable + SwapFree), what this process's
+  cgroups allow, and what its address-space and data limits (`ulimit -v`, `ulimit -d`) leave;
+  None where none can be read (not Linux)."""
+  found = []
+  mem = _kib_fields(os.path.join(proc, "meminfo"), ("MemAvailable", "SwapFree"))
+  if mem:
+    found.append(Headroom(mem["MemAvailable"] + mem["SwapFree"],
+                          "the memory the machine has available, MemAvailable + SwapFree"))
+  found += _cgroup_limits(proc, cgroup_root)
+  status = _kib_fields(os.path.join(proc, "self", "status"), ("VmSize", "VmData"))
+  for limit, used, words in ((resource.RLIMIT_AS, "VmSize", "address-space limit, ulimit -v"),
+                             (resource.RLIMIT_DATA, "VmData", "data-size limit, ulimit -d")):
+    soft = resource.getrlimit(limit)[0]
+    if status and soft != resource.RLIM_INFINITY:
+      found.append(Headroom(soft - status[used], f"its {words}"))
+  return min(found, key=lambda h: h.free_bytes) if found else None
+
+
+def device_headroom(device: Any) -> Headroom | None:
+  """What an accelerator's memory has free for this process (XLA's own figures: the limit it
+  allocates within, less what is in use); None where the device keeps no figures (the CPU)."""
+  stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+  if not stats or "bytes_limit" not in stats:
+    return None
+  return Headroom(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)),
+                  f"the free memory of {device.device_kind} {device.id}")

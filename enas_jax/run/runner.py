@@ -21,10 +21,12 @@ import signal
 from typing import Any, Iterator, TextIO
 
 import jax
+import numpy as np
 
 from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io import errors as errors_lib
 from enas_jax.io import events as events_lib
+from enas_jax.io import memory as memory_lib
 from enas_jax.io import metrics as metrics_lib
 from enas_jax.io import processes
 from enas_jax.io import workdir as workdir_lib
@@ -49,6 +51,13 @@ def describe(versions: Any) -> str:
   """`software()`'s figures (or what a checkpoint kept of them) in words."""
   return f"jax {versions.get('jax')} on {versions.get('device')}" if isinstance(
       versions, dict) else repr(versions)
+
+
+def size_in_words(n: int) -> str:
+  """A byte count in MiB, GiB or TiB."""
+  unit = next(u for u in (("MiB", 20), ("GiB", 30), ("TiB", 40)) if n < 2 ** (u[1] + 10)
+              or u[0] == "TiB")
+  return f"{n / 2 ** unit[1]:.2f} {unit[0]}"
 
 
 class Runner:
@@ -217,12 +226,42 @@ class Runner:
               ) -> tuple[RunState, int, dict[str, Any]] | None:
     """(state, checkpoint step, the log's position then) of the newest readable checkpoint, or
     None."""
-    found = self.checkpointer.restore_latest(self.state_shapes(), self._check_saved_config)
+    shapes = self.state_shapes()
+    self.check_memory(shapes)
+    found = self.checkpointer.restore_latest(shapes, self._check_saved_config)
     if found is None:
       return None
     arrays, meta, step = found
     log = meta.get("log") or {"metrics_bytes": meta.get("metrics_bytes", 0)}  # older checkpoints
     return state_class.from_saved(arrays, meta["position"]), step, log
+
+  def check_memory(self, shapes: Any) -> None:
+    """A UserError, before the state is made or restored, when the state alone (`shapes`) cannot
+    fit in the memory this process may still take (host memory on a CPU, one device's on an
+    accelerator; every process of a multi-host run stops together); a note when it fits without
+    room for a step's gradients as well."""
+    need = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
+    copies = 1
+    if jax.default_backend() == "cpu":
+      room = memory_lib.host_headroom()
+      if getattr(getattr(self.cfg, "parallel", None), "data_parallel", False):
+        copies = jax.local_device_count()  # each simulated CPU device holds its replica
+    else:
+      room = memory_lib.device_headroom(jax.local_devices()[0])
+    short = room is not None and need * copies > room.free_bytes
+    if processes.agree_max(int(short)):
+      where = (f"this process may still use ({size_in_words(room.free_bytes)}: {room.bound})" if short
+               else "another process of this multi-host run may use (its message says)")
+      raise UserError(
+          f"The {self.what}'s state alone (weights and optimizer states"
+          f"{f', on each of {copies} devices' if copies > 1 else ''}) takes "
+          f"{size_in_words(need * copies)}, more than {where}, so it cannot run here. Lower the model's "
+          f"sizes in the config (the `model.*` widths and node or layer counts), or run it where "
+          f"more memory is free. No checkpoint or log in {self.workdir} was changed.")
+    if room is not None and 2 * need * copies > room.free_bytes:
+      self.say(f"note: the {self.what}'s state takes {size_in_words(need * copies)} and this process may "
+               f"still use {size_in_words(room.free_bytes)} ({room.bound}); a step needs room for the "
+               f"gradients too (up to the weights again), so it may run out of memory")
 
   def open_log(self, resumed: dict[str, Any] | None) -> None:
     """Opens metrics.jsonl and a new events file, after cutting the log back to where the
