@@ -24,6 +24,7 @@ import pytest
 from enas_jax.configs import quickstart
 from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io import metrics
+from enas_jax.io import orbax_output
 from enas_jax.io import errors
 from enas_jax.io.errors import UserError
 from enas_jax.io import signals as signals_lib
@@ -179,7 +180,7 @@ def test_signals_during_a_save_are_said_at_once(monkeypatch, capfd):
     raise SystemExit(code)
 
   monkeypatch.setattr(os, "_exit", exit_at_once)
-  with StopSignals() as stop, ckpt_lib._stderr_held(lambda err: False):
+  with StopSignals() as stop, orbax_output.stderr_held(lambda err: False):
     stop._handle(signal.SIGINT, None)
     with pytest.raises(SystemExit) as exited:
       stop._handle(signal.SIGINT, None)
@@ -509,10 +510,10 @@ def test_unreadable_latest_checkpoint_and_killed_save_leftovers(four_epochs, ref
 
 STRAGGLERS = """
 import io, sys, time
-from enas_jax.io import checkpoints, metrics
+from enas_jax.io import metrics, orbax_output
 from enas_jax.run import search as search_run
 from tests.test_resume import _cfg
-checkpoints.STRAGGLERS_WAIT_S = 0.0  # no wait: every straggler comes after the failed restore
+orbax_output.STRAGGLERS_WAIT_S = 0.0  # no wait: every straggler comes after the failed restore
 run = search_run.SearchRun(_cfg(), sys.argv[1], io.StringIO(), metrics.Progress(enabled=False))
 print(run.checkpointer.restore_latest(run.state_shapes(), lambda meta: None)[2], flush=True)
 time.sleep(2)

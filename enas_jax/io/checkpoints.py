@@ -18,15 +18,12 @@ message, and the run goes on from the one before it.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import shutil
-import sys
-import tempfile
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
-from enas_jax.io import processes
+from enas_jax.io import orbax_output, processes
 from enas_jax.io.configuration import require
 from enas_jax.io.errors import WRITE_ERRNOS, UserError
 
@@ -160,72 +157,6 @@ _WRITE_FAILURE_TEXT = ("No space left on device", "Disk quota exceeded", "File t
                        "Read-only file system", "Permission denied", "Input/output error")
 
 
-@contextlib.contextmanager
-def _orbax_errors_unlogged() -> Iterator[None]:
-  """Orbax's writer threads log each failed write with a traceback through absl's logger before
-  the save raises; the caller reports the failure itself."""
-  logger = absl_logging.get_absl_logger()
-  level = logger.level
-  logger.setLevel(logging.CRITICAL)
-  try:
-    yield
-  finally:
-    logger.setLevel(level)
-
-
-STRAGGLERS_WAIT_S = 0.5  # after a failed save or restore, for its stragglers' output
-
-
-def _closed_loop_reports_dropped() -> None:
-  """From now on, drops Python's report of a "RuntimeError: Event loop is closed" raised where
-  nothing can catch it (`sys.unraisablehook`): after a failed save or restore, tensorstore's
-  callbacks still reach orbax's closed event loop, each with a traceback on stderr, a few
-  hundred lines in all, some after any wait (one came late under load). Other reports go to
-  the hook there was."""
-  previous = sys.unraisablehook
-  if getattr(previous, "drops_closed_loop_reports", False):
-    return
-
-  def hook(unraisable: Any) -> None:
-    value = unraisable.exc_value
-    if not (isinstance(value, RuntimeError) and str(value) == "Event loop is closed"):
-      previous(unraisable)
-
-  hook.drops_closed_loop_reports = True  # type: ignore[attr-defined]
-  sys.unraisablehook = hook
-
-
-@contextlib.contextmanager
-def _stderr_held(dropped: Callable[[BaseException], bool]) -> Iterator[None]:
-  """Holds what the process writes to stderr (file descriptor 2, every thread) during a save or
-  a restore: passed on after success or a failure not `dropped`; dropped after a failure that
-  is (a failed write, an unreadable checkpoint), whose stragglers are given
-  `STRAGGLERS_WAIT_S` to finish first, and whose closed-event-loop tracebacks are dropped from
-  then on (`_closed_loop_reports_dropped`). The caller reports the failure once."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as held:
-    os.dup2(held.fileno(), 2)
-    failed = False
-    try:
-      yield
-    except Exception as err:
-      failed = dropped(err)
-      if failed:
-        _closed_loop_reports_dropped()
-        time.sleep(STRAGGLERS_WAIT_S)
-      raise
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-      if not failed:
-        held.seek(0)
-        text = held.read()
-        if text:
-          os.write(2, text)
-
-
 def is_write_failure(err: BaseException) -> bool:
   """Whether `err` (or an exception it wraps) is a failed write a user fixes outside the
   program: an OSError with a write errno, or orbax/tensorstore's text of one."""
@@ -281,7 +212,7 @@ class Checkpointer:
     arrays = {str(i): processes.host_copy(leaf) for i, leaf in enumerate(leaves)}
     meta = dict(meta, format_version=FORMAT_VERSION, leaves=leaf_table(state))
     try:
-      with _orbax_errors_unlogged(), _stderr_held(is_write_failure):
+      with orbax_output.errors_unlogged(), orbax_output.stderr_held(is_write_failure):
         self._manager.save(step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays),
                                                          meta=ocp.args.JsonSave(meta)))
         self._manager.wait_until_finished()
@@ -366,8 +297,8 @@ def read_latest(directory: str, template: Any
 def _restore_step(manager: ocp.CheckpointManager, step: int
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Checkpoint `step`'s (arrays, meta); a damaged one raises, its stragglers' tracebacks
-  dropped (`_stderr_held`): the caller reports it in one line or skips it."""
-  with _orbax_errors_unlogged(), _stderr_held(lambda err: True):
+  dropped (`orbax_output.stderr_held`): the caller reports it in one line or skips it."""
+  with orbax_output.errors_unlogged(), orbax_output.stderr_held(lambda err: True):
     restored = manager.restore(step, args=ocp.args.Composite(
         arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
   return restored["arrays"], restored["meta"]
@@ -382,7 +313,7 @@ def _read_only_manager(directory: str, attempts: int = 10) -> ocp.CheckpointMana
                                          max_to_keep=None, cleanup_tmp_directories=False)
   for _ in range(attempts):
     try:
-      with _orbax_errors_unlogged():  # its notes that a read-only manager will not save
+      with orbax_output.errors_unlogged():  # its notes that a read-only manager will not save
         return ocp.CheckpointManager(os.path.abspath(directory), options=options)
     except FileNotFoundError:
       time.sleep(0.05)

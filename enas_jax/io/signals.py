@@ -64,7 +64,7 @@ def _detach(terminals: set[tuple[int, int]]) -> None:
   device, so that what the run prints while it saves and stops does not fail with an I/O error
   (a write to a hung-up terminal does). Every one, not only 1 and 2: a checkpoint's save holds
   a copy of fd 2 while fd 2 collects what the save prints, and puts it back afterwards
-  (`io/checkpoints.py::_stderr_held`); a multi-host run's peer watcher writes to a copy too."""
+  (`io/orbax_output.py::stderr_held`); a multi-host run's peer watcher writes to a copy too."""
   if terminals:
     with contextlib.suppress(OSError):
       to_null_device([fd for fd in _open_descriptors() if _file_id(fd) in terminals])

@@ -248,20 +248,20 @@ class Runner:
         copies = jax.local_device_count()  # each simulated CPU device holds its replica
     else:
       room = memory_lib.device_headroom(jax.local_devices()[0])
-    short = room is not None and need * copies > room.free_bytes
+    need, on_each = need * copies, f", on each of {copies} devices" if copies > 1 else ""
+    short = room is not None and need > room.free_bytes
     if processes.agree_max(int(short)):
-      where = (f"this process may still use ({size_in_words(room.free_bytes)}: {room.bound})" if short
-               else "another process of this multi-host run may use (its message says)")
+      where = (f"this process may still use ({size_in_words(room.free_bytes)}: {room.bound})"
+               if short else "another process of this multi-host run may use (its message says)")
       raise UserError(
-          f"The {self.what}'s state alone (weights and optimizer states"
-          f"{f', on each of {copies} devices' if copies > 1 else ''}) takes "
-          f"{size_in_words(need * copies)}, more than {where}, so it cannot run here. Lower the model's "
+          f"The {self.what}'s state alone (weights and optimizer states{on_each}) takes "
+          f"{size_in_words(need)}, more than {where}, so it cannot run here. Lower the model's "
           f"sizes in the config (the `model.*` widths and node or layer counts), or run it where "
           f"more memory is free. No checkpoint or log in {self.workdir} was changed.")
-    if room is not None and 2 * need * copies > room.free_bytes:
-      self.say(f"note: the {self.what}'s state takes {size_in_words(need * copies)} and this process may "
-               f"still use {size_in_words(room.free_bytes)} ({room.bound}); a step needs room for the "
-               f"gradients too (up to the weights again), so it may run out of memory")
+    if room is not None and 2 * need > room.free_bytes:
+      self.say(f"note: the {self.what}'s state takes {size_in_words(need)} and this process may "
+               f"still use {size_in_words(room.free_bytes)} ({room.bound}); a step needs room "
+               f"for the gradients too (up to the weights again), so it may run out of memory")
 
   def open_log(self, resumed: dict[str, Any] | None) -> None:
     """Opens metrics.jsonl and a new events file, after cutting the log back to where the
