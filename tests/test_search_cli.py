@@ -318,6 +318,13 @@ def test_a_state_the_memory_left_cannot_hold_is_refused_and_a_tight_one_noted(tm
   rooms["now"] = None  # nothing known: no check
   run.check_memory(run.state_shapes())
   assert out.getvalue().count("note:") == 1
+  # a multi-host run: every process stops when one is short (the processes' gather simulated)
+  rooms["now"] = memory.Headroom(10 * need, "a bound")
+  monkeypatch.setattr(runner.processes, "agree_max", lambda value: max(value, 1))
+  with pytest.raises(errors.UserError) as err:
+    run.check_memory(run.state_shapes())
+  assert (f"takes {runner.size_in_words(need)}, more than another process of this multi-host "
+          f"run may use (its message says), so it cannot run here.") in str(err.value)
 
 
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
