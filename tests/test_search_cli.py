@@ -436,6 +436,21 @@ def test_a_root_message_keeps_its_quotes():
   assert common._root_message(KeyError("'typo'")) == 'no field "typo"'
 
 
+@pytest.mark.parametrize("root", ["/", "//", "/tmp/..", "a link to /"])
+def test_the_filesystems_root_as_the_workdir_is_refused(root, tmp_path):
+  """`--workdir=$DIR/` with DIR unset names the root; run as root (as in many containers), a
+  whole search wrote its files and folders there."""
+  if root == "a link to /":
+    (tmp_path / "link").symlink_to("/")
+    root = str(tmp_path / "link")
+  with pytest.raises(errors.UserError) as err:
+    workdir_lib.prepare(root, ("config.json",))
+  assert str(err.value) == (
+      f"The workdir {root!r} is the filesystem's root: a run writes config.json, metrics.jsonl, "
+      f"checkpoints/ and more at the top of its workdir. Pass a folder of the run's own with "
+      f"--workdir=DIR (a variable left unset in --workdir=$DIR/ names the root).")
+
+
 def test_unwritable_workdir_and_empty_split_are_clear(tmp_path):
   blocker = tmp_path / "a_file"
   blocker.write_text("not a directory")

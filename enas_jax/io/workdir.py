@@ -48,7 +48,14 @@ def check_files(workdir: str, names: tuple[str, ...]) -> None:
 
 def prepare(workdir: str, files: tuple[str, ...] = ()) -> None:
   """Creates `workdir` and checks it can be written, that what should be a folder in it is one
-  (`RUN_FOLDERS`) and that none of `files` is a folder, or raises a UserError naming it."""
+  (`RUN_FOLDERS`) and that none of `files` is a folder, or raises a UserError naming it. The
+  filesystem's root is refused: `--workdir=$DIR/` with DIR unset names it, and as root a run
+  wrote its files and folders there."""
+  if os.path.realpath(workdir) == os.path.realpath(os.sep):
+    raise UserError(f"The workdir {workdir!r} is the filesystem's root: a run writes config.json, "
+                    f"metrics.jsonl, checkpoints/ and more at the top of its workdir. Pass a "
+                    f"folder of the run's own with --workdir=DIR (a variable left unset in "
+                    f"--workdir=$DIR/ names the root).")
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, f".write_test.{socket.gethostname()}.{os.getpid()}")
