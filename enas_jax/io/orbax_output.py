@@ -29,12 +29,23 @@ def errors_unlogged() -> Iterator[None]:
 STRAGGLERS_WAIT_S = 0.5  # after a failed save or restore, for its stragglers' output
 
 
-def closed_loop_reports_dropped() -> None:
-  """From now on, drops Python's report of a "RuntimeError: Event loop is closed" raised where
-  nothing can catch it (`sys.unraisablehook`): after a failed save or restore, tensorstore's
-  callbacks still reach orbax's closed event loop, each with a traceback on stderr, a few
-  hundred lines in all, some after any wait (one came late under load). Other reports go to
-  the hook there was."""
+class _UnretrievedTasks(logging.Filter):
+  """Drops asyncio's "Task exception was never retrieved" records (with their tracebacks)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Task exception was never retrieved")
+
+
+def stragglers_dropped() -> None:
+  """From now on, drops what a failed save or restore leaves behind to print: tensorstore's
+  callbacks still reach orbax's closed event loop ("RuntimeError: Event loop is closed", through
+  `sys.unraisablehook`), and orbax's abandoned tasks are logged by asyncio when they are
+  collected ("Task exception was never retrieved", through the `asyncio` logger): a traceback
+  each, a few hundred lines in all, some after any wait (under load, or when the collector
+  runs). Other reports go where they went."""
+  tasks = logging.getLogger("asyncio")
+  if not any(isinstance(f, _UnretrievedTasks) for f in tasks.filters):
+    tasks.addFilter(_UnretrievedTasks())
   previous = sys.unraisablehook
   if getattr(previous, "drops_closed_loop_reports", False):
     return
@@ -53,8 +64,8 @@ def stderr_held(dropped: Callable[[BaseException], bool]) -> Iterator[None]:
   """Holds what the process writes to stderr (file descriptor 2, every thread) during a save or
   a restore: passed on after success or a failure not `dropped`; dropped after a failure that
   is (a failed write, an unreadable checkpoint), whose stragglers are given
-  `STRAGGLERS_WAIT_S` to finish first, and whose closed-event-loop tracebacks are dropped from
-  then on (`closed_loop_reports_dropped`). The caller reports the failure once."""
+  `STRAGGLERS_WAIT_S` to finish first, and whose late tracebacks are dropped from
+  then on (`stragglers_dropped`). The caller reports the failure once."""
   sys.stderr.flush()
   saved = os.dup(2)
   with tempfile.TemporaryFile() as held:
@@ -65,7 +76,7 @@ def stderr_held(dropped: Callable[[BaseException], bool]) -> Iterator[None]:
     except Exception as err:
       failed = dropped(err)
       if failed:
-        closed_loop_reports_dropped()
+        stragglers_dropped()
         time.sleep(STRAGGLERS_WAIT_S)
       raise
     finally:
