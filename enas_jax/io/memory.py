@@ -24,6 +24,8 @@ import platform
 import resource
 from typing import Any
 
+import jax
+
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_MAX = -4
 M_ARENA_MAX = -8
@@ -149,3 +151,11 @@ def device_headroom(device: Any) -> Headroom | None:
     return None
   return Headroom(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)),
                   f"the free memory of {device.device_kind} {device.id}")
+
+
+def headroom() -> Headroom | None:
+  """What this process may still take where its arrays live: host memory on a CPU
+  (`host_headroom`), the first local device's elsewhere (`device_headroom`)."""
+  if jax.default_backend() == "cpu":
+    return host_headroom()
+  return device_headroom(jax.local_devices()[0])

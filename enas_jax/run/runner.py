@@ -21,7 +21,6 @@ import signal
 from typing import Any, Iterator, TextIO
 
 import jax
-import numpy as np
 
 from enas_jax.io import checkpoints as ckpt_lib
 from enas_jax.io import errors as errors_lib
@@ -240,15 +239,12 @@ class Runner:
     fit in the memory this process may still take (host memory on a CPU, one device's on an
     accelerator; every process of a multi-host run stops together); a note when it fits without
     room for a step's gradients as well."""
-    need = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
-    copies = 1
-    if jax.default_backend() == "cpu":
-      room = memory_lib.host_headroom()
-      if getattr(getattr(self.cfg, "parallel", None), "data_parallel", False):
-        copies = jax.local_device_count()  # each simulated CPU device holds its replica
-    else:
-      room = memory_lib.device_headroom(jax.local_devices()[0])
-    need, on_each = need * copies, f", on each of {copies} devices" if copies > 1 else ""
+    room = memory_lib.headroom()
+    # data parallelism on a CPU: each (simulated) device holds its replica in host memory
+    copies = (jax.local_device_count() if jax.default_backend() == "cpu" and getattr(
+        getattr(self.cfg, "parallel", None), "data_parallel", False) else 1)
+    need = copies * sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
+    on_each = f", on each of {copies} devices" if copies > 1 else ""
     short = room is not None and need > room.free_bytes
     if processes.agree_max(int(short)):
       where = (f"this process may still use ({size_in_words(room.free_bytes)}: {room.bound})"
