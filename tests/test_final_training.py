@@ -435,3 +435,31 @@ def test_an_epoch_whose_validation_perplexity_is_not_finite_stops_the_run(straig
       assert row["valid_ppl"] == "nan"
       row, want = ({k: v for k, v in r.items() if k != "valid_ppl"} for r in (row, want))
     assert row == want
+
+
+def test_a_step_the_memory_left_cannot_run_is_refused_before_it_runs(tmp_path, monkeypatch):
+  """The training's first step is checked as the search's is (tests/test_search_cli.py): XLA's
+  own figure for one call (`memory.call_bytes`, at least the weights' gradients) against what
+  this process may still use, refused before it runs, no checkpoint written."""
+  from enas_jax.io import memory
+  from enas_jax.run import runner
+
+  needs, real_call_bytes = [], memory.call_bytes
+  monkeypatch.setattr(memory, "call_bytes",
+                      lambda program: needs.append(real_call_bytes(program)) or needs[-1])
+  monkeypatch.setattr(memory, "host_headroom", lambda: memory.Headroom(  # needs: the
+      needs[-1] - 1 if len(needs) == 2 else 2 ** 40, "a bound"))  # initialiser's, the step's
+  workdir, cfg = tmp_path / "w", _cfg()
+  shapes = final_run.FinalRun(cfg, str(workdir), io.StringIO(),
+                              metrics.Progress(enabled=False)).state_shapes()
+  params = sum(x.size * x.dtype.itemsize
+               for x in jax.tree_util.tree_leaves(shapes["model"].lm.params))
+  with pytest.raises(UserError) as err:
+    _train(workdir, cfg)
+  assert len(needs) == 2 and needs[1] >= params
+  assert str(err.value).startswith(
+      f"One step of the training needs {runner.size_in_words(needs[1])} of working memory besides "
+      f"the state it updates (activations, gradients and temporaries, by XLA's count), more than "
+      f"this process may still use ({runner.size_in_words(needs[1] - 1)}: a bound), so it cannot "
+      f"run here.")
+  assert not (workdir / "checkpoints").exists() or not any((workdir / "checkpoints").iterdir())

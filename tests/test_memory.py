@@ -137,3 +137,28 @@ def test_lapack_is_loaded_before_the_run_needs_it():
   out = subprocess.run([sys.executable, "-c", BLAS_LOADED], capture_output=True, text=True,
                        check=True).stdout.split()
   assert out == ["False", "True"]
+
+
+def test_a_calls_memory_is_its_temporaries_and_outputs_not_donated():
+  """`call_bytes` against hand counts: an elementwise program's output (4 bytes x 1000); none
+  when the output is written over a donated argument; a product of products holds the inner one
+  (256 x 256 float32) besides its output; None where the backend has no analysis."""
+  import jax
+  import jax.numpy as jnp
+  x_N, m_NxN = jnp.ones((1000,), jnp.float32), jnp.ones((256, 256), jnp.float32)
+  assert memory.call_bytes(jax.jit(lambda a: a + 1).lower(x_N).compile()) == 4000
+  donated = jax.jit(lambda a: a + 1, donate_argnums=0)
+  assert memory.call_bytes(donated.lower(x_N).compile()) == 0
+  chain = jax.jit(lambda a: jnp.tanh(a @ a) @ a)
+  assert memory.call_bytes(chain.lower(m_NxN).compile()) == 2 * 256 * 256 * 4
+
+  class NoAnalysis:
+    def __init__(self, answer):
+      self.answer = answer
+
+    def memory_analysis(self):
+      if isinstance(self.answer, Exception):
+        raise self.answer
+      return self.answer
+  assert memory.call_bytes(NoAnalysis(NotImplementedError())) is None
+  assert memory.call_bytes(NoAnalysis(None)) is None

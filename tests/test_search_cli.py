@@ -258,28 +258,35 @@ def test_a_workdir_removed_under_a_run_is_one_paragraph(tmp_path, monkeypatch):
   assert len(saves) == 2 and not workdir.exists()  # stopped there: nothing made again
 
 
-def test_device_memory_running_out_is_one_paragraph(tmp_path, monkeypatch):
-  """XLA's RESOURCE_EXHAUSTED (a batch or a model too large for the GPU) was a traceback; now a
-  paragraph naming the fields to lower and where the checkpoints are (simulated here: a CPU
-  has no device memory to run out of)."""
+@pytest.mark.parametrize("raised, words", [
+    ("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 85899345920 bytes.\n"
+     "BufferAssignment OOM Debugging",
+     "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 85899345920 bytes."),
+    # a CPU's allocation failing as a program is dispatched (measured: the quickstart at hidden
+    # 3000 under `ulimit -v 13000000`), one prefix per program in flight
+    ("INTERNAL: Error dispatching computation: Error dispatching computation: Out of memory "
+     "allocating 6270616696 bytes.", "INTERNAL: Out of memory allocating 6270616696 bytes.")])
+def test_device_memory_running_out_is_one_paragraph(tmp_path, monkeypatch, raised, words):
+  """XLA's RESOURCE_EXHAUSTED (a batch or a model too large for the GPU), or a CPU's INTERNAL
+  "Out of memory allocating", was a traceback; now a paragraph naming the fields to lower and
+  where the checkpoints are (simulated here). Another INTERNAL error stays a traceback."""
   import jax
   from enas_jax.configs import quickstart
   from enas_jax.run import search as search_run
   from tests import runs
 
   def out_of_memory(run):
-    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
-                                     "allocate 85899345920 bytes.\nBufferAssignment OOM Debugging")
+    raise jax.errors.JaxRuntimeError(raised)
 
   monkeypatch.setattr(search_run.SearchRun, "restore_or_fresh", out_of_memory)
   with pytest.raises(errors.UserError) as err:
     runs.search(runs.search_config(quickstart), tmp_path / "w")
   assert str(err.value) == (
-      "The search ran out of CPU memory (RESOURCE_EXHAUSTED: Out of memory while trying to "
-      "allocate 85899345920 bytes.). Lower `data.batch_size` or the model's size (`model.*`) in "
-      "the config, or use a device with more memory (on a GPU, JAX takes 75% of it unless "
-      "XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95). The checkpoints saved so far "
-      f"are kept in {tmp_path / 'w' / 'checkpoints'}.")
+      f"The search ran out of CPU memory ({words}). Lower `data.batch_size` or the model's size "
+      "(`model.*`) in the config, or use a device with more memory (on a GPU, JAX takes 75% of "
+      "it unless XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95). The checkpoints saved "
+      f"so far are kept in {tmp_path / 'w' / 'checkpoints'}.")
+  assert not errors.out_of_device_memory(jax.errors.JaxRuntimeError("INTERNAL: a failed check"))
 
 
 def test_a_state_the_memory_left_cannot_hold_is_refused_and_a_tight_one_noted(tmp_path,
@@ -325,6 +332,71 @@ def test_a_state_the_memory_left_cannot_hold_is_refused_and_a_tight_one_noted(tm
     run.check_memory(run.state_shapes())
   assert (f"takes {runner.size_in_words(need)}, more than another process of this multi-host "
           f"run may use (its message says), so it cannot run here.") in str(err.value)
+
+
+def test_a_program_the_memory_left_cannot_run_is_refused_before_it_runs(tmp_path, monkeypatch):
+  """Past the state's check, the fresh weights' initialiser and the first shared step are each
+  checked before they run, by XLA's own figure for one call (`memory.call_bytes`): refused when
+  it is more than this process may still use (nothing saved), a note when less than a quarter
+  would be left; the step then runs the program the check compiled (compiled once)."""
+  import jax
+  from enas_jax.configs import quickstart
+  from enas_jax.io import memory
+  from enas_jax.run import runner
+  from enas_jax.run import search as search_run
+
+  needs, room = [], {}
+  real_call_bytes = memory.call_bytes
+
+  def spy(program):  # XLA's figure, as the run sees it
+    needs.append(real_call_bytes(program))
+    return needs[-1]
+  monkeypatch.setattr(memory, "call_bytes", spy)
+  monkeypatch.setattr(memory, "host_headroom", lambda: memory.Headroom(room["at"](), "a bound"))
+  cfg, workdir, big = runs.search_config(quickstart, epochs=1), tmp_path / "w", 2 ** 40
+
+  def execute(at):
+    needs.clear()
+    room["at"], out = at, io.StringIO()
+    run = search_run.SearchRun(cfg, str(workdir), out, metrics_lib.Progress(enabled=False))
+    return run, out, run.execute
+
+  def refusal(sentence, need):
+    return (f"{sentence}, more than this process may still use ({runner.size_in_words(need - 1)}:"
+            f" a bound), so it cannot run here. {errors.OUT_OF_MEMORY_ADVICE} No checkpoint in "
+            f"{workdir} was changed.")
+
+  # the initialiser's call: its outputs (the weights) and its scratch
+  run, _, go = execute(lambda: needs[-1] - 1 if needs else big)
+  params = sum(x.size * x.dtype.itemsize
+               for x in jax.tree_util.tree_leaves(run.state_shapes()["model"].params))
+  with pytest.raises(errors.UserError) as err:
+    go()
+  assert len(needs) == 1 and needs[0] >= params
+  assert str(err.value) == refusal(
+      f"Making the search's fresh weights needs {runner.size_in_words(needs[0])} (the weights "
+      f"and the initialiser's scratch, by XLA's count)", needs[0])
+  assert not (workdir / "checkpoints").exists() or not any((workdir / "checkpoints").iterdir())
+  # the first shared step's call: at least the shared weights' gradients
+  _, _, go = execute(lambda: needs[-1] - 1 if len(needs) == 2 else big)
+  with pytest.raises(errors.UserError) as err:
+    go()
+  assert len(needs) == 2 and needs[1] >= params
+  assert str(err.value) == refusal(
+      f"One shared step of the search needs {runner.size_in_words(needs[1])} of working memory "
+      f"besides the state it updates (activations, gradients and temporaries, by XLA's count)",
+      needs[1])
+  assert not (workdir / "checkpoints").exists() or not any((workdir / "checkpoints").iterdir())
+  # room for it, with less than a quarter to spare: a note, and the search runs
+  run, out, go = execute(lambda: needs[-1] * 5 // 4 if len(needs) == 2 else big)
+  summary = go()
+  assert (f"note: one shared step of the search needs {runner.size_in_words(needs[1])} of "
+          f"working memory besides the state it updates (activations, gradients and "
+          f"temporaries, by XLA's count) and this process may still use "
+          f"{runner.size_in_words(needs[1] * 5 // 4)} (a bound): less than a quarter to spare, "
+          f"so it may run out of memory\n") in out.getvalue()
+  assert out.getvalue().count("note:") == 1 and summary["shared_steps"] > 0
+  assert run.program.shared_step._cache_size() == 1
 
 
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import signal
 import sys
 import textwrap
@@ -50,10 +51,25 @@ def write_failure(err: OSError) -> UserError:
 
 def out_of_device_memory(err: BaseException) -> bool:
   """Whether `err` is XLA's report that the device's memory ran out (a batch or a model too
-  large for it). JAX is not imported for the check: without it, no JAX error was raised."""
+  large for it): RESOURCE_EXHAUSTED, or on a CPU, where the allocation failed while a program
+  was being dispatched, INTERNAL with "Out of memory allocating". JAX is not imported for the
+  check: without it, no JAX error was raised."""
   jax = sys.modules.get("jax")
-  return (jax is not None and isinstance(err, jax.errors.JaxRuntimeError)
-          and str(err).startswith("RESOURCE_EXHAUSTED"))
+  if jax is None or not isinstance(err, jax.errors.JaxRuntimeError):
+    return False
+  text = str(err)
+  return text.startswith("RESOURCE_EXHAUSTED") or (
+      text.startswith("INTERNAL") and _OUT_OF_MEMORY.search(text) is not None)
+
+
+_OUT_OF_MEMORY = re.compile(r"Out of memory allocating \d+ bytes")
+
+
+def memory_error_words(err: BaseException) -> str:
+  """An out-of-memory error's words for a message: its first line, at most 200 characters, with
+  XLA's repeated "Error dispatching computation: " prefixes (one per program in flight) cut."""
+  first = str(err).splitlines()[0] if str(err) else type(err).__name__
+  return re.sub(r"(Error dispatching computation: )+", "", first)[:200]
 
 
 # What to do about it, after the failure's own words.
@@ -160,7 +176,7 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
     except Exception as err:  # outside a run's loop (a report, a picture): the run says more
       if not out_of_device_memory(err):
         raise
-      exit_with(UserError(f"The device ran out of memory ({str(err).splitlines()[0][:200]}). "
+      exit_with(UserError(f"The device ran out of memory ({memory_error_words(err)}). "
                           f"{OUT_OF_MEMORY_ADVICE}"))
     finally:  # the caller's handlers again, unless a stop made signals end the process at once
       if not stopping:

@@ -153,6 +153,20 @@ def device_headroom(device: Any) -> Headroom | None:
                   f"the free memory of {device.device_kind} {device.id}")
 
 
+def call_bytes(compiled: Any) -> int | None:
+  """The memory one call of a compiled program takes beyond its arguments, from XLA's buffer
+  assignment (`memory_analysis()`): its temporaries (activations, gradients, scratch) and the
+  outputs not written over donated arguments; None where the backend does not say."""
+  try:
+    stats = compiled.memory_analysis()
+  except (NotImplementedError, RuntimeError, AttributeError):
+    return None
+  if stats is None:
+    return None
+  return max(int(stats.temp_size_in_bytes) + int(stats.output_size_in_bytes)
+             - int(stats.alias_size_in_bytes), 0)
+
+
 def headroom() -> Headroom | None:
   """What this process may still take where its arrays live: host memory on a CPU
   (`host_headroom`), the first local device's elsewhere (`device_headroom`)."""

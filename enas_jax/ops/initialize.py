@@ -21,12 +21,17 @@ T = TypeVar("T")
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
-def initialize(init: Callable[..., T], *args: Any, compiled: bool = True) -> T:
+def initialize(init: Callable[..., T], *args: Any, compiled: bool = True,
+               check: Callable[[Any], None] | None = None) -> T:
   """`init(*args)`, compiled at XLA's lowest optimisation level; `compiled=False` only calls it,
-  for a trace that wants the shapes (compiling there would be seconds of wasted work)."""
+  for a trace that wants the shapes (compiling there would be seconds of wasted work). `check`:
+  called with the compiled program before it runs (a run's memory check)."""
   if not compiled:
     return init(*args)
-  return _compile(init, *args)(*args)
+  program = _compile(init, *args)
+  if check is not None:
+    check(program)
+  return program(*args)
 
 
 def _compile(init: Callable[..., T], *args: Any) -> Callable[..., T]:
@@ -42,11 +47,14 @@ class Initializer:
   def __init__(self, init: Callable[[jax.Array], T]):
     self._init, self._compiled = init, None
 
-  def __call__(self, key: jax.Array, compiled: bool = True) -> T:
+  def __call__(self, key: jax.Array, compiled: bool = True,
+               check: Callable[[Any], None] | None = None) -> T:
     if not compiled:
       return self._init(key)
     if self._compiled is None:
       self._compiled = _compile(self._init, key)
+    if check is not None:
+      check(self._compiled)
     return self._compiled(key)
 
 

@@ -43,7 +43,8 @@ class FinalRun(Runner):
     return {k: jnp.zeros(s.shape, s.dtype) for k, s in self._shapes.items()}
 
   def fresh_state(self, compiled: bool = True) -> TrainState:
-    return TrainState(model=initialize(self.task.init_model, compiled=compiled),
+    return TrainState(model=initialize(self.task.init_model, compiled=compiled,
+                                       check=self.check_init_memory),
                       sums=self.zero_sums(),
                       epoch_sums=self.zero_sums())
 
@@ -82,6 +83,7 @@ class FinalRun(Runner):
     n = self.task.steps_per_epoch(state.epoch)
     key = jax.random.fold_in(self.key, 1)
     for batch in self.task.batches(state, n - state.epoch_step):
+      self.check_call_memory(self.task.step, (state.model, batch, key, state.sums), "step")
       state.model, state.sums = self.task.step(state.model, batch, key, state.sums)
       state.epoch_step += 1
       state.train_steps += 1

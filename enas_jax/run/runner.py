@@ -80,6 +80,7 @@ class Runner:
     self.log: metrics_lib.MetricsLog | metrics_lib.SilentLog | None = None
     self.stop_signals = StopSignals()  # entered by the subclass's `execute`
     self._identity: tuple[int, int] | None = None  # the workdir's, while the run holds it
+    self._calls_checked: set[str] = set()  # the programs whose first call's memory was checked
 
   @contextlib.contextmanager
   def workdir_held(self) -> Iterator[None]:
@@ -123,7 +124,7 @@ class Runner:
     if errors_lib.out_of_device_memory(err):
       raise UserError(
           f"The {self.what} ran out of {jax.default_backend().upper()} memory "
-          f"({str(err).splitlines()[0][:200]}). {errors_lib.OUT_OF_MEMORY_ADVICE} The "
+          f"({errors_lib.memory_error_words(err)}). {errors_lib.OUT_OF_MEMORY_ADVICE} The "
           f"checkpoints saved so far are kept in {self.checkpointer.directory}.") from None
 
   @property
@@ -234,30 +235,80 @@ class Runner:
     log = meta.get("log") or {"metrics_bytes": meta.get("metrics_bytes", 0)}  # older checkpoints
     return state_class.from_saved(arrays, meta["position"]), step, log
 
+  def copies(self) -> int:
+    """How many replicas of the state this process's memory holds: one per local device with
+    data parallelism on a CPU (each simulated device's in host memory), else one."""
+    return (jax.local_device_count() if jax.default_backend() == "cpu" and getattr(
+        getattr(self.cfg, "parallel", None), "data_parallel", False) else 1)
+
   def check_memory(self, shapes: Any) -> None:
     """A UserError, before the state is made or restored, when the state alone (`shapes`) cannot
     fit in the memory this process may still take (host memory on a CPU, one device's on an
     accelerator; every process of a multi-host run stops together); a note when it fits without
     room for a step's gradients as well."""
-    room = memory_lib.headroom()
-    # data parallelism on a CPU: each (simulated) device holds its replica in host memory
-    copies = (jax.local_device_count() if jax.default_backend() == "cpu" and getattr(
-        getattr(self.cfg, "parallel", None), "data_parallel", False) else 1)
+    room, copies = memory_lib.headroom(), self.copies()
     need = copies * sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
     on_each = f", on each of {copies} devices" if copies > 1 else ""
     short = room is not None and need > room.free_bytes
     if processes.agree_max(int(short)):
-      where = (f"this process may still use ({size_in_words(room.free_bytes)}: {room.bound})"
-               if short else "another process of this multi-host run may use (its message says)")
       raise UserError(
           f"The {self.what}'s state alone (weights and optimizer states{on_each}) takes "
-          f"{size_in_words(need)}, more than {where}, so it cannot run here. Lower the model's "
-          f"sizes in the config (the `model.*` widths and node or layer counts), or run it where "
-          f"more memory is free. No checkpoint or log in {self.workdir} was changed.")
+          f"{size_in_words(need)}, more than {self._where(room, short)}, so it cannot run here. "
+          f"Lower the model's sizes in the config (the `model.*` widths and node or layer "
+          f"counts), or run it where more memory is free. No checkpoint or log in "
+          f"{self.workdir} was changed.")
     if room is not None and 2 * need > room.free_bytes:
       self.say(f"note: the {self.what}'s state takes {size_in_words(need)} and this process may "
                f"still use {size_in_words(room.free_bytes)} ({room.bound}); a step needs room "
                f"for the gradients too (up to the weights again), so it may run out of memory")
+
+  def check_call_memory(self, program: Any, args: tuple[Any, ...], what: str) -> None:
+    """At `program`'s first call here (`what` names it: "shared step"): compiles it for `args`
+    (the call then reuses the executable) and checks its memory (`check_compiled`). Without
+    this a CPU run whose state fitted went on to the kernel's OOM killer, or a C++ abort and a
+    thread dump. A program that is not a jitted function (no `lower`: a test's wrapper) is
+    not checked."""
+    if what in self._calls_checked or not hasattr(program, "lower"):
+      return
+    self._calls_checked.add(what)
+    self.check_compiled(program.lower(*args).compile(),
+                        f"One {what} of the {self.what} needs {{size}} of working memory "
+                        f"besides the state it updates (activations, gradients and "
+                        f"temporaries, by XLA's count)")
+
+  def check_init_memory(self, program: Any) -> None:
+    """`check_compiled` for the compiled initialiser of a fresh state's weights."""
+    self.check_compiled(program, f"Making the {self.what}'s fresh weights needs {{size}} (the "
+                                 f"weights and the initialiser's scratch, by XLA's count)",
+                        per_device=False)  # made once, then placed
+
+  def check_compiled(self, program: Any, needs: str, per_device: bool = True) -> None:
+    """A UserError, every process together, when one call of the compiled `program` takes more
+    memory than this process may still take: `memory.call_bytes` (XLA's buffer assignment; the
+    arguments are in memory already) against `memory.headroom()`; a note when less than a
+    quarter would be left (threads' stacks and allocator arenas take memory too, and under
+    `ulimit -v` a step of 5.84 GiB failed with 6.32 GiB left). `needs`: the refusal's first
+    sentence, `{size}` standing for the figure. `per_device`: each of `copies()` replicas runs
+    the program (a data-parallel step)."""
+    need, room = memory_lib.call_bytes(program), memory_lib.headroom()
+    need = None if need is None else (self.copies() if per_device else 1) * need
+    short = need is not None and room is not None and need > room.free_bytes
+    sentence = needs.format(size=size_in_words(need or 0))
+    if processes.agree_max(int(short)):
+      raise UserError(
+          f"{sentence}, more than {self._where(room, short)}, so it cannot run here. "
+          f"{errors_lib.OUT_OF_MEMORY_ADVICE} No checkpoint in {self.workdir} was changed.")
+    if need is not None and room is not None and 4 * need > 3 * room.free_bytes:
+      self.say(f"note: {sentence[0].lower()}{sentence[1:]} and this process may still use "
+               f"{size_in_words(room.free_bytes)} ({room.bound}): less than a quarter to spare, "
+               f"so it may run out of memory")
+
+  @staticmethod
+  def _where(room: memory_lib.Headroom | None, short: bool) -> str:
+    """What a refusal says bounds the memory: this process's headroom, or another's."""
+    if short and room is not None:
+      return f"this process may still use ({size_in_words(room.free_bytes)}: {room.bound})"
+    return "another process of this multi-host run may use (its message says)"
 
   def open_log(self, resumed: dict[str, Any] | None) -> None:
     """Opens metrics.jsonl and a new events file, after cutting the log back to where the

@@ -100,7 +100,8 @@ class SearchRun(Runner):
 
   def fresh_state(self, compiled: bool = True) -> SearchState:
     key, sums = jax.random.fold_in(self.base_key, INIT_MODEL), self.shapes
-    return SearchState(model=self.model_init(key, compiled=compiled),
+    return SearchState(model=self.model_init(key, compiled=compiled,
+                                             check=self.check_init_memory),
                        ctrl=initialize(self.init_ctrl, compiled=compiled),
                        sums={p: zeros(s) for p, s in sums.items()},
                        epoch_sums={p: zeros(s) for p, s in sums.items()})
@@ -224,9 +225,9 @@ class SearchRun(Runner):
     values = self.shared_architectures(state, key, warming)
 
     def step(batch: Any) -> None:
-      model, values_D, batch, k, sums = self.placed(batch, state.model, next(values), key,
-                                                    state.sums[SHARED])
-      state.model, state.sums[SHARED] = self.program.shared_step(model, values_D, batch, k, sums)
+      args = self.placed(batch, state.model, next(values), key, state.sums[SHARED])
+      self.check_call_memory(self.program.shared_step, args, "shared step")
+      state.model, state.sums[SHARED] = self.program.shared_step(*args)
       if self._compile_ahead:  # the first shared step is compiled: now the controller's
         self.start_compile_ahead(state)
 
