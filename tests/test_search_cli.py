@@ -361,10 +361,9 @@ def test_a_program_the_memory_left_cannot_run_is_refused_before_it_runs(tmp_path
     run = search_run.SearchRun(cfg, str(workdir), out, metrics_lib.Progress(enabled=False))
     return run, out, run.execute
 
-  def refusal(sentence, need):
+  def refusal(sentence, need, advice=errors.OUT_OF_MEMORY_ADVICE):
     return (f"{sentence}, more than this process may still use ({runner.size_in_words(need - 1)}:"
-            f" a bound), so it cannot run here. {errors.OUT_OF_MEMORY_ADVICE} No checkpoint in "
-            f"{workdir} was changed.")
+            f" a bound), so it cannot run here. {advice} No checkpoint in {workdir} was changed.")
 
   # the initialiser's call: its outputs (the weights) and its scratch
   run, _, go = execute(lambda: needs[-1] - 1 if needs else big)
@@ -375,7 +374,9 @@ def test_a_program_the_memory_left_cannot_run_is_refused_before_it_runs(tmp_path
   assert len(needs) == 1 and needs[0] >= params
   assert str(err.value) == refusal(
       f"Making the search's fresh weights needs {runner.size_in_words(needs[0])} (the weights "
-      f"and the initialiser's scratch, by XLA's count)", needs[0])
+      f"and the initialiser's scratch, by XLA's count)", needs[0],
+      "Lower the model's sizes in the config (the `model.*` widths and node or layer counts), or "
+      "run it where more memory is free.")  # its batch not in question
   assert not (workdir / "checkpoints").exists() or not any((workdir / "checkpoints").iterdir())
   # the first shared step's call: at least the shared weights' gradients
   _, _, go = execute(lambda: needs[-1] - 1 if len(needs) == 2 else big)

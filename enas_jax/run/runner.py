@@ -37,6 +37,11 @@ from enas_jax.run.state import RunState
 from enas_jax.spaces.base import Arch, SearchSpace
 
 
+# What to do about a model too large for the memory (its batch not in question).
+MODEL_SIZE_ADVICE = ("Lower the model's sizes in the config (the `model.*` widths and node or "
+                     "layer counts), or run it where more memory is free.")
+
+
 class Diverged(UserError):
   """The loss became NaN/Inf and the policy says stop."""
 
@@ -254,8 +259,7 @@ class Runner:
       raise UserError(
           f"The {self.what}'s state alone (weights and optimizer states{on_each}) takes "
           f"{size_in_words(need)}, more than {self._where(room, short)}, so it cannot run here. "
-          f"Lower the model's sizes in the config (the `model.*` widths and node or layer "
-          f"counts), or run it where more memory is free. No checkpoint or log in "
+          f"{MODEL_SIZE_ADVICE} No checkpoint or log in "
           f"{self.workdir} was changed.")
     if room is not None and 2 * need > room.free_bytes:
       self.say(f"note: the {self.what}'s state takes {size_in_words(need)} and this process may "
@@ -280,9 +284,10 @@ class Runner:
     """`check_compiled` for the compiled initialiser of a fresh state's weights."""
     self.check_compiled(program, f"Making the {self.what}'s fresh weights needs {{size}} (the "
                                  f"weights and the initialiser's scratch, by XLA's count)",
-                        per_device=False)  # made once, then placed
+                        per_device=False, advice=MODEL_SIZE_ADVICE)  # made once, then placed
 
-  def check_compiled(self, program: Any, needs: str, per_device: bool = True) -> None:
+  def check_compiled(self, program: Any, needs: str, per_device: bool = True,
+                     advice: str = errors_lib.OUT_OF_MEMORY_ADVICE) -> None:
     """A UserError, every process together, when one call of the compiled `program` takes more
     memory than this process may still take: `memory.call_bytes` (XLA's buffer assignment; the
     arguments are in memory already) against `memory.headroom()`; a note when less than a
@@ -297,7 +302,7 @@ class Runner:
     if processes.agree_max(int(short)):
       raise UserError(
           f"{sentence}, more than {self._where(room, short)}, so it cannot run here. "
-          f"{errors_lib.OUT_OF_MEMORY_ADVICE} No checkpoint in {self.workdir} was changed.")
+          f"{advice} No checkpoint in {self.workdir} was changed.")
     if need is not None and room is not None and 4 * need > 3 * room.free_bytes:
       self.say(f"note: {sentence[0].lower()}{sentence[1:]} and this process may still use "
                f"{size_in_words(room.free_bytes)} ({room.bound}): less than a quarter to spare, "
