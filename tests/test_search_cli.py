@@ -1,4 +1,5 @@
 """`python -m enas_jax.search` end to end in a subprocess, and its clear errors."""
+import contextlib
 import io
 import json
 import os
@@ -522,6 +523,46 @@ def test_the_filesystems_root_as_the_workdir_is_refused(root, tmp_path):
       f"The workdir {root!r} is the filesystem's root: a run writes config.json, metrics.jsonl, "
       f"checkpoints/ and more at the top of its workdir. Pass a folder of the run's own with "
       f"--workdir=DIR (a variable left unset in --workdir=$DIR/ names the root).")
+
+
+def test_folders_deeper_than_the_recursion_limit_are_made_and_overlong_paths_refused(tmp_path):
+  """`os.makedirs` recursed once per missing folder: `--workdir` (or `--output`,
+  `--compilation_cache`) 1,500 folders deep was a RecursionError traceback. Now they are made;
+  a path longer than the filesystem allows is refused before any folder is made (makedirs made
+  the first 4,096 bytes' worth, then failed)."""
+  deep = os.path.join(tmp_path, *["d"] * 1500)
+  assert len(deep) < os.pathconf(tmp_path, "PC_PATH_MAX") and sys.getrecursionlimit() < 1500
+  try:
+    workdir_lib.prepare(deep, ("config.json",))
+    assert os.path.isdir(deep)
+    workdir_lib.make_folders(deep)  # made already: nothing to do
+  finally:  # removed deepest first: shutil.rmtree (pytest's clean-up) recurses as makedirs did
+    for _ in range(1500):
+      with contextlib.suppress(FileNotFoundError):
+        os.rmdir(deep)
+      deep = os.path.dirname(deep)
+  (tmp_path / "file").write_text("")
+  with pytest.raises(NotADirectoryError):  # a file in the way, as makedirs
+    workdir_lib.make_folders(str(tmp_path / "file" / "sub"))
+  with pytest.raises(FileExistsError):
+    workdir_lib.make_folders(str(tmp_path / "file"))
+  name_max, path_max = (os.pathconf(tmp_path, f"PC_{n}_MAX") for n in ("NAME", "PATH"))
+  long_name = os.path.join(tmp_path, "new", "n" * (name_max + 1))
+  too_deep = os.path.join(tmp_path, "new", *["e"] * (path_max // 2))
+  full = len(os.fsencode(too_deep))
+  with pytest.raises(errors.UserError) as err:
+    workdir_lib.prepare(too_deep)
+  assert str(err.value) == (
+      f"The workdir {too_deep[:100] + '...' + too_deep[-40:]!r} cannot be made: it is {full} "
+      f"bytes long, and the system allows fewer than {path_max}. Pass a shorter path with "
+      f"--workdir=DIR.")
+  with pytest.raises(errors.UserError) as err:
+    common.output_file(os.path.join(long_name, "x.png"), "output", (".png",))
+  assert str(err.value) == (
+      f"--output={long_name[:100] + '...' + long_name[-34:] + '/x.png'}: a name in it is "
+      f"{name_max + 1} bytes long, and the filesystem allows {name_max}, so nothing can be "
+      f"written there. Give a shorter path.")
+  assert not (tmp_path / "new").exists()
 
 
 def test_unwritable_workdir_and_empty_split_are_clear(tmp_path):

@@ -14,6 +14,7 @@ from ml_collections import config_flags
 
 from enas_jax import configs
 from enas_jax.io import compile_cache, memory
+from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import UserError, exit_with, paragraph, run_main
 from enas_jax.io.metrics import Progress
 from enas_jax.io.signals import to_null_device
@@ -244,6 +245,10 @@ def output_file(path: str, flag: str, extensions: Sequence[str] = ()) -> str:
   if not os.path.isdir(parent):
     raise UserError(f"--{flag}={path}: {parent} is a file, not a folder, so nothing can be "
                     f"written under it. Give another path.")
+  too_long = workdir_lib.path_too_long(path)
+  if too_long:
+    raise UserError(f"--{flag}={workdir_lib.shortened(path)}: {too_long}, so nothing can be "
+                    f"written there. Give a shorter path.")
   if extensions and not path.lower().endswith(tuple(extensions)):
     raise UserError(f"--{flag}={path} must end in {' or '.join(extensions)} (the file's format); "
                     f"e.g. --{flag}={os.path.splitext(path)[0]}{ext}.")

@@ -10,6 +10,7 @@ from enas_jax.drawing import frames
 from enas_jax.io import render
 from enas_jax.io.configuration import from_section
 from enas_jax.io.errors import UserError
+from enas_jax.io.workdir import make_folders
 from enas_jax.spaces.registry import SPACES, from_json_any, read_json_file
 
 
@@ -54,6 +55,6 @@ def build_gif(workdir: str, output: str, frame_ms: int = 800) -> int:
     space, arch = from_json_any(data, where=f"architecture file {path}")
     pngs.append(render.render(SPACES[space].to_dot(arch, model_cfg=model_cfg), "png"))
     captions.append(caption(data))
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  make_folders(os.path.dirname(os.path.abspath(output)))
   frames.write_gif(frames.captioned_frames(pngs, captions), output, frame_ms)
   return len(pngs)

@@ -26,6 +26,8 @@ from typing import Any, Callable, Mapping
 
 import jax
 
+from enas_jax.io.workdir import make_folders
+
 MAX_BYTES = 4 * 1024 ** 3  # the cache's size limit
 # JAX's size-limited cache (`jax._src.lru_cache`): entry KEY is the file KEY-cache, its last use
 # the file KEY-atime (nanoseconds since the epoch, 8 bytes, little-endian)
@@ -66,7 +68,7 @@ def enable(setting: str, environ: Mapping[str, str] | None = None,
     jax.config.update("jax_enable_compilation_cache", False)  # asked for off
     return None
   try:
-    os.makedirs(path, exist_ok=True)
+    make_folders(path)
     if not os.access(path, os.W_OK):
       raise PermissionError(path)
   except OSError as err:

@@ -65,7 +65,7 @@ def write_picture(dot_source: str, stem: str, formats: Sequence[str] = FORMATS,
                   say: Callable[[str], None] | None = None) -> dict[str, str]:
   """Writes `stem.dot` and, with Graphviz, `stem.<fmt>` for each format. Returns {ext: path} of
   the files written."""
-  os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+  workdir_lib.make_folders(os.path.dirname(os.path.abspath(stem)))
   written = {"dot": stem + ".dot"}
   workdir_lib.write_atomically(written["dot"], dot_source)
   if dot_program() is None:
@@ -83,7 +83,7 @@ def write_figure(fig: Any, path: str, dpi: int) -> None:
   without one); its folder made."""
   picture = io.BytesIO()
   fig.savefig(picture, dpi=dpi, format=os.path.splitext(path)[1][1:].lower() or "png")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  workdir_lib.make_folders(os.path.dirname(os.path.abspath(path)))
   workdir_lib.write_atomically(path, picture.getvalue())
 
 

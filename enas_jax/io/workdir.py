@@ -56,8 +56,12 @@ def prepare(workdir: str, files: tuple[str, ...] = ()) -> None:
                     f"metrics.jsonl, checkpoints/ and more at the top of its workdir. Pass a "
                     f"folder of the run's own with --workdir=DIR (a variable left unset in "
                     f"--workdir=$DIR/ names the root).")
+  too_long = path_too_long(workdir)
+  if too_long:
+    raise UserError(f"The workdir {shortened(workdir)!r} cannot be made: {too_long}. Pass a "
+                    f"shorter path with --workdir=DIR.")
   try:
-    os.makedirs(workdir, exist_ok=True)
+    make_folders(workdir)
     probe = os.path.join(workdir, f".write_test.{socket.gethostname()}.{os.getpid()}")
     with open(probe, "w") as f:
       f.write("ok")
@@ -67,6 +71,49 @@ def prepare(workdir: str, files: tuple[str, ...] = ()) -> None:
                     f"writable directory with --workdir=DIR.") from None
   check_folders(workdir, RUN_FOLDERS)
   check_files(workdir, files)
+
+
+def path_too_long(path: str) -> str | None:
+  """Why `path` is longer than its filesystem allows (asked of its nearest existing folder), in
+  words, or None: a name in it over NAME_MAX bytes, or the whole over PATH_MAX. Checked before
+  making folders, which would otherwise make the first thousands of bytes' worth and fail."""
+  existing = os.path.abspath(path)
+  while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+    existing = os.path.dirname(existing)
+  try:
+    name_max, path_max = (os.pathconf(existing, f"PC_{n}_MAX") for n in ("NAME", "PATH"))
+  except (OSError, ValueError):  # not known there
+    return None
+  full = os.fsencode(os.path.abspath(path))
+  longest = max(len(name) for name in full.split(b"/"))
+  if longest > name_max:
+    return f"a name in it is {longest} bytes long, and the filesystem allows {name_max}"
+  if len(full) >= path_max:
+    return f"it is {len(full)} bytes long, and the system allows fewer than {path_max}"
+  return None
+
+
+def shortened(path: str) -> str:
+  """`path` for a message: whole up to 200 characters, else its start and end."""
+  return path if len(path) <= 200 else f"{path[:100]}...{path[-40:]}"
+
+
+def make_folders(path: str) -> None:
+  """`os.makedirs(path, exist_ok=True)` without its recursion: a path with more missing folders
+  than Python's recursion limit (about 1,000: `--workdir=a/a/a/...`) raised RecursionError, a
+  traceback, instead of making them or failing with the OSError that its callers explain."""
+  missing, folder = [], os.path.abspath(path)
+  while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+    missing.append(folder)
+    folder = os.path.dirname(folder)
+  for folder in reversed(missing):
+    try:
+      os.mkdir(folder)
+    except FileExistsError:  # made meanwhile (fine), or a file in the way (as makedirs raises)
+      if not os.path.isdir(folder):
+        raise
+  if not missing and not os.path.isdir(path):  # the path itself a file, as makedirs raises
+    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
 
 
 def identity(path: str) -> tuple[int, int] | None:
