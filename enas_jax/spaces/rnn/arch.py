@@ -40,6 +40,13 @@ def make_arch(prev: Sequence[int], act: Sequence[int]) -> RNNArch:
   return arch
 
 
+# A cell needs an edge to search: node 0 and a node after it (a one-node cell failed deep in
+# the weights' code with "Need at least one array to stack").
+MIN_NODES = 2
+CELL_SIZE_RULE = ("a cell of this space has at least 2 nodes (node 0, which reads x_t and "
+                  "h_(t-1), and a node after it, whose input and activation are chosen)")
+
+
 def validate(arch: RNNArch, num_nodes: int | None = None, where: str = "architecture") -> None:
   """Raises a UserError naming the node at fault if `arch` is not a valid cell."""
   prev = np.asarray(arch.prev_N)
@@ -49,6 +56,8 @@ def validate(arch: RNNArch, num_nodes: int | None = None, where: str = "architec
         f"The {where} must be two 1-D arrays (prev, activation) of the same length >= 1; got "
         f"shapes {prev.shape} and {act.shape}.")
   n = prev.shape[0]
+  if n < MIN_NODES:
+    raise UserError(f"The {where} has 1 node; {CELL_SIZE_RULE}.")
   if num_nodes is not None and n != num_nodes:
     raise UserError(
         f"The {where} has {n} nodes but the search space has {num_nodes} (field "

@@ -19,6 +19,7 @@ from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.ops.params import l2_penalty
 from enas_jax.spaces.rnn import cell as cell_lib
+from enas_jax.spaces.rnn import arch as arch_lib
 from enas_jax.spaces.rnn.arch import RNNArch
 
 
@@ -49,6 +50,10 @@ class RNNModelConfig:
 
   def validate(self, section: str = "model") -> None:
     require(self, section, ">= 1", "num_nodes", "embed_dim", "hidden_dim", "scan_unroll")
+    if self.num_nodes < arch_lib.MIN_NODES:
+      raise UserError(f"Config field `{section}.num_nodes` is {self.num_nodes}; "
+                      f"{arch_lib.CELL_SIZE_RULE}. Fix it in the config file or the "
+                      f"--config.{section}.num_nodes override.")
     require(self, section, "> 0", "init_range")
     require(self, section, ">= 0", "hidden_norm_clip")
     if self.tie_weights and self.embed_dim != self.hidden_dim:
