@@ -328,6 +328,11 @@ def test_lstm_through_the_same_command_and_config_errors(tmp_path):
   assert summary["model"].startswith("LSTM baseline") and np.isfinite(summary["test_ppl"])
   with pytest.raises(UserError, match="Config field `arch` is empty"):
     _cfg(arch="")
+  with pytest.raises(UserError) as err:  # was a traceback from inside JAX
+    _train(tmp_path / "negative", _cfg(arch="lstm", lstm_hidden_dim=-1))
+  assert str(err.value) == ("Config field `lstm_hidden_dim` must be >= 0, got -1. Fix it in the "
+                            "config file or the --config.lstm_hidden_dim override.")
+  assert not (tmp_path / "negative").exists()
 
 
 def test_lr_warmup_scales_each_update_and_resumes_bit_for_bit(straight, tmp_path):

@@ -90,6 +90,7 @@ def build_model(space: SearchSpace, cfg: Any, vocab_size: int,
   """The fixed cell of `cfg.arch` (any format; the cell's node count and the format's output
   rule override the model section, with a note), or the LSTM baseline for "lstm"."""
   model_cfg = cfg.model
+  require(cfg, "", ">= 0", "lstm_hidden_dim")  # -1 was a traceback from inside JAX
   if cfg.arch == LSTM:
     hidden = cfg.lstm_hidden_dim
     note = ""
