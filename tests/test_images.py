@@ -216,6 +216,20 @@ def test_data_order_is_a_pure_function_of_seed_stream_and_pass():
   assert [b[1].tolist() for b in other.take(Cursor(), 3)] != first[:3]
 
 
+def test_a_batch_larger_than_the_split_is_all_of_it_and_the_run_says_so():
+  """`data.batch_size` above the training images: every batch is the whole split, reshuffled each
+  pass (the run went on without a word; its description now says so)."""
+  x = np.arange(10)[:, None, None, None].astype(np.uint8)
+  y = np.arange(10, dtype=np.int32)
+  stream = image_batches.ImageStream(x, y, batch_size=100000, seed=5, stream=0)
+  batches = [b[1].tolist() for b in stream.take(Cursor(), 2)]
+  assert [sorted(b) for b in batches] == [list(range(10))] * 2 and batches[0] != batches[1]
+  assert image_batches.whole_split_note(100000, 10) == (
+      "; note: data.batch_size (100000) is more than the 10 training images, so every batch is "
+      "all of them")
+  assert image_batches.whole_split_note(10, 10) == ""
+
+
 def test_eval_batches_pad_and_mask():
   x = np.zeros((5, 2, 2, 3), np.uint8)
   y = np.arange(5, dtype=np.int32)

@@ -51,6 +51,15 @@ class ImageStream:
       yield self.x[idx], self.y[idx]
 
 
+def whole_split_note(batch_size: int, images: int) -> str:
+  """For a run's description: a note when `batch_size` is more than the training split's
+  `images` (`ImageStream.take` then makes every batch the whole split, reshuffled), else ""."""
+  if batch_size <= images:
+    return ""
+  return (f"; note: data.batch_size ({batch_size}) is more than the {images} training images, so "
+          f"every batch is all of them")
+
+
 def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int
                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
   """(images, labels, mask) in order; the last batch padded with copies of image 0, mask 0."""

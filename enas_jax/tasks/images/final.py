@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from enas_jax.data.cursor import Cursor
-from enas_jax.data.image_batches import ImageStream, eval_batches
+from enas_jax.data.image_batches import ImageStream, eval_batches, whole_split_note
 from enas_jax.data.images import load_images
 from enas_jax.io.errors import UserError
 from enas_jax.ops import guards
@@ -181,7 +181,8 @@ class FinalTaskImpl:
     return (f"train: {self.space.size(self.cfg.model)} "
             f"[{self.space.to_authors_string(self.arch)}]; "
             f"{count_params(state.model.params, (AUX_HEAD,)):,} parameters; {self.data.name} "
-            f"({len(self.data.train_x)} training images); workdir {workdir}")
+            f"({len(self.data.train_x)} training images); workdir {workdir}"
+            f"{whole_split_note(self.cfg.data.batch_size, len(self.data.train_x))}")
 
   def finish(self, state: Any) -> tuple[dict[str, Any], dict[str, float], str]:
     test_acc = self.accuracy(state, self.data.test_x, self.data.test_y)

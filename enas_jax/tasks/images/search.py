@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.data.cursor import Cursor
-from enas_jax.data.image_batches import ImageStream
+from enas_jax.data.image_batches import ImageStream, whole_split_note
 from enas_jax.data.images import load_images
 from enas_jax.io.errors import UserError
 from enas_jax.ops.params import count_params
@@ -163,7 +163,8 @@ class SearchTaskImpl:
     return (f"search: {d.name} ({len(d.train_x)} training, {len(d.valid_x)} validation images "
             f"of {'x'.join(map(str, d.image_shape))}), {self.space.size(cfg.model)}, "
             f"{count_params(model.params):,} shared parameters, controller "
-            f"{cfg.controller.kind}; workdir {workdir}")
+            f"{cfg.controller.kind}; workdir {workdir}"
+            f"{whole_split_note(cfg.data.batch_size, len(d.train_x))}")
 
   def progress_figures(self, phase: str, record: dict[str, float]) -> dict[str, float]:
     if phase == "shared":
