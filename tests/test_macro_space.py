@@ -39,6 +39,11 @@ def test_authors_string_round_trip_and_layout():
   with pytest.raises(UserError, match="layer 2 adds 1; it can add \"stem\" or the layers 0..0"):
     arch_lib.from_json({"space": "macro", "layers": [{"op": "conv3x3"}, {"op": "conv3x3"},
                                                      {"op": "conv3x3", "adds": [1]}]})
+  for adds in (1, 1.5, "stem"):  # a number was a TypeError traceback; a string, its letters
+    with pytest.raises(UserError) as err:
+      arch_lib.from_json({"space": "macro", "layers": [{"op": "conv3x3", "adds": adds}]})
+    assert str(err.value) == (f"In the architecture JSON, layer 0's `adds` must be a list (of "
+                              f"\"stem\" and layer numbers); got {adds!r}.")
   with pytest.raises(UserError, match="lists `skips` by layer number"):  # the old format
     arch_lib.from_json({"space": "macro", "layers": [{"op": "conv3x3", "skips": []}]})
   d = arch_lib.decisions(3)
@@ -56,7 +61,8 @@ def test_authors_string_round_trip_and_layout():
     ("1 5 2", "not 0/1 bits"),
     ("1 five 1", "integers"),
     ("1 5 1_0", "integers"),  # Python's int() reads "1_0" as 10
-])
+    ("1 5 99999999999999999999", "holds 99999999999999999999, not an operation id"),  # NumPy's
+])                                                                  # OverflowError, a traceback
 def test_bad_authors_strings_are_named(text, message):
   with pytest.raises(UserError, match=message):
     arch_lib.from_authors_string(text)

@@ -1,5 +1,6 @@
 """Architecture formats of the recurrent space: round trips, meaning pinned, clear errors."""
 import json
+import re
 
 import jax
 import numpy as np
@@ -104,6 +105,19 @@ def test_malformed_files(tmp_path):
       str(tmp_path))):
     with pytest.raises(UserError, match=f"{binary} is not text \\(byte 0 cannot be read"):
       read(str(binary))
+
+
+@pytest.mark.parametrize("space", [[], {}, None, 3, "bogus"])
+def test_a_json_whose_space_field_is_not_a_name_is_one_paragraph(space):
+  """A list or an object as `space` was a TypeError traceback (unhashable) in both lookups."""
+  from enas_jax.spaces import registry
+  with pytest.raises(UserError) as err:
+    registry.from_json_any({"space": space, "nodes": []}, where="architecture file a.json")
+  assert str(err.value) == (
+      f"The architecture file a.json has no valid `space` field (got {space!r}; expected one of "
+      f"{', '.join(registry.SPACES)}): it is not an architecture written by a search.")
+  with pytest.raises(UserError, match=f"Config field `space` is {re.escape(repr(space))}; the"):
+    registry.get_space(space)
 
 
 def test_validate_names_the_node():

@@ -27,7 +27,7 @@ DEFAULT_SPACE = "rnn"  # a config without a `space` field
 
 def get_space(name: str, where: str = "Config field `space`") -> SearchSpace:
   """The space called `name`, or a UserError listing the spaces."""
-  if name not in SPACES:
+  if not isinstance(name, str) or name not in SPACES:  # a list was a TypeError traceback
     raise UserError(f"{where} is {name!r}; the search spaces are {', '.join(SPACES)}. Fix it in "
                     f"the config file or with --config.space.")
   return SPACES[name]
@@ -59,7 +59,7 @@ def load_any(spec: str, space: str | None = None) -> tuple[str, Arch]:
 def from_json_any(data: Mapping[str, Any], where: str) -> tuple[str, Arch]:
   """(space name, architecture) from our JSON form, whose `space` field names the space."""
   space = data.get("space") if isinstance(data, Mapping) else None
-  if space not in SPACES:
+  if not isinstance(space, str) or space not in SPACES:  # a list was a TypeError traceback
     raise UserError(f"The {where} has no valid `space` field (got {space!r}; expected one of "
                     f"{', '.join(SPACES)}): it is not an architecture written by a search.")
   return space, SPACES[space].from_json(data, where=where)

@@ -158,6 +158,10 @@ def from_authors_string(text: str, num_layers: int | None = None,
     raise UserError(f"The {where} has {len(values)} integers; a macro network of L layers has "
                     f"L + L(L-1)/2 (e.g. 78 for 12 layers, 300 for 24): for layer k, the "
                     f"operation id then k skip bits.")
+  huge = next((v for v in values if abs(v) >= 2 ** 31), None)
+  if huge is not None:  # was an OverflowError traceback from NumPy
+    raise UserError(f"The {where} holds {huge}, not an operation id (0..{len(OPS) - 1}) or a "
+                    f"skip bit (0 or 1).")
   arch = from_decisions(np.asarray(values, np.int32))
   validate(arch, num_layers, where)
   return arch
@@ -194,8 +198,11 @@ def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> Macr
     if not isinstance(layer, Mapping) or layer.get("op") not in OPS:
       raise UserError(f"In the {where}, layer {k} must be an object whose `op` is one of "
                       f"{', '.join(OPS)}; got {layer!r}.")
-    bits = [0] * k
-    for name in layer.get("adds", []):
+    bits, adds = [0] * k, layer.get("adds", [])
+    if not isinstance(adds, list):  # a number was a TypeError traceback; a string, its letters
+      raise UserError(f"In the {where}, layer {k}'s `adds` must be a list (of \"stem\" and "
+                      f"layer numbers); got {adds!r}.")
+    for name in adds:
       j = 0 if name == "stem" else (name + 1 if isinstance(name, int) else -1)
       if not 0 <= j < k:
         raise UserError(f"In the {where}, layer {k} adds {name!r}; it can add \"stem\" or "
