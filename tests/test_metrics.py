@@ -90,6 +90,19 @@ def test_the_log_reader_skips_a_line_being_written_and_names_a_damaged_one(tmp_p
   with pytest.raises(UserError, match=f"line 1 is not JSON: the metrics log is damaged.*"
                                       f"delete it \\(sed -i '1d' {path}\\)"):
     metrics.read_metrics(str(path))  # bytes that are not UTF-8: a UnicodeDecodeError traceback
+  # JSON that is not a record: the readers' r.get / r["step"] were AttributeError, KeyError and
+  # TypeError tracebacks (`plot`, `report`); damage before the last line, skipped as the last
+  for line in ("5", '["shared", 1]', '{"phase": "shared", "loss": 2.5}',
+               '{"phase": "shared", "step": "1"}', '{"phase": "shared", "step": true}',
+               '{"phase": 3, "step": 1}'):
+    path.write_text(line + "\n" + whole[1] + "\n")
+    with pytest.raises(UserError) as err:
+      metrics.read_metrics(str(path))
+    assert str(err.value).startswith(
+        f"{path} line 1 is not a record of the log (a JSON object with a text `phase` and an "
+        f"integer `step`): the metrics log is damaged. Resume the run from its checkpoint")
+    path.write_text(whole[0] + "\n" + line)
+    assert metrics.read_metrics(str(path)) == [json.loads(whole[0])]
 
 
 def test_the_log_knows_when_its_file_was_deleted(tmp_path):

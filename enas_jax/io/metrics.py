@@ -104,7 +104,9 @@ class SilentLog:
 
 def read_metrics(path: str) -> list[dict[str, Any]]:
   """metrics.jsonl's records ([] when there is no such file); a last line that a running search
-  or training is still writing is skipped. A damaged line before it is a UserError naming it."""
+  or training is still writing is skipped. A damaged line before it is a UserError naming it:
+  one that is not JSON, or JSON that is not a record (an object with a text `phase` and an
+  integer `step`, as `MetricsLog.write` writes every one; the readers index both)."""
   if not os.path.isfile(path):
     return []
   with open(path, "rb") as f:
@@ -114,16 +116,28 @@ def read_metrics(path: str) -> list[dict[str, Any]]:
     if not line.strip():
       continue
     try:
-      records.append(json.loads(line))  # bytes: UTF-8, and bytes that are not are damage too
+      record = json.loads(line)  # bytes: UTF-8, and bytes that are not are damage too
+      damage = None if _is_record(record) else (
+          "is not a record of the log (a JSON object with a text `phase` and an integer `step`)")
     except ValueError:
-      if i >= len(lines) - 2:  # the line being written
-        break
-      raise UserError(f"{path} line {i + 1} is not JSON: the metrics log is damaged. Resume "
-                      f"the run from its checkpoint (the same command; it rewrites the log after "
-                      f"the point that checkpoint reached, and cuts a crash's damage at the end); "
-                      f"a line damaged before that point stays: delete it (sed -i '{i + 1}d' "
-                      f"{shlex.quote(path)}) to read the others.") from None
+      damage = "is not JSON"
+    if damage is None:
+      records.append(record)
+      continue
+    if i >= len(lines) - 2:  # the line being written
+      break
+    raise UserError(f"{path} line {i + 1} {damage}: the metrics log is damaged. Resume the run "
+                    f"from its checkpoint (the same command; it rewrites the log after the point "
+                    f"that checkpoint reached, and cuts a crash's damage at the end); a line "
+                    f"damaged before that point stays: delete it (sed -i '{i + 1}d' "
+                    f"{shlex.quote(path)}) to read the others.")
   return records
+
+
+def _is_record(value: Any) -> bool:
+  """Whether a parsed line is a log record: an object with a text phase and an integer step."""
+  return (isinstance(value, dict) and isinstance(value.get("phase"), str)
+          and isinstance(value.get("step"), int) and not isinstance(value.get("step"), bool))
 
 
 # --- progress bar --------------------------------------------------------------------------------
