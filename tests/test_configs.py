@@ -70,6 +70,34 @@ def test_unknown_and_mistyped_fields_are_clear_errors():
     from_section(TextDataConfig, "data", dict(c.data.to_dict(), planted=planted))
 
 
+def test_a_damaged_config_json_whose_sections_are_not_groups_is_one_paragraph(tmp_path):
+  """A config.json (as the report, `train` and `gif` read a search's) whose whole, `report` or
+  `model` is not an object was an AttributeError or TypeError traceback."""
+  import json
+  from enas_jax.drawing.search_gif import search_model_config
+  from enas_jax.report.build import report_options
+  for whole in ([], 5, "rnn"):
+    with pytest.raises(UserError) as err:
+      run_config.search_config(whole)
+    assert str(err.value) == f"A config must be a group of sections and fields, got {whole!r}."
+  with pytest.raises(UserError) as err:
+    report_options({"space": "rnn", "report": [3]}, {"random_cells": 5})
+  assert str(err.value) == "Config section `report` must be a group of fields, got [3]."
+  assert report_options({"report": {"seed": 3}}, {"random_cells": 5}).random_cells == 5
+  config = tmp_path / "config.json"
+  config.write_text(json.dumps({"space": "rnn", "model": [4]}))
+  with pytest.raises(UserError) as err:
+    search_model_config(str(tmp_path))
+  assert str(err.value) == (f"{config}: its `model` section is [4], not a group of fields: the "
+                            f"file is damaged. Move it aside to draw with the space's default "
+                            f"model.")
+  for unknown in ([], {"space": ["rnn"]}, {"space": "a future space"}):  # drawn with defaults
+    config.write_text(json.dumps(unknown))
+    assert search_model_config(str(tmp_path)) is None
+  config.write_text(json.dumps({"space": "rnn", "model": {"num_nodes": 5, "unknown": 1}}))
+  assert search_model_config(str(tmp_path)).num_nodes == 5
+
+
 def test_set_learning_rate_returns_a_new_state():
   import jax.numpy as jnp
   from enas_jax.ops.params import set_learning_rate

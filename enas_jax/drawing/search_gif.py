@@ -33,12 +33,15 @@ def search_model_config(workdir: str) -> Any | None:
   if not os.path.isfile(path):
     return None
   config = read_json_file(path)
-  if config.get("space") not in SPACES:
+  space = config.get("space") if isinstance(config, dict) else None
+  if not isinstance(space, str) or space not in SPACES:
     return None
-  cls = SPACES[config["space"]].model_config
+  cls, model = SPACES[space].model_config, config.get("model") or {}
+  if not isinstance(model, dict):  # damaged: was an AttributeError traceback
+    raise UserError(f"{path}: its `model` section is {model!r}, not a group of fields: the file "
+                    f"is damaged. Move it aside to draw with the space's default model.")
   known = {field.name for field in dataclasses.fields(cls)}
-  return from_section(cls, "model", {k: v for k, v in (config.get("model") or {}).items()
-                                     if k in known})
+  return from_section(cls, "model", {k: v for k, v in model.items() if k in known})
 
 
 def build_gif(workdir: str, output: str, frame_ms: int = 800) -> int:

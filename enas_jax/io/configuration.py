@@ -88,6 +88,9 @@ def from_section(cls: Type[T], section: str, values: Mapping[str, Any]) -> T:
   """
   if hasattr(values, "to_dict"):
     values = values.to_dict()
+  if not isinstance(values, Mapping):  # a damaged config.json: was a TypeError traceback
+    raise UserError(f"Config section `{section or 'config'}` must be a group of fields, got "
+                    f"{values!r}.")
   hints = typing.get_type_hints(cls)
   fields = {f.name: f for f in dataclasses.fields(cls)}
   unknown = sorted(set(values) - set(fields))

@@ -33,7 +33,10 @@ class Report:
 def report_options(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> ReportConfig:
   """The search config's `report` section (its defaults for a search saved before the section
   existed) with the command's `overrides`."""
-  return from_section(ReportConfig, "report", {**(config.get("report") or {}), **overrides})
+  section = config.get("report") or {}
+  if not isinstance(section, Mapping):  # damaged: from_section names it (was a TypeError)
+    return from_section(ReportConfig, "report", section)
+  return from_section(ReportConfig, "report", {**section, **overrides})
 
 
 def _fmt(value: float | None) -> str:

@@ -170,6 +170,8 @@ def final_config_class(space_name: str) -> type[FinalConfig]:
 
 def space_name_of(config: Mapping[str, Any]) -> str:
   """The config's `space` field (the recurrent space when absent), checked."""
+  if not hasattr(config, "get"):  # a damaged config.json: was an AttributeError traceback
+    raise UserError(f"A config must be a group of sections and fields, got {config!r}.")
   name = config.get("space", DEFAULT_SPACE)
   get_space(name)
   return name
