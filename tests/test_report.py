@@ -118,6 +118,23 @@ def test_the_verdict_is_the_worst_check():
   assert checks.verdict([na])[0] == "unknown"
 
 
+def test_the_tasks_facts_come_from_the_summary_and_a_damaged_corpus_is_left_out():
+  """summary.json's figures (and its corpus's) on the page; a `corpus` that is not an object
+  (a damaged summary.json) was an AttributeError traceback: now left out."""
+  from enas_jax.report import build, reading
+
+  def facts(summary):
+    files = reading.SearchFiles(workdir="w", config={}, records=[], summary=summary,
+                                epoch_archs=[])
+    section = build._task_section(files)
+    return None if section is None else section.table
+  table = facts({"corpus": {"teacher_ppl_valid": 7.75}, "dataset": "planted"})
+  assert table == [["fact", "value"], ["the teacher's optimal validation perplexity (the floor)",
+                                       "7.75"], ["dataset", "planted"]]
+  assert facts({"corpus": 5, "dataset": "planted"}) == [["fact", "value"], ["dataset", "planted"]]
+  assert facts({"corpus": [1]}) is None and facts(None) is None
+
+
 def test_the_html_page_is_self_contained(tmp_path):
   png = render.render("digraph { a -> b }", "png") if render.dot_program() else None
   image = tmp_path / "x.png"

@@ -184,9 +184,9 @@ _SUMMARY_FIGURES = {  # summary.json facts a task adds, in words
 def _task_section(files: reading.SearchFiles) -> page.Section | None:
   """What the task knows about the right answer (summary.json of a finished search)."""
   summary = files.summary or {}
-  facts = dict(summary)
-  facts.update({k: v for k, v in (summary.get("corpus") or {}).items()
-                if k in _SUMMARY_FIGURES})
+  facts, corpus = dict(summary), summary.get("corpus")
+  facts.update({k: v for k, v in (corpus if isinstance(corpus, dict) else {}).items()
+                if k in _SUMMARY_FIGURES})  # (a damaged one was an AttributeError traceback)
   rows = [["fact", "value"]] + [[words, _fmt(facts[key]) if isinstance(facts[key], float)
                                  else str(facts[key])]
                                 for key, words in _SUMMARY_FIGURES.items() if key in facts]
