@@ -510,6 +510,29 @@ def test_unreadable_latest_checkpoint_and_killed_save_leftovers(four_epochs, ref
   runs.assert_same_run(four_epochs, workdir)
 
 
+@pytest.mark.parametrize("meta", [{}, [], {"leaves": 5, "position": {}, "config": {}},
+                                  {"leaves": [5], "position": {}, "config": {}}])
+def test_a_checkpoint_whose_metadata_a_run_did_not_write_is_moved_aside(reference, tmp_path,
+                                                                         meta):
+  """Metadata that is JSON but not what a run saves (`{}`, a list, no leaf table) was a KeyError
+  or AttributeError traceback on resume; now the checkpoint is unreadable like a damaged one:
+  moved aside, the one before it restored."""
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  checkpoints = workdir / "checkpoints"
+  steps = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
+  (checkpoints / str(steps[-1]) / "meta" / "metadata").write_text(json.dumps(meta))
+  out = io.StringIO()
+  run = search_run.SearchRun(_cfg(), str(workdir), out, metrics.Progress(enabled=False))
+  assert run.checkpointer.restore_latest(run.state_shapes(), lambda meta: None)[2] == steps[-2]
+  problem = ckpt_lib.meta_problem(meta)
+  assert problem and out.getvalue().startswith(
+      f"warning: checkpoint {steps[-1]} could not be read (ValueError: its metadata {problem}); "
+      f"moved it to {checkpoints / f'{steps[-1]}.unreadable'}")
+  assert ckpt_lib.meta_problem({"leaves": [["['a']", [2], "float32"]], "position": {},
+                                "config": {}}) is None
+
+
 STRAGGLERS = """
 import gc, io, sys, time
 from enas_jax.io import metrics, orbax_output

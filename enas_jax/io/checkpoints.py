@@ -301,7 +301,24 @@ def _restore_step(manager: ocp.CheckpointManager, step: int
   with orbax_output.errors_unlogged(), orbax_output.stderr_held(lambda err: True):
     restored = manager.restore(step, args=ocp.args.Composite(
         arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+  problem = meta_problem(restored["meta"])
+  if problem:  # valid JSON, but not what a run saves: unreadable as well
+    raise ValueError(f"its metadata {problem}")
   return restored["arrays"], restored["meta"]
+
+
+def meta_problem(meta: Any) -> str | None:
+  """What is wrong with a checkpoint's metadata as read (JSON that a run did not write: a
+  `{}` or a list was a KeyError or AttributeError traceback on resume), or None: an object
+  with the leaf table (a list of rows), the loop position and the config (objects)."""
+  if not isinstance(meta, dict):
+    return f"is {type(meta).__name__}, not an object"
+  for key, kind in (("leaves", list), ("position", dict), ("config", dict)):
+    if not isinstance(meta.get(key), kind):
+      return f"has no {key} {'list' if kind is list else 'object'}"
+  if not all(isinstance(row, list) for row in meta["leaves"]):
+    return "has a leaf table whose rows are not lists"
+  return None
 
 
 def _read_only_manager(directory: str, attempts: int = 10) -> ocp.CheckpointManager:
