@@ -34,6 +34,7 @@ from enas_jax.io.signals import StopSignals
 from enas_jax.run import config as run_config
 from enas_jax.run import screen as screen_lib
 from enas_jax.run import search as search_run
+from enas_jax.run.state import TrainState
 from tests import runs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -510,27 +511,80 @@ def test_unreadable_latest_checkpoint_and_killed_save_leftovers(four_epochs, ref
   runs.assert_same_run(four_epochs, workdir)
 
 
-@pytest.mark.parametrize("meta", [{}, [], {"leaves": 5, "position": {}, "config": {}},
-                                  {"leaves": [5], "position": {}, "config": {}}])
+def _remove(key):
+  def change(meta):
+    del meta["position"][key]
+  return change
+
+
+METADATA_DAMAGE = [  # (damage: changes a checkpoint's metadata in place or returns another, words)
+    (lambda m: {}, "has no leaves list"), (lambda m: [], "is list, not an object"),
+    (lambda m: {**m, "leaves": 5}, "has no leaves list"),
+    (lambda m: {**m, "leaves": [5]}, "has a leaf table whose rows are not lists"),
+    (lambda m: {**m, "log": 5},
+     "has a log position that is not {metrics_bytes: int, event_bytes: {...}}"),
+    (lambda m: {**m, "data": 5}, "has a data fingerprint that is not text"),
+    (_remove("epoch"), "has no epoch in its loop position"),
+    (lambda m: m["position"].update(epoch="2"),
+     "has epoch = '2' in its loop position, not of type int"),
+    (lambda m: m["position"].update(epoch=True),
+     "has epoch = True in its loop position, not of type int"),
+    (lambda m: m["position"].update(phase="bogus"),
+     "has phase = 'bogus', not one of shared, controller, derive"),
+    (lambda m: m["position"].update(train_cursor={"x": 1}),
+     "has train_cursor = {'x': 1} in its loop position, not a data cursor"),
+    (lambda m: m["position"].update(history=None),
+     "has history = None in its loop position, not of type list[dict[str, Any]]")]
+
+
+def _damaged(meta, damage):
+  meta = json.loads(json.dumps(meta))
+  changed = damage(meta)
+  return meta if changed is None else changed
+
+
+def _metadata_problem(meta):
+  return ckpt_lib.meta_problem(meta) or search_run.SearchState.position_problem(meta["position"])
+
+
+def test_what_is_wrong_with_metadata_a_run_did_not_write_is_named(reference):
+  """Each kind of metadata that is JSON but not what a run saves, named; the run's own passes
+  (and a training's position is checked against its own fields)."""
+  path = max((p for p in (reference / "checkpoints").iterdir() if p.name.isdigit()),
+             key=lambda p: int(p.name)) / "meta" / "metadata"
+  meta = json.loads(path.read_text())
+  assert _metadata_problem(meta) is None
+  for damage, problem in METADATA_DAMAGE:
+    assert _metadata_problem(_damaged(meta, damage)) == problem
+  assert ckpt_lib.meta_problem({**meta, "log": None, "data": None}) is None  # older checkpoints
+  position = {"epoch": 1, "epoch_step": 0, "train_steps": 3, "cursor": {"window": 2}}
+  assert TrainState.position_problem(position) is None
+  assert TrainState.position_problem({**position, "train_steps": 3.0}) == (
+      "has train_steps = 3.0 in its loop position, not of type int")
+
+
+@pytest.mark.parametrize("case", [0, 4, 9])
 def test_a_checkpoint_whose_metadata_a_run_did_not_write_is_moved_aside(reference, tmp_path,
-                                                                         meta):
-  """Metadata that is JSON but not what a run saves (`{}`, a list, no leaf table) was a KeyError
-  or AttributeError traceback on resume; now the checkpoint is unreadable like a damaged one:
-  moved aside, the one before it restored."""
+                                                                         case):
+  """Metadata that is JSON but not what a run saves (`{}`, a list, no leaf table, a field of
+  another type) was a KeyError, AttributeError or TypeError traceback on resume or later in
+  the loop; now the checkpoint is unreadable like a damaged one: moved aside on resume, the one
+  before it restored; skipped by the report's reader."""
+  damage, problem = METADATA_DAMAGE[case]
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   checkpoints = workdir / "checkpoints"
   steps = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
-  (checkpoints / str(steps[-1]) / "meta" / "metadata").write_text(json.dumps(meta))
+  path = checkpoints / str(steps[-1]) / "meta" / "metadata"
+  path.write_text(json.dumps(_damaged(json.loads(path.read_text()), damage)))
   out = io.StringIO()
   run = search_run.SearchRun(_cfg(), str(workdir), out, metrics.Progress(enabled=False))
-  assert run.checkpointer.restore_latest(run.state_shapes(), lambda meta: None)[2] == steps[-2]
-  problem = ckpt_lib.meta_problem(meta)
-  assert problem and out.getvalue().startswith(
+  assert ckpt_lib.read_latest(str(checkpoints), run.state_shapes(),
+                              search_run.SearchState.position_problem)[2] == steps[-2]
+  assert run.restore(search_run.SearchState)[1] == steps[-2]
+  assert out.getvalue().startswith(
       f"warning: checkpoint {steps[-1]} could not be read (ValueError: its metadata {problem}); "
       f"moved it to {checkpoints / f'{steps[-1]}.unreadable'}")
-  assert ckpt_lib.meta_problem({"leaves": [["['a']", [2], "float32"]], "position": {},
-                                "config": {}}) is None
 
 
 STRAGGLERS = """

@@ -50,6 +50,10 @@ class CheckpointConfig:
     require(self, section, ">= 1", "keep")
 
 
+# What keeps a checkpoint's loop position from being a run's (in words), or None.
+PositionCheck = Callable[[Any], "str | None"] | None
+
+
 def leaf_table(tree: Any) -> list[list[Any]]:
   """[path, shape, dtype] of every leaf, in flattening order."""
   leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
@@ -238,20 +242,24 @@ class Checkpointer:
         f"--workdir) and run the same command: it resumes from "
         f"{'checkpoint ' + str(kept[-1]) if kept else 'the start'}.")
 
-  def _restore(self, step: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    return _restore_step(self._manager, step)
+  def _restore(self, step: int, position_problem: PositionCheck = None
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    return _restore_step(self._manager, step, position_problem)
 
-  def restore_latest(self, template: Any, check_meta: Callable[[dict[str, Any]], None]
+  def restore_latest(self, template: Any, check_meta: Callable[[dict[str, Any]], None],
+                     position_problem: PositionCheck = None
                      ) -> tuple[Any, dict[str, Any], int] | None:
     """The newest readable checkpoint as (state, meta, step), or None if there is none.
 
     `template` is the current run's state or its `jax.eval_shape` (structure, shapes, dtypes);
     `check_meta`
-    raises a UserError when the checkpoint belongs to a different configuration.
+    raises a UserError when the checkpoint belongs to a different configuration;
+    `position_problem` says what keeps a checkpoint's loop position from being the run's (that
+    checkpoint is then unreadable).
     """
     for step in reversed(self.steps()):
       try:
-        arrays, meta = self._restore(step)
+        arrays, meta = self._restore(step, position_problem)
       except Exception as err:  # any orbax/tensorstore failure: this checkpoint is unreadable
         aside = os.path.join(self.directory, f"{step}.unreadable")
         if processes.is_primary():
@@ -272,7 +280,7 @@ class Checkpointer:
     self._manager.close()
 
 
-def read_latest(directory: str, template: Any
+def read_latest(directory: str, template: Any, position_problem: PositionCheck = None
                 ) -> tuple[Any, dict[str, Any], int] | None:
   """The newest readable checkpoint in `directory` as (state, meta, step), read without writing
   anything there (a search still running keeps saving beside the reader), or None if there is
@@ -283,7 +291,7 @@ def read_latest(directory: str, template: Any
   try:
     for step in sorted(manager.all_steps(), reverse=True):
       try:
-        arrays, meta = _restore_step(manager, step)
+        arrays, meta = _restore_step(manager, step, position_problem)
       except Exception:  # a checkpoint being written or damaged: the one before it
         continue
       _check_leaves(meta, template, step, directory,
@@ -294,7 +302,7 @@ def read_latest(directory: str, template: Any
   return None
 
 
-def _restore_step(manager: ocp.CheckpointManager, step: int
+def _restore_step(manager: ocp.CheckpointManager, step: int, position_problem: PositionCheck
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Checkpoint `step`'s (arrays, meta); a damaged one raises, its stragglers' tracebacks
   dropped (`orbax_output.stderr_held`): the caller reports it in one line or skips it."""
@@ -302,6 +310,8 @@ def _restore_step(manager: ocp.CheckpointManager, step: int
     restored = manager.restore(step, args=ocp.args.Composite(
         arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
   problem = meta_problem(restored["meta"])
+  if problem is None and position_problem is not None:
+    problem = position_problem(restored["meta"]["position"])
   if problem:  # valid JSON, but not what a run saves: unreadable as well
     raise ValueError(f"its metadata {problem}")
   return restored["arrays"], restored["meta"]
@@ -318,7 +328,17 @@ def meta_problem(meta: Any) -> str | None:
       return f"has no {key} {'list' if kind is list else 'object'}"
   if not all(isinstance(row, list) for row in meta["leaves"]):
     return "has a leaf table whose rows are not lists"
+  log, data = meta.get("log"), meta.get("data")  # absent from older checkpoints
+  if log is not None and not (isinstance(log, dict) and _is_int(log.get("metrics_bytes"))
+                              and isinstance(log.get("event_bytes", {}), dict)):
+    return "has a log position that is not {metrics_bytes: int, event_bytes: {...}}"
+  if data is not None and not isinstance(data, str):
+    return "has a data fingerprint that is not text"
   return None
+
+
+def _is_int(value: Any) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _read_only_manager(directory: str, attempts: int = 10) -> ocp.CheckpointManager:

@@ -83,7 +83,7 @@ def search_run(config: dict[str, Any], workdir: str) -> SearchRun:
 def newest_state(run: SearchRun) -> tuple[SearchState, int]:
   """The search's newest readable checkpoint, or a UserError when it has none yet."""
   directory = os.path.join(run.workdir, "checkpoints")
-  found = ckpt_lib.read_latest(directory, run.state_shapes())
+  found = ckpt_lib.read_latest(directory, run.state_shapes(), SearchState.position_problem)
   if found is None and os.path.isdir(directory):
     steps = sorted(int(n) for n in os.listdir(directory) if n.isdigit())
     if steps:

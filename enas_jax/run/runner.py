@@ -233,7 +233,8 @@ class Runner:
     None."""
     shapes = self.state_shapes()
     self.check_memory(shapes)
-    found = self.checkpointer.restore_latest(shapes, self._check_saved_config)
+    found = self.checkpointer.restore_latest(shapes, self._check_saved_config,
+                                             state_class.position_problem)
     if found is None:
       return None
     arrays, meta, step = found

@@ -16,6 +16,10 @@ import jax
 from enas_jax.data.cursor import Cursor
 
 S = TypeVar("S", bound="RunState")
+# The JSON kind of each position field's type (by the annotation's name; others unchecked).
+_KINDS = {"int": int, "str": str, "float": (int, float), "Cursor": dict, "list": list,
+          "dict": dict}
+_CURSOR_FIELDS = {f.name for f in dataclasses.fields(Cursor)}
 # Phases of a search epoch, in order.
 SHARED, CONTROLLER, DERIVE = "shared", "controller", "derive"
 
@@ -47,6 +51,28 @@ class RunState:
         value = position[f.name]
         values[f.name] = Cursor(**value) if f.type in ("Cursor", Cursor) else value
     return cls(**values)
+
+  @classmethod
+  def position_problem(cls, position: Any) -> str | None:
+    """What keeps `position` (a checkpoint's) from being this state's, in words, or None: a
+    field missing that has no default factory, or a value of another kind than the field's.
+    A checkpoint with such a position is treated as unreadable (it was a KeyError or TypeError
+    traceback, from the resume or later in the loop)."""
+    if not isinstance(position, dict):
+      return "has a loop position that is not an object"
+    for f in dataclasses.fields(cls):
+      if f.name in cls.ARRAYS or (f.name not in position
+                                  and f.default_factory is not dataclasses.MISSING):
+        continue
+      if f.name not in position:
+        return f"has no {f.name} in its loop position"
+      value, kind = position[f.name], _KINDS.get(str(f.type).split("[")[0])
+      if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        return f"has {f.name} = {value!r} in its loop position, not of type {f.type}"
+      if kind is dict and f.type in ("Cursor", Cursor) and not (
+          set(value) <= _CURSOR_FIELDS and all(type(v) is int for v in value.values())):
+        return f"has {f.name} = {value!r} in its loop position, not a data cursor"
+    return None
 
   @property
   def steps(self) -> int:
@@ -84,6 +110,14 @@ class SearchState(RunState):
   # Architectures scored (`queries`) and their simulated cost (`simulated_seconds`), for tasks
   # whose scoring stands for training (a table: `SearchTask.cost_figure`); empty otherwise.
   totals: dict[str, float] = dataclasses.field(default_factory=dict)
+
+  @classmethod
+  def position_problem(cls, position: Any) -> str | None:
+    """`RunState.position_problem`, and the phase one of the epoch's."""
+    problem = super().position_problem(position)
+    if problem is None and position["phase"] not in (SHARED, CONTROLLER, DERIVE):
+      return f"has phase = {position['phase']!r}, not one of {SHARED}, {CONTROLLER}, {DERIVE}"
+    return problem
 
   @property
   def steps(self) -> int:
