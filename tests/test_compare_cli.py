@@ -113,6 +113,12 @@ def test_a_search_workdir_and_other_mistakes_are_refused(tmp_path):
   with pytest.raises(UserError, match=f"summary.json is a search's summary: .*--config.arch="
                                       f"{shared[0]}\\) and compare"):  # its workdir, not the file
     compare.choose_figure(by_summary, "")
+  flagged = compare.read_runs(_runs(tmp_path, "b", [{"valid_ppl": True}, {"valid_ppl": 30.0}]),
+                              "ours")  # a JSON true was compared as the number 1.0
+  with pytest.raises(UserError, match="b0 has no such number in its summary.json"):
+    compare.choose_figure(flagged, "valid_ppl")
+  with pytest.raises(UserError, match="No figure that every run has"):
+    compare.choose_figure(flagged, "")
   with pytest.raises(UserError, match="knows which way is better"):
     compare.lower_is_better("params")
   with pytest.raises(UserError, match="names a run twice"):
