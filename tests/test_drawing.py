@@ -295,6 +295,25 @@ def test_any_space_reads_each_format_and_asks_when_ambiguous(tmp_path):
   assert registry.load_any(ambiguous, "macro")[0] == "macro"
 
 
+def test_the_gifs_frame_time_is_one_a_gif_can_hold(tmp_path):
+  """`gif --frame_ms`: 0 or less was written as is; past 655,350 ms (16 bits of hundredths of a
+  second), PIL's OverflowError was a traceback. Now the flag's range, one paragraph, exit 2."""
+  from enas_jax.cli import gif
+  parser = gif.flags.FLAGS["frame_ms"].parser
+  for bad in ("0", "-5", "655351", "100000000000"):
+    with pytest.raises(ValueError, match=r"is not an integer in the range \[10, 655350\]"):
+      parser.parse(bad)
+  assert parser.parse("10") == 10 and parser.parse("655350") == 655350
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  result = subprocess.run([sys.executable, "-m", "enas_jax.gif", f"--workdir={tmp_path}",
+                           "--frame_ms=0"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert " ".join(result.stderr.split()).startswith(
+      "error: Bad command-line flag: flag --frame_ms=0: 0 is not an integer in the range "
+      "[10, 655350].")
+
+
 def test_show_prints_and_draws(tmp_path):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   result = subprocess.run([sys.executable, "-m", "enas_jax.show", "0 0 0 0 2 1 1 0 3 3 1",

@@ -17,7 +17,10 @@ from enas_jax.drawing.search_gif import build_gif
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A search workdir.")
 _OUTPUT = flags.DEFINE_string("output", "", "The GIF to write (default: WORKDIR/search.gif).")
-_FRAME_MS = flags.DEFINE_integer("frame_ms", 800, "Milliseconds per frame (the last: 2.5 s).")
+# GIF stores each frame's time in hundredths of a second, in 16 bits: 10 ms to 655,350 ms (0 or
+# less was written as is; past the top, PIL's OverflowError was a traceback).
+_FRAME_MS = flags.DEFINE_integer("frame_ms", 800, "Milliseconds per frame, 10 to 655350 (the "
+                                 "last: 2.5 s).", lower_bound=10, upper_bound=655350)
 
 
 def main(argv: Sequence[str]) -> None:
