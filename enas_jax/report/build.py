@@ -33,10 +33,9 @@ class Report:
 def report_options(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> ReportConfig:
   """The search config's `report` section (its defaults for a search saved before the section
   existed) with the command's `overrides`."""
-  section = config.get("report") or {}
-  if not isinstance(section, Mapping):  # damaged: from_section names it (was a TypeError)
-    return from_section(ReportConfig, "report", section)
-  return from_section(ReportConfig, "report", {**section, **overrides})
+  section = config.get("report") or {}  # not a mapping (damaged): from_section names it
+  return from_section(ReportConfig, "report",
+                      {**section, **overrides} if isinstance(section, Mapping) else section)
 
 
 def _fmt(value: float | None) -> str:

@@ -299,7 +299,7 @@ class Runner:
     need, room = memory_lib.call_bytes(program), memory_lib.headroom()
     need = None if need is None else (self.copies() if per_device else 1) * need
     short = need is not None and room is not None and need > room.free_bytes
-    sentence = needs.format(size=size_in_words(need or 0))
+    sentence = needs.format(size=size_in_words(need) if need is not None else "an amount")
     if processes.agree_max(int(short)):
       raise UserError(
           f"{sentence}, more than {self._where(room, short)}, so it cannot run here. "
