@@ -6,6 +6,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 # The first process to load this (pytest-xdist's controller, or the one process of a serial run)
 # makes the directory; the workers and subprocesses it starts inherit the variable.
 _OWNED = "JAX_COMPILATION_CACHE_DIR" not in os.environ
@@ -41,6 +43,51 @@ def pytest_sessionfinish(session, exitstatus):
 _HEAVY_FIRST = ("test_cnn_search.py", "test_resume.py", "test_data_parallel.py",
                 "test_science_stats.py", "test_multihost.py", "test_rnn_cell.py",
                 "test_controller.py")
+
+
+# Files whose programs are compiled with most of XLA's optimisations off
+# (`jax_disable_most_optimizations`: LLVM at its lowest level, no expensive passes), in the
+# test process and in every process a test starts. Each of them compiles many programs and runs
+# each for a few steps, so an optimised kernel never pays back its compile. The same programs
+# (the same HLO: the spaces, the steps, the sharding) are checked; only the machine code differs,
+# and the bit-for-bit comparisons there compare runs compiled alike. Everything else, the
+# recurrent search's resumes and reproducibility among them (`test_resume.py`, whose
+# `test_speed_only_fields_may_change_on_resume` holds at the default level only), runs as users
+# run it. Each file alone (`-n 0`) on a 2-core VM, 2026-12-06, default -> this, in seconds:
+# data-parallel 104 -> 86, CNN searches 130 -> 118, CNN training 36 -> 30, NAS-Bench-201 39 -> 33,
+# micro space 58 -> 36, macro space 54 -> 39, recurrent cell 72 -> 50, controller 69 -> 62,
+# search steps 72 -> 53, multi-host 90 -> 81 (134 test-seconds in all); the files that run whole
+# searches for more steps got slower or no faster (experiments/results/performance.md).
+_FAST_COMPILE = ("test_cnn_search.py", "test_cnn_train.py", "test_controller.py",
+                 "test_data_parallel.py", "test_macro_space.py", "test_micro_space.py",
+                 "test_multihost.py", "test_nasbench201.py", "test_rnn_cell.py",
+                 "test_rnn_search_steps.py")
+_FLAG_VARIABLE = "JAX_DISABLE_MOST_OPTIMIZATIONS"  # read by JAX when it starts
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compile_level(request):
+  """Most XLA optimisations off for the files in `_FAST_COMPILE`. The in-memory caches are
+  cleared on the way in and out: the flag is not part of a jitted function's cache key, so a
+  program compiled in such a file must not serve another file's test (the persistent cache keys
+  on the compile options, so its entries never mix)."""
+  if request.path.name not in _FAST_COMPILE:
+    yield
+    return
+  flag = jax.config.read("jax_disable_most_optimizations")
+  variable = os.environ.get(_FLAG_VARIABLE)
+  jax.clear_caches()
+  jax.config.update("jax_disable_most_optimizations", True)
+  os.environ[_FLAG_VARIABLE] = "1"  # the processes its tests start
+  try:
+    yield
+  finally:
+    jax.clear_caches()
+    jax.config.update("jax_disable_most_optimizations", flag)
+    if variable is None:
+      os.environ.pop(_FLAG_VARIABLE, None)
+    else:
+      os.environ[_FLAG_VARIABLE] = variable
 
 
 def pytest_collection_modifyitems(session, config, items):
