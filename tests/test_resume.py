@@ -587,6 +587,62 @@ def test_a_checkpoint_whose_metadata_a_run_did_not_write_is_moved_aside(referenc
       f"moved it to {checkpoints / f'{steps[-1]}.unreadable'}")
 
 
+def _wrapped(err):
+  """`err` as orbax passes it on: raised while handling it, in another type."""
+  try:
+    raise err
+  except Exception:
+    try:
+      raise ValueError("restore failed")
+    except ValueError as outer:
+      return outer
+
+
+@pytest.mark.parametrize("raised, words", [
+    (MemoryError("Unable to allocate 4.00 GiB for an array with shape (1073741824,) and data "
+                 "type float32"),
+     "Unable to allocate 4.00 GiB for an array with shape (1073741824,) and data type float32"),
+    (_wrapped(MemoryError()), "MemoryError"),
+    (_wrapped(jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
+                                         "allocate 85899345920 bytes.\nmore")),
+     "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 85899345920 bytes.")])
+def test_memory_running_out_while_reading_a_checkpoint_keeps_it(reference, tmp_path,
+                                                                monkeypatch, raised, words):
+  """A read of a good checkpoint that ran out of memory was taken for damage: the checkpoint
+  moved aside as unreadable and the one before it read (each in turn, under the same lack of
+  memory, down to a fresh start). Now one paragraph, every checkpoint where it was; with the
+  memory back, the run resumes from the newest. The report's reader says the same."""
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  checkpoints = workdir / "checkpoints"
+  before = sorted(p.name for p in checkpoints.iterdir())
+  newest = max(int(name) for name in before if name.isdigit())
+  real_restore = ocp.CheckpointManager.restore
+
+  def out_of_memory(manager, step, *args, **kwargs):
+    raise raised
+
+  monkeypatch.setattr(ocp.CheckpointManager, "restore", out_of_memory)
+  run = search_run.SearchRun(_cfg(), str(workdir), io.StringIO(), metrics.Progress(enabled=False))
+  expected = (f"Reading checkpoint {newest} in {checkpoints} ran out of memory ({words}); the "
+              f"checkpoint is kept as it is. Free memory (or raise this process's limit, "
+              f"`ulimit -v`, or use a device with more) and run the same command. If it fails "
+              f"so with memory to spare, the checkpoint is damaged: `mv {checkpoints / str(newest)} "
+              f"{checkpoints / str(newest)}.unreadable` and the run resumes from the one before it.")
+  with pytest.raises(UserError) as err:
+    run.restore(search_run.SearchState)
+  assert str(err.value) == expected
+  with pytest.raises(UserError) as err:
+    ckpt_lib.read_latest(str(checkpoints), run.state_shapes(),
+                         search_run.SearchState.position_problem)
+  assert str(err.value) == expected
+  assert sorted(p.name for p in checkpoints.iterdir()) == before  # nothing moved aside
+  monkeypatch.setattr(ocp.CheckpointManager, "restore", real_restore)  # memory freed
+  assert run.restore(search_run.SearchState)[1] == newest
+  assert errors.ran_out_of_memory(_wrapped(OSError(errno.ENOMEM, "Cannot allocate memory")))
+  assert errors.ran_out_of_memory(_wrapped(ValueError("a damaged header"))) is None
+
+
 STRAGGLERS = """
 import gc, io, sys, time
 from enas_jax.io import metrics, orbax_output

@@ -290,6 +290,35 @@ def test_device_memory_running_out_is_one_paragraph(tmp_path, monkeypatch, raise
   assert not errors.out_of_device_memory(jax.errors.JaxRuntimeError("INTERNAL: a failed check"))
 
 
+def test_this_process_running_out_of_memory_is_one_paragraph(tmp_path, monkeypatch):
+  """NumPy's MemoryError was a traceback. Measured: a synthetic image set of 10^14 images asks
+  for 728 TiB, more than a process's address space (so it fails on any machine, however it
+  overcommits). Now one paragraph naming the sizes to lower, exit 2, no workdir made; inside a
+  run's loop the paragraph also says where the checkpoints are (simulated there)."""
+  result = _search("--config=configs/cifar10_micro.py:tiny", f"--workdir={tmp_path / 'w'}",
+                   "--config.data.synthetic.train_images=100000000000000")
+  assert result.returncode == errors.USER_ERROR_EXIT, result.stderr
+  _assert_one_paragraph(result.stderr)
+  assert " ".join(result.stderr.split()) == (
+      "error: This process ran out of memory (Unable to allocate 728. TiB for an array with shape "
+      "(100000000000032,) and data type int64). " + errors.PROCESS_MEMORY_ADVICE)
+  assert not (tmp_path / "w").exists()
+
+  from enas_jax.configs import quickstart
+  from enas_jax.run import search as search_run
+
+  def out_of_memory(run):
+    raise MemoryError("Unable to allocate 8.00 GiB for an array")
+
+  monkeypatch.setattr(search_run.SearchRun, "restore_or_fresh", out_of_memory)
+  with pytest.raises(errors.UserError) as err:
+    runs.search(runs.search_config(quickstart), tmp_path / "w2")
+  assert str(err.value) == (
+      "The search ran out of this process's memory (Unable to allocate 8.00 GiB for an array). "
+      + errors.PROCESS_MEMORY_ADVICE + " The checkpoints saved so far are kept in "
+      f"{tmp_path / 'w2' / 'checkpoints'}.")
+
+
 def test_a_state_the_memory_left_cannot_hold_is_refused_and_a_tight_one_noted(tmp_path,
                                                                               monkeypatch):
   """The check before a run makes or restores its state: the state's bytes (every array of a

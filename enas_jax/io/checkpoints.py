@@ -33,7 +33,7 @@ from absl import logging as absl_logging
 
 from enas_jax.io import orbax_output, processes
 from enas_jax.io.configuration import require
-from enas_jax.io.errors import WRITE_ERRNOS, UserError
+from enas_jax.io.errors import WRITE_ERRNOS, UserError, memory_error_words, ran_out_of_memory
 
 FORMAT_VERSION = 1
 
@@ -261,6 +261,8 @@ class Checkpointer:
       try:
         arrays, meta = self._restore(step, position_problem)
       except Exception as err:  # any orbax/tensorstore failure: this checkpoint is unreadable
+        if ran_out_of_memory(err):  # ... unless memory ran out: that says nothing about it
+          raise _memory_ran_out(self.directory, step, err) from None
         aside = os.path.join(self.directory, f"{step}.unreadable")
         if processes.is_primary():
           os.replace(os.path.join(self.directory, str(step)), aside)
@@ -292,7 +294,9 @@ def read_latest(directory: str, template: Any, position_problem: PositionCheck =
     for step in sorted(manager.all_steps(), reverse=True):
       try:
         arrays, meta = _restore_step(manager, step, position_problem)
-      except Exception:  # a checkpoint being written or damaged: the one before it
+      except Exception as err:  # a checkpoint being written or damaged: the one before it
+        if ran_out_of_memory(err):
+          raise _memory_ran_out(directory, step, err) from None
         continue
       _check_leaves(meta, template, step, directory,
                     "This version of enas_jax cannot read it from the run's config.json.")
@@ -300,6 +304,19 @@ def read_latest(directory: str, template: Any, position_problem: PositionCheck =
   finally:
     manager.close()
   return None
+
+
+def _memory_ran_out(directory: str, step: int, err: BaseException) -> UserError:
+  """The paragraph for a read of checkpoint `step` that ran out of memory. The checkpoint is
+  kept: moved aside as unreadable, a good one would be lost to a lack of memory (and then the
+  one before it, and so on)."""
+  words = memory_error_words(ran_out_of_memory(err) or err)
+  path = os.path.join(directory, str(step))
+  return UserError(f"Reading checkpoint {step} in {directory} ran out of memory ({words}); the "
+                   f"checkpoint is kept as it is. Free memory (or raise this process's limit, "
+                   f"`ulimit -v`, or use a device with more) and run the same command. If it "
+                   f"fails so with memory to spare, the checkpoint is damaged: `mv {path} "
+                   f"{path}.unreadable` and the run resumes from the one before it.")
 
 
 def _restore_step(manager: ocp.CheckpointManager, step: int, position_problem: PositionCheck

@@ -65,6 +65,22 @@ def out_of_device_memory(err: BaseException) -> bool:
 _OUT_OF_MEMORY = re.compile(r"Out of memory allocating \d+ bytes")
 
 
+_MEMORY_TEXT = ("RESOURCE_EXHAUSTED", "Cannot allocate memory", "Out of memory")
+
+
+def ran_out_of_memory(err: BaseException | None) -> BaseException | None:
+  """The exception in `err`'s chain (itself, or one it wraps: orbax and tensorstore wrap what
+  they meet) that says memory ran out, this process's (MemoryError, ENOMEM) or the device's,
+  or None."""
+  while err is not None:
+    if (isinstance(err, MemoryError) or out_of_device_memory(err)
+        or (isinstance(err, OSError) and err.errno == errno.ENOMEM)
+        or any(text in str(err) for text in _MEMORY_TEXT)):
+      return err
+    err = err.__cause__ or err.__context__
+  return None
+
+
 def memory_error_words(err: BaseException) -> str:
   """An out-of-memory error's words for a message: its first line, at most 200 characters, with
   XLA's repeated "Error dispatching computation: " prefixes (one per program in flight) cut."""
@@ -76,6 +92,13 @@ def memory_error_words(err: BaseException) -> str:
 OUT_OF_MEMORY_ADVICE = ("Lower `data.batch_size` or the model's size (`model.*`) in the config, "
                         "or use a device with more memory (on a GPU, JAX takes 75% of it unless "
                         "XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise, e.g. .95).")
+
+
+# The same for this process's own memory (Python's MemoryError: NumPy or the interpreter could
+# not allocate, past the machine's free memory or the process's address-space limit).
+PROCESS_MEMORY_ADVICE = ("Lower the sizes in the config (the data's, `data.*`, or the model's, "
+                         "`model.*`), or run it where more memory is free (the machine's, or "
+                         "under a higher address-space limit: `ulimit -v`).")
 
 
 def paragraph(text: str) -> str:
@@ -173,6 +196,9 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
       if err.errno not in WRITE_ERRNOS:
         raise
       exit_with(write_failure(err))
+    except MemoryError as err:  # outside a run's loop, as below
+      exit_with(UserError(f"This process ran out of memory ({memory_error_words(err)}). "
+                          f"{PROCESS_MEMORY_ADVICE}"))
     except Exception as err:  # outside a run's loop (a report, a picture): the run says more
       if not out_of_device_memory(err):
         raise

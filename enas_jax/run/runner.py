@@ -124,13 +124,18 @@ class Runner:
 
   def _explain(self, err: Exception) -> None:
     """A UserError for a failure whose cause is outside the program: the workdir removed under
-    the run (whatever failed, that is why), or the device's memory run out."""
+    the run (whatever failed, that is why), or memory run out (the device's or this process's)."""
     self.check_workdir(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
-    if errors_lib.out_of_device_memory(err):
-      raise UserError(
-          f"The {self.what} ran out of {jax.default_backend().upper()} memory "
-          f"({errors_lib.memory_error_words(err)}). {errors_lib.OUT_OF_MEMORY_ADVICE} The "
-          f"checkpoints saved so far are kept in {self.checkpointer.directory}.") from None
+    if isinstance(err, MemoryError):
+      whose, advice = "this process's", errors_lib.PROCESS_MEMORY_ADVICE
+    elif errors_lib.out_of_device_memory(err):
+      whose, advice = jax.default_backend().upper(), errors_lib.OUT_OF_MEMORY_ADVICE
+    else:
+      return
+    raise UserError(
+        f"The {self.what} ran out of {whose} memory ({errors_lib.memory_error_words(err)}). "
+        f"{advice} The checkpoints saved so far are kept in "
+        f"{self.checkpointer.directory}.") from None
 
   @property
   def checkpointer(self) -> ckpt_lib.Checkpointer:
