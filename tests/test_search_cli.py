@@ -513,6 +513,17 @@ def test_user_mistakes_on_the_command_line_are_one_paragraph(tmp_path):
   assert result.returncode == 2 and "Traceback" not in message, message
   assert "`controller.skip_weight` is set to 0.5, but only the macro space(s) use it" in message
   _assert_one_paragraph(result.stderr)
+  # a reward's window (data.bptt x data.reward_windows) longer than the valid split's rows (498
+  # tokens each here) was all padding past them; now refused, naming the three fields
+  result = _search("--config=configs/quickstart.py:tiny", "--config.data.reward_windows=100",
+                   f"--workdir={tmp_path / 'w'}")
+  assert result.returncode == 2, result.stderr
+  assert " ".join(result.stderr.split()) == (
+      "error: The valid split has 1992 tokens, too few for batch size 4 with windows of 1000 "
+      "steps (each of the 4 rows needs at least 1001 tokens, 4004 in all). Use a longer split, or "
+      "a smaller `data.batch_size`, `data.bptt` or `data.reward_windows` (a reward's window is "
+      "their product).")
+  _assert_one_paragraph(result.stderr)
 
 
 @pytest.mark.parametrize("command", ["search", "train", "report"])

@@ -41,3 +41,12 @@ def test_cli_errors_are_one_paragraph(tmp_path):
     message = " ".join(result.stderr.split())
     assert result.returncode == 2 and expected in message and "Traceback" not in message, (
         flag, message)
+  # a BPTT window longer than the split's rows (733 tokens each here) is all padding past them:
+  # it trained, and a length mistyped as 100000000 filled [batch, 100000000] windows (24 GB at
+  # batch 32) before any check, and the kernel killed the process; now refused before any data
+  result = _train("--config=configs/ptb_final.py:tiny", f"--workdir={tmp_path / 'w'}",
+                  "--config.data.bptt=1000", "--config.data.max_bptt=1000")
+  assert result.returncode == 2 and " ".join(result.stderr.split()) == (
+      "error: The train split has 2934 tokens, too few for batch size 4 with windows of 1000 "
+      "steps (each of the 4 rows needs at least 1001 tokens, 4004 in all). Use a longer split, "
+      "or a smaller `data.batch_size` or `data.bptt`."), result.stderr

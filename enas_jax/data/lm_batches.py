@@ -27,8 +27,12 @@ class Window:
 
 
 def batchify(tokens_N: np.ndarray, batch_size: int, split: str = "data",
-             min_steps: int = 1) -> np.ndarray:
+             min_steps: int = 1, fields: str = "`data.batch_size` or `data.bptt`") -> np.ndarray:
   """Lays a token stream out as `batch_size` contiguous rows, dropping the remainder.
+
+  `min_steps`: the window length the rows must hold (a longer window is all padding past its
+  row: a BPTT length mistyped as 100000000 made every window [batch, 100000000], 24 GB, before
+  any check); `fields`: the config fields that set the two, for the message.
 
   Raises:
     UserError: if each row would hold fewer than `min_steps` + 1 tokens.
@@ -38,8 +42,8 @@ def batchify(tokens_N: np.ndarray, batch_size: int, split: str = "data",
     raise UserError(
         f"The {split} split has {len(tokens_N)} tokens, too few for batch size {batch_size} "
         f"with windows of {min_steps} steps (each of the {batch_size} rows needs at least "
-        f"{min_steps + 1} tokens, {batch_size * (min_steps + 1)} in all). Use a longer split or a "
-        f"smaller batch size or BPTT length.")
+        f"{min_steps + 1} tokens, {batch_size * (min_steps + 1)} in all). Use a longer split, "
+        f"or a smaller {fields}.")
   return np.ascontiguousarray(tokens_N[:steps * batch_size].reshape(batch_size, steps))
 
 

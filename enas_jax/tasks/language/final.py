@@ -159,8 +159,8 @@ class FinalTaskImpl:
     self.cfg = cfg
     d = cfg.data
     self.corpus = load_corpus(d)
-    self.train = WindowStream(batchify(self.corpus.train, d.batch_size, "train"), d.bptt,
-                              cfg.seed, d.variable_bptt, d.window_width)
+    self.train = WindowStream(batchify(self.corpus.train, d.batch_size, "train", d.bptt),
+                              d.bptt, cfg.seed, d.variable_bptt, d.window_width)
     self.valid_BxN = batchify(self.corpus.valid, d.eval_batch_size, "valid")
     self.test_BxN = batchify(self.corpus.test, d.test_batch_size, "test")
     self.model = build_model(space, cfg, len(self.corpus.words), say)

@@ -50,9 +50,11 @@ class SearchTaskImpl:
     d = cfg.data
     self.corpus = load_corpus(d)
     width = d.window_width
-    self.train = WindowStream(batchify(self.corpus.train, d.batch_size, "train", min_steps=1),
+    self.train = WindowStream(batchify(self.corpus.train, d.batch_size, "train", d.bptt),
                               d.bptt, cfg.seed, d.variable_bptt, width)
-    self.valid = WindowStream(batchify(self.corpus.valid, d.batch_size, "valid", min_steps=1),
+    self.valid = WindowStream(batchify(self.corpus.valid, d.batch_size, "valid", d.reward_length,
+                                       "`data.batch_size`, `data.bptt` or `data.reward_windows` "
+                                       "(a reward's window is their product)"),
                               d.reward_length, cfg.seed, False, d.reward_length)
     self.valid_eval_BxN = batchify(self.corpus.valid, d.eval_batch_size, "valid", min_steps=1)
     self.model = space.shared_network(cfg.model, len(self.corpus.words))
