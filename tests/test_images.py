@@ -200,6 +200,29 @@ def test_augmentation_by_hand():
       image_batches.augment(key, x, 2, True, 2), image_batches.augment(key, x, 2, True, 2))
 
 
+def test_an_augmentation_that_can_blank_an_image_is_refused():
+  """A padding of the image's side or more lets the crop land on padding only; a cutout wider
+  than the image covers it whole. Both trained on blank images without a word (measured: the
+  micro final training's `tiny` preset with pad_crop or cutout 100000000 ended rc 0); the
+  bounds by hand, for 8x8 and for 8x12 images (the shorter side counts)."""
+  base = images.ImageDataConfig(source="synthetic", valid_size=8,
+                                synthetic=images.SyntheticImagesConfig(train_images=16,
+                                                                       test_images=4, size=8))
+  for pad, cut in ((7, 0), (0, 8), (7, 8)):
+    images.load_images(dataclasses.replace(base, pad_crop=pad, cutout=cut))
+  with pytest.raises(UserError) as err:
+    images.load_images(dataclasses.replace(base, pad_crop=8))
+  assert str(err.value) == (
+      "Config field `data.pad_crop` is 8, more than 7 for these 8x8 images: the crop could land "
+      "on padding only. Use at most 7 (the authors: pad_crop 4 and cutout 16 on 32x32 images).")
+  with pytest.raises(UserError, match=r"`data.cutout` is 9, more than 8 for these 8x8 images: "
+                                      r"the square would cover every image whole"):
+    images.load_images(dataclasses.replace(base, cutout=9))
+  with pytest.raises(UserError, match=r"`train.data.cutout` is 9, more than 8 for these 8x12"):
+    images.check_augmentation(dataclasses.replace(base, cutout=9), (8, 12), "train.data")
+  images.check_augmentation(dataclasses.replace(base, pad_crop=7, cutout=8), (12, 8), "data")
+
+
 def test_data_order_is_a_pure_function_of_seed_stream_and_pass():
   x = np.arange(10)[:, None, None, None].astype(np.uint8)
   y = np.arange(10, dtype=np.int32)

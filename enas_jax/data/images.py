@@ -348,10 +348,29 @@ def folder_images(root: str, valid_size: int, field: str = "data") -> ImageSplit
 
 
 def load_images(cfg: ImageDataConfig, field: str = "data") -> ImageSplits:
+  """The splits `cfg` names, after checking its augmentation against their image size."""
   if cfg.source == "synthetic":
-    return synthetic_images(cfg.synthetic, cfg.valid_size)
-  if cfg.source == "folder":
-    return folder_images(cfg.data_dir, cfg.valid_size, field)
-  if cfg.source == "cifar10_batches":
-    return cifar10_batches(cfg.data_dir, cfg.valid_size, field)
-  return tfds_images(cfg.name, cfg.data_dir, cfg.valid_size, field)
+    splits = synthetic_images(cfg.synthetic, cfg.valid_size)
+  elif cfg.source == "folder":
+    splits = folder_images(cfg.data_dir, cfg.valid_size, field)
+  elif cfg.source == "cifar10_batches":
+    splits = cifar10_batches(cfg.data_dir, cfg.valid_size, field)
+  else:
+    splits = tfds_images(cfg.name, cfg.data_dir, cfg.valid_size, field)
+  check_augmentation(cfg, splits.train_x.shape[1:3], field)
+  return splits
+
+
+def check_augmentation(cfg: ImageDataConfig, size_HW: tuple[int, ...], field: str) -> None:
+  """A UserError when the augmentation can blank an image: a padding of the image's side or
+  more lets the crop land on padding only, and a cutout square wider than the image covers it
+  whole (a mistyped value trained on blank images without a word)."""
+  side = min(size_HW)
+  limits = (("pad_crop", cfg.pad_crop, side - 1, "the crop could land on padding only"),
+            ("cutout", cfg.cutout, side, "the square would cover every image whole"))
+  for name, value, most, why in limits:
+    if value > most:
+      raise UserError(
+          f"Config field `{field}.{name}` is {value}, more than {most} for these "
+          f"{size_HW[0]}x{size_HW[1]} images: {why}. Use at most {most} (the authors: pad_crop "
+          f"4 and cutout 16 on 32x32 images).")
