@@ -202,7 +202,7 @@ def test_augmentation_by_hand():
 
 def test_an_augmentation_that_can_blank_an_image_is_refused():
   """A padding of the image's side or more lets the crop land on padding only; a cutout wider
-  than the image covers it whole. Both trained on blank images without a word (measured: the
+  than the image can cover it whole. Both trained on blank images without a word (measured: the
   micro final training's `tiny` preset with pad_crop or cutout 100000000 ended rc 0); the
   bounds by hand, for 8x8 and for 8x12 images (the shorter side counts)."""
   base = images.ImageDataConfig(source="synthetic", valid_size=8,
@@ -216,7 +216,7 @@ def test_an_augmentation_that_can_blank_an_image_is_refused():
       "Config field `data.pad_crop` is 8, more than 7 for these 8x8 images: the crop could land "
       "on padding only. Use at most 7 (the authors: pad_crop 4 and cutout 16 on 32x32 images).")
   with pytest.raises(UserError, match=r"`data.cutout` is 9, more than 8 for these 8x8 images: "
-                                      r"the square would cover every image whole"):
+                                      r"the square would be wider than the images"):
     images.load_images(dataclasses.replace(base, cutout=9))
   with pytest.raises(UserError, match=r"`train.data.cutout` is 9, more than 8 for these 8x12"):
     images.check_augmentation(dataclasses.replace(base, cutout=9), (8, 12), "train.data")

@@ -363,11 +363,11 @@ def load_images(cfg: ImageDataConfig, field: str = "data") -> ImageSplits:
 
 def check_augmentation(cfg: ImageDataConfig, size_HW: tuple[int, ...], field: str) -> None:
   """A UserError when the augmentation can blank an image: a padding of the image's side or
-  more lets the crop land on padding only, and a cutout square wider than the image covers it
-  whole (a mistyped value trained on blank images without a word)."""
+  more lets the crop land on padding only, and a cutout square wider than the image can cover
+  it whole (a mistyped value trained on blank images without a word)."""
   side = min(size_HW)
   limits = (("pad_crop", cfg.pad_crop, side - 1, "the crop could land on padding only"),
-            ("cutout", cfg.cutout, side, "the square would cover every image whole"))
+            ("cutout", cfg.cutout, side, "the square would be wider than the images"))
   for name, value, most, why in limits:
     if value > most:
       raise UserError(
