@@ -32,7 +32,7 @@ import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
 from enas_jax.io import orbax_output, processes
-from enas_jax.io.configuration import require
+from enas_jax.io.configuration import has_kind, require
 from enas_jax.io.errors import WRITE_ERRNOS, UserError, memory_error_words, ran_out_of_memory
 
 FORMAT_VERSION = 1
@@ -346,16 +346,12 @@ def meta_problem(meta: Any) -> str | None:
   if not all(isinstance(row, list) for row in meta["leaves"]):
     return "has a leaf table whose rows are not lists"
   log, data = meta.get("log"), meta.get("data")  # absent from older checkpoints
-  if log is not None and not (isinstance(log, dict) and _is_int(log.get("metrics_bytes"))
+  if log is not None and not (isinstance(log, dict) and has_kind(log.get("metrics_bytes"), int)
                               and isinstance(log.get("event_bytes", {}), dict)):
     return "has a log position that is not {metrics_bytes: int, event_bytes: {...}}"
   if data is not None and not isinstance(data, str):
     return "has a data fingerprint that is not text"
   return None
-
-
-def _is_int(value: Any) -> bool:
-  return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _read_only_manager(directory: str, attempts: int = 10) -> ocp.CheckpointManager:

@@ -16,6 +16,12 @@ from enas_jax.io.errors import UserError
 T = TypeVar("T")
 
 
+def has_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
+  """`isinstance(value, kind)`, except that a bool is never an int or a float: JSON's `true` is
+  not the number 1 (Python's bool is an int)."""
+  return isinstance(value, kind) and not isinstance(value, bool)
+
+
 def _dotted(section: str, name: str) -> str:
   """`section.name`, or just `name` at the top level (section "")."""
   return f"{section}.{name}" if section else name
@@ -48,12 +54,12 @@ def _check_value(section: str, name: str, value: Any, annotation: Any) -> Any:
   if origin in (tuple, list):
     if isinstance(value, (tuple, list)):
       return tuple(value)
-  elif annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+  elif annotation is float and has_kind(value, (int, float)):
     if not math.isfinite(value):  # an inf rate makes every step non-finite; no field means it
       raise UserError(f"Config field `{field}` is {value!r}; it must be a finite number. Fix "
                       f"the value in the config file or the --config.{field} override.")
     return float(value)
-  elif annotation is int and isinstance(value, int) and not isinstance(value, bool):
+  elif annotation is int and has_kind(value, int):
     if not -2 ** 63 <= value < 2 ** 63:  # what NumPy and JAX take (a seed beyond: OverflowError)
       raise UserError(f"Config field `{field}` is {value}, beyond a 64-bit integer's range. Fix "
                       f"the value in the config file or the --config.{field} override.")

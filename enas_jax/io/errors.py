@@ -73,9 +73,8 @@ def ran_out_of_memory(err: BaseException | None) -> BaseException | None:
   they meet) that says memory ran out, this process's (MemoryError, ENOMEM) or the device's,
   or None."""
   while err is not None:
-    if (isinstance(err, MemoryError) or out_of_device_memory(err)
-        or (isinstance(err, OSError) and err.errno == errno.ENOMEM)
-        or any(text in str(err) for text in _MEMORY_TEXT)):
+    if (isinstance(err, MemoryError) or (isinstance(err, OSError) and err.errno == errno.ENOMEM)
+        or any(text in str(err) for text in _MEMORY_TEXT)):  # XLA's words (`out_of_device_memory`)
       return err
     err = err.__cause__ or err.__context__
   return None

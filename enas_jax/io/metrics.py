@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, TextIO
 
 from enas_jax.io import events as events_lib
 from enas_jax.io import workdir as workdir_lib
+from enas_jax.io.configuration import has_kind
 from enas_jax.io.errors import UserError
 
 
@@ -35,7 +36,7 @@ class MetricsLog:
     with workdir_lib.naming(self.path):
       self._jsonl.write(json.dumps(record, allow_nan=False) + "\n")
     numbers = {f"{phase}/{k}": float(v) for k, v in values.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+               if has_kind(v, (int, float))}
     if numbers:
       self.events.scalars(int(step), numbers)
 

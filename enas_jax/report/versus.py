@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from enas_jax.io import workdir as workdir_lib
+from enas_jax.io.configuration import has_kind
 from enas_jax.io.errors import UserError
 from enas_jax.io.metrics import read_metrics
 from enas_jax.report.stats import permutation_test, rank_permutation_test, shift_interval
@@ -62,13 +63,13 @@ def _unfinished(path: str) -> str:
 def choose_figure(runs: dict[str, dict[str, Any]], asked: str) -> str:
   """The summary key to compare: `asked`, else the first of AUTO_FIGURES every run has."""
   if asked:
-    lacking = [p for p, s in runs.items() if not _is_number(s.get(asked))]
+    lacking = [p for p, s in runs.items() if not has_kind(s.get(asked), (int, float))]
     if lacking:
       raise UserError(f"--figure={asked}: {lacking[0]} has no such number in its summary.json "
                       f"(keys: {', '.join(sorted(runs[lacking[0]]))}).")
     return asked
   for figure in AUTO_FIGURES:
-    if all(_is_number(s.get(figure)) for s in runs.values()):
+    if all(has_kind(s.get(figure), (int, float)) for s in runs.values()):
       return figure
   shared = [p for p, s in runs.items() if any(k.endswith(SHARED_SUFFIX) for k in s)]
   if shared:
@@ -82,11 +83,6 @@ def choose_figure(runs: dict[str, dict[str, Any]], asked: str) -> str:
                     f"compare it anyway.")
   raise UserError(f"No figure that every run has among {', '.join(AUTO_FIGURES)}; name one of "
                   f"the summaries' keys with --figure.")
-
-
-def _is_number(value: Any) -> bool:
-  """A figure to compare: a JSON number (`true` is not one; it was compared as 1.0)."""
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def lower_is_better(figure: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 import jax
 
 from enas_jax.data.cursor import Cursor
+from enas_jax.io.configuration import has_kind
 
 S = TypeVar("S", bound="RunState")
 # The JSON kind of each position field's type (by the annotation's name; others unchecked).
@@ -67,7 +68,7 @@ class RunState:
       if f.name not in position:
         return f"has no {f.name} in its loop position"
       value, kind = position[f.name], _KINDS.get(str(f.type).split("[")[0])
-      if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+      if kind is not None and not has_kind(value, kind):
         return f"has {f.name} = {value!r} in its loop position, not of type {f.type}"
       if kind is dict and f.type in ("Cursor", Cursor) and not (
           set(value) <= _CURSOR_FIELDS and all(type(v) is int for v in value.values())):

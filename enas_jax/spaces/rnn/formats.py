@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from enas_jax.io.configuration import has_kind
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.arch_file import integer, require_path_if_named
 from enas_jax.spaces.rnn.arch import ACTIVATIONS, RNNArch, loose_ends_mask, validate
@@ -76,7 +77,7 @@ def from_json(data: Mapping[str, Any], where: str = "architecture JSON") -> RNNA
       if p is not None:
         raise UserError(f"In the {where}, node 0 reads x_t and h_(t-1): its 'prev' must be null.")
       p = -1
-    elif not isinstance(p, int) or isinstance(p, bool):
+    elif not has_kind(p, int):
       raise UserError(f"In the {where}, node {k} has prev {p!r}; it must be an integer node id.")
     prev.append(p)
     act.append(ACTIVATIONS.index(name))
