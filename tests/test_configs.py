@@ -214,6 +214,14 @@ def test_a_micro_field_in_a_macro_config_is_named():
     # beyond a 64-bit integer: an OverflowError traceback at the first key or the data order
     ("quickstart", "seed", 10 ** 20), ("ptb_final", "seed", -2 ** 64),
     ("quickstart", "data.planted.seed", 2 ** 70),
+    # a count beyond int32: OverflowError tracebacks from JAX (the controller's init, a jitted
+    # argument, the teacher's random weights) or a corpus generated for ever
+    ("quickstart", "controller.hidden_dim", 10 ** 12), ("quickstart", "controller.num_samples",
+                                                          2 ** 31),
+    ("quickstart", "data.planted.hidden_dim", 2 ** 31), ("quickstart", "data.planted.train_tokens",
+                                                         10 ** 12),
+    # no sentence would end: the generator's stream length 4 * 1e30 steps, never finished
+    ("quickstart", "data.planted.mean_sentence_length", 1e30),
 ])
 def test_impossible_values_are_rejected_before_any_work(config_name, dotted, value):
   """Every one of these used to reach the data, the compiler or the checkpointer first."""

@@ -1,5 +1,6 @@
 """The planted-cell corpus: deterministic, state-dependent, and its optimum computed exactly."""
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -90,6 +91,44 @@ def test_a_stream_cut_into_chunks_is_the_same_stream_and_one_program_serves_ever
   monkeypatch.setattr(planted, "_generate", lambda *a, **k: traces.append(1) or generate(*a, **k))
   planted.make_planted_corpus(dataclasses.replace(SMALL, seed=8))
   assert len(traces) == 1
+
+
+def test_a_corpus_too_large_for_this_process_is_refused_before_it_is_made(monkeypatch):
+  """It was a generation that ran for ever (10^12 tokens) or a C++ abort in the teacher's random
+  weights (a width of 2^31 - 1). The estimate: teacher + 3 copies of the largest split's
+  generated int32 tokens and float64 log-probabilities + the splits' tokens kept."""
+  cfg = dataclasses.replace(SMALL, num_streams=10, mean_sentence_length=10.0)
+  steps = max(planted._split_steps(cfg, n) for n in (20_000, 3_000, 3_000))
+  assert steps == 2_400 + 40
+  generated = 3 * 12 * 10 * steps
+  # node 0's w_x and w_h [32, 64] and 15 (node, prev) matrices [32, 64]; embedding and readout
+  teacher = 4 * (2 * 32 * 64 + 15 * 32 * 64 + 2 * 100 * 32)
+  need = teacher + generated + 4 * 26_000
+  assert need == 1_147_264
+  made = []
+  monkeypatch.setattr(planted, "make_teacher", lambda c: made.append(c))
+  room = planted.memory_lib.Headroom(need - 1, "a bound")
+  monkeypatch.setattr(planted.memory_lib, "host_headroom", lambda: room)
+  words = planted.memory_lib.size_in_words
+  assert (words(need), words(need - 1)) == ("1.09 MiB", "1.09 MiB")
+  with pytest.raises(UserError, match=re.escape(
+      "The planted corpus (data.planted) needs about 1.09 MiB to generate, more than this process "
+      "may still use (1.09 MiB: a bound). Lower `data.planted.train_tokens`")):
+    planted.make_planted_corpus(cfg)
+  assert not made
+  room = planted.memory_lib.Headroom(need, "a bound")
+  with pytest.raises(AttributeError):  # past the check: the stubbed teacher is None
+    planted.make_planted_corpus(cfg)
+  assert made == [cfg]
+
+
+def test_a_split_in_which_no_stream_ended_a_sentence_is_one_paragraph(monkeypatch):
+  """It was a ValueError from concatenating no streams; a draw with few streams and long
+  sentences (here: 3 steps of one stream, a sentence ending with probability 1/1000 a step)."""
+  cfg = dataclasses.replace(SMALL, num_streams=1, mean_sentence_length=1000.0)
+  monkeypatch.setattr(planted, "_split_steps", lambda c, n: 3)
+  with pytest.raises(UserError, match="ended no sentence in 3 steps of each of its 1 stream"):
+    planted.make_planted_corpus(cfg)
 
 
 def test_bad_planted_config():

@@ -127,18 +127,22 @@ def test_validate_names_the_node():
     make_arch([-1, 0], [0, 4])
 
 
-def test_a_one_node_cell_is_refused_as_a_config_and_as_an_architecture(tmp_path):
+def test_a_cell_of_one_node_or_too_many_is_refused_as_a_config_and_one_node_as_an_architecture(
+    tmp_path):
   """A cell of one node has no edge to search: `model.num_nodes=1`, or a one-node architecture
   given to the final training ("1": node 0's activation alone), failed deep in the weights'
   code ("Need at least one array to stack", a traceback). Now one paragraph each."""
   from enas_jax.spaces.rnn.model import RNNModelConfig
-  rule = ("a cell of this space has at least 2 nodes (node 0, which reads x_t and h_(t-1), and a "
-          "node after it, whose input and activation are chosen)")
-  with pytest.raises(UserError) as err:
-    RNNModelConfig(num_nodes=1).validate()
-  assert str(err.value) == (f"Config field `model.num_nodes` is 1; {rule}. Fix it in the config "
-                            f"file or the --config.model.num_nodes override.")
+  rule = ("a cell of this space has 2 to 48 nodes (node 0, which reads x_t and h_(t-1), and "
+          "nodes after it, each with a chosen input and activation; past 48, compiling the "
+          "search's programs over the N (N - 1) / 2 edges took more than 15 minutes and 24 GiB)")
+  for bad in (1, 49, 10 ** 12):  # 10^12: it was a hang, making the shared weights' edges
+    with pytest.raises(UserError) as err:
+      RNNModelConfig(num_nodes=bad).validate()
+    assert str(err.value) == (f"Config field `model.num_nodes` is {bad}; {rule}. Fix it in the "
+                              f"config file or the --config.model.num_nodes override.")
   RNNModelConfig(num_nodes=2).validate()
+  RNNModelConfig(num_nodes=48).validate()
   with pytest.raises(UserError) as err:
     formats.load_arch_spec("1")
   assert str(err.value) == f"The architecture has 1 node; {rule}."

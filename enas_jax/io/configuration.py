@@ -121,6 +121,8 @@ def from_section(cls: Type[T], section: str, values: Mapping[str, Any]) -> T:
   return instance
 
 
+INT32_END = 2 ** 31  # the first count JAX's int32 indices and shapes cannot hold
+
 # The ranges `require` checks: rule -> (test, the words of the error).
 _RULES = {">= 1": (lambda v: v >= 1, "at least 1"), ">= 0": (lambda v: v >= 0, ">= 0"),
           "> 0": (lambda v: v > 0, "positive"), "[0, 1)": (lambda v: 0 <= v < 1, "in [0, 1)")}
@@ -129,11 +131,14 @@ _RULES = {">= 1": (lambda v: v >= 1, "at least 1"), ">= 0": (lambda v: v >= 0, "
 def require(cfg: Any, section: str, rule: str, *names: str) -> None:
   """The one range check of config fields: raises a UserError naming the first field of `names`
   in `cfg` that breaks `rule`: ">= 1" (a count or size), ">= 0", "> 0" (a rate or scale),
-  "[0, 1)" (a fraction or decay)."""
+  "[0, 1)" (a fraction or decay). An integer under ">= 1" or ">= 0" must also be below 2**31:
+  JAX's programs hold counts, sizes and indices as int32 (larger: an OverflowError traceback)."""
   test, words = _RULES[rule]
   for name in names:
     value = getattr(cfg, name)
-    if not test(value):
+    counted = has_kind(value, int) and rule in (">= 1", ">= 0")  # a count, size or index
+    if not test(value) or (counted and value >= INT32_END):
       field = _dotted(section, name)
-      raise UserError(f"Config field `{field}` must be {words}, got {value!r}. Fix it in the "
-                      f"config file or the --config.{field} override.")
+      below = f" and below 2**31 ({INT32_END:,}: JAX counts in 32 bits)" if counted else ""
+      raise UserError(f"Config field `{field}` must be {words}{below}, got {value!r}. Fix it in "
+                      f"the config file or the --config.{field} override.")

@@ -60,6 +60,13 @@ def load_lapack() -> None:
     pass
 
 
+def size_in_words(n: int) -> str:
+  """A byte count in MiB, GiB or TiB."""
+  unit = next(u for u in (("MiB", 20), ("GiB", 30), ("TiB", 40)) if n < 2 ** (u[1] + 10)
+              or u[0] == "TiB")
+  return f"{n / 2 ** unit[1]:.2f} {unit[0]}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Headroom:
   """How much more memory this process may take, and what bounds it (in words)."""

@@ -30,6 +30,7 @@ from enas_jax.io import metrics as metrics_lib
 from enas_jax.io import processes
 from enas_jax.io import workdir as workdir_lib
 from enas_jax.io.errors import Stopped, UserError
+from enas_jax.io.memory import size_in_words
 from enas_jax.io.signals import StopSignals
 from enas_jax.run import outputs
 from enas_jax.run.parallel import PER_PROCESS_FIELDS
@@ -55,13 +56,6 @@ def describe(versions: Any) -> str:
   """`software()`'s figures (or what a checkpoint kept of them) in words."""
   return f"jax {versions.get('jax')} on {versions.get('device')}" if isinstance(
       versions, dict) else repr(versions)
-
-
-def size_in_words(n: int) -> str:
-  """A byte count in MiB, GiB or TiB."""
-  unit = next(u for u in (("MiB", 20), ("GiB", 30), ("TiB", 40)) if n < 2 ** (u[1] + 10)
-              or u[0] == "TiB")
-  return f"{n / 2 ** unit[1]:.2f} {unit[0]}"
 
 
 class Runner:

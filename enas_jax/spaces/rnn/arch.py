@@ -43,8 +43,15 @@ def make_arch(prev: Sequence[int], act: Sequence[int]) -> RNNArch:
 # A cell needs an edge to search: node 0 and a node after it (a one-node cell failed deep in
 # the weights' code with "Need at least one array to stack").
 MIN_NODES = 2
-CELL_SIZE_RULE = ("a cell of this space has at least 2 nodes (node 0, which reads x_t and "
-                  "h_(t-1), and a node after it, whose input and activation are chosen)")
+# The search's programs hold every (node, prev) edge, N (N - 1) / 2 of them, and compiling them
+# grows faster than that: on 2 CPU cores (23 GiB) the tiny quickstart's search compiled in 26 s
+# and 1.3 GiB at 12 nodes, 114 s and 3.7 GiB at 32, about 7 min and 11 GiB at 48; at 64 it was
+# killed for memory (24 GiB) after 15 min, still compiling.
+MAX_NODES = 48
+CELL_SIZE_RULE = ("a cell of this space has 2 to 48 nodes (node 0, which reads x_t and "
+                  "h_(t-1), and nodes after it, each with a chosen input and activation; past 48, "
+                  "compiling the search's programs over the N (N - 1) / 2 edges took more than "
+                  "15 minutes and 24 GiB)")
 
 
 def validate(arch: RNNArch, num_nodes: int | None = None, where: str = "architecture") -> None:

@@ -50,7 +50,7 @@ class RNNModelConfig:
 
   def validate(self, section: str = "model") -> None:
     require(self, section, ">= 1", "embed_dim", "hidden_dim", "scan_unroll")
-    if self.num_nodes < arch_lib.MIN_NODES:  # 0 and below too: one rule for the cell's size
+    if not arch_lib.MIN_NODES <= self.num_nodes <= arch_lib.MAX_NODES:  # one rule for its size
       raise UserError(f"Config field `{section}.num_nodes` is {self.num_nodes}; "
                       f"{arch_lib.CELL_SIZE_RULE}. Fix it in the config file or the "
                       f"--config.{section}.num_nodes override.")

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from enas_jax.data.text import EOS, Corpus
+from enas_jax.io import memory as memory_lib
 from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.rnn import cell as cell_lib
@@ -61,8 +62,15 @@ class PlantedConfig:
     if self.mean_sentence_length <= 1.0:
       raise UserError(f"Config field `{section}.mean_sentence_length` must exceed 1, got "
                       f"{self.mean_sentence_length}.")
-    if min(self.train_tokens, self.valid_tokens, self.test_tokens) < 100:
+    require(self, section, ">= 1", "train_tokens", "valid_tokens", "test_tokens")
+    smallest = min(self.train_tokens, self.valid_tokens, self.test_tokens)
+    if smallest < 100:
       raise UserError(f"Config fields `{section}.*_tokens` must each be at least 100.")
+    if self.mean_sentence_length > smallest:  # 1e30: no sentence would ever end
+      raise UserError(f"Config field `{section}.mean_sentence_length` ({self.mean_sentence_length}"
+                      f") must be at most the smallest split's size ({smallest} tokens, "
+                      f"`{section}.*_tokens`): a split is whole sentences. Fix it in the config "
+                      f"file or the --config.{section}.mean_sentence_length override.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,10 +163,35 @@ def _generator(teacher: Teacher, cfg: PlantedConfig) -> Callable[..., Any]:
       cfg.reset_at_eos))
 
 
+def _split_steps(cfg: PlantedConfig, num_tokens: int) -> int:
+  """Time steps of every stream generated for a split of about `num_tokens` whole sentences."""
+  return int(math.ceil(1.2 * num_tokens / cfg.num_streams)) + 4 * int(cfg.mean_sentence_length)
+
+
+def check_memory(cfg: PlantedConfig, section: str = "data.planted") -> None:
+  """A UserError, before anything is made, when the teacher and the generation of its largest
+  split (tokens as int32 and log-probabilities as float64, each chunked then joined) cannot fit
+  in the host memory this process may still take."""
+  cell = jax.eval_shape(lambda: cell_lib.init_cell(
+      jax.random.key(0), cfg.num_nodes, cfg.hidden_dim, cfg.hidden_dim, 1.0))
+  teacher = 4 * (sum(x.size for x in jax.tree_util.tree_leaves(cell))
+                 + 2 * cfg.vocab_size * cfg.hidden_dim)
+  sizes = (cfg.train_tokens, cfg.valid_tokens, cfg.test_tokens)
+  generated = 3 * 12 * cfg.num_streams * max(_split_steps(cfg, n) for n in sizes)
+  need = teacher + generated + 4 * sum(sizes)
+  room = memory_lib.host_headroom()
+  if room is not None and need > room.free_bytes:
+    words = memory_lib.size_in_words
+    raise UserError(
+        f"The planted corpus ({section}) needs about {words(need)} to generate, more than this "
+        f"process may still use ({words(room.free_bytes)}: {room.bound}). Lower `{section}.train_tokens`, `valid_tokens`, `test_tokens`, "
+        f"`hidden_dim` or `num_streams` in the config, or run it where more memory is free.")
+
+
 def _split(teacher: Teacher, generate: Callable[..., Any], key: jax.Array, cfg: PlantedConfig,
            num_tokens: int) -> tuple[np.ndarray, float]:
   """A split of about `num_tokens` whole sentences and the teacher's mean NLL (nats/token)."""
-  steps = int(math.ceil(1.2 * num_tokens / cfg.num_streams)) + 4 * int(cfg.mean_sentence_length)
+  steps = _split_steps(cfg, num_tokens)
   carry = (np.zeros((cfg.num_streams, teacher.embedding_VxH.shape[1]), np.float32),
            np.zeros((cfg.num_streams,), np.int32))  # host zeros: no eager programs compiled
   tok_chunks, logp_chunks = [], []
@@ -174,6 +207,10 @@ def _split(teacher: Teacher, generate: Callable[..., Any], key: jax.Array, cfg: 
     if len(ends):
       toks.append(tok_SxT[s, :ends[-1] + 1])
       logps.append(logp_SxT[s, :ends[-1] + 1])
+  if not toks:  # a draw that can happen with few streams and long sentences
+    raise UserError(f"The planted teacher ended no sentence in {steps} steps of each of its "
+                    f"{cfg.num_streams} stream(s). Raise `data.planted.num_streams` or lower "
+                    f"`data.planted.mean_sentence_length` in the config.")
   tokens = np.concatenate(toks)
   logp = np.concatenate(logps)
   # Trim to about num_tokens, ending on an <eos>.
@@ -191,6 +228,7 @@ def unigram_perplexity(train: np.ndarray, split: np.ndarray, vocab_size: int) ->
 
 def make_planted_corpus(cfg: PlantedConfig) -> Corpus:
   """Generates the corpus; `info` holds the teacher's and the unigram perplexity per split."""
+  check_memory(cfg)
   teacher = make_teacher(cfg)
   generate = _generator(teacher, cfg)
   base = jax.random.fold_in(jax.random.key(cfg.seed), 3)
