@@ -9,6 +9,7 @@ import jax
 import pytest
 
 from enas_jax.io import compile_cache
+from enas_jax.io.errors import UserError
 
 
 def test_where_the_cache_goes():
@@ -24,6 +25,22 @@ def test_where_the_cache_goes():
   # the flag wins over the environment
   assert d("/flag", {"JAX_COMPILATION_CACHE_DIR": "/jax"}) == "/flag"
   assert d("off", {"XDG_CACHE_HOME": "/c"}) is None
+  for empty in ("", " "):  # was the working directory (abspath of ""): entries written there
+    with pytest.raises(UserError, match="^--compilation_cache is empty; pass auto"):
+      d(empty, {})
+
+
+def test_an_empty_cache_flag_is_one_paragraph_and_writes_nothing(tmp_path):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, PYTHONPATH=root)
+  out = subprocess.run(
+      [sys.executable, "-m", "enas_jax.search", f"--config={root}/configs/quickstart.py:tiny",
+       "--workdir=run", "--compilation_cache="], env=env, cwd=tmp_path, capture_output=True,
+      text=True, timeout=120)
+  assert out.returncode == 2, out.stderr
+  assert out.stderr == ("error: --compilation_cache is empty; pass auto (the default), off, or a "
+                        "directory for JAX's compiled\nprograms.\n")
+  assert not os.listdir(tmp_path)
 
 
 @pytest.fixture
@@ -105,6 +122,7 @@ def test_jax_cache_failures_become_one_line_each(tmp_path, restore_jax_cache_set
 _COMPILE_ONE = """
 import sys
 from enas_jax.io import compile_cache
+from enas_jax.io.errors import UserError
 compile_cache.MIN_COMPILE_SECONDS = 0.0  # keep every program, however quick
 said = []
 compile_cache.enable(sys.argv[1], environ={}, warn=said.append)

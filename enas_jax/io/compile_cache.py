@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 
 import jax
 
+from enas_jax.io.errors import UserError
 from enas_jax.io.workdir import make_folders
 
 MAX_BYTES = 4 * 1024 ** 3  # the cache's size limit
@@ -42,6 +43,9 @@ def directory(setting: str, environ: Mapping[str, str]) -> str | None:
   None when the cache is off or JAX's own variable already chose (JAX then uses that)."""
   if setting == OFF:
     return None
+  if not setting.strip():  # abspath("") is the working directory: entries were written there
+    raise UserError("--compilation_cache is empty; pass auto (the default), off, or a directory "
+                    "for JAX's compiled programs.")
   if setting != AUTO:
     return os.path.abspath(os.path.expanduser(setting))
   if environ.get("JAX_COMPILATION_CACHE_DIR"):
