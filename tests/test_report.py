@@ -21,6 +21,7 @@ from enas_jax.io import render
 from enas_jax.io.errors import Stopped, UserError
 from enas_jax.report import alone_cache, checks, page, scoring, stats
 from enas_jax.report.build import build_report
+from enas_jax.run import config as run_config
 from tests import runs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -394,6 +395,30 @@ def test_the_command_prints_the_verdict_and_errors_are_one_paragraph(tmp_path, n
   text = bad.stderr.strip()
   assert text.startswith("error: ") and "\n\n" not in text
   assert "does not exist" in " ".join(text.split())
+
+
+def test_a_count_flag_beyond_int32_is_one_paragraph_and_a_large_seed_is_not(tmp_path):
+  """`--random_cells=10**12` drew and scored cells for ever (killed after 2 minutes)."""
+  env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+  def report(flag):
+    return subprocess.run([sys.executable, "-m", "enas_jax.report", f"--workdir={tmp_path}/none",
+                           flag], cwd=ROOT, capture_output=True, text=True, env=env)
+  for flag in ("--random_cells=2147483648", "--finetune_steps=1000000000000"):
+    out = report(flag)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    name, value = flag[2:].split("=")
+    least = run_config.ReportConfig.MINIMUMS[name]
+    assert " ".join(out.stderr.split()) == (
+        f"error: {flag} is out of range: it must be at least {least} and below 2**31 "
+        f"(2,147,483,648). Pass --{name}={least} or more (or leave it out for the search "
+        f"config's report.{name}).")
+  out = report("--seed=2147483648")
+  assert out.returncode == 2 and "does not exist" in " ".join(out.stderr.split())
+  assert run_config.ReportConfig.in_range("random_cells", 2 ** 31 - 1)
+  with pytest.raises(UserError, match=r"`report.train_alone` must be at least 0 and below 2\*\*31"):
+    run_config.ReportConfig(train_alone=2 ** 31).validate()
+  run_config.ReportConfig(seed=2 ** 40).validate()
 
 
 # --- the page in a real browser -----------------------------------------------------------------

@@ -59,10 +59,10 @@ def overrides() -> dict[str, int | str]:
   counts = {k: v for k, v in counts.items() if v is not None}
   for name, value in counts.items():
     least = ReportConfig.MINIMUMS[name]
-    if value < least:
-      raise UserError(f"--{name}={value} is out of range: it must be at least {least}. Pass "
-                      f"--{name}={least} or more (or leave it out for the search config's "
-                      f"report.{name}).")
+    if not ReportConfig.in_range(name, value):
+      raise UserError(f"--{name}={value} is out of range: it must be at least {least}"
+                      f"{ReportConfig.below(name)}. Pass --{name}={least} or more (or leave it "
+                      f"out for the search config's report.{name}).")
   schedule = _TRAIN_ALONE_SCHEDULE.value
   return {**counts, **({"train_alone_schedule": schedule} if schedule else {})}
 

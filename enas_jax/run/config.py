@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal, Mapping
 
 from enas_jax.controller.policy import ControllerConfig
 from enas_jax.io.checkpoints import CheckpointConfig
-from enas_jax.io.configuration import from_section, require
+from enas_jax.io.configuration import INT32_END, from_section, require
 from enas_jax.io.errors import UserError
 from enas_jax.run.parallel import ParallelConfig
 from enas_jax.spaces.registry import DEFAULT_SPACE, SPACES, get_space
@@ -74,11 +74,22 @@ class ReportConfig:
                                          "train_alone_steps": 1, "seed": 0,
                                          "finetune_steps": -1}
 
+  @classmethod
+  def in_range(cls, name: str, value: int) -> bool:
+    """Whether `value` may be the count `name`: at least its minimum and, a seed aside, below
+    2**31 (JAX's int32; 10^12 random cells ran for ever)."""
+    return cls.MINIMUMS[name] <= value and (name == "seed" or value < INT32_END)
+
+  @staticmethod
+  def below(name: str) -> str:
+    """The words of the upper bound `in_range` checks, if any."""
+    return "" if name == "seed" else f" and below 2**31 ({INT32_END:,})"
+
   def validate(self, section: str = "report") -> None:
     for name, least in self.MINIMUMS.items():
-      if getattr(self, name) < least:
-        raise UserError(f"Config field `{section}.{name}` must be at least {least}, got "
-                        f"{getattr(self, name)}.")
+      if not self.in_range(name, getattr(self, name)):
+        raise UserError(f"Config field `{section}.{name}` must be at least {least}"
+                        f"{self.below(name)}, got {getattr(self, name)}.")
     if not 0 < self.collapse_fraction < 1:
       raise UserError(f"Config field `{section}.collapse_fraction` must be in (0, 1), got "
                       f"{self.collapse_fraction}.")
