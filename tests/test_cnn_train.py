@@ -136,3 +136,36 @@ def test_batch_norm_running_statistics_by_hand():
   y_eval = block.apply({**variables, "batch_stats": updates["batch_stats"]}, x, train=False)
   np.testing.assert_allclose(y_eval, (conv - stats["mean"]) / np.sqrt(stats["var"] + 1e-5),
                              rtol=1e-4, atol=1e-4)
+
+
+def test_a_schedule_planned_past_2_to_the_31_steps_traces_and_reads_the_same_ratio():
+  """`search.epochs=2**31 - 1` (or `shared_steps`) made the planned total a Python int past int32:
+  an OverflowError traceback when the shared step was traced. The drop-path ratio divides by it
+  as a float now, in float32 as before."""
+  import jax.numpy as jnp
+  import optax
+  from enas_jax.data.images import ImageDataConfig
+  from enas_jax.tasks.images import steps as cnn_steps
+
+  ratios = []
+
+  def apply(params, arch, x, key, step_ratio):
+    ratios.append(step_ratio)
+    return x.reshape(x.shape[0], -1) @ params["w"], None
+
+  params = {"w": jnp.full((2 * 2 * 3, 3), 0.1)}
+  optimizer = optax.sgd(0.1)
+  state = cnn_steps.CNNState(params=params, batch_stats={}, opt_state=optimizer.init(params),
+                             step=jnp.asarray(6, jnp.int32))
+  batch = {"images": np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3),
+           "labels": np.array([0, 2], np.int32)}
+  data = ImageDataConfig(source="synthetic", pad_crop=0, cutout=0, flip=False)
+  for total in (2 ** 32, 700):
+    step, _ = cnn_steps.make_shared_steps(apply, optimizer, cnn_steps.ImageTrainConfig(), data,
+                                          np.zeros(3), np.ones(3), 0.0, total)
+    jax.jit(step)(state, batch, None, jax.random.key(0))  # traces: was the OverflowError
+    ratios.clear()
+    with jax.disable_jit():  # the ratio the step computes, as a number
+      step(state, batch, None, jax.random.key(0))
+    assert ratios[0].dtype == jnp.float32
+    assert float(ratios[0]) == float(np.float32(7) / np.float32(total))

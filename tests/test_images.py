@@ -46,6 +46,27 @@ def _write_cifar_batches(root, sizes=(6, 6, 6, 6, 7), test_size=5):
   return written
 
 
+def test_synthetic_images_too_large_for_this_process_are_refused_before_they_are_made(
+    monkeypatch):
+  """`data.synthetic.test_images=2**31 - 1` was touched page by page until the kernel killed the
+  process (exit -9, no word). The estimate by hand: the larger split (110 images of 8 x 8 x 3)
+  made in float64 twice plus label, shift and flip, 110 * (2 * 8 * 192 + 25); every split kept as
+  uint8 with an int32 label, 160 * 196; three 12 x 12 x 3 float64 templates twice, 20,736. It is
+  the measured peak to 1% at 201,000 images of 16 x 16 (2.45 GiB against 2.44)."""
+  cfg = images.SyntheticImagesConfig(train_images=100, test_images=50, size=8, num_classes=3)
+  need = 110 * (2 * 8 * 192 + 25) + 160 * 196 + 20_736
+  assert need == 392_766
+  room = images.memory_lib.Headroom(need - 1, "a bound")
+  monkeypatch.setattr(images.memory_lib, "host_headroom", lambda: room)
+  with pytest.raises(UserError, match=r"^The synthetic images \(data.synthetic\) need about 0.37 "
+                     r"MiB to make, more than this process may still use \(0.37 MiB: a bound\)\. "
+                     r"Lower `data.synthetic.train_images`"):
+    images.synthetic_images(cfg, valid_size=10)
+  room = images.memory_lib.Headroom(need, "a bound")
+  made = images.synthetic_images(cfg, valid_size=10)
+  assert made.train_x.shape == (100, 8, 8, 3) and made.test_x.shape == (50, 8, 8, 3)
+
+
 def test_cifar10_python_batches_with_the_authors_validation_split(tmp_path):
   written = _write_cifar_batches(tmp_path / "cifar-10-batches-py")
   splits = images.cifar10_batches(str(tmp_path / "cifar-10-batches-py"), valid_size=9)

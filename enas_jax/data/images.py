@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from enas_jax.data.fingerprint import fingerprint
+from enas_jax.io import memory as memory_lib
 from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 
@@ -121,12 +122,35 @@ def _finish(name: str, train: tuple[np.ndarray, np.ndarray],
 
 # --- synthetic ------------------------------------------------------------------------------------
 
+def check_synthetic_memory(cfg: SyntheticImagesConfig, valid_size: int,
+                           section: str = "data.synthetic") -> None:
+  """A UserError, before anything is made, when the synthetic images cannot fit in the host
+  memory this process may still take: the larger split's making (its images twice in float64,
+  label, shift and flip per image) on top of every split's uint8 images and int32 labels, and the
+  class templates. Without it a large `test_images` was touched page by page until the kernel
+  killed the process (NumPy's MemoryError comes only where the address space runs out)."""
+  pixels = cfg.size * cfg.size * 3
+  counts = (cfg.train_images + valid_size, cfg.test_images)
+  making = max(counts) * (2 * 8 * pixels + 8 + 16 + 1)
+  kept = sum(counts) * (pixels + 4)
+  need = making + kept + 2 * 8 * cfg.num_classes * (cfg.size + 4) ** 2 * 3
+  room = memory_lib.host_headroom()
+  if room is not None and need > room.free_bytes:
+    words = memory_lib.size_in_words
+    raise UserError(
+        f"The synthetic images ({section}) need about {words(need)} to make, more than this "
+        f"process may still use ({words(room.free_bytes)}: {room.bound}). Lower "
+        f"`{section}.train_images`, `test_images`, `size` or `num_classes` (or `data.valid_size`) "
+        f"in the config, or run it where more memory is free.")
+
+
 def synthetic_images(cfg: SyntheticImagesConfig, valid_size: int) -> ImageSplits:
   """Class templates (smooth random colour patterns) shifted, flipped and noised per image.
 
   Learnable but not trivially: the class is in the spatial pattern, not in a mean colour, so
   convolutions, pooling and depth matter. A pure function of `cfg.seed`.
   """
+  check_synthetic_memory(cfg, valid_size)
   rng = np.random.default_rng(cfg.seed)
   s, c = cfg.size, cfg.num_classes
   coarse = rng.normal(size=(c, 4, 4, 3))

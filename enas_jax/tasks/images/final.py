@@ -57,7 +57,8 @@ def make_steps(module: Any, optimizer: optax.GradientTransformation, cfg: Any,
   def train_step(state: cnn_steps.CNNState, batch: Any, key: jax.Array):
     k_aug, k_drop = jax.random.split(key)
     x = cnn_steps.prepare_images(batch, cfg.data, mean_C, std_C, k_aug)
-    step_ratio = (state.step + 1).astype(jnp.float32) / max(total_steps, 1)
+    # a float: a Python int past 2**31 (10^9 epochs planned) was an OverflowError in the trace
+    step_ratio = (state.step + 1).astype(jnp.float32) / float(max(total_steps, 1))
 
     def loss_fn(params):
       (logits, aux), updates = module.apply(

@@ -105,7 +105,8 @@ def make_shared_steps(apply: Callable[..., Any], optimizer: optax.GradientTransf
     k_aug, k_drop = jax.random.split(key)
     x = prepare_images(batch, data, mean_C, std_C, k_aug)
 
-    step_ratio = (state.step + 1).astype(jnp.float32) / max(total_steps, 1)
+    # a float: a Python int past 2**31 (10^9 epochs planned) was an OverflowError in the trace
+    step_ratio = (state.step + 1).astype(jnp.float32) / float(max(total_steps, 1))
 
     def loss_fn(params):
       logits, aux = apply(params, arch, x, k_drop, step_ratio)
