@@ -222,6 +222,8 @@ def test_a_micro_field_in_a_macro_config_is_named():
                                                          10 ** 12),
     # no sentence would end: the generator's stream length 4 * 1e30 steps, never finished
     ("quickstart", "data.planted.mean_sentence_length", 1e30),
+    # a teacher of 2**31 - 1 nodes: a hang, making its edges' weights (the space's 48 at most)
+    ("quickstart", "data.planted.num_nodes", 49), ("quickstart", "data.planted.num_nodes", 1),
 ])
 def test_impossible_values_are_rejected_before_any_work(config_name, dotted, value):
   """Every one of these used to reach the data, the compiler or the checkpointer first."""
