@@ -224,6 +224,11 @@ def test_a_micro_field_in_a_macro_config_is_named():
     ("quickstart", "data.planted.mean_sentence_length", 1e30),
     # a teacher of 2**31 - 1 nodes: a hang, making its edges' weights (the space's 48 at most)
     ("quickstart", "data.planted.num_nodes", 49), ("quickstart", "data.planted.num_nodes", 1),
+    # image networks past four times the paper's final one (2**31 - 1: hangs making the weights)
+    ("cifar10_micro", "model.num_layers", 61), ("cifar10_micro", "model.num_nodes", 21),
+    ("cifar10_micro_final", "model.num_layers", 2 ** 31 - 1), ("cifar10_macro", "model.num_layers",
+                                                               97),
+    ("cifar10_macro_final", "model.num_layers", 2 ** 31 - 1),
 ])
 def test_impossible_values_are_rejected_before_any_work(config_name, dotted, value):
   """Every one of these used to reach the data, the compiler or the checkpointer first."""

@@ -37,6 +37,12 @@ from enas_jax.ops.initialize import by_shape
 from enas_jax.spaces.macro.arch import NUM_OPS, OPS, MacroArch
 
 
+# Four times the paper's final network (24 layers): layer k's skip choice reads every earlier
+# layer, all unrolled; the tiny search at 24 layers was still compiling after 400 s on 2 CPU
+# cores (3 layers: 25 s); 2**31 - 1 hung making the weights.
+MAX_LAYERS = 96
+
+
 @dataclasses.dataclass(frozen=True)
 class MacroModelConfig:
   """The `model` section of a macro config (see configs/cifar10_macro.py for comments)."""
@@ -50,9 +56,13 @@ class MacroModelConfig:
 
   def validate(self, section: str = "model") -> None:
     require(self, section, ">= 0", "aux_weight")
-    if self.num_layers < 1 or self.filters < 2 or self.filters % 2:
-      raise UserError(f"Config fields `{section}.num_layers` (>= 1) and `{section}.filters` (even, "
-                      f">= 2) got {self.num_layers} and {self.filters}.")
+    if not 1 <= self.num_layers <= MAX_LAYERS or self.filters < 2 or self.filters % 2:
+      raise UserError(f"Config fields `{section}.num_layers` (1 to {MAX_LAYERS}) and "
+                      f"`{section}.filters` (even, >= 2) got {self.num_layers} and "
+                      f"{self.filters}. The upper bound is four times the paper's final "
+                      f"network: each layer and its skip connections to every earlier one are "
+                      f"unrolled in the compiled programs (the tiny search at 24 layers was "
+                      f"still compiling after 7 minutes on 2 CPU cores).")
     if not 0 < self.keep_prob <= 1:
       raise UserError(f"Config field `{section}.keep_prob` must be in (0, 1], got "
                       f"{self.keep_prob}.")
