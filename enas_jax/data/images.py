@@ -134,14 +134,9 @@ def check_synthetic_memory(cfg: SyntheticImagesConfig, valid_size: int,
   making = max(counts) * (2 * 8 * pixels + 8 + 16 + 1)
   kept = sum(counts) * (pixels + 4)
   need = making + kept + 2 * 8 * cfg.num_classes * (cfg.size + 4) ** 2 * 3
-  room = memory_lib.host_headroom()
-  if room is not None and need > room.free_bytes:
-    words = memory_lib.size_in_words
-    raise UserError(
-        f"The synthetic images ({section}) need about {words(need)} to make, more than this "
-        f"process may still use ({words(room.free_bytes)}: {room.bound}). Lower "
-        f"`{section}.train_images`, `test_images`, `size` or `num_classes` (or `data.valid_size`) "
-        f"in the config, or run it where more memory is free.")
+  memory_lib.check_host_room(
+      need, f"The synthetic images ({section}) need", "to make",
+      f"`{section}.train_images`, `test_images`, `size` or `num_classes` (or `data.valid_size`)")
 
 
 def synthetic_images(cfg: SyntheticImagesConfig, valid_size: int) -> ImageSplits:

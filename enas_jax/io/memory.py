@@ -26,6 +26,8 @@ from typing import Any
 
 import jax
 
+from enas_jax.io.errors import UserError
+
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_MAX = -4
 M_ARENA_MAX = -8
@@ -65,6 +67,18 @@ def size_in_words(n: int) -> str:
   unit = next(u for u in (("MiB", 20), ("GiB", 30), ("TiB", 40)) if n < 2 ** (u[1] + 10)
               or u[0] == "TiB")
   return f"{n / 2 ** unit[1]:.2f} {unit[0]}"
+
+
+def check_host_room(need: int, subject: str, purpose: str, lower: str) -> None:
+  """A UserError when making something of `need` bytes in host memory (`subject` needs it
+  `purpose`: "The planted corpus (data.planted) needs", "to generate") cannot fit in what this
+  process may still take (`host_headroom`); `lower` names the config fields to lower."""
+  room = host_headroom()
+  if room is not None and need > room.free_bytes:
+    raise UserError(
+        f"{subject} about {size_in_words(need)} {purpose}, more than this process may still use "
+        f"({size_in_words(room.free_bytes)}: {room.bound}). Lower {lower} in the config, or run "
+        f"it where more memory is free.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -184,13 +184,9 @@ def check_memory(cfg: PlantedConfig, section: str = "data.planted") -> None:
   sizes = (cfg.train_tokens, cfg.valid_tokens, cfg.test_tokens)
   generated = 3 * 12 * cfg.num_streams * max(_split_steps(cfg, n) for n in sizes)
   need = teacher + generated + 4 * sum(sizes)
-  room = memory_lib.host_headroom()
-  if room is not None and need > room.free_bytes:
-    words = memory_lib.size_in_words
-    raise UserError(
-        f"The planted corpus ({section}) needs about {words(need)} to generate, more than this "
-        f"process may still use ({words(room.free_bytes)}: {room.bound}). Lower `{section}.train_tokens`, `valid_tokens`, `test_tokens`, "
-        f"`hidden_dim` or `num_streams` in the config, or run it where more memory is free.")
+  memory_lib.check_host_room(
+      need, f"The planted corpus ({section}) needs", "to generate",
+      f"`{section}.train_tokens`, `valid_tokens`, `test_tokens`, `hidden_dim` or `num_streams`")
 
 
 def _split(teacher: Teacher, generate: Callable[..., Any], key: jax.Array, cfg: PlantedConfig,
