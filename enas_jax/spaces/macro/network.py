@@ -62,7 +62,7 @@ class MacroModelConfig:
                       f"{self.filters}. The upper bound is four times the paper's final "
                       f"network: each layer and its skip connections to every earlier one are "
                       f"unrolled in the compiled programs (the tiny search at 24 layers was "
-                      f"still compiling after 7 minutes on 2 CPU cores).")
+                      f"still compiling after 400 s on 2 CPU cores).")
     if not 0 < self.keep_prob <= 1:
       raise UserError(f"Config field `{section}.keep_prob` must be in (0, 1], got "
                       f"{self.keep_prob}.")
