@@ -38,8 +38,9 @@ def test_an_empty_cache_flag_is_one_paragraph_and_writes_nothing(tmp_path):
        "--workdir=run", "--compilation_cache="], env=env, cwd=tmp_path, capture_output=True,
       text=True, timeout=120)
   assert out.returncode == 2, out.stderr
-  assert out.stderr == ("error: --compilation_cache is empty; pass auto (the default), off, or a "
-                        "directory for JAX's compiled\nprograms.\n")
+  assert "\n\n" not in out.stderr and " ".join(out.stderr.split()) == (
+      "error: --compilation_cache is empty; pass auto (the default), off, or a directory for "
+      "JAX's compiled programs.")
   assert not os.listdir(tmp_path)
 
 
