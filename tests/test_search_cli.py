@@ -291,18 +291,29 @@ def test_device_memory_running_out_is_one_paragraph(tmp_path, monkeypatch, raise
 
 
 def test_this_process_running_out_of_memory_is_one_paragraph(tmp_path, monkeypatch):
-  """NumPy's MemoryError was a traceback. Measured: a synthetic image set of 10^14 images asks
+  """NumPy's MemoryError was a traceback. Measured: a synthetic image set of 10^14 images asked
   for 728 TiB, more than a process's address space (so it fails on any machine, however it
-  overcommits). Now one paragraph naming the sizes to lower, exit 2, no workdir made; inside a
-  run's loop the paragraph also says where the checkpoints are (simulated there)."""
+  overcommits); such a count is now refused by its range, and one below 2**31 by the synthetic
+  set's own memory check, so a command's MemoryError is made here by the same allocation. One
+  paragraph naming the sizes to lower, exit 2, no workdir made; inside a run's loop the
+  paragraph also says where the checkpoints are (simulated there)."""
   result = _search("--config=configs/cifar10_micro.py:tiny", f"--workdir={tmp_path / 'w'}",
-                   "--config.data.synthetic.train_images=100000000000000")
+                   "--config.data.synthetic.train_images=2147483647")
+  assert result.returncode == errors.USER_ERROR_EXIT, result.stderr
+  _assert_one_paragraph(result.stderr)
+  assert " ".join(result.stderr.split()).startswith(
+      "error: The synthetic images (data.synthetic) need about 6.43 TiB to make, more than this "
+      "process may still use (")
+  assert not (tmp_path / "w").exists()
+  command = ("import numpy as np; from enas_jax.cli import common; "
+             "common.run(lambda argv: np.ones(10 ** 14 + 32, np.int64))")
+  result = subprocess.run([sys.executable, "-c", command], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
   assert result.returncode == errors.USER_ERROR_EXIT, result.stderr
   _assert_one_paragraph(result.stderr)
   assert " ".join(result.stderr.split()) == (
       "error: This process ran out of memory (Unable to allocate 728. TiB for an array with shape "
       "(100000000000032,) and data type int64). " + errors.PROCESS_MEMORY_ADVICE)
-  assert not (tmp_path / "w").exists()
 
   from enas_jax.configs import quickstart
   from enas_jax.run import search as search_run

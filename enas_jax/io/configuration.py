@@ -139,6 +139,7 @@ def require(cfg: Any, section: str, rule: str, *names: str) -> None:
     counted = has_kind(value, int) and rule in (">= 1", ">= 0")  # a count, size or index
     if not test(value) or (counted and value >= INT32_END):
       field = _dotted(section, name)
-      below = f" and below 2**31 ({INT32_END:,}: JAX counts in 32 bits)" if counted else ""
+      below = (f" and below 2**31 ({INT32_END:,}: JAX counts in 32 bits)"
+               if counted and value >= INT32_END else "")
       raise UserError(f"Config field `{field}` must be {words}{below}, got {value!r}. Fix it in "
                       f"the config file or the --config.{field} override.")
