@@ -136,10 +136,10 @@ def require(cfg: Any, section: str, rule: str, *names: str) -> None:
   test, words = _RULES[rule]
   for name in names:
     value = getattr(cfg, name)
-    counted = has_kind(value, int) and rule in (">= 1", ">= 0")  # a count, size or index
-    if not test(value) or (counted and value >= INT32_END):
+    # a count, size or index past what JAX holds
+    too_big = has_kind(value, int) and rule in (">= 1", ">= 0") and value >= INT32_END
+    if not test(value) or too_big:
       field = _dotted(section, name)
-      below = (f" and below 2**31 ({INT32_END:,}: JAX counts in 32 bits)"
-               if counted and value >= INT32_END else "")
+      below = f" and below 2**31 ({INT32_END:,}: JAX counts in 32 bits)" if too_big else ""
       raise UserError(f"Config field `{field}` must be {words}{below}, got {value!r}. Fix it in "
                       f"the config file or the --config.{field} override.")

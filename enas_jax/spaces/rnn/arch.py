@@ -54,6 +54,14 @@ CELL_SIZE_RULE = ("a cell of this space has 2 to 48 nodes (node 0, which reads x
                   "15 minutes and 24 GiB)")
 
 
+def check_node_count(num_nodes: int, field: str, cell: str = "") -> None:
+  """A UserError naming config `field` unless `num_nodes` is in [MIN_NODES, MAX_NODES] (`cell`:
+  words on the cell before the rule)."""
+  if not MIN_NODES <= num_nodes <= MAX_NODES:
+    raise UserError(f"Config field `{field}` is {num_nodes}; {cell}{CELL_SIZE_RULE}. Fix it in "
+                    f"the config file or the --config.{field} override.")
+
+
 def validate(arch: RNNArch, num_nodes: int | None = None, where: str = "architecture") -> None:
   """Raises a UserError naming the node at fault if `arch` is not a valid cell."""
   prev = np.asarray(arch.prev_N)

@@ -50,10 +50,7 @@ class RNNModelConfig:
 
   def validate(self, section: str = "model") -> None:
     require(self, section, ">= 1", "embed_dim", "hidden_dim", "scan_unroll")
-    if not arch_lib.MIN_NODES <= self.num_nodes <= arch_lib.MAX_NODES:  # one rule for its size
-      raise UserError(f"Config field `{section}.num_nodes` is {self.num_nodes}; "
-                      f"{arch_lib.CELL_SIZE_RULE}. Fix it in the config file or the "
-                      f"--config.{section}.num_nodes override.")
+    arch_lib.check_node_count(self.num_nodes, f"{section}.num_nodes")
     require(self, section, "> 0", "init_range")
     require(self, section, ">= 0", "hidden_norm_clip")
     if self.tie_weights and self.embed_dim != self.hidden_dim:

@@ -24,8 +24,7 @@ from enas_jax.io import memory as memory_lib
 from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
 from enas_jax.spaces.rnn import cell as cell_lib
-from enas_jax.spaces.rnn.arch import (CELL_SIZE_RULE, MAX_NODES, MIN_NODES, RNNArch, random_arch,
-                                      validate)
+from enas_jax.spaces.rnn.arch import RNNArch, check_node_count, random_arch, validate
 from enas_jax.spaces.rnn.formats import from_authors_string, to_authors_string
 
 
@@ -53,10 +52,8 @@ class PlantedConfig:
 
   def validate(self, section: str = "data.planted") -> None:
     require(self, section, ">= 1", "hidden_dim", "num_streams")
-    if not MIN_NODES <= self.num_nodes <= MAX_NODES:  # 2**31 - 1: a hang, making its edges
-      raise UserError(f"Config field `{section}.num_nodes` is {self.num_nodes}; the teacher is a "
-                      f"cell of the search space, and {CELL_SIZE_RULE}. Fix it in the config "
-                      f"file or the --config.{section}.num_nodes override.")
+    check_node_count(self.num_nodes, f"{section}.num_nodes",  # 2**31 - 1 hung, making edges
+                     "the teacher is a cell of the search space, and ")
     require(self, section, "> 0", "weight_scale", "logit_scale")
     if not 3 <= self.vocab_size <= 100_000:
       raise UserError(f"Config field `{section}.vocab_size` must be in [3, 100000], got "
