@@ -235,6 +235,25 @@ def test_search_on_the_table_compiles_once_reports_its_rank_and_resumes(tmp_path
                          run.final_state.ctrl.params)
 
 
+def test_a_derive_counts_its_seed_draws(tmp_path, monkeypatch, cifar10):
+  """The table's derive also keeps a seed draw per sample (float32, made in float64: 12 bytes):
+  its row is 6 operations, the reward, the accuracy and the training time as 4-byte numbers,
+  that draw and 32 bytes of ranking scratch: 80 bytes."""
+  import io
+  from enas_jax.io import memory, metrics
+  from enas_jax.run import program
+  from enas_jax.run import search as search_run
+  samples = 10 ** 6
+  need = (samples + 2 * program.HOST_ROWS) * (6 * 4 + 3 * 4 + 12 + 32)
+  run = search_run.SearchRun(_cfg(derive_samples=samples), str(tmp_path), io.StringIO(),
+                             metrics.Progress(enabled=False))
+  monkeypatch.setattr(memory, "host_headroom", lambda: memory.Headroom(need - 1, "a bound"))
+  with pytest.raises(UserError, match=r"needs about .* \(80 bytes each\)"):
+    run.check_memory(run.state_shapes())
+  monkeypatch.setattr(memory, "host_headroom", lambda: memory.Headroom(need, "a bound"))
+  run.check_memory(run.state_shapes())
+
+
 def test_config_mistakes_and_missing_package_are_one_paragraph(monkeypatch):
   config = nb201_config.get_config("tiny")
   config.search.shared_steps = 5

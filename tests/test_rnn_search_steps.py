@@ -177,7 +177,7 @@ class _Cursors:
     self.valid_cursor = Cursor()
 
 
-def test_the_search_programs_compute_the_composed_steps():
+def test_the_search_programs_compute_the_composed_steps(monkeypatch):
   """The search runs the controller phase as three programs (draw, score, update) and derives in
   chunks of num_samples with the same draw and score: the same architectures and, to float
   rounding, the same states and figures as the one-function controller step, on the real
@@ -232,6 +232,10 @@ def test_the_search_programs_compute_the_composed_steps():
                                                jnp.asarray(want_values))
   np.testing.assert_allclose(reward_S, want_reward, rtol=1e-5)
   np.testing.assert_allclose(figures["valid_ppl"], want_figures["valid_ppl"], rtol=1e-5)
+  # copied to the host a chunk at a time (a block per chunk): the same rows, to the bit
+  monkeypatch.setattr(program, "HOST_ROWS", 1)
+  again = prog.derive_step(ctrl, model.params, model.batch_stats, batch, key)
+  chex.assert_trees_all_equal(again, (values_SxD, reward_S, figures))
   for phase in (prog.controller_step, prog.derive_step):
     assert phase._cache_size() == 1
   assert prog.controller_step.draw is prog.derive_step.draw  # one compiled draw for both

@@ -441,6 +441,93 @@ def test_a_program_the_memory_left_cannot_run_is_refused_before_it_runs(tmp_path
   assert run.program.shared_step._cache_size() == 1
 
 
+def test_a_controller_program_the_memory_left_cannot_run_is_refused_at_the_next_shared_step(
+    tmp_path, monkeypatch):
+  """The controller phase's draw, score and update are checked as they are compiled: in the
+  background from the first shared step on, the refusal then raised at the shared step that
+  sees the compile finished (here it is awaited at once: step 1 of 40), not after the phase;
+  without compiling ahead, before the controller phase's first call."""
+  from enas_jax.configs import quickstart
+  from enas_jax.io import memory
+  from enas_jax.run import ahead as ahead_lib
+  from enas_jax.run import runner
+  from enas_jax.run import search as search_run
+
+  needs, big = [], 2 ** 40
+  real_call_bytes, real_start = memory.call_bytes, ahead_lib.SearchAhead.start
+
+  def spy(program):
+    needs.append(real_call_bytes(program))
+    return needs[-1]
+
+  def start_and_finish(self, state):
+    real_start(self, state)
+    if self.running is not None:
+      self.running.join()
+  monkeypatch.setattr(memory, "call_bytes", spy)
+  monkeypatch.setattr(ahead_lib.SearchAhead, "start", start_and_finish)
+  # the initialiser, the shared step, then the controller's draw: too big
+  monkeypatch.setattr(memory, "host_headroom", lambda: memory.Headroom(
+      needs[-1] - 1 if len(needs) == 3 else big, "a bound"))
+
+  class Steps(metrics_lib.Progress):
+    def show(self, label, done, total, figures=None, force=False):
+      seen.append((label, done))
+
+  for compile_ahead in (True, False):
+    needs.clear()
+    seen, workdir = [], tmp_path / f"w{compile_ahead}"
+    run = search_run.SearchRun(runs.search_config(quickstart, epochs=1, shared_steps=40),
+                               str(workdir), io.StringIO(), Steps(enabled=False), compile_ahead)
+    with pytest.raises(errors.UserError) as err:
+      run.execute()
+    assert str(err.value) == (
+        f"One controller draw of the search needs {runner.size_in_words(needs[2])} of working "
+        f"memory (its temporaries and outputs, by XLA's count), more than this process may "
+        f"still use ({runner.size_in_words(needs[2] - 1)}: a bound), so it cannot run here. "
+        f"{ahead_lib.CONTROLLER_ADVICE} No checkpoint in {workdir} was changed.")
+    assert "controller.num_samples" in ahead_lib.CONTROLLER_ADVICE and needs[2] > 0
+    assert seen[-1:] == ([] if compile_ahead else [("epoch 1 shared", 40)])
+    assert not any(label.endswith("controller") for label, _ in seen)
+
+
+def test_a_derive_the_memory_left_cannot_hold_is_refused_before_the_search_starts(
+    tmp_path, monkeypatch):
+  """A derive keeps a row per sample on the host (`search.derive_samples` of them, and two
+  blocks in transit): the quickstart's row is its 7 decision values, its reward and its
+  perplexity as 4-byte numbers (36 bytes) and 32 bytes of ranking scratch; checked with the
+  state's memory, so nothing is made or written."""
+  from enas_jax.configs import quickstart
+  from enas_jax.io import memory
+  from enas_jax.run import program
+  from enas_jax.run import search as search_run
+
+  samples = 10 ** 6
+  need = (samples + 2 * program.HOST_ROWS) * (7 * 4 + 4 + 4 + 32)
+  room = {"now": 2 ** 40}  # the corpus's check, as the run is made
+  monkeypatch.setattr(memory, "host_headroom", lambda: memory.Headroom(room["now"], "a bound"))
+  cfg = runs.search_config(quickstart, epochs=1, derive_samples=samples)
+  run = search_run.SearchRun(cfg, str(tmp_path / "w"), io.StringIO(),
+                             metrics_lib.Progress(enabled=False))
+  room["now"] = need - 1
+  with pytest.raises(errors.UserError) as err:
+    run.execute()
+  assert str(err.value) == (
+      f"Deriving 1,000,000 architectures (search.derive_samples) needs about "
+      f"{memory.size_in_words(need)} to hold their rows of results (68 bytes each), more than "
+      f"this process may still use ({memory.size_in_words(need - 1)}: a bound). Lower "
+      f"search.derive_samples in the config, or run it where more memory is free.")
+  assert [p.name for p in (tmp_path / "w").iterdir()] == [".lock"]  # the workdir's lock only
+  room["now"] = need
+  run.check_memory(run.state_shapes())  # fits
+  # through the command line: every sample of 2^31 - 1 refused on this machine, nothing written
+  result = _search("--config=configs/quickstart.py:tiny", f"--workdir={tmp_path / 'cli'}",
+                   f"--config.search.derive_samples={2 ** 31 - 1}")
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+  assert "search.derive_samples" in result.stderr and "(68 bytes each)" in result.stderr
+  assert [p.name for p in (tmp_path / "cli").iterdir()] == [".lock"]
+
+
 def test_missing_ptb_directory_names_dir_files_and_field(tmp_path):
   missing = tmp_path / "no-ptb-in-this-rather-long-hyphenated-directory-name-that-must-stay-whole"
   result = _search("--config=configs/ptb_rnn.py", f"--workdir={tmp_path / 'w'}",

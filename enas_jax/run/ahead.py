@@ -22,6 +22,14 @@ if TYPE_CHECKING:
   from enas_jax.tasks.base import SearchTask
 
 
+# What to lower when a controller program cannot fit (its size grows with the architectures one
+# call draws and scores).
+CONTROLLER_ADVICE = ("Lower `controller.num_samples` (the architectures one controller step, and "
+                     "one chunk of a derive, draws and scores at once), `data.batch_size` or the "
+                     "model's size (`model.*`) in the config, or run it where more memory is "
+                     "free.")
+
+
 class CompileAhead:
   """Runs `compile_fn()` in a daemon thread from construction; `wait()` joins it and re-raises
   what it raised, so an error shows at the point the programs are needed."""
@@ -43,6 +51,10 @@ class CompileAhead:
     the programs: it is ending)."""
     self._thread.join()
 
+  def done(self) -> bool:
+    """Whether the compilation has finished."""
+    return not self._thread.is_alive()
+
   def wait(self) -> None:
     """Blocks until the compilation has finished; raises its error, if any (once)."""
     self._thread.join()
@@ -51,12 +63,11 @@ class CompileAhead:
       raise error
 
 
-def start_search(program: SearchProgram, task: SearchTask, parallel: Any, state: SearchState,
-                 controller_key: jax.Array) -> CompileAhead:
-  """Compiles, in the background, the controller phase's draw, score and update for the
-  arguments the search will call them with (`state`'s arrays and a reward batch, placed as the
-  loop places them: `parallel`, the run's `DataParallel` or None; `controller_key`, the
-  controller stream's key), then the task's whole-split evaluation for `state`'s model."""
+def controller_shapes(task: SearchTask, parallel: Any, state: SearchState,
+                      controller_key: jax.Array) -> tuple[Any, ...]:
+  """The controller phase's arguments `(ctrl, params, batch_stats, batch, key, sums)` as shapes,
+  placed as the loop places the arrays (`state`'s and a reward batch; `parallel`: the run's
+  `DataParallel` or None; `controller_key`: the controller stream's key)."""
   args = (state.ctrl, state.model.params, state.model.batch_stats, controller_key,
           state.sums[CONTROLLER])
   batch = task.example_batches()[1]
@@ -66,9 +77,60 @@ def start_search(program: SearchProgram, task: SearchTask, parallel: Any, state:
   else:
     ctrl, params, stats, key, sums = parallel.abstract(args)
     batch = parallel.abstract_batch(batch, task.split_keys)
-  model = abstract(state.model)
+  return ctrl, params, stats, batch, key, sums
 
-  def compile_next() -> None:  # in the order the epoch needs them
-    program.compile_controller(ctrl, params, stats, batch, key, sums)
-    task.compile_evaluate(model)
-  return CompileAhead(compile_next)
+
+class SearchAhead:
+  """The programs a search's epoch needs after its shared phase: the controller phase's draw,
+  score and update and the task's whole-split evaluation. `start` compiles them in the
+  background (`CompileAhead`), once, when `enabled`, and checks the controller's programs'
+  memory there (`check`: `Runner.check_compiled`), so that `poll`, at the shared steps that
+  follow, refuses a program that cannot fit within seconds of the search's start rather than
+  after its first shared phase. `ready` waits for them; if nothing compiled them ahead, it
+  compiles and checks the controller's programs itself (their calls reuse them)."""
+
+  def __init__(self, program: SearchProgram, task: SearchTask, parallel: Any,
+               controller_key: jax.Array, enabled: bool, check: Callable[..., None]):
+    self.program, self.task, self.parallel, self.key = program, task, parallel, controller_key
+    self.enabled, self.check, self.checked = enabled, check, False
+    self.running: CompileAhead | None = None
+
+  def start(self, state: SearchState) -> None:
+    """Starts compiling in the background (the first call only, when enabled)."""
+    if self.enabled:
+      self.enabled = False
+      args = controller_shapes(self.task, self.parallel, state, self.key)
+      model = abstract(state.model)
+
+      def compile_next() -> None:  # in the order the epoch needs them
+        self.check_controller(args)
+        self.task.compile_evaluate(model)
+      self.running = CompileAhead(compile_next)
+
+  def poll(self) -> None:
+    """Raises what the background compilation raised (a refusal), if it has ended."""
+    if self.running is not None and self.running.done():
+      self.ready(None)
+
+  def ready(self, state: SearchState | None) -> None:
+    """Waits for the programs compiled ahead, if any (raising what their compilation raised);
+    if nothing checked the controller phase's programs yet, compiles and checks them."""
+    self.enabled = False  # too late to compile ahead
+    if self.running is not None:
+      running, self.running = self.running, None
+      running.wait()
+    if not self.checked and state is not None:
+      self.check_controller(controller_shapes(self.task, self.parallel, state, self.key))
+
+  def check_controller(self, args: tuple[Any, ...]) -> None:
+    """Compiles the controller phase's programs for `args` (`controller_shapes`) and checks each
+    one's memory."""
+    for what, program in self.program.compile_controller(*args).items():
+      self.check(program, f"One {what} of the search needs {{size}} of working memory (its "
+                          f"temporaries and outputs, by XLA's count)", advice=CONTROLLER_ADVICE)
+    self.checked = True
+
+  def join(self) -> None:
+    """Waits for a compilation still running, ignoring its error (the run is ending)."""
+    if self.running is not None:
+      self.running.join()

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from enas_jax.run import answer, outputs
+from enas_jax.io import memory as memory_lib
+from enas_jax.run import ahead, answer, outputs
+from enas_jax.run.program import HOST_ROWS, derive_row_bytes
+
+# Per derive sample besides its row: `answer.ranked`'s float64 keys, their negation and the
+# int64 order (24 bytes), and the median's copy of the scores (at most 8).
+SCRATCH_BYTES = 32
 
 if TYPE_CHECKING:
   from enas_jax.run.search import SearchRun
@@ -29,7 +35,7 @@ def derive(run: SearchRun, state: SearchState, reward: float | None, key: jax.Ar
   values_SxD, score_S = np.asarray(values_SxD), np.asarray(figures[f"valid_{m}"])
   add_cost(task, state, len(score_S),
            float(np.mean(figures[task.cost_figure])) if task.cost_figure else 0)
-  best = answer.best_first(score_S, task.lower_is_better)[0]
+  best = int(answer.ranked(score_S, task.lower_is_better)[0])
   arch = space.from_decisions(values_SxD[best])
   valid = task.evaluate(state.model, arch)
   entry = {"epoch": state.epoch, "authors": space.to_authors_string(arch),
@@ -56,3 +62,23 @@ def add_cost(task: SearchTask, state: SearchState, queries: float, mean_cost: fl
     totals = state.totals
     totals["queries"] = totals.get("queries", 0) + int(queries)
     totals["simulated_seconds"] = totals.get("simulated_seconds", 0.0) + queries * mean_cost
+
+
+def check_memory(run: SearchRun, state: Any) -> None:
+  """A UserError, before the search starts or resumes (`state`: its arrays' shapes, as
+  attributes), when a derive cannot hold its samples' rows in the memory this process may
+  still take: a row per sample (`search.derive_samples`) and twice the rows of a block in
+  transit (`HOST_ROWS`, at least a chunk of `controller.num_samples`), each row its results
+  (`derive_row_bytes`), its entries in the task's batch (a table's seed draws, made in float64
+  first: three times their float32 size) and `SCRATCH_BYTES`."""
+  cfg, task = run.cfg, run.task
+  rows = cfg.search.derive_samples + 2 * max(HOST_ROWS, cfg.controller.num_samples)
+  ctrl, params, stats, batch, key, _ = ahead.controller_shapes(  # placed as the loop's: one
+      task, run.parallel, state, run.base_key)  # trace (`program.controller_metric_shapes`)
+  per_row = derive_row_bytes(run.program.controller_step, ctrl, params, stats, batch, key)
+  per_row += sum(3 * batch[k].dtype.itemsize * int(np.prod(batch[k].shape[1:]))
+                 for k in task.sample_keys) + SCRATCH_BYTES
+  memory_lib.check_host_room(
+      rows * per_row, f"Deriving {cfg.search.derive_samples:,} architectures "
+      f"(search.derive_samples) needs", f"to hold their rows of results ({per_row} bytes each)",
+      "search.derive_samples")

@@ -80,8 +80,10 @@ class SearchRun(Runner):
     self._shapes: dict[str, Any] | None = None
     self._finetune_step: Any = None
     self.model_init = Initializer(self.task.init_model)  # the start's and the screen's weights
-    self._ahead: ahead_lib.CompileAhead | None = None  # compiling in the background
-    self._compile_ahead = compile_ahead and jax.process_count() == 1  # not across hosts
+    self.ahead = ahead_lib.SearchAhead(  # compiled in the background: not across hosts
+        self.program, self.task, self.parallel, jax.random.fold_in(self.base_key,
+                                                                   CONTROLLER_STREAM),
+        compile_ahead and jax.process_count() == 1, self.check_compiled)
 
   # --- state
   def init_ctrl(self) -> controller_steps.ControllerState:
@@ -106,6 +108,11 @@ class SearchRun(Runner):
                        sums={p: zeros(s) for p, s in sums.items()},
                        epoch_sums={p: zeros(s) for p, s in sums.items()})
 
+  def check_memory(self, shapes: Any) -> None:
+    """The state's memory (`Runner.check_memory`), and a derive's (`derive.check_memory`)."""
+    super().check_memory(shapes)
+    derive_lib.check_memory(self, types.SimpleNamespace(**shapes))
+
   def save(self, state: SearchState) -> None:
     super().save(state, must_be_finite={"model": state.model, "ctrl": state.ctrl})
 
@@ -125,8 +132,7 @@ class SearchRun(Runner):
       with self.workdir_held(), self.stop_signals:
         return self._execute()
     finally:  # a run stopped before it needed them: no compile left running as Python exits
-      if self._ahead is not None:
-        self._ahead.join()
+      self.ahead.join()
 
   def _execute(self) -> dict[str, Any]:
     state, step = self.restore_or_fresh()
@@ -228,8 +234,8 @@ class SearchRun(Runner):
       args = self.placed(batch, state.model, next(values), key, state.sums[SHARED])
       self.check_call_memory(self.program.shared_step, args, "shared step")
       state.model, state.sums[SHARED] = self.program.shared_step(*args)
-      if self._compile_ahead:  # the first shared step is compiled: now the controller's
-        self.start_compile_ahead(state)
+      self.ahead.start(state)  # the first shared step is compiled: now the controller's
+      self.ahead.poll()  # a controller program that cannot fit: refused now
 
     batches = self.task.shared_batches(state, state.phase_total - state.phase_step)
     self.phase_loop(state, SHARED, batches, step, {"lr": lr, "warmup": float(warming)},
@@ -247,19 +253,6 @@ class SearchRun(Runner):
                                    else args)))
       first += SHARED_BLOCK
 
-  def start_compile_ahead(self, state: SearchState) -> None:
-    """Starts compiling what the epoch needs next in the background (`run/ahead.py`), once."""
-    self._compile_ahead = False
-    self._ahead = ahead_lib.start_search(
-        self.program, self.task, self.parallel, state,
-        jax.random.fold_in(self.base_key, CONTROLLER_STREAM))
-
-  def compiled_ahead(self) -> None:
-    """Waits for the programs compiled ahead, if any (raising what their compilation raised)."""
-    if self._ahead is not None:
-      ahead, self._ahead = self._ahead, None
-      ahead.wait()
-
   def warming_up(self, state: SearchState) -> bool:
     """In the warm-up epochs the shared weights train on uniformly sampled architectures and
     the controller does not learn (`search.warmup_epochs`)."""
@@ -267,7 +260,7 @@ class SearchRun(Runner):
 
   def controller_phase(self, state: SearchState) -> None:
     """(b) REINFORCE updates of the controller, rewarded on validation batches."""
-    self.compiled_ahead()
+    self.ahead.ready(state)
     n = state.phase_total = 0 if self.warming_up(state) else self.cfg.search.controller_steps
     key = jax.random.fold_in(self.base_key, CONTROLLER_STREAM)
 
@@ -322,7 +315,7 @@ class SearchRun(Runner):
 
   def derive(self, state: SearchState, reward: float | None) -> dict[str, Any]:
     """(c) This epoch's architecture derived, recorded, written and drawn (`run/derive.py`)."""
-    self.compiled_ahead()
+    self.ahead.ready(state)
     key = jax.random.fold_in(jax.random.fold_in(self.base_key, DERIVE_STREAM), state.epoch)
     return derive_lib.derive(self, state, reward, key)
 
