@@ -214,6 +214,15 @@ def test_a_micro_field_in_a_macro_config_is_named():
     # beyond a 64-bit integer: an OverflowError traceback at the first key or the data order
     ("quickstart", "seed", 10 ** 20), ("ptb_final", "seed", -2 ** 64),
     ("quickstart", "data.planted.seed", 2 ** 70),
+    # negative: NumPy's generators take no negative seed (a ValueError traceback from the final
+    # training's variable windows, the image search's data order)
+    ("ptb_final", "seed", -1), ("cifar10_micro", "seed", -1),
+    ("cifar10_micro_final", "data.synthetic.seed", -1),
+    # the image training's length as the recurrent training's: below 2**31 epochs
+    ("cifar10_micro_final", "train.epochs", 2 ** 31), ("cifar10_macro_final", "train.log_every",
+                                                        0),
+    # a window wider than int32 (an allocation of 14.6 TiB)
+    ("ptb_final", "data.max_bptt", 10 ** 12),
     # a count beyond int32: OverflowError tracebacks from JAX (the controller's init, a jitted
     # argument, the teacher's random weights) or a corpus generated for ever
     ("quickstart", "controller.hidden_dim", 10 ** 12), ("quickstart", "controller.num_samples",

@@ -511,6 +511,18 @@ def test_unreadable_latest_checkpoint_and_killed_save_leftovers(four_epochs, ref
   runs.assert_same_run(four_epochs, workdir)
 
 
+def test_the_checkpointer_clears_a_killed_saves_folder_before_it_returns(tmp_path):
+  """orbax removes a killed save's temporary folder in a thread of its own; the Checkpointer
+  waits for it as it is made, so that a run that ends at once (a config too large for memory)
+  leaves no thread to fail as Python exits (a traceback after the run's paragraph)."""
+  from enas_jax.io import checkpoints
+  leftovers = [tmp_path / "checkpoints" / f"{s}.orbax-checkpoint-tmp-{s}" for s in range(20)]
+  for path in leftovers:
+    (path / "arrays").mkdir(parents=True)
+  checkpoints.Checkpointer(str(tmp_path / "checkpoints"), keep=2)
+  assert not any(path.exists() for path in leftovers)
+
+
 def _remove(key):
   def change(meta):
     del meta["position"][key]

@@ -47,6 +47,7 @@ class SyntheticImagesConfig:
   def validate(self, section: str = "data.synthetic") -> None:
     require(self, section, ">= 1", "train_images", "test_images", "size")
     require(self, section, ">= 0", "noise")
+    require(self, section, "seed", "seed")
     if self.num_classes < 2:
       raise UserError(f"Config field `{section}.num_classes` must be at least 2, got "
                       f"{self.num_classes}.")

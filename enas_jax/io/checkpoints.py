@@ -195,6 +195,10 @@ class Checkpointer:
     except OSError as err:
       raise UserError(f"Cannot create the checkpoint directory {self.directory!r} "
                       f"({err.strerror}). Pass a writable --workdir.") from None
+    # orbax removes old temporary folders in a thread it waits for only before the first save: a
+    # run that ended before then (a config too large for memory) left the thread to fail as
+    # Python shut down, and a traceback followed the run's paragraph. Waited for here.
+    getattr(self._manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
 
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())

@@ -125,13 +125,15 @@ INT32_END = 2 ** 31  # the first count JAX's int32 indices and shapes cannot hol
 
 # The ranges `require` checks: rule -> (test, the words of the error).
 _RULES = {">= 1": (lambda v: v >= 1, "at least 1"), ">= 0": (lambda v: v >= 0, ">= 0"),
-          "> 0": (lambda v: v > 0, "positive"), "[0, 1)": (lambda v: 0 <= v < 1, "in [0, 1)")}
+          "> 0": (lambda v: v > 0, "positive"), "[0, 1)": (lambda v: 0 <= v < 1, "in [0, 1)"),
+          "seed": (lambda v: v >= 0, "non-negative (NumPy's generators, which order the data, "
+                                     "take no negative seed)")}
 
 
 def require(cfg: Any, section: str, rule: str, *names: str) -> None:
   """The one range check of config fields: raises a UserError naming the first field of `names`
   in `cfg` that breaks `rule`: ">= 1" (a count or size), ">= 0", "> 0" (a rate or scale),
-  "[0, 1)" (a fraction or decay). An integer under ">= 1" or ">= 0" must also be below 2**31:
+  "[0, 1)" (a fraction or decay), "seed" (any integer from 0). An integer under ">= 1" or ">= 0" must also be below 2**31:
   JAX's programs hold counts, sizes and indices as int32 (larger: an OverflowError traceback)."""
   test, words = _RULES[rule]
   for name in names:

@@ -119,6 +119,7 @@ class SearchConfig:
   report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
 
   def validate(self, section: str = "") -> None:
+    require(self, "", "seed", "seed")
     check_controller_fields(self.space, self.controller)
     task_sections(get_space(self.space).task).check_search(self)
 
@@ -138,6 +139,7 @@ class FinalConfig:
   checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
 
   def validate(self, section: str = "") -> None:
+    require(self, "", "seed", "seed")
     if not self.arch:
       raise UserError(f"Config field `arch` is empty: give the architecture to train, e.g. "
                       f"--config.arch=workdirs/NAME (a {self.space} search's workdir), its "

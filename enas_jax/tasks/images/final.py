@@ -20,7 +20,7 @@ import optax
 from enas_jax.data.cursor import Cursor
 from enas_jax.data.image_batches import ImageStream, eval_batches, whole_split_note
 from enas_jax.data.images import load_images
-from enas_jax.io.errors import UserError
+from enas_jax.io.configuration import require
 from enas_jax.ops import guards
 from enas_jax.ops.params import count_params, l2_penalty, set_learning_rate
 from enas_jax.spaces.base import SearchSpace
@@ -42,9 +42,7 @@ class CNNTrainConfig(cnn_steps.ImageTrainConfig):
 
   def validate(self, section: str = "train") -> None:
     super().validate(section)
-    if self.epochs < 1 or self.log_every < 1:
-      raise UserError(f"Config fields `{section}.epochs` and `{section}.log_every` must be at "
-                      f"least 1.")
+    require(self, section, ">= 1", "epochs", "log_every")  # as the recurrent training's
 
 
 def make_steps(module: Any, optimizer: optax.GradientTransformation, cfg: Any,

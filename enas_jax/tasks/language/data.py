@@ -28,7 +28,7 @@ class TextDataConfig:
 
   def validate(self, section: str = "data") -> None:
     require(self, section, ">= 1", "batch_size", "eval_batch_size", "test_batch_size", "bptt",
-            "reward_windows")
+            "max_bptt", "reward_windows")
     if self.variable_bptt and self.max_bptt < self.bptt:
       raise UserError(f"Config field `{section}.max_bptt` ({self.max_bptt}) must be at least "
                       f"`{section}.bptt` ({self.bptt}).")
