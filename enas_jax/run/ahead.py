@@ -5,6 +5,8 @@ XLA compiles on the CPU's cores while a step runs on the same cores (or on an ac
 program compiled while the search's first shared phase runs costs the run less wall time than
 the same program compiled at its first call: the same executable either way (a jitted function's
 first call reuses a program compiled for the same argument shapes and placements), only sooner.
+The controller's programs are checked against memory as they are compiled (`SearchAhead`), so
+that one too large is refused a shared step later, not after the whole first shared phase.
 """
 from __future__ import annotations
 
