@@ -133,8 +133,9 @@ _RULES = {">= 1": (lambda v: v >= 1, "at least 1"), ">= 0": (lambda v: v >= 0, "
 def require(cfg: Any, section: str, rule: str, *names: str) -> None:
   """The one range check of config fields: raises a UserError naming the first field of `names`
   in `cfg` that breaks `rule`: ">= 1" (a count or size), ">= 0", "> 0" (a rate or scale),
-  "[0, 1)" (a fraction or decay), "seed" (any integer from 0). An integer under ">= 1" or ">= 0" must also be below 2**31:
-  JAX's programs hold counts, sizes and indices as int32 (larger: an OverflowError traceback)."""
+  "[0, 1)" (a fraction or decay), "seed" (any integer from 0). An integer under ">= 1" or
+  ">= 0" must also be below 2**31: JAX's programs hold counts, sizes and indices as int32
+  (larger: an OverflowError traceback)."""
   test, words = _RULES[rule]
   for name in names:
     value = getattr(cfg, name)
