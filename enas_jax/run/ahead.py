@@ -112,17 +112,20 @@ class SearchAhead:
   def poll(self) -> None:
     """Raises what the background compilation raised (a refusal), if it has ended."""
     if self.running is not None and self.running.done():
-      self.ready(None)
+      self._wait()
 
-  def ready(self, state: SearchState | None) -> None:
+  def ready(self, state: SearchState) -> None:
     """Waits for the programs compiled ahead, if any (raising what their compilation raised);
     if nothing checked the controller phase's programs yet, compiles and checks them."""
     self.enabled = False  # too late to compile ahead
+    self._wait()
+    if not self.checked:
+      self.check_controller(controller_shapes(self.task, self.parallel, state, self.key))
+
+  def _wait(self) -> None:
     if self.running is not None:
       running, self.running = self.running, None
       running.wait()
-    if not self.checked and state is not None:
-      self.check_controller(controller_shapes(self.task, self.parallel, state, self.key))
 
   def check_controller(self, args: tuple[Any, ...]) -> None:
     """Compiles the controller phase's programs for `args` (`controller_shapes`) and checks each
