@@ -195,6 +195,16 @@ def test_gif_has_one_captioned_frame_per_epoch(tmp_path):
       "epoch 3   reward 0.7000   valid ppl 98.0"
 
 
+def test_a_caption_shows_nan_as_the_search_wrote_it_and_leaves_out_damaged_values():
+  """A diverged epoch's figures are written as the text "nan"; a damaged file's values (text,
+  a list, a bool) are left out of the caption instead of ending the GIF in a traceback."""
+  assert search_gif.caption({"epoch": 1, "reward": "nan", "valid_ppl": "inf"}) == \
+      "epoch 2   reward nan   valid ppl inf"
+  assert search_gif.caption({"epoch": "x", "reward": "abc", "valid_ppl": [1],
+                             "valid_acc": True}) == "epoch ?"
+  assert search_gif.caption({"epoch": 0, "valid_acc": 0.5}) == "epoch 1   valid acc 0.500"
+
+
 def test_gif_of_a_directory_without_architectures_is_a_clear_error(tmp_path):
   with pytest.raises(UserError, match="epoch_\\*.json"):
     search_gif.build_gif(str(tmp_path), str(tmp_path / "x.gif"))

@@ -88,3 +88,18 @@ def test_a_guarded_step_keeps_the_old_state_when_any_leaf_of_the_new_one_is_not_
   np.testing.assert_array_equal(state.w, [1.0, 1.0, 1.0])  # kept
   assert int(state.step) == 2  # the counter still advances
   assert {k: float(v) for k, v in sums.items()} == {"loss": 0.0, "ok_steps": 1.0, "steps": 2.0}
+
+
+def test_a_record_is_the_mean_over_finite_steps_and_nan_where_every_step_was_skipped():
+  """Means over the finite steps only (a skipped step adds zeros); perplexity exp(mean NLL);
+  with no finite step to average every mean is NaN: a 0 would read as a perfect loss."""
+  sums = {"loss": 6.0, "nll": 3.0, "ppl": 99.0, "ok_steps": 3.0, "steps": 4.0}
+  record = guards.sums_to_record({k: jnp.float32(v) for k, v in sums.items()})
+  assert record == {"loss": 2.0, "nll": 1.0, "ppl": pytest.approx(np.e), "steps": 4.0,
+                    "skipped_steps": 1.0}
+  assert not guards.every_step_skipped(record)
+  none_ok = guards.sums_to_record({"loss": jnp.float32(0), "nll": jnp.float32(0),
+                                   "ok_steps": jnp.float32(0), "steps": jnp.float32(5)})
+  assert np.isnan(none_ok["loss"]) and np.isnan(none_ok["nll"]) and np.isnan(none_ok["ppl"])
+  assert (none_ok["steps"], none_ok["skipped_steps"]) == (5.0, 5.0)
+  assert guards.every_step_skipped(none_ok)

@@ -22,6 +22,7 @@ from enas_jax.io.errors import Stopped, UserError
 from enas_jax.report import alone_cache, checks, page, scoring, stats
 from enas_jax.report.build import build_report
 from enas_jax.run import config as run_config
+from enas_jax.spaces.registry import SPACES
 from tests import runs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -320,6 +321,24 @@ def test_a_partly_written_log_and_a_checkpoint_being_saved_are_read_around(tmp_p
   assert (workdir / "checkpoints" / "99.orbax-checkpoint-tmp-1").is_dir()  # left alone
   assert "still running" in (workdir / "report" / "report.md").read_text()
   assert report.checks[0].status != "n/a"
+
+
+def test_an_epochs_nan_figure_is_shown_and_a_damaged_one_left_out(tmp_path, nb201_search):
+  """The progress table reads each epoch's architecture file: a diverged epoch's figure, written
+  as the text "nan", is shown as nan; a damaged epoch or reward ("x", a list) is left out
+  ("?", "-") instead of ending the report in a traceback (it was a TypeError)."""
+  workdir = tmp_path / "copy"
+  shutil.copytree(nb201_search, workdir)
+  first, second = sorted((workdir / "archs").glob("epoch_*.json"))[:2]
+  data = json.loads(first.read_text())
+  first.write_text(json.dumps({**data, "valid_acc": "nan", "reward": "inf"}))
+  second.write_text(json.dumps({**data, "epoch": "x", "valid_acc": [1], "reward": True}))
+  build_report(str(workdir), {}, lambda _: None)
+  md = (workdir / "report" / "report.md").read_text()
+  space = SPACES["nasbench201"]
+  authors = space.to_authors_string(space.from_json(data)).replace("|", "\\|")  # markdown's
+  assert f"| {int(data['epoch']) + 1} | {authors} | nan | inf |" in md
+  assert f"| ? | {authors} | - | - |" in md
 
 
 def test_a_checkpoint_deleted_while_listed_is_listed_again(tmp_path, nb201_search, monkeypatch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import math
 import os
 from typing import Any
 
@@ -10,20 +11,25 @@ from enas_jax.drawing import frames
 from enas_jax.io import render
 from enas_jax.io.configuration import from_section
 from enas_jax.io.errors import UserError
-from enas_jax.io.workdir import make_folders
+from enas_jax.io.workdir import as_number, make_folders
 from enas_jax.spaces.registry import SPACES, from_json_any, read_json_file
 
 
 def caption(data: dict[str, Any]) -> str:
   """"epoch 3  reward 0.4120  valid ppl 123.4" from an epoch's architecture JSON."""
-  parts = [f"epoch {int(data.get('epoch', 0)) + 1}"]
-  if data.get("reward") is not None:
-    parts.append(f"reward {float(data['reward']):.4f}")
-  if data.get("valid_ppl") is not None:
-    parts.append(f"valid ppl {float(data['valid_ppl']):.1f}")
-  if data.get("valid_acc") is not None:
-    parts.append(f"valid acc {float(data['valid_acc']):.3f}")
+  parts = [f"epoch {epoch_label(data)}"]
+  for key, label, digits in (("reward", "reward", 4), ("valid_ppl", "valid ppl", 1),
+                             ("valid_acc", "valid acc", 3)):
+    value = as_number(data.get(key))  # "nan" as the search wrote it; a damaged value left out
+    if value is not None:
+      parts.append(f"{label} {value:.{digits}f}")
   return "   ".join(parts)
+
+
+def epoch_label(data: dict[str, Any]) -> str:
+  """An epoch's architecture JSON's epoch, counted from 1, or "?" where the field is damaged."""
+  epoch = as_number(data.get("epoch", 0))
+  return str(int(epoch) + 1) if epoch is not None and math.isfinite(epoch) else "?"
 
 
 def search_model_config(workdir: str) -> Any | None:

@@ -185,6 +185,15 @@ def from_jsonable(value: Any) -> Any:
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
+def as_number(value: Any) -> float | None:
+  """A figure read back from a file that `jsonable` wrote, as a float: a JSON number (not a
+  bool) or the text of a non-finite one; None for anything else (missing, or damaged)."""
+  value = from_jsonable(value)
+  if isinstance(value, (int, float)) and not isinstance(value, bool):
+    return float(value)
+  return None
+
+
 @contextlib.contextmanager
 def naming(path: str) -> Iterator[None]:
   """An OSError raised inside without a file name (a failed `write()` or `flush()` on an open

@@ -2,6 +2,7 @@
 finite, and count it, so the host can apply the divergence policy at its next record."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -33,14 +34,15 @@ def guarded(step: Any, loss_name: str) -> Any:
 
 
 def sums_to_record(sums: dict[str, jax.Array]) -> dict[str, float]:
-  """Means over the finite steps of `guarded`'s sums; perplexity as exp(mean NLL) when there is
-  an NLL (not a mean of per-step perplexities); `steps` and `skipped_steps` counted."""
+  """Means over the finite steps of `guarded`'s sums, NaN where there were none (no step to
+  average: a 0 would read as a perfect loss); perplexity as exp(mean NLL) when there is an NLL
+  (not a mean of per-step perplexities); `steps` and `skipped_steps` counted."""
   values = {k: float(v) for k, v in sums.items()}
   ok, steps = values.pop("ok_steps"), values.pop("steps")
-  record = {k: v / max(ok, 1.0) for k, v in values.items() if k != "ppl"}
+  record = {k: v / ok if ok else math.nan for k, v in values.items() if k != "ppl"}
   if "nll" in record:
-    with np.errstate(over="ignore"):  # a diverging run's mean NLL: inf, without a warning
-      record["ppl"] = float(np.exp(record["nll"])) if ok else float("nan")
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run's mean NLL: inf
+      record["ppl"] = float(np.exp(record["nll"]))
   record.update(steps=steps, skipped_steps=steps - ok)
   return record
 

@@ -12,9 +12,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from enas_jax.drawing.curves import plot_records
-from enas_jax.drawing.search_gif import build_gif
+from enas_jax.drawing.search_gif import build_gif, epoch_label
 from enas_jax.io import render
 from enas_jax.io.configuration import from_section
+from enas_jax.io.workdir import as_number
 from enas_jax.report import checks as checks_lib
 from enas_jax.report import figures, page, reading, scoring
 from enas_jax.run import outputs
@@ -38,7 +39,9 @@ def report_options(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> R
                       {**section, **overrides} if isinstance(section, Mapping) else section)
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: Any) -> str:
+  """A figure for a table: "-" when missing or damaged, "nan"/"inf" as the run wrote them."""
+  value = as_number(value)
   if value is None:
     return "-"
   return f"{value:.4g}" if math.isfinite(value) else str(value)
@@ -128,7 +131,7 @@ def _progress_section(files: reading.SearchFiles, m: scoring.Measurements, folde
   rows = [["epoch", "derived cell", f"valid {m.metric} then", "mean reward"]]
   for path in files.epoch_archs:
     data = read_json_file(path)
-    rows.append([str(int(data.get("epoch", 0)) + 1), m.space.to_authors_string(
+    rows.append([epoch_label(data), m.space.to_authors_string(
         m.space.from_json(data, where=path)), _fmt(data.get(f"valid_{m.metric}")),
         _fmt(data.get("reward"))])
   return page.Section(

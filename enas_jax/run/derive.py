@@ -3,6 +3,7 @@ the controller phase's programs, evaluate the best on the whole validation split
 write and draw it; and the simulated cost of scored architectures (the table task's)."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -57,8 +58,10 @@ def derive(run: SearchRun, state: SearchState, reward: float | None, key: jax.Ar
 
 def add_cost(task: SearchTask, state: SearchState, queries: float, mean_cost: float) -> None:
   """Counts `queries` scored architectures costing `mean_cost` simulated seconds each (tasks
-  with a `cost_figure` only)."""
+  with a `cost_figure` only). A NaN mean (every step of the phase skipped: no cost measured)
+  adds the queries at no cost."""
   if task.cost_figure:
+    mean_cost = mean_cost if math.isfinite(mean_cost) else 0.0
     totals = state.totals
     totals["queries"] = totals.get("queries", 0) + int(queries)
     totals["simulated_seconds"] = totals.get("simulated_seconds", 0.0) + queries * mean_cost
