@@ -5,7 +5,7 @@ from enas_jax.cli.search import main
 
 def entry() -> None:
   """The `enas-search` console command."""
-  common.run(main)
+  common.run(main, resumes=True)
 
 
 if __name__ == "__main__":

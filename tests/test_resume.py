@@ -359,12 +359,53 @@ def test_any_write_error_at_the_command_is_one_paragraph(capsys):
   err = capsys.readouterr().err
   assert err.startswith("error: Cannot write /w/metrics.jsonl: No space left on device.")
   assert "run the same command" in err and "\n\n" not in err and "Traceback" not in err
+  assert "pass another --workdir" in err and "resumes from the newest checkpoint" in err
+  # a command that writes a file, not a run that checkpoints: no workdir nor checkpoint to name
+  with pytest.raises(SystemExit):
+    errors.run_main(main, resumes=False)([])
+  err = " ".join(capsys.readouterr().err.split())
+  assert err == ("error: Cannot write /w/metrics.jsonl: No space left on device. Nothing saved "
+                 "before it is lost: free space on that disk (or fix its permissions) and run the "
+                 "same command.")
 
   def bug(argv):
     raise OSError(errno.ENOENT, "No such file", "/x")  # not a write failure: not hidden
 
   with pytest.raises(OSError):
     errors.run_main(bug)([])
+
+
+def test_only_a_run_that_checkpoints_says_a_failed_write_resumes(tmp_path):
+  """A write refused by the file-size limit (`ulimit -f`: EFBIG) in `search` and in `show`:
+  the search's paragraph (at its first file over 1 KiB) names the workdir and the resume; `show`, which writes pictures, not
+  a workdir, says neither (its paragraph had told it to pass another --workdir)."""
+  import resource
+
+  def small_files(limit):
+    def limited():
+      resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+      signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing
+    return limited
+
+  commands = {"search": (["enas_jax.search", "--config=configs/quickstart.py:tiny",  # past the
+                          f"--workdir={tmp_path / 'search'}"], 1024),  # workdir's empty probe
+              "show": (["enas_jax.show", "0 0 0 0 2 1 1", f"--output={tmp_path / 'cell'}"], 0)}
+  root = pathlib.Path(__file__).resolve().parent.parent
+  env = dict(os.environ, PYTHONPATH=str(root), JAX_ENABLE_COMPILATION_CACHE="false")
+  procs = {name: subprocess.Popen([sys.executable, "-m", *args], cwd=root, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=small_files(limit))
+           for name, (args, limit) in commands.items()}
+  errs = {}
+  for name, proc in procs.items():
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == errors.USER_ERROR_EXIT, err
+    errs[name] = " ".join(err.split())
+  assert errs["search"].startswith(f"error: Cannot write {tmp_path / 'search'}")
+  assert errs["search"].endswith("(or fix its permissions, or pass another --workdir) and run "
+                                 "the same command; it resumes from the newest checkpoint.")
+  assert errs["show"].startswith(f"error: Cannot write {tmp_path / 'cell'}.dot: File too large.")
+  assert errs["show"].endswith("(or fix its permissions) and run the same command."), errs["show"]
 
 
 @pytest.fixture(scope="module")

@@ -351,14 +351,15 @@ def reopen_closed_streams() -> None:
     setattr(sys, name, open(fd, "w", buffering=1, encoding="utf-8", closefd=False))
 
 
-def run(main: Callable[[Sequence[str]], None]) -> None:
+def run(main: Callable[[Sequence[str]], None], resumes: bool = False) -> None:
   """`app.run` with the clear-error wrapper, the flag parser and JAX's start-up chatter (the
   backend probe's "Unable to initialize backend 'tpu'" line) off unless --verbosity is given;
-  closed standard streams reopened on the null device first."""
+  closed standard streams reopened on the null device first. `resumes`: the command checkpoints
+  into a workdir and resumes from it (search, train), which a failed write's paragraph says."""
   reopen_closed_streams()
 
   def quiet_main(argv: Sequence[str]) -> None:
     quiet_logging_unless_asked()
     main(argv)
 
-  app.run(run_main(quiet_main), argv=sys.argv, flags_parser=parse_flags)
+  app.run(run_main(quiet_main, resumes), argv=sys.argv, flags_parser=parse_flags)

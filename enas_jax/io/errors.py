@@ -41,12 +41,15 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO,
                 errno.EPERM}
 
 
-def write_failure(err: OSError) -> UserError:
-  """The paragraph for an OSError from writing an output (`err.errno` in `WRITE_ERRNOS`)."""
+def write_failure(err: OSError, resumes: bool = True) -> UserError:
+  """The paragraph for an OSError from writing an output (`err.errno` in `WRITE_ERRNOS`);
+  `resumes`: the command is a run that checkpoints into a --workdir (search, train), not one
+  that writes a file or a folder of them (show, plot, gif, compare, report)."""
   where = f" {err.filename}" if err.filename else ""
+  fix = (", or pass another --workdir) and run the same command; it resumes from the newest "
+         "checkpoint" if resumes else ") and run the same command")
   return UserError(f"Cannot write{where}: {err.strerror or err}. Nothing saved before it is "
-                   f"lost: free space on that disk (or fix its permissions, or pass another "
-                   f"--workdir) and run the same command; it resumes from the newest checkpoint.")
+                   f"lost: free space on that disk (or fix its permissions{fix}.")
 
 
 def out_of_device_memory(err: BaseException) -> bool:
@@ -152,8 +155,10 @@ def _traceback_in_shared_run(err: BaseException) -> None:
   raise SystemExit(code)  # another process finished: exit as it did (reported above)
 
 
-def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:
-  """Wraps an absl `main` so that a `UserError` ends the program cleanly."""
+def run_main(main: Callable[[Sequence[str]], None], resumes: bool = True
+             ) -> Callable[[Sequence[str]], None]:
+  """Wraps an absl `main` so that a `UserError` ends the program cleanly; `resumes`: as
+  `write_failure`'s, for the paragraph of a failed write."""
 
   def wrapped(argv: Sequence[str]) -> None:
     try:
@@ -194,7 +199,7 @@ def run_main(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
     except OSError as err:
       if err.errno not in WRITE_ERRNOS:
         raise
-      exit_with(write_failure(err))
+      exit_with(write_failure(err, resumes))
     except MemoryError as err:  # outside a run's loop, as below
       exit_with(UserError(f"This process ran out of memory ({memory_error_words(err)}). "
                           f"{PROCESS_MEMORY_ADVICE}"))
