@@ -131,6 +131,17 @@ def test_a_search_workdir_and_other_mistakes_are_refused(tmp_path):
   with pytest.raises(UserError, match=r"n1: its valid_ppl is nan \(the run diverged"):
     compare.comparison(diverged, {"x": {"valid_ppl": 31.0}, "y": {"valid_ppl": 32.0}},
                        "valid_ppl")
+  both = {"x": {"valid_ppl": 31.0}, "y": {"valid_ppl": 32.0}}
+  with pytest.raises(UserError, match=r"h0: its valid_ppl is 1e\+200 \(the run diverged"):
+    compare.comparison(compare.read_runs(_runs(tmp_path, "h", [{"valid_ppl": 1e200},
+                                                               {"valid_ppl": 30.0}]), "ours"),
+                       both, "valid_ppl")  # its square, in the variance, was inf
+  near = compare.comparison({"f": {"valid_ppl": 3.4e38}, "g": {"valid_ppl": 30.0}}, both,
+                            "valid_ppl")  # float32's largest: compared, printed short
+  lines = compare.report_lines(near)
+  assert lines[1] == "ours (2 runs): 1.7e+38 +- 2.40416e+38, median 1.7e+38"
+  assert lines[2:4] == ["  3.4e+38  f", "  30.0000  g"]
+  assert lines[7].startswith("difference (ours - baseline): +1.7e+38; two-sided permutation p")
   (tmp_path / "broken").mkdir()
   (tmp_path / "broken" / "summary.json").write_text("{not json")
   with pytest.raises(UserError, match="cannot be read as JSON"):

@@ -19,6 +19,9 @@ from enas_jax.report.stats import permutation_test, rank_permutation_test, shift
 AUTO_FIGURES = ("valid_ppl", "valid_acc", "valid_acc_table", "test_acc")
 SHARED_SUFFIX = "_shared"  # a search's figures under its shared weights
 ALPHA = 0.05
+# The largest figure compared: past it the runs' squares (a variance) overflow float64; a float32
+# run's figures stay far below (3.4e38 at most).
+LARGEST = 1e150
 
 
 def read_runs(given: Sequence[str], side: str) -> dict[str, dict[str, Any]]:
@@ -106,7 +109,7 @@ def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) ->
   95% interval (the shifts the permutation test does not reject), the permutation p-value, the
   least p-value reachable with these run counts, and the verdict."""
   for path, summary in {**ours, **baseline}.items():
-    if not np.isfinite(float(summary[figure])):
+    if not abs(float(summary[figure])) <= LARGEST:  # NaN, inf, or past what a variance holds
       raise UserError(f"{path}: its {figure} is {summary[figure]} (the run diverged or stopped "
                       f"early). Leave it out and say so, or rerun it; a mean and a test over it "
                       f"would mean nothing.")
@@ -136,6 +139,12 @@ def comparison(ours: dict[str, dict], baseline: dict[str, dict], figure: str) ->
           "verdict": verdict}
 
 
+def _fmt(value: float, sign: str = "") -> str:
+  """Four decimals, or six significant digits for a figure of a million or more (a perplexity
+  near divergence: 3e+38 rather than 39 digits)."""
+  return f"{value:{sign}.4f}" if abs(value) < 1e6 else f"{value:{sign}.6g}"
+
+
 def report_lines(result: dict[str, Any]) -> list[str]:
   figure = result["figure"]
   lines = [f"figure: {figure} ({'lower' if result['lower_is_better'] else 'higher'} is better)"]
@@ -143,14 +152,14 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     lines.append("  (under a search's shared weights, not trained alone: a weak yardstick)")
   for side in ("ours", "baseline"):
     runs = result[side]
-    lines.append(f"{side} ({len(runs)} runs): {result[side + '_mean']:.4f} +- "
-                 f"{result[side + '_std']:.4f}, median {result[side + '_median']:.4f}")
-    lines += [f"  {value:.4f}  {path}" for path, value in runs.items()]
+    lines.append(f"{side} ({len(runs)} runs): {_fmt(result[side + '_mean'])} +- "
+                 f"{_fmt(result[side + '_std'])}, median {_fmt(result[side + '_median'])}")
+    lines += [f"  {_fmt(value)}  {path}" for path, value in runs.items()]
   interval = result["interval"]
-  within = (f"{interval[0]:+.4f} to {interval[1]:+.4f}" if interval else
+  within = (f"{_fmt(interval[0], '+')} to {_fmt(interval[1], '+')}" if interval else
             "unbounded with these run counts")
-  lines += [f"difference (ours - baseline): {result['difference']:+.4f}; two-sided permutation "
-            f"p = {result['p']:.4g} (by ranks p = {result['p_ranks']:.4g})",
+  lines += [f"difference (ours - baseline): {_fmt(result['difference'], '+')}; two-sided "
+            f"permutation p = {result['p']:.4g} (by ranks p = {result['p_ranks']:.4g})",
             f"95% interval of the difference (the shifts the test does not reject): {within}",
             f"verdict: {result['verdict']}"]
   return lines
