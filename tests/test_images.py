@@ -87,6 +87,16 @@ def test_cifar10_python_batches_with_the_authors_validation_split(tmp_path):
   np.testing.assert_allclose(splits.mean_C, expected, rtol=1e-6)
 
 
+def test_a_data_dir_given_with_synthetic_images_is_refused():
+  """The `:cpu` presets generate their images: a `data.data_dir` given with one (a real-data run
+  meant) was read by nothing, and the run went on with synthetic images without a word."""
+  images.ImageDataConfig(source="synthetic").validate()
+  images.ImageDataConfig(source="cifar10_batches", data_dir="/data/cifar").validate()
+  with pytest.raises(UserError, match=r"`data.data_dir` is '/data/cifar', but `data.source` is "
+                                      r"synthetic, which generates its images"):
+    images.ImageDataConfig(source="synthetic", data_dir="/data/cifar").validate()
+
+
 def test_cifar10_python_batches_errors(tmp_path):
   with pytest.raises(UserError, match=r"`data.data_dir` is empty: set it to the directory"):
     images.cifar10_batches("", valid_size=9)
