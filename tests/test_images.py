@@ -92,8 +92,9 @@ def test_a_data_dir_given_with_synthetic_images_is_refused():
   meant) was read by nothing, and the run went on with synthetic images without a word."""
   images.ImageDataConfig(source="synthetic").validate()
   images.ImageDataConfig(source="cifar10_batches", data_dir="/data/cifar").validate()
-  with pytest.raises(UserError, match=r"`data.data_dir` is '/data/cifar', but `data.source` is "
-                                      r"synthetic, which generates its images"):
+  with pytest.raises(UserError, match=r"`data.data_dir` is '/data/cifar', but the source is "
+                                      r"synthetic \(the :cpu and :tiny presets\), which reads "
+                                      r"no files: set `data.source` to cifar10_batches"):
     images.ImageDataConfig(source="synthetic", data_dir="/data/cifar").validate()
 
 

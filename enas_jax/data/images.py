@@ -72,11 +72,9 @@ class ImageDataConfig:
     require(self, section, ">= 1", "batch_size", "eval_batch_size")
     require(self, section, ">= 0", "valid_size", "pad_crop", "cutout")
     if self.source == "synthetic" and self.data_dir:  # a real-data run meant, quietly not made
-      raise UserError(f"Config field `{section}.data_dir` is {self.data_dir!r}, but "
-                      f"`{section}.source` is synthetic, which generates its images and reads "
-                      f"no files (the `:cpu` and `:tiny` presets set it). To train on that data "
-                      f"set `{section}.source` to cifar10_batches, tfds or folder; for the "
-                      f"synthetic images leave `{section}.data_dir` empty.")
+      raise UserError(f"Config field `{section}.data_dir` is {self.data_dir!r}, but the source "
+                      f"is synthetic (the :cpu and :tiny presets), which reads no files: set "
+                      f"`{section}.source` to cifar10_batches, tfds or folder, or leave it empty.")
     if self.source == "folder" and not self.data_dir:
       raise UserError(f"Config field `{section}.data_dir` is empty: set it to the image-folder "
                       f"root (with train.txt, test.txt, train/, test/; see the README), or use "
