@@ -7,9 +7,11 @@ import shutil
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from enas_jax.configs import quickstart
+from enas_jax.controller import policy as ctl
 from enas_jax.io import metrics
 from enas_jax.data import lm_batches
 from enas_jax.data.lm_batches import batchify
@@ -310,6 +312,79 @@ def test_bad_search_values_are_user_errors():
     _cfg(search__finetune_steps=-1)
   with pytest.raises(UserError, match="`search.final_candidates` must be >= 0"):
     _cfg(search__final_candidates=-1)
+  with pytest.raises(UserError, match="`shared.cells_per_step` must be at least 1"):
+    _cfg(shared__cells_per_step=0)
+  with pytest.raises(UserError, match=r"`shared.cells_per_step` is 3, which does not divide "
+                                      r"`data.batch_size` \(4\)"):
+    _cfg(shared__cells_per_step=3)
+  with pytest.raises(UserError, match=r"`shared.cells_per_step` \(2\) and `search.fair_every`"):
+    _cfg(shared__cells_per_step=2, search__fair_every=4)
+  with pytest.raises(UserError, match=r"`shared.cells_per_step` \(2\) and `shared.l2_on`"):
+    _cfg(shared__cells_per_step=2, shared__l2_on="used")
+
+
+def test_cells_per_step_trains_each_cell_on_its_share_of_the_rows(seed0_run):
+  """`shared.cells_per_step=2`: the step's loss is the NLL over all rows, rows 0-1 through the
+  first cell (dropout key folded with 0) and rows 2-3 through the second (folded with 1), plus
+  the L2 term; checked against that sum written out with the model itself: the same loss, the
+  same updated weights, each cell's new hidden state on its rows."""
+  run, _, _ = seed0_run
+  task = run.task
+  train_step, _ = lm_steps.make_lm_steps(task.model, task.optimizer, l2=1e-3)
+  state = initialize(lambda: task.init_model(jax.random.key(3)))
+  state = state.replace(hidden=jax.random.normal(jax.random.key(4), state.hidden.shape))
+  batch, _ = task.example_batches()
+  batch = dict(batch, lr_scale=jnp.float32(1.0))
+  cells = [arch_lib.make_arch([-1, 0, 1, 1], [0, 1, 2, 3]),
+           arch_lib.make_arch([-1, 0, 0, 2], [3, 0, 0, 1])]
+  stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *cells)
+  key = jax.random.key(5)
+  new, m = jax.jit(train_step)(state, batch, stacked, key)
+
+  def loss_by_hand(params):
+    total, count, hidden = 0.0, 0.0, []
+    for k, cell in enumerate(cells):
+      rows = slice(2 * k, 2 * k + 2)
+      logits, h = task.model.apply({"params": params}, batch["inputs"][rows],
+                                   state.hidden[rows], cell, batch["valid"], train=True,
+                                   rngs={"dropout": jax.random.fold_in(key, k)})
+      logp = jax.nn.log_softmax(logits)
+      nll = -jnp.take_along_axis(logp, batch["targets"][rows][..., None], -1)[..., 0]
+      total += jnp.sum(nll * batch["valid"]).astype(jnp.float32)
+      count += 2 * jnp.sum(batch["valid"])
+      hidden.append(h)
+    squares = sum(jnp.sum(w ** 2) for w in jax.tree_util.tree_leaves(params))
+    return total / count + 1e-3 * squares, jnp.concatenate(hidden)
+
+  (loss, hidden), grads = jax.value_and_grad(loss_by_hand, has_aux=True)(state.params)
+  assert float(batch["valid"].sum()) == batch["inputs"].shape[1] == 10  # every step counts
+  np.testing.assert_allclose(m["loss"], loss, rtol=1e-6)
+  np.testing.assert_allclose(new.hidden, hidden, rtol=1e-6, atol=1e-7)
+  updates, _ = task.optimizer.update(grads, state.opt_state, state.params)
+  for got, want in zip(jax.tree_util.tree_leaves(new.params),
+                       jax.tree_util.tree_leaves(optax.apply_updates(state.params, updates))):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  one, _ = jax.jit(train_step)(state, batch, cells[0], key)  # one cell: every row through it
+  assert not np.allclose(one.hidden[2:], new.hidden[2:])
+
+
+def test_a_search_with_two_cells_a_step_compiles_once_and_draws_two_cells_a_step(tmp_path):
+  """The shared draw gives each step two cells, cell c from the step's key folded with c; the
+  step and the draw compile once for the whole search."""
+  run, summary = _run(tmp_path, "two", _cfg(shared__cells_per_step=2))
+  assert run.program.shared_step._cache_size() == 1
+  assert run.program.shared_draw._cache_size() == 1
+  assert run.program.shared_values == (2, len(run.program.controller.decisions))
+  key = jax.random.key(11)
+  ctrl = run.final_state.ctrl
+  values = run.program.shared_draw(ctrl, key, 5)
+  assert values.shape == (64, 2, len(run.program.controller.decisions))
+  for step, c in ((5, 0), (5, 1), (9, 1)):
+    want = ctl.sample(run.program.controller, ctrl.params, jax.random.fold_in(jax.random.fold_in(
+        jax.random.fold_in(key, step), 0), c), ctrl.step).values
+    np.testing.assert_array_equal(values[step - 5, c], want)
+  assert not np.array_equal(values[:, 0], values[:, 1])
+  assert len(summary["history"]) == 2 and math.isfinite(summary["valid_ppl_shared"])
 
 
 def test_unwritable_workdir_is_a_user_error(tmp_path):

@@ -94,6 +94,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.shared.l2 = 1e-7  # L2 weight penalty added to the loss; paper: 1e-7
   config.shared.l2_on = "all"  # the L2 term over "all" shared weights (the authors' TF code) or
   # the "used" ones, those of the step's cell (ENAS-pytorch: torch's SGD decays what got a gradient)
+  config.shared.cells_per_step = 1  # cells each shared step trains, the batch's rows split evenly
+  # among them (same compute); 1: the paper's one cell per step
 
   config.controller = ml_collections.ConfigDict()  # the policy that samples cells and how it learns
   config.controller.kind = "enas"  # "enas" (trained LSTM policy) or "random" (uniform baseline)

@@ -160,8 +160,9 @@ class SearchProgram:
 
   controller: ctl.Controller
   ctrl_optimizer: optax.GradientTransformation
-  shared_step: Any  # jitted, guarded (model_state, values_D, batch, key, sums)
-  shared_draw: Any  # (ctrl_state, key, first) -> values_KxD of shared steps first..first+K-1
+  shared_step: Any  # jitted, guarded (model_state, values, batch, key, sums)
+  shared_draw: Any  # (ctrl_state, key, first) -> values of shared steps first..first+block-1
+  shared_values: tuple[int, ...]  # one shared step's values' shape: [D], or [C, D] (C cells)
   controller_step: ControllerPhase
   derive_step: DerivePhase
   warmup_draw: Any | None  # the shared draw with uniform sampling (warm-up)
@@ -187,7 +188,7 @@ def phase_sums_shapes(prog: SearchProgram, task: SearchTask, model: Any, ctrl: A
   `DataParallel` or None), so that their first calls reuse these traces."""
   train_batch, reward_batch = task.example_batches()
   key = jax.random.key(0)
-  values = jax.ShapeDtypeStruct((len(prog.controller.decisions),), jnp.int32)
+  values = jax.ShapeDtypeStruct(prog.shared_values, jnp.int32)
   if parallel is not None:
     model, ctrl, key, values = parallel.abstract((model, ctrl, key, values))
     train_batch, reward_batch = (parallel.abstract_batch(b, task.split_keys)
@@ -264,26 +265,32 @@ FAIR_FOLD = 2**32 - 1
 
 def shared_train_step(from_decisions: Callable[[Any], Any], train_step: Callable[..., Any]
                       ) -> Callable[..., Any]:
-  """The pure shared step `(state, values_D, batch, key) -> (state, metrics)`: trains on the
-  architecture of decision values `values_D` (the shared draw's for this step) with `key` folded
-  with 1 (`key`: the shared stream's key folded with the step, as the guard folds it)."""
-  def shared_step(state, values_D, batch, key):
-    return train_step(state, batch, from_decisions(values_D), jax.random.fold_in(key, 1))
+  """The pure shared step `(state, values, batch, key) -> (state, metrics)`: trains on the
+  architecture of decision values `values` (the shared draw's for this step: `[D]`, or `[C, D]`
+  for C cells, made architectures stacked on a leading axis) with `key` folded with 1 (`key`:
+  the shared stream's key folded with the step, as the guard folds it)."""
+  def shared_step(state, values, batch, key):
+    arch = (from_decisions(values) if values.ndim == 1 else jax.vmap(from_decisions)(values))
+    return train_step(state, batch, arch, jax.random.fold_in(key, 1))
   return shared_step
 
 
-def shared_draw(controller: ctl.Controller, block: int = SHARED_BLOCK, fair_every: int = 0
-                ) -> Callable[..., Any]:
-  """`(ctrl, key, first) -> values_KxD` (K = `block`): the architectures of shared steps
-  first, ..., first + K - 1. Step s's is the controller's sample at its step from the shared
-  stream's `key` folded with s, then with 0 (the step trains with it folded with s, then 1);
-  with `fair_every` > 0, every step with s % fair_every == 0 instead trains the fair stream's
-  architecture s // fair_every (`search.fair_every`, `fair_values`)."""
+def shared_draw(controller: ctl.Controller, block: int = SHARED_BLOCK, fair_every: int = 0,
+                cells: int = 1) -> Callable[..., Any]:
+  """`(ctrl, key, first) -> values_KxD` (K = `block`), or `values_KxCxD` with `cells` = C > 1:
+  the architectures of shared steps first, ..., first + K - 1. Step s's is the controller's
+  sample at its step from the shared stream's `key` folded with s, then with 0 (the step trains
+  with it folded with s, then 1), its C cells' from that key folded with 0, ..., C - 1; with
+  `fair_every` > 0 (one cell a step only), every step with s % fair_every == 0 instead trains
+  the fair stream's architecture s // fair_every (`search.fair_every`, `fair_values`)."""
   num_choices = tuple(d.num_choices for d in controller.decisions)
 
   def one(ctrl, key, s):
-    values = ctl.sample(controller, ctrl.params,
-                        jax.random.fold_in(jax.random.fold_in(key, s), 0), ctrl.step).values
+    step_key = jax.random.fold_in(jax.random.fold_in(key, s), 0)
+    if cells > 1:
+      return jax.vmap(lambda c: ctl.sample(controller, ctrl.params, jax.random.fold_in(
+          step_key, c), ctrl.step).values)(jnp.arange(cells))
+    values = ctl.sample(controller, ctrl.params, step_key, ctrl.step).values
     if fair_every:
       fair = fair_values(num_choices, jax.random.fold_in(key, FAIR_FOLD), s // fair_every)
       values = jnp.where(s % fair_every == 0, fair, values)
@@ -339,7 +346,7 @@ def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
   if warmup:
     uniform = ctl.Controller(space.decisions(model_cfg),
                              dataclasses.replace(ctrl_cfg, kind="random"))
-    warmup_draw = fast_jit(shared_draw(uniform))
+    warmup_draw = fast_jit(shared_draw(uniform, cells=task.cells_per_step))
   draw = fast_jit(stepped_draw(controller, ctrl_cfg.num_samples))
   score_S: ScoreFn = task.score()
   score = jax.jit(score_S)
@@ -349,7 +356,10 @@ def build_program(space: SearchSpace, task: SearchTask, model_cfg: Any,
   return SearchProgram(
       controller=controller, ctrl_optimizer=ctrl_opt,
       shared_step=guarded_jit(shared_step, "loss", (0, 4)),
-      shared_draw=fast_jit(shared_draw(controller, fair_every=fair_every)),
+      shared_draw=fast_jit(shared_draw(controller, fair_every=fair_every,
+                                       cells=task.cells_per_step)),
+      shared_values=((len(controller.decisions),) if task.cells_per_step == 1
+                     else (task.cells_per_step, len(controller.decisions))),
       controller_step=controller_phase,
       derive_step=DerivePhase(draw=draw, score=score, samples=derive_samples,
                               chunk=ctrl_cfg.num_samples, sample_keys=task.sample_keys),

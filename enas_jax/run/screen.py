@@ -20,6 +20,7 @@ import types
 from typing import TYPE_CHECKING, Any, Callable
 
 import jax
+import numpy as np
 
 from enas_jax.data.cursor import Cursor
 from enas_jax.ops import guards
@@ -40,7 +41,8 @@ def screen(run: SearchRun, arch: Any, key: jax.Array) -> dict[str, Any]:
   name, limit = run.task.screen_limit()
   model = run.model_init(jax.random.fold_in(key, 0))  # the program the search started with
   model = model.replace(opt_state=set_learning_rate(model.opt_state, run.cfg.shared.lr_at_epoch(0)))
-  values_D = run.space.to_decisions(arch)
+  # the search's step, compiled once: with `shared.cells_per_step` C > 1 the same cell C times
+  values = np.broadcast_to(run.space.to_decisions(arch), run.program.shared_values)
   walk = types.SimpleNamespace(model=model, train_cursor=Cursor())  # shared_batches' view
   step_key = jax.random.fold_in(key, 1)
   shapes = run.shapes[SHARED]
@@ -48,7 +50,7 @@ def screen(run: SearchRun, arch: Any, key: jax.Array) -> dict[str, Any]:
   for i, batch in enumerate(run.task.shared_batches(walk, steps)):
     if i == steps // 2:  # the figure is the last half's: the first steps start from a guess
       sums = zeros(shapes)
-    args = run.placed(batch, walk.model, values_D, step_key, sums)
+    args = run.placed(batch, walk.model, values, step_key, sums)
     walk.model, sums = run.program.shared_step(*args)
   record = guards.sums_to_record(sums)
   figure = record[name] if record["steps"] > record["skipped_steps"] else math.inf

@@ -33,6 +33,8 @@ class SearchTask(Protocol):
     cost_figure: the per-architecture figure of `score` that is the simulated cost (seconds) of
       scoring one architecture ("" when scoring costs what the run itself takes). The search
       totals it with the number of scored architectures (`SearchState.totals`).
+    cells_per_step: architectures each shared step trains (`train_step`'s `arch` then stacked
+      on a leading axis, the batch's rows split among them); 1: the paper's one a step.
   """
 
   metric: str
@@ -43,6 +45,7 @@ class SearchTask(Protocol):
   data_location: tuple[str, ...]
   figure_source: str
   cost_figure: str
+  cells_per_step: int
 
   def data_fingerprint(self) -> str:
     """The hash of the data it trains and scores on (`data.fingerprint`): a checkpoint keeps

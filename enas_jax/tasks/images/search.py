@@ -49,6 +49,7 @@ class SearchTaskImpl:
   data_location = ("data.data_dir",)  # where the data is; its content is checked by fingerprint
   figure_source = "shared"  # figures under the shared weights
   cost_figure = ""  # scoring costs what the run takes
+  cells_per_step = 1  # one architecture a shared step
 
   def __init__(self, space: SearchSpace, cfg: Any):
     self.space, self.cfg = space, cfg

@@ -19,6 +19,17 @@ def _check_search(cfg: Any) -> None:
                     f"\"inverse_ppl_squared\" (accuracy is the image spaces' reward, which "
                     f"they use without this field). Set --config.controller.reward=inverse_ppl "
                     f"(the default) or inverse_ppl_squared.")
+  cells = cfg.shared.cells_per_step
+  if cells > 1 and cfg.data.batch_size % cells:
+    raise UserError(f"Config field `shared.cells_per_step` is {cells}, which does not divide "
+                    f"`data.batch_size` ({cfg.data.batch_size}): each cell of a shared step "
+                    f"trains on an equal share of the batch's rows. Pick a divisor of the batch "
+                    f"size, or change the batch size.")
+  if cells > 1 and cfg.search.fair_every:
+    raise UserError(f"Config fields `shared.cells_per_step` ({cells}) and `search.fair_every` "
+                    f"({cfg.search.fair_every}) together: the fair stream gives one architecture "
+                    f"a step. Set one of them back (`shared.cells_per_step=1` or "
+                    f"`search.fair_every=0`).")
 
 
 SECTIONS = TaskSections(

@@ -47,6 +47,7 @@ class SearchTaskImpl:
 
   def __init__(self, space: SearchSpace, cfg: Any):
     self.space, self.cfg = space, cfg
+    self.cells_per_step = cfg.shared.cells_per_step
     d = cfg.data
     self.corpus = load_corpus(d)
     width = d.window_width

@@ -42,12 +42,19 @@ class SharedTrainConfig:
   lr_decay_start_epoch: int = 15
   l2: float = 1e-7
   l2_on: str = "all"
+  cells_per_step: int = 1
 
   def validate(self, section: str = "shared") -> None:
     if self.l2_on not in L2_ON:
       raise UserError(f"Config field `{section}.l2_on` is {self.l2_on!r}; it must be one of "
                       f"{', '.join(L2_ON)} (\"all\": every shared weight, the paper's; "
                       f"\"used\": the weights the step's cell uses, ENAS-pytorch's).")
+    require(self, section, ">= 1", "cells_per_step")
+    if self.cells_per_step > 1 and self.l2_on == "used":
+      raise UserError(f"Config fields `{section}.cells_per_step` ({self.cells_per_step}) and "
+                      f"`{section}.l2_on` (\"used\") together: the penalty on the weights of "
+                      f"one step's cell has no single cell to follow when a step trains several. "
+                      f"Set `{section}.l2_on=all` or `{section}.cells_per_step=1`.")
     require(self, section, "> 0", "lr_decay")
     require(self, section, ">= 0", "lr_decay_start_epoch", "l2")
     require(self, section, "> 0", "lr")
@@ -95,6 +102,44 @@ def masked_nll(logits_BxWxV: jax.Array, targets_BxW: jax.Array, valid_W: jax.Arr
   return jnp.sum(nll_BxW * mask_BxW), jnp.sum(mask_BxW)
 
 
+def stacked(arch: RNNArch | None) -> bool:
+  """Whether `arch` is several cells stacked on a leading axis (`shared.cells_per_step` > 1)."""
+  return arch is not None and np.ndim(arch.act_N) == 2
+
+
+def _cell_terms(model: Any, activation_l2: float, params: Any, inputs: jax.Array,
+                targets: jax.Array, valid: jax.Array, hidden: jax.Array, arch: RNNArch | None,
+                key: jax.Array) -> tuple[jax.Array, jax.Array, Any, jax.Array]:
+  """(NLL sum, count, mean square of the cell outputs or 0, new hidden) of one cell on the rows
+  it is given."""
+  (logits, new_hidden), updates = model.apply(
+      {"params": params}, inputs, hidden, arch, valid, train=True, rngs={"dropout": key},
+      mutable=["intermediates"] if activation_l2 else [])
+  nll_sum, count = masked_nll(logits, targets, valid)
+  act = updates["intermediates"]["activation_sq"][0] if activation_l2 else 0.0
+  return nll_sum, count, act, new_hidden
+
+
+def _cells_terms(model: Any, activation_l2: float, params: Any, batch: Batch,
+                 hidden_BxH: jax.Array, arch_K: RNNArch, key: jax.Array
+                 ) -> tuple[jax.Array, jax.Array, Any, jax.Array]:
+  """`_cell_terms` summed over the K stacked cells of `arch_K`, cell k on rows k B/K to
+  (k + 1) B/K with `key` folded with k (the activation term averaged); the new hidden state's
+  rows in the same order."""
+  cells = int(np.shape(arch_K.act_N)[0])
+  rows = batch["inputs"].shape[0] // cells
+  nll_sum, count, act, hidden = 0.0, 0.0, 0.0, []
+  for k in range(cells):
+    part = slice(k * rows, (k + 1) * rows)
+    terms = _cell_terms(model, activation_l2, params, batch["inputs"][part],
+                        batch["targets"][part], batch["valid"], hidden_BxH[part],
+                        jax.tree_util.tree_map(lambda x: x[k], arch_K),
+                        jax.random.fold_in(key, k))
+    nll_sum, count, act = nll_sum + terms[0], count + terms[1], act + terms[2] / cells
+    hidden.append(terms[3])
+  return nll_sum, count, act, jnp.concatenate(hidden, axis=0)
+
+
 def make_lm_steps(model: Any, optimizer: optax.GradientTransformation, l2: float,
                   activation_l2: float = 0.0, l2_on: str = "all"
                   ) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -103,22 +148,25 @@ def make_lm_steps(model: Any, optimizer: optax.GradientTransformation, l2: float
   The training loss is the mean NLL + `l2` * the sum of squares of every weight (`l2_on="all"`)
   or of those the step's cell uses (`"used"`, the shared ENAS LM only:
   `model.used_weights_penalty`) + `activation_l2` * mean square of the cell outputs (the ENAS LM
-  code's `alpha`).
+  code's `alpha`). `train_step`'s `arch` may be K cells stacked on a leading axis
+  (`shared.cells_per_step`): the batch's rows split evenly among them in order, the loss the
+  NLL over all rows (so the same compute trains K cells), cell k's dropout key folded with k.
   """
-  mutable = ["intermediates"] if activation_l2 else []
   penalty = (used_weights_penalty if l2_on == "used"
              else lambda params, arch: l2_penalty(params))
 
   def loss_fn(params, batch_stats, batch, hidden, arch, key):
-    variables = {"params": params}
-    (logits, new_hidden), updates = model.apply(
-        variables, batch["inputs"], hidden, arch, batch["valid"], train=True,
-        rngs={"dropout": key}, mutable=mutable)
-    nll_sum, count = masked_nll(logits, batch["targets"], batch["valid"])
+    if stacked(arch):  # cells [K, ...]: the rows split evenly, cell k's dropout key folded with k
+      nll_sum, count, act, new_hidden = _cells_terms(model, activation_l2, params, batch, hidden,
+                                                     arch, key)
+      penalty_term = l2_penalty(params) if l2 > 0 else 0.0  # (l2_on="used" refused)
+    else:  # one cell (or the model's own, None): every row
+      nll_sum, count, act, new_hidden = _cell_terms(
+          model, activation_l2, params, batch["inputs"], batch["targets"], batch["valid"],
+          hidden, arch, key)
+      penalty_term = penalty(params, arch) if l2 > 0 else 0.0
     nll = nll_sum / jnp.maximum(count, 1.0)
-    loss = nll + (l2 * penalty(params, arch) if l2 > 0 else 0.0)
-    if activation_l2:
-      loss = loss + activation_l2 * updates["intermediates"]["activation_sq"][0]
+    loss = nll + l2 * penalty_term + activation_l2 * act
     return loss, (nll, new_hidden, batch_stats)
 
   def train_step(state: LMState, batch: Batch, arch: RNNArch, key: jax.Array

@@ -46,6 +46,7 @@ class SearchTaskImpl:
   data_location = ()  # the table is named (`data.dataset`), not found at a path
   figure_source = "table"  # a cell's figure: the table's mean over its seeds
   cost_figure = "train_time"  # seconds of training a query stands for
+  cells_per_step = 1  # one architecture a shared step
 
   def __init__(self, space: SearchSpace, cfg: Any):
     self.space, self.cfg = space, cfg
