@@ -267,8 +267,8 @@ def shared_train_step(from_decisions: Callable[[Any], Any], train_step: Callable
                       ) -> Callable[..., Any]:
   """The pure shared step `(state, values, batch, key) -> (state, metrics)`: trains on the
   architecture of decision values `values` (the shared draw's for this step: `[D]`, or `[C, D]`
-  for C cells, made architectures stacked on a leading axis) with `key` folded with 1 (`key`:
-  the shared stream's key folded with the step, as the guard folds it)."""
+  for C cells, whose architectures go to `train_step` stacked on a leading axis) with `key`
+  folded with 1 (`key`: the shared stream's key folded with the step, as the guard folds it)."""
   def shared_step(state, values, batch, key):
     arch = (from_decisions(values) if values.ndim == 1 else jax.vmap(from_decisions)(values))
     return train_step(state, batch, arch, jax.random.fold_in(key, 1))
