@@ -370,7 +370,7 @@ def test_cells_per_step_trains_each_cell_on_its_share_of_the_rows(seed0_run):
 
 def test_a_search_with_two_cells_a_step_compiles_once_and_draws_two_cells_a_step(tmp_path):
   """The shared draw gives each step two cells, cell c from the step's key folded with c; the
-  step and the draw compile once for the whole search."""
+  step and the draw compile once for the whole search, which resumes to the bit."""
   run, summary = _run(tmp_path, "two", _cfg(shared__cells_per_step=2))
   assert run.program.shared_step._cache_size() == 1
   assert run.program.shared_draw._cache_size() == 1
@@ -385,6 +385,11 @@ def test_a_search_with_two_cells_a_step_compiles_once_and_draws_two_cells_a_step
     np.testing.assert_array_equal(values[step - 5, c], want)
   assert not np.array_equal(values[:, 0], values[:, 1])
   assert len(summary["history"]) == 2 and math.isfinite(summary["valid_ppl_shared"])
+  # stopped after its first epoch and resumed: the same search, every figure to the bit
+  _run(tmp_path, "resumed", _cfg(shared__cells_per_step=2, search__epochs=1))
+  _, again = _run(tmp_path, "resumed", _cfg(shared__cells_per_step=2))
+  assert _rows(tmp_path / "resumed") == _rows(tmp_path / "two")
+  assert again["history"] == summary["history"]
 
 
 def test_unwritable_workdir_is_a_user_error(tmp_path):
