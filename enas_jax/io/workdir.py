@@ -15,6 +15,7 @@ import stat
 import time
 from typing import Any, Iterator
 
+from enas_jax.io.configuration import has_kind
 from enas_jax.io.errors import UserError
 
 
@@ -189,9 +190,7 @@ def as_number(value: Any) -> float | None:
   """A figure read back from a file that `jsonable` wrote, as a float: a JSON number (not a
   bool) or the text of a non-finite one; None for anything else (missing, or damaged)."""
   value = from_jsonable(value)
-  if isinstance(value, (int, float)) and not isinstance(value, bool):
-    return float(value)
-  return None
+  return float(value) if has_kind(value, (int, float)) else None
 
 
 @contextlib.contextmanager
