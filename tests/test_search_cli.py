@@ -760,3 +760,28 @@ def test_a_second_signal_while_a_stopped_command_exits_is_no_traceback():
                           text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
   assert result.returncode == 130, result.stderr
   assert result.stderr.strip() == "stopped by SIGINT at epoch 1; checkpoint 3 saved"
+
+
+def test_an_override_the_run_would_not_read_is_refused(tmp_path):
+  """The quickstart's corpus is generated (`data.source=planted`): a corpus directory given to it
+  was ignored silently, and the search ran on the planted text. Such an override is refused in
+  one paragraph naming the fix, before anything is written; so is a planted corpus setting
+  given to a run that reads a directory (the final training's command here)."""
+  workdir = tmp_path / "w"
+  result = _search("--config=quickstart:tiny", f"--workdir={workdir}", "--config.data.dir=/my/ptb")
+  message = " ".join(result.stderr.split())
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+  assert ("error: --config.data.dir=/my/ptb is given but this run does not read it: data.source "
+          "is 'planted', a corpus generated in memory. To read the corpus in that directory add "
+          "--config.data.source=directory") in message
+  assert not workdir.exists()
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  result = subprocess.run(
+      [sys.executable, "-m", "enas_jax.train", "--config=configs/ptb_final.py",
+       f"--workdir={workdir}", "--config.data.planted.train_tokens=5000"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  message = " ".join(result.stderr.split())
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+  assert ("--config.data.planted.train_tokens=5000 is given but this run does not read it: "
+          "data.source is 'directory'") in message
+  assert not workdir.exists()

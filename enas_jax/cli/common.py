@@ -209,6 +209,19 @@ def load_config(holder: flags.FlagHolder, flag: str = "config") -> Any:
     raise _unloadable(flag, given, reason) from None
 
 
+def refuse_unread_overrides(cfg: Any, flag: str = "config") -> None:
+  """A `--{flag}.*` override of a field the run will not read (its data section's `unread()`,
+  e.g. `data.dir` under the planted corpus) is a UserError: it would be ignored silently."""
+  given = config_flags.get_override_values(flags.FLAGS[flag])
+  unread = getattr(getattr(cfg, "data", None), "unread", dict)()
+  for field, why in unread.items():
+    key = f"data.{field}"
+    hit = sorted(k for k in given if k == key or k.startswith(f"{key}."))
+    if hit:
+      raise UserError(f"--{flag}.{hit[0]}={given[hit[0]]} is given but this run does not read "
+                      f"it: {why}")
+
+
 def default_workdir(config_flag: Any, prefix: str = "") -> str:
   """`workdirs/<prefix><config file stem>[_<preset>]`."""
   path = config_flags.get_config_filename(config_flag)

@@ -45,6 +45,7 @@ def main(argv: Sequence[str]) -> None:
   cli.use_kept_memory(_MEMORY.value)
   memory.load_lapack()  # before the run's arrays: see its docstring
   cfg = search_config(cli.load_config(_CONFIG))
+  cli.refuse_unread_overrides(cfg)
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"])
   summary = run_search(cfg, workdir, sys.stdout, _PROGRESS(), _AHEAD.value)

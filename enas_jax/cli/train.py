@@ -39,6 +39,7 @@ def main(argv: Sequence[str]) -> None:
   cli.use_compilation_cache(_CACHE.value)
   cli.use_kept_memory(_MEMORY.value)
   cfg = final_config(cli.load_config(_CONFIG))
+  cli.refuse_unread_overrides(cfg)
   cli.use_deterministic_gpu_ops(cfg.deterministic)
   workdir = _WORKDIR.value or cli.default_workdir(flags.FLAGS["config"], prefix="train_")
   summary = run_training(cfg, workdir, sys.stdout, _PROGRESS())

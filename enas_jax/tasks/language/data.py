@@ -38,6 +38,18 @@ class TextDataConfig:
                       f"--config.{section}.dir=data/ptb, "
                       f"or use `{section}.source=planted` for the built-in synthetic corpus.")
 
+  def unread(self) -> dict[str, str]:
+    """The fields this section's source does not read, each with why and the fix: a
+    command-line override of one is refused (`cli.common.refuse_unread_overrides`), as the run
+    would otherwise ignore it silently (e.g. a corpus directory given to the planted preset)."""
+    if self.source == "planted":
+      return {"dir": "data.source is 'planted', a corpus generated in memory. To read the "
+                     "corpus in that directory add --config.data.source=directory; to use the "
+                     "planted corpus drop --config.data.dir."}
+    return {"planted": "data.source is 'directory', a corpus read from data.dir; the planted "
+                       "corpus's settings apply to data.source=planted only. Add "
+                       "--config.data.source=planted, or drop the override."}
+
   @property
   def reward_length(self) -> int:
     """Tokens per row of one reward (or derive) batch: `reward_windows` windows of `bptt`."""
