@@ -904,3 +904,68 @@ def test_held_out_tests_only_the_named_seeds_of_a_finished_study(tmp_path):
     held_out.run(str(study), [3, 7], str(tmp_path / "x"))
   with pytest.raises(UserError, match="FIRST-LAST"):
     held_out.parse_seeds("20-x")
+
+
+def test_study_counts_that_cannot_work_are_refused_before_any_work(tmp_path):
+  """`compare --seeds=0` ended in a KeyError traceback; `ranking --cells=0` or `--noise_seeds=0`
+  and `probe --noise_seeds=0` ran a whole search or training first; `ranking --tau_at=x` was a
+  ValueError traceback. Each is one UserError now, before anything is written."""
+  from experiments.planted import compare, probe, ranking
+  with pytest.raises(UserError, match="--seeds is 0; give at least 1"):
+    compare.run(str(tmp_path / "c"), "tiny", seeds=0)
+  for cells, noise in ((1, 3), (30, 1)):
+    with pytest.raises(UserError, match=f"--cells is {cells}, --noise_seeds {noise}, "):
+      ranking.run(str(tmp_path / "r"), "planted", "tiny", cells, "enas", "", noise_seeds=noise)
+  with pytest.raises(UserError, match="--tau_at is '1,x'; give whole epochs"):
+    ranking.tau_epochs("1,x")
+  assert ranking.tau_epochs("1, 2,") == (1, 2)
+  with pytest.raises(UserError, match="--noise_seeds is 0, --cells 2: a probe trains"):
+    probe.run(str(tmp_path / "p"), common.scale_of("tiny"), [], cells=2, noise_seeds=0)
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_study_scripts_end_a_full_disk_or_a_stop_in_one_paragraph(tmp_path):
+  """Each study script runs its main as the commands do (`io.errors.run_main`): a failed write
+  (here a file-size limit, as a full disk) names the file and leaves the earlier output whole
+  (the outputs are written atomically); a stop signal, in a search or outside one, is one
+  paragraph with the signal's exit status, not a traceback."""
+  import ast
+  import signal
+  import subprocess
+  import sys
+  import time
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  folder = os.path.join(root, "experiments", "planted")
+  for name in sorted(os.listdir(folder)):
+    tree = ast.parse(open(os.path.join(folder, name)).read()) if name.endswith(".py") else None
+    mains = [n for n in getattr(tree, "body", []) if isinstance(n, ast.If)
+             and "__main__" in ast.unparse(n.test)]
+    assert not mains or "run_main(" in ast.unparse(mains[0]), name
+  for study in ("a", "b"):
+    os.makedirs(tmp_path / study)
+    common.write_json(str(tmp_path / study / "results.json"), {
+        "settings": [], "kendall_tau": 0.5, "kendall_tau_p": 0.01, "entropy_end": 5.0,
+        "worse_than_uniform_under_shared": 0, "shared_pick_regret_ppl": 0.1})
+  (tmp_path / "out.json").write_text("earlier")
+  env = dict(os.environ, PYTHONPATH=root)
+  result = subprocess.run(
+      ["bash", "-c", 'ulimit -f 0; trap "" XFSZ; exec "$0" "$@"', sys.executable, "-m",
+       "experiments.planted.tau_seeds", "--group", "g", str(tmp_path / "a"), str(tmp_path / "b"),
+       f"--out={tmp_path / 'out'}"], cwd=root, env=env, capture_output=True, text=True,
+      timeout=300)
+  message = " ".join(result.stderr.split())
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+  assert f"error: Cannot write {tmp_path / 'out.json'}: File too large." in message
+  assert (tmp_path / "out.json").read_text() == "earlier"
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "out.json"]
+  out = tmp_path / "compare"
+  proc = subprocess.Popen([sys.executable, "-m", "experiments.planted.compare", "--scale=tiny",
+                           "--seeds=1", f"--out={out}"], cwd=root, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  while not (out / "searches").exists() and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=240)
+  assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+  assert "SIGTERM" in err and len(err.strip().splitlines()) <= 4, err

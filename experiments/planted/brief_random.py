@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
 from enas_jax.report import scoring
 from experiments.planted import common, stats
 
@@ -166,8 +166,7 @@ def write_outputs(out: str, result: dict[str, Any]) -> None:
                    f"alone here: {a['mean']:.3f} +- {a['std']:.3f}; as recorded "
                    f"{a['recorded_mean']:.3f}): permutation p = {a['p']:.4f}.")
     lines.append("")
-  with open(os.path.join(out, "table.md"), "w") as f:
-    f.write("\n".join(lines))
+  common.write_text(os.path.join(out, "table.md"), "\n".join(lines))
   print("\n".join(lines))
 
 
@@ -197,5 +196,5 @@ def main() -> None:
     sys.exit(f"error: {err}")
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

@@ -29,6 +29,7 @@ from enas_jax.io import metrics
 from enas_jax.data.lm_batches import batchify, windows
 from enas_jax.data.text import Corpus
 from enas_jax.io.errors import UserError
+from enas_jax.io.workdir import write_atomically
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
 from enas_jax.ops.params import set_learning_rate
@@ -231,16 +232,21 @@ def read_results(folder: str, flag: str) -> dict[str, Any]:
 
 
 def write_json(path: str, data: Any) -> None:
-  with open(path, "w") as f:
-    json.dump(data, f, indent=2)
+  """`data` as indented JSON, written whole or not at all (`io.workdir.write_atomically`: a
+  full disk leaves an earlier file as it was and names the file in its error)."""
+  write_atomically(path, json.dumps(data, indent=2))
+
+
+def write_text(path: str, text: str) -> None:
+  """`text` written whole or not at all (as `write_json`)."""
+  write_atomically(path, text)
 
 
 def write_report(out: str, result: Any, text: str) -> None:
   """A summary study's outputs: `result` to OUT.json, `text` (its markdown) to OUT.md and the
   terminal."""
   write_json(out + ".json", result)
-  with open(out + ".md", "w") as f:
-    f.write(text)
+  write_atomically(out + ".md", text)
   print(text, end="")
 
 

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.render import write_figure
 from enas_jax.report import versus as versus_lib
 from experiments.planted import common, ranking, stats
 
@@ -46,6 +47,9 @@ def run(out: str, scale_name: str, seeds: int, settings: tuple[str, ...] = (),
         ptb_dir: str = "../shared/data/ptb", ptb_corpus: str = "", extend_from: str = "",
         verify_extend: int = 1) -> dict:
   scale = common.scale_of(scale_name)
+  if seeds < 1:
+    raise UserError(f"--seeds is {seeds}; give at least 1 (10 or more for a test of ENAS "
+                    f"against random search).")
   started = time.time()
   rows, standalone, ctx = [], {}, {}
   if random_from and extend_from:
@@ -270,8 +274,7 @@ def write_outputs(out: str, result: dict) -> None:
                if "p_value_standalone_ranks" in result else "")
             + (f"; distance to the teacher p = {result['p_value_distance']:.3f}."
                if "p_value_distance" in result else ".")]
-  with open(os.path.join(out, "table.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
+  common.write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
   plot(out, result)
 
 
@@ -308,7 +311,7 @@ def plot(out: str, result: dict) -> None:
                     label="teacher cell alone")
   axes[0].legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(os.path.join(out, "compare.png"), dpi=100)
+  write_figure(fig, os.path.join(out, "compare.png"), dpi=100)
   plt.close(fig)
 
 
@@ -350,5 +353,5 @@ def main() -> None:
   print(f"({result['seconds'] / 60:.1f} min; {args.out}/results.json, table.md, compare.png)")
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

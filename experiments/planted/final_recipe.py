@@ -42,7 +42,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
 from enas_jax.report import versus
 from experiments.planted import common, stats
 from experiments.planted.yardstick import read_json
@@ -305,5 +305,5 @@ def main() -> None:
     common.write_json(os.path.join(args.write_yardstick, "results.json"), yardstick)
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

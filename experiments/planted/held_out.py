@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
 from experiments.planted import common, compare, stats
 
 
@@ -76,5 +76,5 @@ def main() -> None:
   print(open(os.path.join(args.out, "table.md")).read(), end="")
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

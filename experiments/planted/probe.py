@@ -26,7 +26,7 @@ import dataclasses
 import os
 import time
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
 from enas_jax.run import config as run_config
 from enas_jax.spaces.rnn import arch as rnn_arch, formats
 from enas_jax.tasks.language.data import load_corpus
@@ -48,6 +48,10 @@ def scaled(name: str, changes: list[str]) -> common.Scale:
 
 def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_seeds: int,
         chosen: tuple[str, ...] = (), seed: int = 0) -> dict:
+  if noise_seeds < 1 or (cells < 1 and not chosen):
+    raise UserError(f"--noise_seeds is {noise_seeds}, --cells {cells}: a probe trains the "
+                    f"teacher's cell from at least 1 initialisation and at least 1 other cell "
+                    f"(or the cells given by --cell).")
   started = time.time()
   config = common.override(common.search_config(scale, 0, "random"), settings)
   for text in chosen:  # the user's cells: checked before any training
@@ -104,5 +108,5 @@ def main() -> None:
         f"{r['seconds_per_cell']:.1f} s a cell")
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

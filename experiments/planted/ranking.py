@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from experiments.planted import common, stats
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.render import write_figure
 
 
 def prepare_ptb(ptb_dir: str, corpus_dir: str) -> str:
@@ -55,9 +56,7 @@ def prepare_ptb(ptb_dir: str, corpus_dir: str) -> str:
   for name, text in (("train", train), ("valid", "".join(lines[:half])),
                      ("test", "".join(lines[half:]))):
     target = os.path.join(corpus_dir, f"{name}.txt")
-    with open(f"{target}.{os.getpid()}.tmp", "w") as f:
-      f.write(text)
-    os.replace(f"{target}.{os.getpid()}.tmp", target)
+    common.write_text(target, text)
   return corpus_dir
 
 
@@ -66,6 +65,11 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
         standalone_from: str = "", tau_at: tuple[int, ...] = (), finetune_steps: int = 0,
         ptb_corpus: str = "") -> dict:
   scale = common.scale_of(scale_name)
+  if cells < 2 or noise_seeds < 2 or finetune_steps < 0:
+    raise UserError(f"--cells is {cells}, --noise_seeds {noise_seeds}, --finetune_steps "
+                    f"{finetune_steps}: a ranking needs at least 2 cells, the noise of training "
+                    f"alone at least 2 initialisations (a standard deviation), and the steps are "
+                    f"0 or more (the defaults: 30, 3, 0).")
   started = time.time()
   base = common.search_config(scale, 0, shared_from)
   if corpus_name == "ptb":
@@ -130,6 +134,15 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
             "seconds": time.time() - started}
   write_outputs(out, result)
   return result
+
+
+def tau_epochs(text: str) -> tuple[int, ...]:
+  """`--tau_at`'s comma-separated epochs."""
+  try:
+    return tuple(int(e) for e in text.split(",") if e.strip())
+  except ValueError:
+    raise UserError(f"--tau_at is {text!r}; give whole epochs separated by commas, e.g. "
+                    f"--tau_at=1,2,4.") from None
 
 
 def reuse_standalone(path: str, corpus: Any, scale_name: str) -> dict:
@@ -254,8 +267,7 @@ def write_outputs(out: str, result: dict) -> None:
               + (f"; it lands {result['teacher_alone_gap']:.1%} above the teacher's optimal "
                  f"perplexity ({result['teacher_optimal_ppl']:.2f})."
                  if "teacher_alone_gap" in result else ".")]
-  with open(os.path.join(out, "table.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
+  common.write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -270,7 +282,7 @@ def write_outputs(out: str, result: dict) -> None:
   ax.set_ylabel("valid ppl trained alone")
   ax.set_title(f"{result['corpus']['name']}: Kendall tau {result['kendall_tau']:.2f}", fontsize=10)
   fig.tight_layout()
-  fig.savefig(os.path.join(out, "ranking.png"), dpi=100)
+  write_figure(fig, os.path.join(out, "ranking.png"), dpi=100)
   plt.close(fig)
 
 
@@ -308,7 +320,7 @@ def main() -> None:
     result = (resummarize(out) if args.resummarize else
               run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir,
                   tuple(args.set), args.noise_seeds, args.standalone_from,
-                  tuple(int(e) for e in args.tau_at.split(",") if e), args.finetune_steps,
+                  tau_epochs(args.tau_at), args.finetune_steps,
                   args.ptb_corpus))
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
@@ -316,5 +328,5 @@ def main() -> None:
   print(f"({result['seconds'] / 60:.1f} min; {out}/results.json, table.md, ranking.png)")
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
 from experiments.planted import common, stats
 
 
@@ -143,10 +143,9 @@ def main() -> None:
     sys.exit(f"error: {err}")
   text = table(rows, base, args.seeds)
   common.write_json(args.out + ".json", {"baseline": args.baseline, "remedies": rows})
-  with open(args.out + ".md", "w") as f:
-    f.write(text)
+  common.write_text(args.out + ".md", text)
   print(text)
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

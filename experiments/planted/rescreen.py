@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
 from experiments.planted import common, compare, stats
 
 
@@ -104,5 +104,5 @@ def main() -> None:
         f"{args.out}/results.json, table.md, compare.png)")
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
 from enas_jax.report import scoring
 from enas_jax.report import stats as report_stats
 from enas_jax.run.config import TRAIN_ALONE_SCHEDULES
@@ -160,5 +160,5 @@ def main() -> None:
   common.write_report(args.out, result, markdown(result))
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

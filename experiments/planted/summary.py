@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
 from enas_jax.report import versus as versus_lib
 from enas_jax.run import config as run_config
 from experiments.planted import common, short_alone, stats
@@ -391,10 +391,9 @@ def main() -> None:
       summary = merged(_json(args.merge, "merge", "summary") or {}, summary)
   except UserError as err:
     raise SystemExit(f"error: {err}") from None
-  with open(args.out, "w") as f:
-    json.dump(summary, f, indent=2)
+  common.write_json(args.out, summary)
   print(json.dumps(summary, indent=2))
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

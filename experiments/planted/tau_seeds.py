@@ -18,7 +18,7 @@ import itertools
 import sys
 from typing import Any
 
-from enas_jax.io.errors import UserError
+from enas_jax.io.errors import UserError, run_main
 from experiments.planted import common, stats
 
 
@@ -92,5 +92,5 @@ def main() -> None:
   common.write_report(args.out, result, markdown(result))
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])
