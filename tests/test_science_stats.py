@@ -922,6 +922,12 @@ def test_study_counts_that_cannot_work_are_refused_before_any_work(tmp_path):
   with pytest.raises(UserError, match="--noise_seeds is 0, --cells 2: a probe trains"):
     probe.run(str(tmp_path / "p"), common.scale_of("tiny"), [], cells=2, noise_seeds=0)
   assert list(tmp_path.iterdir()) == []
+  (tmp_path / "file").write_text("")  # an --out that is a file, or has one on its way
+  for out in ("file", "file/sub"):
+    with pytest.raises(UserError, match=f"--out={tmp_path / out}: that path, or a folder on "):
+      common.make_out(str(tmp_path / out))
+  assert common.make_out(str(tmp_path / "a" / "b")) == str(tmp_path / "a" / "b")
+  assert (tmp_path / "a" / "b").is_dir()
 
 
 def test_study_scripts_end_a_full_disk_or_a_stop_in_one_paragraph(tmp_path):
@@ -935,10 +941,12 @@ def test_study_scripts_end_a_full_disk_or_a_stop_in_one_paragraph(tmp_path):
   import sys
   import time
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  folder = os.path.join(root, "experiments", "planted")
-  for name in sorted(os.listdir(folder)):
-    tree = ast.parse(open(os.path.join(folder, name)).read()) if name.endswith(".py") else None
-    mains = [n for n in getattr(tree, "body", []) if isinstance(n, ast.If)
+  folders = [os.path.join(root, "experiments", name) for name in ("planted", "nasbench201", "ptb")]
+  scripts = [os.path.join(d, f) for d in folders for f in sorted(os.listdir(d)) if f.endswith(".py")]
+  assert len(scripts) > 15
+  for name in scripts:
+    tree = ast.parse(open(name).read())
+    mains = [n for n in tree.body if isinstance(n, ast.If)
              and "__main__" in ast.unparse(n.test)]
     assert not mains or "run_main(" in ast.unparse(mains[0]), name
   for study in ("a", "b"):

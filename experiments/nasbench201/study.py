@@ -33,7 +33,9 @@ from enas_jax.controller.policy import ControllerConfig
 from enas_jax.data.nasbench201 import DATASETS, Table, load_table
 from enas_jax.spaces.registry import get_space
 from enas_jax.tasks.table import strategies as st
-from experiments.planted import stats
+from enas_jax.io.errors import run_main
+from enas_jax.io.render import write_figure
+from experiments.planted import common, stats
 
 STRATEGIES = ("enas", "evolution", "random")
 CHECKPOINTS = (10, 25, 50, 100, 200, 300)  # queries at which the table reports
@@ -226,16 +228,14 @@ def _plot(out: str, result: dict, name: str) -> None:
            xscale="log", yscale="log")
     ax.legend()
   fig.tight_layout()
-  fig.savefig(os.path.join(out, f"{name}.png"), dpi=110)
+  write_figure(fig, os.path.join(out, f"{name}.png"), dpi=110)
   plt.close(fig)
 
 
 def _write(out: str, name: str, result: dict, lines: list[str]) -> None:
-  os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, f"{name}.json"), "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=1)
-  with open(os.path.join(out, f"{name}.md"), "w", encoding="utf-8") as f:
-    f.write("\n".join(lines) + "\n")
+  common.make_out(out)  # written whole or not at all: a full disk keeps the earlier files
+  common.write_text(os.path.join(out, f"{name}.json"), json.dumps(result, indent=1))
+  common.write_text(os.path.join(out, f"{name}.md"), "\n".join(lines) + "\n")
   print("\n".join(lines))
 
 
@@ -256,5 +256,5 @@ def main() -> None:
     compare(args.out, args.seeds, args.queries or 300, args.free_repeats)
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: main(), resumes=False)([])

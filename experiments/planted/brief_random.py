@@ -145,7 +145,7 @@ def run(out: str, compare_dir: str, seeds: int, budgets: list[int], steps: int,
 
 
 def write_outputs(out: str, result: dict[str, Any]) -> None:
-  os.makedirs(out, exist_ok=True)
+  common.make_out(out)
   common.write_json(os.path.join(out, "results.json"), result)
   lines = [f"Random search without weight sharing: uniform cells per seed, each trained alone "
            f"{result['steps']} steps (lr annealed to 0), the best trained alone with the "

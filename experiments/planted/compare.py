@@ -341,7 +341,7 @@ def main() -> None:
                       help="with --extend_from: this many of its seeds rerun (both methods) and "
                       "checked to the bit before the others are reused")
   args = parser.parse_args()
-  os.makedirs(args.out, exist_ok=True)
+  common.make_out(args.out)
   common.use_compilation_cache(args.out)
   try:
     result = run(args.out, args.scale, args.seeds, tuple(args.set), args.random_from,

@@ -301,7 +301,7 @@ def main() -> None:
       yardstick = mean_as_yardstick(template, data["cells"], result["mean"], args.settings)
     except UserError as err:
       sys.exit(f"error: {err}")
-    os.makedirs(args.write_yardstick, exist_ok=True)
+    common.make_out(args.write_yardstick, "--write_yardstick")
     common.write_json(os.path.join(args.write_yardstick, "results.json"), yardstick)
 
 

@@ -54,7 +54,7 @@ def run(study: str, seeds: list[int], out: str) -> dict:
   rows = [r for r in earlier["runs"] if r["seed"] in seeds]
   result = dict(earlier, study=study, seeds=len(seeds), seeds_taken=seeds, runs=rows,
                 methods=compare.summarize(rows), **compare.tests(rows), **paired(rows))
-  os.makedirs(out, exist_ok=True)
+  common.make_out(out)
   compare.write_outputs(out, result)
   with open(os.path.join(out, "table.md"), "a") as f:
     f.write(f"\nSeeds {', '.join(map(str, seeds))} of {study}. Seed by seed, ENAS's answer "

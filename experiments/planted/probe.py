@@ -94,7 +94,7 @@ def main() -> None:
   parser.add_argument("--cell", action="append", default=[], metavar="CELL",
                       help="train these cells (authors' strings) instead of --cells random ones")
   args = parser.parse_args()
-  os.makedirs(args.out, exist_ok=True)
+  common.make_out(args.out)
   common.use_compilation_cache(args.out)
   try:
     r = run(args.out, scaled(args.scale, args.scale_set), args.set, args.cells,

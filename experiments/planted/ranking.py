@@ -47,7 +47,7 @@ def prepare_ptb(ptb_dir: str, corpus_dir: str) -> str:
       raise UserError(f"{path} does not exist: --ptb_dir must hold PTB's valid.txt and test.txt "
                       f"(this study trains on the validation split and evaluates on the test "
                       f"split's halves).")
-  os.makedirs(corpus_dir, exist_ok=True)
+  common.make_out(corpus_dir, "--ptb_corpus")
   with open(paths["valid"]) as f:
     train = f.read()
   with open(paths["test"]) as f:
@@ -314,7 +314,7 @@ def main() -> None:
                       help="recompute the figures and tables from --out's results.json")
   args = parser.parse_args()
   out = args.out or f"workdirs/science/ranking_{args.corpus}"
-  os.makedirs(out, exist_ok=True)
+  common.make_out(out)
   common.use_compilation_cache(out)
   try:
     result = (resummarize(out) if args.resummarize else

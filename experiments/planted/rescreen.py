@@ -93,7 +93,7 @@ def main() -> None:
   args = parser.parse_args()
   if args.steps < 1:
     raise SystemExit(f"error: --steps is {args.steps}; the screen needs at least 1 step.")
-  os.makedirs(args.out, exist_ok=True)
+  common.make_out(args.out)
   common.use_compilation_cache(args.out)
   try:
     result = run(args.study, args.out, args.steps)

@@ -7,6 +7,9 @@ import argparse
 import os
 import sys
 
+from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.workdir import make_folders, write_atomically
+
 
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -21,17 +24,21 @@ def main() -> int:
       if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
           return f.readlines()
-    sys.exit(f"error: no {split}.txt or ptb.{split}.txt in {args.ptb!r} (--ptb)")
+    raise UserError(f"no {split}.txt or ptb.{split}.txt in {args.ptb!r} (--ptb): give the "
+                    f"folder of PTB's splits, e.g. --ptb=../shared/data/ptb.")
 
   valid, test = read("valid"), read("test")
   half = len(test) // 2
-  os.makedirs(args.out, exist_ok=True)
+  try:
+    make_folders(args.out)
+  except (FileExistsError, NotADirectoryError):
+    raise UserError(f"--out={args.out}: that path, or a folder on its way, is a file. Give a "
+                    f"folder path (it is made if missing).") from None
   for name, lines in (("train", valid), ("valid", test[:half]), ("test", test[half:])):
-    with open(os.path.join(args.out, f"{name}.txt"), "w", encoding="utf-8") as f:
-      f.writelines(lines)
+    write_atomically(os.path.join(args.out, f"{name}.txt"), "".join(lines))
     print(f"{name}.txt: {len(lines)} lines, {sum(len(l.split()) + 1 for l in lines)} tokens")
   return 0
 
 
-if __name__ == "__main__":
-  sys.exit(main())
+if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph
+  run_main(lambda _: sys.exit(main()), resumes=False)([])
