@@ -942,7 +942,8 @@ def test_study_scripts_end_a_full_disk_or_a_stop_in_one_paragraph(tmp_path):
   import time
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   folders = [os.path.join(root, "experiments", name) for name in ("planted", "nasbench201", "ptb")]
-  scripts = [os.path.join(d, f) for d in folders for f in sorted(os.listdir(d)) if f.endswith(".py")]
+  scripts = [os.path.join(d, f) for d in folders for f in sorted(os.listdir(d))
+             if f.endswith(".py")]
   assert len(scripts) > 15
   for name in scripts:
     tree = ast.parse(open(name).read())
