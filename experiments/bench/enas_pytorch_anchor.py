@@ -42,6 +42,8 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import needs_torch  # noqa: E402
+needs_torch.check()  # without torch: one line saying how to install it, not a traceback
 import torch  # noqa: E402
 from enas_jax.io import memory  # noqa: E402
 from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402

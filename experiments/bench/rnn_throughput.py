@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import needs_torch  # noqa: E402
+needs_torch.check()  # without torch: one line saying how to install it, not a traceback
 import torch  # noqa: E402
 import torch_rnn_reference as ref  # noqa: E402
 from ours_step import NO_DROPOUT, PAPER_RATES, Ours, jax_batch  # noqa: E402
