@@ -918,6 +918,9 @@ def test_study_counts_that_cannot_work_are_refused_before_any_work(tmp_path):
       ranking.run(str(tmp_path / "r"), "planted", "tiny", cells, "enas", "", noise_seeds=noise)
   with pytest.raises(UserError, match="--tau_at is '1,x'; give whole epochs"):
     ranking.tau_epochs("1,x")
+  with pytest.raises(UserError, match=r"--tau_at names epoch\(s\) \[0, 99\]; .* after epochs 1-"):
+    ranking.run(str(tmp_path / "r"), "planted", "tiny", 3, "enas", "", noise_seeds=2,
+                tau_at=(0, 1, 99))  # (they were dropped silently)
   assert ranking.tau_epochs("1, 2,") == (1, 2)
   with pytest.raises(UserError, match="--noise_seeds is 0, --cells 2: a probe trains"):
     probe.run(str(tmp_path / "p"), common.scale_of("tiny"), [], cells=2, noise_seeds=0)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Any, Callable
 
@@ -186,14 +185,11 @@ def main() -> None:
                       help="reused figures retrained to check they are still exact")
   args = parser.parse_args()
   budgets = args.cells or [16]
-  try:
-    if min(args.seeds, args.steps, *budgets) < 1 or args.verify_reused < 0:
-      raise UserError("--seeds, --cells and --steps must each be at least 1, --verify_reused "
-                      "at least 0.")
-    run(args.out, args.compare, args.seeds, budgets, args.steps,
-        tuple(args.standalone_from), args.verify_reused)
-  except UserError as err:
-    sys.exit(f"error: {err}")
+  if min(args.seeds, args.steps, *budgets) < 1 or args.verify_reused < 0:
+    raise UserError("--seeds, --cells and --steps must each be at least 1, --verify_reused "
+                    "at least 0.")
+  run(args.out, args.compare, args.seeds, budgets, args.steps,
+      tuple(args.standalone_from), args.verify_reused)
 
 
 if __name__ == "__main__":  # stops, full disks and mistakes in one paragraph

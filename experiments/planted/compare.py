@@ -343,12 +343,9 @@ def main() -> None:
   args = parser.parse_args()
   common.make_out(args.out)
   common.use_compilation_cache(args.out)
-  try:
-    result = run(args.out, args.scale, args.seeds, tuple(args.set), args.random_from,
-                 args.verify_random, args.corpus, args.ptb_dir, args.ptb_corpus,
-                 args.extend_from, args.verify_extend)
-  except UserError as err:
-    raise SystemExit(f"error: {err}") from None
+  result = run(args.out, args.scale, args.seeds, tuple(args.set), args.random_from,
+               args.verify_random, args.corpus, args.ptb_dir, args.ptb_corpus,
+               args.extend_from, args.verify_extend)
   print(open(os.path.join(args.out, "table.md")).read())
   print(f"({result['seconds'] / 60:.1f} min; {args.out}/results.json, table.md, compare.png)")
 

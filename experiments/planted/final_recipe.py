@@ -283,8 +283,6 @@ def main() -> None:
                 for p in args.searches]
     result = summarize(data, seeds, args.top, yard.get("table"),
                        [os.path.basename(n) for n in yard.get("names", [])], searches)
-  except UserError as err:
-    sys.exit(f"error: {err}")
   except subprocess.CalledProcessError as err:
     sys.exit(f"error: a training failed ({' '.join(err.cmd)}); its workdir keeps what it saved. "
              f"Rerun the same command to resume with the cells not yet finished.")
@@ -293,14 +291,11 @@ def main() -> None:
              "train the rest.")
   common.write_report(args.out, result, markdown(result))
   if args.write_yardstick:
-    try:
-      if not args.yardstick_template:
-        raise UserError("--write_yardstick needs --yardstick_template (the ranking study of the "
-                        "same cells, e.g. workdirs/science/ranking_planted).")
-      template = read_json(args.yardstick_template, "--yardstick_template")
-      yardstick = mean_as_yardstick(template, data["cells"], result["mean"], args.settings)
-    except UserError as err:
-      sys.exit(f"error: {err}")
+    if not args.yardstick_template:
+      raise UserError("--write_yardstick needs --yardstick_template (the ranking study of the "
+                      "same cells, e.g. workdirs/science/ranking_planted).")
+    template = read_json(args.yardstick_template, "--yardstick_template")
+    yardstick = mean_as_yardstick(template, data["cells"], result["mean"], args.settings)
     common.make_out(args.write_yardstick, "--write_yardstick")
     common.write_json(os.path.join(args.write_yardstick, "results.json"), yardstick)
 

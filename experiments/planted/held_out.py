@@ -69,10 +69,7 @@ def main() -> None:
   parser.add_argument("--seeds", required=True, help="the seeds to test: 20-39, 3,5,7, 0-4,9")
   parser.add_argument("--out", required=True)
   args = parser.parse_args()
-  try:
-    run(args.study, parse_seeds(args.seeds), args.out)
-  except UserError as err:
-    raise SystemExit(f"error: {err}") from None
+  run(args.study, parse_seeds(args.seeds), args.out)
   print(open(os.path.join(args.out, "table.md")).read(), end="")
 
 

@@ -96,11 +96,8 @@ def main() -> None:
   args = parser.parse_args()
   common.make_out(args.out)
   common.use_compilation_cache(args.out)
-  try:
-    r = run(args.out, scaled(args.scale, args.scale_set), args.set, args.cells,
-            args.noise_seeds, tuple(args.cell), args.seed)
-  except UserError as err:
-    raise SystemExit(f"error: {err}") from None
+  r = run(args.out, scaled(args.scale, args.scale_set), args.set, args.cells,
+          args.noise_seeds, tuple(args.cell), args.seed)
   noise = (f"noise sd {r['noise_sd']:.4f}, spread / sd {r['spread_over_noise']:.1f}"
            if r["noise_sd"] is not None else "noise not measured (--noise_seeds=1)")
   print(f"teacher's cell {r['teacher_rank']} of {r['cells']}, "

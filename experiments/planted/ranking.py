@@ -78,8 +78,13 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
   config = common.override(copy.deepcopy(base), list(settings))
   # stages after the warm-up only: a search must end with the controller learning; the last
   # stage is the search's length (the scale's, or `--set=search.epochs=E`)
-  final = config.search.epochs
-  stages = sorted({e for e in tau_at if config.search.warmup_epochs < e < final} | {final})
+  final, warmup = config.search.epochs, config.search.warmup_epochs
+  outside = sorted(e for e in tau_at if not warmup < e <= final)
+  if outside:  # they were left out silently
+    raise UserError(f"--tau_at names epoch(s) {outside}; the search's tau can be measured after "
+                    f"epochs {warmup + 1}-{final} (after the warm-up's {warmup}, up to the "
+                    f"search's last epoch, search.epochs).")
+  stages = sorted({e for e in tau_at if e < final} | {final})
   config.search.epochs = stages[0]
   _, search = common.run_search(config, os.path.join(out, "search"))
   corpus = search.task.corpus
@@ -316,14 +321,11 @@ def main() -> None:
   out = args.out or f"workdirs/science/ranking_{args.corpus}"
   common.make_out(out)
   common.use_compilation_cache(out)
-  try:
-    result = (resummarize(out) if args.resummarize else
-              run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir,
-                  tuple(args.set), args.noise_seeds, args.standalone_from,
-                  tau_epochs(args.tau_at), args.finetune_steps,
-                  args.ptb_corpus))
-  except UserError as err:
-    raise SystemExit(f"error: {err}") from None
+  result = (resummarize(out) if args.resummarize else
+            run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir,
+                tuple(args.set), args.noise_seeds, args.standalone_from,
+                tau_epochs(args.tau_at), args.finetune_steps,
+                args.ptb_corpus))
   print(open(os.path.join(out, "table.md")).read())
   print(f"({result['seconds'] / 60:.1f} min; {out}/results.json, table.md, ranking.png)")
 

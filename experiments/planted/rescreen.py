@@ -95,10 +95,7 @@ def main() -> None:
     raise SystemExit(f"error: --steps is {args.steps}; the screen needs at least 1 step.")
   common.make_out(args.out)
   common.use_compilation_cache(args.out)
-  try:
-    result = run(args.study, args.out, args.steps)
-  except UserError as err:
-    raise SystemExit(f"error: {err}") from None
+  result = run(args.study, args.out, args.steps)
   print(open(os.path.join(args.out, "table.md")).read())
   print(f"changed answers: {result['changed']}; ({result['seconds'] / 60:.1f} min; "
         f"{args.out}/results.json, table.md, compare.png)")

@@ -365,32 +365,29 @@ def main() -> None:
   parser.add_argument("--merge", default="", help="an earlier summary.json to update")
   parser.add_argument("--out", default="experiments/results/science/summary.json")
   args = parser.parse_args()
-  try:
-    summary = summarize(_results(args.ranking_planted, "ranking_planted"),
-                        _results(args.ranking_ptb, "ranking_ptb"),
-                        _results(args.compare, "compare"),
-                        _tau_group(args.tau_seeds, args.tau_group),
-                        _tau_group(args.ptb_tau_seeds, args.ptb_tau_group, "ptb_tau"),
-                        _yardstick(args.yardstick),
-                        (_tau_group(args.finetune_tau_seeds, args.finetune_tau_group,
-                                    "finetune_tau"),
-                         _tau_group(args.ptb_finetune_tau_seeds, args.ptb_finetune_tau_group,
-                                    "ptb_finetune_tau")),
-                        _results(args.compare_finetuned, "compare_finetuned"),
-                        (_json(args.short_alone, "short_alone", "short_alone"),
-                         _json(args.ptb_short_alone, "ptb_short_alone", "short_alone")),
-                        _results(args.brief_random, "brief_random"), args.brief_random_budget,
-                        _json(args.compare_final_recipe, "compare_final_recipe",
-                              "enas_jax.compare --json"),
-                        _json(args.final_recipe_agreement, "final_recipe_agreement",
-                              "final_recipe"),
-                        _json(args.ptb_final_recipe_agreement, "ptb_final_recipe_agreement",
-                              "final_recipe"),
-                        _results(args.compare_ptb, "compare_ptb"))
-    if args.merge:
-      summary = merged(_json(args.merge, "merge", "summary") or {}, summary)
-  except UserError as err:
-    raise SystemExit(f"error: {err}") from None
+  summary = summarize(_results(args.ranking_planted, "ranking_planted"),
+                      _results(args.ranking_ptb, "ranking_ptb"),
+                      _results(args.compare, "compare"),
+                      _tau_group(args.tau_seeds, args.tau_group),
+                      _tau_group(args.ptb_tau_seeds, args.ptb_tau_group, "ptb_tau"),
+                      _yardstick(args.yardstick),
+                      (_tau_group(args.finetune_tau_seeds, args.finetune_tau_group,
+                                  "finetune_tau"),
+                       _tau_group(args.ptb_finetune_tau_seeds, args.ptb_finetune_tau_group,
+                                  "ptb_finetune_tau")),
+                      _results(args.compare_finetuned, "compare_finetuned"),
+                      (_json(args.short_alone, "short_alone", "short_alone"),
+                       _json(args.ptb_short_alone, "ptb_short_alone", "short_alone")),
+                      _results(args.brief_random, "brief_random"), args.brief_random_budget,
+                      _json(args.compare_final_recipe, "compare_final_recipe",
+                            "enas_jax.compare --json"),
+                      _json(args.final_recipe_agreement, "final_recipe_agreement",
+                            "final_recipe"),
+                      _json(args.ptb_final_recipe_agreement, "ptb_final_recipe_agreement",
+                            "final_recipe"),
+                      _results(args.compare_ptb, "compare_ptb"))
+  if args.merge:
+    summary = merged(_json(args.merge, "merge", "summary") or {}, summary)
   common.write_json(args.out, summary)
   print(json.dumps(summary, indent=2))
 

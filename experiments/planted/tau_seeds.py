@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 from typing import Any
 
 from enas_jax.io.errors import UserError, run_main
@@ -84,10 +83,7 @@ def main() -> None:
                       metavar="NAME DIR")
   parser.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
   args = parser.parse_args()
-  try:
-    groups = dict(read_group(words) for words in args.group)
-  except UserError as err:
-    sys.exit(f"error: {err}")
+  groups = dict(read_group(words) for words in args.group)
   result = summarize(groups)
   common.write_report(args.out, result, markdown(result))
 

@@ -23,7 +23,6 @@ import argparse
 import itertools
 import json
 import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -155,14 +154,11 @@ def main() -> None:
                       help="searches scored against --yardstick (folders or JSON files)")
   parser.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
   args = parser.parse_args()
-  try:
-    result = summarize(read_json(args.yardstick, "--yardstick"),
-                       [read_json(p, "--seed_probe") for p in args.seed_probe],
-                       [(os.path.basename(p).removesuffix(".json"), read_json(p, "--searches"))
-                        for p in args.searches],
-                       [args.yardstick.rstrip("/")] + [p.rstrip("/") for p in args.seed_probe])
-  except UserError as err:
-    sys.exit(f"error: {err}")
+  result = summarize(read_json(args.yardstick, "--yardstick"),
+                     [read_json(p, "--seed_probe") for p in args.seed_probe],
+                     [(os.path.basename(p).removesuffix(".json"), read_json(p, "--searches"))
+                      for p in args.searches],
+                     [args.yardstick.rstrip("/")] + [p.rstrip("/") for p in args.seed_probe])
   common.write_report(args.out, result, markdown(result))
 
 
