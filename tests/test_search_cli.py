@@ -766,7 +766,8 @@ def test_an_override_the_run_would_not_read_is_refused(tmp_path):
   """The quickstart's corpus is generated (`data.source=planted`): a corpus directory given to it
   was ignored silently, and the search ran on the planted text. Such an override is refused in
   one paragraph naming the fix, before anything is written; so is a planted corpus setting
-  given to a run that reads a directory (the final training's command here)."""
+  given to a run that reads a directory (the final training's command here), and a synthetic
+  images' setting given to a run that reads CIFAR-10."""
   workdir = tmp_path / "w"
   result = _search("--config=quickstart:tiny", f"--workdir={workdir}", "--config.data.dir=/my/ptb")
   message = " ".join(result.stderr.split())
@@ -784,4 +785,11 @@ def test_an_override_the_run_would_not_read_is_refused(tmp_path):
   assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
   assert ("--config.data.planted.train_tokens=5000 is given but this run does not read it: "
           "data.source is 'directory'") in message
+  assert not workdir.exists()
+  result = _search("--config=configs/cifar10_macro.py", f"--workdir={workdir}",
+                   "--config.data.synthetic.train_images=100")  # the real CIFAR-10 is read
+  message = " ".join(result.stderr.split())
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+  assert ("--config.data.synthetic.train_images=100 is given but this run does not read it: "
+          "data.source is 'cifar10_batches', which reads real images") in message
   assert not workdir.exists()
