@@ -910,6 +910,7 @@ def test_study_counts_that_cannot_work_are_refused_before_any_work(tmp_path):
   """`compare --seeds=0` ended in a KeyError traceback; `ranking --cells=0` or `--noise_seeds=0`
   and `probe --noise_seeds=0` ran a whole search or training first; `ranking --tau_at=x` was a
   ValueError traceback. Each is one UserError now, before anything is written."""
+  from enas_jax.io.workdir import output_folder
   from experiments.planted import compare, probe, ranking
   with pytest.raises(UserError, match="--seeds is 0; give at least 1"):
     compare.run(str(tmp_path / "c"), "tiny", seeds=0)
@@ -928,8 +929,8 @@ def test_study_counts_that_cannot_work_are_refused_before_any_work(tmp_path):
   (tmp_path / "file").write_text("")  # an --out that is a file, or has one on its way
   for out in ("file", "file/sub"):
     with pytest.raises(UserError, match=f"--out={tmp_path / out}: that path, or a folder on "):
-      common.make_out(str(tmp_path / out))
-  assert common.make_out(str(tmp_path / "a" / "b")) == str(tmp_path / "a" / "b")
+      output_folder(str(tmp_path / out))
+  assert output_folder(str(tmp_path / "a" / "b")) == str(tmp_path / "a" / "b")
   assert (tmp_path / "a" / "b").is_dir()
 
 

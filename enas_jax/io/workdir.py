@@ -117,6 +117,18 @@ def make_folders(path: str) -> None:
     raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
 
 
+def output_folder(path: str, flag: str = "--out") -> str:
+  """`path`, a command's output folder given by `flag`, made if missing (`make_folders`); a
+  file in its way is a UserError naming the flag (it was a FileExistsError or
+  NotADirectoryError traceback)."""
+  try:
+    make_folders(path)
+  except (FileExistsError, NotADirectoryError):
+    raise UserError(f"{flag}={path}: that path, or a folder on its way, is a file. Give a folder "
+                    f"path (it is made if missing).") from None
+  return path
+
+
 def identity(path: str) -> tuple[int, int] | None:
   """(device, inode) of `path`, None when it is gone: a folder removed and made again (as
   orbax makes a checkpoint's parents) has another."""

@@ -34,8 +34,9 @@ from enas_jax.data.nasbench201 import DATASETS, Table, load_table
 from enas_jax.spaces.registry import get_space
 from enas_jax.tasks.table import strategies as st
 from enas_jax.io.errors import run_main
+from enas_jax.io.workdir import output_folder, write_atomically
 from enas_jax.io.render import write_figure
-from experiments.planted import common, stats
+from experiments.planted import stats
 
 STRATEGIES = ("enas", "evolution", "random")
 CHECKPOINTS = (10, 25, 50, 100, 200, 300)  # queries at which the table reports
@@ -233,9 +234,9 @@ def _plot(out: str, result: dict, name: str) -> None:
 
 
 def _write(out: str, name: str, result: dict, lines: list[str]) -> None:
-  common.make_out(out)  # written whole or not at all: a full disk keeps the earlier files
-  common.write_text(os.path.join(out, f"{name}.json"), json.dumps(result, indent=1))
-  common.write_text(os.path.join(out, f"{name}.md"), "\n".join(lines) + "\n")
+  output_folder(out)  # written whole or not at all: a full disk keeps the earlier files
+  write_atomically(os.path.join(out, f"{name}.json"), json.dumps(result, indent=1))
+  write_atomically(os.path.join(out, f"{name}.md"), "\n".join(lines) + "\n")
   print("\n".join(lines))
 
 

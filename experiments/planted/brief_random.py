@@ -37,6 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.workdir import output_folder, write_atomically
 from enas_jax.report import scoring
 from experiments.planted import common, stats
 
@@ -144,7 +145,7 @@ def run(out: str, compare_dir: str, seeds: int, budgets: list[int], steps: int,
 
 
 def write_outputs(out: str, result: dict[str, Any]) -> None:
-  common.make_out(out)
+  output_folder(out)
   common.write_json(os.path.join(out, "results.json"), result)
   lines = [f"Random search without weight sharing: uniform cells per seed, each trained alone "
            f"{result['steps']} steps (lr annealed to 0), the best trained alone with the "
@@ -165,7 +166,7 @@ def write_outputs(out: str, result: dict[str, Any]) -> None:
                    f"alone here: {a['mean']:.3f} +- {a['std']:.3f}; as recorded "
                    f"{a['recorded_mean']:.3f}): permutation p = {a['p']:.4f}.")
     lines.append("")
-  common.write_text(os.path.join(out, "table.md"), "\n".join(lines))
+  write_atomically(os.path.join(out, "table.md"), "\n".join(lines))
   print("\n".join(lines))
 
 

@@ -29,7 +29,7 @@ from enas_jax.io import metrics
 from enas_jax.data.lm_batches import batchify, windows
 from enas_jax.data.text import Corpus
 from enas_jax.io.errors import UserError
-from enas_jax.io.workdir import make_folders, write_atomically
+from enas_jax.io.workdir import write_atomically
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
 from enas_jax.ops.params import set_learning_rate
@@ -237,11 +237,6 @@ def write_json(path: str, data: Any) -> None:
   write_atomically(path, json.dumps(data, indent=2))
 
 
-def write_text(path: str, text: str) -> None:
-  """`text` written whole or not at all (as `write_json`)."""
-  write_atomically(path, text)
-
-
 def write_report(out: str, result: Any, text: str) -> None:
   """A summary study's outputs: `result` to OUT.json, `text` (its markdown) to OUT.md and the
   terminal."""
@@ -252,17 +247,6 @@ def write_report(out: str, result: Any, text: str) -> None:
 
 def _mkdir(path: str) -> str:
   os.makedirs(path, exist_ok=True)
-  return path
-
-
-def make_out(path: str, flag: str = "--out") -> str:
-  """A study's output folder (`flag`'s value), made if missing; a file in its way is a
-  UserError (it was a FileExistsError or NotADirectoryError traceback)."""
-  try:
-    make_folders(path)
-  except (FileExistsError, NotADirectoryError):
-    raise UserError(f"{flag}={path}: that path, or a folder on its way, is a file. Give a folder "
-                    f"path (it is made if missing).") from None
   return path
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.workdir import output_folder, write_atomically
 from enas_jax.io.render import write_figure
 from enas_jax.report import versus as versus_lib
 from experiments.planted import common, ranking, stats
@@ -274,7 +275,7 @@ def write_outputs(out: str, result: dict) -> None:
                if "p_value_standalone_ranks" in result else "")
             + (f"; distance to the teacher p = {result['p_value_distance']:.3f}."
                if "p_value_distance" in result else ".")]
-  common.write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
+  write_atomically(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
   plot(out, result)
 
 
@@ -341,7 +342,7 @@ def main() -> None:
                       help="with --extend_from: this many of its seeds rerun (both methods) and "
                       "checked to the bit before the others are reused")
   args = parser.parse_args()
-  common.make_out(args.out)
+  output_folder(args.out)
   common.use_compilation_cache(args.out)
   result = run(args.out, args.scale, args.seeds, tuple(args.set), args.random_from,
                args.verify_random, args.corpus, args.ptb_dir, args.ptb_corpus,

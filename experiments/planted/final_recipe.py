@@ -43,6 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.workdir import output_folder
 from enas_jax.report import versus
 from experiments.planted import common, stats
 from experiments.planted.yardstick import read_json
@@ -296,7 +297,7 @@ def main() -> None:
                       "same cells, e.g. workdirs/science/ranking_planted).")
     template = read_json(args.yardstick_template, "--yardstick_template")
     yardstick = mean_as_yardstick(template, data["cells"], result["mean"], args.settings)
-    common.make_out(args.write_yardstick, "--write_yardstick")
+    output_folder(args.write_yardstick, "--write_yardstick")
     common.write_json(os.path.join(args.write_yardstick, "results.json"), yardstick)
 
 

@@ -16,6 +16,7 @@ import argparse
 import os
 
 from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.workdir import output_folder
 from experiments.planted import common, compare, stats
 
 
@@ -54,7 +55,7 @@ def run(study: str, seeds: list[int], out: str) -> dict:
   rows = [r for r in earlier["runs"] if r["seed"] in seeds]
   result = dict(earlier, study=study, seeds=len(seeds), seeds_taken=seeds, runs=rows,
                 methods=compare.summarize(rows), **compare.tests(rows), **paired(rows))
-  common.make_out(out)
+  output_folder(out)
   compare.write_outputs(out, result)
   with open(os.path.join(out, "table.md"), "a") as f:
     f.write(f"\nSeeds {', '.join(map(str, seeds))} of {study}. Seed by seed, ENAS's answer "

@@ -27,6 +27,7 @@ import os
 import time
 
 from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.workdir import output_folder
 from enas_jax.run import config as run_config
 from enas_jax.spaces.rnn import arch as rnn_arch, formats
 from enas_jax.tasks.language.data import load_corpus
@@ -94,7 +95,7 @@ def main() -> None:
   parser.add_argument("--cell", action="append", default=[], metavar="CELL",
                       help="train these cells (authors' strings) instead of --cells random ones")
   args = parser.parse_args()
-  common.make_out(args.out)
+  output_folder(args.out)
   common.use_compilation_cache(args.out)
   r = run(args.out, scaled(args.scale, args.scale_set), args.set, args.cells,
           args.noise_seeds, tuple(args.cell), args.seed)

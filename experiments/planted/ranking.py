@@ -34,6 +34,7 @@ import numpy as np
 
 from experiments.planted import common, stats
 from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.workdir import output_folder, write_atomically
 from enas_jax.io.render import write_figure
 
 
@@ -47,7 +48,7 @@ def prepare_ptb(ptb_dir: str, corpus_dir: str) -> str:
       raise UserError(f"{path} does not exist: --ptb_dir must hold PTB's valid.txt and test.txt "
                       f"(this study trains on the validation split and evaluates on the test "
                       f"split's halves).")
-  common.make_out(corpus_dir, "--ptb_corpus")
+  output_folder(corpus_dir, "--ptb_corpus")
   with open(paths["valid"]) as f:
     train = f.read()
   with open(paths["test"]) as f:
@@ -56,7 +57,7 @@ def prepare_ptb(ptb_dir: str, corpus_dir: str) -> str:
   for name, text in (("train", train), ("valid", "".join(lines[:half])),
                      ("test", "".join(lines[half:]))):
     target = os.path.join(corpus_dir, f"{name}.txt")
-    common.write_text(target, text)
+    write_atomically(target, text)
   return corpus_dir
 
 
@@ -272,7 +273,7 @@ def write_outputs(out: str, result: dict) -> None:
               + (f"; it lands {result['teacher_alone_gap']:.1%} above the teacher's optimal "
                  f"perplexity ({result['teacher_optimal_ppl']:.2f})."
                  if "teacher_alone_gap" in result else ".")]
-  common.write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
+  write_atomically(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -319,7 +320,7 @@ def main() -> None:
                       help="recompute the figures and tables from --out's results.json")
   args = parser.parse_args()
   out = args.out or f"workdirs/science/ranking_{args.corpus}"
-  common.make_out(out)
+  output_folder(out)
   common.use_compilation_cache(out)
   result = (resummarize(out) if args.resummarize else
             run(out, args.corpus, args.scale, args.cells, args.shared_from, args.ptb_dir,

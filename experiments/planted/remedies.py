@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.workdir import write_atomically
 from experiments.planted import common, stats
 
 
@@ -143,7 +144,7 @@ def main() -> None:
     sys.exit(f"error: {err}")
   text = table(rows, base, args.seeds)
   common.write_json(args.out + ".json", {"baseline": args.baseline, "remedies": rows})
-  common.write_text(args.out + ".md", text)
+  write_atomically(args.out + ".md", text)
   print(text)
 
 

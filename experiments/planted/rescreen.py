@@ -23,6 +23,7 @@ import shutil
 import time
 
 from enas_jax.io.errors import UserError, run_main
+from enas_jax.io.workdir import output_folder
 from experiments.planted import common, compare, stats
 
 
@@ -93,7 +94,7 @@ def main() -> None:
   args = parser.parse_args()
   if args.steps < 1:
     raise SystemExit(f"error: --steps is {args.steps}; the screen needs at least 1 step.")
-  common.make_out(args.out)
+  output_folder(args.out)
   common.use_compilation_cache(args.out)
   result = run(args.study, args.out, args.steps)
   print(open(os.path.join(args.out, "table.md")).read())

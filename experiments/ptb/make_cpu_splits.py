@@ -8,7 +8,7 @@ import os
 import sys
 
 from enas_jax.io.errors import UserError, run_main
-from enas_jax.io.workdir import make_folders, write_atomically
+from enas_jax.io.workdir import output_folder, write_atomically
 
 
 def main() -> int:
@@ -29,11 +29,7 @@ def main() -> int:
 
   valid, test = read("valid"), read("test")
   half = len(test) // 2
-  try:
-    make_folders(args.out)
-  except (FileExistsError, NotADirectoryError):
-    raise UserError(f"--out={args.out}: that path, or a folder on its way, is a file. Give a "
-                    f"folder path (it is made if missing).") from None
+  output_folder(args.out)
   for name, lines in (("train", valid), ("valid", test[:half]), ("test", test[half:])):
     write_atomically(os.path.join(args.out, f"{name}.txt"), "".join(lines))
     print(f"{name}.txt: {len(lines)} lines, {sum(len(l.split()) + 1 for l in lines)} tokens")
