@@ -93,7 +93,7 @@ def main() -> None:
   parser.add_argument("--out", required=True)
   args = parser.parse_args()
   if args.steps < 1:
-    raise SystemExit(f"error: --steps is {args.steps}; the screen needs at least 1 step.")
+    raise UserError(f"--steps is {args.steps}; the screen needs at least 1 step.")
   output_folder(args.out)
   common.use_compilation_cache(args.out)
   result = run(args.study, args.out, args.steps)
