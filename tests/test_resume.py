@@ -305,6 +305,46 @@ def test_outside_a_run_loop_a_signal_raises_once_per_hang_up():
       signal.signal(signum, handler)
 
 
+SWALLOWING_SCRIPT = """
+import gc, os, sys, time
+from enas_jax.io import errors
+
+def main(_):
+  fired = []
+  def callback(phase, info):  # as jax's gc callback: a signal handled in it cannot raise
+    if phase == "start" and not fired:
+      fired.append(True)
+      os.kill(os.getpid(), int(sys.argv[1]))
+      for _ in range(100000):  # the handler runs here, inside the callback
+        pass
+  gc.callbacks.append(callback)
+  gc.collect()
+  gc.callbacks.remove(callback)
+  assert fired
+  time.sleep(5)
+  print("ran on to its end")
+
+errors.run_main(main)([])
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_handled_inside_a_garbage_collector_callback_still_stops(sig):
+  """A stop signal handled while the garbage collector ran a callback (jax's, in a study's
+  compile) raised where Python cannot pass an exception on: it was printed as "Exception
+  ignored" with a traceback, and the command ran to its end with exit status 0. It is now
+  delivered again outside the callback: one line, and 128 + the signal's number."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run([sys.executable, "-c", SWALLOWING_SCRIPT, str(int(sig))], cwd=root,
+                          env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 128 + sig, (result.returncode, result.stderr)
+  assert "Traceback" not in result.stderr and "ignored" not in result.stderr, result.stderr
+  assert result.stderr.strip() == (f"interrupted ({sig.name}); what was saved before it is "
+                                   f"kept."), result.stderr
+  assert "ran on" not in result.stdout
+
+
 def test_a_scheduler_signal_ahead_of_the_time_limit_stops_at_a_checkpoint():
   """Slurm's `--signal=B:USR1@120` (or USR2) warns a job before its time limit; their default
   action killed the run at once. Now they stop it like SIGTERM (exit 138, 140)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -142,9 +143,12 @@ def interrupt_on_signals() -> dict[int, Any]:
   if threading.current_thread() is not threading.main_thread():
     return {}
   terminals, hung_up = _terminal_outputs(), []
+  _deliver_swallowed_interrupts_again()
 
   def interrupt(signum: int, frame: FrameType | None) -> None:
     del frame
+    if _AGAIN.pop(signum, False):  # one `_deliver_again` sent: not a second hang-up
+      raise Interrupted(signum)
     if signum == signal.SIGHUP:
       _detach(terminals)
       if hung_up:  # the second hang-up (see `StopSignals`): the command is already ending
@@ -154,6 +158,37 @@ def interrupt_on_signals() -> dict[int, Any]:
 
   return {signum: signal.signal(signum, interrupt)
           for signum in STOP_SIGNALS if signum != signal.SIGINT and _handled(signum)}
+
+
+# the signals `_deliver_again` sent, not yet handled (a hang-up among them raises again)
+_AGAIN: dict[int, bool] = {}
+AGAIN_AFTER_S = 0.05  # how long after a swallowed interrupt it is delivered again
+_PREVIOUS_HOOK: list[Any] = [sys.unraisablehook]  # the hook `_deliver_again` replaced
+
+
+def _deliver_again(unraisable: Any) -> None:
+  """`sys.unraisablehook` while `interrupt_on_signals` is in force. Python hands a signal's
+  exception to the code running when it is handled; in a garbage collector's callback (jax
+  registers one), a `__del__` or a weakref callback it cannot be raised on: it was printed as
+  "Exception ignored in ..." with a traceback, and lost, so the command ran on to its end and
+  exited 0. Here an `Interrupted` (or Ctrl-C's KeyboardInterrupt) is sent to this process again
+  shortly after, from another thread, so that it is handled outside that callback (were it
+  swallowed again, this runs again); any other exception goes to the hook it replaced."""
+  if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+    _PREVIOUS_HOOK[0](unraisable)
+    return
+  signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+  _AGAIN[signum] = True
+  timer = threading.Timer(AGAIN_AFTER_S, os.kill, (os.getpid(), signum))
+  timer.daemon = True
+  timer.start()
+
+
+def _deliver_swallowed_interrupts_again() -> None:
+  """Installs `_deliver_again` as `sys.unraisablehook` (once; it stays for the process)."""
+  if sys.unraisablehook is not _deliver_again:
+    _PREVIOUS_HOOK[0] = sys.unraisablehook
+    sys.unraisablehook = _deliver_again
 
 
 def exit_at_once_on_signals() -> None:
