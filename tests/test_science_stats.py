@@ -1,9 +1,14 @@
 """The studies' statistics against hand-computed values (experiments/planted/stats.py)."""
+import ast
 import itertools
 import json
 import math
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
@@ -906,6 +911,38 @@ def test_held_out_tests_only_the_named_seeds_of_a_finished_study(tmp_path):
     held_out.parse_seeds("20-x")
 
 
+def test_a_cut_short_or_foreign_study_file_is_named_in_one_error(tmp_path):
+  """A results.json cut short, of another kind of study, or not an object ended in a
+  JSONDecodeError or KeyError traceback (`held_out`, `tau_seeds`, `compare --random_from`, ...);
+  `remedies` and `short_alone` printed the bare exception text. Each is one UserError now that
+  names the option and the file."""
+  from experiments.planted import held_out, tau_seeds
+  study = tmp_path / "study"
+  study.mkdir()
+  path = study / "results.json"
+  for text, why in (('{"runs": [', "cannot read .* as JSON \\(Expecting value"),
+                    (b"\xff{}", "cannot read .* as JSON \\(.*utf-8"),
+                    ("[1, 2]", "holds JSON but not a study's results"),
+                    ("{}", "has no field 'runs', which this study reads: it is another kind")):
+    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+    with pytest.raises(UserError, match=f"^--study: .*{why}"):
+      held_out.run(str(study), [0], str(tmp_path / "out"))
+  with pytest.raises(UserError, match="^--group g: .* has no field 'settings'"):
+    tau_seeds.read_group(["g", str(study)])
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["study"]
+  env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  for args, said in ((["remedies", f"--baseline={study}", f"--out={tmp_path / 'r'}"],
+                      f"error: --baseline: {path} has no field"),
+                     (["short_alone", "--seeds=0,x", "--steps=8", "--schedule=constant",
+                       f"--yardstick={study}", f"--out={tmp_path / 's'}"],
+                      "error: --seeds is '0,x'; give whole numbers")):
+    result = subprocess.run([sys.executable, "-m", f"experiments.planted.{args[0]}", *args[1:]],
+                            env=env, cwd=env["PYTHONPATH"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and " ".join(result.stderr.split()).startswith(said), (
+        result.stderr)
+
+
 def test_study_counts_that_cannot_work_are_refused_before_any_work(tmp_path):
   """`compare --seeds=0` ended in a KeyError traceback; `ranking --cells=0` or `--noise_seeds=0`
   and `probe --noise_seeds=0` ran a whole search or training first; `ranking --tau_at=x` was a
@@ -939,11 +976,6 @@ def test_study_scripts_end_a_full_disk_or_a_stop_in_one_paragraph(tmp_path):
   (here a file-size limit, as a full disk) names the file and leaves the earlier output whole
   (the outputs are written atomically); a stop signal, in a search or outside one, is one
   paragraph with the signal's exit status, not a traceback."""
-  import ast
-  import signal
-  import subprocess
-  import sys
-  import time
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   folders = [os.path.join(root, "experiments", name) for name in ("planted", "nasbench201", "ptb")]
   scripts = [os.path.join(d, f) for d in folders for f in sorted(os.listdir(d))

@@ -220,15 +220,43 @@ def arch_of(authors: str) -> RNNArch:
   return formats.from_authors_string(authors)
 
 
-def read_results(folder: str, flag: str) -> dict[str, Any]:
+class StudyResults(dict):
+  """A study's results as read from `path`: a field it lacks (the file is another kind of
+  study's, or an older one's) is a user error naming the file and `flag`, not a KeyError."""
+
+  def __init__(self, data: dict[str, Any], path: str, flag: str):
+    super().__init__(data)
+    self.path, self.flag = path, flag
+
+  def __missing__(self, field: str) -> Any:
+    raise UserError(f"{self.flag}: {self.path} has no field {field!r}, which this study reads: "
+                    f"it is another kind of study's output. Give the --out folder of the study "
+                    f"this option names (see --help).")
+
+
+def read_json(path: str, flag: str) -> StudyResults:
+  """The JSON object in `path` (given by option `flag`), its fields read as `StudyResults`';
+  a file that cannot be read or is not a JSON object is a user error naming it."""
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except (OSError, ValueError) as err:  # ValueError: cut short, not JSON or not UTF-8
+    why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    raise UserError(f"{flag}: cannot read {path} as JSON ({why}). If a study was stopped while "
+                    f"writing it, run that study again.") from None
+  if not isinstance(data, dict):
+    raise UserError(f"{flag}: {path} holds JSON but not a study's results (not an object).")
+  return StudyResults(data, path, flag)
+
+
+def read_results(folder: str, flag: str) -> StudyResults:
   """A finished study's results.json (`folder`: its --out); a user error naming `flag` (the
-  option that gave the folder) when there is none."""
+  option that gave the folder) when there is none or it cannot be read (`read_json`)."""
   path = os.path.join(folder, "results.json")
   if not os.path.isfile(path):
     raise UserError(f"{flag}: {folder} has no results.json; give the --out folder of a "
                     f"finished study.")
-  with open(path) as f:
-    return json.load(f)
+  return read_json(path, flag)
 
 
 def write_json(path: str, data: Any) -> None:

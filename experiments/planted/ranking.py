@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import time
 from typing import Any
@@ -225,8 +224,7 @@ def standalone_figures(rows: list[dict], noise: list[float] | None = None,
 
 def resummarize(out: str) -> dict:
   """The figures and outputs again from `out`/results.json's rows (nothing retrained)."""
-  with open(os.path.join(out, "results.json")) as f:
-    result = json.load(f)
+  result = common.read_results(out, "--out")
   result.update(figures(result["rows"], result["corpus"]["vocab"],
                         result.get("noise_ppl_seeds"),
                         result["corpus"].get("teacher_ppl_valid")))

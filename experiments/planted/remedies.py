@@ -21,8 +21,6 @@ ranking studies, Kendall tau over the searches against the defaults' taus of the
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 import numpy as np
@@ -42,8 +40,7 @@ def baseline_taus(path: str) -> dict[int, float]:
   """The defaults' tau by search seed, from a `tau_seeds` output (`seed=S` in its settings)."""
   if not path:
     return {}
-  with open(path) as f:
-    groups = json.load(f)["groups"]
+  groups = common.read_json(path, "--baseline_tau")["groups"]
   taus = {}
   for group in groups.values():
     for row in group["rows"]:
@@ -133,15 +130,12 @@ def main() -> None:
                       help="only each study's seeds 0..N-1 (0: all of them)")
   parser.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
   args = parser.parse_args()
-  try:
-    base = common.read_results(args.baseline, "--baseline")
-    base_tau = baseline_taus(args.baseline_tau)
-    if any(len(words) < 2 for words in args.remedy):
-      raise UserError("--remedy: write it as NAME DIR [TAU_DIR ...] (a finished compare study, "
-                      "then any ranking studies of the same remedy).")
-    rows = [remedy_row(w[0], w[1], w[2:], base, base_tau, args.seeds) for w in args.remedy]
-  except (UserError, OSError, KeyError, ValueError) as err:
-    sys.exit(f"error: {err}")
+  base = common.read_results(args.baseline, "--baseline")
+  base_tau = baseline_taus(args.baseline_tau)
+  if any(len(words) < 2 for words in args.remedy):
+    raise UserError("--remedy: write it as NAME DIR [TAU_DIR ...] (a finished compare study, "
+                    "then any ranking studies of the same remedy).")
+  rows = [remedy_row(w[0], w[1], w[2:], base, base_tau, args.seeds) for w in args.remedy]
   text = table(rows, base, args.seeds)
   common.write_json(args.out + ".json", {"baseline": args.baseline, "remedies": rows})
   write_atomically(args.out + ".md", text)

@@ -17,7 +17,6 @@ screen and the screen's record) to --out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -43,8 +42,7 @@ def refinish(study: str, row: dict, out: str, scale: common.Scale, settings: lis
                     f"in {source} (no checkpoints): its folder was moved or deleted.")
   if not os.path.isdir(workdir):
     shutil.copytree(source, workdir, ignore=shutil.ignore_patterns("xla_cache"))
-  with open(os.path.join(source, "config.json")) as f:
-    data = json.load(f)["data"]
+  data = common.read_json(os.path.join(source, "config.json"), "--study")["data"]
   config = common.override(common.search_config(scale, row["seed"], row["method"]),
                            settings + [f"search.screen_steps={steps}"])
   if data["source"] == "directory":  # PTB: the folder the search read

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
-import sys
 import time
 from typing import Any
 
@@ -140,23 +138,22 @@ def main() -> None:
   args = parser.parse_args()
   try:
     seeds = [int(s) for s in args.seeds.split(",")]
-    if min(args.steps) < 1:
-      raise UserError("--steps must be at least 1.")
-    earlier = None
-    if os.path.isfile(args.out + ".json"):
-      with open(args.out + ".json") as f:
-        earlier = json.load(f)
-      if (earlier.get("yardstick"), earlier.get("corpus", "planted")) != (args.yardstick,
-                                                                          args.corpus):
-        raise UserError(f"{args.out}.json holds another yardstick's or corpus's study; give "
-                        f"another --out.")
-    elif args.reuse:
-      with open(args.reuse) as f:
-        earlier = json.load(f)
-    result = run(args.yardstick, args.steps, args.schedule, seeds, args.corpus, args.ptb_dir,
-                 args.ptb_corpus, earlier)
-  except (UserError, ValueError) as err:
-    sys.exit(f"error: {err}")
+  except ValueError:
+    raise UserError(f"--seeds is {args.seeds!r}; give whole numbers separated by commas, e.g. "
+                    f"--seeds=0,1,2.") from None
+  if min(args.steps) < 1:
+    raise UserError("--steps must be at least 1.")
+  earlier = None
+  if os.path.isfile(args.out + ".json"):
+    earlier = common.read_json(args.out + ".json", "--out")
+    if (earlier.get("yardstick"), earlier.get("corpus", "planted")) != (args.yardstick,
+                                                                        args.corpus):
+      raise UserError(f"{args.out}.json holds another yardstick's or corpus's study; give "
+                      f"another --out.")
+  elif args.reuse:
+    earlier = common.read_json(args.reuse, "--reuse")
+  result = run(args.yardstick, args.steps, args.schedule, seeds, args.corpus, args.ptb_dir,
+               args.ptb_corpus, earlier)
   common.write_report(args.out, result, markdown(result))
 
 
