@@ -109,6 +109,7 @@ class StopSignals:
 
   def _handle(self, signum: int, frame: FrameType | None) -> None:
     del frame
+    _AGAIN.pop(signum, None)  # one `_deliver_again` sent before the loop began: handled here
     if signum == signal.SIGHUP:
       _detach(self._terminals)
       if self.received is not None:  # a hang-up comes twice (the shell's, then the kernel's
