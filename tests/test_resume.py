@@ -306,8 +306,13 @@ def test_outside_a_run_loop_a_signal_raises_once_per_hang_up():
 
 
 SWALLOWING_SCRIPT = """
-import gc, os, sys, time
+import gc, os, signal, sys, time
 from enas_jax.io import errors
+
+# Python's own handlers, whatever this process inherited (a shell's background job ignores
+# SIGINT, `nohup` SIGHUP)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 def main(_):
   fired = []
