@@ -356,7 +356,7 @@ def test_cells_per_step_trains_each_cell_on_its_share_of_the_rows(seed0_run):
     squares = sum(jnp.sum(w ** 2) for w in jax.tree_util.tree_leaves(params))
     return total / count + 1e-3 * squares, jnp.concatenate(hidden)
 
-  (loss, hidden), grads = jax.value_and_grad(loss_by_hand, has_aux=True)(state.params)
+  (loss, hidden), grads = jax.jit(jax.value_and_grad(loss_by_hand, has_aux=True))(state.params)
   assert float(batch["valid"].sum()) == batch["inputs"].shape[1] == 10  # every step counts
   np.testing.assert_allclose(m["loss"], loss, rtol=1e-6)
   np.testing.assert_allclose(new.hidden, hidden, rtol=1e-6, atol=1e-7)
