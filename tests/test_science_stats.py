@@ -166,8 +166,10 @@ def test_ptb_corpus_for_the_ranking_study(tmp_path):
     ranking.prepare_ptb(str(tmp_path / "missing"), str(tmp_path / "out2"))
 
 
-def test_compare_study_end_to_end_at_tiny_scale(tmp_path):
-  """Both methods at one seed through the real searches and stand-alone training."""
+def test_compare_study_end_to_end_at_tiny_scale(tmp_path, monkeypatch):
+  """Both methods at one seed through the real searches and stand-alone training; run again
+  (as after a stop), it reloads the searches and trains nothing alone again: every figure kept
+  in trained_alone.json as it was trained, the results the same to the bit."""
   from experiments.planted import compare
   result = compare.run(str(tmp_path), "tiny", seeds=1)
   assert [(r["method"], r["seed"]) for r in result["runs"]] == [("enas", 0), ("random", 0)]
@@ -181,6 +183,16 @@ def test_compare_study_end_to_end_at_tiny_scale(tmp_path):
   for name in ("results.json", "table.md", "compare.png"):
     assert (tmp_path / name).is_file()
   assert "Permutation test" in (tmp_path / "table.md").read_text()
+  kept = json.loads((tmp_path / "trained_alone.json").read_text())["entries"]
+  assert len(kept) == len({r["cell"] for r in result["runs"]}) + 3  # + the teacher's, 3 seeds
+
+  def no_training(*args):
+    raise AssertionError("trained alone again")
+
+  monkeypatch.setattr(common.StandaloneTrainer, "_train", no_training)
+  again = compare.run(str(tmp_path), "tiny", seeds=1)
+  drop = lambda r: {k: v for k, v in r.items() if k != "seconds"}
+  assert drop(again) == drop(result)
 
 
 def test_compare_reuses_random_searches_only_after_a_rerun_matches(tmp_path, monkeypatch):

@@ -105,7 +105,7 @@ def run(out: str, compare_dir: str, seeds: int, budgets: list[int], steps: int,
   search = scoring.search_run(config.to_dict(), "")  # its task only: nothing runs or is written
   teacher = common.arch_of(search.task.corpus.info["teacher_arch"])
   trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"), search.task.corpus,
-                                     scale)
+                                     scale, keep_in=out)
   known = reused_figures(list(standalone_from))
   standalone: dict[str, float] = {}
 

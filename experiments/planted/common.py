@@ -30,6 +30,7 @@ from enas_jax.data.lm_batches import batchify, windows
 from enas_jax.data.text import Corpus
 from enas_jax.io.errors import UserError
 from enas_jax.io.workdir import write_atomically
+from enas_jax.report.alone_cache import AloneCache
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
 from enas_jax.ops.params import set_learning_rate
@@ -162,12 +163,20 @@ def finetuned_perplexity(run: search_run.SearchRun, arch: RNNArch, steps: int) -
 
 
 class StandaloneTrainer:
-  """Trains cells alone from scratch with the search's recipe (one compilation for all cells)."""
+  """Trains cells alone from scratch with the search's recipe (one compilation for all cells).
+  `keep_in`: a study's --out folder, where each figure is kept as it is trained
+  (`report.alone_cache`, trained_alone.json, under a hash of the recipe, the corpus, the cell,
+  the seed and the JAX that computed it): a study stopped and run again does not train those
+  cells again."""
 
   def __init__(self, config: ml_collections.ConfigDict, corpus: Corpus, scale: Scale,
-               seed: int = 0):
+               seed: int = 0, keep_in: str = ""):
     self.cfg = run_config.search_config(config)
     self.corpus, self.scale, self.seed = corpus, scale, seed
+    self.kept = (AloneCache(keep_in, {"study_recipe": config.to_dict(),
+                                      "scale": dataclasses.asdict(scale),
+                                      "corpus": corpus.fingerprint()}, print)
+                 if keep_in else None)
     d = self.cfg.data
     self.model = RNNLanguageModel(self.cfg.model, corpus.vocab_size)
     self.optimizer = lm_steps.make_optimizer(self.cfg.shared)
@@ -182,9 +191,21 @@ class StandaloneTrainer:
                        on_step: Callable[[dict[str, Any]], None] | None = None) -> float:
     """Trains `arch` alone from fresh weights; `seed` (default: the trainer's) sets the weights'
     initialisation, the dropout masks and the data order; `on_step` (a probe's) is given each
-    step's metrics."""
-    d, scale = self.cfg.data, self.scale
+    step's metrics (then the figure is neither kept nor reused)."""
     seed = self.seed if seed is None else seed
+    if self.kept is None or on_step is not None:
+      return self._train(arch, seed, on_step)
+    authors = formats.to_authors_string(arch)
+    key = self.kept.key(authors, self.scale.standalone_epochs, "study", seed)
+    figure = self.kept.get(key)
+    if figure is None:
+      figure = self._train(arch, seed, None)
+      self.kept.put(key, figure, authors)
+    return figure
+
+  def _train(self, arch: RNNArch, seed: int,
+             on_step: Callable[[dict[str, Any]], None] | None) -> float:
+    d, scale = self.cfg.data, self.scale
     arch = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.int32), arch)
     key = jax.random.key(seed)
     state = lm_steps.init_state(self.model, self.optimizer, jax.random.fold_in(key, 0),

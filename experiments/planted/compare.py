@@ -134,7 +134,7 @@ def search_row(out: str, scale: common.Scale, seed: int, kind: str, settings: tu
     ctx["corpus"] = search.task.corpus
     # the yardstick never takes the study's settings: every study measures with one recipe
     ctx["trainer"] = common.StandaloneTrainer(common.search_config(scale, 0, "enas"),
-                                              ctx["corpus"], scale)
+                                              ctx["corpus"], scale, keep_in=out)
   found = summary["authors"]
   if found not in standalone:
     standalone[found] = ctx["trainer"].valid_perplexity(common.arch_of(found))

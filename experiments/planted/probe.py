@@ -60,7 +60,7 @@ def run(out: str, scale: common.Scale, settings: list[str], cells: int, noise_se
                       where=f"--cell {text!r}")
   corpus = load_corpus(run_config.search_config(config).data)
   teacher = corpus.info["teacher_arch"]
-  trainer = common.StandaloneTrainer(config, corpus, scale, seed=seed)
+  trainer = common.StandaloneTrainer(config, corpus, scale, seed=seed, keep_in=out)
   noise = [trainer.valid_perplexity(common.arch_of(teacher), seed=s)
            for s in range(seed, seed + noise_seeds)]
   print(f"teacher {teacher}: {', '.join(f'{p:.3f}' for p in noise)}; optimum "

@@ -94,7 +94,7 @@ def run(out: str, corpus_name: str, scale_name: str, cells: int, shared_from: st
   if teacher and len(common.arch_of(teacher).act_N) == config.model.num_nodes:
     candidates.append(teacher)
   # the yardstick never takes the study's settings: every study measures with one recipe
-  trainer = common.StandaloneTrainer(base, corpus, scale)
+  trainer = common.StandaloneTrainer(base, corpus, scale, keep_in=out)
   known = reuse_standalone(standalone_from, corpus, scale_name)
   curve = []
   for stage in stages:  # the same search, resumed to each stage's epoch (bit-exact)

@@ -62,7 +62,7 @@ def run(study: str, out: str, steps: int) -> dict:
     if cell not in alone:
       if trainer is None:  # the study's yardstick: its recipe with seed 0, whatever the row's
         trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"),
-                                           search.task.corpus, scale)
+                                           search.task.corpus, scale, keep_in=out)
       alone[cell] = trainer.valid_perplexity(common.arch_of(cell))
     new = dict(row, cell=cell, shared_ppl=summary["valid_ppl_shared"],
                standalone_ppl=alone[cell], cell_before=row["cell"],
