@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 from typing import Any
 
@@ -32,7 +31,8 @@ from experiments.planted import common, ranking, stats
 
 
 def read_json(path: str, flag: str) -> dict[str, Any]:
-  """A study's results: `path` a results JSON file or a folder holding results.json/probe.json."""
+  """A study's results: `path` a results JSON file or a folder holding results.json/probe.json
+  (read by `common.read_json`)."""
   if os.path.isdir(path):
     names = [n for n in ("results.json", "probe.json") if os.path.isfile(os.path.join(path, n))]
     if not names:
@@ -41,11 +41,7 @@ def read_json(path: str, flag: str) -> dict[str, Any]:
     path = os.path.join(path, names[0])
   if not os.path.isfile(path):
     raise UserError(f"{flag} {path}: no such file or folder.")
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError) as err:
-    raise UserError(f"{flag} {path}: cannot read it as JSON ({err}).") from None
+  return common.read_json(path, flag)
 
 
 def seed_table(yardstick: dict[str, Any], probes: list[dict[str, Any]]) -> dict[str, list[float]]:
