@@ -19,10 +19,29 @@ def corpus():
 
 
 def test_deterministic_from_seed(corpus):
-  again = planted.make_planted_corpus(SMALL)
-  np.testing.assert_array_equal(again.train, corpus.train)
+  again = planted.generate_corpus(SMALL)  # generated again, not the process's kept corpus
+  for split in ("train", "valid", "test"):
+    np.testing.assert_array_equal(again.split(split), corpus.split(split))
+  assert again.info == corpus.info
   other = planted.make_planted_corpus(dataclasses.replace(SMALL, seed=4))
   assert not np.array_equal(other.train[:1000], corpus.train[:1000])
+
+
+def test_a_corpus_is_generated_once_per_process_and_cannot_be_changed(monkeypatch):
+  """A second run on the same config gets the same tokens without generating them: read-only
+  arrays (a run writing into its corpus would change the next run's) and its own `info`."""
+  cfg = dataclasses.replace(SMALL, seed=11, train_tokens=2_000, valid_tokens=500,
+                            test_tokens=500)
+  first = planted.make_planted_corpus(cfg)
+  monkeypatch.setattr(planted, "generate_corpus", lambda cfg: pytest.fail("generated again"))
+  again = planted.make_planted_corpus(cfg)
+  assert again.train is first.train and again.info == first.info
+  with pytest.raises(ValueError, match="read-only"):
+    again.train[0] = 1
+  again.info["teacher_ppl_valid"] = -1.0
+  assert planted.make_planted_corpus(cfg).info == first.info
+  monkeypatch.undo()
+  np.testing.assert_array_equal(planted.generate_corpus(cfg).train, first.train)
 
 
 def test_sizes_vocab_and_sentences(corpus):
@@ -89,7 +108,7 @@ def test_a_stream_cut_into_chunks_is_the_same_stream_and_one_program_serves_ever
   traces = []
   generate = planted._generate
   monkeypatch.setattr(planted, "_generate", lambda *a, **k: traces.append(1) or generate(*a, **k))
-  planted.make_planted_corpus(dataclasses.replace(SMALL, seed=8))
+  planted.generate_corpus(dataclasses.replace(SMALL, seed=8))
   assert len(traces) == 1
 
 
