@@ -90,7 +90,7 @@ def test_a_stream_cut_into_chunks_is_the_same_stream_and_one_program_serves_ever
     monkeypatch):
   """Two chunks of C steps from the carried state give, to the bit, the tokens, log-probs and
   state of one scan over 2C steps; a corpus traces (so compiles) its generator once for its
-  three splits."""
+  three splits, and a corpus of another teacher of the same sizes and cell not at all."""
   import jax
   import jax.numpy as jnp
   teacher = planted.make_teacher(SMALL)
@@ -108,7 +108,14 @@ def test_a_stream_cut_into_chunks_is_the_same_stream_and_one_program_serves_ever
   traces = []
   generate = planted._generate
   monkeypatch.setattr(planted, "_generate", lambda *a, **k: traces.append(1) or generate(*a, **k))
+  planted._chunk.clear_cache()
   planted.generate_corpus(dataclasses.replace(SMALL, seed=8))
+  assert len(traces) == 1
+  # the teacher's weights are the program's arguments: another teacher of the same sizes and
+  # cell reuses it
+  planted.generate_corpus(dataclasses.replace(SMALL, seed=9, arch=planted.to_authors_string(
+      planted.make_teacher(dataclasses.replace(SMALL, seed=8)).arch)))
+  planted.generate_corpus(dataclasses.replace(SMALL, seed=8, train_tokens=5_000))
   assert len(traces) == 1
 
 

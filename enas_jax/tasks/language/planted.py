@@ -12,6 +12,7 @@ the unigram perplexity, which a model that ignores the recurrent state cannot be
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable
 
@@ -157,12 +158,26 @@ def _generate(teacher: Teacher, key: jax.Array, carry: tuple[jax.Array, jax.Arra
 _CHUNK_STEPS = 256
 
 
+@functools.partial(jax.jit, static_argnames=("prev", "act", "eos_prob", "readout", "reset"))
+def _chunk(weights: tuple[Any, ...], key: jax.Array, carry: tuple[jax.Array, jax.Array],
+           first: jax.Array, prev: tuple[int, ...], act: tuple[int, ...], eos_prob: float,
+           readout: str, reset: bool) -> tuple[tuple[jax.Array, jax.Array], jax.Array, jax.Array]:
+  """`_CHUNK_STEPS` steps of `_generate` with the teacher's weights as arguments (not constants
+  of the program): corpora of one shape and architecture share one compiled program, in this
+  process and through the persistent compilation cache (the same tokens to the bit)."""
+  teacher = Teacher(RNNArch(np.asarray(prev), np.asarray(act)), *weights)
+  return _generate(teacher, key, carry, first, _CHUNK_STEPS, eos_prob, readout, reset)
+
+
 def _generator(teacher: Teacher, cfg: PlantedConfig) -> Callable[..., Any]:
   """The corpus's compiled `(key, carry, first_step) -> (carry, tokens, log-probs)` of
   `_CHUNK_STEPS` steps."""
-  return jax.jit(lambda key, carry, first: _generate(
-      teacher, key, carry, first, _CHUNK_STEPS, 1.0 / cfg.mean_sentence_length, cfg.readout,
-      cfg.reset_at_eos))
+  weights = (teacher.cell, teacher.embedding_VxH, teacher.out_HxV, teacher.bias_V)
+  static = {"prev": tuple(int(p) for p in teacher.arch.prev_N),
+            "act": tuple(int(a) for a in teacher.arch.act_N),
+            "eos_prob": 1.0 / cfg.mean_sentence_length, "readout": cfg.readout,
+            "reset": cfg.reset_at_eos}
+  return lambda key, carry, first: _chunk(weights, key, carry, first, **static)
 
 
 def _split_steps(cfg: PlantedConfig, num_tokens: int) -> int:
