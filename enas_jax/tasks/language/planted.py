@@ -239,27 +239,25 @@ def unigram_perplexity(train: np.ndarray, split: np.ndarray, vocab_size: int) ->
   return float(np.exp(-np.mean(logp[split])))
 
 
-# The corpora this process generated, newest last, by everything that decides their tokens: a
-# study or a test session builds many runs on one corpus, and each would otherwise generate it
-# again (about a second at the quickstart's size, more at larger ones). Their arrays are made
-# read-only, so no run can change another's corpus.
-_MADE: dict[tuple[Any, ...], Corpus] = {}
-_KEEP = 4  # corpora kept (the small scale's is about 1 MB)
-
-
 def make_planted_corpus(cfg: PlantedConfig) -> Corpus:
   """The corpus of `cfg` (`generate_corpus`), generated once per process: a later call with the
   same config returns the same token arrays (read-only) with its own copy of `info`."""
-  key = (cfg, jax.config.read("jax_enable_x64"),
-         jax.config.read("jax_disable_most_optimizations"),
-         jax.default_backend())
-  corpus = _MADE.pop(key, None) or generate_corpus(cfg)
+  corpus = _kept_corpus(cfg, jax.config.read("jax_enable_x64"),
+                        jax.config.read("jax_disable_most_optimizations"), jax.default_backend())
+  return dataclasses.replace(corpus, info=dict(corpus.info))
+
+
+@functools.lru_cache(maxsize=4)  # the small scale's corpus is about 1 MB
+def _kept_corpus(cfg: PlantedConfig, *context: Any) -> Corpus:
+  """The corpora this process generated, by everything that decides their tokens (`context`:
+  the x64 mode, the XLA level, the backend): a study or a test session builds many runs on one
+  corpus, and each would otherwise generate it again (about a second at the quickstart's size).
+  The arrays are read-only, so no run can change another's corpus."""
+  del context  # part of the cache's key only
+  corpus = generate_corpus(cfg)
   for tokens in (corpus.train, corpus.valid, corpus.test):
     tokens.setflags(write=False)
-  _MADE[key] = corpus  # (re)inserted last: the oldest goes first
-  while len(_MADE) > _KEEP:
-    _MADE.pop(next(iter(_MADE)))
-  return dataclasses.replace(corpus, info=dict(corpus.info))
+  return corpus
 
 
 def generate_corpus(cfg: PlantedConfig) -> Corpus:
