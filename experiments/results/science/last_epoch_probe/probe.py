@@ -1,0 +1,59 @@
+r"""Scratch probe (science.md section 28): is the defaults' answer the last epoch's derived cell?
+
+For each seed, the defaults' ENAS search of the planted benchmark's small scale (the compare
+study's search, `common.search_config`), its derived cells epoch by epoch, the finish's
+rescoring under the final weights and the answer; where the answer is not the last epoch's
+cell, both trained alone with the yardstick's recipe (the compare study's `StandaloneTrainer`).
+
+  PYTHONPATH=. python experiments/results/science/last_epoch_probe/probe.py \
+      --out=workdirs/science/last_epoch --seeds=0-9
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from experiments.planted import common
+
+
+def seeds_of(text: str) -> list[int]:
+  lo, _, hi = text.partition("-")
+  return list(range(int(lo), int(hi or lo) + 1))
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--out", required=True)
+  parser.add_argument("--seeds", default="0-19")
+  parser.add_argument("--kind", default="enas")
+  args = parser.parse_args()
+  scale = common.scale_of("small")
+  trainer = None
+  for seed in seeds_of(args.seeds):
+    workdir = os.path.join(args.out, "searches", f"{args.kind}_seed{seed}")
+    summary, run = common.run_search(common.search_config(scale, seed, args.kind), workdir)
+    if trainer is None:
+      trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"),
+                                         run.task.corpus, scale, keep_in=args.out)
+    history = [h["authors"] for h in summary["history"]]
+    rescored = {r["authors"]: r["valid_ppl_shared"] for r in summary["rescored"]}
+    answer, last = summary["authors"], history[-1]
+    first = next(i + 1 for i, a in enumerate(history) if a == answer) if answer in history else 0
+    row = {"seed": seed, "answer": answer, "last_epoch_cell": last,
+           "answer_is_last": answer == last, "answer_first_epoch": first,
+           "epochs_with_last_cell": sum(a == last for a in history),
+           "history": history, "rescored": rescored, "screen": summary.get("screen"),
+           "answer_alone": trainer.valid_perplexity(common.arch_of(answer))}
+    if answer != last:
+      row["last_alone"] = trainer.valid_perplexity(common.arch_of(last))
+    with open(os.path.join(args.out, f"seed{seed}.json"), "w") as f:
+      json.dump(row, f, indent=1)
+    print(json.dumps({k: row[k] for k in ("seed", "answer", "last_epoch_cell", "answer_is_last",
+                                          "answer_first_epoch", "answer_alone")}
+                     | ({"last_alone": row["last_alone"]} if "last_alone" in row else {})),
+          flush=True)
+
+
+if __name__ == "__main__":
+  main()
