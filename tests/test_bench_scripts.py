@@ -41,3 +41,39 @@ def test_every_benchmark_script_checks_before_it_imports_torch():
     assert checks and checks[0] < imports[0], name
     checked.append(name)
   assert checked == ["enas_pytorch_anchor.py", "rnn_throughput.py"]
+
+
+def test_the_machine_header_names_the_cpu_model_cores_memory_and_jax():
+  """`machine_info.describe`, every benchmark's `# machine:` line: the CPU's model name read from
+  /proc/cpuinfo's text (the first `model name`, spaces collapsed), not `platform.processor()`,
+  which is empty on Linux."""
+  import platform
+
+  import jax
+
+  from experiments.bench import machine_info
+  text = ("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  9B14\n\n"
+          "processor\t: 1\nmodel name\t: AMD EPYC 9B14\n")
+  assert machine_info.cpu_model(text) == "AMD EPYC 9B14"
+  line = machine_info.describe(text)
+  assert line.startswith(f"{platform.machine()}, AMD EPYC 9B14, {os.cpu_count()} cores, ")
+  assert line.endswith(f" GiB; jax {jax.__version__} on cpu")
+  memory = float(line.split(" cores, ")[1].split(" GiB")[0])
+  pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  assert abs(memory - pages / 2**30) <= 0.05
+  assert machine_info.cpu_model("flags\t: fpu\n") == (platform.processor() or "unknown CPU")
+
+
+def test_every_benchmark_header_comes_from_machine_info():
+  """No script formats the machine itself (`platform.machine()` and friends); each one that
+  prints a `# machine:` line takes it from `machine_info.describe()`."""
+  headers = []
+  for name in sorted(os.listdir(BENCH)):
+    if not name.endswith(".py") or name == "machine_info.py":
+      continue
+    text = open(os.path.join(BENCH, name)).read()
+    assert "platform.machine()" not in text and "platform.processor()" not in text, name
+    if "# machine:" in text:
+      assert "machine_info.describe()" in text, name
+      headers.append(name)
+  assert len(headers) >= 7, headers

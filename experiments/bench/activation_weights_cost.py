@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -24,6 +23,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine_info  # noqa: E402
 from ours_step import PAPER_RATES, Ours, jax_batch  # noqa: E402
 from rnn_dynamic_overhead import add_ptb_shape_args  # noqa: E402
 
@@ -42,8 +42,7 @@ def main() -> None:
   add_ptb_shape_args(parser, 3, "timed steps per block")
   parser.add_argument("--rounds", type=int, default=2, help="blocks per setting")
   args = parser.parse_args()
-  print(f"# {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on "
-        f"{jax.devices()[0].platform}; batch {args.batch}, bptt {args.bptt}, vocab {args.vocab}, "
+  print(f"# machine: {machine_info.describe()}; batch {args.batch}, bptt {args.bptt}, vocab {args.vocab}, "
         f"{args.nodes} nodes; median of {args.rounds} x {args.steps} steps")
   print(f"{'hidden':>6}  {'setting':<7} {'params M':>9} {'MiB':>7} {'s/step':>7} {'vs shared':>9}")
   rng = np.random.default_rng(0)

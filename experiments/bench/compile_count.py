@@ -24,7 +24,6 @@ import argparse
 import io
 import math
 import os
-import platform
 import tempfile
 import time
 from typing import Any
@@ -33,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import machine_info  # this folder: sys.path[0] when run as a script
 from enas_jax.configs import cifar10_macro, cifar10_micro, quickstart
 from enas_jax.controller import policy as ctl
 from enas_jax.io import metrics
@@ -169,8 +169,7 @@ def main() -> None:
   parser.add_argument("--archs", type=int, default=1000, help="architectures per phase")
   parser.add_argument("--spaces", nargs="*", default=["rnn", "macro", "micro"])
   args = parser.parse_args()
-  print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on "
-        f"{jax.devices()[0].platform}; {args.archs} architectures per phase")
+  print(f"# machine: {machine_info.describe()}; {args.archs} architectures per phase")
   configs = _configs()
   failed = False
   with tempfile.TemporaryDirectory() as tmp:

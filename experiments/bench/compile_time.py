@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import tempfile
 import time
 
-import jax
+import machine_info  # this folder: sys.path[0] when run as a script
+
 
 
 def one_run(config: str, epochs: int, workdir: str, cache: str, ahead: bool = True
@@ -58,8 +58,7 @@ def main() -> None:
   parser.add_argument("--config", default="quickstart")
   parser.add_argument("--epochs", type=int, default=2)
   args = parser.parse_args()
-  print(f"# machine: {platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__} on "
-        f"{jax.default_backend()}; config {args.config}, {args.epochs} epochs")
+  print(f"# machine: {machine_info.describe()}; config {args.config}, {args.epochs} epochs")
   print(f"{'run':<36} {'wall s':>7} {'epoch 1 s':>10} {'epoch 2 s':>10} {'compile s':>10} "
         f"{'XLA s':>6}")
   with tempfile.TemporaryDirectory() as tmp:

@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import types
 
-import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine_info  # noqa: E402
 import needs_torch  # noqa: E402
 needs_torch.check()  # without torch: one line saying how to install it, not a traceback
 import torch  # noqa: E402
@@ -181,8 +180,7 @@ def main() -> None:
   kept = memory.keep_freed_memory(bool(args.keep_freed_memory))
   enas = import_enas_pytorch(args.enas_pytorch_dir)
   torch.set_num_threads(args.threads)
-  print(f"# machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; "
-        f"jax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__} with "
+  print(f"# machine: {machine_info.describe()}; torch {torch.__version__} with "
         f"{torch.get_num_threads()} threads; ENAS-pytorch from {args.enas_pytorch_dir}; freed "
         f"memory {'kept' if kept else 'returned (glibc default)'}")
   peak = max(matmul_peak().values())

@@ -11,14 +11,13 @@ traced / step time constant; 1.00 means the traced architecture costs nothing).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+import machine_info  # this folder: sys.path[0] when run as a script
 from enas_jax.tasks.language import steps as lm_steps
 from enas_jax.spaces.rnn.arch import random_arch
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig
@@ -75,8 +74,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   add_ptb_shape_args(parser, 5, "timed steps per variant")
   args = parser.parse_args()
-  print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
-        f"{os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}")
+  print(f"# machine: {machine_info.describe()}")
   print(f"# batch {args.batch}, bptt {args.bptt}, vocab {args.vocab}, {args.nodes} nodes, "
         f"median of {args.steps} steps, scan unroll {args.unroll}")
   print(f"{'hidden':>6} {'traced tok/s':>13} {'const tok/s':>12} {'traced s':>9} "

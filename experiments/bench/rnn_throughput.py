@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from typing import Any, Callable
@@ -32,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine_info  # noqa: E402
 import needs_torch  # noqa: E402
 needs_torch.check()  # without torch: one line saying how to install it, not a traceback
 import torch  # noqa: E402
@@ -153,8 +153,7 @@ def main() -> None:
                       help="torch intra-op threads (XLA's CPU client uses every core)")
   args = parser.parse_args()
   torch.set_num_threads(args.threads)
-  print(f"# machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; "
-        f"jax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__} with "
+  print(f"# machine: {machine_info.describe()}; torch {torch.__version__} with "
         f"{torch.get_num_threads()} threads")
   check = check_same_step()
   print("# same step, no dropout, hidden 64: " + ", ".join(f"{k} {v:.6g}"

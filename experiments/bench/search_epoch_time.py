@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from enas_jax.io import metrics
 from enas_jax.run import config as run_config
 from enas_jax.run import search as search_run
 from experiments.bench import device_trace
+from experiments.bench import machine_info
 from experiments.planted import common
 
 
@@ -201,9 +201,7 @@ def main() -> None:
   if args.deterministic:  # before the backend starts, as the commands do
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_gpu_deterministic_ops=true").strip()
-  device = jax.devices()[0]
-  print(f"# {platform.machine()}, jax {jax.__version__} on {device.platform} "
-        f"({getattr(device, 'device_kind', '')}); space {args.space}, "
+  print(f"# machine: {machine_info.describe()}; space {args.space}, "
         f"{'small' if args.small else 'paper'} sizes"
         f"{', deterministic GPU operations' if args.deterministic else ''}"
         f"{''.join(' --set=' + s for s in args.set)}")
