@@ -42,8 +42,8 @@ def main() -> None:
   add_ptb_shape_args(parser, 3, "timed steps per block")
   parser.add_argument("--rounds", type=int, default=2, help="blocks per setting")
   args = parser.parse_args()
-  print(f"# machine: {machine_info.describe()}; batch {args.batch}, bptt {args.bptt}, vocab {args.vocab}, "
-        f"{args.nodes} nodes; median of {args.rounds} x {args.steps} steps")
+  print(f"# machine: {machine_info.describe()}; batch {args.batch}, bptt {args.bptt}, vocab "
+        f"{args.vocab}, {args.nodes} nodes; median of {args.rounds} x {args.steps} steps")
   print(f"{'hidden':>6}  {'setting':<7} {'params M':>9} {'MiB':>7} {'s/step':>7} {'vs shared':>9}")
   rng = np.random.default_rng(0)
   for hidden in args.hidden:

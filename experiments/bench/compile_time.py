@@ -28,7 +28,6 @@ import time
 import machine_info  # this folder: sys.path[0] when run as a script
 
 
-
 def one_run(config: str, epochs: int, workdir: str, cache: str, ahead: bool = True
             ) -> dict[str, float]:
   env = {k: v for k, v in os.environ.items()

@@ -32,9 +32,10 @@ def main() -> None:
              and rec["standalone_ppl"] == r["answer_alone"])
     same += match
     last = f"{r['last_alone']:.3f}" if "last_alone" in r else "(the same)"
+    epochs = r["epochs_with_last_cell"] if r["answer_is_last"] else "-"
     print(f"| {r['seed']} | `{r['answer']}` | {'yes' if r['answer_is_last'] else 'no'} | "
-          f"{r['answer_first_epoch']} | {r['epochs_with_last_cell'] if r['answer_is_last'] else '-'}"
-          f" | {len(r['rescored'])} | {r['answer_alone']:.3f} | {last} | "
+          f"{r['answer_first_epoch']} | {epochs} | {len(r['rescored'])} | "
+          f"{r['answer_alone']:.3f} | {last} | "
           f"{'yes' if match else 'NO'} |")
   n = len(rows)
   is_last = sum(r["answer_is_last"] for r in rows)
