@@ -7,6 +7,8 @@ cell, both trained alone with the yardstick's recipe (the compare study's `Stand
 
   PYTHONPATH=. python experiments/results/science/last_epoch_probe/probe.py \
       --out=workdirs/science/last_epoch --seeds=0-9
+  PYTHONPATH=. python experiments/results/science/last_epoch_probe/probe.py --corpus=ptb \
+      --out=workdirs/science/last_epoch_ptb --seeds=20-24   # PTB at CPU scale (compare's)
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import argparse
 import json
 import os
 
-from experiments.planted import common
+from experiments.planted import common, ranking
 
 
 def seeds_of(text: str) -> list[int]:
@@ -27,12 +29,19 @@ def main() -> None:
   parser.add_argument("--out", required=True)
   parser.add_argument("--seeds", default="0-19")
   parser.add_argument("--kind", default="enas")
+  parser.add_argument("--corpus", default="planted", choices=("planted", "ptb"))
+  parser.add_argument("--ptb_dir", default="../shared/data/ptb")
   args = parser.parse_args()
   scale = common.scale_of("small")
   trainer = None
+  data_dir = (ranking.prepare_ptb(args.ptb_dir, os.path.join(args.out, "ptb_corpus"))
+              if args.corpus == "ptb" else "")
   for seed in seeds_of(args.seeds):
     workdir = os.path.join(args.out, "searches", f"{args.kind}_seed{seed}")
-    summary, run = common.run_search(common.search_config(scale, seed, args.kind), workdir)
+    config = common.search_config(scale, seed, args.kind)
+    if data_dir:  # as the compare study's PTB searches read it
+      config.data.source, config.data.dir = "directory", data_dir
+    summary, run = common.run_search(config, workdir)
     if trainer is None:
       trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"),
                                          run.task.corpus, scale, keep_in=args.out)

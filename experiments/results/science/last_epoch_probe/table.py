@@ -3,6 +3,9 @@ trained-alone figure against the defaults' compare study (`compare_defaults_v3.j
 
   PYTHONPATH=. python experiments/results/science/last_epoch_probe/table.py \
       --out=workdirs/science/last_epoch > experiments/results/science/last_epoch_probe/table.md
+  PYTHONPATH=. python experiments/results/science/last_epoch_probe/table.py \
+      --out=workdirs/science/last_epoch_ptb --study=compare_ptb40.json \
+      > experiments/results/science/last_epoch_probe/table_ptb.md
 """
 from __future__ import annotations
 
@@ -17,10 +20,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--out", required=True)
+  parser.add_argument("--study", default="compare_defaults_v3.json",
+                      help="the compare study whose ENAS answers the probe's must equal (science/)")
   args = parser.parse_args()
   rows = sorted((json.load(open(p)) for p in glob.glob(os.path.join(args.out, "seed*.json"))),
                 key=lambda r: r["seed"])
-  study = json.load(open(os.path.join(HERE, "..", "compare_defaults_v3.json")))
+  study = json.load(open(os.path.join(HERE, "..", args.study)))
   recorded = {r["seed"]: r for r in study["runs"] if r["method"] == "enas"}
   print("| seed | answer | = last epoch's cell | first derived at epoch | epochs deriving it "
         "| candidates | answer alone | last epoch's cell alone | as recorded |")
