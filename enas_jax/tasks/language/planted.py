@@ -159,20 +159,21 @@ _CHUNK_STEPS = 256
 
 
 @functools.partial(jax.jit, static_argnames=("prev", "act", "eos_prob", "readout", "reset"))
-def _chunk(weights: tuple[Any, ...], key: jax.Array, carry: tuple[jax.Array, jax.Array],
+def _chunk(weights: dict[str, Any], key: jax.Array, carry: tuple[jax.Array, jax.Array],
            first: jax.Array, prev: tuple[int, ...], act: tuple[int, ...], eos_prob: float,
            readout: str, reset: bool) -> tuple[tuple[jax.Array, jax.Array], jax.Array, jax.Array]:
   """`_CHUNK_STEPS` steps of `_generate` with the teacher's weights as arguments (not constants
   of the program): corpora of one shape and architecture share one compiled program, in this
   process and through the persistent compilation cache (the same tokens to the bit)."""
-  teacher = Teacher(RNNArch(np.asarray(prev), np.asarray(act)), *weights)
+  teacher = Teacher(RNNArch(np.asarray(prev), np.asarray(act)), **weights)
   return _generate(teacher, key, carry, first, _CHUNK_STEPS, eos_prob, readout, reset)
 
 
 def _generator(teacher: Teacher, cfg: PlantedConfig) -> Callable[..., Any]:
   """The corpus's compiled `(key, carry, first_step) -> (carry, tokens, log-probs)` of
   `_CHUNK_STEPS` steps."""
-  weights = (teacher.cell, teacher.embedding_VxH, teacher.out_HxV, teacher.bias_V)
+  weights = {f.name: getattr(teacher, f.name) for f in dataclasses.fields(Teacher)
+             if f.name != "arch"}  # the arrays; the architecture is static
   static = {"prev": tuple(int(p) for p in teacher.arch.prev_N),
             "act": tuple(int(a) for a in teacher.arch.act_N),
             "eos_prob": 1.0 / cfg.mean_sentence_length, "readout": cfg.readout,
