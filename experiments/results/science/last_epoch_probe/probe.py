@@ -9,6 +9,8 @@ cell, both trained alone with the yardstick's recipe (the compare study's `Stand
       --out=workdirs/science/last_epoch --seeds=0-9
   PYTHONPATH=. python experiments/results/science/last_epoch_probe/probe.py --corpus=ptb \
       --out=workdirs/science/last_epoch_ptb --seeds=20-24   # PTB at CPU scale (compare's)
+
+Section 29 added the rule R (`rule_of`): each row's last epoch's cell screened and R's pick.
 """
 from __future__ import annotations
 
@@ -16,12 +18,30 @@ import argparse
 import json
 import os
 
+import jax
+
+from enas_jax.run import screen as screen_lib
+from enas_jax.run import search as search_run
 from experiments.planted import common, ranking
 
 
 def seeds_of(text: str) -> list[int]:
   lo, _, hi = text.partition("-")
   return list(range(int(lo), int(hi or lo) + 1))
+
+
+def rule_of(run: search_run.SearchRun, summary: dict, last: str) -> dict:
+  """Section 29's rule R: the last epoch's cell if it passes the answer's screen (the finish's
+  screen, key and steps), else the finish's answer. Where the finish screened that cell too, the
+  two screens must agree to the bit."""
+  if not run.cfg.search.screen_steps:
+    return {"rule_pick": last}
+  key = jax.random.fold_in(run.base_key, search_run.SCREEN_STREAM)
+  found = screen_lib.screen(run, common.arch_of(last), key)
+  for earlier in summary["screen"]["candidates"]:
+    if earlier["authors"] == last and {k: earlier[k] for k in found} != found:
+      raise SystemExit(f"seed's screen of {last!r} differs from the finish's: {found} {earlier}")
+  return {"last_screen": found, "rule_pick": last if found["passed"] else summary["authors"]}
 
 
 def main() -> None:
@@ -56,10 +76,11 @@ def main() -> None:
            "answer_alone": trainer.valid_perplexity(common.arch_of(answer))}
     if answer != last:
       row["last_alone"] = trainer.valid_perplexity(common.arch_of(last))
+    row.update(rule_of(run, summary, last))
     with open(os.path.join(args.out, f"seed{seed}.json"), "w") as f:
       json.dump(row, f, indent=1)
     print(json.dumps({k: row[k] for k in ("seed", "answer", "last_epoch_cell", "answer_is_last",
-                                          "answer_first_epoch", "answer_alone")}
+                                          "answer_first_epoch", "answer_alone", "rule_pick")}
                      | ({"last_alone": row["last_alone"]} if "last_alone" in row else {})),
           flush=True)
 
