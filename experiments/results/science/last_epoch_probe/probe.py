@@ -26,8 +26,27 @@ from experiments.planted import common, ranking
 
 
 def seeds_of(text: str) -> list[int]:
-  lo, _, hi = text.partition("-")
-  return list(range(int(lo), int(hi or lo) + 1))
+  """"0-9" or "0-19,30-39" -> the seeds."""
+  seeds = []
+  for part in text.split(","):
+    lo, _, hi = part.partition("-")
+    seeds += range(int(lo), int(hi or lo) + 1)
+  return seeds
+
+
+def load_search(out: str, seed: int, kind: str = "enas", data_dir: str = ""
+                ) -> tuple[dict, search_run.SearchRun]:
+  """The compare study's search of this seed at the small scale (run, or reloaded when `out`
+  holds it finished): on the planted corpus, or on PTB when `data_dir` is the prepared corpus."""
+  config = common.search_config(common.scale_of("small"), seed, kind)
+  if data_dir:  # as the compare study's PTB searches read it
+    config.data.source, config.data.dir = "directory", data_dir
+  return common.run_search(config, os.path.join(out, "searches", f"{kind}_seed{seed}"))
+
+
+def screen_key(run: search_run.SearchRun) -> jax.Array:
+  """The key the finish screens its candidates with (`SearchRun.finish`)."""
+  return jax.random.fold_in(run.base_key, search_run.SCREEN_STREAM)
 
 
 def rule_of(run: search_run.SearchRun, summary: dict, last: str) -> dict:
@@ -36,8 +55,7 @@ def rule_of(run: search_run.SearchRun, summary: dict, last: str) -> dict:
   two screens must agree to the bit."""
   if not run.cfg.search.screen_steps:
     return {"rule_pick": last}
-  key = jax.random.fold_in(run.base_key, search_run.SCREEN_STREAM)
-  found = screen_lib.screen(run, common.arch_of(last), key)
+  found = screen_lib.screen(run, common.arch_of(last), screen_key(run))
   for earlier in summary["screen"]["candidates"]:
     if earlier["authors"] == last and {k: earlier[k] for k in found} != found:
       raise SystemExit(f"seed's screen of {last!r} differs from the finish's: {found} {earlier}")
@@ -57,11 +75,7 @@ def main() -> None:
   data_dir = (ranking.prepare_ptb(args.ptb_dir, os.path.join(args.out, "ptb_corpus"))
               if args.corpus == "ptb" else "")
   for seed in seeds_of(args.seeds):
-    workdir = os.path.join(args.out, "searches", f"{args.kind}_seed{seed}")
-    config = common.search_config(scale, seed, args.kind)
-    if data_dir:  # as the compare study's PTB searches read it
-      config.data.source, config.data.dir = "directory", data_dir
-    summary, run = common.run_search(config, workdir)
+    summary, run = load_search(args.out, seed, args.kind, data_dir)
     if trainer is None:
       trainer = common.StandaloneTrainer(common.search_config(scale, 0, "enas"),
                                          run.task.corpus, scale, keep_in=args.out)

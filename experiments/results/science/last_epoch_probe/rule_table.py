@@ -22,6 +22,7 @@ import math
 import os
 
 from experiments.planted import stats
+from probe import seeds_of  # this folder: sys.path[0] when run as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -32,14 +33,6 @@ def sign_test(better: int, worse: int) -> float:
   if n == 0:
     return 1.0
   return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
-
-
-def seeds_of(text: str) -> list[int]:
-  out = []
-  for part in text.split(","):
-    lo, _, hi = part.partition("-")
-    out += range(int(lo), int(hi or lo) + 1)
-  return out
 
 
 def rule_alone(row: dict) -> float:

@@ -14,11 +14,9 @@ import dataclasses
 import json
 import os
 
-import jax
-
 from enas_jax.run import screen as screen_lib
-from enas_jax.run import search as search_run
 from experiments.planted import common, ranking
+from probe import load_search, screen_key  # this folder: sys.path[0] when run as a script
 
 # (seed, which cell): the two that stall alone, then cells of the same study that train alone
 CELLS = ((4, "last_epoch_cell"), (14, "last_epoch_cell"), (4, "answer"), (14, "answer"),
@@ -34,13 +32,10 @@ def main() -> None:
   data_dir = ranking.prepare_ptb(args.ptb_dir, os.path.join(args.out, "ptb_corpus"))
   for seed, which in CELLS:
     row = json.load(open(os.path.join(args.out, f"seed{seed}.json")))
-    config = common.search_config(common.scale_of("small"), seed, "enas")
-    config.data.source, config.data.dir = "directory", data_dir
-    _, run = common.run_search(config, os.path.join(args.out, "searches", f"enas_seed{seed}"))
+    _, run = load_search(args.out, seed, data_dir=data_dir)
     authors = row[which]
     alone = row["answer_alone"] if authors == row["answer"] else row["last_alone"]
-    key = jax.random.fold_in(run.base_key, search_run.SCREEN_STREAM)
-    search = run.cfg.search
+    key, search = screen_key(run), run.cfg.search
     figures = {}
     for steps in (int(s) for s in args.steps.split(",")):
       run.cfg = dataclasses.replace(run.cfg, search=dataclasses.replace(search, screen_steps=steps))
