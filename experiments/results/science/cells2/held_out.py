@@ -1,0 +1,108 @@
+r"""Section 30's planned tests for `shared.cells_per_step=2`, from finished studies:
+
+  PYTHONPATH=. python experiments/results/science/cells2/held_out.py \
+      --taus=workdirs/science/c2 --compare=workdirs/science/c2/compare \
+      --out=experiments/results/science/held_out_cells2
+
+(1) Kendall tau of the ranking studies `TAUS/tau_seedS` (S = 5-19) paired with the defaults'
+recorded taus of the same seeds (`tau_seeds_cells8.json`, group "defaults ..."), two-sided exact
+sign-flip test; (2) the C = 2 compare study's ENAS-against-random test, and each method's answers
+seed for seed against the defaults' compare study (`compare_defaults_v3.json`, same seeds).
+Writes OUT.json and OUT.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+from experiments.planted import stats
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCIENCE = os.path.dirname(HERE)
+
+
+def defaults_taus() -> dict[int, float]:
+  groups = json.load(open(os.path.join(SCIENCE, "tau_seeds_cells8.json")))["groups"]
+  rows = next(g for name, g in groups.items() if name.startswith("defaults"))["rows"]
+  return {int(r["dir"].rstrip("/").split("seed")[-1]): r["tau"] for r in rows}
+
+
+def tau_test(taus_dir: str, seeds: range) -> dict:
+  base = defaults_taus()
+  rows = []
+  for s in seeds:
+    r = json.load(open(os.path.join(taus_dir, f"tau_seed{s}", "results.json")))
+    rows.append({"seed": s, "tau": r["kendall_tau"], "tau_defaults": base[s],
+                 "entropy_end": r["entropy_end"],
+                 "broken": r["worse_than_uniform_under_shared"]})
+  d = [r["tau"] - r["tau_defaults"] for r in rows]
+  return {"rows": rows, "mean": float(np.mean([r["tau"] for r in rows])),
+          "sd": float(np.std([r["tau"] for r in rows], ddof=1)),
+          "mean_defaults": float(np.mean([r["tau_defaults"] for r in rows])),
+          "higher": sum(x > 0 for x in d), "n": len(d), "mean_difference": float(np.mean(d)),
+          "p_sign_flip": stats.paired_sign_test(d)}
+
+
+def compare_test(compare_dir: str) -> dict:
+  new = json.load(open(os.path.join(compare_dir, "results.json")))
+  old = json.load(open(os.path.join(SCIENCE, "compare_defaults_v3.json")))
+  out = {"p_enas_vs_random": new["p_value_standalone_ppl"], "seeds": new["seeds"]}
+  for method in ("enas", "random"):
+    a = {r["seed"]: r for r in new["runs"] if r["method"] == method}
+    b = {r["seed"]: r for r in old["runs"] if r["method"] == method and r["seed"] in a}
+    d = [a[s]["standalone_ppl"] - b[s]["standalone_ppl"] for s in sorted(a)]
+    out[method] = {"alone_mean": float(np.mean([a[s]["standalone_ppl"] for s in a])),
+                   "alone_sd": float(np.std([a[s]["standalone_ppl"] for s in a], ddof=1)),
+                   "defaults_alone_mean": float(np.mean([b[s]["standalone_ppl"] for s in a])),
+                   "vs_defaults_mean_difference": float(np.mean(d)),
+                   "vs_defaults_p_sign_flip": stats.paired_sign_test(d),
+                   "distance_mean": float(np.mean([a[s]["distance_to_teacher"] for s in a])),
+                   "entropy_end_mean": float(np.mean([a[s]["entropy_end"] for s in a]))}
+  e = {r["seed"]: r["standalone_ppl"] for r in new["runs"] if r["method"] == "enas"}
+  q = {r["seed"]: r["standalone_ppl"] for r in new["runs"] if r["method"] == "random"}
+  out["enas_better_seeds"] = sum(e[s] < q[s] for s in e)
+  return out
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--taus", required=True)
+  parser.add_argument("--compare", default="")
+  parser.add_argument("--out", required=True)
+  args = parser.parse_args()
+  result = {"taus": tau_test(args.taus, range(5, 20))}
+  if args.compare:
+    result["compare"] = compare_test(args.compare)
+  with open(args.out + ".json", "w") as f:
+    json.dump(result, f, indent=1)
+  t = result["taus"]
+  lines = ["| seed | tau, C = 2 | tau, defaults | controller entropy at the end (C = 2) |",
+           "|---:|---:|---:|---:|"]
+  lines += [f"| {r['seed']} | {r['tau']:.3f} | {r['tau_defaults']:.3f} | {r['entropy_end']:.1f} |"
+            for r in t["rows"]]
+  lines.append(f"\nHeld out (seeds 5-19): C = 2 {t['mean']:.3f} +- {t['sd']:.3f} against the "
+               f"defaults' {t['mean_defaults']:.3f}; higher in {t['higher']} of {t['n']}, mean "
+               f"difference {t['mean_difference']:+.3f}, exact sign-flip p = "
+               f"{t['p_sign_flip']:.4f}.")
+  if "compare" in result:
+    c = result["compare"]
+    lines.append(f"\nENAS against random search with C = 2, {c['seeds']} seeds: ENAS "
+                 f"{c['enas']['alone_mean']:.3f} +- {c['enas']['alone_sd']:.3f}, random search "
+                 f"{c['random']['alone_mean']:.3f} +- {c['random']['alone_sd']:.3f} trained alone, "
+                 f"p = {c['p_enas_vs_random']:.4f}; ENAS better in {c['enas_better_seeds']}.")
+    for m in ("enas", "random"):
+      lines.append(f"- {m}: against the defaults' study on the same seeds "
+                   f"{c[m]['vs_defaults_mean_difference']:+.3f} (paired p = "
+                   f"{c[m]['vs_defaults_p_sign_flip']:.3f}); distance to the teacher "
+                   f"{c[m]['distance_mean']:.1f}, entropy at the end "
+                   f"{c[m]['entropy_end_mean']:.1f}")
+  with open(args.out + ".md", "w") as f:
+    f.write("\n".join(lines) + "\n")
+  print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  main()
