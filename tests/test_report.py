@@ -366,6 +366,39 @@ def test_a_checkpoint_deleted_while_listed_is_listed_again(tmp_path, nb201_searc
     build_report(str(workdir), {}, lambda _: None)
 
 
+def test_checkpoints_all_gone_while_read_are_listed_again(tmp_path, nb201_search, monkeypatch):
+  """A reader slower than a running search's saves: every checkpoint it listed is deleted (the
+  search keeps the newest few) before it reads it, while the search saves a newer one. It lists
+  the directory again and reads the new one (it said that none could be read: measured once,
+  a report of a running search under CI's load)."""
+  from enas_jax.io import checkpoints
+  workdir = tmp_path / "copy"
+  shutil.copytree(nb201_search, workdir)
+  directory = workdir / "checkpoints"
+  listed = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+  new = listed[-1] + 1
+  real, asked = checkpoints._restore_step, []
+
+  def saved_and_deleted_under_the_reader(manager, step, position_problem):
+    asked.append(step)
+    if step in listed:
+      if not (directory / str(new)).exists():  # the search saves a new one...
+        shutil.copytree(directory / str(listed[-1]), directory / str(new))
+      shutil.rmtree(directory / str(step))  # ... and deletes this one before it is read
+    return real(manager, step, position_problem)
+  monkeypatch.setattr(checkpoints, "_restore_step", saved_and_deleted_under_the_reader)
+  report = build_report(str(workdir), {}, lambda _: None)
+  assert asked == [*reversed(listed), new] and report.checks[0].status != "n/a"
+  # a directory where nothing is readable and nothing new appears: listed twice, then the error
+  for p in directory.iterdir():
+    shutil.rmtree(p)
+  (directory / "7").mkdir()  # not a checkpoint orbax can read
+  asked.clear()
+  with pytest.raises(UserError, match=r"checkpoints \(7\) could be read"):
+    build_report(str(workdir), {}, lambda _: None)
+  assert asked == [7]
+
+
 def test_what_is_not_a_search_is_a_clear_error(tmp_path):
   with pytest.raises(UserError, match="does not exist"):
     build_report(str(tmp_path / "nowhere"), {}, print)

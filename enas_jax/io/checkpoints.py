@@ -12,9 +12,8 @@ Saves are synchronous (the caller's jitted steps donate their buffers) and atomi
 temporary directory and renames it when complete, so a kill during a save leaves the previous
 checkpoints intact. In a multi-host run every process calls `save` and `restore_latest`
 together; orbax writes the arrays (host copies of replicated values) and the JSON from process 0
-and waits for every process before committing. A checkpoint that
-cannot be read is moved aside (`<step>.unreadable`) with a
-message, and the run goes on from the one before it.
+and waits for every process before committing. A checkpoint that cannot be read is moved aside
+(`<step>.unreadable`) with a message, and the run goes on from the one before it.
 """
 from __future__ import annotations
 
@@ -208,9 +207,8 @@ class Checkpointer:
     """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as checkpoint `step`.
 
     Raises:
-      NonFiniteState: if `must_be_finite` (default: all of `state`; metric sums may
-        legitimately hold an infinite perplexity) holds NaN or Inf: a checkpoint is never
-        poisoned.
+      NonFiniteState: if `must_be_finite` (default: all of `state`; metric sums may hold an
+        infinite perplexity) holds NaN or Inf: a checkpoint is never poisoned.
     """
     if not all_finite(state if must_be_finite is None else must_be_finite):
       raise NonFiniteState(f"refusing to save checkpoint {step}: the state holds NaN or Inf")
@@ -256,11 +254,9 @@ class Checkpointer:
     """The newest readable checkpoint as (state, meta, step), or None if there is none.
 
     `template` is the current run's state or its `jax.eval_shape` (structure, shapes, dtypes);
-    `check_meta`
-    raises a UserError when the checkpoint belongs to a different configuration;
+    `check_meta` raises a UserError when the checkpoint belongs to a different configuration;
     `position_problem` says what keeps a checkpoint's loop position from being the run's (that
-    checkpoint is then unreadable).
-    """
+    checkpoint is then unreadable)."""
     for step in reversed(self.steps()):
       try:
         arrays, meta = self._restore(step, position_problem)
@@ -286,27 +282,35 @@ class Checkpointer:
     self._manager.close()
 
 
-def read_latest(directory: str, template: Any, position_problem: PositionCheck = None
-                ) -> tuple[Any, dict[str, Any], int] | None:
+def read_latest(directory: str, template: Any, position_problem: PositionCheck = None,
+                passes: int = 10) -> tuple[Any, dict[str, Any], int] | None:
   """The newest readable checkpoint in `directory` as (state, meta, step), read without writing
   anything there (a search still running keeps saving beside the reader), or None if there is
-  none; unreadable ones are skipped. `template` as for `Checkpointer.restore_latest`."""
+  none; unreadable ones are skipped (`template` as for `Checkpointer.restore_latest`). A running
+  search deletes its oldest checkpoint after each save: a reader slower than its saves that found
+  all it listed gone (a report under load did) lists new ones, up to `passes` times."""
   if not os.path.isdir(directory):
     return None
-  manager = _read_only_manager(directory)
-  try:
-    for step in sorted(manager.all_steps(), reverse=True):
-      try:
-        arrays, meta = _restore_step(manager, step, position_problem)
-      except Exception as err:  # a checkpoint being written or damaged: the one before it
-        if ran_out_of_memory(err):
-          raise _memory_ran_out(directory, step, err) from None
-        continue
-      _check_leaves(meta, template, step, directory,
-                    "This version of enas_jax cannot read it from the run's config.json.")
-      return _state_from(arrays, template), meta, step
-  finally:
-    manager.close()
+  tried: set[int] = set()
+  for _ in range(passes):
+    manager = _read_only_manager(directory)
+    try:
+      steps = [s for s in sorted(manager.all_steps(), reverse=True) if s not in tried]
+      for step in steps:
+        tried.add(step)
+        try:
+          arrays, meta = _restore_step(manager, step, position_problem)
+        except Exception as err:  # a checkpoint being written, deleted or damaged: the next
+          if ran_out_of_memory(err):
+            raise _memory_ran_out(directory, step, err) from None
+          continue
+        _check_leaves(meta, template, step, directory,
+                      "This version of enas_jax cannot read it from the run's config.json.")
+        return _state_from(arrays, template), meta, step
+    finally:
+      manager.close()
+    if not steps:  # nothing new since the last listing
+      break
   return None
 
 
