@@ -13,19 +13,19 @@ Writes OUT.json and OUT.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import numpy as np
 
-from experiments.planted import stats
+from enas_jax.io.errors import run_main
+from experiments.planted import common, held_out, stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCIENCE = os.path.dirname(HERE)
 
 
 def defaults_taus() -> dict[int, float]:
-  groups = json.load(open(os.path.join(SCIENCE, "tau_seeds_cells8.json")))["groups"]
+  groups = common.read_json(os.path.join(SCIENCE, "tau_seeds_cells8.json"), "(recorded)")["groups"]
   rows = next(g for name, g in groups.items() if name.startswith("defaults"))["rows"]
   return {int(r["dir"].rstrip("/").split("seed")[-1]): r["tau"] for r in rows}
 
@@ -34,36 +34,34 @@ def tau_test(taus_dir: str, seeds: range) -> dict:
   base = defaults_taus()
   rows = []
   for s in seeds:
-    r = json.load(open(os.path.join(taus_dir, f"tau_seed{s}", "results.json")))
+    r = common.read_results(os.path.join(taus_dir, f"tau_seed{s}"), "--taus")
     rows.append({"seed": s, "tau": r["kendall_tau"], "tau_defaults": base[s],
                  "entropy_end": r["entropy_end"],
                  "broken": r["worse_than_uniform_under_shared"]})
   d = [r["tau"] - r["tau_defaults"] for r in rows]
-  return {"rows": rows, "mean": float(np.mean([r["tau"] for r in rows])),
-          "sd": float(np.std([r["tau"] for r in rows], ddof=1)),
+  mean, sd = stats.mean_std([r["tau"] for r in rows])
+  return {"rows": rows, "mean": mean, "sd": sd,
           "mean_defaults": float(np.mean([r["tau_defaults"] for r in rows])),
           "higher": sum(x > 0 for x in d), "n": len(d), "mean_difference": float(np.mean(d)),
           "p_sign_flip": stats.paired_sign_test(d)}
 
 
 def compare_test(compare_dir: str) -> dict:
-  new = json.load(open(os.path.join(compare_dir, "results.json")))
-  old = json.load(open(os.path.join(SCIENCE, "compare_defaults_v3.json")))
+  new = common.read_results(compare_dir, "--compare")
+  old = common.read_json(os.path.join(SCIENCE, "compare_defaults_v3.json"), "(recorded)")
   out = {"p_enas_vs_random": new["p_value_standalone_ppl"], "seeds": new["seeds"]}
   for method in ("enas", "random"):
     a = {r["seed"]: r for r in new["runs"] if r["method"] == method}
     b = {r["seed"]: r for r in old["runs"] if r["method"] == method and r["seed"] in a}
     d = [a[s]["standalone_ppl"] - b[s]["standalone_ppl"] for s in sorted(a)]
-    out[method] = {"alone_mean": float(np.mean([a[s]["standalone_ppl"] for s in a])),
-                   "alone_sd": float(np.std([a[s]["standalone_ppl"] for s in a], ddof=1)),
+    mean, sd = stats.mean_std([a[s]["standalone_ppl"] for s in a])
+    out[method] = {"alone_mean": mean, "alone_sd": sd,
                    "defaults_alone_mean": float(np.mean([b[s]["standalone_ppl"] for s in a])),
                    "vs_defaults_mean_difference": float(np.mean(d)),
                    "vs_defaults_p_sign_flip": stats.paired_sign_test(d),
                    "distance_mean": float(np.mean([a[s]["distance_to_teacher"] for s in a])),
                    "entropy_end_mean": float(np.mean([a[s]["entropy_end"] for s in a]))}
-  e = {r["seed"]: r["standalone_ppl"] for r in new["runs"] if r["method"] == "enas"}
-  q = {r["seed"]: r["standalone_ppl"] for r in new["runs"] if r["method"] == "random"}
-  out["enas_better_seeds"] = sum(e[s] < q[s] for s in e)
+  out["enas_better_seeds"] = held_out.paired(new["runs"])["enas_better"]
   return out
 
 
@@ -76,8 +74,6 @@ def main() -> None:
   result = {"taus": tau_test(args.taus, range(5, 20))}
   if args.compare:
     result["compare"] = compare_test(args.compare)
-  with open(args.out + ".json", "w") as f:
-    json.dump(result, f, indent=1)
   t = result["taus"]
   lines = ["| seed | tau, C = 2 | tau, defaults | controller entropy at the end (C = 2) |",
            "|---:|---:|---:|---:|"]
@@ -99,10 +95,8 @@ def main() -> None:
                    f"{c[m]['vs_defaults_p_sign_flip']:.3f}); distance to the teacher "
                    f"{c[m]['distance_mean']:.1f}, entropy at the end "
                    f"{c[m]['entropy_end_mean']:.1f}")
-  with open(args.out + ".md", "w") as f:
-    f.write("\n".join(lines) + "\n")
-  print("\n".join(lines))
+  common.write_report(args.out, result, "\n".join(lines) + "\n")
 
 
-if __name__ == "__main__":
-  main()
+if __name__ == "__main__":  # mistakes and full disks in one paragraph
+  run_main(lambda _: main(), resumes=False)([])
