@@ -1,5 +1,6 @@
 """The ENAS recurrent cell: equivalence with a plain reference, compile-once, fixed mode."""
 import dataclasses
+import functools
 
 import chex
 import jax
@@ -107,6 +108,30 @@ def test_bfloat16_products_in_the_fixed_model_as_in_the_shared_one():
   np.testing.assert_allclose(out_fixed, out_shared16, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(out_fixed, out32, rtol=0, atol=0.05 * float(jnp.max(jnp.abs(out32))))
   assert float(jnp.max(jnp.abs(out_fixed - out32))) > 1e-4
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_tied_softmax_is_the_untied_one_holding_the_embedding_transposed(dtype):
+  """Tied weights (in bfloat16 the product takes the embedding as its transposed operand): the
+  logits and the embedding's gradient are the untied model's whose softmax kernel is the
+  embedding transposed (its gradient is the sum of the untied embedding's and kernel's)."""
+  prev, act = ARCHS["random_b"]
+  tied_cfg = dataclasses.replace(CFG, matmul_dtype=dtype)
+  untied_cfg = dataclasses.replace(tied_cfg, tie_weights=False)
+  _, params = _init(tied_cfg)
+  tokens = jax.random.randint(jax.random.key(1), (B, T), 0, V)
+  ct = jax.random.normal(jax.random.key(2), (B, T, V))
+  h0, arch = jnp.zeros((B, H)), make_arch(prev, act)
+
+  def loss(cfg, p):
+    return jnp.sum(RNNLanguageModel(cfg, V).apply({"params": p}, tokens, h0, arch)[0] * ct)
+
+  untied = {**params, "softmax_kernel": params["embedding"].T}
+  np.testing.assert_allclose(loss(tied_cfg, params), loss(untied_cfg, untied), rtol=1e-6)
+  g_tied = jax.grad(functools.partial(loss, tied_cfg))(params)["embedding"]
+  g_untied = jax.grad(functools.partial(loss, untied_cfg))(untied)
+  np.testing.assert_allclose(g_tied, g_untied["embedding"] + g_untied["softmax_kernel"].T,
+                             rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(g_tied))))
 
 
 def _train_setup(**model_fields):
@@ -378,21 +403,26 @@ def test_bfloat16_products_are_rounded_operands_summed_in_float32(name):
                                err_msg=name_)
 
 
-def test_bfloat16_matmul_gradient_rounds_the_incoming_gradient():
+@pytest.mark.parametrize("b_transposed", [False, True])
+def test_bfloat16_matmul_gradient_rounds_the_incoming_gradient(b_transposed):
   """`cell.matmul(a, b, "bfloat16")` (the model's input and softmax products): forward and both
   gradients are products of bfloat16-rounded operands (the incoming gradient rounded too),
-  summed in float32, for a 3-d `a`."""
+  summed in float32, for a 3-d `a`; with `b_transposed` (the tied softmax: `b` given as [N, K])
+  the same for a @ b.T, and its gradient has `b`'s own shape."""
   a = jax.random.normal(jax.random.key(0), (3, 5, 24))
   b = jax.random.normal(jax.random.key(1), (24, 7))
   g = jax.random.normal(jax.random.key(2), (3, 5, 7))
-  out, vjp = jax.vjp(lambda a, b: cell_lib.matmul(a, b, "bfloat16"), a, b)
-  d_a, d_b = vjp(g)
+  given = b.T if b_transposed else b
+  out, vjp = jax.vjp(lambda a, w: cell_lib.matmul(a, w, "bfloat16", b_transposed), a, given)
+  d_a, d_given = vjp(g)
+  d_b = d_given.T if b_transposed else d_given
+  assert d_given.shape == given.shape
   np.testing.assert_allclose(out, _rounded_mm(a, b), rtol=1e-6, atol=1e-5)
   np.testing.assert_allclose(d_a, _rounded_mm(g, b.T), rtol=1e-6, atol=1e-5)
   np.testing.assert_allclose(d_b, _rounded_mm(a.reshape(15, 24).T, g.reshape(15, 7)),
                              rtol=1e-6, atol=1e-5)
   assert float(jnp.max(jnp.abs(out - a @ b))) > 1e-3
-  np.testing.assert_array_equal(cell_lib.matmul(a, b), a @ b)
+  np.testing.assert_array_equal(cell_lib.matmul(a, given, b_transposed=b_transposed), a @ b)
 
 
 @pytest.mark.parametrize("rate,bits", [(0.5, 1), (0.25, 2), (0.375, 4), (0.65, None)])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -192,11 +192,7 @@ class RNNLanguageModel(nn.Module):
     cell = self.param("cell", lambda k: cell_lib.init_cell(
         k, cfg.num_nodes, cfg.embed_dim, cfg.hidden_dim, cfg.init_range, self._edges(),
         cfg.activation_weights if self.fixed_arch is None else "shared"))
-    if cfg.tie_weights:
-      softmax_HxV = embedding_VxE.T
-    else:
-      softmax_HxV = self.param("softmax_kernel", init_u(cfg.init_range),
-                               (cfg.hidden_dim, self.vocab_size))
+    softmax, softmax_transposed = self._softmax_weights(embedding_VxE, init_u(cfg.init_range))
     softmax_bias_V = self.param("softmax_bias", nn.initializers.zeros, (self.vocab_size,))
 
     w_h0_Hx2H = cell_lib.node_weights(cell["node0"]["w_h"], arch.act_N[0])
@@ -224,15 +220,27 @@ class RNNLanguageModel(nn.Module):
     if train and cfg.output_dropout > 0:
       out_TxBxH = out_TxBxH * dropout_mask(self.make_rng("dropout"), cfg.output_dropout,
                                             (1, batch, cfg.hidden_dim))
-    return self._logits(out_TxBxH, softmax_HxV, softmax_bias_V), h_last_BxH
+    return self._logits(out_TxBxH, softmax, softmax_bias_V, softmax_transposed), h_last_BxH
 
-  def _logits(self, out_TxBxH: jax.Array, softmax_HxV: jax.Array, softmax_bias_V: jax.Array
-              ) -> jax.Array:
-    """[B, T, V]. The outputs go [B, T, H] first: a plain [B*T, H] x [H, V] product (einsum
-    "tbh,hv->btv" made XLA's CPU backend write the large logits transposed, 1.7x slower for the
-    whole softmax layer)."""
-    return cell_lib.matmul(jnp.transpose(out_TxBxH, (1, 0, 2)), softmax_HxV,
-                           self.config.matmul_dtype) + softmax_bias_V
+  def _softmax_weights(self, embedding_VxE: jax.Array, init: Any) -> tuple[jax.Array, bool]:
+    """(the softmax's matrix, whether it is given transposed, [V, H]). Tied weights: the logits
+    are out @ embedding.T; with bfloat16 products the transpose is left to the product
+    (`cell.matmul`'s `b_transposed`: faster on the CPU), with float32 it is made here, before the
+    cell (the gradients' summation order, and so their bits, as ever)."""
+    cfg = self.config
+    if not cfg.tie_weights:
+      return self.param("softmax_kernel", init, (cfg.hidden_dim, self.vocab_size)), False
+    if cfg.matmul_dtype == "bfloat16":
+      return embedding_VxE, True
+    return embedding_VxE.T, False
+
+  def _logits(self, out_TxBxH: jax.Array, softmax: jax.Array, softmax_bias_V: jax.Array,
+              transposed: bool) -> jax.Array:
+    """[B, T, V]. `softmax`: [H, V] ([V, H] if `transposed`). The outputs go [B, T, H] first: a
+    plain [B*T, H] x [H, V] product (einsum "tbh,hv->btv" made XLA's CPU backend write the
+    large logits transposed, 1.7x slower for the whole softmax layer)."""
+    return cell_lib.matmul(jnp.transpose(out_TxBxH, (1, 0, 2)), softmax, self.config.matmul_dtype,
+                           b_transposed=transposed) + softmax_bias_V
 
   def _embed(self, embedding_VxE: jax.Array, tokens_BxT: jax.Array, train: bool) -> jax.Array:
     """The embedded tokens [T, B, E], with word dropout and the locked input masks when
