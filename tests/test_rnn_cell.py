@@ -14,6 +14,7 @@ from enas_jax.spaces.rnn import cell as cell_lib
 from enas_jax.spaces.rnn.arch import make_arch
 from enas_jax.io.errors import UserError
 from enas_jax.ops.initialize import initialize
+from enas_jax.ops import products
 from enas_jax.ops.params import count_params
 from enas_jax.spaces.rnn.model import RNNLanguageModel, RNNModelConfig, used_weights_penalty
 from tests.reference_cell import reference_lm
@@ -403,26 +404,49 @@ def test_bfloat16_products_are_rounded_operands_summed_in_float32(name):
                                err_msg=name_)
 
 
+@pytest.mark.parametrize("rows", [(3, 5), (4, 5)])  # 15 rows, and 20: split in two halves
 @pytest.mark.parametrize("b_transposed", [False, True])
-def test_bfloat16_matmul_gradient_rounds_the_incoming_gradient(b_transposed):
-  """`cell.matmul(a, b, "bfloat16")` (the model's input and softmax products): forward and both
+def test_bfloat16_matmul_gradient_rounds_the_incoming_gradient(b_transposed, rows):
+  """`products.matmul(a, b, "bfloat16")` (the model's input and softmax products): forward and both
   gradients are products of bfloat16-rounded operands (the incoming gradient rounded too),
   summed in float32, for a 3-d `a`; with `b_transposed` (the tied softmax: `b` given as [N, K])
   the same for a @ b.T, and its gradient has `b`'s own shape."""
-  a = jax.random.normal(jax.random.key(0), (3, 5, 24))
+  a = jax.random.normal(jax.random.key(0), (*rows, 24))
   b = jax.random.normal(jax.random.key(1), (24, 7))
-  g = jax.random.normal(jax.random.key(2), (3, 5, 7))
+  g = jax.random.normal(jax.random.key(2), (*rows, 7))
+  n = rows[0] * rows[1]
   given = b.T if b_transposed else b
-  out, vjp = jax.vjp(lambda a, w: cell_lib.matmul(a, w, "bfloat16", b_transposed), a, given)
+  out, vjp = jax.vjp(lambda a, w: products.matmul(a, w, "bfloat16", b_transposed), a, given)
   d_a, d_given = vjp(g)
   d_b = d_given.T if b_transposed else d_given
   assert d_given.shape == given.shape
   np.testing.assert_allclose(out, _rounded_mm(a, b), rtol=1e-6, atol=1e-5)
   np.testing.assert_allclose(d_a, _rounded_mm(g, b.T), rtol=1e-6, atol=1e-5)
-  np.testing.assert_allclose(d_b, _rounded_mm(a.reshape(15, 24).T, g.reshape(15, 7)),
+  np.testing.assert_allclose(d_b, _rounded_mm(a.reshape(n, 24).T, g.reshape(n, 7)),
                              rtol=1e-6, atol=1e-5)
   assert float(jnp.max(jnp.abs(out - a @ b))) > 1e-3
-  np.testing.assert_array_equal(cell_lib.matmul(a, given, b_transposed=b_transposed), a @ b)
+  np.testing.assert_array_equal(products.matmul(a, given, b_transposed=b_transposed), a @ b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("lead,rows", [((), 20), ((), 15), ((3,), 20)])
+def test_products_of_transposes_are_the_plain_products(dtype, lead, rows):
+  """`mm_nt` (a @ b.T) and `mm_tn` (a.T @ b, over rows split in two halves when even, with or
+  without a leading batch dimension) are `mm` of the transposed operands: in float32 the same
+  expression without a batch dimension (equal), otherwise within float32 summation order."""
+  k, n = 6, 4
+  a = jax.random.normal(jax.random.key(0), (*lead, rows, k))
+  b = jax.random.normal(jax.random.key(1), (*lead, rows, n))
+  c = jax.random.normal(jax.random.key(2), (k, n))
+  t = lambda x: jnp.swapaxes(x, -1, -2)
+  tn, plain_tn = products.mm_tn(a, b, dtype), products.mm(t(a), b, dtype)
+  nt, plain_nt = products.mm_nt(b, c, dtype), products.mm(b, c.T, dtype)
+  assert tn.shape == (*lead, k, n) and tn.dtype == nt.dtype == jnp.float32
+  tol = 0 if dtype == "float32" and not lead else 1e-5
+  np.testing.assert_allclose(tn, plain_tn, rtol=tol, atol=tol)
+  np.testing.assert_allclose(nt, plain_nt, rtol=tol, atol=tol)
+  if dtype == "bfloat16":  # the operands are rounded: not float32's products
+    assert float(jnp.max(jnp.abs(tn - products.mm(t(a), b, "float32")))) > 1e-4
 
 
 @pytest.mark.parametrize("rate,bits", [(0.5, 1), (0.25, 2), (0.375, 4), (0.65, None)])

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from enas_jax.ops import products
 from enas_jax.spaces.rnn.arch import RNNArch, loose_ends_mask
 
 Params = Mapping[str, jax.Array]
@@ -45,7 +46,6 @@ class CellOptions:
   activation_dispatch: str = "switch"  # "select": every activation computed, the chosen kept
 
 
-MATMUL_DTYPES = ("float32", "bfloat16")
 # "switch": a `lax.switch` per node and time step runs only the chosen activation (on the CPU the
 # cheapest: no wasted tanh or sigmoid); "select": all four computed and the chosen one selected
 # elementwise, with no branch in the time loop (on a GPU each branch is a conditional the runtime
@@ -62,60 +62,6 @@ def resolve_dispatch(dispatch: str, backend: str | None = None) -> str:
   if dispatch != "auto":
     return dispatch
   return "switch" if (backend or jax.default_backend()) == "cpu" else "select"
-
-
-def _operand(x: jax.Array, dtype: str) -> jax.Array:
-  """`x` as a product's operand: as it is for "float32", rounded to bfloat16 for "bfloat16"."""
-  return x if dtype == "float32" else x.astype(jnp.bfloat16)
-
-
-def _mm(a: jax.Array, b: jax.Array, dtype: str) -> jax.Array:
-  """a @ b in float32; "bfloat16": the operands rounded to bfloat16, the products summed in
-  float32 (each product of two bfloat16 numbers is exact in float32)."""
-  if dtype == "float32":
-    return a @ b
-  return jnp.matmul(_operand(a, dtype), _operand(b, dtype), preferred_element_type=jnp.float32)
-
-
-def _mm_nt(a: jax.Array, b_NxK: jax.Array, dtype: str) -> jax.Array:
-  """a @ b_NxK.T, as `_mm`. For bfloat16 one contraction of both operands' last dimensions:
-  `a @ b.T` made XLA's CPU products 1.7-2.9x slower in bfloat16 (not in float32)."""
-  if dtype == "float32":
-    return a @ b_NxK.T
-  return jax.lax.dot_general(_operand(a, dtype), _operand(b_NxK, dtype),
-                             (((a.ndim - 1,), (1,)), ((), ())),
-                             preferred_element_type=jnp.float32)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _bf16_matmul(a: jax.Array, b: jax.Array, b_transposed: bool) -> jax.Array:
-  return (_mm_nt if b_transposed else _mm)(a, b, "bfloat16")
-
-
-def _bf16_matmul_fwd(a, b, b_transposed):
-  return _bf16_matmul(a, b, b_transposed), (_operand(a, "bfloat16"), _operand(b, "bfloat16"))
-
-
-def _bf16_matmul_bwd(b_transposed, saved, g):
-  a, b = saved
-  a_rows, g_rows = a.reshape(-1, a.shape[-1]), g.reshape(-1, g.shape[-1])
-  if b_transposed:  # b is [N, K]: d_a = g @ b, d_b = g.T @ a
-    return _mm(g, b, "bfloat16"), _mm(g_rows.T, a_rows, "bfloat16")
-  return _mm_nt(g, b, "bfloat16"), _mm(a_rows.T, g_rows, "bfloat16")
-
-
-_bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
-
-
-def matmul(a_XxK: jax.Array, b: jax.Array, dtype: str = "float32", b_transposed: bool = False
-           ) -> jax.Array:
-  """a @ b (`b` [K, N]; with `b_transposed`, a @ b.T for `b` [N, K]; `a` any rank) as the
-  model's products are computed: float32, or with `dtype="bfloat16"` mixed precision, whose
-  gradient products also take bfloat16 operands (the incoming gradient rounded) and sum in
-  float32. Weights, states and gradients stay float32."""
-  if dtype == "float32":
-    return a_XxK @ (b.T if b_transposed else b)
-  return _bf16_matmul(a_XxK, b, b_transposed)
 
 
 NUM_ACTIVATIONS = 4  # tanh, relu, identity, sigmoid (the order of `activate`)
@@ -280,15 +226,16 @@ def _scan_forward(xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, h_BxH, valid_T, prev_N, 
   num_nodes, dt = act_N.shape[0], opts.matmul_dtype
   out_w_N = output_weights(RNNArch(prev_N, act_N), opts.output)
   drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
-  w_h0_Hx2H, w_edges_Hx2H = _operand(w_h0_Hx2H, dt), _unstack(_operand(w_edges_MxHx2H, dt))
+  w_h0_Hx2H = products.operand(w_h0_Hx2H, dt)
+  w_edges_Hx2H = _unstack(products.operand(w_edges_MxHx2H, dt))
 
   def step(h_prev_BxH, inputs):
     xw_Bx2H, valid = inputs
-    z_Bx2H = [xw_Bx2H + _mm(drop(h_prev_BxH), w_h0_Hx2H, dt)]
+    z_Bx2H = [xw_Bx2H + products.mm(drop(h_prev_BxH), w_h0_Hx2H, dt)]
     nodes_BxH = [_highway(z_Bx2H[0], h_prev_BxH, act_N[0], opts.activation_dispatch)]
     for k in range(1, num_nodes):
       h_in_BxH = _pick(nodes_BxH, prev_N[k], k)
-      z_Bx2H.append(_mm(drop(h_in_BxH), w_edges_Hx2H[k - 1], dt))
+      z_Bx2H.append(products.mm(drop(h_in_BxH), w_edges_Hx2H[k - 1], dt))
       nodes_BxH.append(_highway(z_Bx2H[k], h_in_BxH, act_N[k], opts.activation_dispatch))
     h_new_BxH = _mix(out_w_N, nodes_BxH)
     if opts.hidden_norm_clip > 0:
@@ -340,7 +287,8 @@ def _unroll_bwd(opts: CellOptions, saved, cotangents):
   num_nodes, dt = act_N.shape[0], opts.matmul_dtype
   out_w_N = output_weights(RNNArch(prev_N, act_N), opts.output)
   drop = (lambda v: v) if node_mask_BxH is None else (lambda v: v * node_mask_BxH)
-  w_h0_Hx2H, w_edges_Hx2H = _operand(w_h0_Hx2H, dt), _unstack(_operand(w_edges_MxHx2H, dt))
+  w_h0_Hx2H = products.operand(w_h0_Hx2H, dt)
+  w_edges_Hx2H = _unstack(products.operand(w_edges_MxHx2H, dt))
 
   def step(d_carry_BxH, inputs):
     h_prev_BxH, nodes_NxBxH, z_NxBx2H, d_out_BxH, valid = inputs
@@ -355,11 +303,11 @@ def _unroll_bwd(opts: CellOptions, saved, cotangents):
     for k in range(num_nodes - 1, 0, -1):  # consumers before the nodes they read
       h_in_BxH = jax.lax.dynamic_index_in_dim(nodes_NxBxH, prev_N[k], 0, keepdims=False)
       dz_Bx2H[k], d_in_BxH = _highway_vjp(z_NxBx2H[k], h_in_BxH, act_N[k], d_nodes_BxH[k])
-      d_in_BxH = d_in_BxH + drop(_mm_nt(dz_Bx2H[k], w_edges_Hx2H[k - 1], dt))
+      d_in_BxH = d_in_BxH + drop(products.mm_nt(dz_Bx2H[k], w_edges_Hx2H[k - 1], dt))
       for p in range(k):
         d_nodes_BxH[p] = d_nodes_BxH[p] + jnp.where(prev_N[k] == p, d_in_BxH, 0.0)
     dz_Bx2H[0], d_in_BxH = _highway_vjp(z_NxBx2H[0], h_prev_BxH, act_N[0], d_nodes_BxH[0])
-    d_prev_BxH = d_prev_BxH + d_in_BxH + drop(_mm_nt(dz_Bx2H[0], w_h0_Hx2H, dt))
+    d_prev_BxH = d_prev_BxH + d_in_BxH + drop(products.mm_nt(dz_Bx2H[0], w_h0_Hx2H, dt))
     return d_prev_BxH, jnp.stack(dz_Bx2H)
 
   d_h_BxH, dz_TxNxBx2H = jax.lax.scan(
@@ -376,14 +324,13 @@ def _weight_grads(h_prev_TxBxH, nodes_TxNxBxH, dz_TxNxBx2H, prev_N, drop, dt: st
   """Every matrix's gradient as one product over all T * B rows (inputs x product gradients)."""
   steps, num_nodes, batch, two_hidden = dz_TxNxBx2H.shape
   rows = steps * batch
-  d_w_h0_Hx2H = _mm(drop(h_prev_TxBxH).reshape(rows, -1).T,
-                    dz_TxNxBx2H[:, 0].reshape(rows, two_hidden), dt)
+  d_w_h0_Hx2H = products.mm_tn(drop(h_prev_TxBxH).reshape(rows, -1),
+                       dz_TxNxBx2H[:, 0].reshape(rows, two_hidden), dt)
   in_TxMxBxH = drop(jnp.take(nodes_TxNxBxH, prev_N[1:], axis=1))
   in_MxRxH = jnp.transpose(in_TxMxBxH, (1, 0, 2, 3)).reshape(num_nodes - 1, rows, -1)
   dz_MxRx2H = jnp.transpose(dz_TxNxBx2H[:, 1:], (1, 0, 2, 3)).reshape(num_nodes - 1, rows,
                                                                       two_hidden)
-  return d_w_h0_Hx2H, jnp.einsum("mrh,mrj->mhj", _operand(in_MxRxH, dt), _operand(dz_MxRx2H, dt),
-                                 preferred_element_type=jnp.float32)
+  return d_w_h0_Hx2H, products.mm_tn(in_MxRxH, dz_MxRx2H, dt)
 
 
 def _no_cotangent(x: jax.Array) -> np.ndarray:

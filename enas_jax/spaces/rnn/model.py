@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from enas_jax.io.configuration import require
 from enas_jax.io.errors import UserError
+from enas_jax.ops import products
 from enas_jax.ops.params import l2_penalty
 from enas_jax.spaces.rnn import cell as cell_lib
 from enas_jax.spaces.rnn import arch as arch_lib
@@ -66,9 +67,9 @@ class RNNModelConfig:
       raise UserError(f"Config field `{section}.activation_dispatch` is "
                       f"{self.activation_dispatch!r}; it must be one of "
                       f"{', '.join(cell_lib.ACTIVATION_DISPATCH)}.")
-    if self.matmul_dtype not in cell_lib.MATMUL_DTYPES:
+    if self.matmul_dtype not in products.MATMUL_DTYPES:
       raise UserError(f"Config field `{section}.matmul_dtype` is {self.matmul_dtype!r}; it must "
-                      f"be one of {', '.join(cell_lib.MATMUL_DTYPES)}.")
+                      f"be one of {', '.join(products.MATMUL_DTYPES)}.")
     for name in ("embedding_dropout", "input_dropout", "output_dropout", "dropconnect",
                  "cell_input_dropout", "between_node_dropout"):
       rate = getattr(self, name)
@@ -210,7 +211,7 @@ class RNNLanguageModel(nn.Module):
       w_h0_Hx2H, w_edges_MxHx2H = dropconnect(cfg, self.make_rng("dropout"), w_h0_Hx2H,
                                               w_edges_MxHx2H)
 
-    xw_TxBx2H = cell_lib.matmul(x_TxBxE, cell_lib.node_weights(cell["node0"]["w_x"],
+    xw_TxBx2H = products.matmul(x_TxBxE, cell_lib.node_weights(cell["node0"]["w_x"],
                                                                arch.act_N[0]), cfg.matmul_dtype)
     h_last_BxH, out_TxBxH = cell_lib.unroll(
         xw_TxBx2H, w_h0_Hx2H, w_edges_MxHx2H, arch, h_BxH, valid_T, cfg.cell_options,
@@ -225,8 +226,8 @@ class RNNLanguageModel(nn.Module):
   def _softmax_weights(self, embedding_VxE: jax.Array, init: Any) -> tuple[jax.Array, bool]:
     """(the softmax's matrix, whether it is given transposed, [V, H]). Tied weights: the logits
     are out @ embedding.T; with bfloat16 products the transpose is left to the product
-    (`cell.matmul`'s `b_transposed`: faster on the CPU), with float32 it is made here, before the
-    cell (the gradients' summation order, and so their bits, as ever)."""
+    (`products.matmul`'s `b_transposed`: faster on the CPU), with float32 it is made here,
+    before the cell (the gradients' summation order, and so their bits, as ever)."""
     cfg = self.config
     if not cfg.tie_weights:
       return self.param("softmax_kernel", init, (cfg.hidden_dim, self.vocab_size)), False
@@ -239,7 +240,7 @@ class RNNLanguageModel(nn.Module):
     """[B, T, V]. `softmax`: [H, V] ([V, H] if `transposed`). The outputs go [B, T, H] first: a
     plain [B*T, H] x [H, V] product (einsum "tbh,hv->btv" made XLA's CPU backend write the
     large logits transposed, 1.7x slower for the whole softmax layer)."""
-    return cell_lib.matmul(jnp.transpose(out_TxBxH, (1, 0, 2)), softmax, self.config.matmul_dtype,
+    return products.matmul(jnp.transpose(out_TxBxH, (1, 0, 2)), softmax, self.config.matmul_dtype,
                            b_transposed=transposed) + softmax_bias_V
 
   def _embed(self, embedding_VxE: jax.Array, tokens_BxT: jax.Array, train: bool) -> jax.Array:
