@@ -1,2 +1,3 @@
 """Building blocks of the jitted steps: convolutions (`conv`, `fixed_blocks`), parameter
-arithmetic (`params`) and the NaN/Inf guard (`guards`). Pure functions of arrays."""
+arithmetic (`params`), the NaN/Inf guard (`guards`) and the float32 and mixed-precision matrix
+products (`products`). Pure functions of arrays."""
