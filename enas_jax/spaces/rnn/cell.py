@@ -325,7 +325,7 @@ def _weight_grads(h_prev_TxBxH, nodes_TxNxBxH, dz_TxNxBx2H, prev_N, drop, dt: st
   steps, num_nodes, batch, two_hidden = dz_TxNxBx2H.shape
   rows = steps * batch
   d_w_h0_Hx2H = products.mm_tn(drop(h_prev_TxBxH).reshape(rows, -1),
-                       dz_TxNxBx2H[:, 0].reshape(rows, two_hidden), dt)
+                               dz_TxNxBx2H[:, 0].reshape(rows, two_hidden), dt)
   in_TxMxBxH = drop(jnp.take(nodes_TxNxBxH, prev_N[1:], axis=1))
   in_MxRxH = jnp.transpose(in_TxMxBxH, (1, 0, 2, 3)).reshape(num_nodes - 1, rows, -1)
   dz_MxRx2H = jnp.transpose(dz_TxNxBx2H[:, 1:], (1, 0, 2, 3)).reshape(num_nodes - 1, rows,

@@ -1,14 +1,18 @@
-r"""Section 30's planned tests for `shared.cells_per_step=2`, from finished studies:
+r"""Sections 30 and 31's planned tests for `shared.cells_per_step=2`, from finished studies:
 
   PYTHONPATH=. python experiments/results/science/cells2/held_out.py \
       --taus=workdirs/science/c2 --compare=workdirs/science/c2/compare \
-      --out=experiments/results/science/held_out_cells2
+      --out=experiments/results/science/held_out_cells2                      # section 30
+  PYTHONPATH=. python experiments/results/science/cells2/held_out.py \
+      --compare=workdirs/science/c2/compare20 --compare_seeds=10-19 \
+      --out=experiments/results/science/cells2_vs_defaults_10_19            # section 31
 
 (1) Kendall tau of the ranking studies `TAUS/tau_seedS` (S = 5-19) paired with the defaults'
 recorded taus of the same seeds (`tau_seeds_cells8.json`, group "defaults ..."), two-sided exact
-sign-flip test; (2) the C = 2 compare study's ENAS-against-random test, and each method's answers
-seed for seed against the defaults' compare study (`compare_defaults_v3.json`, same seeds).
-Writes OUT.json and OUT.md.
+sign-flip test; (2) the C = 2 compare study's ENAS-against-random test (over `--compare_seeds`,
+default all of the study's), and each method's answers seed for seed against the defaults'
+compare study (`compare_defaults_v3.json`, same seeds). Either part may be left out. Writes
+OUT.json and OUT.md.
 """
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ import os
 
 import numpy as np
 
-from enas_jax.io.errors import run_main
-from experiments.planted import common, held_out, stats
+from enas_jax.io.errors import UserError, run_main
+from experiments.planted import common, compare, held_out, stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCIENCE = os.path.dirname(HERE)
@@ -46,12 +50,16 @@ def tau_test(taus_dir: str, seeds: range) -> dict:
           "p_sign_flip": stats.paired_sign_test(d)}
 
 
-def compare_test(compare_dir: str) -> dict:
+def compare_test(compare_dir: str, seeds: list[int] | None = None) -> dict:
   new = common.read_results(compare_dir, "--compare")
+  runs = [r for r in new["runs"] if seeds is None or r["seed"] in seeds]
   old = common.read_json(os.path.join(SCIENCE, "compare_defaults_v3.json"), "(recorded)")
-  out = {"p_enas_vs_random": new["p_value_standalone_ppl"], "seeds": new["seeds"]}
+  taken = sorted({r["seed"] for r in runs})
+  tests = compare.tests(runs)
+  out = {"p_enas_vs_random": tests["p_value_standalone_ppl"], "seeds": len(taken),
+         "seeds_taken": taken, "difference_interval": tests["difference_interval"]}
   for method in ("enas", "random"):
-    a = {r["seed"]: r for r in new["runs"] if r["method"] == method}
+    a = {r["seed"]: r for r in runs if r["method"] == method}
     b = {r["seed"]: r for r in old["runs"] if r["method"] == method and r["seed"] in a}
     d = [a[s]["standalone_ppl"] - b[s]["standalone_ppl"] for s in sorted(a)]
     mean, sd = stats.mean_std([a[s]["standalone_ppl"] for s in a])
@@ -61,30 +69,31 @@ def compare_test(compare_dir: str) -> dict:
                    "vs_defaults_p_sign_flip": stats.paired_sign_test(d),
                    "distance_mean": float(np.mean([a[s]["distance_to_teacher"] for s in a])),
                    "entropy_end_mean": float(np.mean([a[s]["entropy_end"] for s in a]))}
-  out["enas_better_seeds"] = held_out.paired(new["runs"])["enas_better"]
+  out["enas_better_seeds"] = held_out.paired(runs)["enas_better"]
   return out
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--taus", required=True)
-  parser.add_argument("--compare", default="")
+  parser.add_argument("--taus", default="", help="the folder of section 30's tau_seedS studies")
+  parser.add_argument("--compare", default="", help="a C = 2 compare study's --out")
+  parser.add_argument("--compare_seeds", default="", help="its seeds to test (default: all)")
   parser.add_argument("--out", required=True)
   args = parser.parse_args()
-  result = {"taus": tau_test(args.taus, range(5, 20))}
+  result, lines = {}, []
+  if args.taus:
+    result["taus"] = t = tau_test(args.taus, range(5, 20))
+    lines = ["| seed | tau, C = 2 | tau, defaults | controller entropy at the end (C = 2) |",
+             "|---:|---:|---:|---:|"]
+    lines += [f"| {r['seed']} | {r['tau']:.3f} | {r['tau_defaults']:.3f} | "
+              f"{r['entropy_end']:.1f} |" for r in t["rows"]]
+    lines.append(f"\nHeld out (seeds 5-19): C = 2 {t['mean']:.3f} +- {t['sd']:.3f} against the "
+                 f"defaults' {t['mean_defaults']:.3f}; higher in {t['higher']} of {t['n']}, mean "
+                 f"difference {t['mean_difference']:+.3f}, exact sign-flip p = "
+                 f"{t['p_sign_flip']:.4f}.")
   if args.compare:
-    result["compare"] = compare_test(args.compare)
-  t = result["taus"]
-  lines = ["| seed | tau, C = 2 | tau, defaults | controller entropy at the end (C = 2) |",
-           "|---:|---:|---:|---:|"]
-  lines += [f"| {r['seed']} | {r['tau']:.3f} | {r['tau_defaults']:.3f} | {r['entropy_end']:.1f} |"
-            for r in t["rows"]]
-  lines.append(f"\nHeld out (seeds 5-19): C = 2 {t['mean']:.3f} +- {t['sd']:.3f} against the "
-               f"defaults' {t['mean_defaults']:.3f}; higher in {t['higher']} of {t['n']}, mean "
-               f"difference {t['mean_difference']:+.3f}, exact sign-flip p = "
-               f"{t['p_sign_flip']:.4f}.")
-  if "compare" in result:
-    c = result["compare"]
+    seeds = held_out.parse_seeds(args.compare_seeds) if args.compare_seeds else None
+    result["compare"] = c = compare_test(args.compare, seeds)
     lines.append(f"\nENAS against random search with C = 2, {c['seeds']} seeds: ENAS "
                  f"{c['enas']['alone_mean']:.3f} +- {c['enas']['alone_sd']:.3f}, random search "
                  f"{c['random']['alone_mean']:.3f} +- {c['random']['alone_sd']:.3f} trained alone, "
@@ -95,7 +104,9 @@ def main() -> None:
                    f"{c[m]['vs_defaults_p_sign_flip']:.3f}); distance to the teacher "
                    f"{c[m]['distance_mean']:.1f}, entropy at the end "
                    f"{c[m]['entropy_end_mean']:.1f}")
-  common.write_report(args.out, result, "\n".join(lines) + "\n")
+  if not result:
+    raise UserError("Give --taus, --compare or both: there is nothing to test.")
+  common.write_report(args.out, result, "\n".join(lines).lstrip("\n") + "\n")
 
 
 if __name__ == "__main__":  # mistakes and full disks in one paragraph
