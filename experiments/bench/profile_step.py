@@ -2,6 +2,7 @@ r"""Where our shared recurrent step's time goes, op by op: a `jax.profiler` trac
 on the CPU, summed per XLA operation over XLA's worker threads (CPU time, not wall time).
 
   python experiments/bench/profile_step.py --hidden=1000 --steps=3 [--close] [--top=25]
+      [--matmul_dtype=bfloat16]
 
 Prints the step's wall time, its kernel time and page faults, then the operations that took the
 most CPU time per step, with how often each ran per step (35 for one inside the time loop):
@@ -43,12 +44,14 @@ def main() -> None:
                       help="ENAS-pytorch's regularisation (node-0 DropConnect, L2 on used weights)")
   parser.add_argument("--keep_freed_memory", type=int, default=0,
                       help="1: as the commands' opt-in --keep_freed_memory")
+  parser.add_argument("--matmul_dtype", default="float32", choices=("float32", "bfloat16"),
+                      help="bfloat16: the products' operands rounded (model.matmul_dtype)")
   parser.add_argument("--top", type=int, default=25)
   parser.add_argument("--trace_dir", default="/tmp/enas_jax_profile")
   args = parser.parse_args()
   kept = memory.keep_freed_memory(bool(args.keep_freed_memory))
   options = dict(l2=5e-8, dropconnect_on="node0", l2_on="used") if args.close else {}
-  ours = Ours(args.hidden, 10000, 12, 64, PAPER_RATES, **options)
+  ours = Ours(args.hidden, 10000, 12, 64, PAPER_RATES, matmul_dtype=args.matmul_dtype, **options)
   rng = np.random.default_rng(0)
   batch = jax_batch(rng.integers(0, 10000, (64, 35)), rng.integers(0, 10000, (64, 35)))
   for i in range(2):
@@ -62,8 +65,9 @@ def main() -> None:
       resource.RUSAGE_SELF)
   micros, calls = op_times(args.trace_dir)
   n = args.steps
-  print(f"# hidden {args.hidden}, {'close' if args.close else 'paper'} regularisation, freed "
-        f"memory {'kept' if kept else 'returned'}; jax {jax.__version__}, {os.cpu_count()} cores")
+  print(f"# hidden {args.hidden}, {'close' if args.close else 'paper'} regularisation, "
+        f"{args.matmul_dtype} products, freed memory {'kept' if kept else 'returned'}; jax "
+        f"{jax.__version__}, {os.cpu_count()} cores")
   print(f"# wall {wall:.3f} s/step (traced); kernel {(after.ru_stime - before.ru_stime) / n:.3f}"
         f" s/step; page faults {(after.ru_minflt - before.ru_minflt) / n:.0f}/step; XLA ops "
         f"{sum(micros.values()) / n / 1e6:.3f} CPU s/step")
