@@ -1,5 +1,6 @@
 """`io/memory.py`: with freed memory kept, a second block as large as the first reuses its pages
-(no page faults); without, glibc maps it afresh and faults every page in again."""
+(no page faults), also one of more than 2 GiB; without, glibc maps it afresh and faults every
+page in again."""
 import platform
 import subprocess
 import sys
@@ -12,30 +13,32 @@ PROBE = """
 import ctypes, resource, sys
 from enas_jax.io import memory
 kept = memory.keep_freed_memory(sys.argv[1] == "on")
+size = int(sys.argv[2])
 libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 def touch_and_free(size):  # as XLA's CPU runtime does with a step's temporaries
   block = libc.malloc(size)
   ctypes.memset(block, 1, size)
   libc.free(ctypes.c_void_p(block))
-touch_and_free(50_000_000)
+touch_and_free(size)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-touch_and_free(50_000_000)  # the same size again
+touch_and_free(size)  # the same size again
 print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
-def faults(setting: str) -> tuple[str, int]:
-  out = subprocess.run([sys.executable, "-c", PROBE, setting], capture_output=True, text=True,
-                       check=True).stdout.split()
+def faults(setting: str, size: int) -> tuple[str, int]:
+  out = subprocess.run([sys.executable, "-c", PROBE, setting, str(size)], capture_output=True,
+                       text=True, check=True).stdout.split()
   return out[0], int(out[1])
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_kept_memory_reuses_pages_instead_of_faulting_them_in():
-  kept, with_kept = faults("on")
-  default, without = faults("off")
+@pytest.mark.parametrize("size", [50_000_000, 2_300_000_000])  # 2.3 GB: over 2 GiB freed at once
+def test_kept_memory_reuses_pages_instead_of_faulting_them_in(size):
+  kept, with_kept = faults("on", size)
+  default, without = faults("off", size)
   assert (kept, default) == ("True", "False")
-  pages = 50_000_000 // 4096
+  pages = size // 4096
   assert without > 0.9 * pages  # every page of the new mapping faulted in
   assert with_kept < 0.05 * pages  # the freed block's pages reused
 

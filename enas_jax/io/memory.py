@@ -31,7 +31,10 @@ from enas_jax.io.errors import UserError
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_MAX = -4
 M_ARENA_MAX = -8
-NEVER_TRIM = 2 ** 31 - 1  # the largest value mallopt takes (an int): 2 GiB of free top kept
+# -1 is SIZE_MAX to glibc ("disables trimming completely"); the largest positive int, 2 GiB, let
+# a float32 step at width 1000 (more than 2 GiB freed at its end) give its pages back in about
+# half of its steps, and fault them in again (performance.md, 2026-12-08)
+NEVER_TRIM = -1
 
 
 def keep_freed_memory(enabled: bool = True) -> bool:
