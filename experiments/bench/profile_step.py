@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import device_trace  # noqa: E402
 from ours_step import PAPER_RATES, Ours, jax_batch  # noqa: E402
 from enas_jax.io import memory  # noqa: E402
+from enas_jax.ops.products import MATMUL_DTYPES  # noqa: E402
 
 
 def op_times(trace_dir: str) -> tuple[collections.Counter, collections.Counter]:
@@ -44,7 +45,7 @@ def main() -> None:
                       help="ENAS-pytorch's regularisation (node-0 DropConnect, L2 on used weights)")
   parser.add_argument("--keep_freed_memory", type=int, default=0,
                       help="1: as the commands' opt-in --keep_freed_memory")
-  parser.add_argument("--matmul_dtype", default="float32", choices=("float32", "bfloat16"),
+  parser.add_argument("--matmul_dtype", default="float32", choices=MATMUL_DTYPES,
                       help="bfloat16: the products' operands rounded (model.matmul_dtype)")
   parser.add_argument("--top", type=int, default=25)
   parser.add_argument("--trace_dir", default="/tmp/enas_jax_profile")
